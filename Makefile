@@ -1,0 +1,35 @@
+# stashplan: make install | demo | test | lint | bench
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: install demo test lint bench crds clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m stashplan.demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check stashplan providers tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: install
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+crds: install
+	$(BIN)/stashplan crds --out-dir specs/crds
+
+clean:
+	rm -rf $(VENV) .stashplan demo-out bench-out

@@ -1,0 +1,5 @@
+"""`python -m stashplan` runs the CLI."""
+
+from stashplan.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Cluster adapters: the embedded local store and the Kubernetes API, behind one interface."""

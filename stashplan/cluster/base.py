@@ -1,0 +1,58 @@
+"""The Cluster interface every adapter implements; objects are plain Kubernetes-shaped dicts.
+
+Rules (the contract suite in tests/contract/ checks them on every adapter):
+- Objects are identified by (kind, namespace, name); cluster-scoped kinds use namespace "".
+- `create` fills metadata.uid, resourceVersion, generation (1), creationTimestamp, namespace, and
+  apiVersion/kind; it raises AlreadyExists. `metadata.generateName` gives a unique name.
+- `replace` requires the object to exist (NotFound) and, when the body carries a resourceVersion,
+  that it is current (Conflict otherwise). Status in the body is ignored for kinds with a status
+  subresource; generation increases when spec changes.
+- `patch_status` merges into .status only (top-level keys replaced) and bumps resourceVersion.
+- `delete` raises NotFound; dependants whose ownerReferences name the deleted uid are deleted too
+  (background propagation, eventually).
+- `list` filters by namespace (None = all) and by equality label selector.
+- `watch` yields events after resourceVersion `since` (None = from now), ending after `timeout` s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED | MODIFIED | DELETED
+    object: dict
+
+
+class Cluster(Protocol):
+    """Where the actual state lives: the embedded SQLite store or a Kubernetes API server."""
+
+    def list(
+        self, kind: str, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[dict]: ...
+
+    def get(self, kind: str, namespace: str, name: str) -> dict: ...
+
+    def create(self, obj: dict) -> dict: ...
+
+    def replace(self, obj: dict) -> dict: ...
+
+    def delete(self, kind: str, namespace: str, name: str) -> None: ...
+
+    def patch_status(self, kind: str, namespace: str, name: str, status: dict) -> dict: ...
+
+    def watch(
+        self, kinds: Sequence[str], since: str | None = None, timeout: float = 10.0
+    ) -> Iterator[WatchEvent]: ...
+
+    def close(self) -> None: ...
+
+
+def matches_labels(obj: dict, labels: Mapping[str, str] | None) -> bool:
+    if not labels:
+        return True
+    have = (obj.get("metadata") or {}).get("labels") or {}
+    return all(have.get(k) == v for k, v in labels.items())

@@ -1,0 +1,67 @@
+"""The one exception tree of stashplan: object errors carry the object's identity; transient vs permanent."""
+
+from __future__ import annotations
+
+
+class StashplanError(Exception):
+    """Base of every error stashplan raises on purpose. The message is one line meant for a user."""
+
+
+class TransientError(StashplanError):
+    """A failure that may succeed on retry (throttling, 5xx, timeouts, lost connections)."""
+
+
+class ObjectError(StashplanError):
+    """An error about one Kubernetes-shaped object, identified by kind, namespace and name."""
+
+    reason = "Error"
+
+    def __init__(self, kind: str, namespace: str | None, name: str, message: str = "") -> None:
+        self.kind = kind
+        self.namespace = namespace or ""
+        self.name = name
+        self.message = message
+        ident = f"{kind} {self.namespace + '/' if self.namespace else ''}{name}"
+        super().__init__(f"{self.reason}: {ident}" + (f": {message}" if message else ""))
+
+
+class NotFound(ObjectError):
+    reason = "NotFound"
+
+
+class AlreadyExists(ObjectError):
+    reason = "AlreadyExists"
+
+
+class Conflict(ObjectError):
+    """A write carried a stale resourceVersion."""
+
+    reason = "Conflict"
+
+
+class Invalid(ObjectError):
+    reason = "Invalid"
+
+
+class Forbidden(ObjectError):
+    reason = "Forbidden"
+
+
+class ManifestError(StashplanError):
+    """User manifests failed validation: one line per problem, naming file, kind/name and field path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class StalePlanError(StashplanError):
+    """A saved plan was computed against objects that have changed since."""
+
+
+class RepositoryError(StashplanError):
+    """The snapshot repository is missing, damaged, locked, or the password is wrong."""
+
+
+class TransferError(StashplanError):
+    """A backup or restore pipe failed; the message holds the failing side and its stderr tail."""
