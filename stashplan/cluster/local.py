@@ -1,0 +1,257 @@
+"""The embedded default Cluster: Kubernetes object semantics kept in one SQLite file (local mode).
+
+Several processes share the file (the loop and the Job processes it starts): every write is one
+IMMEDIATE transaction, readers use WAL. resourceVersion is a global counter; a change log table
+serves `watch`. The controllers that a cluster would run live in `stashplan.cluster.controllers`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from stashplan.cluster.base import WatchEvent, matches_labels
+from stashplan.errors import AlreadyExists, Conflict, Invalid, NotFound
+from stashplan.kinds import KINDS, identity, kind_info
+
+# Kinds whose status is written only through patch_status (replace keeps the stored status).
+STATUS_SUBRESOURCE = frozenset(
+    {"Repository", "BackupConfiguration", "BackupSession", "RestoreSession", "CronJob", "Job", "Pod"}
+)
+_EVENT_LOG_KEEP = 20_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+  uid TEXT NOT NULL, rv INTEGER NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (kind, namespace, name));
+CREATE INDEX IF NOT EXISTS objects_uid ON objects(uid);
+CREATE TABLE IF NOT EXISTS changes (
+  rv INTEGER PRIMARY KEY, type TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), rv INTEGER NOT NULL);
+INSERT OR IGNORE INTO counter (id, rv) VALUES (1, 0);
+"""
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _spec_part(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+class LocalCluster:
+    """Kubernetes-shaped objects in a SQLite file at `path` (created with its folder when missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- reads -------------------------------------------------------------------------------
+    def list(
+        self, kind: str, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[dict]:
+        kind_info(kind)
+        if namespace is None or not KINDS[kind].namespaced:
+            rows = self._db.execute(
+                "SELECT body FROM objects WHERE kind=? ORDER BY namespace, name", (kind,)
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT body FROM objects WHERE kind=? AND namespace=? ORDER BY name", (kind, namespace)
+            ).fetchall()
+        objs = [json.loads(r[0]) for r in rows]
+        return [o for o in objs if matches_labels(o, labels)]
+
+    def get(self, kind: str, namespace: str, name: str) -> dict:
+        ns = namespace if kind_info(kind).namespaced else ""
+        row = self._db.execute(
+            "SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, ns, name)
+        ).fetchone()
+        if row is None:
+            raise NotFound(kind, ns, name)
+        return json.loads(row[0])  # type: ignore[no-any-return]
+
+    def resource_version(self) -> str:
+        return str(self._db.execute("SELECT rv FROM counter WHERE id=1").fetchone()[0])
+
+    # -- writes ------------------------------------------------------------------------------
+    def _tx(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def _next_rv(self) -> int:
+        self._db.execute("UPDATE counter SET rv = rv + 1 WHERE id=1")
+        return int(self._db.execute("SELECT rv FROM counter WHERE id=1").fetchone()[0])
+
+    def _log(self, rv: int, type_: str, obj: dict) -> None:
+        self._db.execute(
+            "INSERT INTO changes (rv, type, kind, body) VALUES (?,?,?,?)",
+            (rv, type_, obj["kind"], json.dumps(obj)),
+        )
+        if rv % 1000 == 0:
+            self._db.execute("DELETE FROM changes WHERE rv < ?", (rv - _EVENT_LOG_KEEP,))
+
+    def _write(self, obj: dict, rv: int, type_: str, insert: bool) -> None:
+        kind, ns, name = identity(obj)
+        obj["metadata"]["resourceVersion"] = str(rv)
+        body = json.dumps(obj)
+        if insert:
+            self._db.execute(
+                "INSERT INTO objects (kind, namespace, name, uid, rv, body) VALUES (?,?,?,?,?,?)",
+                (kind, ns, name, obj["metadata"]["uid"], rv, body),
+            )
+        else:
+            self._db.execute(
+                "UPDATE objects SET rv=?, body=? WHERE kind=? AND namespace=? AND name=?",
+                (rv, body, kind, ns, name),
+            )
+        self._log(rv, type_, obj)
+
+    def create(self, obj: dict) -> dict:
+        obj = copy.deepcopy(obj)
+        info = kind_info(obj.get("kind", ""))
+        meta = obj.setdefault("metadata", {})
+        obj["apiVersion"] = obj.get("apiVersion") or info.api_version
+        if info.namespaced:
+            meta["namespace"] = meta.get("namespace") or "default"
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise Invalid(info.kind, meta.get("namespace", ""), "", "metadata.name: required")
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        if obj.get("kind") == "Secret" and "stringData" in obj:
+            import base64
+
+            data = dict(obj.get("data") or {})
+            for k, v in obj.pop("stringData").items():
+                data[k] = base64.b64encode(str(v).encode()).decode()
+            obj["data"] = data
+        meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=now_rfc3339())
+        meta.pop("deletionTimestamp", None)
+        db = self._tx()
+        try:
+            rv = self._next_rv()
+            try:
+                self._write(obj, rv, "ADDED", insert=True)
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(*identity(obj)) from None
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return obj
+
+    def replace(self, obj: dict) -> dict:
+        obj = copy.deepcopy(obj)
+        kind, ns, name = identity(obj)
+        db = self._tx()
+        try:
+            current = self._get_in_tx(kind, ns, name)
+            meta = obj.setdefault("metadata", {})
+            sent_rv = meta.get("resourceVersion")
+            if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+                raise Conflict(kind, ns, name, "the object has been modified; reload and try again")
+            for key in ("uid", "creationTimestamp", "generation"):
+                meta[key] = current["metadata"][key]
+            if kind_info(kind).namespaced:
+                meta["namespace"] = ns
+            obj["apiVersion"] = current["apiVersion"]
+            if kind in STATUS_SUBRESOURCE:
+                obj.pop("status", None)
+                if "status" in current:
+                    obj["status"] = current["status"]
+            if _spec_part(obj) != _spec_part(current):
+                meta["generation"] = int(current["metadata"]["generation"]) + 1
+            self._write(obj, self._next_rv(), "MODIFIED", insert=False)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return obj
+
+    def patch_status(self, kind: str, namespace: str, name: str, status: dict) -> dict:
+        ns = namespace if kind_info(kind).namespaced else ""
+        db = self._tx()
+        try:
+            obj = self._get_in_tx(kind, ns, name)
+            merged = dict(obj.get("status") or {})
+            merged.update(copy.deepcopy(status))
+            obj["status"] = merged
+            self._write(obj, self._next_rv(), "MODIFIED", insert=False)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return obj
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        ns = namespace if kind_info(kind).namespaced else ""
+        db = self._tx()
+        try:
+            obj = self._get_in_tx(kind, ns, name)
+            self._delete_tree(obj)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _delete_tree(self, obj: dict) -> None:
+        kind, ns, name = identity(obj)
+        self._db.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, ns, name))
+        self._log(self._next_rv(), "DELETED", obj)
+        uid = obj["metadata"]["uid"]
+        # ownerReference garbage collection (background propagation, done at once here).
+        pattern = f'%"uid": "{uid}"%'
+        for (body,) in self._db.execute(
+            "SELECT body FROM objects WHERE body LIKE ? AND uid != ?", (pattern, uid)
+        ).fetchall():
+            child = json.loads(body)
+            owners = (child.get("metadata") or {}).get("ownerReferences") or []
+            if any(o.get("uid") == uid for o in owners):
+                self._delete_tree(child)
+
+    def _get_in_tx(self, kind: str, ns: str, name: str) -> dict:
+        row = self._db.execute(
+            "SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, ns, name)
+        ).fetchone()
+        if row is None:
+            raise NotFound(kind, ns, name)
+        return json.loads(row[0])  # type: ignore[no-any-return]
+
+    # -- watch -------------------------------------------------------------------------------
+    def watch(
+        self, kinds: Sequence[str], since: str | None = None, timeout: float = 10.0
+    ) -> Iterator[WatchEvent]:
+        """Events of `kinds` after resourceVersion `since` (None: from now), polling until `timeout`."""
+        last = int(since) if since is not None else int(self.resource_version())
+        wanted = set(kinds)
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self._db.execute(
+                "SELECT rv, type, kind, body FROM changes WHERE rv > ? ORDER BY rv", (last,)
+            ).fetchall()
+            for rv, type_, kind, body in rows:
+                last = rv
+                if kind in wanted:
+                    obj = json.loads(body)
+                    obj["metadata"]["resourceVersion"] = str(rv)
+                    yield WatchEvent(type_, obj)
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
