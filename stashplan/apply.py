@@ -1,0 +1,107 @@
+"""Carrying out a Plan against a Cluster: the only module that writes planned changes."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from stashplan.cluster.base import Cluster
+from stashplan.errors import Conflict, NotFound, StalePlanError
+from stashplan.kinds import kind_info
+from stashplan.plan import Action, Change, Plan, secret_digest
+
+
+@dataclass
+class ApplyResult:
+    applied: list[Change] = field(default_factory=list)
+    skipped: list[tuple[Change, str]] = field(default_factory=list)  # (change, why) — re-planned next time
+
+
+def _current(cluster: Cluster, change: Change) -> dict | None:
+    try:
+        return cluster.get(change.kind, change.namespace, change.name)
+    except NotFound:
+        return None
+
+
+def check_stale(cluster: Cluster, plan: Plan) -> None:
+    """Refuse a saved plan when any object it read has changed (or appeared) since it was made."""
+    stale = []
+    for change in plan.changes:
+        current = _current(cluster, change)
+        have = current["metadata"].get("resourceVersion") if current else None
+        if change.action is Action.CREATE and current is not None:
+            stale.append(f"{change.address} now exists")
+        elif change.action is not Action.CREATE and change.resource_version is not None and have != change.resource_version:
+            stale.append(f"{change.address} changed (resourceVersion {change.resource_version} -> {have or 'deleted'})")
+    if stale:
+        raise StalePlanError("the saved plan is stale; run plan again: " + "; ".join(stale))
+
+
+def _with_owner_uids(cluster: Cluster, obj: dict) -> dict:
+    """Fill ownerReferences[].uid for owners created earlier in the same apply."""
+    refs = obj["metadata"].get("ownerReferences") or []
+    if all(r.get("uid") for r in refs):
+        return obj
+    obj = copy.deepcopy(obj)
+    for ref in obj["metadata"]["ownerReferences"]:
+        if not ref.get("uid"):
+            owner = cluster.get(ref["kind"], obj["metadata"].get("namespace", ""), ref["name"])
+            ref["uid"] = owner["metadata"]["uid"]
+    return obj
+
+
+def apply_plan(
+    cluster: Cluster,
+    plan: Plan,
+    *,
+    saved: bool = False,
+    secrets: Mapping[str, dict] | None = None,
+    digests: Mapping[str, str] | None = None,
+) -> ApplyResult:
+    """Apply every change in order. With `saved`, the plan must not be stale and Secrets come from
+    `secrets` (address -> manifest), each matching the digest the plan recorded."""
+    if saved:
+        check_stale(cluster, plan)
+    result = ApplyResult()
+    for change in plan.changes:
+        obj = change.after
+        if change.kind == "Secret" and change.action in (Action.CREATE, Action.UPDATE) and saved:
+            obj = (secrets or {}).get(change.address)
+            if obj is None or secret_digest(obj) != (digests or {}).get(change.address):
+                raise StalePlanError(f"{change.address}: the Secret in the manifests differs from the saved plan; run plan again")
+        if change.action is Action.CREATE:
+            assert obj is not None
+            cluster.create(_with_owner_uids(cluster, obj))
+        elif change.action in (Action.UPDATE, Action.REPLACE):
+            assert obj is not None
+            body = copy.deepcopy(obj)
+            current = _current(cluster, change)
+            if current is None:
+                result.skipped.append((change, "it no longer exists"))
+                continue
+            body["metadata"] = {**current["metadata"], **body["metadata"]}
+            if change.resource_version:
+                body["metadata"]["resourceVersion"] = change.resource_version
+            try:
+                cluster.replace(_with_owner_uids(cluster, body))
+            except Conflict as exc:
+                result.skipped.append((change, str(exc)))
+                continue
+        elif change.action is Action.STATUS:
+            assert obj is not None
+            if change.resource_version is not None:
+                current = _current(cluster, change)
+                if current is None or current["metadata"].get("resourceVersion") != change.resource_version:
+                    result.skipped.append((change, "changed since it was read"))
+                    continue
+            kind_info(change.kind)
+            cluster.patch_status(change.kind, change.namespace, change.name, obj)
+        elif change.action is Action.DELETE:
+            try:
+                cluster.delete(change.kind, change.namespace, change.name)
+            except NotFound:
+                pass
+        result.applied.append(change)
+    return result

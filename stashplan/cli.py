@@ -1,0 +1,341 @@
+"""The `stashplan` command line: each command parses options, calls one core function, renders, exits.
+
+Errors are one line on stderr with exit code 1; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from stashplan import __version__
+from stashplan.cluster.factory import ClusterSettings, open_cluster, settings
+from stashplan.desired import Settings
+from stashplan.errors import ManifestError, StashplanError
+
+app = typer.Typer(
+    name="stashplan",
+    help="Stash-style database backups, planned and applied like Terraform, run as a loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+T = TypeVar("T")
+
+FileOpt = Annotated[list[Path] | None, typer.Option("-f", "--filename", help="Manifest file or directory (repeatable).")]
+NamespaceOpt = Annotated[str | None, typer.Option("-n", "--namespace", help="Only this namespace.")]
+ClusterOpt = Annotated[str | None, typer.Option("--cluster", help="local (embedded, default without kubeconfig) or kube.")]
+StateOpt = Annotated[Path | None, typer.Option("--state", help="Local mode state file [default: .stashplan/state.db].")]
+KubeconfigOpt = Annotated[str | None, typer.Option("--kubeconfig", help="Kubeconfig file (kube mode).")]
+ContextOpt = Annotated[str | None, typer.Option("--context", help="Kubeconfig context (kube mode).")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+ImageOpt = Annotated[str, typer.Option("--image", envvar="STASHPLAN_IMAGE", help="Image for trigger and Job pods.")]
+PushgatewayOpt = Annotated[str, typer.Option("--pushgateway-url", envvar="PROMETHEUS_PUSHGATEWAY_URL",
+                                             help="Pushgateway the Jobs push metrics to.")]
+
+err = Console(stderr=True, highlight=False)
+
+
+def _run(debug: bool, fn: Callable[[], T]) -> T:
+    """Run a command body, mapping stashplan's errors to one line on stderr and exit code 1."""
+    try:
+        return fn()
+    except typer.Exit:
+        raise
+    except ManifestError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error:[/red] {problem}", soft_wrap=True, markup=True)
+        raise typer.Exit(1) from None
+    except (StashplanError, ValueError, OSError) as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _cluster_settings(cluster: str | None, state: Path | None, kubeconfig: str | None,
+                      context: str | None) -> ClusterSettings:
+    return settings(cluster, state, kubeconfig, context)
+
+
+def _load(files: Sequence[Path] | None) -> tuple[list[dict], list[str]]:
+    if not files:
+        return [], []
+    from stashplan.api import load_paths
+
+    return load_paths(list(files)), [str(f) for f in files]
+
+
+def _addons() -> list[dict]:
+    from stashplan.api import builtin_addons
+
+    return builtin_addons()
+
+
+@app.command()
+def plan(
+    filename: FileOpt = None,
+    namespace: NamespaceOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON (docs/plan-json.md).")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Save the plan to FILE for `apply FILE`.")] = None,
+    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
+                                                    help="Exit 0 with no changes, 1 on error, 2 with changes.")] = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Also destroy stashplan-applied objects missing from -f.")] = False,
+    cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
+    image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
+) -> None:
+    """Show what apply would change: CronJobs, Jobs, status updates, deletions."""
+    from stashplan.loop import make_plan
+    from stashplan.plan import to_json
+    from stashplan.render import render_json, render_plan
+
+    def body() -> int:
+        manifests, sources = _load(filename)
+        c = open_cluster(_cluster_settings(cluster, state, kubeconfig, context))
+        try:
+            p = make_plan(c, manifests=manifests, addons=_addons(), sources=sources, namespace=namespace,
+                          settings=Settings(image=image, pushgateway_url=pushgateway_url), prune=prune)
+        finally:
+            c.close()
+        if out is not None:
+            out.write_text(json.dumps(to_json(p, for_file=True), indent=2, default=str))
+        if json_out:
+            typer.echo(render_json(p))
+        else:
+            render_plan(p, _console())
+            if out is not None:
+                typer.echo(f"\nSaved the plan to {out}. To perform exactly these actions, run: stashplan apply {out}")
+        return 2 if (detailed_exitcode and not p.empty) else 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command()
+def apply(
+    plan_file: Annotated[Path | None, typer.Argument(help="A plan saved with `plan --out`.")] = None,
+    filename: FileOpt = None,
+    namespace: NamespaceOpt = None,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the interactive approval.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Repeat plan+apply until interrupted (the operator).")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between iterations with --watch.")] = 10.0,
+    iterations: Annotated[int | None, typer.Option("--iterations", help="Stop after N iterations (--watch).")] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Also destroy stashplan-applied objects missing from -f.")] = False,
+    cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
+    image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
+) -> None:
+    """Carry out a plan: a saved FILE exactly, or a fresh plan of -f manifests (with --watch: forever)."""
+    from stashplan.apply import apply_plan
+    from stashplan.loop import make_plan
+    from stashplan.render import render_plan, summary_line
+
+    cs = _cluster_settings(cluster, state, kubeconfig, context)
+    opts = Settings(image=image, pushgateway_url=pushgateway_url)
+    if watch:
+        raise typer.Exit(_run(debug, lambda: _watch(cs, filename, namespace, interval, iterations, opts)))
+
+    def body() -> int:
+        c = open_cluster(cs)
+        try:
+            if plan_file is not None:
+                return _apply_saved(c, plan_file, filename)
+            manifests, sources = _load(filename)
+            p = make_plan(c, manifests=manifests, addons=_addons(), sources=sources, namespace=namespace,
+                          settings=opts, prune=prune)
+            console = _console()
+            render_plan(p, console)
+            if p.empty:
+                return 0
+            if not auto_approve:
+                if not sys.stdin.isatty():
+                    raise StashplanError("refusing to apply without approval: stdin is not a terminal; use --auto-approve")
+                answer = typer.prompt("\nDo you want to perform these actions? Only 'yes' will be accepted")
+                if answer.strip() != "yes":
+                    typer.echo("Apply cancelled.")
+                    return 1
+            result = apply_plan(c, p)
+            for change, why in result.skipped:
+                err.print(f"deferred {change.address}: {why}")
+            typer.echo(f"\nApply complete! {summary_line(p).removeprefix('Plan: ')}")
+            return 0
+        finally:
+            c.close()
+
+    raise typer.Exit(_run(debug, body))
+
+
+def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> int:
+    from stashplan.apply import apply_plan
+    from stashplan.kinds import identity
+    from stashplan.plan import _normalise_manifest, from_json
+    from stashplan.render import summary_line
+
+    saved, digests = from_json(json.loads(plan_file.read_text()))
+    secrets: dict[str, dict] = {}
+    if digests:
+        manifests, _ = _load(filename or [Path(s) for s in saved.sources])
+        for m in manifests:
+            if m.get("kind") == "Secret":
+                obj = _normalise_manifest(m)
+                kind, ns, name = identity(obj)
+                secrets[f"{kind}/{ns}/{name}"] = obj
+    result = apply_plan(c, saved, saved=True, secrets=secrets, digests=digests)
+    for change, why in result.skipped:
+        err.print(f"deferred {change.address}: {why}")
+    typer.echo(f"Apply complete! {summary_line(saved).removeprefix('Plan: ')}")
+    return 0
+
+
+def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str | None, interval: float,
+           iterations: int | None, opts: Settings) -> int:
+    from stashplan.loop import Iteration, LocalControllers, StopFlag, run_loop
+
+    _load(filename)  # fail fast on bad manifests before starting
+    c = open_cluster(cs)
+    controllers = None
+    if cs.mode == "local":
+        controllers = LocalControllers.create(c, cs.env(), cs.state.parent / "logs")
+    stop = StopFlag()
+    stop.install()
+    console = _console()
+
+    def report(it: Iteration) -> None:
+        stamp = datetime.now(UTC).strftime("%H:%M:%S")
+        console.print(f"[{stamp}] {it.summary()}", highlight=False, markup=False)
+        for line in it.controller_changes:
+            console.print(f"           {line}", highlight=False, markup=False)
+        for change in it.result.applied:
+            console.print(f"           {change.action.symbol} {change.address}: {change.reason}",
+                          highlight=False, markup=False)
+
+    def report_error(exc: Exception, delay: float) -> None:
+        err.print(f"iteration failed: {exc}; retrying in {delay:.0f}s", markup=False)
+
+    console.print(f"stashplan {__version__}: watching ({cs.mode} mode"
+                  + (f", state {cs.state}" if cs.mode == "local" else "") + f", every {interval:g}s); Ctrl-C stops.",
+                  markup=False)
+    try:
+        return run_loop(c, interval=interval, load_manifests=lambda: _load(filename)[0], addons=_addons(),
+                        settings=opts, controllers=controllers, namespace=namespace, stop=stop,
+                        report=report, report_error=report_error, max_iterations=iterations)
+    finally:
+        c.close()
+
+
+@app.command()
+def trigger(
+    name: Annotated[str, typer.Argument(help="The BackupConfiguration to back up now.")],
+    namespace: Annotated[str, typer.Option("-n", "--namespace")] = "default",
+    cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Create a BackupSession for a BackupConfiguration (what the trigger CronJob runs)."""
+    from stashplan.sessions import new_backup_session
+
+    def body() -> int:
+        c = open_cluster(_cluster_settings(cluster, state, kubeconfig, context))
+        try:
+            config = c.get("BackupConfiguration", namespace, name)
+            session = c.create(new_backup_session(config, time.time()))
+        finally:
+            c.close()
+        typer.echo(f"backupsession {namespace}/{session['metadata']['name']} created")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command()
+def get(
+    kind: Annotated[str, typer.Argument(help="Kind, e.g. backupsession, BackupConfiguration, cronjob, job.")],
+    name: Annotated[str | None, typer.Argument()] = None,
+    namespace: NamespaceOpt = None,
+    output: Annotated[str | None, typer.Option("-o", "--output", help="yaml or json.")] = None,
+    cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List or show objects in the cluster (secret values masked)."""
+    from stashplan.listing import canonical_kind, table
+    from stashplan.render import render_object
+
+    def body() -> int:
+        k = canonical_kind(kind)
+        c = open_cluster(_cluster_settings(cluster, state, kubeconfig, context))
+        try:
+            objs = [c.get(k, namespace or "default", name)] if name else c.list(k, namespace)
+        finally:
+            c.close()
+        if output in ("yaml", "json"):
+            if name:
+                typer.echo(render_object(objs[0], output))
+            else:
+                typer.echo(render_object({"apiVersion": "v1", "kind": "List", "items": objs}, output))
+        elif output:
+            raise ValueError(f"--output must be yaml or json, not {output!r}")
+        else:
+            _console().print(table(k, objs, datetime.now(UTC)))
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command()
+def crds(
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write one file per CRD here.")] = None,
+) -> None:
+    """Print the CustomResourceDefinitions of the Stash kinds (or write them to --out-dir)."""
+    from stashplan.api import crds as crd_mod
+
+    if out_dir is not None:
+        crd_mod.write_crds(out_dir)
+        typer.echo(f"wrote CRDs to {out_dir}")
+    else:
+        typer.echo(crd_mod.render_crds_yaml(), nl=False)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"stashplan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True)] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log at debug level.")] = False,
+) -> None:
+    """stashplan: plan, apply, transfer, report."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _register_subapps() -> None:
+    for module, attr, name in (("stashplan.repository.cli", "app", "repo"),
+                               ("stashplan.transfer_cli", "app", "transfer")):
+        try:
+            mod = __import__(module, fromlist=[attr])
+        except ModuleNotFoundError as exc:  # pragma: no cover - only while a part is being written
+            if exc.name != module:
+                raise
+            continue
+        app.add_typer(getattr(mod, attr), name=name)
+
+
+_register_subapps()
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

@@ -1,0 +1,250 @@
+"""The two controllers a cluster runs for stashplan, played locally against any Cluster.
+
+`CronScheduler` fires CronJobs on schedule (croniter) by creating Jobs from their templates;
+`JobRunner` runs each Job's containers as local processes (init containers in order, then the main
+one) with the container's env, and turns exit codes and deadlines into Job status.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from croniter import croniter
+
+from stashplan.cluster.base import Cluster
+from stashplan.errors import AlreadyExists, NotFound, StashplanError
+from stashplan.objects import owner_ref, parse_time, rfc3339
+from stashplan.secrets import secret_data
+
+RUNNER_ANNOTATION = "stashplan.dev/runner"
+
+
+def _job_finished(job: dict) -> bool:
+    status = job.get("status") or {}
+    return bool(status.get("succeeded") or status.get("failed"))
+
+
+class CronScheduler:
+    """Creates a Job from a CronJob's jobTemplate when its schedule comes due (latest slot only)."""
+
+    def __init__(self, cluster: Cluster, history_limit: int = 1) -> None:
+        self.cluster = cluster
+        self.history_limit = history_limit
+
+    def tick(self, now: datetime) -> list[str]:
+        changes: list[str] = []
+        jobs = self.cluster.list("Job")
+        for cj in self.cluster.list("CronJob"):
+            spec = cj.get("spec") or {}
+            meta = cj["metadata"]
+            if spec.get("suspend"):
+                continue
+            try:
+                slot = croniter(spec["schedule"], now).get_prev(datetime)
+            except (KeyError, ValueError) as exc:
+                changes.append(f"CronJob {meta['namespace']}/{meta['name']}: bad schedule: {exc}")
+                continue
+            last = parse_time((cj.get("status") or {}).get("lastScheduleTime")) or parse_time(
+                meta.get("creationTimestamp")
+            )
+            if last is not None and slot <= last:
+                continue
+            name = f"{meta['name']}-{int(slot.timestamp()) // 60}"
+            template = spec.get("jobTemplate") or {}
+            job = {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {
+                    "name": name,
+                    "namespace": meta["namespace"],
+                    "labels": dict((template.get("metadata") or {}).get("labels") or {}),
+                    "annotations": {"batch.kubernetes.io/cronjob-scheduled-timestamp": rfc3339(slot)},
+                    "ownerReferences": [owner_ref(cj)],
+                },
+                "spec": template.get("spec") or {},
+            }
+            try:
+                self.cluster.create(job)
+                changes.append(f"CronJob {meta['namespace']}/{meta['name']} fired Job {name}")
+            except AlreadyExists:
+                pass
+            self.cluster.patch_status("CronJob", meta["namespace"], meta["name"], {"lastScheduleTime": rfc3339(slot)})
+        changes += self._clean_history(jobs)
+        return changes
+
+    def _clean_history(self, jobs: list[dict]) -> list[str]:
+        """Keep the newest `history_limit` finished Jobs per CronJob; delete older ones."""
+        by_owner: dict[str, list[dict]] = {}
+        for job in jobs:
+            for ref in job["metadata"].get("ownerReferences") or []:
+                if ref.get("kind") == "CronJob" and _job_finished(job):
+                    by_owner.setdefault(ref["uid"], []).append(job)
+        out = []
+        for owned in by_owner.values():
+            owned.sort(key=lambda j: j["metadata"]["creationTimestamp"] + j["metadata"]["name"])
+            for old in owned[: -self.history_limit or None] if self.history_limit else owned:
+                try:
+                    self.cluster.delete("Job", old["metadata"]["namespace"], old["metadata"]["name"])
+                    out.append(f"deleted finished Job {old['metadata']['namespace']}/{old['metadata']['name']}")
+                except NotFound:
+                    pass
+        return out
+
+
+@dataclass
+class _Run:
+    namespace: str
+    name: str
+    deadline: float | None
+    thread: threading.Thread | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    exit_code: int | None = None
+    reason: str = ""
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class JobRunner:
+    """Runs Jobs' containers as local processes; one thread per running Job, status written on finish."""
+
+    def __init__(self, cluster: Cluster, env: Mapping[str, str], log_dir: Path) -> None:
+        self.cluster = cluster
+        self.env = dict(env)
+        self.log_dir = log_dir
+        self.identity = f"{os.uname().nodename}:{os.getpid()}:{id(self)}"
+        self.runs: dict[tuple[str, str], _Run] = {}
+
+    def tick(self, now: datetime) -> list[str]:
+        changes: list[str] = []
+        for job in self.cluster.list("Job"):
+            meta = job["metadata"]
+            key = (meta["namespace"], meta["name"])
+            status = job.get("status") or {}
+            if key in self.runs or _job_finished(job):
+                continue
+            if status.get("startTime"):
+                # Started by a runner that is gone (a previous loop): its process is lost.
+                if (meta.get("annotations") or {}).get(RUNNER_ANNOTATION) != self.identity:
+                    self._finish_status(job, 1, "RunnerLost", "the process running this Job was lost", now)
+                    changes.append(f"Job {key[0]}/{key[1]} failed: runner lost")
+                continue
+            self._start(job, now)
+            changes.append(f"Job {key[0]}/{key[1]} started")
+        for key, run in list(self.runs.items()):
+            if run.deadline is not None and time.monotonic() > run.deadline and not run.done.is_set():
+                run.reason = "DeadlineExceeded"
+                if run.proc is not None and run.proc.poll() is None:
+                    os.killpg(run.proc.pid, signal.SIGKILL)
+            if run.done.is_set():
+                del self.runs[key]
+                try:
+                    job = self.cluster.get("Job", *key)
+                except NotFound:
+                    continue
+                self._finish_status(job, run.exit_code or 0, run.reason, "\n".join(run.tail), now)
+                verdict = "succeeded" if run.exit_code == 0 and not run.reason else "failed"
+                changes.append(f"Job {key[0]}/{key[1]} {verdict}")
+        return changes
+
+    def wait_all(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        for run in list(self.runs.values()):
+            run.done.wait(max(0.0, end - time.monotonic()))
+
+    def stop(self) -> None:
+        for run in self.runs.values():
+            if run.proc is not None and run.proc.poll() is None:
+                os.killpg(run.proc.pid, signal.SIGTERM)
+
+    def _start(self, job: dict, now: datetime) -> None:
+        meta, spec = job["metadata"], job.get("spec") or {}
+        deadline = spec.get("activeDeadlineSeconds")
+        run = _Run(meta["namespace"], meta["name"], time.monotonic() + deadline if deadline else None)
+        annotations = dict(meta.get("annotations") or {})
+        annotations[RUNNER_ANNOTATION] = self.identity
+        meta["annotations"] = annotations
+        job = self.cluster.replace(job)
+        self.cluster.patch_status("Job", run.namespace, run.name, {"startTime": rfc3339(now), "active": 1})
+        pod = ((spec.get("template") or {}).get("spec")) or {}
+        containers = list(pod.get("initContainers") or []) + list(pod.get("containers") or [])
+        run.thread = threading.Thread(target=self._run, args=(run, containers), daemon=True)
+        self.runs[(run.namespace, run.name)] = run
+        run.thread.start()
+
+    def _run(self, run: _Run, containers: list[dict]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{run.namespace}_{run.name}.log"
+        try:
+            with open(log_path, "ab") as log:
+                for container in containers:
+                    try:
+                        argv, env, cwd = self._process_args(run.namespace, container)
+                    except StashplanError as exc:
+                        run.tail.append(str(exc))
+                        run.exit_code = 1
+                        return
+                    log.write(f"--- container {container.get('name')}: {' '.join(argv)}\n".encode())
+                    log.flush()
+                    run.proc = subprocess.Popen(
+                        argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, start_new_session=True,
+                    )
+                    assert run.proc.stdout is not None
+                    for line in run.proc.stdout:
+                        log.write(line)
+                        log.flush()
+                        run.tail.append(line.decode(errors="replace").rstrip())
+                    run.exit_code = run.proc.wait()
+                    if run.exit_code != 0:
+                        return
+        except OSError as exc:
+            run.tail.append(f"cannot start container: {exc}")
+            run.exit_code = 127
+        finally:
+            run.done.set()
+
+    def _process_args(self, namespace: str, container: dict) -> tuple[list[str], dict[str, str], str | None]:
+        argv = [str(a) for a in (container.get("command") or [])] + [str(a) for a in container.get("args") or []]
+        if not argv:
+            raise StashplanError(f"container {container.get('name')!r} has no command")
+        if argv[0] == "stashplan":
+            argv = [sys.executable, "-m", "stashplan", *argv[1:]]
+        env = dict(os.environ)
+        env.update(self.env)
+        for item in container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = str(item["value"])
+            elif ref := (item.get("valueFrom") or {}).get("secretKeyRef"):
+                secret = self.cluster.get("Secret", namespace, ref["name"])
+                data = secret_data(secret)
+                if ref["key"] not in data:
+                    raise StashplanError(f"Secret {namespace}/{ref['name']} has no key {ref['key']!r}")
+                env[item["name"]] = data[ref["key"]]
+        return argv, env, container.get("workingDir") or None
+
+    def _finish_status(self, job: dict, exit_code: int, reason: str, tail: str, now: datetime) -> None:
+        meta = job["metadata"]
+        if exit_code == 0 and not reason:
+            status = {
+                "active": 0, "succeeded": 1, "completionTime": rfc3339(now),
+                "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": rfc3339(now)}],
+            }
+        else:
+            reason = reason or "BackoffLimitExceeded"
+            message = tail.strip() or f"container exited with code {exit_code}"
+            status = {
+                "active": 0, "failed": 1,
+                "conditions": [{"type": "Failed", "status": "True", "reason": reason,
+                                "message": message[-2000:], "lastTransitionTime": rfc3339(now)}],
+            }
+        self.cluster.patch_status("Job", meta["namespace"], meta["name"], status)

@@ -1,0 +1,81 @@
+"""`stashplan get` tables: kind name resolution and Stash's printer columns. Pure -> rich Table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.table import Table
+
+from stashplan.kinds import KINDS
+from stashplan.objects import parse_time
+
+_ALIASES = {"bc": "BackupConfiguration", "repo": "Repository", "restore": "RestoreSession", "fn": "Function",
+            "cj": "CronJob"}
+
+
+def canonical_kind(text: str) -> str:
+    """"backupsessions", "BackupSession", "bc" -> "BackupSession"; a clear error otherwise."""
+    low = text.lower()
+    if low in _ALIASES:
+        return _ALIASES[low]
+    for info in KINDS.values():
+        if low in (info.kind.lower(), info.plural, info.kind.lower() + "s"):
+            return info.kind
+    raise ValueError(f"unknown kind {text!r}; known: {', '.join(sorted(KINDS))}")
+
+
+def _age(obj: dict, now: datetime) -> str:
+    created = parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
+    if created is None:
+        return ""
+    secs = int((now - created).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
+
+
+def _columns(kind: str, obj: dict) -> list[str]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if kind == "BackupConfiguration":
+        return [(spec.get("task") or {}).get("name", ""), spec.get("schedule", ""),
+                str(bool(spec.get("paused", False))).lower(), status.get("phase", "")]
+    if kind == "BackupSession":
+        inv = spec.get("invoker") or {}
+        return [inv.get("kind", ""), inv.get("name", ""), status.get("phase", ""), status.get("sessionDuration", "")]
+    if kind == "RestoreSession":
+        return [(spec.get("repository") or {}).get("name", ""), status.get("phase", ""), status.get("sessionDuration", "")]
+    if kind == "Repository":
+        integrity = status.get("integrity")
+        return ["" if integrity is None else str(integrity).lower(), str(status.get("totalSize", "")),
+                str(status.get("snapshotCount", "")), status.get("lastBackupTime", "")]
+    if kind == "CronJob":
+        return [spec.get("schedule", ""), str(bool(spec.get("suspend"))).lower(), status.get("lastScheduleTime", "")]
+    if kind == "Job":
+        state = "Complete" if status.get("succeeded") else "Failed" if status.get("failed") else (
+            "Running" if status.get("active") else "Pending")
+        return [state]
+    return []
+
+
+_HEADERS = {
+    "BackupConfiguration": ["TASK", "SCHEDULE", "PAUSED", "PHASE"],
+    "BackupSession": ["INVOKER-TYPE", "INVOKER-NAME", "PHASE", "DURATION"],
+    "RestoreSession": ["REPOSITORY", "PHASE", "DURATION"],
+    "Repository": ["INTEGRITY", "SIZE", "SNAPSHOT-COUNT", "LAST-SUCCESSFUL-BACKUP"],
+    "CronJob": ["SCHEDULE", "SUSPEND", "LAST-SCHEDULE"],
+    "Job": ["STATUS"],
+}
+
+
+def table(kind: str, objs: list[dict], now: datetime) -> Table:
+    namespaced = KINDS[kind].namespaced
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    headers = (["NAMESPACE"] if namespaced else []) + ["NAME", *_HEADERS.get(kind, []), "AGE"]
+    for h in headers:
+        t.add_column(h, no_wrap=True)
+    for obj in objs:
+        meta = obj.get("metadata") or {}
+        row = ([meta.get("namespace", "")] if namespaced else []) + [meta.get("name", "")]
+        t.add_row(*row, *_columns(kind, obj), _age(obj, now))
+    return t

@@ -1,0 +1,99 @@
+"""Small pure helpers on Kubernetes-shaped dicts: names, owner references, conditions, durations, times."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+
+from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+
+
+def k8s_name(prefix: str, name: str, limit: int = 63) -> str:
+    """`prefix + name`, dots to dashes, shortened with a stable hash suffix when over `limit`."""
+    full = (prefix + name).replace(".", "-").lower()
+    if len(full) <= limit:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    return full[: limit - 9].rstrip("-") + "-" + digest
+
+
+def owner_ref(obj: dict) -> dict:
+    meta = obj["metadata"]
+    ref = {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": meta["name"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    if meta.get("uid"):
+        ref["uid"] = meta["uid"]
+    return ref
+
+
+def is_managed(obj: dict) -> bool:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_LABEL) == MANAGED_VALUE
+
+
+def parse_duration(value: str | int | float | None) -> timedelta | None:
+    """Go/metav1 durations ("1h30m", "45s", "300ms") or plain seconds; None or "" gives None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return timedelta(seconds=float(value))
+    text = str(value).strip()
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    pos, total = 0, 0.0
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            raise ValueError(f"invalid duration {text!r}")
+        total += float(m.group(1)) * scale[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {text!r}")
+    return timedelta(seconds=total)
+
+
+def rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+
+
+def format_duration(delta: timedelta) -> str:
+    """Like Go's time.Duration String for whole seconds: "1h2m3s", "45s"."""
+    secs = int(delta.total_seconds())
+    h, rest = divmod(secs, 3600)
+    m, s = divmod(rest, 60)
+    out = (f"{h}h" if h else "") + (f"{m}m" if h or m else "") + f"{s}s"
+    return out
+
+
+def condition(conditions: list[dict] | None, type_: str) -> dict | None:
+    for c in conditions or []:
+        if c.get("type") == type_:
+            return c
+    return None
+
+
+def set_condition(
+    conditions: list[dict] | None, type_: str, ok: bool, reason: str, message: str, now: datetime
+) -> list[dict]:
+    """A new condition list with `type_` set; lastTransitionTime kept unless the status changes."""
+    status = "True" if ok else "False"
+    out = [dict(c) for c in conditions or [] if c.get("type") != type_]
+    old = condition(conditions, type_)
+    when = old["lastTransitionTime"] if old and old.get("status") == status and old.get(
+        "lastTransitionTime") else rfc3339(now)
+    out.append({"type": type_, "status": status, "reason": reason, "message": message,
+                "lastTransitionTime": when})
+    return out

@@ -1,0 +1,326 @@
+"""The Plan: desired vs actual, compared with deepdiff on the fields stashplan manages. Pure.
+
+A Plan is plain data. `changes` hold everything apply will do, in order; `notes` and `warnings`
+exist only for display and have no authority over apply. Secrets are masked in every diff; a
+saved plan never holds a secret value, only a digest that apply checks against the manifest.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from stashplan import desired as desired_mod
+from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
+from stashplan.objects import is_managed, rfc3339
+from stashplan.secrets import MASK
+
+PLAN_FORMAT = 1
+DERIVED_KINDS = ("CronJob", "Job")
+# Read order matters: Jobs before sessions, so a finished Job's reported status is always seen.
+READ_KINDS = ("Job", "CronJob", "Secret", "AppBinding", "Repository", "Task", "Function",
+              "BackupConfiguration", "RestoreSession", "BackupSession")
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    STATUS = "status"
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "status": "~"}[self.value]
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    path: str  # dotted path, list indexes in brackets: spec.schedule, spec.steps[0].name
+    before: Any  # None when added
+    after: Any  # None when removed
+    op: str  # "add" | "remove" | "change"
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    kind: str
+    namespace: str
+    name: str
+    after: dict | None  # the full object to write (create/update/replace) or the status keys to set
+    before: dict | None = None  # the managed projection of what exists (display + staleness only)
+    diff: tuple[FieldDiff, ...] = ()
+    reason: str = ""  # why, for users only
+    resource_version: str | None = None  # of the object read; None when it did not exist
+
+    @property
+    def address(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{ns}{self.name}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    created: str = ""
+    sources: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        out = {"add": 0, "change": 0, "destroy": 0, "status": 0}
+        for c in self.changes:
+            if c.action is Action.CREATE:
+                out["add"] += 1
+            elif c.action is Action.UPDATE:
+                out["change"] += 1
+            elif c.action is Action.DELETE:
+                out["destroy"] += 1
+            elif c.action is Action.REPLACE:
+                out["add"] += 1
+                out["destroy"] += 1
+            else:
+                out["status"] += 1
+        return out
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+@dataclass
+class Inputs:
+    """What a plan is computed from: the cluster's objects, manifests from files, built-in addons."""
+
+    actual: Mapping[str, list[dict]]
+    manifests: Sequence[dict] = ()
+    addons: Sequence[dict] = ()
+    sources: Sequence[str] = ()
+    prune: bool = False  # delete stashplan-applied Stash objects that are no longer in the manifests
+    extra_warnings: list[str] = field(default_factory=list)
+
+
+# -- projection and diff -------------------------------------------------------------------------
+def project(actual: Any, wanted: Any) -> Any:
+    """The part of `actual` that `wanted` speaks about: server-filled fields are left out."""
+    if isinstance(wanted, dict) and isinstance(actual, dict):
+        return {k: project(actual[k], v) for k, v in wanted.items() if k in actual}
+    if isinstance(wanted, list) and isinstance(actual, list) and len(wanted) == len(actual):
+        return [project(a, w) for a, w in zip(actual, wanted, strict=True)]
+    return actual
+
+
+def _path(parts: Iterable[Any]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def field_diff(before: Any, after: Any) -> tuple[FieldDiff, ...]:
+    dd = DeepDiff(before, after, view="tree", verbose_level=2)
+    diffs: list[FieldDiff] = []
+    for report, levels in dd.items():
+        for level in levels:
+            path = _path(level.path(output_format="list"))
+            if report.endswith("_added"):
+                diffs.append(FieldDiff(path, None, level.t2, "add"))
+            elif report.endswith("_removed"):
+                diffs.append(FieldDiff(path, level.t1, None, "remove"))
+            else:
+                diffs.append(FieldDiff(path, level.t1, level.t2, "change"))
+    return tuple(sorted(diffs, key=lambda d: d.path))
+
+
+def _mask_diffs(kind: str, diffs: tuple[FieldDiff, ...]) -> tuple[FieldDiff, ...]:
+    if kind != "Secret":
+        return diffs
+    return tuple(
+        FieldDiff(d.path, None if d.before is None else MASK, None if d.after is None else MASK, d.op)
+        if d.path.startswith(("data", "stringData")) else d
+        for d in diffs
+    )
+
+
+def secret_digest(secret: dict) -> str:
+    """A digest of a Secret's data, recorded in saved plans instead of the values."""
+    return hashlib.sha256(json.dumps(secret.get("data") or {}, sort_keys=True).encode()).hexdigest()
+
+
+def mask(obj: dict | None) -> dict | None:
+    if obj is None or obj.get("kind") != "Secret":
+        return obj
+    masked = copy.deepcopy(obj)
+    for key in ("data", "stringData"):
+        if isinstance(masked.get(key), dict):
+            masked[key] = {k: MASK for k in masked[key]}
+    return masked
+
+
+# -- building the plan --------------------------------------------------------------------------
+def _normalise_manifest(obj: dict) -> dict:
+    """A manifest as stashplan applies it: managed label added, Secret stringData folded into data."""
+    import base64
+
+    out = {k: copy.deepcopy(v) for k, v in obj.items() if k != "status"}
+    meta = out.setdefault("metadata", {})
+    meta = {k: v for k, v in meta.items()
+            if k in ("name", "namespace", "labels", "annotations", "generateName", "ownerReferences")}
+    meta["labels"] = {**(meta.get("labels") or {}), MANAGED_LABEL: MANAGED_VALUE}
+    out["metadata"] = meta
+    if out.get("kind") == "Secret" and "stringData" in out:
+        data = dict(out.get("data") or {})
+        data.update({k: base64.b64encode(str(v).encode()).decode() for k, v in out.pop("stringData").items()})
+        out["data"] = data
+    return out
+
+
+def _merge_world(inputs: Inputs) -> tuple[dict[str, list[dict]], dict[tuple[str, str, str], dict]]:
+    """Actual objects overlaid by the manifests (a manifest wins over the stored copy of itself)."""
+    world = {k: list(v) for k, v in inputs.actual.items()}
+    actual_index = {identity(o): o for objs in inputs.actual.values() for o in objs}
+    for m in inputs.manifests:
+        key = identity(m)
+        current = actual_index.get(key)
+        merged = copy.deepcopy(m)
+        if current is not None:
+            merged["metadata"] = {**current["metadata"], **merged.get("metadata", {})}
+            if "status" in current:
+                merged["status"] = current["status"]
+            world[key[0]] = [o for o in world.get(key[0], []) if identity(o) != key]
+        world.setdefault(key[0], []).append(merged)
+    return world, actual_index
+
+
+def _write_change(obj: dict, current: dict | None, reason: str, warnings: list[str]) -> Change | None:
+    kind, ns, name = identity(obj)
+    if current is None:
+        return Change(Action.CREATE, kind, ns, name, obj, reason=reason)
+    before = project(current, obj)
+    diff = field_diff(before, obj)
+    if not diff:
+        return None
+    if not is_managed(current):
+        warnings.append(f"{kind}/{ns + '/' if ns else ''}{name} exists and is not managed by stashplan "
+                        f"(label {MANAGED_LABEL}={MANAGED_VALUE}); left unchanged")
+        return None
+    return Change(Action.UPDATE, kind, ns, name, obj, before, _mask_diffs(kind, diff), reason,
+                  current["metadata"].get("resourceVersion"))
+
+
+def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desired_mod.Settings()) -> Plan:
+    world_objects, actual_index = _merge_world(inputs)
+    world = desired_mod.World(world_objects, list(inputs.addons))
+    want = desired_mod.compute(world, now, settings)
+    warnings = list(inputs.extra_warnings)
+    changes: list[Change] = []
+
+    manifest_keys = set()
+    for m in inputs.manifests:
+        obj = _normalise_manifest(m)
+        manifest_keys.add(identity(obj))
+        change = _write_change(obj, actual_index.get(identity(obj)), "in the manifests", warnings)
+        if change:
+            changes.append(change)
+
+    wanted_keys = set()
+    for obj in want.objects:
+        key = identity(obj)
+        wanted_keys.add(key)
+        current = actual_index.get(key)
+        if key[0] == "Job" and current is not None:
+            continue  # a Job's template is immutable and a running Job is never restarted by a plan
+        change = _write_change(obj, current, _reason_for(obj), warnings)
+        if change:
+            changes.append(change)
+
+    for st in want.statuses:
+        key = (st.kind, st.namespace, st.name)
+        current = world.get(*key)
+        before = project((current or {}).get("status") or {}, st.status)
+        diff = field_diff(before, st.status)
+        if diff:
+            rv = (actual_index.get(key) or {}).get("metadata", {}).get("resourceVersion")
+            changes.append(Change(Action.STATUS, *key, st.status, before, diff, st.reason, rv))
+
+    for d in want.deletions:
+        current = actual_index.get((d.kind, d.namespace, d.name))
+        if current is not None and is_managed(current):
+            changes.append(Change(Action.DELETE, d.kind, d.namespace, d.name, None, mask(current), (),
+                                  d.reason, current["metadata"].get("resourceVersion")))
+    deleted = {(d.kind, d.namespace, d.name) for d in want.deletions}
+    for kind in ("CronJob",):
+        for obj in inputs.actual.get(kind, []):
+            key = identity(obj)
+            if is_managed(obj) and key not in wanted_keys and key not in deleted:
+                changes.append(Change(Action.DELETE, *key, None, obj, (), "its BackupConfiguration is gone or invalid",
+                                      obj["metadata"].get("resourceVersion")))
+    if inputs.prune:
+        for kind in ("BackupConfiguration", "RestoreSession", "Repository", "AppBinding", "Secret"):
+            for obj in inputs.actual.get(kind, []):
+                key = identity(obj)
+                if is_managed(obj) and key not in manifest_keys and key not in deleted:
+                    changes.append(Change(Action.DELETE, *key, None, mask(obj), (), "no longer in the manifests",
+                                          obj["metadata"].get("resourceVersion")))
+    return Plan(tuple(changes), tuple(dict.fromkeys(want.notes)), tuple(warnings), rfc3339(now),
+                tuple(inputs.sources))
+
+
+def _reason_for(obj: dict) -> str:
+    if obj["kind"] == "CronJob":
+        return "triggers BackupConfiguration " + obj["metadata"]["ownerReferences"][0]["name"]
+    owner = obj["metadata"]["ownerReferences"][0]
+    return f"runs {owner['kind']} {owner['name']}"
+
+
+# -- serialisation (saved plans and --json) --------------------------------------------------------
+def to_json(plan: Plan, *, for_file: bool = False) -> dict:
+    """The documented JSON shape of a plan (see docs/plan-json.md). Secret values never appear."""
+
+    def change(c: Change) -> dict:
+        after = mask(c.after) if c.kind == "Secret" and c.action is not Action.STATUS else c.after
+        out: dict = {
+            "address": c.address, "action": c.action.value, "symbol": c.action.symbol,
+            "kind": c.kind, "namespace": c.namespace, "name": c.name, "reason": c.reason,
+            "before": c.before if c.kind != "Secret" else mask(c.before), "after": after,
+            "diff": [{"path": d.path, "op": d.op, "before": d.before, "after": d.after} for d in c.diff],
+            "resource_version": c.resource_version,
+        }
+        if for_file and c.kind == "Secret" and c.after is not None:
+            out["secret_digest"] = secret_digest(c.after)
+        return out
+
+    return {
+        "format_version": PLAN_FORMAT,
+        "created": plan.created,
+        "sources": list(plan.sources),
+        "summary": plan.counts(),
+        "changes": [change(c) for c in plan.changes],
+        "notes": list(plan.notes),
+        "warnings": list(plan.warnings),
+    }
+
+
+def from_json(data: dict) -> tuple[Plan, dict[str, str]]:
+    """A Plan read back from a saved file, and the Secret digests it recorded (address -> digest)."""
+    if data.get("format_version") != PLAN_FORMAT:
+        raise ValueError(f"unsupported plan format {data.get('format_version')!r}; expected {PLAN_FORMAT}")
+    changes = []
+    digests = {}
+    for c in data["changes"]:
+        diff = tuple(FieldDiff(d["path"], d["before"], d["after"], d["op"]) for d in c["diff"])
+        changes.append(Change(Action(c["action"]), c["kind"], c["namespace"], c["name"], c["after"], c["before"],
+                              diff, c["reason"], c["resource_version"]))
+        if "secret_digest" in c:
+            digests[changes[-1].address] = c["secret_digest"]
+    return Plan(tuple(changes), tuple(data.get("notes", ())), tuple(data.get("warnings", ())),
+                data.get("created", ""), tuple(data.get("sources", ()))), digests

@@ -1,0 +1,93 @@
+"""Rendering a Plan: Terraform-style rich text, or JSON. Takes a Console; never decides anything."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.text import Text
+
+from stashplan.plan import Action, Change, Plan, mask, to_json
+
+_STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta",
+          Action.DELETE: "red", Action.STATUS: "cyan"}
+_VERB = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in-place",
+         Action.REPLACE: "must be replaced", Action.DELETE: "will be destroyed",
+         Action.STATUS: "status will be updated"}
+_ORDER = {Action.DELETE: 0, Action.REPLACE: 1, Action.CREATE: 2, Action.UPDATE: 3, Action.STATUS: 4}
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, dict | list):
+        return json.dumps(v, sort_keys=True)
+    return json.dumps(v)
+
+
+def summary_line(plan: Plan) -> str:
+    c = plan.counts()
+    line = f"Plan: {c['add']} to add, {c['change']} to change, {c['destroy']} to destroy."
+    if c["status"]:
+        line += f" {c['status']} status update{'s' if c['status'] != 1 else ''}."
+    return line
+
+
+def _object_body(change: Change) -> list[Text]:
+    obj = mask(change.after if change.action is not Action.DELETE else change.before) or {}
+    sign = "+" if change.action is Action.CREATE else "-"
+    style = "green" if sign == "+" else "red"
+    text = yaml.safe_dump({k: v for k, v in obj.items() if k != "status"}, sort_keys=False, width=100)
+    return [Text(f"      {sign} {line}", style=style) for line in text.rstrip().splitlines()]
+
+
+def change_lines(change: Change, *, full: bool = True) -> list[Text]:
+    style = _STYLE[change.action]
+    head = Text()
+    head.append(f"  {change.action.symbol} ", style=f"bold {style}")
+    head.append(change.address, style="bold")
+    head.append(f" {_VERB[change.action]}")
+    if change.reason:
+        head.append(f"  ({change.reason})", style="dim")
+    lines = [head]
+    if change.action in (Action.CREATE, Action.DELETE):
+        if full:
+            lines += _object_body(change)
+        return lines
+    for d in change.diff:
+        if d.op == "add":
+            lines.append(Text(f"      + {d.path}: {_value(d.after)}", style="green"))
+        elif d.op == "remove":
+            lines.append(Text(f"      - {d.path}: {_value(d.before)}", style="red"))
+        else:
+            lines.append(Text(f"      ~ {d.path}: {_value(d.before)} -> {_value(d.after)}", style="yellow"))
+    return lines
+
+
+def render_plan(plan: Plan, console: Console, *, full: bool = True) -> None:
+    """Print the plan like `terraform plan`: notes, each change with field diffs, then the summary."""
+    for note in plan.notes:
+        console.print(Text(f"note: {note}", style="dim"))
+    for warning in plan.warnings:
+        console.print(Text(f"warning: {warning}", style="bold yellow"))
+    if plan.empty:
+        console.print(Text("No changes. The cluster matches the configuration.", style="bold green"))
+        return
+    console.print("stashplan will perform the following actions:\n")
+    for change in sorted(plan.changes, key=lambda c: (_ORDER[c.action], c.kind, c.namespace, c.name)):
+        for line in change_lines(change, full=full):
+            console.print(line, soft_wrap=True)
+        console.print()
+    console.print(Text(summary_line(plan), style="bold"))
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(to_json(plan), indent=2, sort_keys=False, default=str)
+
+
+def render_object(obj: dict, output: str) -> str:
+    if output == "json":
+        return json.dumps(mask(obj), indent=2)
+    return yaml.safe_dump(mask(obj), sort_keys=False)
