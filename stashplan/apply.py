@@ -65,6 +65,7 @@ def apply_plan(
     if saved:
         check_stale(cluster, plan)
     result = ApplyResult()
+    written: set[str] = set()  # objects this apply changed: their newer resourceVersion is ours
     for change in plan.changes:
         obj = change.after
         if change.kind == "Secret" and change.action in (Action.CREATE, Action.UPDATE) and saved:
@@ -91,7 +92,7 @@ def apply_plan(
                 continue
         elif change.action is Action.STATUS:
             assert obj is not None
-            if change.resource_version is not None:
+            if change.resource_version is not None and change.address not in written:
                 current = _current(cluster, change)
                 if current is None or current["metadata"].get("resourceVersion") != change.resource_version:
                     result.skipped.append((change, "changed since it was read"))
@@ -104,4 +105,5 @@ def apply_plan(
             except NotFound:
                 pass
         result.applied.append(change)
+        written.add(change.address)
     return result

@@ -42,7 +42,7 @@ ImageOpt = Annotated[str, typer.Option("--image", envvar="STASHPLAN_IMAGE", help
 PushgatewayOpt = Annotated[str, typer.Option("--pushgateway-url", envvar="PROMETHEUS_PUSHGATEWAY_URL",
                                              help="Pushgateway the Jobs push metrics to.")]
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
 def _run(debug: bool, fn: Callable[[], T]) -> T:
@@ -63,7 +63,8 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """Stdout console; not on a terminal (pipes, CI, logs) lines are not wrapped at 80 columns."""
+    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _cluster_settings(cluster: str | None, state: Path | None, kubeconfig: str | None,

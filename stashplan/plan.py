@@ -126,7 +126,31 @@ def _path(parts: Iterable[Any]) -> str:
     return out
 
 
+def _keyed_conditions(status: Any) -> Any:
+    """Conditions keyed by type (for a readable diff); lastTransitionTime is not a change of its own."""
+    if not isinstance(status, dict) or not isinstance(status.get("conditions"), list):
+        return status
+    conds = {str(c.get("type")): {k: v for k, v in c.items() if k not in ("type", "lastTransitionTime")}
+             for c in status["conditions"] if isinstance(c, dict)}
+    return {**status, "conditions": conds}
+
+
+def _leaves(value: Any, prefix: str) -> list[tuple[str, Any]]:
+    """(dotted path, value) of every non-dict leaf under `value`, sorted by path."""
+    if not isinstance(value, dict) or not value:
+        return [(prefix, value)]
+    out: list[tuple[str, Any]] = []
+    for k in sorted(value):
+        out += _leaves(value[k], f"{prefix}.{k}" if prefix else str(k))
+    return out
+
+
 def field_diff(before: Any, after: Any) -> tuple[FieldDiff, ...]:
+    if isinstance(before, dict) and isinstance(after, dict) and (not before or not after):
+        return tuple(
+            [FieldDiff(k, None, v, "add") for k, v in _leaves(after, "") if not before]
+            + [FieldDiff(k, v, None, "remove") for k, v in _leaves(before, "") if not after]
+        )
     dd = DeepDiff(before, after, view="tree", verbose_level=2)
     diffs: list[FieldDiff] = []
     for report, levels in dd.items():
@@ -194,6 +218,9 @@ def _merge_world(inputs: Inputs) -> tuple[dict[str, list[dict]], dict[tuple[str,
         merged = copy.deepcopy(m)
         if current is not None:
             merged["metadata"] = {**current["metadata"], **merged.get("metadata", {})}
+            if merged.get("spec") != current.get("spec") and "generation" in current["metadata"]:
+                # apply will change the spec: the server bumps generation, so observedGeneration follows.
+                merged["metadata"]["generation"] = int(current["metadata"]["generation"]) + 1
             if "status" in current:
                 merged["status"] = current["status"]
             world[key[0]] = [o for o in world.get(key[0], []) if identity(o) != key]
@@ -247,7 +274,7 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
         key = (st.kind, st.namespace, st.name)
         current = world.get(*key)
         before = project((current or {}).get("status") or {}, st.status)
-        diff = field_diff(before, st.status)
+        diff = field_diff(_keyed_conditions(before), _keyed_conditions(st.status))
         if diff:
             rv = (actual_index.get(key) or {}).get("metadata", {}).get("resourceVersion")
             changes.append(Change(Action.STATUS, *key, st.status, before, diff, st.reason, rv))

@@ -1,0 +1,307 @@
+"""Task/Function resolution as Stash does it: envsubst, which Task (and built-in addon) to use, the variables
+Stash provides, and the Job PodSpec built from a Task's Functions. Pure: dicts in, dicts out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from stashplan.api.inputs import backup_inputs, restore_inputs
+from stashplan.errors import StashplanError
+
+__all__ = [
+    "BUILTIN_ADDONS",
+    "ResolvedTask",
+    "TaskError",
+    "backup_inputs",
+    "build_pod_spec",
+    "envsubst",
+    "resolve_task",
+    "restore_inputs",
+    "substitute",
+]
+
+Direction = Literal["backup", "restore"]
+
+# database -> version of its built-in addon: Tasks/Functions `<db>-backup-<v>` and `<db>-restore-<v>`.
+BUILTIN_ADDONS: dict[str, str] = {
+    "postgres": "15",
+    "mysql": "8.0",
+    "mariadb": "10.11",
+    "redis": "7",
+    "sqlite": "3",
+}
+# Other spellings of a database (in Task names and AppBinding types) -> the built-in addon's database.
+DATABASE_ALIASES: dict[str, str] = {
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "pg": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mariadb",
+    "redis": "redis",
+    "sqlite": "sqlite",
+    "sqlite3": "sqlite",
+}
+
+
+class TaskError(StashplanError):
+    """The Task or one of its Functions cannot be resolved; the message names the Task (and step)."""
+
+
+# --- envsubst -----------------------------------------------------------------------------------------
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATORS = (":=", ":-", "=", "-")
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """Index of the '}' closing the '${' whose body starts at `start`, honouring nested '${...}'; -1 if none."""
+    depth = 1
+    i = start
+    while i < len(text):
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def envsubst(value: str, variables: Mapping[str, str]) -> str:
+    """Substitute Stash/envsubst placeholders in `value`.
+
+    - `${VAR}`: the value of VAR; an unset VAR becomes "" (as drone/envsubst, which Stash uses).
+    - `${VAR:=default}` / `${VAR:-default}`: default when VAR is unset *or empty*.
+    - `${VAR=default}` / `${VAR-default}`: default only when VAR is unset.
+    - defaults may themselves contain placeholders (`${A:=${B}}`); `$${VAR}` yields a literal `${VAR}`.
+    - anything else (a lone `$`, `$VAR`, `${1}`, an unclosed `${`) is kept literally, so shell snippets
+      in Function args survive."""
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        if value.startswith("$${", i):  # escaped: copy "${...}" literally, dropping one "$"
+            end = _closing_brace(value, i + 3)
+            stop = end + 1 if end >= 0 else len(value)
+            out.append(value[i + 1 : stop])
+            i = stop
+            continue
+        if not value.startswith("${", i):
+            out.append(value[i])
+            i += 1
+            continue
+        end = _closing_brace(value, i + 2)
+        if end < 0:
+            out.append(value[i:])
+            break
+        body = value[i + 2 : end]
+        out.append(_expand(body, variables, literal=value[i : end + 1]))
+        i = end + 1
+    return "".join(out)
+
+
+def _expand(body: str, variables: Mapping[str, str], *, literal: str) -> str:
+    match = _NAME.match(body)
+    if match is None:
+        return literal
+    name, rest = match.group(0), body[match.end() :]
+    if not rest:
+        return variables.get(name, "")
+    operator = next((op for op in _OPERATORS if rest.startswith(op)), None)
+    if operator is None:
+        return literal
+    default = envsubst(rest[len(operator) :], variables)
+    current = variables.get(name)
+    if operator.startswith(":"):
+        return current if current else default
+    return current if current is not None else default
+
+
+def substitute(obj: Any, variables: Mapping[str, str]) -> Any:
+    """A deep copy of `obj` with envsubst applied to every string (dict keys are kept as they are)."""
+    if isinstance(obj, str):
+        return envsubst(obj, variables)
+    if isinstance(obj, dict):
+        return {key: substitute(val, variables) for key, val in obj.items()}
+    if isinstance(obj, list):
+        return [substitute(item, variables) for item in obj]
+    return obj
+
+
+# --- which Task ---------------------------------------------------------------------------------------
+
+_VERSIONED = re.compile(r"^(?P<db>[a-z0-9]+)-(?P<direction>backup|restore)(?:-(?P<version>.+))?$")
+
+
+@dataclass(frozen=True)
+class ResolvedTask:
+    """The Task to run and why. `params` = AppBinding addon params overlaid by the invoker's task.params
+    (the Task step params are applied under them by build_pod_spec)."""
+
+    name: str
+    params: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+    database: str = ""  # the built-in addon's database when one was chosen
+
+
+def builtin_task_name(database: str, direction: Direction) -> str:
+    return f"{database}-{direction}-{BUILTIN_ADDONS[database]}"
+
+
+def _params(items: Any) -> dict[str, str]:
+    return {str(p["name"]): str(p.get("value", "")) for p in items or [] if isinstance(p, dict) and p.get("name")}
+
+
+def _supported() -> str:
+    return ", ".join(BUILTIN_ADDONS)
+
+
+def _builtin(database: str, direction: Direction, tasks: Mapping[str, dict], why: str) -> ResolvedTask:
+    name = builtin_task_name(database, direction)
+    if name not in tasks:
+        raise TaskError(f"{why}, but the built-in Task {name} is not loaded (were the built-in addons passed?)")
+    return ResolvedTask(name=name, note=f"{why}: using built-in addon {name}", database=database)
+
+
+def _by_name(name: str, direction: Direction, tasks: Mapping[str, dict], origin: str) -> ResolvedTask:
+    """Resolve a Task name: an exact Task wins; a Stash versioned name maps to its database's built-in."""
+    if name in tasks:
+        database = next((db for db in BUILTIN_ADDONS if builtin_task_name(db, direction) == name), "")
+        what = "built-in addon" if database else "Task"
+        return ResolvedTask(name=name, note=f"{origin} names {what} {name}", database=database)
+    match = _VERSIONED.match(name)
+    if match is None:
+        raise TaskError(f"Task {name!r} ({origin}) not found; built-in addons: {_supported()}")
+    if match["direction"] != direction:
+        raise TaskError(f"Task {name!r} ({origin}) is a {match['direction']} task, but it is used for {direction}")
+    found = DATABASE_ALIASES.get(match["db"])
+    if found is None:
+        raise TaskError(
+            f"Task {name!r} ({origin}): database {match['db']!r} has no built-in addon; supported: {_supported()}"
+        )
+    return _builtin(found, direction, tasks, f"{origin} names {name} (no Task of that exact name)")
+
+
+def _appbinding_label(appbinding: dict) -> str:
+    meta = appbinding.get("metadata") or {}
+    return f"AppBinding {meta.get('namespace') or 'default'}/{meta.get('name', '?')}"
+
+
+def database_of_type(app_type: str) -> str | None:
+    """`kubedb.com/postgres`, `postgresql`, `stashplan.dev/sqlite`... -> the built-in addon's database."""
+    last = app_type.strip().lower().rsplit("/", 1)[-1]
+    return DATABASE_ALIASES.get(last)
+
+
+def resolve_task(
+    direction: Direction,
+    task_ref: dict | None,
+    appbinding: dict | None,
+    tasks: Mapping[str, dict],
+) -> ResolvedTask:
+    """Choose the Task for a backup or restore, as Stash does, and merge its params.
+
+    1. `task_ref.name` (BackupConfiguration/RestoreSession `spec.task`): a Task of exactly that name wins;
+       otherwise a Stash versioned name (`postgres-backup-11.9`, `postgres-backup-10.14.0-v4`) resolves to
+       the built-in addon of its database.
+    2. No name: the AppBinding's `spec.parameters.stash.addon.<backupTask|restoreTask>.name` (same rules),
+       else the database named by its `spec.type` (`kubedb.com/postgres`, `sqlite`...).
+    Params: AppBinding addon params < `task_ref.params`. `tasks` must include the built-in addon Tasks."""
+    ref = task_ref or {}
+    spec = (appbinding or {}).get("spec") or {}
+    stash_params = spec.get("parameters") if isinstance(spec.get("parameters"), dict) else {}
+    addon = ((stash_params or {}).get("stash") or {}).get("addon") or {}
+    addon_task = addon.get(f"{direction}Task") or {}
+    params = {**_params(addon_task.get("params")), **_params(ref.get("params"))}
+    if ref.get("name"):
+        resolved = _by_name(str(ref["name"]), direction, tasks, "spec.task.name")
+    elif appbinding is None:
+        raise TaskError(f"no {direction} Task: spec.task.name is empty and the target is not an AppBinding")
+    elif addon_task.get("name"):
+        where = f"{_appbinding_label(appbinding)} spec.parameters.stash.addon.{direction}Task.name"
+        resolved = _by_name(str(addon_task["name"]), direction, tasks, where)
+    elif spec.get("type"):
+        database = database_of_type(str(spec["type"]))
+        if database is None:
+            raise TaskError(
+                f"no {direction} Task: spec.task.name is empty and {_appbinding_label(appbinding)} has type "
+                f"{spec['type']!r}, which has no built-in addon; supported: {_supported()}"
+            )
+        why = f"spec.task.name is empty; {_appbinding_label(appbinding)} has type {spec['type']}"
+        resolved = _builtin(database, direction, tasks, why)
+    else:
+        raise TaskError(
+            f"no {direction} Task: spec.task.name is empty and {_appbinding_label(appbinding)} has neither "
+            f"spec.parameters.stash.addon.{direction}Task nor spec.type"
+        )
+    return ResolvedTask(name=resolved.name, params=params, note=resolved.note, database=resolved.database)
+
+
+# --- PodSpec ------------------------------------------------------------------------------------------
+
+_CONTAINER_FIELDS = ("image", "command", "args", "workingDir", "ports", "volumeMounts", "volumeDevices")
+_RUNTIME_FIELDS = (
+    "env",
+    "envFrom",
+    "resources",
+    "livenessProbe",
+    "readinessProbe",
+    "lifecycle",
+    "securityContext",
+)
+
+
+def _container(function: dict, index: int) -> dict[str, Any]:
+    name = str(function["metadata"]["name"])
+    spec = function.get("spec") or {}
+    container: dict[str, Any] = {"name": f"{name.replace('.', '-')}-{index}"}
+    for key in _CONTAINER_FIELDS:
+        if spec.get(key) not in (None, [], ""):
+            container[key] = spec[key]
+    runtime = spec.get("runtimeSettings") or {}
+    for key in _RUNTIME_FIELDS:
+        if runtime.get(key) not in (None, [], {}):
+            container[key] = runtime[key]
+    container["imagePullPolicy"] = "IfNotPresent"
+    return container
+
+
+def build_pod_spec(
+    task: dict,
+    functions: Mapping[str, dict],
+    inputs: Mapping[str, str],
+    params: Mapping[str, str],
+) -> dict[str, Any]:
+    """The Job's PodSpec for `task`, as Stash's resolver builds it.
+
+    The Task is substituted with the inputs; for each step i its Function is substituted with
+    step params < `params` (AppBinding + invoker task.params) < `inputs` (Stash's own variables win, as in
+    Stash) and becomes container `<function name, '.' -> '-'>-<i>`. All but the last step are
+    initContainers, the last is the container; `restartPolicy: Never`; volumes from the Task.
+    Empty initContainers/volumes are omitted (as the API server would)."""
+    task_name = str((task.get("metadata") or {}).get("name", "?"))
+    resolved_task = substitute(task, {**params, **inputs})
+    steps = (resolved_task.get("spec") or {}).get("steps") or []
+    if not steps:
+        raise TaskError(f"Task {task_name} has no steps")
+    containers: list[dict[str, Any]] = []
+    for index, step in enumerate(steps):
+        fn_name = str(step.get("name", ""))
+        function = functions.get(fn_name)
+        if function is None:
+            raise TaskError(f"Task {task_name} step {index} ({fn_name}): Function {fn_name!r} not found")
+        variables = {**_params(step.get("params")), **params, **inputs}
+        containers.append(_container(substitute(function, variables), index))
+    pod: dict[str, Any] = {"restartPolicy": "Never"}
+    if len(containers) > 1:
+        pod["initContainers"] = containers[:-1]
+    pod["containers"] = containers[-1:]
+    volumes = (resolved_task.get("spec") or {}).get("volumes") or []
+    if volumes:
+        pod["volumes"] = volumes
+    return pod
