@@ -108,8 +108,9 @@ class ProcessReader(io.RawIOBase):
 
     def __init__(self, spec: ProcessSpec, *, deadline: float | None = None) -> None:
         super().__init__()
-        self._child = _Supervised(spec, deadline, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE)
+        self._child = _Supervised(
+            spec, deadline, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         assert self._child.proc.stdout is not None and self._child.proc.stderr is not None
         self._stdout = self._child.proc.stdout
         self._tail = OutputTail(self._child.proc.stderr)
@@ -147,8 +148,9 @@ class ProcessWriter(io.RawIOBase):
         self, spec: ProcessSpec, *, deadline: float | None = None, stream_filter: StreamFilter | None = None
     ) -> None:
         super().__init__()
-        self._child = _Supervised(spec, deadline, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT)
+        self._child = _Supervised(
+            spec, deadline, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         assert self._child.proc.stdin is not None and self._child.proc.stdout is not None
         self._stdin = self._child.proc.stdin
         self._tail = OutputTail(self._child.proc.stdout)

@@ -1,0 +1,110 @@
+"""PostgreSQL: `pg_dump` (a database named in the AppBinding) or `pg_dumpall`; restore with `psql`.
+
+The restore stream drops the superuser's `CREATE ROLE`/`ALTER ROLE ... PASSWORD` lines, as Stash's `sed`
+does, so restoring into a server with other credentials never resets the password we connect with.
+psql runs with ON_ERROR_STOP; a single-database restore runs in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from providers.databases.base import (
+    Connection,
+    Probe,
+    ProcessSpec,
+    RestoreSpec,
+    TaskParams,
+    resolve_connection,
+)
+from stashplan.errors import TransferError
+
+SUPERUSERS = ("postgres",)
+
+
+class SuperuserLineFilter:
+    """Drops `CREATE ROLE <su>;` and `ALTER ROLE <su> WITH ...` lines from a SQL byte stream."""
+
+    def __init__(self, roles: tuple[str, ...]) -> None:
+        names = "|".join(re.escape(r) for r in sorted(set(roles)) if r)
+        self._drop = re.compile(
+            rb'^(CREATE ROLE "?(' + names.encode() + rb')"?;|ALTER ROLE "?(' + names.encode() + rb')"? WITH )'
+        )
+        self._held = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._held + data
+        cut = data.rfind(b"\n") + 1
+        self._held = data[cut:]
+        if not cut:
+            return b""
+        body = data[:cut]
+        if b"ROLE" not in body:
+            return body
+        return b"".join(line for line in body.splitlines(keepends=True) if not self._drop.match(line))
+
+    def flush(self) -> bytes:
+        rest, self._held = self._held, b""
+        return b"" if self._drop.match(rest) else rest
+
+
+class PostgresProvider:
+    name = "postgres"
+    app_kind = "Postgres"
+    filename = "dumpfile.sql"
+
+    def connection(self, appbinding: dict, secret: Mapping[str, str], workdir: Path) -> Connection:
+        return resolve_connection(
+            appbinding,
+            secret,
+            workdir,
+            default_port=5432,
+            user_keys=("username", "POSTGRES_USER"),
+            password_keys=("password", "POSTGRES_PASSWORD"),
+            default_user="postgres",
+        )
+
+    def _env(self, conn: Connection) -> dict[str, str]:
+        env = {"PGCONNECT_TIMEOUT": "10"}
+        if conn.password:
+            env["PGPASSWORD"] = conn.password
+        if conn.query.get("sslmode"):
+            env["PGSSLMODE"] = conn.query["sslmode"]
+        if conn.ca_file:
+            env["PGSSLROOTCERT"] = str(conn.ca_file)
+        return env
+
+    def _target(self, conn: Connection) -> list[str]:
+        args = [f"--host={conn.host}", f"--username={conn.username}"]
+        if conn.port:
+            args.insert(1, f"--port={conn.port}")
+        return args
+
+    def probe(self, conn: Connection, params: TaskParams) -> Probe:
+        argv = ["pg_isready", *self._target(conn), "--timeout=5"]
+        if conn.database:
+            argv.append(f"--dbname={conn.database}")
+        return Probe(ProcessSpec(tuple(argv), self._env(conn)))
+
+    def dump(self, conn: Connection, params: TaskParams) -> ProcessSpec:
+        cmd = params.backup_cmd or ("pg_dump" if conn.database else "pg_dumpall")
+        if Path(cmd).name not in ("pg_dump", "pg_dumpall"):
+            raise TransferError(f"backupCMD must be pg_dump or pg_dumpall, not {cmd!r}")
+        argv = [cmd, *self._target(conn), *params.args]
+        if Path(cmd).name == "pg_dump":
+            argv.append(f"--dbname={conn.database or 'postgres'}")
+        elif conn.database:
+            argv.append(f"--database={conn.database}")
+        return ProcessSpec(tuple(argv), self._env(conn))
+
+    def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
+        argv = ["psql", *self._target(conn), "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1"]
+        argv += ["--output=/dev/null", *params.args]
+        if conn.database:
+            argv += ["--single-transaction", f"--dbname={conn.database}"]
+        else:
+            argv.append("--dbname=postgres")
+        roles = (*SUPERUSERS, conn.username)
+        return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)), lambda: SuperuserLineFilter(roles))

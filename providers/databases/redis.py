@@ -1,0 +1,79 @@
+"""Redis: a consistent snapshot as a RESTORE command stream; restore replays it with `redis-cli --pipe`.
+
+Dump: `providers.databases.redis_stream` fetches an RDB (`redis-cli --rdb`, a point-in-time fork on the
+server), loads it into a private redis-server and writes `RESTORE key pttl payload REPLACE` commands.
+A database number in the URL path (`redis://host:6379/3`) dumps only that database, and a restore
+replays into the target's database number (`redis-cli -n`); with no number every database is dumped
+with `SELECT` commands. Restore works against a running server and replaces keys of the same name;
+other keys stay. The password travels in REDISCLI_AUTH only.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from providers.databases.base import (
+    Connection,
+    Probe,
+    ProcessSpec,
+    RestoreSpec,
+    TaskParams,
+    appbinding_name,
+    resolve_connection,
+)
+from stashplan.errors import TransferError
+
+
+class RedisProvider:
+    name = "redis"
+    app_kind = "Redis"
+    filename = "dump.resp"
+
+    def connection(self, appbinding: dict, secret: Mapping[str, str], workdir: Path) -> Connection:
+        conn = resolve_connection(appbinding, secret, workdir, default_port=6379)
+        if conn.database and not conn.database.isdigit():
+            raise TransferError(
+                f"{appbinding_name(appbinding)}: redis database must be a number, not {conn.database!r}"
+            )
+        return conn
+
+    def _env(self, conn: Connection) -> dict[str, str]:
+        return {"REDISCLI_AUTH": conn.password} if conn.password else {}
+
+    def _target(self, conn: Connection) -> list[str]:
+        args = ["-h", conn.host, "-p", str(conn.port or 6379), "--no-auth-warning"]
+        if conn.username:
+            args += ["--user", conn.username]
+        if conn.scheme == "rediss" or conn.ca_file:
+            args.append("--tls")
+        if conn.ca_file:
+            args += ["--cacert", str(conn.ca_file)]
+        return args
+
+    def probe(self, conn: Connection, params: TaskParams) -> Probe:
+        argv = ("redis-cli", *self._target(conn), "PING")
+        return Probe(
+            ProcessSpec(argv, self._env(conn)), expect="PONG", fatal=("WRONGPASS", "NOAUTH", "invalid")
+        )
+
+    def dump(self, conn: Connection, params: TaskParams) -> ProcessSpec:
+        if params.backup_cmd and params.backup_cmd != "redis-cli":
+            raise TransferError(f"backupCMD must be redis-cli, not {params.backup_cmd!r}")
+        argv = (
+            sys.executable,
+            "-m",
+            "providers.databases.redis_stream",
+            f"--db={conn.database or 'all'}",
+            "--",
+            *self._target(conn),
+            *params.args,
+        )
+        return ProcessSpec(argv, self._env(conn), label="redis dump")
+
+    def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
+        argv = ["redis-cli", *self._target(conn), *params.args]
+        if conn.database:
+            argv += ["-n", conn.database]
+        return RestoreSpec(ProcessSpec((*argv, "--pipe"), self._env(conn)))
