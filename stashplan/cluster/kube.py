@@ -1,0 +1,446 @@
+"""The Cluster interface on a Kubernetes API server via the official client, generic by kind. I/O layer.
+
+Every call goes through one request path (`ApiClient.call_api` with paths built from `stashplan.kinds`),
+wrapped by a retry with exponential backoff on 429, 5xx and transport timeouts.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from stashplan.cluster.base import WatchEvent
+from stashplan.errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ObjectError,
+    StashplanError,
+    TransientError,
+)
+from stashplan.kinds import KINDS, KindInfo, kind_info
+
+T = TypeVar("T")
+
+# Every (kind -> verbs) stashplan calls through this adapter when running as the operator or a Job.
+# specs/deploy's ClusterRole grants exactly these (tests/unit/test_deploy_rbac.py checks both ways).
+# Status writes are the `patch` verb on the `<plural>/status` subresource.
+_READ = frozenset({"get", "list", "watch"})
+API_USAGE: dict[str, frozenset[str]] = {
+    "Repository": _READ,
+    "BackupConfiguration": _READ,
+    "BackupSession": _READ | {"create", "update", "delete"},
+    "RestoreSession": _READ,
+    "Task": _READ,
+    "Function": _READ,
+    "AppBinding": _READ,
+    "Secret": frozenset({"get", "list"}),
+    "Namespace": frozenset({"get", "list"}),
+    "Event": frozenset({"create"}),
+    "Pod": _READ,
+    "CronJob": _READ | {"create", "update", "delete"},
+    "Job": _READ | {"create", "update", "delete"},
+    "Lease": frozenset({"get", "create", "update"}),
+}
+STATUS_WRITERS = ("Repository", "BackupConfiguration", "BackupSession", "RestoreSession")
+
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff for transient API failures: delay = min(max_delay, base_delay * 2**attempt) with jitter."""
+
+    attempts: int = 5
+    base_delay: float = 0.1
+    max_delay: float = 5.0
+
+
+class _Retryable(Exception):
+    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+def with_retry(policy: RetryPolicy, what: str, call: Callable[[], T]) -> T:
+    """Run `call`, retrying on _Retryable with backoff; TransientError naming `what` when attempts run out."""
+    for attempt in range(policy.attempts):
+        try:
+            return call()
+        except _Retryable as exc:
+            if attempt == policy.attempts - 1:
+                raise TransientError(f"{what}: {exc} (gave up after {policy.attempts} attempts)") from None
+            delay = min(policy.max_delay, policy.base_delay * 2**attempt) * (0.5 + random.random() / 2)
+            time.sleep(max(delay, exc.retry_after or 0.0))
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a request is about, for error messages and typed exceptions."""
+
+    verb: str
+    info: KindInfo
+    namespace: str
+    name: str
+    subresource: str = ""
+
+    @property
+    def resource(self) -> str:
+        res = self.info.plural + (f"/{self.subresource}" if self.subresource else "")
+        return f"{res}.{self.info.group}" if self.info.group else res
+
+
+def _api_client(kubeconfig: str | None, context: str | None) -> k8s_client.ApiClient:
+    """kubeconfig argument, else $KUBECONFIG or ~/.kube/config when present, else in-cluster config."""
+    cfg = k8s_client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG") or ""
+    default = Path.home() / ".kube" / "config"
+    if not path and default.exists():
+        path = str(default)
+    if path:
+        k8s_config.load_kube_config(
+            config_file=path, context=context, client_configuration=cfg, persist_config=False
+        )
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        k8s_config.load_incluster_config(client_configuration=cfg)
+    else:
+        raise StashplanError("no kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config) and not in a cluster")
+    return k8s_client.ApiClient(cfg)
+
+
+class KubeCluster:
+    """A Kubernetes API server as a Cluster: typed errors, optimistic writes, label-selected lists, watches."""
+
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._api = _api_client(kubeconfig, context)
+        self._retry = retry or RetryPolicy()
+        self._timeout = timeout
+
+    # -- the Cluster interface -------------------------------------------------------------------
+
+    def list(
+        self, kind: str, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[dict]:
+        info = kind_info(kind)
+        return self._list(info, namespace, labels)[0]
+
+    def get(self, kind: str, namespace: str, name: str) -> dict:
+        info = kind_info(kind)
+        target = _Target("get", info, _ns(info, namespace), name)
+        return _typed(info, self._call(target, "GET"))
+
+    def create(self, obj: dict) -> dict:
+        info = kind_info(str(obj.get("kind", "")))
+        body = _with_type(info, obj)
+        meta = body.setdefault("metadata", {})
+        ns = _ns(info, meta.get("namespace") or "default")
+        if info.namespaced:
+            meta["namespace"] = ns
+        name = meta.get("name") or meta.get("generateName", "")
+        target = _Target("create", info, ns, name)
+        return _typed(info, self._call(target, "POST", body=body, collection=True))
+
+    def replace(self, obj: dict) -> dict:
+        info = kind_info(str(obj.get("kind", "")))
+        body = _with_type(info, obj)
+        meta = body.setdefault("metadata", {})
+        ns = _ns(info, meta.get("namespace") or "default")
+        if info.namespaced:
+            meta["namespace"] = ns
+        target = _Target("update", info, ns, meta.get("name", ""))
+        return _typed(info, self._call(target, "PUT", body=body))
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        info = kind_info(kind)
+        target = _Target("delete", info, _ns(info, namespace), name)
+        self._call(target, "DELETE", query={"propagationPolicy": "Background"})
+
+    def patch_status(self, kind: str, namespace: str, name: str, status: dict) -> dict:
+        """Replace the given top-level .status keys (JSON patch); a merge patch when .status is absent."""
+        info = kind_info(kind)
+        target = _Target("patch", info, _ns(info, namespace), name, "status")
+        ops = [{"op": "add", "path": f"/status/{_pointer(k)}", "value": v} for k, v in status.items()]
+        try:
+            out = self._call(target, "PATCH", body=ops, content_type="application/json-patch+json")
+        except Invalid:  # /status does not exist yet: a merge patch creates it
+            merge = {"status": status}
+            out = self._call(target, "PATCH", body=merge, content_type="application/merge-patch+json")
+        return _typed(info, out)
+
+    def watch(
+        self, kinds: Sequence[str], since: str | None = None, timeout: float = 10.0
+    ) -> Iterator[WatchEvent]:
+        """Events of `kinds` after resourceVersion `since` (None: from now) for `timeout` seconds.
+
+        Each kind streams in its own thread; a stream that ends early resumes from the last
+        resourceVersion seen; 410 Gone relists the kind (its objects come again as ADDED).
+        """
+        deadline = time.monotonic() + timeout
+        infos = [kind_info(k) for k in kinds]
+        if since is None:
+            start = {info.kind: self._list(info, None, None, limit=1)[1] for info in infos}
+        else:
+            start = {info.kind: since for info in infos}
+        events: queue.Queue[WatchEvent | BaseException | None] = queue.Queue()
+        stop = threading.Event()
+        threads = [
+            threading.Thread(
+                target=self._watch_kind,
+                args=(info, start[info.kind], deadline, events, stop),
+                name=f"watch-{info.plural}",
+                daemon=True,
+            )
+            for info in infos
+        ]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        try:
+            while running:
+                item = events.get()
+                if item is None:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            stop.set()
+
+    def close(self) -> None:
+        self._api.close()
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _list(
+        self,
+        info: KindInfo,
+        namespace: str | None,
+        labels: Mapping[str, str] | None,
+        limit: int | None = None,
+    ) -> tuple[builtins.list[dict], str]:
+        target = _Target("list", info, _ns(info, namespace or ""), "")
+        query: dict[str, str] = {}
+        if labels:
+            query["labelSelector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        if limit:
+            query["limit"] = str(limit)
+        out = self._call(target, "GET", query=query, collection=True)
+        items = [_typed(info, item) for item in out.get("items") or []]
+        return items, str((out.get("metadata") or {}).get("resourceVersion", ""))
+
+    def _watch_kind(
+        self,
+        info: KindInfo,
+        since: str,
+        deadline: float,
+        events: queue.Queue[WatchEvent | BaseException | None],
+        stop: threading.Event,
+    ) -> None:
+        try:
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0.05:
+                since = self._stream(info, since, left, deadline, events, stop)
+        except BaseException as exc:
+            events.put(exc)
+        finally:
+            events.put(None)
+
+    def _stream(
+        self,
+        info: KindInfo,
+        since: str,
+        left: float,
+        deadline: float,
+        events: queue.Queue[WatchEvent | BaseException | None],
+        stop: threading.Event,
+    ) -> str:
+        """One watch request; returns the resourceVersion to resume from."""
+        target = _Target("watch", info, "", "")
+        query = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(max(1, round(left))),
+        }
+        if since:
+            query["resourceVersion"] = since
+        resp = self._open(target, query, timeout=left + 5)
+        try:
+            for line in resp:
+                if stop.is_set() or time.monotonic() > deadline:
+                    break
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    if obj.get("code") == 410:
+                        items, rv = self._list(info, None, None)
+                        for item in items:
+                            events.put(WatchEvent("ADDED", item))
+                        return rv
+                    raise _error(target, int(obj.get("code") or 500), obj)
+                since = str((obj.get("metadata") or {}).get("resourceVersion") or since)
+                if event.get("type") != "BOOKMARK":
+                    events.put(WatchEvent(str(event["type"]), _typed(info, obj)))
+        finally:
+            resp.release_conn()
+            resp.close()
+        return since
+
+    def _open(self, target: _Target, query: dict[str, str], timeout: float) -> urllib3.HTTPResponse:
+        def attempt() -> urllib3.HTTPResponse:
+            resp = self._send(target, "GET", query, None, None, timeout, collection=True)
+            if resp.status == 410:
+                resp.read()
+                return _gone_stream()
+            if resp.status >= 300:
+                raise self._failure(target, resp.status, resp.response)
+            return resp.response
+
+        return with_retry(self._retry, f"watch {target.resource}", attempt)
+
+    def _call(
+        self,
+        target: _Target,
+        method: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        collection: bool = False,
+    ) -> dict:
+        def attempt() -> dict:
+            resp = self._send(target, method, query, body, content_type, self._timeout, collection)
+            data = resp.read()
+            if resp.status >= 300:
+                raise self._failure(target, resp.status, resp.response, data)
+            return json.loads(data) if data else {}
+
+        what = f"{target.verb} {target.resource} {target.name}".rstrip()
+        return with_retry(self._retry, what, attempt)
+
+    def _send(
+        self,
+        target: _Target,
+        method: str,
+        query: dict[str, str] | None,
+        body: Any,
+        content_type: str | None,
+        timeout: float,
+        collection: bool,
+    ) -> Any:
+        path = _path(target.info, target.namespace, None if collection else target.name, target.subresource)
+        headers = {"Accept": "application/json", "Content-Type": content_type or "application/json"}
+        _, url, headers, body, _ = self._api.param_serialize(
+            method, path, query_params=list((query or {}).items()), header_params=headers,
+            body=body, auth_settings=["BearerToken"],
+        )  # fmt: skip
+        try:
+            return self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
+        except _TRANSPORT_ERRORS as exc:
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+
+    def _failure(self, target: _Target, status: int, raw: Any, data: bytes | None = None) -> Exception:
+        if data is None:
+            data = raw.read()
+        try:
+            payload = json.loads(data) if data else {}
+        except ValueError:
+            payload = {"message": data.decode(errors="replace")[:200]}
+        if status in _RETRY_STATUSES:
+            retry_after = raw.headers.get("Retry-After") if raw is not None else None
+            wait = float(retry_after) if retry_after and retry_after.isdigit() else None
+            return _Retryable(f"HTTP {status} {payload.get('message', '')}".strip(), wait)
+        return _error(target, status, payload)
+
+
+def _error(target: _Target, status: int, payload: Mapping[str, Any]) -> ObjectError:
+    """The stashplan error for a failed API call: typed by status (and reason for 409)."""
+    message = str(payload.get("message") or payload.get("reason") or f"HTTP {status}")
+    kind, ns, name = target.info.kind, target.namespace, target.name
+    if status == 404:
+        return NotFound(kind, ns, name, message)
+    if status == 409:
+        reason = str(payload.get("reason") or "")
+        if reason == "AlreadyExists" or (target.verb == "create" and reason != "Conflict"):
+            return AlreadyExists(kind, ns, name, message)
+        return Conflict(kind, ns, name, message)
+    if status in (401, 403):
+        where = f" in namespace {ns}" if ns else ""
+        return Forbidden(kind, ns, name, f"cannot {target.verb} {target.resource}{where}: {message}")
+    return Invalid(kind, ns, name, f"HTTP {status}: {message}")
+
+
+def _gone_stream() -> Any:
+    """A watch stream holding one 410 ERROR event, so an expired resourceVersion relists like in-stream 410."""
+    line = json.dumps({"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}})
+    return _Lines([line.encode()])
+
+
+class _Lines(list):  # type: ignore[type-arg]
+    def release_conn(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _ns(info: KindInfo, namespace: str) -> str:
+    return namespace if info.namespaced else ""
+
+
+def _path(info: KindInfo, namespace: str, name: str | None, subresource: str = "") -> str:
+    base = f"/apis/{info.group}/{info.version}" if info.group else f"/api/{info.version}"
+    if info.namespaced and namespace:
+        base += f"/namespaces/{namespace}"
+    base += f"/{info.plural}"
+    if name is not None:
+        base += f"/{name}"
+        if subresource:
+            base += f"/{subresource}"
+    return base
+
+
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _with_type(info: KindInfo, obj: dict) -> dict:
+    body = json.loads(json.dumps(obj))
+    body["apiVersion"] = info.api_version
+    body["kind"] = info.kind
+    return body
+
+
+def _typed(info: KindInfo, obj: dict) -> dict:
+    """Lists and some watch events omit apiVersion/kind on items; put them back."""
+    obj.setdefault("apiVersion", info.api_version)
+    obj.setdefault("kind", info.kind)
+    return obj
+
+
+__all__ = ["API_USAGE", "KINDS", "STATUS_WRITERS", "KubeCluster", "RetryPolicy", "with_retry"]

@@ -1,0 +1,252 @@
+"""The Cluster contract (stashplan/cluster/base.py): one suite, run unchanged on every adapter."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stashplan.cluster.base import Cluster, WatchEvent
+from stashplan.cluster.kube import KubeCluster
+from stashplan.cluster.local import LocalCluster
+from stashplan.errors import AlreadyExists, Conflict, NotFound
+from tests.fixtures.kube import KubeAPI
+
+
+@pytest.fixture(params=["local", "kube"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    if request.param == "local":
+        impl: Cluster = LocalCluster(tmp_path / "state.db")
+    else:
+        api: KubeAPI = request.getfixturevalue("kube_api")
+        impl = KubeCluster(api.kubeconfig)
+    yield impl
+    impl.close()
+
+
+def session(name: str, ns: str = "team-a", labels: dict | None = None, **spec: object) -> dict:
+    meta: dict = {"name": name, "namespace": ns}
+    if labels:
+        meta["labels"] = labels
+    return {"kind": "BackupSession", "metadata": meta, "spec": dict(spec) or {"invoker": {"name": "cfg"}}}
+
+
+def test_create_fills_server_metadata_and_type(cluster: Cluster) -> None:
+    body = {"kind": "BackupConfiguration", "metadata": {"name": "db"}, "spec": {"schedule": "*/5 * * * *"}}
+    out = cluster.create(body)
+    meta = out["metadata"]
+    assert meta["namespace"] == "default"
+    assert meta["uid"] and meta["resourceVersion"] and meta["creationTimestamp"]
+    assert meta["generation"] == 1
+    assert out["apiVersion"] == "stash.appscode.com/v1beta1"
+    assert out["kind"] == "BackupConfiguration"
+    assert cluster.get("BackupConfiguration", "default", "db") == out
+    assert "uid" not in body["metadata"], "create must not modify the caller's dict"
+
+
+def test_create_of_an_existing_name_raises_already_exists(cluster: Cluster) -> None:
+    cluster.create(session("s1"))
+    with pytest.raises(AlreadyExists) as err:
+        cluster.create(session("s1"))
+    assert (err.value.kind, err.value.namespace, err.value.name) == ("BackupSession", "team-a", "s1")
+
+
+def test_generate_name_gives_distinct_names_with_the_prefix(cluster: Cluster) -> None:
+    body = {"kind": "BackupSession", "metadata": {"generateName": "db-", "namespace": "team-a"}, "spec": {}}
+    names = {cluster.create(body)["metadata"]["name"] for _ in range(3)}
+    assert len(names) == 3
+    assert all(n.startswith("db-") and len(n) > 3 for n in names)
+
+
+def test_get_and_delete_of_a_missing_object_raise_not_found(cluster: Cluster) -> None:
+    with pytest.raises(NotFound):
+        cluster.get("BackupSession", "team-a", "nope")
+    with pytest.raises(NotFound):
+        cluster.delete("BackupSession", "team-a", "nope")
+    with pytest.raises(NotFound):
+        cluster.patch_status("BackupSession", "team-a", "nope", {"phase": "Running"})
+
+
+def test_list_filters_by_namespace_and_label_equality(cluster: Cluster) -> None:
+    cluster.create(session("a", "team-a", {"app": "pg", "tier": "db"}))
+    cluster.create(session("b", "team-a", {"app": "redis"}))
+    cluster.create(session("c", "team-b", {"app": "pg"}))
+    cluster.create({"kind": "Job", "metadata": {"name": "a", "namespace": "team-a", "labels": {"app": "pg"}}})
+
+    def names(objs: list[dict]) -> list[str]:
+        return sorted(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in objs)
+
+    assert names(cluster.list("BackupSession")) == ["team-a/a", "team-a/b", "team-b/c"]
+    assert names(cluster.list("BackupSession", "team-a")) == ["team-a/a", "team-a/b"]
+    assert names(cluster.list("BackupSession", labels={"app": "pg"})) == ["team-a/a", "team-b/c"]
+    assert names(cluster.list("BackupSession", "team-a", {"app": "pg", "tier": "db"})) == ["team-a/a"]
+    assert cluster.list("BackupSession", "team-c") == []
+    assert all(o["kind"] == "BackupSession" for o in cluster.list("BackupSession"))
+
+
+def test_cluster_scoped_kinds_ignore_the_namespace(cluster: Cluster) -> None:
+    out = cluster.create({"kind": "Task", "metadata": {"name": "pg-backup", "namespace": "x"}, "spec": {}})
+    assert "namespace" not in out["metadata"] or not out["metadata"]["namespace"]
+    assert cluster.get("Task", "", "pg-backup")["metadata"]["uid"] == out["metadata"]["uid"]
+    assert [o["metadata"]["name"] for o in cluster.list("Task")] == ["pg-backup"]
+
+
+def test_replace_with_the_current_resource_version_succeeds_and_bumps_it(cluster: Cluster) -> None:
+    created = cluster.create(session("s1"))
+    created["spec"]["invoker"] = {"name": "other"}
+    replaced = cluster.replace(created)
+    assert replaced["spec"]["invoker"] == {"name": "other"}
+    assert int(replaced["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+    assert replaced["metadata"]["uid"] == created["metadata"]["uid"]
+    assert cluster.get("BackupSession", "team-a", "s1")["spec"]["invoker"] == {"name": "other"}
+
+
+def test_replace_with_a_stale_resource_version_raises_conflict(cluster: Cluster) -> None:
+    created = cluster.create(session("s1"))
+    first = dict(created, spec={"invoker": {"name": "first"}})
+    cluster.replace(first)
+    stale = dict(created, spec={"invoker": {"name": "second"}})
+    with pytest.raises(Conflict) as err:
+        cluster.replace(stale)
+    assert err.value.name == "s1"
+    assert cluster.get("BackupSession", "team-a", "s1")["spec"]["invoker"] == {"name": "first"}
+
+
+def test_replace_without_resource_version_is_unconditional(cluster: Cluster) -> None:
+    cluster.create(session("s1"))
+    cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Running"})
+    out = cluster.replace(session("s1", invoker={"name": "new"}))
+    assert out["spec"] == {"invoker": {"name": "new"}}
+
+
+def test_replace_of_a_missing_object_raises_not_found(cluster: Cluster) -> None:
+    with pytest.raises(NotFound):
+        cluster.replace(session("ghost"))
+
+
+def test_generation_increases_only_when_the_spec_changes(cluster: Cluster) -> None:
+    created = cluster.create(session("s1"))
+    relabelled = dict(created, metadata=dict(created["metadata"], labels={"a": "b"}))
+    same_spec = cluster.replace(relabelled)
+    assert same_spec["metadata"]["generation"] == 1
+    assert same_spec["metadata"]["labels"] == {"a": "b"}
+    changed = cluster.replace(dict(same_spec, spec={"invoker": {"name": "x"}}))
+    assert changed["metadata"]["generation"] == 2
+
+
+def test_replace_ignores_status_for_kinds_with_a_status_subresource(cluster: Cluster) -> None:
+    cluster.create(session("s1"))
+    cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Running"})
+    current = cluster.get("BackupSession", "team-a", "s1")
+    out = cluster.replace(dict(current, status={"phase": "Succeeded"}))
+    assert out["status"] == {"phase": "Running"}
+    assert cluster.get("BackupSession", "team-a", "s1")["status"] == {"phase": "Running"}
+
+
+def test_patch_status_replaces_top_level_keys_and_keeps_the_rest(cluster: Cluster) -> None:
+    created = cluster.create(session("s1"))
+    first = cluster.patch_status(
+        "BackupSession", "team-a", "s1", {"phase": "Running", "targets": [{"ref": {"name": "a"}}]}
+    )
+    assert int(first["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+    second = cluster.patch_status(
+        "BackupSession", "team-a", "s1", {"phase": "Succeeded", "targets": [{"phase": "Succeeded"}]}
+    )
+    assert second["status"] == {"phase": "Succeeded", "targets": [{"phase": "Succeeded"}]}
+    assert second["spec"] == created["spec"]
+    assert second["metadata"]["generation"] == 1
+    assert cluster.get("BackupSession", "team-a", "s1")["status"]["phase"] == "Succeeded"
+
+
+def test_delete_removes_the_object(cluster: Cluster) -> None:
+    cluster.create(session("s1"))
+    cluster.delete("BackupSession", "team-a", "s1")
+    with pytest.raises(NotFound):
+        cluster.get("BackupSession", "team-a", "s1")
+    assert cluster.list("BackupSession") == []
+
+
+def test_delete_garbage_collects_dependants_through_owner_references(cluster: Cluster) -> None:
+    config = cluster.create({"kind": "BackupConfiguration", "metadata": {"name": "db", "namespace": "ns"}})
+    owner = {"apiVersion": config["apiVersion"], "kind": "BackupConfiguration", "name": "db",
+             "uid": config["metadata"]["uid"], "controller": True}  # fmt: skip
+    cron = cluster.create({"kind": "CronJob", "metadata": {"name": "stash-trigger-db", "namespace": "ns",
+                                                          "ownerReferences": [owner]}})  # fmt: skip
+    cron_owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "stash-trigger-db",
+                  "uid": cron["metadata"]["uid"]}  # fmt: skip
+    cluster.create(
+        {"kind": "Job", "metadata": {"name": "run-1", "namespace": "ns", "ownerReferences": [cron_owner]}}
+    )
+    cluster.create({"kind": "Job", "metadata": {"name": "unrelated", "namespace": "ns"}})
+
+    cluster.delete("BackupConfiguration", "ns", "db")
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (cluster.list("CronJob") or len(cluster.list("Job")) > 1):
+        time.sleep(0.05)
+    assert cluster.list("CronJob") == []
+    assert [j["metadata"]["name"] for j in cluster.list("Job")] == ["unrelated"]
+
+
+def test_secret_string_data_is_stored_as_base64_data(cluster: Cluster) -> None:
+    out = cluster.create(
+        {"kind": "Secret", "metadata": {"name": "creds", "namespace": "ns"}, "stringData": {"password": "pw"}}
+    )
+    stored = cluster.get("Secret", "ns", "creds")
+    assert stored["data"] == {"password": "cHc="}
+    assert "stringData" not in stored
+    assert out["data"] == {"password": "cHc="}
+
+
+def collect(cluster: Cluster, kinds: list[str], since: str | None, timeout: float) -> list[WatchEvent]:
+    return list(cluster.watch(kinds, since=since, timeout=timeout))
+
+
+def test_watch_yields_events_after_since_for_the_requested_kinds_only(cluster: Cluster) -> None:
+    first = cluster.create(session("s1"))
+    since = first["metadata"]["resourceVersion"]
+    cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Running"})
+    cluster.create({"kind": "Job", "metadata": {"name": "j", "namespace": "team-a"}})
+    cluster.create(session("s2"))
+    cluster.delete("BackupSession", "team-a", "s1")
+
+    events = collect(cluster, ["BackupSession"], since, timeout=1.0)
+
+    seen = [(e.type, e.object["metadata"]["name"]) for e in events]
+    assert seen == [("MODIFIED", "s1"), ("ADDED", "s2"), ("DELETED", "s1")]
+    assert events[0].object["status"] == {"phase": "Running"}
+    assert all(e.object["kind"] == "BackupSession" for e in events)
+    rvs = [int(e.object["metadata"]["resourceVersion"]) for e in events]
+    assert rvs == sorted(rvs) and rvs[0] > int(since)
+
+
+def test_watch_merges_several_kinds(cluster: Cluster) -> None:
+    start = cluster.create(session("s0"))["metadata"]["resourceVersion"]
+    cluster.create(session("s1"))
+    cluster.create({"kind": "Job", "metadata": {"name": "j", "namespace": "team-a"}})
+    cluster.create({"kind": "Secret", "metadata": {"name": "x", "namespace": "team-a"}})
+    events = collect(cluster, ["BackupSession", "Job"], start, timeout=1.0)
+    assert sorted((e.object["kind"], e.type) for e in events) == [
+        ("BackupSession", "ADDED"),
+        ("Job", "ADDED"),
+    ]
+
+
+def test_watch_from_now_sees_only_later_changes_and_ends_after_the_timeout(cluster: Cluster) -> None:
+    cluster.create(session("before"))
+
+    def later() -> None:
+        time.sleep(0.4)
+        cluster.create(session("after"))
+
+    writer = threading.Thread(target=later)
+    started = time.monotonic()
+    writer.start()
+    events = collect(cluster, ["BackupSession"], None, timeout=1.5)
+    elapsed = time.monotonic() - started
+    writer.join()
+    assert [(e.type, e.object["metadata"]["name"]) for e in events] == [("ADDED", "after")]
+    assert 1.0 <= elapsed < 6.0

@@ -1,0 +1,43 @@
+"""The operator's ClusterRole grants exactly what the kube adapter declares it calls (API_USAGE)."""
+
+from __future__ import annotations
+
+from stashplan.cluster.kube import API_USAGE, STATUS_WRITERS
+from stashplan.install import deploy_manifests
+from stashplan.kinds import KINDS
+from tests.fixtures.kube import clusterrole_grants
+
+
+def declared_calls() -> set[tuple[str, str]]:
+    calls = {
+        (verb, f"{KINDS[k].group}/{KINDS[k].plural}") for k, verbs in API_USAGE.items() for verb in verbs
+    }
+    calls |= {("patch", f"{KINDS[k].group}/{KINDS[k].plural}/status") for k in STATUS_WRITERS}
+    return calls
+
+
+def clusterrole() -> dict:
+    (role,) = [o for o in deploy_manifests() if o["kind"] == "ClusterRole"]
+    return role
+
+
+def test_clusterrole_grants_every_call_the_adapter_declares() -> None:
+    missing = declared_calls() - clusterrole_grants(clusterrole())
+    assert not missing, f"ClusterRole lacks {sorted(missing)}"
+
+
+def test_clusterrole_grants_nothing_the_adapter_does_not_call() -> None:
+    extra = clusterrole_grants(clusterrole()) - declared_calls()
+    assert not extra, f"ClusterRole grants unused {sorted(extra)}"
+
+
+def test_clusterrole_uses_no_wildcards_and_no_secret_writes() -> None:
+    for rule in clusterrole()["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+        if "secrets" in rule["resources"]:
+            assert set(rule["verbs"]) <= {"get", "list"}
+
+
+def test_every_declared_kind_is_known_and_status_writers_have_a_status_subresource() -> None:
+    assert set(API_USAGE) <= set(KINDS)
+    assert set(STATUS_WRITERS) <= set(API_USAGE)
