@@ -268,6 +268,8 @@ def _fail(out: Desired, kind: str, session: dict, message: str, now: datetime, d
     conds = list(status.get("conditions") or [])
     if deadline:
         conds = set_condition(conds, "DeadlineExceeded", True, "FailedToCompleteWithinDeadline", message, now)
+    elif kind == "BackupSession":
+        conds = set_condition(conds, "BackupDisrupted", True, "FailedToCompleteDueToDisruption", message, now)
     start = parse_time(meta.get("creationTimestamp"))
     update = {"phase": "Failed", "conditions": conds}
     if start is not None:
@@ -277,6 +279,8 @@ def _fail(out: Desired, kind: str, session: dict, message: str, now: datetime, d
         for t in targets:
             if t.get("phase") not in ("Succeeded", "Failed"):
                 t["phase"] = "Failed"
+                if not t.get("stats"):
+                    t["stats"] = [{"hostname": "host-0", "phase": "Failed", "error": message}]
         update["targets"] = targets
     else:
         update["stats"] = status.get("stats") or [{"hostname": "host-0", "phase": "Failed", "error": message}]

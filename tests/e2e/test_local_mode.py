@@ -1,0 +1,154 @@
+"""Local mode end to end: the CLI against the embedded store, CronJobs firing, Jobs running real processes."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from stashplan.api import builtin_addons, load_paths
+from stashplan.cli import app
+from stashplan.cluster.factory import settings as cluster_settings
+from stashplan.cluster.local import LocalCluster
+from stashplan.loop import LocalControllers, run_once
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "specs" / "examples" / "local-sqlite"
+runner = CliRunner()
+
+
+@pytest.fixture
+def manifests(tmp_path: Path) -> Path:
+    folder = tmp_path / "manifests"
+    shutil.copytree(EXAMPLES, folder)
+    return folder
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_plan_apply_converges_and_schedule_change_is_one_field(manifests: Path, tmp_path: Path) -> None:
+    state = str(tmp_path / "state.db")
+    code, out = cli("plan", "-f", str(manifests), "--state", state, "--detailed-exitcode")
+    assert code == 2, out
+    assert "+ CronJob/demo/stash-trigger-app-db-backup will be created" in out
+    assert "Plan: 5 to add, 0 to change, 0 to destroy." in out
+    code, out = cli("apply", "-f", str(manifests), "--state", state, "--auto-approve")
+    assert code == 0, out
+    assert "Apply complete!" in out
+    code, out = cli("plan", "-f", str(manifests), "--state", state, "--detailed-exitcode")
+    assert code == 0, out
+    assert "No changes." in out
+
+    path = manifests / "backupconfiguration.yaml"
+    path.write_text(path.read_text().replace('"*/5 * * * *"', '"0 3 * * *"'))
+    code, out = cli("plan", "-f", str(manifests), "--state", state, "--detailed-exitcode")
+    assert code == 2, out
+    assert out.count('~ spec.schedule: "*/5 * * * *" -> "0 3 * * *"') == 2  # the config and its CronJob
+    assert "Plan: 0 to add, 2 to change, 0 to destroy." in out
+
+
+def test_bad_manifest_is_one_line_per_problem_and_exit_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({
+        "apiVersion": "stash.appscode.com/v1beta1", "kind": "BackupConfiguration",
+        "metadata": {"name": "broken", "namespace": "demo"},
+        "spec": {"schedule": "not a cron", "repository": {"name": "r"},
+                 "target": {"ref": {"kind": "AppBinding", "name": "x"}},
+                 "retentionPolicy": {"name": "k", "keepLast": 1, "prune": True}}}))
+    code, out = cli("plan", "-f", str(bad), "--state", str(tmp_path / "s.db"))
+    assert code == 1
+    assert "Traceback" not in out
+    assert f"{bad}: BackupConfiguration/broken: spec.schedule" in out
+
+
+def test_saved_plan_applies_exactly_and_stale_plan_is_refused(manifests: Path, tmp_path: Path) -> None:
+    state = str(tmp_path / "state.db")
+    saved = tmp_path / "plan.json"
+    code, out = cli("plan", "-f", str(manifests), "--state", state, "--out", str(saved))
+    assert code == 0, out
+    assert "not-a-real-password" not in saved.read_text()
+    code, out = cli("apply", str(saved), "--state", state)
+    assert code == 0, out
+    cluster = LocalCluster(state)
+    secret = cluster.get("Secret", "demo", "local-repo-secret")
+    assert secret["data"]["RESTIC_PASSWORD"]  # the real value came from the manifest, not the plan file
+
+    path = manifests / "backupconfiguration.yaml"
+    path.write_text(path.read_text().replace("keepLast: 5", "keepLast: 7"))
+    code, out = cli("plan", "-f", str(manifests), "--state", state, "--out", str(saved))
+    assert code == 0, out
+    config = cluster.get("BackupConfiguration", "demo", "app-db-backup")
+    config["metadata"]["annotations"] = {"touched": "by someone else"}
+    cluster.replace(config)
+    code, out = cli("apply", str(saved), "--state", state)
+    assert code == 1
+    assert "stale" in out and "BackupConfiguration/demo/app-db-backup" in out
+    assert cluster.get("BackupConfiguration", "demo", "app-db-backup")["spec"]["retentionPolicy"]["keepLast"] == 5
+
+
+def shell_addon(script: str) -> list[dict]:
+    """A Task whose Function runs a plain shell command (what a user-written Function may do)."""
+    return [
+        {"apiVersion": "stash.appscode.com/v1beta1", "kind": "Function", "metadata": {"name": "shell-backup"},
+         "spec": {"image": "busybox", "command": ["sh", "-c", script]}},
+        {"apiVersion": "stash.appscode.com/v1beta1", "kind": "Task", "metadata": {"name": "shell-backup"},
+         "spec": {"steps": [{"name": "shell-backup"}]}},
+    ]
+
+
+def run_until(cluster: LocalCluster, controllers: LocalControllers, manifests: list[dict], done, now=None,
+              timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        run_once(cluster, manifests=manifests, addons=builtin_addons(), controllers=controllers,
+                 now=now or datetime.now(UTC))
+        if done():
+            return
+        controllers.jobs.wait_all(0.5)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.mark.parametrize("script,expect_phase,expect_message", [
+    ("echo 'dump failed: disk on fire' >&2; exit 3", "Failed", "disk on fire"),
+    ("echo all good", "Failed", "did not report success"),
+])
+def test_cronjob_fires_trigger_job_then_backup_job_runs_a_real_process(
+    manifests: Path, tmp_path: Path, script: str, expect_phase: str, expect_message: str
+) -> None:
+    state = tmp_path / "state.db"
+    (manifests / "addon.yaml").write_text(yaml.safe_dump_all(shell_addon(script)))
+    path = manifests / "backupconfiguration.yaml"
+    path.write_text(path.read_text().replace("sqlite-backup-3", "shell-backup").replace('"*/5 * * * *"', '"* * * * *"'))
+    objs = load_paths([manifests])
+    cluster = LocalCluster(state)
+    cs = cluster_settings("local", state)
+    controllers = LocalControllers.create(cluster, cs.env(), tmp_path / "logs")
+    run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers)
+    assert cluster.list("CronJob", "demo")
+    # Two minutes later the every-minute schedule is due: the trigger Job runs `stashplan trigger`.
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    run_until(cluster, controllers, objs, lambda: bool(cluster.list("BackupSession", "demo")), now=later)
+
+    def finished() -> bool:
+        sessions = cluster.list("BackupSession", "demo")
+        return bool(sessions) and (sessions[0].get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+    run_until(cluster, controllers, objs, finished, now=later)
+    [session] = cluster.list("BackupSession", "demo")
+    assert session["metadata"]["name"].startswith("app-db-backup-")
+    assert session["metadata"]["labels"]["stash.appscode.com/invoker-name"] == "app-db-backup"
+    assert session["status"]["phase"] == expect_phase
+    job = cluster.get("Job", "demo", f"stash-backup-{session['metadata']['name']}")
+    assert job["status"].get("failed" if "exit 3" in script else "succeeded") == 1
+    reasons = " ".join(c.get("message", "") for c in session["status"]["conditions"])
+    reasons += " ".join(str(t) for t in session["status"].get("targets", []))
+    assert expect_message in reasons or expect_message in str(job["status"])
+    log = (tmp_path / "logs" / f"demo_{job['metadata']['name']}.log").read_text()
+    assert ("disk on fire" in log) if "exit 3" in script else ("all good" in log)

@@ -1,0 +1,229 @@
+"""Desired state: CronJobs per BackupConfiguration, Jobs per pending session, phase transitions, history."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stashplan import desired
+from stashplan.api import builtin_addons
+from stashplan.kinds import MANAGED_LABEL
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+
+def _meta(name: str, ns: str = "demo", **extra: object) -> dict:
+    return {"name": name, "namespace": ns, "uid": f"uid-{name}", "generation": 1,
+            "creationTimestamp": "2026-11-25T11:00:00Z", **extra}
+
+
+def base_world() -> dict[str, list[dict]]:
+    return {
+        "Secret": [{"apiVersion": "v1", "kind": "Secret", "metadata": _meta("repo-secret"),
+                    "data": {"RESTIC_PASSWORD": "cGFzcw=="}}],
+        "Repository": [{"apiVersion": "stash.appscode.com/v1alpha1", "kind": "Repository",
+                        "metadata": _meta("repo"),
+                        "spec": {"backend": {"local": {"mountPath": "/tmp/repo"}, "storageSecretName": "repo-secret"}}}],
+        "AppBinding": [{"apiVersion": "appcatalog.appscode.com/v1alpha1", "kind": "AppBinding",
+                        "metadata": _meta("pg"),
+                        "spec": {"type": "kubedb.com/postgres", "version": "15",
+                                 "clientConfig": {"url": "postgresql://127.0.0.1:5432/app"}}}],
+        "BackupConfiguration": [{
+            "apiVersion": "stash.appscode.com/v1beta1", "kind": "BackupConfiguration", "metadata": _meta("nightly"),
+            "spec": {"schedule": "0 3 * * *", "task": {"name": "postgres-backup-15"},
+                     "repository": {"name": "repo"},
+                     "target": {"ref": {"apiVersion": "appcatalog.appscode.com/v1alpha1", "kind": "AppBinding",
+                                        "name": "pg"}},
+                     "retentionPolicy": {"name": "keep", "keepLast": 3, "prune": True},
+                     "timeOut": "30m", "backupHistoryLimit": 1}}],
+    }
+
+
+def session(name: str, phase: str | None = None, created: str = "2026-11-25T11:59:00Z", managed: bool = True,
+            **status: object) -> dict:
+    labels = {MANAGED_LABEL: "stashplan"} if managed else {}
+    obj = {"apiVersion": "stash.appscode.com/v1beta1", "kind": "BackupSession",
+           "metadata": _meta(name, creationTimestamp=created, labels=labels),
+           "spec": {"invoker": {"apiGroup": "stash.appscode.com", "kind": "BackupConfiguration", "name": "nightly"}}}
+    if phase:
+        obj["status"] = {"phase": phase, **status}
+    return obj
+
+
+def compute(world: dict[str, list[dict]], now: datetime = NOW) -> desired.Desired:
+    return desired.compute(desired.World(world, builtin_addons()), now)
+
+
+def status_of(out: desired.Desired, kind: str, name: str) -> dict:
+    found = [s.status for s in out.statuses if s.kind == kind and s.name == name]
+    assert found, f"no status change for {kind} {name}"
+    return found[0]
+
+
+def test_backup_configuration_gets_trigger_cronjob_and_ready_phase() -> None:
+    out = compute(base_world())
+    [cronjob] = [o for o in out.objects if o["kind"] == "CronJob"]
+    assert cronjob["metadata"]["name"] == "stash-trigger-nightly"
+    assert cronjob["spec"]["schedule"] == "0 3 * * *"
+    assert cronjob["spec"]["suspend"] is False
+    assert cronjob["metadata"]["ownerReferences"][0]["name"] == "nightly"
+    args = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:2] == ["trigger", "nightly"]
+    st = status_of(out, "BackupConfiguration", "nightly")
+    assert st["phase"] == "Ready"
+    assert {c["type"]: c["status"] for c in st["conditions"]} == {
+        "RepositoryFound": "True", "BackendSecretFound": "True", "BackupTargetFound": "True",
+        "ValidationPassed": "True", "CronJobCreated": "True"}
+
+
+def test_paused_config_suspends_cronjob() -> None:
+    world = base_world()
+    world["BackupConfiguration"][0]["spec"]["paused"] = True
+    [cronjob] = [o for o in compute(world).objects if o["kind"] == "CronJob"]
+    assert cronjob["spec"]["suspend"] is True
+
+
+def test_missing_repository_and_secret_make_config_not_ready() -> None:
+    world = base_world()
+    world["Secret"] = []
+    st = status_of(compute(world), "BackupConfiguration", "nightly")
+    assert st["phase"] == "NotReady"
+    cond = {c["type"]: c for c in st["conditions"]}
+    assert cond["BackendSecretFound"]["status"] == "False"
+    assert "demo/repo-secret" in cond["BackendSecretFound"]["message"]
+    world["Repository"] = []
+    st = status_of(compute(world), "BackupConfiguration", "nightly")
+    assert {c["type"]: c["status"] for c in st["conditions"]}["RepositoryFound"] == "False"
+
+
+def test_unknown_task_makes_config_invalid_without_cronjob() -> None:
+    world = base_world()
+    world["BackupConfiguration"][0]["spec"]["task"] = {"name": "mongodb-backup-4.2"}
+    out = compute(world)
+    st = status_of(out, "BackupConfiguration", "nightly")
+    assert st["phase"] == "Invalid"
+    assert not [o for o in out.objects if o["kind"] == "CronJob"]
+    assert "mongodb" in {c["type"]: c for c in st["conditions"]}["ValidationPassed"]["message"]
+
+
+def test_pending_session_gets_job_and_runs_with_deadline() -> None:
+    world = base_world()
+    world["BackupSession"] = [session("nightly-1")]
+    out = compute(world)
+    [job] = [o for o in out.objects if o["kind"] == "Job"]
+    assert job["metadata"]["name"] == "stash-backup-nightly-1"
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["activeDeadlineSeconds"] == 1800
+    container = job["spec"]["template"]["spec"]["containers"][-1]
+    assert container["command"] == ["stashplan"]
+    assert "--backupsession=nightly-1" in container["args"]
+    st = status_of(out, "BackupSession", "nightly-1")
+    assert st["phase"] == "Running"
+    assert st["sessionDeadline"] == "2026-11-25T12:29:00Z"
+
+
+def test_second_session_is_skipped_while_one_runs() -> None:
+    world = base_world()
+    world["BackupSession"] = [session("nightly-1", "Running"), session("nightly-2", created="2026-11-25T11:59:30Z")]
+    world["Job"] = [{"kind": "Job", "metadata": _meta("stash-backup-nightly-1"), "status": {"active": 1}}]
+    out = compute(world)
+    st = status_of(out, "BackupSession", "nightly-2")
+    assert st["phase"] == "Skipped"
+    assert {c["type"]: c["reason"] for c in st["conditions"]}["BackupSkipped"] == "SkippedTakingNewBackup"
+    assert not [o for o in out.objects if o["kind"] == "Job"]
+
+
+def test_session_of_not_ready_config_is_skipped() -> None:
+    world = base_world()
+    world["Secret"] = []
+    world["BackupSession"] = [session("nightly-1")]
+    assert status_of(compute(world), "BackupSession", "nightly-1")["phase"] == "Skipped"
+
+
+def test_failed_job_fails_session_with_its_message() -> None:
+    world = base_world()
+    world["BackupSession"] = [session("nightly-1", "Running", targets=[{"phase": "Running"}])]
+    world["Job"] = [{"kind": "Job", "metadata": _meta("stash-backup-nightly-1"),
+                     "status": {"failed": 1, "conditions": [{"type": "Failed", "status": "True",
+                                                             "reason": "BackoffLimitExceeded",
+                                                             "message": "pg_dump: connection refused"}]}}]
+    st = status_of(compute(world), "BackupSession", "nightly-1")
+    assert st["phase"] == "Failed"
+    assert st["targets"][0]["phase"] == "Failed"
+
+
+def test_job_succeeding_without_reported_success_is_not_a_success() -> None:
+    world = base_world()
+    world["BackupSession"] = [session("nightly-1", "Running")]
+    world["Job"] = [{"kind": "Job", "metadata": _meta("stash-backup-nightly-1"), "status": {"succeeded": 1}}]
+    assert status_of(compute(world), "BackupSession", "nightly-1")["phase"] == "Failed"
+
+
+def test_deadline_passed_fails_running_session() -> None:
+    world = base_world()
+    world["BackupSession"] = [session("nightly-1", "Running", sessionDeadline="2026-11-25T12:29:00Z")]
+    world["Job"] = [{"kind": "Job", "metadata": _meta("stash-backup-nightly-1"), "status": {"active": 1}}]
+    assert not [s for s in compute(world).statuses if s.kind == "BackupSession"]
+    st = status_of(compute(world, NOW + timedelta(minutes=30)), "BackupSession", "nightly-1")
+    assert st["phase"] == "Failed"
+    assert {c["type"]: c["status"] for c in st["conditions"]}["DeadlineExceeded"] == "True"
+
+
+def test_terminal_sessions_beyond_history_limit_are_deleted_oldest_first() -> None:
+    world = base_world()
+    world["BackupConfiguration"][0]["spec"]["backupHistoryLimit"] = 2
+    world["BackupSession"] = [
+        session(f"nightly-{i}", "Succeeded", created=f"2026-11-25T0{i}:00:00Z") for i in range(1, 5)
+    ] + [session("by-hand", "Succeeded", created="2026-11-25T00:00:00Z", managed=False)]
+    deleted = sorted(d.name for d in compute(world).deletions)
+    assert deleted == ["nightly-1", "nightly-2"]  # the hand-made session is not stashplan's to delete
+
+
+def test_restore_session_gets_restore_job_for_its_target() -> None:
+    world = base_world()
+    restore = {"apiVersion": "stash.appscode.com/v1beta1", "kind": "RestoreSession", "metadata": _meta("restore-1"),
+               "spec": {"repository": {"name": "repo"},
+                        "target": {"ref": {"apiVersion": "appcatalog.appscode.com/v1alpha1",
+                                           "kind": "AppBinding", "name": "pg"},
+                                   "rules": [{"snapshots": ["latest"]}]}}}
+    world["RestoreSession"] = [restore]
+    out = compute(world)
+    [job] = [o for o in out.objects if o["kind"] == "Job"]
+    assert job["metadata"]["name"] == "stash-restore-restore-1"
+    args = job["spec"]["template"]["spec"]["containers"][-1]["args"]
+    assert "--restoresession=restore-1" in args
+    assert "--database=postgres" in args
+    assert status_of(out, "RestoreSession", "restore-1")["phase"] == "Running"
+    assert any("postgres-restore-15" in n for n in out.notes)
+
+
+def test_restore_waits_pending_for_missing_target() -> None:
+    world = base_world()
+    restore = {"kind": "RestoreSession", "apiVersion": "stash.appscode.com/v1beta1", "metadata": _meta("r"),
+               "spec": {"repository": {"name": "repo"}, "target": {"ref": {"kind": "AppBinding", "name": "nope"}}}}
+    world["RestoreSession"] = [restore]
+    st = status_of(compute(world), "RestoreSession", "r")
+    assert st["phase"] == "Pending"
+    assert "AppBinding demo/nope does not exist" in st["conditions"][0]["message"]
+
+
+@pytest.mark.parametrize("field,value", [("nodeSelector", {"disk": "ssd"}), ("serviceAccountName", "backup")])
+def test_runtime_settings_reach_the_job_pod(field: str, value: object) -> None:
+    world = base_world()
+    world["BackupConfiguration"][0]["spec"]["runtimeSettings"] = {"pod": {field: value},
+                                                                  "container": {"resources": {"limits": {"memory": "256Mi"}}}}
+    world["BackupSession"] = [session("nightly-1")]
+    [job] = [o for o in compute(world).objects if o["kind"] == "Job"]
+    pod = job["spec"]["template"]["spec"]
+    assert pod[field] == value
+    assert pod["containers"][-1]["resources"] == {"limits": {"memory": "256Mi"}}
+
+
+def test_compute_is_pure() -> None:
+    world = base_world()
+    world["BackupSession"] = [session("nightly-1")]
+    before = copy.deepcopy(world)
+    assert compute(world).objects == compute(world).objects
+    assert world == before
