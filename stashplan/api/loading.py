@@ -1,0 +1,227 @@
+"""Loading manifests: YAML/JSON files and directories -> validated Kubernetes-shaped dicts with defaults.
+Every problem of every file is collected and raised once as ManifestError. Reads files; no other I/O."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from stashplan.api.models import MODELS
+from stashplan.api.models.common import check_dns_label, check_dns_subdomain
+from stashplan.api.problems import validation_problems
+from stashplan.errors import ManifestError
+from stashplan.kinds import KINDS
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+PASSTHROUGH_FIELDS = {
+    "Secret": {"apiVersion", "kind", "metadata", "data", "stringData", "type", "immutable"},
+    "Namespace": {"apiVersion", "kind", "metadata", "spec", "status"},
+}
+SUPPORTED_KINDS = (*MODELS, *PASSTHROUGH_FIELDS)
+DEFAULT_NAMESPACE = "default"
+_TYPE_NAMES = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects duplicate mapping keys (a silent overwrite hides typos)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def manifest_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """The manifest files under `paths` (directories recursively, sorted; dot-files skipped), and problems."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in MANIFEST_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or directory")
+    return files, problems
+
+
+def _documents(path: Path) -> Iterator[tuple[int, Any]]:
+    """(1-based document number, parsed document) of a YAML or JSON file; raises ValueError with the line."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            yield 1, json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
+        return
+    try:
+        yield from enumerate(yaml.load_all(text, Loader=_UniqueKeyLoader), start=1)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ValueError(f"{where}invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"invalid YAML: {exc}") from None
+
+
+def read_objects(files: Sequence[Path]) -> tuple[list[tuple[str, dict]], list[str]]:
+    """(source label, raw dict) for every non-empty document; `kind: List` is expanded into its items."""
+    objs: list[tuple[str, dict]] = []
+    problems: list[str] = []
+    for path in files:
+        label = str(path)
+        try:
+            docs = list(_documents(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{label}: cannot read: {exc.__class__.__name__}: {getattr(exc, 'strerror', exc)}")
+            continue
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        for index, doc in docs:
+            if doc is None:
+                continue
+            items = doc.get("items") if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
+            for item in items if isinstance(items, list) else [items]:
+                if isinstance(item, dict):
+                    objs.append((label, item))
+                elif item is not None:
+                    problems.append(
+                        f"{label}: document {index}: expected an object with apiVersion and kind, "
+                        f"found {_TYPE_NAMES.get(type(item), type(item).__name__)}"
+                    )
+    return objs, problems
+
+
+def _ident(obj: dict) -> tuple[str, str]:
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return str(obj.get("kind") or "?"), str(name) if name else "<unnamed>"
+
+
+def _check_passthrough(kind: str, obj: dict) -> list[tuple[str, str]]:
+    """Light checks of a Secret or Namespace: apiVersion, known top-level fields, name, string values."""
+    found: list[tuple[str, str]] = []
+    if obj.get("apiVersion") != "v1":
+        found.append(("apiVersion", f"must be 'v1' for {kind}"))
+    for field in sorted(set(obj) - PASSTHROUGH_FIELDS[kind]):
+        found.append((field, f"unknown field {field!r}"))
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not meta.get("name"):
+        found.append(("metadata.name", "required field is missing"))
+    else:
+        try:
+            (check_dns_label if kind == "Namespace" else check_dns_subdomain)(str(meta["name"]))
+        except ValueError as exc:
+            found.append(("metadata.name", str(exc)))
+    if kind == "Secret":
+        for field in ("data", "stringData"):
+            values = obj.get(field)
+            if values is None:
+                continue
+            if not isinstance(values, dict):
+                found.append((field, "must be a mapping of key to string"))
+                continue
+            for key, value in values.items():
+                if not isinstance(value, str):
+                    found.append((f"{field}.{key}", "must be a string (quote it)"))
+                elif field == "data":
+                    try:
+                        base64.b64decode(value, validate=True)
+                    except binascii.Error:
+                        found.append((f"{field}.{key}", "is not valid base64 (use stringData for plain text)"))
+    return found
+
+
+def _validate_one(obj: dict) -> tuple[dict | None, list[tuple[str, str]]]:
+    kind = obj.get("kind")
+    if not isinstance(kind, str) or not kind:
+        return None, [("kind", "required field is missing")]
+    if kind in PASSTHROUGH_FIELDS:
+        problems = _check_passthrough(kind, obj)
+        return (None if problems else dict(obj)), problems
+    model: type[BaseModel] | None = MODELS.get(kind)
+    if model is None:
+        return None, [("kind", f"unsupported kind {kind!r}; supported: {', '.join(SUPPORTED_KINDS)}")]
+    try:
+        typed = model.model_validate(obj)
+    except ValidationError as exc:
+        return None, validation_problems(model, exc)
+    return typed.model_dump(mode="json", by_alias=True, exclude_none=True), []
+
+
+def _default_namespace(obj: dict) -> dict:
+    info = KINDS.get(str(obj.get("kind")))
+    meta = dict(obj.get("metadata") or {})
+    if info is not None and info.namespaced:
+        meta["namespace"] = meta.get("namespace") or DEFAULT_NAMESPACE
+    else:
+        meta.pop("namespace", None)
+    return {**obj, "metadata": meta}
+
+
+def validate_objects(objs: Sequence[tuple[str, dict]]) -> list[dict]:
+    """Validate (source label, raw dict) pairs; returns Kubernetes-shaped dicts with defaults filled in.
+
+    Raises ManifestError with one line per problem: "<source>: <Kind>/<name>: <field.path>: <message>",
+    including duplicates (same kind, namespace and name twice)."""
+    problems: list[str] = []
+    out: list[dict] = []
+    seen: dict[tuple[str, str, str], str] = {}
+    for label, raw in objs:
+        kind, name = _ident(raw)
+        if not isinstance(raw, dict):
+            problems.append(f"{label}: {kind}/{name}: (object): expected a mapping")
+            continue
+        valid, found = _validate_one(raw)
+        problems.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in found)
+        if valid is None:
+            continue
+        valid = _default_namespace(valid)
+        key = (kind, valid["metadata"].get("namespace", ""), name)
+        if key in seen:
+            problems.append(f"{label}: {kind}/{name}: metadata.name: duplicate; already defined in {seen[key]}")
+            continue
+        seen[key] = label
+        out.append(valid)
+    if problems:
+        raise ManifestError(problems)
+    return out
+
+
+def load_paths(paths: Sequence[str | Path]) -> list[dict]:
+    """Load and validate manifests from files and directories (*.yaml, *.yml, *.json; multi-document).
+
+    Directories are walked recursively in sorted order; empty documents are ignored. Every problem in
+    every file is reported together as one ManifestError."""
+    files, problems = manifest_files(paths)
+    objs, read_problems = read_objects(files)
+    problems.extend(read_problems)
+    try:
+        valid = validate_objects(objs)
+    except ManifestError as exc:
+        raise ManifestError([*problems, *exc.problems]) from None
+    if problems:
+        raise ManifestError(problems)
+    return valid

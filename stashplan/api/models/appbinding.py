@@ -1,0 +1,60 @@
+"""AppBinding (appcatalog.appscode.com/v1alpha1): how to reach a database and where its credentials are."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+
+from stashplan.api.models.common import DnsName, FreeForm, ObjectMeta, StashModel
+
+
+class ServiceReference(StashModel):
+    scheme: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    port: int | None = None
+    path: str | None = None
+    query: str | None = None
+
+
+class ClientConfig(StashModel):
+    """Either `url` or `service`; TLS options alongside."""
+
+    url: str | None = None
+    service: ServiceReference | None = None
+    insecure_skip_tls_verify: bool | None = None
+    ca_bundle: str | None = None
+    server_name: str | None = None
+
+    @model_validator(mode="after")
+    def _url_or_service(self) -> ClientConfig:
+        if self.url is not None and self.service is not None:
+            raise ValueError("set either url or service, not both")
+        return self
+
+
+class SecretReference(StashModel):
+    api_group: str | None = None
+    kind: str | None = None
+    name: DnsName
+
+
+class AppBindingSpec(StashModel):
+    type: str | None = None
+    app_ref: FreeForm | None = None
+    version: str | None = None
+    client_config: ClientConfig | None = None
+    secret: SecretReference | None = None
+    secret_transforms: list[FreeForm] | None = None
+    tls_secret: SecretReference | None = None
+    parameters: FreeForm | None = None
+
+
+class AppBinding(StashModel):
+    """A database endpoint; `spec.parameters.stash.addon` may name the backup/restore Tasks."""
+
+    api_version: Literal["appcatalog.appscode.com/v1alpha1"]
+    kind: Literal["AppBinding"]
+    metadata: ObjectMeta
+    spec: AppBindingSpec

@@ -1,0 +1,98 @@
+"""The built-in addons in specs/addons/: they load, resolve for every database, and run the transfer command."""
+
+from __future__ import annotations
+
+import pytest
+
+from stashplan.api import builtin_addons
+from stashplan.tasks import BUILTIN_ADDONS, backup_inputs, build_pod_spec, resolve_task, restore_inputs
+
+ADDONS = builtin_addons()
+TASKS = {o["metadata"]["name"]: o for o in ADDONS if o["kind"] == "Task"}
+FUNCTIONS = {o["metadata"]["name"]: o for o in ADDONS if o["kind"] == "Function"}
+DEFAULT_ARGS = {"postgres": "", "mysql": "--all-databases", "mariadb": "--all-databases", "redis": "", "sqlite": ""}
+DEFAULT_CMD = {"postgres": "pg_dumpall", "mysql": "mysqldump", "mariadb": "mysqldump", "redis": "redis-cli",
+               "sqlite": "sqlite3"}
+
+REPO = {"kind": "Repository", "metadata": {"name": "repo", "namespace": "demo"},
+        "spec": {"backend": {"local": {"mountPath": "/backups"}, "storageSecretName": "s"}}}
+
+
+def _binding(database: str) -> dict:
+    return {"kind": "AppBinding", "metadata": {"name": "db", "namespace": "demo"},
+            "spec": {"type": f"kubedb.com/{database}"}}
+
+
+def test_every_database_has_backup_and_restore_function_and_task() -> None:
+    expected = {f"{db}-{d}-{v}" for db, v in BUILTIN_ADDONS.items() for d in ("backup", "restore")}
+    assert set(TASKS) == expected and set(FUNCTIONS) == expected
+    assert {"postgres-backup-15", "mysql-backup-8.0", "mariadb-backup-10.11", "redis-backup-7",
+            "sqlite-restore-3"} <= expected
+    for task in TASKS.values():
+        assert [s["name"] for s in task["spec"]["steps"]] == [task["metadata"]["name"]]
+
+
+@pytest.mark.parametrize("database", list(BUILTIN_ADDONS))
+def test_backup_function_runs_the_agreed_transfer_command(database: str) -> None:
+    fn = FUNCTIONS[f"{database}-backup-{BUILTIN_ADDONS[database]}"]["spec"]
+    assert fn["image"] == "stashplan:latest" and fn["command"] == ["stashplan"]
+    assert fn["args"] == [
+        "transfer", "backup",
+        "--namespace=${NAMESPACE:=default}",
+        "--backupsession=${BACKUP_SESSION:=}",
+        f"--database={database}",
+        f"--backup-cmd=${{backupCMD:={DEFAULT_CMD[database]}}}",
+        f"--args=${{args:={DEFAULT_ARGS[database]}}}",
+        "--wait-timeout=${waitTimeout:=300}",
+        "--hostname=${HOSTNAME:=host-0}",
+        "--pushgateway-url=${PROMETHEUS_PUSHGATEWAY_URL:=}",
+    ]
+
+
+@pytest.mark.parametrize("database", list(BUILTIN_ADDONS))
+def test_restore_function_runs_the_agreed_transfer_command(database: str) -> None:
+    fn = FUNCTIONS[f"{database}-restore-{BUILTIN_ADDONS[database]}"]["spec"]
+    assert fn["args"] == [
+        "transfer", "restore",
+        "--namespace=${NAMESPACE:=default}",
+        "--restoresession=${RESTORE_SESSION:=}",
+        f"--database={database}",
+        "--args=${args:=}",
+        "--wait-timeout=${waitTimeout:=300}",
+        "--hostname=${HOSTNAME:=host-0}",
+        "--source-hostname=${SOURCE_HOSTNAME:=}",
+        "--snapshot=${RESTORE_SNAPSHOTS:=latest}",
+        "--pushgateway-url=${PROMETHEUS_PUSHGATEWAY_URL:=}",
+    ]
+
+
+@pytest.mark.parametrize("database", list(BUILTIN_ADDONS))
+def test_backup_of_each_database_resolves_to_a_runnable_pod(database: str) -> None:
+    config = {"kind": "BackupConfiguration", "metadata": {"name": "bc", "namespace": "demo"},
+              "spec": {"target": {"ref": {"name": "db"}}, "retentionPolicy": {"name": "k", "prune": True}}}
+    session = {"kind": "BackupSession", "metadata": {"name": "bc-1700000000", "namespace": "demo"}}
+    resolved = resolve_task("backup", None, _binding(database), TASKS)
+    inputs = backup_inputs(config, REPO, _binding(database), session)
+    pod = build_pod_spec(TASKS[resolved.name], FUNCTIONS, inputs, resolved.params)
+    (container,) = pod["containers"]
+    assert container["name"] == f"{database}-backup-{BUILTIN_ADDONS[database].replace('.', '-')}-0"
+    assert container["command"] == ["stashplan"]
+    assert container["args"] == [
+        "transfer", "backup", "--namespace=demo", "--backupsession=bc-1700000000", f"--database={database}",
+        f"--backup-cmd={DEFAULT_CMD[database]}", f"--args={DEFAULT_ARGS[database]}", "--wait-timeout=300",
+        "--hostname=host-0", "--pushgateway-url=",
+    ]
+
+
+def test_user_params_reach_the_restore_command() -> None:
+    restore = {"kind": "RestoreSession", "metadata": {"name": "rs", "namespace": "demo"},
+               "spec": {"target": {"alias": "h1", "ref": {"name": "db"}, "rules": [{"snapshots": ["4f2a"]}]}}}
+    resolved = resolve_task("restore", {"name": "mysql-restore-8.0.21",
+                                        "params": [{"name": "args", "value": "--one-database app"}]},
+                            _binding("mysql"), TASKS)
+    pod = build_pod_spec(TASKS[resolved.name], FUNCTIONS, restore_inputs(restore, REPO, None), resolved.params)
+    assert pod["containers"][0]["args"] == [
+        "transfer", "restore", "--namespace=demo", "--restoresession=rs", "--database=mysql",
+        "--args=--one-database app", "--wait-timeout=300", "--hostname=h1", "--source-hostname=h1",
+        "--snapshot=4f2a", "--pushgateway-url=",
+    ]

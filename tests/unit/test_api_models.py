@@ -1,0 +1,119 @@
+"""Value checks of the API models: durations, cron schedules, DNS-1123 names, free-form parts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from stashplan.api import parse_duration, repository_provider, validate_objects
+from stashplan.api.models.common import check_cron, check_dns_label, check_dns_subdomain
+from stashplan.errors import ManifestError
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        ("90s", timedelta(seconds=90)),
+        ("1.5h", timedelta(minutes=90)),
+        ("250ms", timedelta(milliseconds=250)),
+        ("0", timedelta(0)),
+    ],
+)
+def test_go_durations_parse(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["30", "30 minutes", "1d", "h", "-5m", ""])
+def test_invalid_durations_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a valid duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("schedule", ["*/5 * * * *", "0 2 * * 1-5", "@daily", "@hourly", "30 1 1,15 * *"])
+def test_kubernetes_cron_schedules_are_accepted(schedule: str) -> None:
+    assert check_cron(schedule) == schedule
+
+
+@pytest.mark.parametrize("schedule", ["* * * *", "0 0 * * * *", "61 * * * *", "@every 1h", "daily"])
+def test_non_kubernetes_cron_schedules_are_rejected(schedule: str) -> None:
+    with pytest.raises(ValueError, match="is not a valid cron schedule"):
+        check_cron(schedule)
+
+
+def test_dns_names() -> None:
+    assert check_dns_subdomain("postgres-backup-10.14.0-v4")
+    for bad in ["Upper", "under_score", "-lead", "trail-", "a" * 254, ""]:
+        with pytest.raises(ValueError):
+            check_dns_subdomain(bad)
+    assert check_dns_label("demo-1")
+    with pytest.raises(ValueError):
+        check_dns_label("has.dot")
+
+
+def test_free_form_parts_accept_anything_but_typed_parts_do_not() -> None:
+    config: dict[str, Any] = {
+        "apiVersion": "stash.appscode.com/v1beta1",
+        "kind": "BackupConfiguration",
+        "metadata": {"name": "bc", "namespace": "demo"},
+        "spec": {
+            "repository": {"name": "r"},
+            "target": {"ref": {"name": "db"}, "volumeMounts": [{"name": "x", "mountPath": "/x", "anything": 1}]},
+            "retentionPolicy": {"name": "k", "prune": False},
+            "hooks": {"preBackup": {"exec": {"command": ["true"]}, "containerName": "c"}},
+            "runtimeSettings": {"pod": {"nodeSelector": {"a": "b"}}, "container": {"nice": {"adjustment": 5}}},
+        },
+    }
+    (out,) = validate_objects([("mem", config)])
+    assert out["spec"]["hooks"]["preBackup"]["exec"] == {"command": ["true"]}
+    bad = {**config, "spec": {**config["spec"], "hooks": {"preBackupp": {}}}}
+    with pytest.raises(ManifestError) as info:
+        validate_objects([("mem", bad)])
+    assert info.value.problems == [
+        "mem: BackupConfiguration/bc: spec.hooks.preBackupp: unknown field 'preBackupp'; did you mean 'preBackup'?"
+    ]
+
+
+def test_unknown_top_level_field_and_enum_value_are_reported() -> None:
+    session = {
+        "apiVersion": "stash.appscode.com/v1beta1",
+        "kind": "BackupSession",
+        "metadata": {"name": "s"},
+        "sepc": {},
+        "spec": {"invoker": {"kind": "Deployment", "name": "x"}},
+    }
+    with pytest.raises(ManifestError) as info:
+        validate_objects([("mem", session)])
+    assert info.value.problems == [
+        "mem: BackupSession/s: spec.invoker.kind: Input should be 'BackupConfiguration' or 'BackupBatch'",
+        "mem: BackupSession/s: sepc: unknown field 'sepc'; did you mean 'spec'?",
+    ]
+
+
+def test_status_keeps_fields_stashplan_does_not_model() -> None:
+    repo = {
+        "apiVersion": "stash.appscode.com/v1alpha1",
+        "kind": "Repository",
+        "metadata": {"name": "r", "namespace": "demo", "resourceVersion": "7", "uid": "u-1"},
+        "spec": {"backend": {"local": {"mountPath": "/r"}}},
+        "status": {"totalSize": "1 MiB", "snapshotCount": 2, "integrity": True, "futureField": "kept"},
+    }
+    (out,) = validate_objects([("mem", repo)])
+    assert out["status"] == {"integrity": True, "totalSize": "1 MiB", "snapshotCount": 2, "futureField": "kept"}
+    assert out["metadata"]["resourceVersion"] == "7"
+    assert repository_provider(out["spec"]) == "local"
+
+
+def test_appbinding_url_and_service_are_exclusive() -> None:
+    binding = {
+        "apiVersion": "appcatalog.appscode.com/v1alpha1",
+        "kind": "AppBinding",
+        "metadata": {"name": "db"},
+        "spec": {"clientConfig": {"url": "postgres://h", "service": {"name": "h"}}},
+    }
+    with pytest.raises(ManifestError) as info:
+        validate_objects([("f.yaml", binding)])
+    assert info.value.problems == ["f.yaml: AppBinding/db: spec.clientConfig: set either url or service, not both"]
