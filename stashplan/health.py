@@ -1,0 +1,126 @@
+"""The operator's HTTP endpoint: /healthz (liveness), /readyz (readiness) and Prometheus /metrics.
+
+The loop reports each iteration with `mark_iteration`; standby replicas call `heartbeat` so that
+they stay live and ready while another replica holds the lease. Own registry: no global state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+
+
+class LoopMetrics:
+    """The loop's operator metrics, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.iterations = Counter(
+            "stashplan_loop_iterations",
+            "Reconcile loop iterations by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.actions = Counter(
+            "stashplan_plan_actions",
+            "Plan actions applied, by action type.",
+            ["action"],
+            registry=self.registry,
+        )
+        self.apply_errors = Counter(
+            "stashplan_apply_errors", "Iterations whose plan or apply failed.", registry=self.registry
+        )
+        self.last_success = Gauge(
+            "stashplan_last_successful_iteration_timestamp_seconds",
+            "Unix time of the last iteration that completed without error.",
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "stashplan_leader", "1 while this replica holds the lease.", registry=self.registry
+        )
+
+
+class HealthServer:
+    """Serves /healthz, /readyz and /metrics on `port` (0 picks a free one; see `.port`) in a thread."""
+
+    def __init__(self, port: int, host: str = "0.0.0.0", stale_after: float = 300.0) -> None:
+        self.metrics = LoopMetrics()
+        self._host = host
+        self._port = port
+        self._stale_after = stale_after
+        self._lock = threading.Lock()
+        self._last_beat: float | None = None
+        self._ready = False
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1] if self._server else self._port
+
+    def start(self) -> None:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                code, ctype, body = owner.respond(self.path.split("?", 1)[0])
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:  # probes are not worth a log line
+                pass
+
+        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="health-server", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def mark_iteration(self, ok: bool, actions: Mapping[str, int]) -> None:
+        """Record one loop iteration: its result and the plan actions it applied, by type."""
+        m = self.metrics
+        m.iterations.labels(result="ok" if ok else "error").inc()
+        for action, count in actions.items():
+            if count:
+                m.actions.labels(action=action).inc(count)
+        if ok:
+            m.last_success.set(time.time())
+        else:
+            m.apply_errors.inc()
+        with self._lock:
+            self._last_beat = time.monotonic()
+            self._ready = self._ready or ok
+
+    def heartbeat(self, leader: bool = False) -> None:
+        """The loop is alive (e.g. a standby waiting for the lease); a standby counts as ready."""
+        self.metrics.leader.set(1 if leader else 0)
+        with self._lock:
+            self._last_beat = time.monotonic()
+            self._ready = self._ready or not leader
+
+    def respond(self, path: str) -> tuple[int, str, bytes]:
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
+        with self._lock:
+            beat, ready = self._last_beat, self._ready
+        if path == "/healthz":
+            stale = beat is not None and time.monotonic() - beat > self._stale_after
+            return (503, "text/plain", b"loop stalled\n") if stale else (200, "text/plain", b"ok\n")
+        if path == "/readyz":
+            return (200, "text/plain", b"ready\n") if ready else (503, "text/plain", b"not ready\n")
+        return 404, "text/plain", b"not found\n"

@@ -1,0 +1,90 @@
+"""The operator's health endpoint over real HTTP: liveness, readiness and the loop's Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stashplan.health import HealthServer
+
+
+@pytest.fixture
+def health() -> Iterator[HealthServer]:
+    server = HealthServer(0, host="127.0.0.1", stale_after=0.5)
+    server.start()
+    yield server
+    server.stop()
+
+
+def fetch(server: HealthServer, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_live_at_once_but_ready_only_after_a_successful_iteration(health: HealthServer) -> None:
+    assert fetch(health, "/healthz") == (200, "ok\n")
+    assert fetch(health, "/readyz")[0] == 503
+    health.mark_iteration(False, {})
+    assert fetch(health, "/readyz")[0] == 503
+    health.mark_iteration(True, {"create": 1})
+    assert fetch(health, "/readyz") == (200, "ready\n")
+
+
+def test_a_standby_heartbeat_is_live_and_ready(health: HealthServer) -> None:
+    health.heartbeat(leader=False)
+    assert fetch(health, "/readyz")[0] == 200
+    assert fetch(health, "/healthz")[0] == 200
+
+
+def test_liveness_fails_when_the_loop_stops_reporting(health: HealthServer) -> None:
+    health.heartbeat()
+    assert fetch(health, "/healthz")[0] == 200
+    time.sleep(0.7)
+    assert fetch(health, "/healthz") == (503, "loop stalled\n")
+
+
+def test_metrics_count_iterations_actions_errors_and_the_last_success(health: HealthServer) -> None:
+    before = time.time()
+    health.mark_iteration(True, {"create": 2, "status": 1, "delete": 0})
+    health.mark_iteration(True, {"create": 1})
+    health.mark_iteration(False, {})
+    health.heartbeat(leader=True)
+    code, text = fetch(health, "/metrics")
+    assert code == 200
+    got = samples(text)
+    assert got[("stashplan_loop_iterations_total", (("result", "ok"),))] == 2
+    assert got[("stashplan_loop_iterations_total", (("result", "error"),))] == 1
+    assert got[("stashplan_plan_actions_total", (("action", "create"),))] == 3
+    assert got[("stashplan_plan_actions_total", (("action", "status"),))] == 1
+    assert ("stashplan_plan_actions_total", (("action", "delete"),)) not in got
+    assert got[("stashplan_apply_errors_total", ())] == 1
+    assert got[("stashplan_leader", ())] == 1
+    assert before <= got[("stashplan_last_successful_iteration_timestamp_seconds", ())] <= time.time()
+
+
+def test_unknown_paths_are_404_and_stop_frees_the_port(health: HealthServer) -> None:
+    assert fetch(health, "/nope")[0] == 404
+    port = health.port
+    health.stop()
+    again = HealthServer(port, host="127.0.0.1")
+    again.start()
+    try:
+        assert fetch(again, "/healthz")[0] == 200
+    finally:
+        again.stop()
