@@ -1,0 +1,78 @@
+"""The storage interface every backend implements: opaque named objects, no knowledge of snapshots.
+
+Rules (the contract suite in tests/contract/test_storage_contract.py checks them on every backend):
+- Names are relative, "/"-separated keys (e.g. "data/ab/abcd..."); a backend maps them to its own layout.
+- `put` is atomic: a reader sees either the whole new object or nothing (or the old object). A source
+  may be bytes or a binary stream read to EOF; a stream source is not rewound by the backend.
+- `get` returns the object's bytes, or the `length` bytes at `offset`; `open` streams them.
+- A missing object raises `ObjectNotFound` (also through wrappers) from `get`, `open`, `delete`.
+- `list(prefix)` yields every object whose name starts with `prefix`, with its size, in no set order.
+- Failures that may pass on retry (throttling, 5xx, lost connections) raise `TransientError`;
+  the retry wrapper (`retry.py`) decides, not the backend. Everything else is permanent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from stashplan.errors import StashplanError
+
+
+class ObjectNotFound(StashplanError):
+    """The named object does not exist in the storage."""
+
+    def __init__(self, location: str, name: str) -> None:
+        self.location = location
+        self.name = name
+        super().__init__(f"{location}: object {name} not found")
+
+
+class StorageError(StashplanError):
+    """A permanent storage failure (access denied, no such bucket, bad configuration)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    name: str
+    size: int
+
+
+Source = bytes | bytearray | memoryview | BinaryIO
+
+
+class Storage(Protocol):
+    """A flat namespace of named byte objects: a directory, a bucket prefix, a dict in memory."""
+
+    @property
+    def location(self) -> str:
+        """Where the objects live, for messages (e.g. `local:/srv/repo`); never holds credentials."""
+        ...
+
+    def put(self, name: str, source: Source) -> None: ...
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes: ...
+
+    def open(self, name: str) -> BinaryIO: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def exists(self, name: str) -> bool: ...
+
+
+def check_name(name: str) -> str:
+    """The name itself when it is a safe relative key, else ValueError (no '..', no leading '/')."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid object name {name!r}")
+    return name
+
+
+def as_bytes(source: Source) -> bytes | bytearray | memoryview:
+    """The whole content of a put source (reading a stream to EOF)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return source
+    return source.read()

@@ -1,0 +1,87 @@
+"""A Storage wrapper that retries TransientError with exponential backoff; backends never retry themselves."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, TypeVar
+
+from providers.storage.base import ObjectInfo, Source, Storage
+from stashplan.errors import TransientError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class RetryingStorage:
+    """Retries each call up to `attempts` times on TransientError, sleeping base*2^n (+jitter, capped).
+
+    A stream source of `put` is rewound before a retry when it is seekable; otherwise it is not retried.
+    """
+
+    def __init__(
+        self,
+        inner: Storage,
+        *,
+        attempts: int = 5,
+        base_delay: float = 0.2,
+        max_delay: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.inner = inner
+        self.attempts = max(1, attempts)
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+
+    @property
+    def location(self) -> str:
+        return self.inner.location
+
+    def _call(self, what: str, fn: Callable[[], T], rewind: Callable[[], bool] | None = None) -> T:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return fn()
+            except TransientError as exc:
+                if attempt == self.attempts or (rewind is not None and not rewind()):
+                    raise
+                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                delay *= 0.5 + random.random() / 2
+                log.warning("%s: %s failed (%s); retry %d in %.1fs", self.location, what, exc, attempt, delay)
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def put(self, name: str, source: Source) -> None:
+        rewind: Callable[[], bool] | None = None
+        if not isinstance(source, bytes | bytearray | memoryview):
+            stream = source
+            try:
+                start = stream.tell() if stream.seekable() else -1
+            except OSError:
+                start = -1
+
+            def rewind() -> bool:
+                if start < 0:
+                    return False
+                stream.seek(start)
+                return True
+
+        self._call(f"put {name}", lambda: self.inner.put(name, source), rewind)
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        return self._call(f"get {name}", lambda: self.inner.get(name, offset, length))
+
+    def open(self, name: str) -> BinaryIO:
+        return self._call(f"open {name}", lambda: self.inner.open(name))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # Listing is materialised so that a retry restarts it cleanly.
+        return iter(self._call(f"list {prefix}", lambda: list(self.inner.list(prefix))))
+
+    def delete(self, name: str) -> None:
+        self._call(f"delete {name}", lambda: self.inner.delete(name))
+
+    def exists(self, name: str) -> bool:
+        return self._call(f"exists {name}", lambda: self.inner.exists(name))

@@ -1,0 +1,180 @@
+"""The `s3` backend (boto3): AWS S3, MinIO, Ceph...; errors mapped to TransientError/ObjectNotFound/StorageError."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from providers.storage.base import ObjectInfo, ObjectNotFound, Source, StorageError, check_name
+from stashplan.errors import TransientError
+
+TRANSIENT_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+    "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequests",
+}  # fmt: skip
+NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Stash's `spec.backend.s3` fields plus credentials; `endpoint` is a URL with scheme."""
+
+    endpoint: str
+    bucket: str
+    prefix: str = ""
+    region: str = ""
+    insecure_tls: bool = False
+    ca_cert_data: str = ""
+    access_key_id: str = ""
+    secret_access_key: str = ""
+
+    @property
+    def location(self) -> str:
+        return f"s3:{self.endpoint.rstrip('/')}/{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+
+
+def settings_from_env(
+    endpoint: str, bucket: str, prefix: str, env: Mapping[str, str], **extra: Any
+) -> S3Settings:
+    """Settings with credentials, region and CA bundle taken from `env` (a Secret's data or os.environ)."""
+    return S3Settings(
+        endpoint=endpoint,
+        bucket=bucket,
+        prefix=prefix.strip("/"),
+        region=extra.get("region") or env.get("AWS_DEFAULT_REGION", "") or env.get("AWS_REGION", ""),
+        insecure_tls=bool(extra.get("insecure_tls", False)),
+        ca_cert_data=env.get("CA_CERT_DATA", ""),
+        access_key_id=env.get("AWS_ACCESS_KEY_ID", ""),
+        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
+    )
+
+
+class S3Storage:
+    """Objects under `<prefix>/` in one bucket. boto3's own retries are off: RetryingStorage retries."""
+
+    def __init__(self, settings: S3Settings) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.settings = settings
+        verify: bool | str = True
+        if settings.insecure_tls:
+            verify = False
+        elif settings.ca_cert_data:
+            self._ca_file = tempfile.NamedTemporaryFile("w", suffix=".crt", prefix="stashplan-ca-")  # noqa: SIM115 (lives with the client)
+            self._ca_file.write(settings.ca_cert_data)
+            self._ca_file.flush()
+            verify = self._ca_file.name
+        creds: dict[str, str] = {}
+        if settings.access_key_id and settings.secret_access_key:
+            creds = {
+                "aws_access_key_id": settings.access_key_id,
+                "aws_secret_access_key": settings.secret_access_key,
+            }
+        config = Config(
+            retries={"max_attempts": 1, "mode": "standard"},
+            s3={"addressing_style": "path"},
+            max_pool_connections=16,
+            connect_timeout=10,
+            read_timeout=60,
+        )
+        session = boto3.session.Session()
+        self._client = session.client(
+            "s3",
+            endpoint_url=settings.endpoint or None,
+            region_name=settings.region or "us-east-1",
+            verify=verify,
+            config=config,
+            **creds,
+        )
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._client_error = ClientError
+        self._core_error = BotoCoreError
+
+    @property
+    def location(self) -> str:
+        return self.settings.location
+
+    def _key(self, name: str) -> str:
+        check_name(name)
+        return f"{self.settings.prefix}/{name}" if self.settings.prefix else name
+
+    def _map(self, exc: Exception, what: str, name: str = "") -> Exception:
+        if isinstance(exc, self._client_error):
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code in NOT_FOUND_CODES or (status == 404 and code != "NoSuchBucket"):
+                return ObjectNotFound(self.location, name)
+            if code in TRANSIENT_CODES or status >= 500 or status == 429:
+                return TransientError(f"{self.location}: {what}: {code or status}")
+            return StorageError(f"{self.location}: {what}: {code} {err.get('Message', '')}".rstrip())
+        if isinstance(exc, self._core_error):
+            return TransientError(f"{self.location}: {what}: {type(exc).__name__}: {exc}")
+        return exc
+
+    def put(self, name: str, source: Source) -> None:
+        key = self._key(name)
+        try:
+            if isinstance(source, bytes | bytearray | memoryview):
+                self._client.put_object(Bucket=self.settings.bucket, Key=key, Body=bytes(source))
+            else:
+                self._client.upload_fileobj(source, self.settings.bucket, key)
+        except Exception as exc:
+            raise self._map(exc, f"put {name}", name) from exc
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        kwargs: dict[str, Any] = {"Bucket": self.settings.bucket, "Key": self._key(name)}
+        if length is not None:
+            if length == 0:
+                return b""
+            kwargs["Range"] = f"bytes={offset}-{offset + length - 1}"
+        elif offset:
+            kwargs["Range"] = f"bytes={offset}-"
+        try:
+            body = self._client.get_object(**kwargs)["Body"]
+            with body:
+                data: bytes = body.read()
+                return data
+        except Exception as exc:
+            raise self._map(exc, f"get {name}", name) from exc
+
+    def open(self, name: str) -> BinaryIO:
+        try:
+            body = self._client.get_object(Bucket=self.settings.bucket, Key=self._key(name))["Body"]
+            return body  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise self._map(exc, f"open {name}", name) from exc
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = f"{self.settings.prefix}/" if self.settings.prefix else ""
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.settings.bucket, Prefix=base + prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(item["Key"][len(base) :], int(item["Size"]))
+        except Exception as exc:
+            raise self._map(exc, f"list {prefix}") from exc
+
+    def delete(self, name: str) -> None:
+        if not self.exists(name):
+            raise ObjectNotFound(self.location, name)
+        try:
+            self._client.delete_object(Bucket=self.settings.bucket, Key=self._key(name))
+        except Exception as exc:
+            raise self._map(exc, f"delete {name}", name) from exc
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self.settings.bucket, Key=self._key(name))
+            return True
+        except Exception as exc:
+            mapped = self._map(exc, f"exists {name}", name)
+            if isinstance(mapped, ObjectNotFound):
+                return False
+            raise mapped from exc

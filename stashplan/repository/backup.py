@@ -1,0 +1,157 @@
+"""The backup pipeline: read -> FastCDC chunk -> (keyed id, zstd, AES-GCM on a thread pool) -> packs -> upload.
+
+The reader thread reads large blocks, feeds the whole-stream SHA-256 and cuts chunks; a small pool
+hashes, compresses and seals them (the C code releases the GIL); results are taken back in stream
+order, so the content list is exact and memory is bounded by the fixed window and pack queue.
+The snapshot manifest is written only after every pack and index file is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+import zstandard
+
+from providers.storage import Storage
+from stashplan.repository.chunking import chunk_stream
+from stashplan.repository.crypto import MasterKey
+from stashplan.repository.layout import BLOB_DATA, BLOB_LIST, Params
+from stashplan.repository.snapshots import Snapshot, encode, write_manifest
+from stashplan.repository.writer import PackWriter
+
+Sealed = tuple[bytes, int, bytes | None]
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    hostname: str
+    tags: tuple[str, ...]
+    source: str
+    filename: str
+
+
+class _Sealer:
+    """Per-thread zstd compressors around the shared master key."""
+
+    def __init__(self, key: MasterKey, level: int, known: set[bytes]) -> None:
+        self.key = key
+        self.level = level
+        self.known = known
+        self._local = threading.local()
+
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        comp = getattr(self._local, "comp", None)
+        if comp is None:
+            comp = self._local.comp = zstandard.ZstdCompressor(level=self.level)
+        return comp
+
+    def seal_chunk(self, chunk: memoryview) -> Sealed:
+        blob_id = self.key.chunk_id(chunk)
+        if blob_id in self.known:
+            return blob_id, len(chunk), None
+        return blob_id, len(chunk), self.key.seal(self._compressor().compress(chunk), blob_id)
+
+    def seal_list(self, ids: bytes) -> tuple[bytes, bytes]:
+        blob_id = self.key.chunk_id(ids)
+        return blob_id, self.key.seal(self._compressor().compress(ids), blob_id)
+
+
+def run_backup(
+    storage: Storage,
+    key: MasterKey,
+    params: Params,
+    known: set[bytes],
+    stream: BinaryIO,
+    request: BackupRequest,
+    progress: Callable[[int], None] | None = None,
+    *,
+    workers: int | None = None,
+) -> Snapshot:
+    """Store `stream` as a new snapshot; if reading or storing fails, no snapshot is written."""
+    workers = workers or max(2, min(4, os.cpu_count() or 2))
+    started = datetime.now(UTC)
+    sealer = _Sealer(key, params.zstd_level, known)
+    writer = PackWriter(storage, key, params.pack_size, known)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-seal")
+    stream_hash = hashlib.sha256()
+    total = 0
+    chunk_count = 0
+    ids = bytearray()
+    content: list[bytes] = []
+    window: deque[Future[Sealed]] = deque()
+    max_window = workers * 3
+
+    def on_block(block: bytes) -> None:
+        nonlocal total
+        stream_hash.update(block)
+        total += len(block)
+        if progress is not None:
+            progress(total)
+
+    def take(result: Sealed) -> None:
+        nonlocal chunk_count
+        blob_id, raw_length, sealed = result
+        chunk_count += 1
+        ids.extend(blob_id)
+        if sealed is not None:
+            writer.add(BLOB_DATA, blob_id, sealed, raw_length)
+        if len(ids) >= params.ids_per_list_blob * 32:
+            flush_list()
+
+    def flush_list() -> None:
+        if ids:
+            list_id, sealed = sealer.seal_list(bytes(ids))
+            writer.add(BLOB_LIST, list_id, sealed, len(ids))
+            content.append(list_id)
+            ids.clear()
+
+    try:
+        for chunk in chunk_stream(stream.read, params, on_block):
+            window.append(pool.submit(sealer.seal_chunk, chunk))
+            if len(window) >= max_window:
+                take(window.popleft().result())
+        while window:
+            take(window.popleft().result())
+        flush_list()
+        writer.close()
+    except BaseException:
+        for future in window:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        writer.abort()
+        raise
+    pool.shutdown(wait=True)
+    snapshot = Snapshot(
+        id="",
+        short_id="",
+        time=started,
+        end_time=datetime.now(UTC),
+        hostname=request.hostname,
+        tags=tuple(request.tags),
+        source=request.source,
+        filename=request.filename,
+        total_size=total,
+        added_size=writer.uploaded_bytes,
+        sha256=stream_hash.hexdigest(),
+    )
+    snapshot_id = write_manifest(storage, key, encode(snapshot, content, chunk_count))
+    return Snapshot(**{**snapshot.__dict__, "id": snapshot_id, "short_id": snapshot_id[:8]})
+
+
+def normalise_tags(tags: Sequence[str]) -> tuple[str, ...]:
+    """Tags as restic takes them: comma-separated entries split, blanks dropped, order kept, no repeats."""
+    out: list[str] = []
+    for entry in tags:
+        for tag in entry.split(","):
+            tag = tag.strip()
+            if tag and tag not in out:
+                out.append(tag)
+    return tuple(out)

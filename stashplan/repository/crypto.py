@@ -1,0 +1,123 @@
+"""Repository keys and sealing: a random master key wrapped by scrypt(password), AES-256-GCM, keyed chunk ids.
+
+Pure (no storage I/O). Key material never appears in repr, logs or exception messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from stashplan.errors import RepositoryError
+
+NONCE_SIZE = 12
+TAG_SIZE = 16
+OVERHEAD = NONCE_SIZE + TAG_SIZE
+SCRYPT_N = 2**15
+SCRYPT_R = 8
+SCRYPT_P = 1
+
+
+class CorruptData(RepositoryError):
+    """Sealed data failed authentication: damaged, truncated or not written with this key."""
+
+
+class WrongPassword(RepositoryError):
+    """No key file of the repository opens with the given password."""
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    """The repository's secret: `encryption` for AES-256-GCM and `id_key` for HMAC-SHA256 chunk ids."""
+
+    encryption: bytes = field(repr=False)
+    id_key: bytes = field(repr=False)
+    _aead: AESGCM = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.encryption) != 32 or len(self.id_key) != 32:
+            raise ValueError("master key parts must be 32 bytes each")
+        object.__setattr__(self, "_aead", AESGCM(self.encryption))
+
+    @classmethod
+    def generate(cls) -> MasterKey:
+        return cls(os.urandom(32), os.urandom(32))
+
+    def chunk_id(self, data: bytes | memoryview) -> bytes:
+        """The 32-byte keyed id of a plaintext chunk (HMAC-SHA256 with `id_key`)."""
+        return hmac.digest(self.id_key, data, "sha256")
+
+    def seal(self, plaintext: bytes | memoryview, aad: bytes = b"") -> bytes:
+        """nonce || AES-256-GCM(plaintext, aad) || tag."""
+        nonce = os.urandom(NONCE_SIZE)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad or None)
+
+    def open(self, sealed: bytes | memoryview, aad: bytes = b"", what: str = "data") -> bytes:
+        """The plaintext of `seal`'s output; CorruptData naming `what` if it fails authentication."""
+        if len(sealed) < OVERHEAD:
+            raise CorruptData(f"{what} is corrupt (too short)")
+        view = memoryview(sealed)
+        try:
+            return self._aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], aad or None)
+        except InvalidTag:
+            raise CorruptData(f"{what} is corrupt (authentication failed)") from None
+
+    def seal_json(self, doc: object) -> bytes:
+        return self.seal(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
+
+    def open_json(self, sealed: bytes, what: str) -> dict:
+        try:
+            doc = json.loads(self.open(sealed, what=what))
+        except ValueError as exc:
+            raise CorruptData(f"{what} is corrupt (not JSON)") from exc
+        if not isinstance(doc, dict):
+            raise CorruptData(f"{what} is corrupt (not a JSON object)")
+        return doc
+
+
+def _kek(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * r * n + (1 << 20), dklen=32
+    )
+
+
+def wrap_key(
+    key: MasterKey, password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P
+) -> dict:
+    """A key-file document: scrypt parameters, salt, and the master key sealed by the derived key."""
+    salt = os.urandom(32)
+    kek = AESGCM(_kek(password, salt, n, r, p))
+    nonce = os.urandom(NONCE_SIZE)
+    sealed = nonce + kek.encrypt(nonce, key.encryption + key.id_key, b"stashplan-master-key")
+    return {
+        "version": 1,
+        "kdf": "scrypt",
+        "N": n,
+        "r": r,
+        "p": p,
+        "salt": base64.b64encode(salt).decode(),
+        "data": base64.b64encode(sealed).decode(),
+    }
+
+
+def unwrap_key(doc: dict, password: str) -> MasterKey:
+    """The master key in a key-file document; WrongPassword if `password` does not open it."""
+    try:
+        salt = base64.b64decode(doc["salt"])
+        sealed = base64.b64decode(doc["data"])
+        n, r, p = int(doc["N"]), int(doc["r"]), int(doc["p"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CorruptData("key file is malformed") from exc
+    kek = AESGCM(_kek(password, salt, n, r, p))
+    try:
+        raw = kek.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], b"stashplan-master-key")
+    except InvalidTag:
+        raise WrongPassword("wrong password") from None
+    return MasterKey(raw[:32], raw[32:64])

@@ -1,0 +1,61 @@
+"""Names of the objects in a repository (format version 1) and the chunker/pack parameters it fixes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FORMAT_VERSION = 1
+CONFIG = "config"
+KEYS = "keys/"
+DATA = "data/"
+INDEX = "index/"
+SNAPSHOTS = "snapshots/"
+LOCKS = "locks/"
+
+BLOB_DATA = 0  # a chunk of the backed-up stream
+BLOB_LIST = 1  # a run of 32-byte chunk ids: part of a snapshot's content list
+
+
+@dataclass(frozen=True)
+class Params:
+    """Per-repository constants recorded in `config` at init; changing them breaks dedup, not reads."""
+
+    chunk_min: int = 128 * 1024
+    chunk_avg: int = 512 * 1024
+    chunk_max: int = 2 * 1024 * 1024
+    pack_size: int = 8 * 1024 * 1024
+    zstd_level: int = 1
+    ids_per_list_blob: int = 16384
+
+    def to_json(self) -> dict:
+        return {
+            "chunker": {
+                "algorithm": "fastcdc",
+                "min": self.chunk_min,
+                "avg": self.chunk_avg,
+                "max": self.chunk_max,
+            },
+            "pack_size": self.pack_size,
+            "compression": {"algorithm": "zstd", "level": self.zstd_level},
+            "ids_per_list_blob": self.ids_per_list_blob,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Params:
+        ch = doc.get("chunker") or {}
+        return cls(
+            chunk_min=int(ch.get("min", cls.chunk_min)),
+            chunk_avg=int(ch.get("avg", cls.chunk_avg)),
+            chunk_max=int(ch.get("max", cls.chunk_max)),
+            pack_size=int(doc.get("pack_size", cls.pack_size)),
+            zstd_level=int((doc.get("compression") or {}).get("level", cls.zstd_level)),
+            ids_per_list_blob=int(doc.get("ids_per_list_blob", cls.ids_per_list_blob)),
+        )
+
+
+def pack_name(pack_id: str) -> str:
+    return f"{DATA}{pack_id[:2]}/{pack_id}"
+
+
+def pack_id_of(name: str) -> str:
+    return name.rsplit("/", 1)[-1]

@@ -1,0 +1,128 @@
+"""Snapshot manifests: the sealed JSON written last by a backup, and finding snapshots by id, host and tag.
+
+A manifest holds the metadata below plus `content`: the ids of the list blobs that, concatenated,
+give the stream's chunk ids in order. Its object name is `snapshots/<SHA-256 of the stored bytes>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from providers.storage import Storage
+from stashplan.errors import RepositoryError
+from stashplan.repository.crypto import MasterKey
+from stashplan.repository.layout import FORMAT_VERSION, SNAPSHOTS
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    short_id: str
+    time: datetime
+    end_time: datetime
+    hostname: str
+    tags: tuple[str, ...]
+    source: str
+    filename: str
+    total_size: int  # plaintext bytes of the stream
+    added_size: int  # bytes uploaded by this backup, after dedup and compression
+    sha256: str  # of the whole plaintext stream
+
+
+@dataclass(frozen=True)
+class Manifest:
+    snapshot: Snapshot
+    content: tuple[bytes, ...]  # list blob ids
+    chunk_count: int
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def encode(snapshot: Snapshot, content: Sequence[bytes], chunk_count: int) -> dict:
+    return {
+        "version": FORMAT_VERSION,
+        "time": _ts(snapshot.time),
+        "end_time": _ts(snapshot.end_time),
+        "hostname": snapshot.hostname,
+        "tags": list(snapshot.tags),
+        "source": snapshot.source,
+        "filename": snapshot.filename,
+        "total_size": snapshot.total_size,
+        "added_size": snapshot.added_size,
+        "sha256": snapshot.sha256,
+        "chunk_count": chunk_count,
+        "content": [c.hex() for c in content],
+    }
+
+
+def decode(snapshot_id: str, doc: dict) -> Manifest:
+    try:
+        snap = Snapshot(
+            id=snapshot_id,
+            short_id=snapshot_id[:8],
+            time=_parse_ts(doc["time"]),
+            end_time=_parse_ts(doc["end_time"]),
+            hostname=str(doc["hostname"]),
+            tags=tuple(doc.get("tags") or ()),
+            source=str(doc.get("source", "")),
+            filename=str(doc.get("filename", "")),
+            total_size=int(doc["total_size"]),
+            added_size=int(doc.get("added_size", 0)),
+            sha256=str(doc["sha256"]),
+        )
+        return Manifest(snap, tuple(bytes.fromhex(c) for c in doc["content"]), int(doc["chunk_count"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise RepositoryError(f"snapshot {snapshot_id[:8]} is malformed: {exc}") from exc
+
+
+def write_manifest(storage: Storage, key: MasterKey, doc: dict) -> str:
+    """Store a manifest document; returns the snapshot id."""
+    data = key.seal_json(doc)
+    snapshot_id = hashlib.sha256(data).hexdigest()
+    storage.put(SNAPSHOTS + snapshot_id, data)
+    return snapshot_id
+
+
+def load_manifest(storage: Storage, key: MasterKey, snapshot_id: str) -> Manifest:
+    data = storage.get(SNAPSHOTS + snapshot_id)
+    return decode(snapshot_id, key.open_json(data, what=f"snapshot {snapshot_id[:8]}"))
+
+
+def list_ids(storage: Storage) -> list[str]:
+    return sorted(info.name[len(SNAPSHOTS) :] for info in storage.list(SNAPSHOTS))
+
+
+def load_all(storage: Storage, key: MasterKey) -> list[Manifest]:
+    """Every manifest, oldest first."""
+    manifests = [load_manifest(storage, key, sid) for sid in list_ids(storage)]
+    return sorted(manifests, key=lambda m: (m.snapshot.time, m.snapshot.id))
+
+
+def matches(snap: Snapshot, hostname: str | None, tags: Sequence[str]) -> bool:
+    """True when `snap` has `hostname` (if given) and every tag in `tags`."""
+    return (hostname is None or snap.hostname == hostname) and all(t in snap.tags for t in tags)
+
+
+def resolve(storage: Storage, key: MasterKey, ref: str, hostname: str | None = None) -> Manifest:
+    """The manifest named by id, unique id prefix or "latest" (newest, of `hostname` when given)."""
+    if ref in ("latest", ""):
+        candidates = [m for m in load_all(storage, key) if matches(m.snapshot, hostname, ())]
+        if not candidates:
+            host = f" of host {hostname}" if hostname else ""
+            raise RepositoryError(f"no snapshot{host} in {storage.location}")
+        return candidates[-1]
+    found = [sid for sid in list_ids(storage) if sid.startswith(ref.lower())]
+    if not found:
+        raise RepositoryError(f"snapshot {ref} not found in {storage.location}")
+    if len(found) > 1:
+        raise RepositoryError(f"snapshot id prefix {ref} is ambiguous ({len(found)} snapshots match)")
+    return load_manifest(storage, key, found[0])

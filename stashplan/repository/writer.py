@@ -1,0 +1,88 @@
+"""The pack writer: sealed blobs -> packs of `pack_size` -> uploads on a small bounded pool -> index files.
+
+Memory is bounded: one pack being filled plus at most `max_in_flight` packs uploading. Index files are
+written only for packs whose upload finished, every INDEX_FLUSH blobs and at `close`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from providers.storage import Storage
+from stashplan.repository.crypto import MasterKey
+from stashplan.repository.index import write_index
+from stashplan.repository.layout import pack_name
+from stashplan.repository.packs import BlobRef, PackBuilder
+
+INDEX_FLUSH = 16384
+
+
+class PackWriter:
+    """Adds blobs once each (ids in `known` or added before are skipped) and uploads full packs."""
+
+    def __init__(
+        self, storage: Storage, key: MasterKey, pack_size: int, known: set[bytes], *, threads: int = 2
+    ) -> None:
+        self.storage = storage
+        self.key = key
+        self.pack_size = pack_size
+        self.known = known
+        self.uploaded_bytes = 0
+        self._builder = PackBuilder(key)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stashplan-upload")
+        self._in_flight: deque[tuple[Future[None], int, list[BlobRef]]] = deque()
+        self._max_in_flight = threads
+        self._done: list[BlobRef] = []
+        self.index_files: list[str] = []
+
+    def wants(self, blob_id: bytes) -> bool:
+        return blob_id not in self.known
+
+    def add(self, blob_type: int, blob_id: bytes, sealed: bytes, raw_length: int) -> bool:
+        """Queue a sealed blob; False (and nothing stored) when the repository already has it."""
+        if blob_id in self.known:
+            return False
+        self.known.add(blob_id)
+        self._builder.add(blob_type, blob_id, sealed, raw_length)
+        if self._builder.size >= self.pack_size:
+            self._ship()
+        return True
+
+    def _ship(self) -> None:
+        if not len(self._builder):
+            return
+        pack_id, data, refs = self._builder.finish()
+        while len(self._in_flight) >= self._max_in_flight:
+            self._reap_one()
+        future = self._pool.submit(self.storage.put, pack_name(pack_id), data)
+        self._in_flight.append((future, len(data), refs))
+
+    def _reap_one(self) -> None:
+        future, size, refs = self._in_flight.popleft()
+        future.result()
+        self.uploaded_bytes += size
+        self._done.extend(refs)
+        if len(self._done) >= INDEX_FLUSH:
+            self._write_index()
+
+    def _write_index(self) -> None:
+        if self._done:
+            name = write_index(self.storage, self.key, self._done)
+            self.index_files.append(name)
+            self._done = []
+
+    def close(self) -> None:
+        """Upload the last pack, wait for every upload, write the index of everything uploaded."""
+        self._ship()
+        while self._in_flight:
+            self._reap_one()
+        self._write_index()
+        self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        """Stop after a failure: wait for running uploads, write no index (prune removes the packs)."""
+        for future, _size, _refs in self._in_flight:
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._in_flight.clear()

@@ -1,0 +1,126 @@
+"""Locks between operations (stale locks of dead processes) and the engine on a real S3 server (moto)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from providers.storage import StorageError, open_storage, storage_from_repository
+from stashplan.repository import LockedError, Repository
+from stashplan.repository.locks import Lock
+from tests.fixtures.s3 import S3Bucket
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def write_lock(
+    repo: Repository, name: str, *, pid: int, exclusive: bool, age: timedelta = timedelta()
+) -> None:
+    doc = {
+        "time": (datetime.now(UTC) - age).isoformat(),
+        "hostname": socket.gethostname(),
+        "pid": pid,
+        "exclusive": exclusive,
+        "operation": "prune" if exclusive else "backup",
+    }
+    repo.storage.put(f"locks/{name}", json.dumps(doc).encode())
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repository:
+    return Repository.init(open_storage(f"local:{tmp_path}/repo"), "pw")
+
+
+def test_stale_exclusive_lock_of_a_dead_process_blocks_and_says_how_to_remove_it(repo: Repository) -> None:
+    write_lock(repo, "old", pid=dead_pid(), exclusive=True)
+    with pytest.raises(LockedError, match=r"stale exclusive lock locks/old .*`stashplan repo unlock`"):
+        repo.backup(io.BytesIO(b"data"))
+    assert repo.unlock() == ["locks/old"]
+    assert repo.backup(io.BytesIO(b"data")).total_size == 4
+
+
+def test_live_exclusive_lock_blocks_backup_without_calling_it_stale(repo: Repository) -> None:
+    write_lock(repo, "live", pid=os.getpid(), exclusive=True)
+    with pytest.raises(LockedError) as info:
+        repo.backup(io.BytesIO(b"data"))
+    assert "stale" not in str(info.value) and "pid" in str(info.value)
+    assert repo.unlock() == []
+    assert repo.unlock(remove_all=True) == ["locks/live"]
+
+
+def test_shared_locks_coexist_but_exclude_prune(repo: Repository) -> None:
+    held = Lock(repo.storage, exclusive=False, operation="backup").acquire()
+    try:
+        snap = repo.backup(io.BytesIO(b"concurrent"))  # a second shared lock is fine
+        with pytest.raises(LockedError, match="shared lock"):
+            repo.prune()
+    finally:
+        held.release()
+    assert repo.prune().packs_deleted == 0
+    assert snap.total_size == 10
+
+
+def test_lock_not_refreshed_for_half_an_hour_is_stale(repo: Repository) -> None:
+    write_lock(repo, "ancient", pid=os.getpid(), exclusive=False, age=timedelta(hours=1))
+    with pytest.raises(LockedError, match="stale shared lock locks/ancient"):
+        repo.prune()
+
+
+def test_backup_and_restore_round_trip_on_s3(s3_bucket: S3Bucket) -> None:
+    storage = open_storage(s3_bucket.repo_url("team/db"), env=s3_bucket.endpoint.env())
+    repo = Repository.init(storage, "pw")
+    data = os.urandom(1 << 20) + b"\n".join(b"row %d" % n for n in range(200_000))
+    snap = repo.backup(io.BytesIO(data), hostname="pg-0")
+    again = Repository.open(open_storage(s3_bucket.repo_url("team/db"), env=s3_bucket.endpoint.env()), "pw")
+    out = io.BytesIO()
+    again.restore("latest", out)
+    assert out.getvalue() == data
+    assert again.check(read_data=True).ok
+    keys = [o["Key"] for o in s3_bucket.endpoint.client().list_objects_v2(Bucket=s3_bucket.name)["Contents"]]
+    assert all(k.startswith("team/db/") for k in keys)
+    assert f"team/db/snapshots/{snap.id}" in keys
+
+
+def test_storage_from_a_repository_resource_and_its_secret(s3_bucket: S3Bucket, tmp_path: Path) -> None:
+    s3_repo = {
+        "apiVersion": "stash.appscode.com/v1alpha1",
+        "kind": "Repository",
+        "metadata": {"name": "pg-repo", "namespace": "demo"},
+        "spec": {
+            "backend": {
+                "s3": {"endpoint": s3_bucket.endpoint.url, "bucket": s3_bucket.name, "prefix": "/demo/pg/"},
+                "storageSecretName": "s3-secret",
+            }
+        },
+    }
+    storage = storage_from_repository(s3_repo, {**s3_bucket.endpoint.env(), "RESTIC_PASSWORD": "pw"})
+    assert storage.location == f"s3:{s3_bucket.endpoint.url}/{s3_bucket.name}/demo/pg"
+    Repository.init(storage, "pw").backup(io.BytesIO(b"x"))
+    local_repo = {
+        "metadata": {"name": "l"},
+        "spec": {"backend": {"local": {"mountPath": str(tmp_path), "subPath": "a/b"}}},
+    }
+    assert storage_from_repository(local_repo, {}).location == f"local:{tmp_path}/a/b"
+    with pytest.raises(StorageError, match=r"Repository gcs-repo: spec.backend: unsupported backend \(gcs\)"):
+        storage_from_repository({"metadata": {"name": "gcs-repo"}, "spec": {"backend": {"gcs": {}}}}, {})
+
+
+def test_s3_missing_bucket_is_a_permanent_storage_error_naming_it(s3_bucket: S3Bucket) -> None:
+    missing = open_storage(
+        f"s3:{s3_bucket.endpoint.url}/no-such-{s3_bucket.name}", env=s3_bucket.endpoint.env()
+    )
+    with pytest.raises(
+        StorageError, match=rf"s3:{s3_bucket.endpoint.url}/no-such-{s3_bucket.name}: put config: NoSuchBucket"
+    ):
+        missing.put("config", b"x")

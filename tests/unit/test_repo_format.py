@@ -1,0 +1,132 @@
+"""Pure pieces of the repository format: chunking, sealing, key wrapping, packs, the retry wrapper."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+
+from providers.storage import MemoryStorage, RetryingStorage
+from stashplan.errors import TransientError
+from stashplan.repository.chunking import chunk_stream, cut_points
+from stashplan.repository.crypto import CorruptData, MasterKey, WrongPassword, unwrap_key, wrap_key
+from stashplan.repository.layout import Params
+from stashplan.repository.packs import PackBuilder, read_header
+
+PARAMS = Params(chunk_min=16 * 1024, chunk_avg=64 * 1024, chunk_max=256 * 1024)
+
+
+def sample(size: int, seed: int = 7) -> bytes:
+    rnd = random.Random(seed)
+    words = [rnd.randbytes(rnd.randint(2, 9)).hex() for _ in range(500)]
+    out = bytearray()
+    while len(out) < size:
+        out += (" ".join(rnd.choices(words, k=12)) + "\n").encode()
+    return bytes(out[:size])
+
+
+def test_stream_chunking_matches_whole_buffer_chunking_for_any_read_size() -> None:
+    data = sample(3 << 20)
+    whole = cut_points(memoryview(data), PARAMS)
+    for step in (1000, 65_537, 1 << 20):
+        src = io.BytesIO(data)
+        ends, pos = [], 0
+        for chunk in chunk_stream(lambda n, s=step, b=src: b.read(min(n, s)), PARAMS):  # type: ignore[misc]
+            pos += len(chunk)
+            ends.append(pos)
+        assert ends == whole
+    assert all(
+        PARAMS.chunk_min <= b - a <= PARAMS.chunk_max
+        for a, b in zip([0, *whole[:-2]], whole[:-1], strict=True)
+    )
+
+
+def test_an_insertion_changes_only_the_chunks_around_it() -> None:
+    data = sample(2 << 20)
+    edited = data[:1_000_000] + b"INSERTED ROW\n" + data[1_000_000:]
+    key = MasterKey.generate()
+
+    def ids(buf: bytes) -> set[bytes]:
+        return {key.chunk_id(c) for c in chunk_stream(io.BytesIO(buf).read, PARAMS)}
+
+    before, after = ids(data), ids(edited)
+    assert len(after - before) <= 2
+    assert len(before & after) >= len(before) - 2
+
+
+def test_empty_stream_has_no_chunks() -> None:
+    assert list(chunk_stream(io.BytesIO(b"").read, PARAMS)) == []
+
+
+def test_sealed_data_opens_with_the_same_key_and_aad_only() -> None:
+    key = MasterKey.generate()
+    sealed = key.seal(b"secret rows", b"aad")
+    assert key.open(sealed, b"aad") == b"secret rows"
+    with pytest.raises(CorruptData, match="chunk X is corrupt"):
+        key.open(sealed, b"other", what="chunk X")
+    tampered = bytearray(sealed)
+    tampered[20] ^= 1
+    with pytest.raises(CorruptData):
+        key.open(bytes(tampered), b"aad")
+    with pytest.raises(CorruptData):
+        MasterKey.generate().open(sealed, b"aad")
+
+
+def test_wrapped_master_key_needs_the_password_and_never_shows_it() -> None:
+    key = MasterKey.generate()
+    doc = wrap_key(key, "correct horse", n=2**10)
+    assert unwrap_key(doc, "correct horse") == key
+    with pytest.raises(WrongPassword):
+        unwrap_key(doc, "battery staple")
+    assert "correct horse" not in repr(doc) and key.encryption.hex() not in repr(key)
+
+
+def test_pack_header_lists_every_blob_with_its_offset() -> None:
+    key = MasterKey.generate()
+    builder = PackBuilder(key)
+    blobs = [key.chunk_id(bytes([n])) for n in range(3)]
+    for n, blob_id in enumerate(blobs):
+        builder.add(0, blob_id, key.seal(bytes([n]) * 10, blob_id), 10)
+    pack_id, data, refs = builder.finish()
+    assert read_header(key, pack_id, data) == refs
+    assert [r.id for r in refs] == blobs
+    with pytest.raises(CorruptData, match=pack_id):
+        read_header(key, pack_id, data[:-9] + b"\0" * 9)
+
+
+class FlakyStorage(MemoryStorage):
+    """A real in-memory backend whose first `failures` calls of get/put raise TransientError."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__("flaky")
+        self.failures = failures
+        self.calls = 0
+
+    def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise TransientError("503 SlowDown")
+
+    def put(self, name: str, source: object) -> None:  # type: ignore[override]
+        self._maybe_fail()
+        super().put(name, source)  # type: ignore[arg-type]
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        self._maybe_fail()
+        return super().get(name, offset, length)
+
+
+def test_retry_wrapper_retries_transient_failures_with_growing_delays() -> None:
+    inner = FlakyStorage(failures=3)
+    sleeps: list[float] = []
+    storage = RetryingStorage(inner, attempts=5, base_delay=0.1, sleep=sleeps.append)
+    storage.put("config", io.BytesIO(b"abc"))
+    assert storage.get("config") == b"abc"
+    assert len(sleeps) == 3 and sleeps[0] < sleeps[2]
+
+
+def test_retry_wrapper_gives_up_after_its_attempts() -> None:
+    storage = RetryingStorage(FlakyStorage(failures=10), attempts=3, sleep=lambda _s: None)
+    with pytest.raises(TransientError, match="SlowDown"):
+        storage.put("config", b"abc")
