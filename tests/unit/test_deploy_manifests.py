@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import kubernetes_validate
 import pytest
 import yaml
@@ -89,3 +91,15 @@ def test_operator_runs_two_non_root_replicas_with_probes_and_resources() -> None
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
     assert port == 8080
+
+
+def test_dockerfile_installs_the_database_clients_and_runs_as_the_manifests_non_root_user() -> None:
+    text = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    assert text.startswith("#") and "FROM python:3.11-slim" in text
+    for package in ("postgresql-client", "mariadb-client", "redis-tools"):
+        assert package in text
+    assert "pip install --no-cache-dir ." in text
+    uid = by_kind(deploy_manifests(), "Deployment", "stashplan")["spec"]["template"]["spec"][
+        "securityContext"
+    ]["runAsUser"]
+    assert f"USER {uid}:" in text
