@@ -74,6 +74,12 @@ def _message(root: type[BaseModel], err: ErrorDetails) -> str:
         if close:
             return f"unknown field {unknown!r}; did you mean {close[0]!r}?"
         return f"unknown field {unknown!r}; allowed: {', '.join(allowed)}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a mapping (key: value pairs)"
+    if kind == "list_type":
+        return "must be a list"
+    if kind == "string_type":
+        return "must be a string (quote the value in YAML)"
     msg = err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):

@@ -117,3 +117,55 @@ def test_appbinding_url_and_service_are_exclusive() -> None:
     with pytest.raises(ManifestError) as info:
         validate_objects([("f.yaml", binding)])
     assert info.value.problems == ["f.yaml: AppBinding/db: spec.clientConfig: set either url or service, not both"]
+
+
+def test_only_appbinding_targets_and_the_restic_driver_are_supported() -> None:
+    restore = {
+        "apiVersion": "stash.appscode.com/v1beta1",
+        "kind": "RestoreSession",
+        "metadata": {"name": "r"},
+        "spec": {"driver": "VolumeSnapshotter", "repository": {"name": "x"},
+                 "target": {"ref": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}},
+    }
+    with pytest.raises(ManifestError) as info:
+        validate_objects([("f", restore)])
+    assert info.value.problems == [
+        "f: RestoreSession/r: spec.target.ref.kind: target kind 'Deployment' is not supported: stashplan backs up "
+        "databases through an AppBinding (workload and volume targets need Stash's sidecar)",
+        "f: RestoreSession/r: spec.driver: driver 'VolumeSnapshotter' is not supported: stashplan only runs "
+        "Restic-style dumps",
+    ]
+
+
+def test_usage_policy_selector_needs_a_selector() -> None:
+    repo = {
+        "apiVersion": "stash.appscode.com/v1alpha1",
+        "kind": "Repository",
+        "metadata": {"name": "r"},
+        "spec": {"backend": {"local": {"mountPath": "/r"}}, "usagePolicy": {"allowedNamespaces": {"from": "Selector"}}},
+    }
+    with pytest.raises(ManifestError) as info:
+        validate_objects([("f", repo)])
+    assert info.value.problems == [
+        "f: Repository/r: spec.usagePolicy.allowedNamespaces: from: Selector needs a selector (matchLabels or "
+        "matchExpressions)"
+    ]
+
+
+def test_wrong_shapes_get_plain_messages() -> None:
+    task = {
+        "apiVersion": "stash.appscode.com/v1beta1",
+        "kind": "Task",
+        "metadata": {"name": "t", "labels": "x"},
+        "spec": {"steps": [{"name": "fn", "params": {"name": "a"}}, {"name": "fn", "params": [{"name": "b",
+                                                                                              "value": True}]}],
+                 "volumes": "none"},
+    }
+    with pytest.raises(ManifestError) as info:
+        validate_objects([("f", task)])
+    assert info.value.problems == [
+        "f: Task/t: metadata.labels: must be a mapping (key: value pairs)",
+        "f: Task/t: spec.steps[0].params: must be a list",
+        "f: Task/t: spec.steps[1].params[0].value: must be a string (quote the value in YAML)",
+        "f: Task/t: spec.volumes: must be a list",
+    ]

@@ -19,6 +19,7 @@ from stashplan.api.models.common import (
     OpenModel,
     RepositoryRef,
     StashModel,
+    SupportedDriver,
     TargetRef,
     TaskRef,
     TempDir,
@@ -69,7 +70,7 @@ class BackupConfigurationSpec(StashModel):
     repository: RepositoryRef
     retention_policy: RetentionPolicy
     schedule: CronSchedule | None = None
-    driver: Driver = Driver.RESTIC
+    driver: SupportedDriver = Driver.RESTIC
     runtime_settings: FreeForm | None = None
     temp_dir: TempDir | None = None
     interim_volume_template: FreeForm | None = None

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 FreeForm = dict[str, Any]
@@ -131,12 +131,22 @@ class TaskRef(StashModel):
 
 
 class TargetRef(StashModel):
-    """`spec.target.ref`: the object to back up, for databases an AppBinding."""
+    """`spec.target.ref`: the database to back up or restore, always an AppBinding in stashplan."""
 
     api_version: str = "appcatalog.appscode.com/v1alpha1"
     kind: str = "AppBinding"
     name: DnsName
     namespace: DnsLabel | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _appbinding_only(cls, value: str) -> str:
+        if value != "AppBinding":
+            raise ValueError(
+                f"target kind {value!r} is not supported: stashplan backs up databases through an AppBinding "
+                "(workload and volume targets need Stash's sidecar)"
+            )
+        return value
 
 
 class RepositoryRef(StashModel):
@@ -172,6 +182,15 @@ class TempDir(StashModel):
 class Driver(StrEnum):
     RESTIC = "Restic"
     VOLUME_SNAPSHOTTER = "VolumeSnapshotter"
+
+
+def check_driver(value: str) -> str:
+    if value != Driver.RESTIC:
+        raise ValueError(f"driver {value!r} is not supported: stashplan only runs Restic-style dumps")
+    return value
+
+
+SupportedDriver = Annotated[Driver, AfterValidator(check_driver)]
 
 
 class HostPhase(StrEnum):

@@ -111,6 +111,12 @@ class AllowedNamespaces(StashModel):
     from_: FromNamespaces = Field(default=FromNamespaces.SAME, alias="from")
     selector: FreeForm | None = None
 
+    @model_validator(mode="after")
+    def _selector_with_from_selector(self) -> AllowedNamespaces:
+        if self.from_ == FromNamespaces.SELECTOR and not self.selector:
+            raise ValueError("from: Selector needs a selector (matchLabels or matchExpressions)")
+        return self
+
 
 class UsagePolicy(StashModel):
     """Which namespaces may use the Repository through `spec.repository.namespace` (default: Same)."""

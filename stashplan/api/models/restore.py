@@ -18,6 +18,7 @@ from stashplan.api.models.common import (
     OpenModel,
     RepositoryRef,
     StashModel,
+    SupportedDriver,
     TargetRef,
     TaskRef,
     TempDir,
@@ -55,7 +56,7 @@ class RestoreSessionSpec(StashModel):
     target: RestoreTarget
     repository: RepositoryRef
     rules: list[RestoreRule] | None = Field(default=None, description="deprecated: use target.rules")
-    driver: Driver = Driver.RESTIC
+    driver: SupportedDriver = Driver.RESTIC
     runtime_settings: FreeForm | None = None
     temp_dir: TempDir | None = None
     interim_volume_template: FreeForm | None = None
