@@ -45,7 +45,7 @@ class MySQLProvider:
             args.append(f"--ssl-ca={conn.ca_file}")
         return args
 
-    def probe(self, conn: Connection, params: TaskParams) -> Probe:
+    def probe(self, conn: Connection, params: TaskParams, *, restore: bool = False) -> Probe:
         argv = (self._client, *self._target(conn), "--connect-timeout=5", "--batch", "--execute=SELECT 1;")
         return Probe(ProcessSpec(argv, self._env(conn)), fatal=("Access denied", "Unknown database"))
 

@@ -82,7 +82,7 @@ class PostgresProvider:
             args.insert(1, f"--port={conn.port}")
         return args
 
-    def probe(self, conn: Connection, params: TaskParams) -> Probe:
+    def probe(self, conn: Connection, params: TaskParams, *, restore: bool = False) -> Probe:
         argv = ["pg_isready", *self._target(conn), "--timeout=5"]
         if conn.database:
             argv.append(f"--dbname={conn.database}")

@@ -52,7 +52,7 @@ class RedisProvider:
             args += ["--cacert", str(conn.ca_file)]
         return args
 
-    def probe(self, conn: Connection, params: TaskParams) -> Probe:
+    def probe(self, conn: Connection, params: TaskParams, *, restore: bool = False) -> Probe:
         argv = ("redis-cli", *self._target(conn), "PING")
         return Probe(
             ProcessSpec(argv, self._env(conn)), expect="PONG", fatal=("WRONGPASS", "NOAUTH", "invalid")

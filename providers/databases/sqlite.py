@@ -35,7 +35,9 @@ class SQLiteProvider:
             )
         return conn
 
-    def probe(self, conn: Connection, params: TaskParams) -> Probe:
+    def probe(self, conn: Connection, params: TaskParams, *, restore: bool = False) -> Probe:
+        if restore:  # the target file may not exist yet: only the client must work
+            return Probe(ProcessSpec(("sqlite3", "-batch", ":memory:", "SELECT 1;")))
         argv = ("sqlite3", "-readonly", "-batch", conn.path, "SELECT count(*) FROM sqlite_master;")
         return Probe(ProcessSpec(argv), fatal=("unable to open", "not a database", "malformed"))
 

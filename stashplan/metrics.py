@@ -1,0 +1,312 @@
+"""Prometheus metrics with Stash's names (new `stash_appscode_com_*` and legacy), pushed to a Pushgateway.
+
+All metrics are gauges, each emitted under both names. Builders are pure (values -> registry); `push`
+does the I/O with `pushadd_to_gateway` (POST: replaces only same-named metrics in the job group).
+Labels hold object names only, never secrets.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
+
+from stashplan.errors import StashplanError
+
+NEW = "stash_appscode_com_"
+
+
+class MetricsPushError(StashplanError):
+    """The Pushgateway could not be reached or refused the push; the message names the URL and reason."""
+
+
+@dataclass(frozen=True)
+class Invoker:
+    """Labels common to every metric: who ran it and into which repository."""
+
+    kind: str  # BackupConfiguration | RestoreSession
+    name: str
+    namespace: str
+    repository: str
+    driver: str = "Restic"
+
+    def labels(self) -> dict[str, str]:
+        return {
+            "invoker_kind": self.kind,
+            "invoker_name": self.name,
+            "namespace": self.namespace,
+            "driver": self.driver,
+            "repository": self.repository,
+        }
+
+
+@dataclass(frozen=True)
+class Target:
+    """The app behind the AppBinding: kind/group from its `spec.type` (e.g. Postgres, kubedb.com)."""
+
+    kind: str
+    group: str
+    name: str
+
+    @classmethod
+    def from_appbinding(cls, appbinding: dict, default_kind: str) -> Target:
+        app_type = str((appbinding.get("spec") or {}).get("type") or "")
+        group, _, kind = app_type.rpartition("/")
+        name = (appbinding.get("metadata") or {}).get("name", "")
+        if not kind:
+            return cls(default_kind, "appcatalog.appscode.com", name)
+        return cls(kind[:1].upper() + kind[1:], group, name)
+
+
+@dataclass(frozen=True)
+class HostResult:
+    hostname: str
+    success: bool
+    duration: float = 0.0
+    data_size: int = 0
+    uploaded: int = 0
+    processing_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class RepositoryState:
+    name: str
+    namespace: str
+    backend: str  # local | s3 | ...
+    integrity: bool
+    size_bytes: int
+    snapshot_count: int
+    snapshots_cleaned: int
+    bucket: str = ""
+    prefix: str = ""
+
+
+class _Metrics:
+    """A registry where every gauge is created under its new and its legacy name."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+
+    def set(self, new: str, legacy: str, doc: str, labels: Mapping[str, str], value: float) -> None:
+        for name in (NEW + new, legacy):
+            gauge = Gauge(name, doc, labelnames=list(labels), registry=self.registry)
+            gauge.labels(**labels).set(value)
+
+
+def job_name(invoker_kind: str, namespace: str, invoker_name: str) -> str:
+    """Stash's push job name: `<lowercase invoker kind>-<namespace>-<invoker name>`."""
+    return f"{invoker_kind.lower()}-{namespace}-{invoker_name}"
+
+
+def backup_session_registry(
+    invoker: Invoker, target: Target, host: HostResult, *, session_duration: float, now: float
+) -> CollectorRegistry:
+    """Session, target and host metrics of a BackupSession with one target and one host."""
+    m = _Metrics()
+    common = invoker.labels()
+    tgt = {**common, "kind": target.kind, "group": target.group, "name": target.name}
+    hst = {**tgt, "hostname": host.hostname}
+    ok = 1.0 if host.success else 0.0
+    m.set("backupsession_success", "stash_backup_session_success", "1 if the session succeeded", common, ok)
+    m.set("backupsession_target_success", "stash_backup_target_success", "1 if the target succeeded", tgt, ok)
+    m.set(
+        "backupsession_host_backup_success",
+        "stash_backup_host_backup_success",
+        "1 if the host succeeded",
+        hst,
+        ok,
+    )
+    if not host.success:
+        return m.registry
+    m.set(
+        "backupsession_duration_seconds",
+        "stash_backup_session_duration_seconds",
+        "Time taken to complete the backup session",
+        common,
+        session_duration,
+    )
+    m.set(
+        "backupsession_target_count_total",
+        "stash_backup_target_count_total",
+        "Number of targets in the session",
+        common,
+        1,
+    )
+    m.set(
+        "backupsession_last_success_time_seconds",
+        "stash_backup_last_success_time_seconds",
+        "Unix time of the last successful backup session",
+        common,
+        now,
+    )
+    m.set(
+        "backupsession_target_host_count_total",
+        "stash_backup_target_host_count_total",
+        "Number of hosts in the target",
+        tgt,
+        1,
+    )
+    m.set(
+        "backupsession_target_last_success_time_seconds",
+        "stash_backup_target_last_success_time_seconds",
+        "Unix time of the last successful backup of the target",
+        tgt,
+        now,
+    )
+    m.set(
+        "backupsession_host_backup_duration_seconds",
+        "stash_backup_host_backup_duration_seconds",
+        "Time taken to back up the host",
+        hst,
+        host.duration,
+    )
+    m.set(
+        "backupsession_host_data_size_bytes",
+        "stash_backup_host_data_size_bytes",
+        "Total size of the data backed up from the host",
+        hst,
+        host.data_size,
+    )
+    m.set(
+        "backupsession_host_data_uploaded_bytes",
+        "stash_backup_host_data_uploaded_bytes",
+        "Bytes uploaded from the host",
+        hst,
+        host.uploaded,
+    )
+    m.set(
+        "backupsession_host_data_processing_time_seconds",
+        "stash_backup_host_data_processing_time_seconds",
+        "Time taken to process the host's data",
+        hst,
+        host.processing_time,
+    )
+    m.set(
+        "backupsession_host_files_total",
+        "stash_backup_host_files_total",
+        "Number of files backed up from the host",
+        hst,
+        1,
+    )
+    return m.registry
+
+
+def repository_registry(invoker: Invoker, repo: RepositoryState) -> CollectorRegistry:
+    """Repository metrics, labelled with the Repository's own name, namespace and backend."""
+    m = _Metrics()
+    labels = {**invoker.labels(), "namespace": repo.namespace, "name": repo.name, "backend": repo.backend}
+    if repo.bucket:
+        labels["bucket"] = repo.bucket
+    if repo.prefix:
+        labels["prefix"] = repo.prefix
+    m.set(
+        "repository_integrity",
+        "stash_repository_integrity",
+        "1 if the repository check passed",
+        labels,
+        1.0 if repo.integrity else 0.0,
+    )
+    m.set(
+        "repository_size_bytes",
+        "stash_repository_size_bytes",
+        "Bytes stored in the repository",
+        labels,
+        repo.size_bytes,
+    )
+    m.set(
+        "repository_snapshot_count",
+        "stash_repository_snapshot_count",
+        "Snapshots in the repository",
+        labels,
+        repo.snapshot_count,
+    )
+    m.set(
+        "repository_snapshot_cleaned",
+        "stash_repository_snapshot_cleaned",
+        "Snapshots removed by the last retention run",
+        labels,
+        repo.snapshots_cleaned,
+    )
+    return m.registry
+
+
+def restore_session_registry(
+    invoker: Invoker, target: Target, host: HostResult, *, session_duration: float
+) -> CollectorRegistry:
+    """Session, target and host metrics of a RestoreSession with one target and one host."""
+    m = _Metrics()
+    common = invoker.labels()
+    tgt = {**common, "kind": target.kind, "group": target.group, "name": target.name}
+    hst = {**tgt, "hostname": host.hostname}
+    ok = 1.0 if host.success else 0.0
+    m.set("restoresession_success", "stash_restore_session_success", "1 if the restore succeeded", common, ok)
+    m.set(
+        "restoresession_target_success",
+        "stash_restore_target_success",
+        "1 if the target was restored",
+        tgt,
+        ok,
+    )
+    m.set(
+        "restoresession_host_restore_success",
+        "stash_restore_host_restore_success",
+        "1 if the host was restored",
+        hst,
+        ok,
+    )
+    if not host.success:
+        return m.registry
+    m.set(
+        "restoresession_duration_seconds",
+        "stash_restore_session_duration_seconds",
+        "Time taken to complete the restore session",
+        common,
+        session_duration,
+    )
+    m.set(
+        "restoresession_target_count_total",
+        "stash_restore_target_count_total",
+        "Number of targets in the restore session",
+        common,
+        1,
+    )
+    m.set(
+        "restoresession_target_host_count_total",
+        "stash_restore_target_host_count_total",
+        "Number of hosts in the target",
+        tgt,
+        1,
+    )
+    m.set(
+        "restoresession_host_restore_duration_seconds",
+        "stash_restore_host_restore_duration_seconds",
+        "Time taken to restore the host",
+        hst,
+        host.duration,
+    )
+    return m.registry
+
+
+def redact(url: str) -> str:
+    """The URL without user:password, for messages."""
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def push(url: str, job: str, registry: CollectorRegistry, *, timeout: float = 10.0) -> None:
+    """POST the registry to the Pushgateway's job group; MetricsPushError on any failure."""
+    try:
+        pushadd_to_gateway(url, job=job, registry=registry, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        raise MetricsPushError(
+            f"Pushgateway {redact(url)} refused the push: HTTP {exc.code} {exc.reason}"
+        ) from None
+    except urllib.error.URLError as exc:
+        raise MetricsPushError(f"Pushgateway {redact(url)} unreachable: {exc.reason}") from None
+    except (OSError, ValueError) as exc:
+        raise MetricsPushError(f"Pushgateway {redact(url)} unreachable: {exc}") from None

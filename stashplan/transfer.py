@@ -1,0 +1,432 @@
+"""The Job entry points: `backup` (dump ==pipe==> repository) and `restore` (repository ==pipe==> client),
+then statuses, retention, check, Events and metrics. Transfer layer: knows processes, the cluster and
+the repository facade; a failure anywhere is recorded as a Failed session, never a snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from providers.databases import TaskParams, get_provider, wait_ready
+from providers.databases.base import Connection, DatabaseProvider
+from providers.storage import storage_from_repository
+from stashplan import metrics
+from stashplan.cluster.base import Cluster
+from stashplan.errors import StashplanError, TransferError
+from stashplan.pipe import ProcessReader, ProcessWriter
+from stashplan.repository import Repository
+from stashplan.transfer_context import (
+    SessionContext,
+    load_backup,
+    load_restore,
+    restore_selection,
+    seconds_until,
+)
+from stashplan.transfer_status import (
+    HostOutcome,
+    backup_session_status,
+    emit_event,
+    repository_status,
+    restore_session_status,
+    with_condition,
+)
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """The flags of `stashplan transfer backup|restore`; empty strings mean "use the default"."""
+
+    database: str
+    backup_cmd: str = ""
+    args: str = ""
+    wait_timeout: float = 300.0
+    hostname: str = "host-0"
+    source_hostname: str = ""
+    snapshot: str = ""
+    pushgateway_url: str = ""
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    phase: str  # Succeeded | Failed
+    host: HostOutcome
+    status: dict  # what was written to the session's status
+
+    @property
+    def ok(self) -> bool:
+        return self.phase == "Succeeded"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, StashplanError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _mono_deadline(ctx: SessionContext, now: datetime) -> float | None:
+    left = seconds_until(ctx.deadline, now)
+    if left is not None and left <= 0:
+        raise TransferError(
+            f"deadline exceeded: session deadline {ctx.deadline:%Y-%m-%dT%H:%M:%SZ} has passed"
+        )
+    return None if left is None else time.monotonic() + left
+
+
+@contextlib.contextmanager
+def _prepared(
+    ctx: SessionContext, opts: TransferOptions, now: datetime, *, restoring: bool = False
+) -> Iterator[tuple[DatabaseProvider, Connection, TaskParams, float | None, Repository]]:
+    """Provider connection (ready), parsed params, monotonic deadline and the opened repository."""
+    deadline = _mono_deadline(ctx, now)
+    provider = get_provider(opts.database)
+    with tempfile.TemporaryDirectory(prefix="stashplan-transfer-") as tmp:
+        conn = provider.connection(ctx.appbinding, ctx.db_secret, Path(tmp))
+        params = TaskParams.parse(opts.backup_cmd, opts.args)
+        wait = opts.wait_timeout if deadline is None else min(opts.wait_timeout, deadline - time.monotonic())
+        wait_ready(
+            provider.probe(conn, params, restore=restoring),
+            wait,
+            what=f"{provider.name} at {conn.host or conn.path}",
+        )
+        repo = Repository.open_or_init(
+            storage_from_repository(ctx.repository, ctx.storage_secret), ctx.password
+        )
+        try:
+            yield provider, conn, params, deadline, repo
+        finally:
+            repo.close()
+
+
+def _invoker(ctx: SessionContext) -> metrics.Invoker:
+    return metrics.Invoker(
+        str(ctx.invoker["kind"]),
+        ctx.invoker["metadata"]["name"],
+        ctx.namespace,
+        ctx.repository["metadata"]["name"],
+    )
+
+
+def _push(
+    url: str,
+    job: str,
+    registry: object,
+    conds: list[dict],
+    type_: str,
+    ok_reason: str,
+    bad_reason: str,
+    now: datetime,
+) -> list[dict]:
+    if not url:
+        return conds
+    try:
+        metrics.push(url, job, registry)  # type: ignore[arg-type]
+    except metrics.MetricsPushError as exc:
+        log.warning("%s", exc)
+        return with_condition(conds, type_, False, bad_reason, str(exc), now)
+    return with_condition(conds, type_, True, ok_reason, f"pushed to {metrics.redact(url)}", now)
+
+
+# --- backup ---------------------------------------------------------------------------------------
+
+
+def backup(
+    cluster: Cluster, namespace: str, session_name: str, opts: TransferOptions, clock: Clock = _now
+) -> TransferResult:
+    """Run one BackupSession's transfer and record its outcome; ContextError if the session is unreadable."""
+    started = clock()
+    t0 = time.monotonic()
+    ctx = load_backup(cluster, namespace, session_name)
+    conds = list((ctx.session.get("status") or {}).get("conditions") or [])
+    host = HostOutcome(opts.hostname, False, 0.0)
+    repo_state: metrics.RepositoryState | None = None
+    try:
+        with _prepared(ctx, opts, started) as (provider, conn, params, deadline, repo):
+            source = f"{provider.name}:{ctx.appbinding['metadata']['name']}"
+            with ProcessReader(provider.dump(conn, params), deadline=deadline) as reader:
+                snap = repo.backup(
+                    cast(BinaryIO, reader),
+                    hostname=opts.hostname,
+                    source=source,
+                    filename=provider.filename,
+                    tags=(f"session={session_name}",),
+                )
+            host = HostOutcome(opts.hostname, True, time.monotonic() - t0, snapshot=snap)
+            conds, repo_state = _after_backup(cluster, ctx, repo, conds, clock)
+    except Exception as exc:  # every failure becomes a Failed session with one clear line
+        host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=_describe(exc))
+        log.error("backup of BackupSession %s/%s failed: %s", namespace, session_name, host.error)
+    host = replace(host, duration=time.monotonic() - t0)
+    failed_post = [
+        c
+        for c in conds
+        if c.get("type") in ("RetentionPolicyApplied", "RepositoryIntegrityVerified")
+        and c.get("status") == "False"
+    ]
+    phase = "Succeeded" if host.ok and not failed_post else "Failed"
+    now = clock()
+    invoker = _invoker(ctx)
+    job = metrics.job_name(invoker.kind, namespace, invoker.name)
+    target = metrics.Target.from_appbinding(ctx.appbinding, get_provider(opts.database).app_kind)
+    size = host.snapshot.total_size if host.snapshot else 0
+    result = metrics.HostResult(
+        opts.hostname,
+        phase == "Succeeded",
+        host.duration,
+        size,
+        host.snapshot.added_size if host.snapshot else 0,
+        (host.snapshot.end_time - host.snapshot.time).total_seconds() if host.snapshot else 0,
+    )
+    registry = metrics.backup_session_registry(
+        invoker, target, result, session_duration=host.duration, now=now.timestamp()
+    )
+    conds = _push(
+        opts.pushgateway_url,
+        job,
+        registry,
+        conds,
+        "MetricsPushed",
+        "SuccessfullyPushedMetrics",
+        "FailedToPushMetrics",
+        now,
+    )
+    if repo_state is not None:
+        conds = _push(
+            opts.pushgateway_url,
+            job,
+            metrics.repository_registry(invoker, repo_state),
+            conds,
+            "RepositoryMetricsPushed",
+            "SuccessfullyPushedRepositoryMetrics",
+            "FailedToPushRepositoryMetrics",
+            now,
+        )
+    if phase == "Failed" and host.ok:
+        reasons = "; ".join(str(c.get("message")) for c in failed_post)
+        host = replace(host, error=f"post-backup action failed: {reasons}")
+    status = backup_session_status(ctx.session, ctx.invoker, host, conds, phase)
+    cluster.patch_status("BackupSession", namespace, session_name, status)
+    what = f"backup of {target.kind} {ctx.appbinding['metadata']['name']} on host {opts.hostname}"
+    if host.snapshot is not None:
+        emit_event(
+            cluster,
+            ctx.session,
+            reason="Host Backup Succeeded",
+            warning=False,
+            now=now,
+            hostname=opts.hostname,
+            message=f"{what} succeeded: snapshot {host.snapshot.short_id}",
+        )
+    else:
+        emit_event(
+            cluster,
+            ctx.session,
+            reason="Host Backup Failed",
+            warning=True,
+            now=now,
+            hostname=opts.hostname,
+            message=f"{what} failed: {host.error}",
+        )
+    emit_event(
+        cluster,
+        ctx.session,
+        reason=f"BackupSession {phase}",
+        warning=phase == "Failed",
+        now=now,
+        hostname=opts.hostname,
+        message=f"BackupSession {session_name} {phase.lower()}" + (f": {host.error}" if host.error else ""),
+    )
+    return TransferResult(phase, host, status)
+
+
+def _after_backup(
+    cluster: Cluster, ctx: SessionContext, repo: Repository, conds: list[dict], clock: Clock
+) -> tuple[list[dict], metrics.RepositoryState]:
+    """Retention, integrity check, stats, Repository status; each sets its condition and never raises."""
+    removed = 0
+    if ctx.retention is not None:
+        try:
+            res = repo.forget(ctx.retention.policy, dry_run=ctx.retention.dry_run, prune=ctx.retention.prune)
+            removed = 0 if ctx.retention.dry_run else len(res.remove)
+            verb = "would remove" if ctx.retention.dry_run else "removed"
+            conds = with_condition(
+                conds,
+                "RetentionPolicyApplied",
+                True,
+                "SuccessfullyAppliedRetentionPolicy",
+                f"kept {len(res.keep)}, {verb} {len(res.remove)} snapshot(s)"
+                + (" and pruned" if ctx.retention.prune and removed else ""),
+                clock(),
+            )
+        except Exception as exc:
+            conds = with_condition(
+                conds,
+                "RetentionPolicyApplied",
+                False,
+                "FailedToApplyRetentionPolicy",
+                _describe(exc),
+                clock(),
+            )
+    integrity: bool | None = None
+    try:
+        check = repo.check()
+        integrity = check.ok
+        conds = with_condition(
+            conds,
+            "RepositoryIntegrityVerified",
+            check.ok,
+            "SuccessfullyVerifiedRepositoryIntegrity" if check.ok else "FailedToVerifyRepositoryIntegrity",
+            "repository check passed" if check.ok else "; ".join(check.errors[:3]),
+            clock(),
+        )
+    except Exception as exc:
+        integrity = False
+        conds = with_condition(
+            conds,
+            "RepositoryIntegrityVerified",
+            False,
+            "FailedToVerifyRepositoryIntegrity",
+            _describe(exc),
+            clock(),
+        )
+    meta = ctx.repository["metadata"]
+    backend = (ctx.repository.get("spec") or {}).get("backend") or {}
+    kind = next((k for k in ("s3", "local", "gcs", "azure", "swift", "b2", "rest") if k in backend), "")
+    total, count = 0, 0
+    try:
+        stats = repo.stats()
+        total, count = stats.total_size, stats.snapshot_count
+        status = repository_status(
+            ctx.repository,
+            total_size=total,
+            snapshot_count=count,
+            integrity=integrity,
+            removed=removed,
+            backup_time=clock(),
+        )
+        cluster.patch_status("Repository", ctx.repo_namespace, meta["name"], status)
+    except Exception as exc:
+        log.warning("could not update Repository %s/%s status: %s", ctx.repo_namespace, meta["name"], exc)
+    state = metrics.RepositoryState(
+        meta["name"],
+        ctx.repo_namespace,
+        kind,
+        bool(integrity),
+        total,
+        count,
+        removed,
+        str((backend.get(kind) or {}).get("bucket") or ""),
+        str((backend.get(kind) or {}).get("prefix") or ""),
+    )
+    return conds, state
+
+
+# --- restore --------------------------------------------------------------------------------------
+
+
+def _restore_one(
+    provider: DatabaseProvider,
+    conn: Connection,
+    params: TaskParams,
+    repo: Repository,
+    snapshot: str,
+    source_host: str,
+    deadline: float | None,
+) -> str:
+    spec = provider.restore(conn, params)
+    ok = False
+    try:
+        with ProcessWriter(
+            spec.spec, deadline=deadline, stream_filter=spec.make_filter() if spec.make_filter else None
+        ) as writer:
+            snap = repo.restore(
+                snapshot, cast(BinaryIO, writer), hostname=source_host if snapshot == "latest" else None
+            )
+            writer.finish()
+        ok = True
+        return snap.short_id
+    finally:
+        if spec.finish is not None:
+            spec.finish(ok)
+
+
+def restore(
+    cluster: Cluster, namespace: str, restore_name: str, opts: TransferOptions, clock: Clock = _now
+) -> TransferResult:
+    """Run one RestoreSession's transfer and record its outcome; ContextError if it is unreadable."""
+    started = clock()
+    t0 = time.monotonic()
+    ctx = load_restore(cluster, namespace, restore_name)
+    conds = list((ctx.session.get("status") or {}).get("conditions") or [])
+    rule_snaps, rule_source = restore_selection(ctx.session, opts.hostname)
+    wanted = [s for s in opts.snapshot.split(",") if s.strip()] if opts.snapshot else []
+    if not wanted or (wanted == ["latest"] and rule_snaps):
+        wanted = rule_snaps or ["latest"]
+    source_host = opts.source_hostname or rule_source or opts.hostname
+    restored: list[str] = []
+    try:
+        with _prepared(ctx, opts, started, restoring=True) as (provider, conn, params, deadline, repo):
+            for snapshot in wanted:
+                restored.append(
+                    _restore_one(provider, conn, params, repo, snapshot.strip(), source_host, deadline)
+                )
+        host = HostOutcome(opts.hostname, True, time.monotonic() - t0)
+    except Exception as exc:
+        host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=_describe(exc))
+        log.error("restore of RestoreSession %s/%s failed: %s", namespace, restore_name, host.error)
+    now = clock()
+    phase = "Succeeded" if host.ok else "Failed"
+    invoker = _invoker(ctx)
+    target = metrics.Target.from_appbinding(ctx.appbinding, get_provider(opts.database).app_kind)
+    registry = metrics.restore_session_registry(
+        invoker,
+        target,
+        metrics.HostResult(opts.hostname, host.ok, host.duration),
+        session_duration=host.duration,
+    )
+    conds = _push(
+        opts.pushgateway_url,
+        metrics.job_name(invoker.kind, namespace, invoker.name),
+        registry,
+        conds,
+        "MetricsPushed",
+        "SuccessfullyPushedMetrics",
+        "FailedToPushMetrics",
+        now,
+    )
+    status = restore_session_status(host, conds)
+    cluster.patch_status("RestoreSession", namespace, restore_name, status)
+    what = f"restore of {', '.join(restored) or ', '.join(wanted)} into {ctx.appbinding['metadata']['name']}"
+    emit_event(
+        cluster,
+        ctx.session,
+        reason=f"Host Restore {phase}",
+        warning=not host.ok,
+        now=now,
+        hostname=opts.hostname,
+        message=f"{what} {phase.lower()}" + (f": {host.error}" if host.error else ""),
+    )
+    emit_event(
+        cluster,
+        ctx.session,
+        reason=f"RestoreSession {phase}",
+        warning=not host.ok,
+        now=now,
+        hostname=opts.hostname,
+        message=f"RestoreSession {restore_name} {phase.lower()}",
+    )
+    return TransferResult(phase, host, status)

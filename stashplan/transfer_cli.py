@@ -1,0 +1,126 @@
+"""`stashplan transfer backup|restore`: the commands a backup or restore Job's container runs.
+
+Exit codes: 0 the session Succeeded, 1 it Failed (status recorded), 2 its inputs could not be read.
+Registered by the root CLI as `app.add_typer(transfer_cli.app, name="transfer")`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from stashplan.cluster.factory import connect
+from stashplan.errors import StashplanError
+from stashplan.transfer import TransferOptions, TransferResult, backup, restore
+
+app = typer.Typer(
+    help="Run a BackupSession's or RestoreSession's data transfer (inside its Job).", no_args_is_help=True
+)
+
+Namespace = Annotated[str, typer.Option("--namespace", help="Namespace of the session.")]
+Database = Annotated[str, typer.Option("--database", help="postgres | mysql | mariadb | redis | sqlite")]
+Args = Annotated[str, typer.Option("--args", help="Extra arguments for the dump/restore command.")]
+WaitTimeout = Annotated[str, typer.Option("--wait-timeout", help="Seconds to wait for the database.")]
+Hostname = Annotated[str, typer.Option("--hostname", help="Host name recorded in the snapshot.")]
+Pushgateway = Annotated[str, typer.Option("--pushgateway-url", help="Prometheus Pushgateway URL.")]
+
+
+def _seconds(value: str) -> float:
+    try:
+        return float(value) if value.strip() else 300.0
+    except ValueError:
+        raise typer.BadParameter(f"--wait-timeout must be a number of seconds, not {value!r}") from None
+
+
+def _finish(kind: str, name: str, result: TransferResult) -> None:
+    if result.ok:
+        snap = f" snapshot {result.host.snapshot.short_id}" if result.host.snapshot else ""
+        typer.echo(f"{kind} {name}: Succeeded{snap}")
+        return
+    typer.echo(f"{kind} {name}: Failed: {result.host.error or 'see status conditions'}", err=True)
+    raise typer.Exit(1)
+
+
+def _fail_input(exc: StashplanError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command("backup")
+def backup_command(
+    backupsession: Annotated[str, typer.Option("--backupsession", help="BackupSession name.")],
+    database: Database,
+    namespace: Namespace = "default",
+    backup_cmd: Annotated[str, typer.Option("--backup-cmd", help="Dump command, e.g. pg_dump.")] = "",
+    args: Args = "",
+    wait_timeout: WaitTimeout = "300",
+    hostname: Hostname = "host-0",
+    pushgateway_url: Pushgateway = "",
+) -> None:
+    """Dump the session's database into its repository, then record status, retention and metrics."""
+    opts = TransferOptions(
+        database=database,
+        backup_cmd=backup_cmd,
+        args=args,
+        wait_timeout=_seconds(wait_timeout),
+        hostname=hostname or "host-0",
+        pushgateway_url=pushgateway_url or os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", ""),
+    )
+    if not backupsession:
+        _fail_input(StashplanError("--backupsession is required"))
+    try:
+        cluster = connect()
+        try:
+            result = backup(cluster, namespace or "default", backupsession, opts)
+        finally:
+            cluster.close()
+    except (StashplanError, ValueError) as exc:
+        _fail_input(StashplanError(str(exc)))
+        return
+    _finish("BackupSession", backupsession, result)
+
+
+@app.command("restore")
+def restore_command(
+    restoresession: Annotated[str, typer.Option("--restoresession", help="RestoreSession name.")],
+    database: Database,
+    namespace: Namespace = "default",
+    args: Args = "",
+    wait_timeout: WaitTimeout = "300",
+    hostname: Hostname = "host-0",
+    source_hostname: Annotated[
+        str, typer.Option("--source-hostname", help="Host whose snapshot to use.")
+    ] = "",
+    snapshot: Annotated[
+        str, typer.Option("--snapshot", help="Snapshot id(s), comma-separated, or latest.")
+    ] = "",
+    pushgateway_url: Pushgateway = "",
+) -> None:
+    """Stream the chosen snapshot from the repository into the session's target database."""
+    opts = TransferOptions(
+        database=database,
+        args=args,
+        wait_timeout=_seconds(wait_timeout),
+        hostname=hostname or "host-0",
+        source_hostname=source_hostname,
+        snapshot=snapshot,
+        pushgateway_url=pushgateway_url or os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", ""),
+    )
+    if not restoresession:
+        _fail_input(StashplanError("--restoresession is required"))
+    try:
+        cluster = connect()
+        try:
+            result = restore(cluster, namespace or "default", restoresession, opts)
+        finally:
+            cluster.close()
+    except (StashplanError, ValueError) as exc:
+        _fail_input(StashplanError(str(exc)))
+        return
+    _finish("RestoreSession", restoresession, result)
+
+
+if __name__ == "__main__":
+    app()

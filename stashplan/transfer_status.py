@@ -1,0 +1,171 @@
+"""The statuses and Events a transfer writes, in Stash's shape: host stats, target, session and
+Repository status, `BackupSession Succeeded`-style Events. Builders are pure; `emit_event` writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from stashplan.cluster.base import Cluster
+from stashplan.errors import StashplanError
+from stashplan.kinds import KINDS
+from stashplan.objects import rfc3339, set_condition
+from stashplan.repository import Snapshot
+
+log = logging.getLogger(__name__)
+
+EVENT_SOURCE = "stashplan-transfer"
+
+
+def go_duration(seconds: float) -> str:
+    """Like Go's time.Duration String: "850ms", "3.25s", "2m5.5s", "1h0m3s"."""
+    if seconds < 1:
+        return f"{max(seconds, 0) * 1000:.0f}ms"
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    sec = f"{s:.3f}".rstrip("0").rstrip(".") + "s"
+    return (f"{int(h)}h" if h else "") + (f"{int(m)}m" if h or m else "") + sec
+
+
+def human_size(n: float) -> str:
+    """Bytes as restic/Stash print them: "512 B", "1.234 KiB", "10.5 MiB"."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class HostOutcome:
+    """What happened on one host: the snapshot(s) made or restored, or the error."""
+
+    hostname: str
+    ok: bool
+    duration: float
+    error: str = ""
+    snapshot: Snapshot | None = None
+
+    def stats(self, *, with_snapshots: bool = True) -> dict:
+        out: dict = {
+            "hostname": self.hostname,
+            "phase": "Succeeded" if self.ok else "Failed",
+            "duration": go_duration(self.duration),
+        }
+        if self.error:
+            out["error"] = self.error
+        if with_snapshots and self.snapshot is not None:
+            snap = self.snapshot
+            processing = (snap.end_time - snap.time).total_seconds()
+            out["snapshots"] = [
+                {
+                    "name": snap.short_id,
+                    "path": "/" + snap.filename,
+                    "totalSize": human_size(snap.total_size),
+                    "uploaded": human_size(snap.added_size),
+                    "processingTime": go_duration(processing),
+                    "fileStats": {"totalFiles": 1},
+                }
+            ]
+        return out
+
+
+def backup_session_status(
+    session: dict, config: dict, host: HostOutcome, conditions: list[dict], phase: str
+) -> dict:
+    """The BackupSession status keys the transfer owns: targets[0], conditions, phase."""
+    status = session.get("status") or {}
+    old_targets = [dict(t) for t in status.get("targets") or []]
+    first = old_targets[0] if old_targets else {}
+    target = {
+        **first,
+        "ref": first.get("ref") or ((config.get("spec") or {}).get("target") or {}).get("ref", {}),
+        "totalHosts": 1,
+        "phase": "Succeeded" if host.ok else "Failed",
+        "stats": [host.stats()],
+    }
+    return {"targets": [target, *old_targets[1:]], "conditions": conditions, "phase": phase}
+
+
+def restore_session_status(host: HostOutcome, conditions: list[dict]) -> dict:
+    return {
+        "phase": "Succeeded" if host.ok else "Failed",
+        "totalHosts": 1,
+        "stats": [host.stats(with_snapshots=False)],
+        "conditions": conditions,
+    }
+
+
+def repository_status(
+    repository: dict,
+    *,
+    total_size: int,
+    snapshot_count: int,
+    integrity: bool | None,
+    removed: int,
+    backup_time: datetime,
+) -> dict:
+    old = repository.get("status") or {}
+    out: dict = {
+        "totalSize": human_size(total_size),
+        "snapshotCount": snapshot_count,
+        "firstBackupTime": old.get("firstBackupTime") or rfc3339(backup_time),
+        "lastBackupTime": rfc3339(backup_time),
+        "snapshotsRemovedOnLastCleanup": removed,
+    }
+    if integrity is not None:
+        out["integrity"] = integrity
+    return out
+
+
+def with_condition(
+    conditions: list[dict], type_: str, ok: bool, reason: str, message: str, now: datetime
+) -> list[dict]:
+    return set_condition(conditions, type_, ok, reason, message, now)
+
+
+def emit_event(
+    cluster: Cluster,
+    obj: dict,
+    *,
+    reason: str,
+    message: str,
+    warning: bool,
+    now: datetime,
+    hostname: str = "",
+) -> None:
+    """Create a core/v1 Event about `obj`; a failure to record it is logged, never raised."""
+    meta = obj.get("metadata") or {}
+    kind = str(obj.get("kind", ""))
+    info = KINDS.get(kind)
+    when = rfc3339(now)
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "generateName": f"{meta.get('name', 'object')}.",
+            "namespace": meta.get("namespace", "default"),
+        },
+        "involvedObject": {
+            "apiVersion": info.api_version if info else obj.get("apiVersion", ""),
+            "kind": kind,
+            "name": meta.get("name", ""),
+            "namespace": meta.get("namespace", ""),
+            "uid": meta.get("uid", ""),
+            "resourceVersion": meta.get("resourceVersion", ""),
+        },
+        "reason": reason,
+        "message": message[:1024],
+        "type": "Warning" if warning else "Normal",
+        "source": {"component": EVENT_SOURCE, **({"host": hostname} if hostname else {})},
+        "firstTimestamp": when,
+        "lastTimestamp": when,
+        "count": 1,
+        "reportingComponent": EVENT_SOURCE,
+    }
+    try:
+        cluster.create(event)
+    except (StashplanError, OSError) as exc:
+        log.warning("could not record event %r for %s %s: %s", reason, kind, meta.get("name"), exc)
