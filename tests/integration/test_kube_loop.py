@@ -1,0 +1,180 @@
+"""The reconcile loop in kube mode against the API emulator: leader hand-over, API failures, Forbidden."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from stashplan.api import builtin_addons, load_paths
+from stashplan.cluster.kube import KubeCluster, RetryPolicy
+from stashplan.errors import Forbidden
+from stashplan.leader import LeaderElector
+from stashplan.loop import StopFlag, run_loop
+from stashplan.sessions import new_backup_session
+from tests.fixtures.kube import OPERATOR_TOKEN, KubeAPI
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "specs" / "examples" / "local-sqlite"
+LEASE_SECONDS = 2
+
+
+class RecordingCluster(KubeCluster):
+    """The operator's KubeCluster, remembering what it created."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.created: list[str] = []
+
+    def create(self, obj: dict) -> dict:
+        out = super().create(obj)
+        self.created.append(f"{out['kind']}/{out['metadata']['name']}")
+        return out
+
+
+@dataclass
+class Operator:
+    """One replica: a loop thread with its own client, lease candidate and error log."""
+
+    name: str
+    cluster: RecordingCluster
+    elector: LeaderElector
+    stop: StopFlag = field(default_factory=StopFlag)
+    errors: list[Exception] = field(default_factory=list)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        def is_leader() -> bool:
+            return self.elector.try_acquire_or_renew(datetime.now(UTC))
+
+        def run() -> None:
+            run_loop(
+                self.cluster,
+                interval=0.1,
+                addons=builtin_addons(),
+                stop=self.stop,
+                is_leader=is_leader,
+                report_error=lambda exc, delay: self.errors.append(exc),
+            )
+
+        self.thread = threading.Thread(target=run, name=f"loop-{self.name}", daemon=True)
+        self.thread.start()
+
+    def kill(self) -> None:
+        """Stop without releasing the lease, as a crashed pod would."""
+        self.stop.event.set()
+        if self.thread:
+            self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def operators(kube_api: KubeAPI) -> Iterator[Callable[[str], Operator]]:
+    started: list[Operator] = []
+
+    def make(name: str) -> Operator:
+        cluster = RecordingCluster(
+            kube_api.operator_kubeconfig, retry=RetryPolicy(attempts=3, base_delay=0.02)
+        )
+        op = Operator(name, cluster, LeaderElector(cluster, "stashplan", "stashplan", name, LEASE_SECONDS))
+        started.append(op)
+        return op
+
+    yield make
+    for op in started:
+        op.kill()
+        op.cluster.close()
+
+
+@pytest.fixture
+def admin(kube_api: KubeAPI) -> Iterator[KubeCluster]:
+    cluster = KubeCluster(kube_api.kubeconfig)
+    for obj in load_paths([EXAMPLES]):
+        cluster.create(obj)
+    yield cluster
+    cluster.close()
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 10.0) -> float:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def names(api: KubeAPI, kind: str) -> list[str]:
+    return sorted(o["metadata"]["name"] for o in api.objects(kind))
+
+
+def start_session(admin: KubeCluster, name_time: float, config_name: str = "app-db-backup") -> str:
+    config = admin.get("BackupConfiguration", "demo", config_name)
+    return str(admin.create(new_backup_session(config, name_time))["metadata"]["name"])
+
+
+def test_two_loops_one_leader_then_the_standby_takes_over_without_duplicates(
+    kube_api: KubeAPI, admin: KubeCluster, operators: Callable[[str], Operator]
+) -> None:
+    a, b = operators("pod-a"), operators("pod-b")
+    a.start()
+    wait_for(
+        "pod-a to create the trigger CronJob",
+        lambda: names(kube_api, "CronJob") == ["stash-trigger-app-db-backup"],
+    )
+    b.start()
+    first = start_session(admin, 1_000)
+    wait_for("the first backup Job", lambda: names(kube_api, "Job") == [f"stash-backup-{first}"])
+    time.sleep(0.5)
+    assert a.elector.is_leader and not b.elector.is_leader
+    assert b.cluster.created == [], "the standby must not write"
+
+    a.kill()
+    took = wait_for("pod-b to take the lease", lambda: b.elector.is_leader, timeout=LEASE_SECONDS + 5)
+    assert took <= LEASE_SECONDS + 1.5
+    other = admin.get("BackupConfiguration", "demo", "app-db-backup")
+    other["metadata"] = {"name": "other-backup", "namespace": "demo"}
+    admin.create(other)
+    wait_for("pod-b to create the second CronJob", lambda: len(names(kube_api, "CronJob")) == 2)
+    second = start_session(admin, 2_000, "other-backup")
+    wait_for("the second backup Job", lambda: f"stash-backup-{second}" in names(kube_api, "Job"))
+    time.sleep(0.5)
+
+    assert names(kube_api, "Job") == sorted([f"stash-backup-{first}", f"stash-backup-{second}"])
+    assert names(kube_api, "CronJob") == ["stash-trigger-app-db-backup", "stash-trigger-other-backup"]
+    jobs_by = {op.name: [c for c in op.cluster.created if c.startswith("Job/")] for op in (a, b)}
+    assert jobs_by == {"pod-a": [f"Job/stash-backup-{first}"], "pod-b": [f"Job/stash-backup-{second}"]}
+    assert (kube_api.objects("Lease")[0]["spec"]["holderIdentity"], a.errors, b.errors) == ("pod-b", [], [])
+
+
+def test_the_loop_keeps_going_through_api_server_errors(
+    kube_api: KubeAPI, admin: KubeCluster, operators: Callable[[str], Operator]
+) -> None:
+    op = operators("pod-a")
+    op.start()
+    wait_for("the trigger CronJob", lambda: bool(names(kube_api, "CronJob")))
+    kube_api.fail_next(500, count=12, verb="list")
+    session = start_session(admin, 3_000)
+    wait_for("the backup Job despite 500s", lambda: names(kube_api, "Job") == [f"stash-backup-{session}"])
+    assert op.thread is not None and op.thread.is_alive()
+    assert any("gave up after 3 attempts" in str(e) for e in op.errors), op.errors
+
+
+def test_a_missing_permission_is_reported_as_forbidden_with_verb_and_resource(
+    kube_api: KubeAPI, admin: KubeCluster, operators: Callable[[str], Operator]
+) -> None:
+    grants = kube_api.emulator.rbac[OPERATOR_TOKEN]
+    kube_api.emulator.rbac[OPERATOR_TOKEN] = grants - {("list", "/secrets")}
+    try:
+        op = operators("pod-a")
+        op.start()
+        wait_for("an error report", lambda: bool(op.errors))
+    finally:
+        kube_api.emulator.rbac[OPERATOR_TOKEN] = grants
+    error = op.errors[0]
+    assert isinstance(error, Forbidden)
+    assert "cannot list secrets" in str(error)
+    assert names(kube_api, "CronJob") == []
