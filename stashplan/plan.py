@@ -113,9 +113,14 @@ class Inputs:
 def project(actual: Any, wanted: Any) -> Any:
     """The part of `actual` that `wanted` speaks about: server-filled fields are left out."""
     if isinstance(wanted, dict) and isinstance(actual, dict):
-        return {k: project(actual[k], v) for k, v in wanted.items() if k in actual}
+        out = {}
+        for k, v in wanted.items():
+            if k in actual:
+                a = actual[k]
+                out[k] = project(a, v) if isinstance(v, dict | list) else a
+        return out
     if isinstance(wanted, list) and isinstance(actual, list) and len(wanted) == len(actual):
-        return [project(a, w) for a, w in zip(actual, wanted, strict=True)]
+        return [project(a, w) if isinstance(w, dict | list) else a for a, w in zip(actual, wanted, strict=True)]
     return actual
 
 
@@ -146,6 +151,23 @@ def _leaves(value: Any, prefix: str) -> list[tuple[str, Any]]:
 
 
 def field_diff(before: Any, after: Any) -> tuple[FieldDiff, ...]:
+    if before == after:  # the common case in a loop; deepdiff only explains real differences
+        return ()
+    if isinstance(before, dict) and isinstance(after, dict) and before and after:
+        # Descend through dicts ourselves; deepdiff explains only the subtrees that differ.
+        out: list[FieldDiff] = []
+        for key in sorted(set(before) | set(after), key=str):
+            if key not in after:
+                out.append(FieldDiff(str(key), before[key], None, "remove"))
+            elif key not in before:
+                out.append(FieldDiff(str(key), None, after[key], "add"))
+            elif before[key] != after[key]:
+                out += [FieldDiff(f"{key}.{d.path}" if d.path and not d.path.startswith("[") else f"{key}{d.path}",
+                                  d.before, d.after, d.op)
+                        for d in field_diff(before[key], after[key])]
+        return tuple(out)
+    if not isinstance(before, dict | list) or not isinstance(after, dict | list):
+        return (FieldDiff("", before, after, "change"),)
     if isinstance(before, dict) and isinstance(after, dict) and (not before or not after):
         return tuple(
             [FieldDiff(k, None, v, "add") for k, v in _leaves(after, "") if not before]
@@ -210,8 +232,8 @@ def _normalise_manifest(obj: dict) -> dict:
 
 def _merge_world(inputs: Inputs) -> tuple[dict[str, list[dict]], dict[tuple[str, str, str], dict]]:
     """Actual objects overlaid by the manifests (a manifest wins over the stored copy of itself)."""
-    world = {k: list(v) for k, v in inputs.actual.items()}
     actual_index = {identity(o): o for objs in inputs.actual.values() for o in objs}
+    merged_index = dict(actual_index)
     for m in inputs.manifests:
         key = identity(m)
         current = actual_index.get(key)
@@ -223,8 +245,10 @@ def _merge_world(inputs: Inputs) -> tuple[dict[str, list[dict]], dict[tuple[str,
                 merged["metadata"]["generation"] = int(current["metadata"]["generation"]) + 1
             if "status" in current:
                 merged["status"] = current["status"]
-            world[key[0]] = [o for o in world.get(key[0], []) if identity(o) != key]
-        world.setdefault(key[0], []).append(merged)
+        merged_index[key] = merged
+    world: dict[str, list[dict]] = {kind: [] for kind in inputs.actual}
+    for key, obj in merged_index.items():
+        world.setdefault(key[0], []).append(obj)
     return world, actual_index
 
 

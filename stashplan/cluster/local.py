@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
+
 from stashplan.cluster.base import WatchEvent, matches_labels
 from stashplan.errors import AlreadyExists, Conflict, Invalid, NotFound
 from stashplan.kinds import KINDS, identity, kind_info
@@ -74,7 +76,7 @@ class LocalCluster:
             rows = self._db.execute(
                 "SELECT body FROM objects WHERE kind=? AND namespace=? ORDER BY name", (kind, namespace)
             ).fetchall()
-        objs = [json.loads(r[0]) for r in rows]
+        objs = [orjson.loads(r[0]) for r in rows]
         return [o for o in objs if matches_labels(o, labels)]
 
     def get(self, kind: str, namespace: str, name: str) -> dict:
