@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stashplan.api import builtin_addons  # noqa: E402
-from stashplan.cluster.kube import KubeCluster  # noqa: E402
-from stashplan.loop import run_once  # noqa: E402
-from tests.fixtures.kube import KubeAPI, running_emulator  # noqa: E402
+from stashplan.api import builtin_addons
+from stashplan.cluster.kube import KubeCluster
+from stashplan.loop import run_once
+from tests.fixtures.kube import KubeAPI, running_emulator
 
 SIZES = [int(n) for n in os.environ.get("BENCH_KUBE_CONFIGS", "100,1000").split(",")]
 NS = "bench"
