@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -133,6 +135,12 @@ def apply(
     watch: Annotated[bool, typer.Option("--watch", help="Repeat plan+apply until interrupted (the operator).")] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between iterations with --watch.")] = 10.0,
     iterations: Annotated[int | None, typer.Option("--iterations", help="Stop after N iterations (--watch).")] = None,
+    leader_elect: Annotated[bool | None, typer.Option(
+        "--leader-elect/--no-leader-elect", help="Hold a Lease so one loop acts (default: on in kube mode).")] = None,
+    lease_namespace: Annotated[str, typer.Option("--lease-namespace", envvar="POD_NAMESPACE",
+                                                 help="Namespace of the leader Lease.")] = "stashplan-system",
+    health_port: Annotated[int | None, typer.Option("--health-port",
+                                                    help="Serve /healthz, /readyz, /metrics on this port.")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Also destroy stashplan-applied objects missing from -f.")] = False,
     cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
@@ -145,7 +153,9 @@ def apply(
     cs = _cluster_settings(cluster, state, kubeconfig, context)
     opts = Settings(image=image, pushgateway_url=pushgateway_url)
     if watch:
-        raise typer.Exit(_run(debug, lambda: _watch(cs, filename, namespace, interval, iterations, opts)))
+        loop_opts = LoopOptions(interval, iterations, cs.mode == "kube" if leader_elect is None else leader_elect,
+                                lease_namespace, health_port)
+        raise typer.Exit(_run(debug, lambda: _watch(cs, filename, namespace, loop_opts, opts)))
 
     def body() -> int:
         c = open_cluster(cs)
@@ -199,20 +209,46 @@ def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> in
     return 0
 
 
-def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str | None, interval: float,
-           iterations: int | None, opts: Settings) -> int:
+@dataclass(frozen=True)
+class LoopOptions:
+    interval: float
+    iterations: int | None
+    leader_elect: bool
+    lease_namespace: str
+    health_port: int | None
+
+
+def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str | None, lo: LoopOptions,
+           opts: Settings) -> int:
+    from stashplan.health import HealthServer
+    from stashplan.leader import LeaderElector
     from stashplan.loop import Iteration, LocalControllers, StopFlag, run_loop
 
     _load(filename)  # fail fast on bad manifests before starting
+    interval, iterations = lo.interval, lo.iterations
     c = open_cluster(cs)
     controllers = None
     if cs.mode == "local":
         controllers = LocalControllers.create(c, cs.env(), cs.state.parent / "logs")
+    identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    leader = LeaderElector(c, "stashplan-operator", lo.lease_namespace, identity) if lo.leader_elect else None
+    health = HealthServer(lo.health_port) if lo.health_port is not None else None
+    if health:
+        health.start()
     stop = StopFlag()
     stop.install()
     console = _console()
+    structured = not sys.stdout.isatty()
 
     def report(it: Iteration) -> None:
+        if structured:
+            typer.echo(json.dumps({
+                "time": datetime.now(UTC).isoformat(timespec="seconds"), "level": "info", "msg": "iteration",
+                "summary": it.summary(), "controller": it.controller_changes,
+                "applied": [{"action": ch.action.value, "address": ch.address, "reason": ch.reason}
+                            for ch in it.result.applied],
+                "deferred": [{"address": ch.address, "why": why} for ch, why in it.result.skipped]}))
+            return
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
         console.print(f"[{stamp}] {it.summary()}", highlight=False, markup=False)
         for line in it.controller_changes:
@@ -222,7 +258,11 @@ def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str 
                           highlight=False, markup=False)
 
     def report_error(exc: Exception, delay: float) -> None:
-        err.print(f"iteration failed: {exc}; retrying in {delay:.0f}s", markup=False)
+        if structured:
+            typer.echo(json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"), "level": "error",
+                                   "msg": "iteration failed", "error": str(exc), "retry_in": delay}), err=True)
+        else:
+            err.print(f"iteration failed: {exc}; retrying in {delay:.0f}s", markup=False)
 
     console.print(f"stashplan {__version__}: watching ({cs.mode} mode"
                   + (f", state {cs.state}" if cs.mode == "local" else "") + f", every {interval:g}s); Ctrl-C stops.",
@@ -230,8 +270,11 @@ def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str 
     try:
         return run_loop(c, interval=interval, load_manifests=lambda: _load(filename)[0], addons=_addons(),
                         settings=opts, controllers=controllers, namespace=namespace, stop=stop,
-                        report=report, report_error=report_error, max_iterations=iterations)
+                        report=report, report_error=report_error, max_iterations=iterations,
+                        leader=leader, health=health, watch_wakeups=cs.mode == "kube")
     finally:
+        if health:
+            health.stop()
         c.close()
 
 
@@ -306,6 +349,17 @@ def crds(
         typer.echo(crd_mod.render_crds_yaml(), nl=False)
 
 
+@app.command()
+def install(
+    namespace: Annotated[str, typer.Option("--namespace", help="Namespace for the operator.")] = "stashplan-system",
+    image: Annotated[str, typer.Option("--image", help="Operator image.")] = "stashplan:latest",
+) -> None:
+    """Print the manifests that run stashplan in a cluster: `stashplan install | kubectl apply -f -`."""
+    from stashplan.install import render_install
+
+    typer.echo(render_install(namespace, image), nl=False)
+
+
 def version_callback(value: bool) -> None:
     if value:
         typer.echo(f"stashplan {__version__}")
@@ -318,8 +372,9 @@ def root(
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log at debug level.")] = False,
 ) -> None:
     """stashplan: plan, apply, transfer, report."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from stashplan.logs import configure_logging
+
+    configure_logging(logging.DEBUG if verbose else logging.INFO, structured=not sys.stderr.isatty())
 
 
 def _register_subapps() -> None:

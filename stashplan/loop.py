@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ from stashplan.apply import ApplyResult, apply_plan
 from stashplan.cluster.base import Cluster
 from stashplan.cluster.controllers import CronScheduler, JobRunner
 from stashplan.desired import Settings
+from stashplan.health import HealthServer
+from stashplan.leader import LeaderElector
 
 log = logging.getLogger("stashplan.loop")
 
@@ -111,6 +114,9 @@ class StopFlag:
         signal.signal(signal.SIGTERM, handler)
 
 
+WAKE_KINDS = ("BackupConfiguration", "BackupSession", "RestoreSession", "Repository", "Job")
+
+
 def run_loop(
     cluster: Cluster,
     *,
@@ -124,33 +130,64 @@ def run_loop(
     report: Callable[[Iteration], None] = lambda it: None,
     report_error: Callable[[Exception, float], None] = lambda exc, delay: None,
     max_iterations: int | None = None,
-    is_leader: Callable[[], bool] = lambda: True,
+    leader: LeaderElector | None = None,
+    health: HealthServer | None = None,
+    watch_wakeups: bool = False,
 ) -> int:
-    """Repeat plan+apply until stopped. A failing iteration is reported, backed off, and retried."""
+    """Repeat plan+apply until stopped. A failing iteration is reported, backed off, and retried.
+
+    With `leader`, only the holder of the Lease plans and applies; the others wait and keep trying.
+    With `watch_wakeups`, the wait between iterations ends early on a watch event (a full resync
+    still happens every `interval`).
+    """
     stop = stop or StopFlag()
     failures = 0
     iterations = 0
-    while not stop.event.is_set():
-        iterations += 1
-        delay = interval
-        if is_leader():
-            try:
-                it = run_once(cluster, manifests=load_manifests(), addons=addons, settings=settings,
-                              controllers=controllers, namespace=namespace)
-                failures = 0
-                if it.changed:
-                    report(it)
-            except Exception as exc:
-                failures += 1
-                delay = min(60.0, interval * 2 ** min(failures, 6))
-                log.exception("iteration failed")
-                report_error(exc, delay)
-        if max_iterations is not None and iterations >= max_iterations:
-            break
-        _sleep(delay, stop, controllers)
-    if controllers:
-        controllers.jobs.stop()
+    wait = min(interval, leader.lease_seconds / 3) if leader else interval
+    try:
+        while not stop.event.is_set():
+            iterations += 1
+            delay = wait
+            leading = leader.try_acquire_or_renew(datetime.now(UTC)) if leader else True
+            if leading:
+                try:
+                    it = run_once(cluster, manifests=load_manifests(), addons=addons, settings=settings,
+                                  controllers=controllers, namespace=namespace)
+                    failures = 0
+                    if health:
+                        health.heartbeat(leader=True)
+                        health.mark_iteration(True, Counter(c.action.value for c in it.result.applied))
+                    if it.changed:
+                        report(it)
+                except Exception as exc:
+                    failures += 1
+                    delay = min(60.0, interval * 2 ** min(failures, 6))
+                    log.exception("iteration failed")
+                    if health:
+                        health.mark_iteration(False, {})
+                    report_error(exc, delay)
+            elif health:
+                health.heartbeat(leader=False)
+            if max_iterations is not None and iterations >= max_iterations:
+                break
+            if watch_wakeups and leading and not failures:
+                _wait_for_event(cluster, delay, stop)
+            else:
+                _sleep(delay, stop, controllers)
+    finally:
+        if controllers:
+            controllers.jobs.stop()
+        if leader:
+            leader.release()
     return 0
+
+
+def _wait_for_event(cluster: Cluster, delay: float, stop: StopFlag) -> None:
+    """Block until something the planner reads changes, or `delay` passes."""
+    end = time.monotonic() + delay
+    while not stop.event.is_set() and time.monotonic() < end:
+        for _ in cluster.watch(WAKE_KINDS, None, timeout=min(2.0, max(0.1, end - time.monotonic()))):
+            return
 
 
 def _sleep(delay: float, stop: StopFlag, controllers: LocalControllers | None) -> None:
