@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -22,6 +23,7 @@ from providers.databases.base import ProcessSpec, StreamFilter
 from stashplan.errors import TransferError
 
 TAIL_BYTES = 8192
+ERROR_WORDS = re.compile(r"error|fatal|denied|failed|refused|could not|cannot", re.IGNORECASE)
 
 
 class OutputTail:
@@ -41,13 +43,15 @@ class OutputTail:
                 while self._size - len(self._chunks[0]) >= TAIL_BYTES:
                     self._size -= len(self._chunks.popleft())
 
-    def text(self, *, lines: int = 3, limit: int = 600, join_timeout: float = 2.0) -> str:
-        """The last non-empty lines, joined on one line."""
+    def text(self, *, lines: int = 12, limit: int = 600, join_timeout: float = 2.0) -> str:
+        """The tail on one line: from the first line that names an error among the last `lines`
+        (or the last three lines when none does), cut to `limit` characters."""
         self._thread.join(join_timeout)
         raw = b"".join(self._chunks)[-TAIL_BYTES:].decode(errors="replace")
         kept = [ln.strip() for ln in raw.splitlines() if ln.strip()][-lines:]
-        out = " | ".join(kept)
-        return out if len(out) <= limit else "..." + out[-limit:]
+        first = next((i for i, ln in enumerate(kept) if ERROR_WORDS.search(ln)), max(0, len(kept) - 3))
+        out = " | ".join(kept[first:])
+        return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 class _Supervised:
