@@ -163,7 +163,16 @@ def test_task_without_steps_and_function_without_image() -> None:
 
 def test_yaml_syntax_error_names_file_and_line_without_traceback() -> None:
     path = BAD / "yaml-syntax.yaml"
-    assert _problems(path) == [f"{path}: line 8: invalid YAML: expected ',' or ']', but got '<stream end>'"]
+    assert _problems(path) == [
+        f"{path}: line 8: invalid YAML: did not find expected ',' or ']' "
+        "(while parsing a flow sequence started at line 7)"
+    ]
+
+
+def test_yaml_indentation_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "indent.yaml"
+    path.write_text("kind: Task\nmetadata:\n  name: t\n   spec: {}\n")
+    assert _problems(path) == [f"{path}: line 4: invalid YAML: mapping values are not allowed in this context"]
 
 
 def test_duplicate_yaml_key_is_an_error_not_a_silent_overwrite() -> None:
