@@ -135,7 +135,7 @@ def _keyed_conditions(status: Any) -> Any:
     """Conditions keyed by type (for a readable diff); lastTransitionTime is not a change of its own."""
     if not isinstance(status, dict) or not isinstance(status.get("conditions"), list):
         return status
-    conds = {str(c.get("type")): {k: v for k, v in c.items() if k not in ("type", "lastTransitionTime")}
+    conds = {str(c.get("type")): f"{c.get('status')}, {c.get('reason', '')}: {c.get('message', '')}".replace(", : ", "")
              for c in status["conditions"] if isinstance(c, dict)}
     return {**status, "conditions": conds}
 

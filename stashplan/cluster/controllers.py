@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from croniter import croniter
@@ -50,7 +50,8 @@ class CronScheduler:
             if spec.get("suspend"):
                 continue
             try:
-                slot = croniter(spec["schedule"], now).get_prev(datetime)
+                # The latest slot at or before now (croniter's get_prev excludes an exact match).
+                slot = croniter(spec["schedule"], now + timedelta(seconds=1)).get_prev(datetime)
             except (KeyError, ValueError) as exc:
                 changes.append(f"CronJob {meta['namespace']}/{meta['name']}: bad schedule: {exc}")
                 continue
