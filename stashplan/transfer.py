@@ -20,7 +20,7 @@ from providers.databases.base import Connection, DatabaseProvider
 from providers.storage import storage_from_repository
 from stashplan import metrics
 from stashplan.cluster.base import Cluster
-from stashplan.errors import StashplanError, TransferError
+from stashplan.errors import TransferError
 from stashplan.pipe import ProcessReader, ProcessWriter
 from stashplan.repository import Repository
 from stashplan.transfer_context import (
@@ -30,13 +30,12 @@ from stashplan.transfer_context import (
     restore_selection,
     seconds_until,
 )
+from stashplan.transfer_post import after_backup, describe, push_metrics
 from stashplan.transfer_status import (
     HostOutcome,
     backup_session_status,
     emit_event,
-    repository_status,
     restore_session_status,
-    with_condition,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +61,7 @@ class TransferResult:
     phase: str  # Succeeded | Failed
     host: HostOutcome
     status: dict  # what was written to the session's status
+    error: str = ""  # why the session failed, one line (the host's error or a post-backup action's)
 
     @property
     def ok(self) -> bool:
@@ -70,12 +70,6 @@ class TransferResult:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, StashplanError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _mono_deadline(ctx: SessionContext, now: datetime) -> float | None:
@@ -121,26 +115,6 @@ def _invoker(ctx: SessionContext) -> metrics.Invoker:
     )
 
 
-def _push(
-    url: str,
-    job: str,
-    registry: object,
-    conds: list[dict],
-    type_: str,
-    ok_reason: str,
-    bad_reason: str,
-    now: datetime,
-) -> list[dict]:
-    if not url:
-        return conds
-    try:
-        metrics.push(url, job, registry)  # type: ignore[arg-type]
-    except metrics.MetricsPushError as exc:
-        log.warning("%s", exc)
-        return with_condition(conds, type_, False, bad_reason, str(exc), now)
-    return with_condition(conds, type_, True, ok_reason, f"pushed to {metrics.redact(url)}", now)
-
-
 # --- backup ---------------------------------------------------------------------------------------
 
 
@@ -166,9 +140,9 @@ def backup(
                     tags=(f"session={session_name}",),
                 )
             host = HostOutcome(opts.hostname, True, time.monotonic() - t0, snapshot=snap)
-            conds, repo_state = _after_backup(cluster, ctx, repo, conds, clock)
+            conds, repo_state = after_backup(cluster, ctx, repo, conds, clock)
     except Exception as exc:  # every failure becomes a Failed session with one clear line
-        host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=_describe(exc))
+        host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=describe(exc))
         log.error("backup of BackupSession %s/%s failed: %s", namespace, session_name, host.error)
     host = replace(host, duration=time.monotonic() - t0)
     failed_post = [
@@ -194,7 +168,7 @@ def backup(
     registry = metrics.backup_session_registry(
         invoker, target, result, session_duration=host.duration, now=now.timestamp()
     )
-    conds = _push(
+    conds = push_metrics(
         opts.pushgateway_url,
         job,
         registry,
@@ -205,7 +179,7 @@ def backup(
         now,
     )
     if repo_state is not None:
-        conds = _push(
+        conds = push_metrics(
             opts.pushgateway_url,
             job,
             metrics.repository_registry(invoker, repo_state),
@@ -215,9 +189,7 @@ def backup(
             "FailedToPushRepositoryMetrics",
             now,
         )
-    if phase == "Failed" and host.ok:
-        reasons = "; ".join(str(c.get("message")) for c in failed_post)
-        host = replace(host, error=f"post-backup action failed: {reasons}")
+    error = host.error or "; ".join(f"{c['type']}: {c.get('message')}" for c in failed_post)
     status = backup_session_status(ctx.session, ctx.invoker, host, conds, phase)
     cluster.patch_status("BackupSession", namespace, session_name, status)
     what = f"backup of {target.kind} {ctx.appbinding['metadata']['name']} on host {opts.hostname}"
@@ -248,91 +220,9 @@ def backup(
         warning=phase == "Failed",
         now=now,
         hostname=opts.hostname,
-        message=f"BackupSession {session_name} {phase.lower()}" + (f": {host.error}" if host.error else ""),
+        message=f"BackupSession {session_name} {phase.lower()}" + (f": {error}" if error else ""),
     )
-    return TransferResult(phase, host, status)
-
-
-def _after_backup(
-    cluster: Cluster, ctx: SessionContext, repo: Repository, conds: list[dict], clock: Clock
-) -> tuple[list[dict], metrics.RepositoryState]:
-    """Retention, integrity check, stats, Repository status; each sets its condition and never raises."""
-    removed = 0
-    if ctx.retention is not None:
-        try:
-            res = repo.forget(ctx.retention.policy, dry_run=ctx.retention.dry_run, prune=ctx.retention.prune)
-            removed = 0 if ctx.retention.dry_run else len(res.remove)
-            verb = "would remove" if ctx.retention.dry_run else "removed"
-            conds = with_condition(
-                conds,
-                "RetentionPolicyApplied",
-                True,
-                "SuccessfullyAppliedRetentionPolicy",
-                f"kept {len(res.keep)}, {verb} {len(res.remove)} snapshot(s)"
-                + (" and pruned" if ctx.retention.prune and removed else ""),
-                clock(),
-            )
-        except Exception as exc:
-            conds = with_condition(
-                conds,
-                "RetentionPolicyApplied",
-                False,
-                "FailedToApplyRetentionPolicy",
-                _describe(exc),
-                clock(),
-            )
-    integrity: bool | None = None
-    try:
-        check = repo.check()
-        integrity = check.ok
-        conds = with_condition(
-            conds,
-            "RepositoryIntegrityVerified",
-            check.ok,
-            "SuccessfullyVerifiedRepositoryIntegrity" if check.ok else "FailedToVerifyRepositoryIntegrity",
-            "repository check passed" if check.ok else "; ".join(check.errors[:3]),
-            clock(),
-        )
-    except Exception as exc:
-        integrity = False
-        conds = with_condition(
-            conds,
-            "RepositoryIntegrityVerified",
-            False,
-            "FailedToVerifyRepositoryIntegrity",
-            _describe(exc),
-            clock(),
-        )
-    meta = ctx.repository["metadata"]
-    backend = (ctx.repository.get("spec") or {}).get("backend") or {}
-    kind = next((k for k in ("s3", "local", "gcs", "azure", "swift", "b2", "rest") if k in backend), "")
-    total, count = 0, 0
-    try:
-        stats = repo.stats()
-        total, count = stats.total_size, stats.snapshot_count
-        status = repository_status(
-            ctx.repository,
-            total_size=total,
-            snapshot_count=count,
-            integrity=integrity,
-            removed=removed,
-            backup_time=clock(),
-        )
-        cluster.patch_status("Repository", ctx.repo_namespace, meta["name"], status)
-    except Exception as exc:
-        log.warning("could not update Repository %s/%s status: %s", ctx.repo_namespace, meta["name"], exc)
-    state = metrics.RepositoryState(
-        meta["name"],
-        ctx.repo_namespace,
-        kind,
-        bool(integrity),
-        total,
-        count,
-        removed,
-        str((backend.get(kind) or {}).get("bucket") or ""),
-        str((backend.get(kind) or {}).get("prefix") or ""),
-    )
-    return conds, state
+    return TransferResult(phase, host, status, error)
 
 
 # --- restore --------------------------------------------------------------------------------------
@@ -386,7 +276,7 @@ def restore(
                 )
         host = HostOutcome(opts.hostname, True, time.monotonic() - t0)
     except Exception as exc:
-        host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=_describe(exc))
+        host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=describe(exc))
         log.error("restore of RestoreSession %s/%s failed: %s", namespace, restore_name, host.error)
     now = clock()
     phase = "Succeeded" if host.ok else "Failed"
@@ -398,7 +288,7 @@ def restore(
         metrics.HostResult(opts.hostname, host.ok, host.duration),
         session_duration=host.duration,
     )
-    conds = _push(
+    conds = push_metrics(
         opts.pushgateway_url,
         metrics.job_name(invoker.kind, namespace, invoker.name),
         registry,
@@ -429,4 +319,4 @@ def restore(
         hostname=opts.hostname,
         message=f"RestoreSession {restore_name} {phase.lower()}",
     )
-    return TransferResult(phase, host, status)
+    return TransferResult(phase, host, status, host.error)

@@ -39,7 +39,7 @@ def _finish(kind: str, name: str, result: TransferResult) -> None:
         snap = f" snapshot {result.host.snapshot.short_id}" if result.host.snapshot else ""
         typer.echo(f"{kind} {name}: Succeeded{snap}")
         return
-    typer.echo(f"{kind} {name}: Failed: {result.host.error or 'see status conditions'}", err=True)
+    typer.echo(f"{kind} {name}: Failed: {result.error or 'see status conditions'}", err=True)
     raise typer.Exit(1)
 
 

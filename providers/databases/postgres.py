@@ -1,4 +1,5 @@
-"""PostgreSQL: `pg_dump` (a database named in the AppBinding) or `pg_dumpall`; restore with `psql`.
+"""PostgreSQL: `pg_dumpall` (Stash's default `backupCMD`), or `pg_dump` of the database named in the
+AppBinding's URL/service path, which wins over `backupCMD`; restore with `psql`.
 
 The restore stream drops the superuser's `CREATE ROLE`/`ALTER ROLE ... PASSWORD` lines, as Stash's `sed`
 does, so restoring into a server with other credentials never resets the password we connect with.
@@ -89,14 +90,14 @@ class PostgresProvider:
         return Probe(ProcessSpec(tuple(argv), self._env(conn)))
 
     def dump(self, conn: Connection, params: TaskParams) -> ProcessSpec:
-        cmd = params.backup_cmd or ("pg_dump" if conn.database else "pg_dumpall")
+        cmd = params.backup_cmd or "pg_dumpall"
         if Path(cmd).name not in ("pg_dump", "pg_dumpall"):
             raise TransferError(f"backupCMD must be pg_dump or pg_dumpall, not {cmd!r}")
+        if conn.database:  # a database named in the AppBinding is dumped alone
+            cmd = str(Path(cmd).with_name("pg_dump")) if "/" in cmd else "pg_dump"
         argv = [cmd, *self._target(conn), *params.args]
         if Path(cmd).name == "pg_dump":
             argv.append(f"--dbname={conn.database or 'postgres'}")
-        elif conn.database:
-            argv.append(f"--database={conn.database}")
         return ProcessSpec(tuple(argv), self._env(conn))
 
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:

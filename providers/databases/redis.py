@@ -5,7 +5,8 @@ server), loads it into a private redis-server and writes `RESTORE key pttl paylo
 A database number in the URL path (`redis://host:6379/3`) dumps only that database, and a restore
 replays into the target's database number (`redis-cli -n`); with no number every database is dumped
 with `SELECT` commands. Restore works against a running server and replaces keys of the same name;
-other keys stay. The password travels in REDISCLI_AUTH only.
+other keys stay. The password travels in REDISCLI_AUTH only. The server sends the RDB after its
+`repl-diskless-sync-delay` (5 s by default), which adds that much to every dump.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from providers.databases.base import (
@@ -29,6 +30,8 @@ class SQLiteProvider:
 
     def connection(self, appbinding: dict, secret: Mapping[str, str], workdir: Path) -> Connection:
         conn = resolve_connection(appbinding, secret, workdir, default_port=None)
+        if conn.path.startswith("/"):  # sqlite:///abs and sqlite:////abs both name /abs
+            conn = replace(conn, path="/" + conn.path.lstrip("/"))
         if not conn.path or not Path(conn.path).is_absolute():
             raise TransferError(
                 f"{appbinding_name(appbinding)}: spec.clientConfig.url must be sqlite:///abs/path.db"

@@ -7,10 +7,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from providers.storage import storage_from_repository
 from stashplan.objects import rfc3339
 from stashplan.repository import Repository
+from stashplan.repository.locks import Lock
 from stashplan.transfer import TransferOptions, TransferResult, backup, restore
 from tests.fixtures.databases import PG_HOST, PgDatabase, PrivatePostgres, free_port
 from tests.fixtures.s3 import S3Endpoint
@@ -206,3 +208,28 @@ def test_restore_from_damaged_repository_fails_and_leaves_target_untouched(
     assert status["stats"][0]["error"]
     assert {e["reason"] for e in w.events("r1")} == {"Host Restore Failed", "RestoreSession Failed"}
     assert dst.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
+
+
+def test_retention_blocked_by_a_lock_fails_the_session_but_keeps_the_snapshot(
+    stash_world: StashWorld, sqlite_file: Path
+) -> None:
+    w = stash_world
+    w.appbinding("app-db", f"sqlite://{sqlite_file}")
+    repo_obj = w.repository()
+    w.backup_config("cfg", "app-db")
+    w.backup_session("cfg", "s1")
+    storage = storage_from_repository(repo_obj, {"RESTIC_PASSWORD": REPO_PASSWORD})
+    Repository.init(storage, REPO_PASSWORD).close()
+    holder = Lock(storage, exclusive=False, operation="restore").acquire()
+    try:
+        result = backup(w.cluster, w.namespace, "s1", TransferOptions(database="sqlite"))
+    finally:
+        holder.release()
+    assert not result.ok and "RetentionPolicyApplied: " in result.error and "locked" in result.error
+    status = w.status("BackupSession", "s1")
+    assert status["phase"] == "Failed"
+    assert status["targets"][0]["stats"][0]["phase"] == "Succeeded"
+    cond = w.condition("BackupSession", "s1", "RetentionPolicyApplied")
+    assert cond["status"] == "False" and cond["reason"] == "FailedToApplyRetentionPolicy"
+    assert w.condition("BackupSession", "s1", "RepositoryIntegrityVerified")["status"] == "True"
+    assert len(snapshots(w)) == 1

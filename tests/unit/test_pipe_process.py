@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -12,6 +11,15 @@ from providers.databases.base import ProcessSpec
 from providers.databases.postgres import SuperuserLineFilter
 from stashplan.errors import TransferError
 from stashplan.pipe import ProcessReader, ProcessWriter
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
 
 
 def sh(script: str, **env: str) -> ProcessSpec:
@@ -42,9 +50,7 @@ def test_reader_close_before_eof_kills_the_process_group(tmp_path: Path) -> None
     reader.close()
     child = int(pidfile.read_text())
     for _ in range(100):
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
+        if not alive(child):
             break
         time.sleep(0.02)
     else:
