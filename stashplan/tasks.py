@@ -170,6 +170,9 @@ def _builtin(database: str, direction: Direction, tasks: Mapping[str, dict], why
 
 def _by_name(name: str, direction: Direction, tasks: Mapping[str, dict], origin: str) -> ResolvedTask:
     """Resolve a Task name: an exact Task wins; a Stash versioned name maps to its database's built-in."""
+    other: Direction = "restore" if direction == "backup" else "backup"
+    if any(builtin_task_name(db, other) == name for db in BUILTIN_ADDONS):
+        raise TaskError(f"Task {name!r} ({origin}) is the built-in {other} addon, but it is used for {direction}")
     if name in tasks:
         database = next((db for db in BUILTIN_ADDONS if builtin_task_name(db, direction) == name), "")
         what = "built-in addon" if database else "Task"

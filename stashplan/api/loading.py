@@ -146,6 +146,11 @@ def _check_passthrough(kind: str, obj: dict) -> list[tuple[str, str]]:
             (check_dns_label if kind == "Namespace" else check_dns_subdomain)(str(meta["name"]))
         except ValueError as exc:
             found.append(("metadata.name", str(exc)))
+        if kind == "Secret" and meta.get("namespace") is not None:
+            try:
+                check_dns_label(str(meta["namespace"]))
+            except ValueError as exc:
+                found.append(("metadata.namespace", str(exc)))
     if kind == "Secret":
         for field in ("data", "stringData"):
             values = obj.get(field)

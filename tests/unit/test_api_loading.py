@@ -225,3 +225,14 @@ def test_numbers_in_param_values_become_strings() -> None:
                   "spec": {"steps": [{"name": "fn", "params": [{"name": "waitTimeout", "value": 600}]}]}})]
     )
     assert objs[0]["spec"]["steps"][0]["params"] == [{"name": "waitTimeout", "value": "600"}]
+
+
+def test_secret_namespace_is_checked() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "Demo_NS"},
+              "stringData": {"RESTIC_PASSWORD": "hunter2"}}
+    with pytest.raises(ManifestError) as info:
+        validate_objects([("f", secret)])
+    assert info.value.problems == [
+        "f: Secret/s: metadata.namespace: 'Demo_NS' is not a valid namespace: use lowercase letters, digits and "
+        "'-', starting and ending with a letter or digit (DNS-1123 label, at most 63 characters)"
+    ]

@@ -72,6 +72,14 @@ def test_wrong_direction_and_unknown_names_are_errors() -> None:
         resolve_task("backup", {"name": "my-custom-task"}, None, BUILTIN)
 
 
+def test_a_builtin_of_the_other_direction_is_refused() -> None:
+    with pytest.raises(TaskError) as info:
+        resolve_task("backup", {"name": "postgres-restore-15"}, None, BUILTIN)
+    assert str(info.value) == (
+        "Task 'postgres-restore-15' (spec.task.name) is the built-in restore addon, but it is used for backup"
+    )
+
+
 def test_builtins_must_be_passed_in() -> None:
     with pytest.raises(TaskError, match="the built-in Task postgres-backup-15 is not loaded"):
         resolve_task("backup", {"name": "postgres-backup-11.9"}, None, {})
