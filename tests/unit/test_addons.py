@@ -11,7 +11,7 @@ ADDONS = builtin_addons()
 TASKS = {o["metadata"]["name"]: o for o in ADDONS if o["kind"] == "Task"}
 FUNCTIONS = {o["metadata"]["name"]: o for o in ADDONS if o["kind"] == "Function"}
 DEFAULT_ARGS = {"postgres": "", "mysql": "--all-databases", "mariadb": "--all-databases", "redis": "", "sqlite": ""}
-DEFAULT_CMD = {"postgres": "pg_dumpall", "mysql": "mysqldump", "mariadb": "mysqldump", "redis": "redis-cli",
+DEFAULT_CMD = {"postgres": "pg_dumpall", "mysql": "mysqldump", "mariadb": "mariadb-dump", "redis": "redis-cli",
                "sqlite": "sqlite3"}
 
 REPO = {"kind": "Repository", "metadata": {"name": "repo", "namespace": "demo"},
