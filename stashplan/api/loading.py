@@ -206,10 +206,10 @@ def validate_objects(objs: Sequence[tuple[str, dict]]) -> list[dict]:
     out: list[dict] = []
     seen: dict[tuple[str, str, str], str] = {}
     for label, raw in objs:
-        kind, name = _ident(raw)
         if not isinstance(raw, dict):
-            problems.append(f"{label}: {kind}/{name}: (object): expected a mapping")
+            problems.append(f"{label}: expected an object with apiVersion and kind, found {type(raw).__name__}")
             continue
+        kind, name = _ident(raw)
         valid, found = _validate_one(raw)
         problems.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in found)
         if valid is None:

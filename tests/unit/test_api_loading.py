@@ -236,3 +236,9 @@ def test_secret_namespace_is_checked() -> None:
         "f: Secret/s: metadata.namespace: 'Demo_NS' is not a valid namespace: use lowercase letters, digits and "
         "'-', starting and ending with a letter or digit (DNS-1123 label, at most 63 characters)"
     ]
+
+
+def test_validate_objects_reports_non_objects() -> None:
+    with pytest.raises(ManifestError) as info:
+        validate_objects([("stdin", ["not", "an", "object"])])  # type: ignore[list-item]
+    assert info.value.problems == ["stdin: expected an object with apiVersion and kind, found list"]
