@@ -12,7 +12,7 @@ import yaml
 
 DEPLOY_DIR = Path(__file__).resolve().parents[1] / "specs" / "deploy"
 CRD_DIR = Path(__file__).resolve().parents[1] / "specs" / "crds"
-DEFAULT_NAMESPACE = "stashplan"
+DEFAULT_NAMESPACE = "stashplan-system"
 DEFAULT_IMAGE = "ghcr.io/stashplan/stashplan:0.1.0"
 _ORDER = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 _CLUSTER_SCOPED = frozenset({"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"})
@@ -57,6 +57,8 @@ def deploy_manifests(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IM
                 for env in container.get("env") or []:
                     if env.get("name") == "PROMETHEUS_PUSHGATEWAY_URL":
                         env["value"] = f"http://stashplan-pushgateway.{namespace}.svc:9091"
+                    elif env.get("name") == "STASHPLAN_IMAGE":  # the image of the Jobs it creates
+                        env["value"] = image
         out.append(obj)
     return out
 

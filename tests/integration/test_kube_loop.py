@@ -6,7 +6,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -48,17 +47,15 @@ class Operator:
     thread: threading.Thread | None = None
 
     def start(self) -> None:
-        def is_leader() -> bool:
-            return self.elector.try_acquire_or_renew(datetime.now(UTC))
-
         def run() -> None:
             run_loop(
                 self.cluster,
                 interval=0.1,
                 addons=builtin_addons(),
                 stop=self.stop,
-                is_leader=is_leader,
+                leader=self.elector,
                 report_error=lambda exc, delay: self.errors.append(exc),
+                watch_wakeups=True,
             )
 
         self.thread = threading.Thread(target=run, name=f"loop-{self.name}", daemon=True)
@@ -66,6 +63,7 @@ class Operator:
 
     def kill(self) -> None:
         """Stop without releasing the lease, as a crashed pod would."""
+        self.elector.release = lambda: None  # type: ignore[method-assign]
         self.stop.event.set()
         if self.thread:
             self.thread.join(timeout=30)

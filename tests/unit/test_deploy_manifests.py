@@ -57,6 +57,7 @@ def test_install_moves_every_namespaced_object_and_the_binding_to_the_given_name
         for e in by_kind(objs, "Deployment", "stashplan")["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["PROMETHEUS_PUSHGATEWAY_URL"] == "http://stashplan-pushgateway.backups.svc:9091"
+    assert env["STASHPLAN_IMAGE"] == "registry.local/stashplan:dev"
 
 
 def test_install_sets_the_operator_image() -> None:
