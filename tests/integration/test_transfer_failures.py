@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from providers.storage import storage_from_repository
 from stashplan.objects import rfc3339
 from stashplan.repository import Repository
@@ -128,40 +130,31 @@ def test_unreachable_repository_fails_the_session(
     assert w.status("Repository", "repo") == {}
 
 
+@pytest.mark.parametrize("source", ["sessionDeadline", "timeOut"])
 def test_deadline_exceeded_kills_the_dump_and_fails(
-    stash_world: StashWorld, pg_database: Callable[[], PgDatabase]
+    stash_world: StashWorld, pg_database: Callable[[], PgDatabase], source: str
 ) -> None:
     w = stash_world
     db = pg_database()
     db.sql("CREATE TABLE t(a int)")
+    lock = "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);"
     blocker = subprocess.Popen(
-        [
-            "psql",
-            "-h",
-            PG_HOST,
-            "-U",
-            "postgres",
-            "-d",
-            db.name,
-            "-c",
-            "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
-        ],
+        ["psql", "-h", PG_HOST, "-U", "postgres", "-d", db.name, "-c", lock],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    locked = "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 't'::regclass"
     try:
-        while (
-            db.sql(
-                "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' "
-                "AND relation = 't'::regclass"
-            )
-            != "1"
-        ):
+        while db.sql(locked) != "1":
             time.sleep(0.02)
         w.appbinding("pg", db.url, username="postgres")
         w.repository()
-        w.backup_config("cfg", "pg")
-        w.backup_session("cfg", "s1", deadline=rfc3339(datetime.now(UTC) + timedelta(seconds=2)))
+        if source == "timeOut":  # no deadline in the status: the invoker's timeOut from creation
+            w.backup_config("cfg", "pg", timeout="3s")
+            w.backup_session("cfg", "s1")
+        else:
+            w.backup_config("cfg", "pg")
+            w.backup_session("cfg", "s1", deadline=rfc3339(datetime.now(UTC) + timedelta(seconds=2)))
         start = time.monotonic()
         result = backup(w.cluster, w.namespace, "s1", TransferOptions(database="postgres"))
         assert time.monotonic() - start < 10

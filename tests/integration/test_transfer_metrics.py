@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from stashplan.transfer import TransferOptions, backup, restore
 from tests.fixtures.pushgateway import read_metrics
+from tests.fixtures.s3 import S3Bucket
 from tests.fixtures.transfer import REPO_PASSWORD, StashWorld
 
 
@@ -127,3 +129,34 @@ def test_restore_pushes_restore_session_metrics(
         sample(text, "stash_appscode_com_restoresession_host_restore_duration_seconds", **labels) is not None
     )
     assert w.condition("RestoreSession", "r1", "MetricsPushed")["status"] == "True"
+
+
+def test_s3_repository_backup_restore_and_repository_metric_labels(
+    stash_world: StashWorld, sqlite_file: Path, tmp_path: Path, s3_bucket: S3Bucket, pushgateway: str
+) -> None:
+    w = stash_world
+    w.appbinding("app-db", f"sqlite://{sqlite_file}")
+    w.appbinding("new-db", f"sqlite://{tmp_path}/from-s3.db")
+    backend = {"s3": {"endpoint": s3_bucket.endpoint.url, "bucket": s3_bucket.name, "prefix": "demo/app-db"}}
+    w.repository("s3-repo", backend=backend, secret=s3_bucket.endpoint.env())
+    w.backup_config("cfg", "app-db", repo="s3-repo")
+    w.backup_session("cfg", "s1")
+    result = backup(
+        w.cluster, w.namespace, "s1", TransferOptions(database="sqlite", pushgateway_url=pushgateway)
+    )
+    assert result.ok, result.error
+    keys = [o["Key"] for o in s3_bucket.endpoint.client().list_objects_v2(Bucket=s3_bucket.name)["Contents"]]
+    assert keys and all(k.startswith("demo/app-db/") for k in keys)
+    text = read_metrics(pushgateway)
+    labels = {"backend": "s3", "bucket": s3_bucket.name, "prefix": "demo/app-db", "name": "s3-repo"}
+    assert sample(text, "stash_appscode_com_repository_snapshot_count", **labels) == 1
+    assert s3_bucket.endpoint.secret_access_key not in text
+    w.restore_session("r1", "new-db", repo="s3-repo")
+    assert restore(w.cluster, w.namespace, "r1", TransferOptions(database="sqlite")).ok
+    rows = subprocess.run(
+        ["sqlite3", f"{tmp_path}/from-s3.db", "SELECT group_concat(name) FROM items"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert rows == "alpha,beta,gamma"
