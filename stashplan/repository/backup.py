@@ -87,7 +87,7 @@ def run_backup(
     ids = bytearray()
     content: list[bytes] = []
     window: deque[Future[Sealed]] = deque()
-    max_window = workers * 3
+    max_window = workers * 2
 
     def on_block(block: bytes) -> None:
         nonlocal total

@@ -23,7 +23,7 @@ class Params:
     chunk_min: int = 128 * 1024
     chunk_avg: int = 512 * 1024
     chunk_max: int = 2 * 1024 * 1024
-    pack_size: int = 8 * 1024 * 1024
+    pack_size: int = 4 * 1024 * 1024
     zstd_level: int = 1
     ids_per_list_blob: int = 16384
 

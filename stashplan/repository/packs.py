@@ -34,7 +34,7 @@ class PackBuilder:
 
     def __init__(self, key: MasterKey) -> None:
         self._key = key
-        self._parts: list[bytes] = []
+        self._buf = bytearray()
         self._entries: list[tuple[int, bytes, int, int]] = []
         self.size = 0
 
@@ -42,27 +42,27 @@ class PackBuilder:
         return len(self._entries)
 
     def add(self, blob_type: int, blob_id: bytes, sealed: bytes, raw_length: int) -> None:
-        self._parts.append(sealed)
+        self._buf += sealed
         self._entries.append((blob_type, blob_id, len(sealed), raw_length))
         self.size += len(sealed)
 
-    def finish(self) -> tuple[str, bytes, list[BlobRef]]:
+    def finish(self) -> tuple[str, bytearray, list[BlobRef]]:
         """(pack id, pack bytes, the refs of its blobs); the builder is empty afterwards."""
         header = b"".join(ENTRY.pack(t, i, n, r) for t, i, n, r in self._entries)
         sealed_header = self._key.seal(header, b"pack-header")
-        self._parts.append(sealed_header)
-        self._parts.append(TRAILER.pack(len(sealed_header)))
-        data = b"".join(self._parts)
+        data = self._buf
+        data += sealed_header
+        data += TRAILER.pack(len(sealed_header))
         pack_id = hashlib.sha256(data).hexdigest()
         refs, offset = [], 0
         for t, i, n, r in self._entries:
             refs.append(BlobRef(i, t, pack_id, offset, n, r))
             offset += n
-        self._parts, self._entries, self.size = [], [], 0
+        self._buf, self._entries, self.size = bytearray(), [], 0
         return pack_id, data, refs
 
 
-def read_header(key: MasterKey, pack_id: str, data: bytes) -> list[BlobRef]:
+def read_header(key: MasterKey, pack_id: str, data: bytes | bytearray) -> list[BlobRef]:
     """The blob refs recorded in a whole pack's own header; CorruptData naming the pack if damaged."""
     what = f"pack {pack_id}"
     if len(data) < TRAILER.size:
