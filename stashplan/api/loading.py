@@ -36,7 +36,9 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
 
 
 class _UniqueKeyLoader(_SafeLoader):
-    """A SafeLoader that rejects duplicate mapping keys (a silent overwrite hides typos)."""
+    """A SafeLoader that rejects duplicate mapping keys (a silent overwrite hides typos) and keeps YAML 1.1
+    floats and base-60 numbers as their text: Kubernetes has no float fields, and `version: 10.10` must
+    not become "10.1" (nor `value: 1:30` become 90)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -50,6 +52,18 @@ class _UniqueKeyLoader(_SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> str:  # type: ignore[override]
+        return str(node.value)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int | str:  # type: ignore[override]
+        if ":" in str(node.value):
+            return str(node.value)
+        return super().construct_yaml_int(node)  # type: ignore[no-any-return]
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _UniqueKeyLoader.construct_yaml_float)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
 
 
 def manifest_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:

@@ -242,3 +242,14 @@ def test_validate_objects_reports_non_objects() -> None:
     with pytest.raises(ManifestError) as info:
         validate_objects([("stdin", ["not", "an", "object"])])  # type: ignore[list-item]
     assert info.value.problems == ["stdin: expected an object with apiVersion and kind, found list"]
+
+
+def test_unquoted_yaml_floats_and_base60_numbers_keep_their_text(tmp_path: Path) -> None:
+    path = tmp_path / "binding.yaml"
+    path.write_text(
+        "apiVersion: appcatalog.appscode.com/v1alpha1\nkind: AppBinding\nmetadata: {name: pg}\n"
+        "spec:\n  version: 10.10\n  type: kubedb.com/postgres\n  parameters: {window: 1:30, retries: 3}\n"
+    )
+    (binding,) = load_paths([path])
+    assert binding["spec"]["version"] == "10.10"
+    assert binding["spec"]["parameters"] == {"window": "1:30", "retries": 3}
