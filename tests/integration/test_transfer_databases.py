@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stashplan.transfer import TransferOptions, backup, restore
-from tests.fixtures.databases import MariaDatabase, PgDatabase, RedisInstance
+from tests.fixtures.databases import PG_HOST, MariaDatabase, PgDatabase, PrivatePostgres, RedisInstance
 from tests.fixtures.transfer import StashWorld
 
 
@@ -151,3 +151,33 @@ def test_redis_backup_then_restore_into_fresh_db_number(
     assert r.cmd("DBSIZE", db=9) == "51"
     assert r.cmd("GET", "key:42", db=9) == "value-42"
     assert r.cmd("ZRANGE", "scores", "0", "-1", db=9).split() == ["ada", "bob"]
+
+
+def test_postgres_whole_cluster_restore_keeps_the_current_superuser_password(
+    stash_world: StashWorld, private_postgres: PrivatePostgres
+) -> None:
+    pg, w = private_postgres, stash_world
+    pg.sql("CREATE ROLE app LOGIN PASSWORD 'app-pw'")
+    pg.sql("CREATE DATABASE shop OWNER app")
+    pg.sql(
+        "CREATE TABLE orders(id int, item text); INSERT INTO orders VALUES (1, 'tea'), (2, 'cake')", db="shop"
+    )
+    url = f"postgresql://{PG_HOST}:{pg.port}/"  # no database: pg_dumpall of the whole cluster
+    w.appbinding("pg", url, username="postgres", password=pg.password)
+    w.repository()
+    w.backup_config("cfg", "pg")
+    w.backup_session("cfg", "s1")
+    assert backup(w.cluster, w.namespace, "s1", TransferOptions(database="postgres")).ok
+
+    pg.sql("DROP DATABASE shop")
+    pg.sql("DROP ROLE app")
+    pg.sql("ALTER ROLE postgres PASSWORD 'rotated-pw'")
+    pg.password = "rotated-pw"
+    w.appbinding("pg-now", url, username="postgres", password="rotated-pw")
+    w.restore_session("r1", "pg-now")
+    result = restore(w.cluster, w.namespace, "r1", TransferOptions(database="postgres"))
+
+    assert result.ok, result.error
+    assert pg.sql("SELECT string_agg(item, ',' ORDER BY id) FROM orders", db="shop") == "tea,cake"
+    assert pg.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'app'") == "1"
+    assert pg.sql("SELECT 1") == "1"  # still reachable with the rotated password
