@@ -97,13 +97,24 @@ def _prepared(
             wait,
             what=f"{provider.name} at {conn.host or conn.path}",
         )
-        repo = Repository.open_or_init(
-            storage_from_repository(ctx.repository, ctx.storage_secret), ctx.password
+        storage = storage_from_repository(ctx.repository, ctx.storage_secret)
+        # A backup initialises a new repository (Stash's InitializeBackendRepository); a restore never does.
+        repo = (
+            Repository.open(storage, ctx.password)
+            if restoring
+            else Repository.open_or_init(storage, ctx.password)
         )
         try:
             yield provider, conn, params, deadline, repo
         finally:
             repo.close()
+
+
+def _app_kind(database: str) -> str:
+    try:
+        return get_provider(database).app_kind
+    except ValueError:
+        return "AppBinding"
 
 
 def _invoker(ctx: SessionContext) -> metrics.Invoker:
@@ -155,7 +166,7 @@ def backup(
     now = clock()
     invoker = _invoker(ctx)
     job = metrics.job_name(invoker.kind, namespace, invoker.name)
-    target = metrics.Target.from_appbinding(ctx.appbinding, get_provider(opts.database).app_kind)
+    target = metrics.Target.from_appbinding(ctx.appbinding, _app_kind(opts.database))
     size = host.snapshot.total_size if host.snapshot else 0
     result = metrics.HostResult(
         opts.hostname,
@@ -190,7 +201,7 @@ def backup(
             now,
         )
     error = host.error or "; ".join(f"{c['type']}: {c.get('message')}" for c in failed_post)
-    status = backup_session_status(ctx.session, ctx.invoker, host, conds, phase)
+    status = backup_session_status(ctx.session, ctx.invoker, host, conds, phase, now)
     cluster.patch_status("BackupSession", namespace, session_name, status)
     what = f"backup of {target.kind} {ctx.appbinding['metadata']['name']} on host {opts.hostname}"
     if host.snapshot is not None:
@@ -281,7 +292,7 @@ def restore(
     now = clock()
     phase = "Succeeded" if host.ok else "Failed"
     invoker = _invoker(ctx)
-    target = metrics.Target.from_appbinding(ctx.appbinding, get_provider(opts.database).app_kind)
+    target = metrics.Target.from_appbinding(ctx.appbinding, _app_kind(opts.database))
     registry = metrics.restore_session_registry(
         invoker,
         target,
@@ -298,7 +309,7 @@ def restore(
         "FailedToPushMetrics",
         now,
     )
-    status = restore_session_status(host, conds)
+    status = restore_session_status(ctx.session, host, conds, now)
     cluster.patch_status("RestoreSession", namespace, restore_name, status)
     what = f"restore of {', '.join(restored) or ', '.join(wanted)} into {ctx.appbinding['metadata']['name']}"
     emit_event(

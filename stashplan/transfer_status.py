@@ -11,7 +11,7 @@ from datetime import datetime
 from stashplan.cluster.base import Cluster
 from stashplan.errors import StashplanError
 from stashplan.kinds import KINDS
-from stashplan.objects import rfc3339, set_condition
+from stashplan.objects import format_duration, parse_time, rfc3339, set_condition
 from stashplan.repository import Snapshot
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,16 @@ class HostOutcome:
         return out
 
 
+def session_duration(session: dict, now: datetime) -> dict:
+    """`sessionDuration` from the session's creation to `now` (empty when it has no creationTimestamp)."""
+    start = parse_time((session.get("metadata") or {}).get("creationTimestamp"))
+    return {"sessionDuration": format_duration(now - start)} if start else {}
+
+
 def backup_session_status(
-    session: dict, config: dict, host: HostOutcome, conditions: list[dict], phase: str
+    session: dict, config: dict, host: HostOutcome, conditions: list[dict], phase: str, now: datetime
 ) -> dict:
-    """The BackupSession status keys the transfer owns: targets[0], conditions, phase."""
+    """The BackupSession status keys the transfer owns: targets[0], conditions, phase, sessionDuration."""
     status = session.get("status") or {}
     old_targets = [dict(t) for t in status.get("targets") or []]
     first = old_targets[0] if old_targets else {}
@@ -86,15 +92,21 @@ def backup_session_status(
         "phase": "Succeeded" if host.ok else "Failed",
         "stats": [host.stats()],
     }
-    return {"targets": [target, *old_targets[1:]], "conditions": conditions, "phase": phase}
+    return {
+        "targets": [target, *old_targets[1:]],
+        "conditions": conditions,
+        "phase": phase,
+        **session_duration(session, now),
+    }
 
 
-def restore_session_status(host: HostOutcome, conditions: list[dict]) -> dict:
+def restore_session_status(session: dict, host: HostOutcome, conditions: list[dict], now: datetime) -> dict:
     return {
         "phase": "Succeeded" if host.ok else "Failed",
         "totalHosts": 1,
         "stats": [host.stats(with_snapshots=False)],
         "conditions": conditions,
+        **session_duration(session, now),
     }
 
 

@@ -32,7 +32,7 @@ def test_postgres_backup_then_restore_into_fresh_database(
 
     assert result.ok, result.host.error
     status = w.status("BackupSession", "pg-backup-1")
-    assert status["phase"] == "Succeeded"
+    assert status["phase"] == "Succeeded" and status["sessionDuration"].endswith("s")
     target = status["targets"][0]
     assert target["phase"] == "Succeeded" and target["totalHosts"] == 1
     assert target["ref"]["name"] == "src-pg"

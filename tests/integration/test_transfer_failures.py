@@ -226,3 +226,16 @@ def test_retention_blocked_by_a_lock_fails_the_session_but_keeps_the_snapshot(
     assert cond["status"] == "False" and cond["reason"] == "FailedToApplyRetentionPolicy"
     assert w.condition("BackupSession", "s1", "RepositoryIntegrityVerified")["status"] == "True"
     assert len(snapshots(w)) == 1
+
+
+def test_restore_from_a_repository_that_was_never_initialised_fails_and_creates_nothing(
+    stash_world: StashWorld, tmp_path: Path
+) -> None:
+    w = stash_world
+    w.appbinding("new-db", f"sqlite://{tmp_path}/new.db")
+    w.repository()
+    w.restore_session("r1", "new-db")
+    result = restore(w.cluster, w.namespace, "r1", TransferOptions(database="sqlite"))
+    assert not result.ok and "no repository at" in result.error
+    assert w.status("RestoreSession", "r1")["phase"] == "Failed"
+    assert not (w.root / "repo").exists() and not (tmp_path / "new.db").exists()
