@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from stashplan import tasks
 from stashplan.errors import StashplanError
@@ -355,11 +355,12 @@ def _start_backup(world: World, config: dict, session: dict, now: datetime, sett
     assert repo is not None  # the configuration is Ready
     resolved = tasks.resolve_task("backup", config["spec"].get("task"), target, world.tasks)
     inputs = tasks.backup_inputs(config, repo, target, session, pushgateway_url=settings.pushgateway_url)
+    inputs["STASHPLAN_IMAGE"] = settings.image
     pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
     containers = pod.get("containers") or []
     if containers:
         _apply_runtime(pod, containers[-1], config["spec"].get("runtimeSettings"))
-    timeout = parse_duration(config["spec"].get("timeOut"))
+    timeout = _timeout(config)
     invoker = {INVOKER_TYPE: "BackupConfiguration", INVOKER_NAME: config["metadata"]["name"]}
     out.objects.append(_session_job("BackupSession", session, pod, int(timeout.total_seconds()) if timeout else None, invoker))
     status = session.get("status") or {}
@@ -378,6 +379,10 @@ def _start_backup(world: World, config: dict, session: dict, now: datetime, sett
         update["sessionDeadline"] = rfc3339(start + timeout)
     out.statuses.append(StatusChange("BackupSession", meta["namespace"], meta["name"], update,
                                      f"Running: Job {job_name('BackupSession', meta['name'])}"))
+
+
+def _timeout(obj: dict) -> timedelta | None:
+    return parse_duration(obj["spec"].get("timeOut"))
 
 
 def _history(world: World, out: Desired) -> None:
@@ -421,6 +426,7 @@ def _restore_session(world: World, restore: dict, now: datetime, settings: Setti
         if resolved.note:
             out.notes.append(f"RestoreSession {meta['namespace']}/{meta['name']}: {resolved.note}")
         inputs = tasks.restore_inputs(restore, repo, target, pushgateway_url=settings.pushgateway_url)
+        inputs["STASHPLAN_IMAGE"] = settings.image
         pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
     except (StashplanError, ValueError, KeyError) as exc:
         out.statuses.append(StatusChange("RestoreSession", meta["namespace"], meta["name"],
@@ -431,7 +437,7 @@ def _restore_session(world: World, restore: dict, now: datetime, settings: Setti
     containers = pod.get("containers") or []
     if containers:
         _apply_runtime(pod, containers[-1], restore["spec"].get("runtimeSettings"))
-    timeout = parse_duration(restore["spec"].get("timeOut"))
+    timeout = _timeout(restore)
     labels = {"stash.appscode.com/restore-session": meta["name"]}
     out.objects.append(_session_job("RestoreSession", restore, pod,
                                     int(timeout.total_seconds()) if timeout else None, labels))

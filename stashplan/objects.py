@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import UTC, datetime, timedelta
 
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 
 
 def k8s_name(prefix: str, name: str, limit: int = 63) -> str:
@@ -39,24 +36,14 @@ def is_managed(obj: dict) -> bool:
 
 
 def parse_duration(value: str | int | float | None) -> timedelta | None:
-    """Go/metav1 durations ("1h30m", "45s", "300ms") or plain seconds; None or "" gives None."""
+    """Go/metav1 durations ("1h30m", "45s") or plain seconds; None or "" gives None."""
+    from stashplan.api import parse_duration as parse_go_duration
+
     if value is None or value == "":
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) or str(value).strip().isdigit():
         return timedelta(seconds=float(value))
-    text = str(value).strip()
-    if text.isdigit():
-        return timedelta(seconds=int(text))
-    pos, total = 0, 0.0
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            raise ValueError(f"invalid duration {text!r}")
-        total += float(m.group(1)) * scale[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"invalid duration {text!r}")
-    return timedelta(seconds=total)
+    return parse_go_duration(str(value))
 
 
 def rfc3339(t: datetime) -> str:

@@ -35,7 +35,7 @@ def test_every_database_has_backup_and_restore_function_and_task() -> None:
 @pytest.mark.parametrize("database", list(BUILTIN_ADDONS))
 def test_backup_function_runs_the_agreed_transfer_command(database: str) -> None:
     fn = FUNCTIONS[f"{database}-backup-{BUILTIN_ADDONS[database]}"]["spec"]
-    assert fn["image"] == "stashplan:latest" and fn["command"] == ["stashplan"]
+    assert fn["image"] == "${STASHPLAN_IMAGE:=stashplan:latest}" and fn["command"] == ["stashplan"]
     assert fn["args"] == [
         "transfer", "backup",
         "--namespace=${NAMESPACE:=default}",

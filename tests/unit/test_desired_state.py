@@ -227,3 +227,13 @@ def test_compute_is_pure() -> None:
     before = copy.deepcopy(world)
     assert compute(world).objects == compute(world).objects
     assert world == before
+
+
+def test_job_image_is_the_operators_image() -> None:
+    world = base_world()
+    world["BackupSession"] = [session("nightly-1")]
+    out = desired.compute(desired.World(world, builtin_addons()), NOW, desired.Settings(image="registry.example/stashplan:1.2"))
+    [job] = [o for o in out.objects if o["kind"] == "Job"]
+    [cronjob] = [o for o in out.objects if o["kind"] == "CronJob"]
+    assert job["spec"]["template"]["spec"]["containers"][-1]["image"] == "registry.example/stashplan:1.2"
+    assert cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/stashplan:1.2"
