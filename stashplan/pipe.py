@@ -23,7 +23,9 @@ from providers.databases.base import ProcessSpec, StreamFilter
 from stashplan.errors import TransferError
 
 TAIL_BYTES = 8192
-ERROR_WORDS = re.compile(r"error|fatal|denied|failed|refused|could not|cannot", re.IGNORECASE)
+ERROR_WORDS = re.compile(
+    r"error|\bERR\b|WRONGTYPE|fatal|denied|failed|refused|could not|cannot", re.IGNORECASE
+)
 
 
 class OutputTail:

@@ -130,3 +130,22 @@ def test_writer_applies_stream_filter_across_chunk_boundaries(tmp_path: Path) ->
     assert out.read_bytes() == (
         b"CREATE ROLE app;\nALTER ROLE app WITH LOGIN PASSWORD 'y';\nCREATE TABLE t (a int);\n"
     )
+
+
+def test_error_tail_starts_at_the_first_line_naming_the_error() -> None:
+    script = (
+        "echo 'progress 1' >&2; echo 'progress 2' >&2; echo 'progress 3' >&2; "
+        "echo 'pg_dump: error: Dumping the contents of table \"big\" failed' >&2; "
+        "echo 'pg_dump: detail: server closed the connection unexpectedly' >&2; "
+        "echo '  This probably means the server terminated abnormally' >&2; "
+        "echo '  before or while processing the request.' >&2; "
+        "echo 'pg_dump: detail: Command was: COPY public.big TO stdout;' >&2; exit 1"
+    )
+    reader = ProcessReader(sh(script))
+    with pytest.raises(TransferError) as info:
+        reader.read()
+    reader.close()
+    message = str(info.value)
+    assert message.startswith('dump exited with code 1: pg_dump: error: Dumping the contents of table "big"')
+    assert "server closed the connection unexpectedly" in message and "progress" not in message
+    assert "\n" not in message
