@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from stashplan.cluster.base import Cluster
 from stashplan.errors import Conflict, NotFound, StalePlanError
+from stashplan.events import emit_event
 from stashplan.kinds import kind_info
 from stashplan.plan import Action, Change, Plan, secret_digest
 
@@ -59,6 +61,7 @@ def apply_plan(
     saved: bool = False,
     secrets: Mapping[str, dict] | None = None,
     digests: Mapping[str, str] | None = None,
+    events: bool = True,
 ) -> ApplyResult:
     """Apply every change in order. With `saved`, the plan must not be stale and Secrets come from
     `secrets` (address -> manifest), each matching the digest the plan recorded."""
@@ -106,4 +109,33 @@ def apply_plan(
                 pass
         result.applied.append(change)
         written.add(change.address)
+        if events:
+            _record(cluster, change)
     return result
+
+
+# (kind, new phase) -> (reason, warning, component): Stash's event reasons for what the planner decides.
+_PHASE_EVENTS = {
+    ("BackupSession", "Running"): ("BackupSession Running", False, "BackupSession Controller"),
+    ("BackupSession", "Skipped"): ("BackupSession Skipped", False, "BackupSession Controller"),
+    ("BackupSession", "Failed"): ("BackupSession Failed", True, "BackupSession Controller"),
+    ("RestoreSession", "Running"): ("Restore Job Created", False, "RestoreSession Controller"),
+    ("RestoreSession", "Failed"): ("RestoreSession Failed", True, "RestoreSession Controller"),
+    ("RestoreSession", "Invalid"): ("Restore Job Creation Failed", True, "RestoreSession Controller"),
+}
+
+
+def _record(cluster: Cluster, change: Change) -> None:
+    """An Event on the session whose phase this change moved (best effort)."""
+    if change.action is not Action.STATUS or not change.after or "phase" not in change.after:
+        return
+    found = _PHASE_EVENTS.get((change.kind, change.after["phase"]))
+    if found is None:
+        return
+    reason, warning, component = found
+    try:
+        obj = cluster.get(change.kind, change.namespace, change.name)
+    except NotFound:
+        return
+    emit_event(cluster, obj, reason=reason, message=change.reason or reason, warning=warning,
+               now=datetime.now(UTC), component=component)

@@ -152,3 +152,26 @@ def test_cronjob_fires_trigger_job_then_backup_job_runs_a_real_process(
     assert expect_message in reasons or expect_message in str(job["status"])
     log = (tmp_path / "logs" / f"demo_{job['metadata']['name']}.log").read_text()
     assert ("disk on fire" in log) if "exit 3" in script else ("all good" in log)
+
+
+def test_session_phase_changes_are_recorded_as_events(manifests: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    (manifests / "addon.yaml").write_text(yaml.safe_dump_all(shell_addon("echo 'no space left on device' >&2; exit 1")))
+    path = manifests / "backupconfiguration.yaml"
+    path.write_text(path.read_text().replace("sqlite-backup-3", "shell-backup"))
+    objs = load_paths([manifests])
+    cluster = LocalCluster(state)
+    controllers = LocalControllers.create(cluster, cluster_settings("local", state).env(), tmp_path / "logs")
+    run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers)
+    code, out = cli("trigger", "app-db-backup", "-n", "demo", "--state", str(state))
+    assert code == 0, out
+
+    def failed() -> bool:
+        return any((s.get("status") or {}).get("phase") == "Failed" for s in cluster.list("BackupSession", "demo"))
+
+    run_until(cluster, controllers, objs, failed)
+    [session] = cluster.list("BackupSession", "demo")
+    events = [e for e in cluster.list("Event", "demo") if e["involvedObject"]["name"] == session["metadata"]["name"]]
+    assert [(e["reason"], e["type"]) for e in events] == [("BackupSession Running", "Normal"),
+                                                          ("BackupSession Failed", "Warning")]
+    assert "no space left on device" in events[1]["message"]
