@@ -74,7 +74,7 @@ class S3Storage:
                 "aws_secret_access_key": settings.secret_access_key,
             }
         config = Config(
-            retries={"max_attempts": 1, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
             s3={"addressing_style": "path"},
             max_pool_connections=16,
             connect_timeout=10,

@@ -46,7 +46,7 @@ def progress_reporter(
             DownloadColumn(binary_units=True),
             TransferSpeedColumn(),
             TimeElapsedColumn(),
-            console=Console(file=out),
+            console=Console(file=out, force_terminal=True),
             transient=True,
         ) as bar:
             task = bar.add_task(label, total=total)
