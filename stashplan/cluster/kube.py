@@ -1,7 +1,8 @@
 """The Cluster interface on a Kubernetes API server via the official client, generic by kind. I/O layer.
 
 Every call goes through one request path (`ApiClient.call_api` with paths built from `stashplan.kinds`),
-wrapped by a retry with exponential backoff on 429, 5xx and transport timeouts.
+wrapped by a retry with exponential backoff on 429, 5xx and transport timeouts. A create retried after
+a 5xx the server had in fact applied surfaces as AlreadyExists, which the planner settles next iteration.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def with_retry(policy: RetryPolicy, what: str, call: Callable[[], T]) -> T:
             if attempt == policy.attempts - 1:
                 raise TransientError(f"{what}: {exc} (gave up after {policy.attempts} attempts)") from None
             delay = min(policy.max_delay, policy.base_delay * 2**attempt) * (0.5 + random.random() / 2)
-            time.sleep(max(delay, exc.retry_after or 0.0))
+            time.sleep(min(max(delay, exc.retry_after or 0.0), policy.max_delay))
     raise AssertionError("unreachable")
 
 
