@@ -71,7 +71,9 @@ def main() -> None:
         for n in SIZES:
             n, counts, wall, converge, changes = measure(api, n)
             verbs = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-            print(f"{n:>8} {sum(counts.values()):>10} {verbs:<28} {wall:>19.3f}s {converge:>11.2f}s {changes:>8}")
+            print(
+                f"{n:>8} {sum(counts.values()):>10} {verbs:<28} {wall:>19.3f}s {converge:>11.2f}s {changes:>8}"
+            )
 
 
 if __name__ == "__main__":
