@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
@@ -239,3 +240,43 @@ def test_restore_from_a_repository_that_was_never_initialised_fails_and_creates_
     assert not result.ok and "no repository at" in result.error
     assert w.status("RestoreSession", "r1")["phase"] == "Failed"
     assert not (w.root / "repo").exists() and not (tmp_path / "new.db").exists()
+
+
+def test_repository_write_failure_mid_dump_kills_the_dump(
+    stash_world: StashWorld, private_postgres: PrivatePostgres
+) -> None:
+    pg, w = private_postgres, stash_world
+    pg.sql(
+        "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 8) AS payload FROM generate_series(1, 400000) g"
+    )
+    w.appbinding(
+        "pg", f"postgresql://{PG_HOST}:{pg.port}/postgres", username="postgres", password=pg.password
+    )
+    w.repository()
+    w.backup_config("cfg", "pg")
+    w.backup_session("cfg", "s1")
+    data = w.root / "repo" / "data"
+    broken = threading.Event()
+
+    def break_storage_mid_copy() -> None:
+        for _ in range(500):
+            if pg.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.big%'") == "1":
+                shutil.rmtree(data, ignore_errors=True)
+                data.write_text("not a directory")  # every later pack upload fails
+                broken.set()
+                return
+            time.sleep(0.01)
+
+    breaker = threading.Thread(target=break_storage_mid_copy)
+    breaker.start()
+    result = backup(w.cluster, w.namespace, "s1", TransferOptions(database="postgres"))
+    breaker.join()
+    assert broken.is_set(), "the dump finished before the storage could be broken"
+    assert_failed(w, "s1", result, "Not a directory")  # the writer's error, not the killed dump's
+    for _ in range(250):  # the killed pg_dump's server backend goes away
+        if pg.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.big%'") == "0":
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("pg_dump kept running after the repository writer failed")
+    assert list((w.root / "repo" / "snapshots").glob("*")) == []
