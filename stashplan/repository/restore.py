@@ -19,7 +19,10 @@ from stashplan.errors import RepositoryError
 from stashplan.repository.crypto import CorruptData, MasterKey
 from stashplan.repository.index import Index
 from stashplan.repository.layout import pack_name
+from stashplan.repository.packs import BlobRef
 from stashplan.repository.snapshots import Manifest
+
+MAX_RUN = 2 * 1024 * 1024
 
 
 class BlobReader:
@@ -38,21 +41,39 @@ class BlobReader:
             dec = self._local.dec = zstandard.ZstdDecompressor()
         return dec
 
-    def load(self, blob_id: bytes, what: str = "chunk") -> bytes:
+    def ref(self, blob_id: bytes, what: str = "chunk") -> BlobRef:
         ref = self.index.get(blob_id)
-        label = f"{what} {blob_id.hex()[:16]}"
         if ref is None:
             raise RepositoryError(
-                f"{self.context}: {label} is not in the index (its pack is lost); run check"
+                f"{self.context}: {what} {blob_id.hex()[:16]} is not in the index (its pack is lost); run check"
             )
+        return ref
+
+    def load(self, blob_id: bytes, what: str = "chunk") -> bytes:
+        return self.load_run([self.ref(blob_id, what)], what)[0]
+
+    def load_run(self, refs: list[BlobRef], what: str = "chunk") -> list[bytes]:
+        """The plaintexts of blobs stored back to back in one pack, fetched with one ranged read."""
+        first = refs[0]
+        length = refs[-1].offset + refs[-1].length - first.offset
         try:
-            sealed = self.storage.get(pack_name(ref.pack), ref.offset, ref.length)
+            data = self.storage.get(pack_name(first.pack), first.offset, length)
         except ObjectNotFound:
-            raise RepositoryError(f"{self.context}: pack {ref.pack} is missing (holds {label})") from None
+            raise RepositoryError(
+                f"{self.context}: pack {first.pack} is missing (holds {what} {first.id.hex()[:16]})"
+            ) from None
+        view = memoryview(data)
+        return [
+            self._open(r, view[r.offset - first.offset : r.offset - first.offset + r.length], what)
+            for r in refs
+        ]
+
+    def _open(self, ref: BlobRef, sealed: memoryview, what: str) -> bytes:
+        label = f"{what} {ref.id.hex()[:16]}"
         if len(sealed) != ref.length:
             raise RepositoryError(f"{self.context}: pack {ref.pack} is truncated (holds {label})")
         try:
-            compressed = self.key.open(sealed, blob_id, what=f"{label} in pack {ref.pack}")
+            compressed = self.key.open(sealed, ref.id, what=f"{label} in pack {ref.pack}")
             plain = self._decompressor().decompress(compressed, max_output_size=ref.raw_length)
         except CorruptData as exc:
             raise RepositoryError(f"{self.context}: {exc}") from None
@@ -79,6 +100,25 @@ def chunk_ids(reader: BlobReader, manifest: Manifest) -> Iterator[bytes]:
         )
 
 
+def runs(reader: BlobReader, ids: Iterator[bytes]) -> Iterator[list[BlobRef]]:
+    """Chunk refs grouped into runs stored back to back in one pack (at most MAX_RUN plaintext bytes)."""
+    run: list[BlobRef] = []
+    size = 0
+    for blob_id in ids:
+        ref = reader.ref(blob_id)
+        if run and (
+            ref.pack != run[-1].pack
+            or ref.offset != run[-1].offset + run[-1].length
+            or size + ref.raw_length > MAX_RUN
+        ):
+            yield run
+            run, size = [], 0
+        run.append(ref)
+        size += ref.raw_length
+    if run:
+        yield run
+
+
 def run_restore(
     storage: Storage,
     key: MasterKey,
@@ -94,21 +134,22 @@ def run_restore(
     reader = BlobReader(storage, key, index, f"snapshot {snap.short_id}")
     digest = hashlib.sha256()
     written = 0
-    window: deque[Future[bytes]] = deque()
+    window: deque[Future[list[bytes]]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-restore")
 
-    def emit(data: bytes) -> None:
+    def emit(parts: list[bytes]) -> None:
         nonlocal written
-        out.write(data)
-        digest.update(data)
-        written += len(data)
+        for data in parts:
+            out.write(data)
+            digest.update(data)
+            written += len(data)
         if progress is not None:
             progress(written)
 
     try:
-        for blob_id in chunk_ids(reader, manifest):
-            window.append(pool.submit(reader.load, blob_id))
-            if len(window) >= workers * 3:
+        for refs in runs(reader, chunk_ids(reader, manifest)):
+            window.append(pool.submit(reader.load_run, refs))
+            if len(window) >= workers * 2:
                 emit(window.popleft().result())
         while window:
             emit(window.popleft().result())
