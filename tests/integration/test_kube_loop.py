@@ -14,7 +14,7 @@ from stashplan.api import builtin_addons, load_paths
 from stashplan.cluster.kube import KubeCluster, RetryPolicy
 from stashplan.errors import Forbidden
 from stashplan.leader import LeaderElector
-from stashplan.loop import StopFlag, run_loop
+from stashplan.loop import StopFlag, run_loop, run_once
 from stashplan.sessions import new_backup_session
 from tests.fixtures.kube import OPERATOR_TOKEN, KubeAPI
 
@@ -176,3 +176,34 @@ def test_a_missing_permission_is_reported_as_forbidden_with_verb_and_resource(
     assert isinstance(error, Forbidden)
     assert "cannot list secrets" in str(error)
     assert names(kube_api, "CronJob") == []
+
+
+def test_a_410_on_the_wake_up_watch_relists_and_the_loop_keeps_applying(
+    kube_api: KubeAPI, admin: KubeCluster, operators: Callable[[str], Operator]
+) -> None:
+    op = operators("pod-a")
+    op.start()
+    wait_for("the trigger CronJob", lambda: bool(names(kube_api, "CronJob")))
+    kube_api.fail_next(410, count=5, verb="watch")
+    session = start_session(admin, 4_000)
+    wait_for("the backup Job after 410s", lambda: names(kube_api, "Job") == [f"stash-backup-{session}"])
+    assert op.errors == []
+
+
+def test_a_no_change_iteration_makes_the_same_api_calls_for_few_or_many_configurations(
+    kube_api: KubeAPI, admin: KubeCluster
+) -> None:
+    operator = KubeCluster(kube_api.operator_kubeconfig)
+    config = admin.get("BackupConfiguration", "demo", "app-db-backup")
+    calls = []
+    for total in (3, 30):
+        for i in range(len(admin.list("BackupConfiguration", "demo")), total):
+            admin.create(dict(config, metadata={"name": f"cfg-{i}", "namespace": "demo"}))
+        while run_once(operator, addons=builtin_addons()).changed:
+            pass
+        kube_api.reset_counters()
+        assert not run_once(operator, addons=builtin_addons()).changed
+        calls.append(kube_api.counts)
+    assert calls[0] == calls[1]
+    assert set(calls[0]) == {"list"}
+    operator.close()
