@@ -21,6 +21,7 @@ from providers.storage import storage_from_repository
 from stashplan import metrics
 from stashplan.cluster.base import Cluster
 from stashplan.errors import TransferError
+from stashplan.events import emit_event
 from stashplan.pipe import ProcessReader, ProcessWriter
 from stashplan.repository import Repository
 from stashplan.transfer_context import (
@@ -32,9 +33,9 @@ from stashplan.transfer_context import (
 )
 from stashplan.transfer_post import after_backup, describe, push_metrics
 from stashplan.transfer_status import (
+    EVENT_SOURCE,
     HostOutcome,
     backup_session_status,
-    emit_event,
     restore_session_status,
 )
 
@@ -212,6 +213,7 @@ def backup(
             warning=False,
             now=now,
             hostname=opts.hostname,
+            component=EVENT_SOURCE,
             message=f"{what} succeeded: snapshot {host.snapshot.short_id}",
         )
     else:
@@ -222,6 +224,7 @@ def backup(
             warning=True,
             now=now,
             hostname=opts.hostname,
+            component=EVENT_SOURCE,
             message=f"{what} failed: {host.error}",
         )
     emit_event(
@@ -231,6 +234,7 @@ def backup(
         warning=phase == "Failed",
         now=now,
         hostname=opts.hostname,
+        component=EVENT_SOURCE,
         message=f"BackupSession {session_name} {phase.lower()}" + (f": {error}" if error else ""),
     )
     return TransferResult(phase, host, status, error)
@@ -319,6 +323,7 @@ def restore(
         warning=not host.ok,
         now=now,
         hostname=opts.hostname,
+        component=EVENT_SOURCE,
         message=f"{what} {phase.lower()}" + (f": {host.error}" if host.error else ""),
     )
     emit_event(
@@ -328,6 +333,7 @@ def restore(
         warning=not host.ok,
         now=now,
         hostname=opts.hostname,
+        component=EVENT_SOURCE,
         message=f"RestoreSession {restore_name} {phase.lower()}",
     )
     return TransferResult(phase, host, status, host.error)

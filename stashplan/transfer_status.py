@@ -1,20 +1,14 @@
 """The statuses and Events a transfer writes, in Stash's shape: host stats, target, session and
-Repository status, `BackupSession Succeeded`-style Events. Builders are pure; `emit_event` writes.
+Repository status. Pure builders; Events are written with `stashplan.events.emit_event`.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from stashplan.cluster.base import Cluster
-from stashplan.errors import StashplanError
-from stashplan.kinds import KINDS
 from stashplan.objects import format_duration, parse_time, rfc3339, set_condition
 from stashplan.repository import Snapshot
-
-log = logging.getLogger(__name__)
 
 EVENT_SOURCE = "stashplan-transfer"
 
@@ -136,48 +130,3 @@ def with_condition(
     conditions: list[dict], type_: str, ok: bool, reason: str, message: str, now: datetime
 ) -> list[dict]:
     return set_condition(conditions, type_, ok, reason, message, now)
-
-
-def emit_event(
-    cluster: Cluster,
-    obj: dict,
-    *,
-    reason: str,
-    message: str,
-    warning: bool,
-    now: datetime,
-    hostname: str = "",
-) -> None:
-    """Create a core/v1 Event about `obj`; a failure to record it is logged, never raised."""
-    meta = obj.get("metadata") or {}
-    kind = str(obj.get("kind", ""))
-    info = KINDS.get(kind)
-    when = rfc3339(now)
-    event = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "generateName": f"{meta.get('name', 'object')}.",
-            "namespace": meta.get("namespace", "default"),
-        },
-        "involvedObject": {
-            "apiVersion": info.api_version if info else obj.get("apiVersion", ""),
-            "kind": kind,
-            "name": meta.get("name", ""),
-            "namespace": meta.get("namespace", ""),
-            "uid": meta.get("uid", ""),
-            "resourceVersion": meta.get("resourceVersion", ""),
-        },
-        "reason": reason,
-        "message": message[:1024],
-        "type": "Warning" if warning else "Normal",
-        "source": {"component": EVENT_SOURCE, **({"host": hostname} if hostname else {})},
-        "firstTimestamp": when,
-        "lastTimestamp": when,
-        "count": 1,
-        "reportingComponent": EVENT_SOURCE,
-    }
-    try:
-        cluster.create(event)
-    except (StashplanError, OSError) as exc:
-        log.warning("could not record event %r for %s %s: %s", reason, kind, meta.get("name"), exc)
