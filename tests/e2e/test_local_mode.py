@@ -171,7 +171,8 @@ def test_session_phase_changes_are_recorded_as_events(manifests: Path, tmp_path:
 
     run_until(cluster, controllers, objs, failed)
     [session] = cluster.list("BackupSession", "demo")
-    events = [e for e in cluster.list("Event", "demo") if e["involvedObject"]["name"] == session["metadata"]["name"]]
+    events = sorted((e for e in cluster.list("Event", "demo") if e["involvedObject"]["name"] == session["metadata"]["name"]),
+                    key=lambda e: int(e["metadata"]["resourceVersion"]))
     assert [(e["reason"], e["type"]) for e in events] == [("BackupSession Running", "Normal"),
                                                           ("BackupSession Failed", "Warning")]
     assert "no space left on device" in events[1]["message"]
