@@ -80,13 +80,7 @@ class LocalCluster:
         return [o for o in objs if matches_labels(o, labels)]
 
     def get(self, kind: str, namespace: str, name: str) -> dict:
-        ns = namespace if kind_info(kind).namespaced else ""
-        row = self._db.execute(
-            "SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, ns, name)
-        ).fetchone()
-        if row is None:
-            raise NotFound(kind, ns, name)
-        return json.loads(row[0])  # type: ignore[no-any-return]
+        return self._get_in_tx(kind, namespace if kind_info(kind).namespaced else "", name)
 
     def resource_version(self) -> str:
         return str(self._db.execute("SELECT rv FROM counter WHERE id=1").fetchone()[0])
