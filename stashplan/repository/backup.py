@@ -27,7 +27,7 @@ from stashplan.repository.layout import BLOB_DATA, BLOB_LIST, Params
 from stashplan.repository.snapshots import Snapshot, encode, write_manifest
 from stashplan.repository.writer import PackWriter
 
-Sealed = tuple[bytes, int, bytes | None]
+Sealed = tuple[bytes, int, bytearray | None]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class _Sealer:
             return blob_id, len(chunk), None
         return blob_id, len(chunk), self.key.seal(self._compressor().compress(chunk), blob_id)
 
-    def seal_list(self, ids: bytes) -> tuple[bytes, bytes]:
+    def seal_list(self, ids: bytes) -> tuple[bytes, bytearray]:
         blob_id = self.key.chunk_id(ids)
         return blob_id, self.key.seal(self._compressor().compress(ids), blob_id)
 
@@ -86,25 +86,31 @@ def run_backup(
     chunk_count = 0
     ids = bytearray()
     content: list[bytes] = []
-    window: deque[Future[Sealed]] = deque()
+    window: deque[tuple[Future[Sealed], int]] = deque()
     max_window = workers * 2
 
-    def on_block(block: bytes) -> None:
+    def on_block(block: memoryview) -> None:
         nonlocal total
         stream_hash.update(block)
         total += len(block)
         if progress is not None:
             progress(total)
 
-    def take(result: Sealed) -> None:
+    def take() -> None:
         nonlocal chunk_count
-        blob_id, raw_length, sealed = result
+        future, _slot = window.popleft()
+        blob_id, raw_length, sealed = future.result()
         chunk_count += 1
         ids.extend(blob_id)
         if sealed is not None:
             writer.add(BLOB_DATA, blob_id, sealed, raw_length)
         if len(ids) >= params.ids_per_list_blob * 32:
             flush_list()
+
+    def before_reuse(slot: int) -> None:
+        # The chunker is about to overwrite this read buffer: finish every chunk still pointing into it.
+        while any(s == slot for _f, s in window):
+            take()
 
     def flush_list() -> None:
         if ids:
@@ -114,16 +120,16 @@ def run_backup(
             ids.clear()
 
     try:
-        for chunk in chunk_stream(stream.read, params, on_block):
-            window.append(pool.submit(sealer.seal_chunk, chunk))
+        for chunk, slot in chunk_stream(stream, params, on_block, before_reuse):
+            window.append((pool.submit(sealer.seal_chunk, chunk), slot))
             if len(window) >= max_window:
-                take(window.popleft().result())
+                take()
         while window:
-            take(window.popleft().result())
+            take()
         flush_list()
         writer.close()
     except BaseException:
-        for future in window:
+        for future, _slot in window:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
         writer.abort()

@@ -54,10 +54,13 @@ class MasterKey:
         """The 32-byte keyed id of a plaintext chunk (HMAC-SHA256 with `id_key`)."""
         return hmac.digest(self.id_key, data, "sha256")
 
-    def seal(self, plaintext: bytes | memoryview, aad: bytes = b"") -> bytes:
-        """nonce || AES-256-GCM(plaintext, aad) || tag."""
+    def seal(self, plaintext: bytes | memoryview, aad: bytes = b"") -> bytearray:
+        """nonce || AES-256-GCM(plaintext, aad) || tag, built in one buffer."""
         nonce = os.urandom(NONCE_SIZE)
-        return nonce + self._aead.encrypt(nonce, plaintext, aad or None)
+        out = bytearray(NONCE_SIZE + len(plaintext) + TAG_SIZE)
+        out[:NONCE_SIZE] = nonce
+        self._aead.encrypt_into(nonce, plaintext, aad or None, memoryview(out)[NONCE_SIZE:])
+        return out
 
     def open(self, sealed: bytes | memoryview, aad: bytes = b"", what: str = "data") -> bytes:
         """The plaintext of `seal`'s output; CorruptData naming `what` if it fails authentication."""
@@ -70,7 +73,7 @@ class MasterKey:
             raise CorruptData(f"{what} is corrupt (authentication failed)") from None
 
     def seal_json(self, doc: object) -> bytes:
-        return self.seal(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
+        return bytes(self.seal(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()))
 
     def open_json(self, sealed: bytes, what: str) -> dict:
         try:

@@ -29,37 +29,70 @@ class BlobRef:
     raw_length: int
 
 
+@dataclass
+class Pack:
+    """A finished pack: its id, its bytes (a view into a reusable buffer) and the refs of its blobs."""
+
+    id: str
+    data: memoryview
+    refs: list[BlobRef]
+    buffer: bytearray
+
+
 class PackBuilder:
-    """Collects sealed blobs until `size` reaches the target, then `finish` returns the pack bytes."""
+    """Collects sealed blobs until `size` reaches the target, then `finish` returns the pack.
+
+    Packs are built in buffers that grow to the largest pack seen and are reused once `recycle` hands
+    them back, so a long backup allocates a few buffers once instead of one per pack.
+    """
 
     def __init__(self, key: MasterKey) -> None:
         self._key = key
-        self._buf = bytearray()
+        self._free: list[bytearray] = []
+        self._buf: bytearray | None = None
         self._entries: list[tuple[int, bytes, int, int]] = []
         self.size = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, blob_type: int, blob_id: bytes, sealed: bytes, raw_length: int) -> None:
-        self._buf += sealed
-        self._entries.append((blob_type, blob_id, len(sealed), raw_length))
-        self.size += len(sealed)
+    def _write(self, data: bytes | bytearray) -> None:
+        if self._buf is None:
+            self._buf = self._free.pop() if self._free else bytearray()
+        end = self.size + len(data)
+        if end <= len(self._buf):
+            self._buf[self.size : end] = data  # in place: a reused buffer keeps its allocation
+        else:
+            self._buf[self.size :] = data  # grows the buffer, which keeps that size for reuse
+        self.size = end
 
-    def finish(self) -> tuple[str, bytearray, list[BlobRef]]:
-        """(pack id, pack bytes, the refs of its blobs); the builder is empty afterwards."""
+    def add(self, blob_type: int, blob_id: bytes, sealed: bytes | bytearray, raw_length: int) -> None:
+        self._write(sealed)
+        self._entries.append((blob_type, blob_id, len(sealed), raw_length))
+
+    def finish(self) -> Pack:
+        """The finished pack; the builder starts a new one afterwards."""
+        blobs_end = self.size
         header = b"".join(ENTRY.pack(t, i, n, r) for t, i, n, r in self._entries)
         sealed_header = self._key.seal(header, b"pack-header")
-        data = self._buf
-        data += sealed_header
-        data += TRAILER.pack(len(sealed_header))
+        self._write(sealed_header)
+        self._write(TRAILER.pack(len(sealed_header)))
+        assert self._buf is not None
+        data = memoryview(self._buf)[: self.size]
         pack_id = hashlib.sha256(data).hexdigest()
         refs, offset = [], 0
         for t, i, n, r in self._entries:
             refs.append(BlobRef(i, t, pack_id, offset, n, r))
             offset += n
-        self._buf, self._entries, self.size = bytearray(), [], 0
-        return pack_id, data, refs
+        assert offset == blobs_end
+        pack = Pack(pack_id, data, refs, self._buf)
+        self._buf, self._entries, self.size = None, [], 0
+        return pack
+
+    def recycle(self, pack: Pack) -> None:
+        """Take back a pack's buffer once nothing reads its data any more."""
+        pack.data.release()
+        self._free.append(pack.buffer)
 
 
 def read_header(key: MasterKey, pack_id: str, data: bytes | bytearray) -> list[BlobRef]:

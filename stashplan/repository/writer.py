@@ -13,7 +13,7 @@ from providers.storage import Storage
 from stashplan.repository.crypto import MasterKey
 from stashplan.repository.index import write_index
 from stashplan.repository.layout import pack_name
-from stashplan.repository.packs import BlobRef, PackBuilder
+from stashplan.repository.packs import BlobRef, Pack, PackBuilder
 
 INDEX_FLUSH = 16384
 
@@ -22,7 +22,13 @@ class PackWriter:
     """Adds blobs once each (ids in `known` or added before are skipped) and uploads full packs."""
 
     def __init__(
-        self, storage: Storage, key: MasterKey, pack_size: int, known: set[bytes], *, threads: int = 2
+        self,
+        storage: Storage,
+        key: MasterKey,
+        pack_size: int,
+        known: set[bytes],
+        *,
+        threads: int = 2,
     ) -> None:
         self.storage = storage
         self.key = key
@@ -31,7 +37,7 @@ class PackWriter:
         self.uploaded_bytes = 0
         self._builder = PackBuilder(key)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stashplan-upload")
-        self._in_flight: deque[tuple[Future[None], int, list[BlobRef]]] = deque()
+        self._in_flight: deque[tuple[Future[None], Pack]] = deque()
         self._max_in_flight = threads
         self._done: list[BlobRef] = []
         self.index_files: list[str] = []
@@ -39,7 +45,7 @@ class PackWriter:
     def wants(self, blob_id: bytes) -> bool:
         return blob_id not in self.known
 
-    def add(self, blob_type: int, blob_id: bytes, sealed: bytes, raw_length: int) -> bool:
+    def add(self, blob_type: int, blob_id: bytes, sealed: bytes | bytearray, raw_length: int) -> bool:
         """Queue a sealed blob; False (and nothing stored) when the repository already has it."""
         if blob_id in self.known:
             return False
@@ -52,17 +58,18 @@ class PackWriter:
     def _ship(self) -> None:
         if not len(self._builder):
             return
-        pack_id, data, refs = self._builder.finish()
+        pack = self._builder.finish()
         while len(self._in_flight) >= self._max_in_flight:
             self._reap_one()
-        future = self._pool.submit(self.storage.put, pack_name(pack_id), data)
-        self._in_flight.append((future, len(data), refs))
+        future = self._pool.submit(self.storage.put, pack_name(pack.id), pack.data)
+        self._in_flight.append((future, pack))
 
     def _reap_one(self) -> None:
-        future, size, refs = self._in_flight.popleft()
+        future, pack = self._in_flight.popleft()
         future.result()
-        self.uploaded_bytes += size
-        self._done.extend(refs)
+        self.uploaded_bytes += len(pack.data)
+        self._done.extend(pack.refs)
+        self._builder.recycle(pack)
         if len(self._done) >= INDEX_FLUSH:
             self._write_index()
 
@@ -82,7 +89,7 @@ class PackWriter:
 
     def abort(self) -> None:
         """Stop after a failure: wait for running uploads, write no index (prune removes the packs)."""
-        for future, _size, _refs in self._in_flight:
+        for future, _pack in self._in_flight:
             future.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._in_flight.clear()

@@ -9,6 +9,7 @@ import pytest
 
 from providers.storage import MemoryStorage, RetryingStorage
 from stashplan.errors import TransientError
+from stashplan.repository import chunking
 from stashplan.repository.chunking import chunk_stream, cut_points
 from stashplan.repository.crypto import CorruptData, MasterKey, WrongPassword, unwrap_key, wrap_key
 from stashplan.repository.layout import Params
@@ -26,13 +27,23 @@ def sample(size: int, seed: int = 7) -> bytes:
     return bytes(out[:size])
 
 
-def test_stream_chunking_matches_whole_buffer_chunking_for_any_read_size() -> None:
+class Trickle:
+    """A stream without readinto that hands out at most `step` bytes per read, like a slow pipe."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.src = io.BytesIO(data)
+        self.step = step
+
+    def read(self, n: int = -1) -> bytes:
+        return self.src.read(min(n, self.step))
+
+
+def test_stream_chunking_matches_whole_buffer_chunking_for_any_read_pattern() -> None:
     data = sample(3 << 20)
     whole = cut_points(memoryview(data), PARAMS)
-    for step in (1000, 65_537, 1 << 20):
-        src = io.BytesIO(data)
+    for stream in (Trickle(data, 1000), Trickle(data, 65_537), io.BytesIO(data)):
         ends, pos = [], 0
-        for chunk in chunk_stream(lambda n, s=step, b=src: b.read(min(n, s)), PARAMS):  # type: ignore[misc]
+        for chunk, _slot in chunk_stream(stream, PARAMS):
             pos += len(chunk)
             ends.append(pos)
         assert ends == whole
@@ -42,13 +53,38 @@ def test_stream_chunking_matches_whole_buffer_chunking_for_any_read_size() -> No
     )
 
 
+def test_chunks_stay_intact_until_the_chunker_asks_to_reuse_their_buffer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chunking, "READ_SIZE", 256 * 1024)
+    data = sample(3 << 20)
+    held: list[tuple[int, memoryview, int]] = []  # slot, chunk view, stream offset
+    reused: list[int] = []
+
+    def release(slot: int) -> None:
+        reused.append(slot)
+        for item in [h for h in held if h[0] == slot]:
+            _slot, view, offset = item
+            assert bytes(view) == data[offset : offset + len(view)]
+            held.remove(item)
+
+    pos = 0
+    for chunk, slot in chunk_stream(io.BytesIO(data), PARAMS, before_reuse=release):
+        held.append((slot, chunk, pos))
+        pos += len(chunk)
+    for _slot, view, offset in held:
+        assert bytes(view) == data[offset : offset + len(view)]
+    assert pos == len(data)
+    assert reused[:3] == [0, 1, 0] and len(reused) >= 6
+
+
 def test_an_insertion_changes_only_the_chunks_around_it() -> None:
     data = sample(2 << 20)
     edited = data[:1_000_000] + b"INSERTED ROW\n" + data[1_000_000:]
     key = MasterKey.generate()
 
     def ids(buf: bytes) -> set[bytes]:
-        return {key.chunk_id(c) for c in chunk_stream(io.BytesIO(buf).read, PARAMS)}
+        return {key.chunk_id(c) for c, _slot in chunk_stream(io.BytesIO(buf), PARAMS)}
 
     before, after = ids(data), ids(edited)
     assert len(after - before) <= 2
@@ -56,7 +92,7 @@ def test_an_insertion_changes_only_the_chunks_around_it() -> None:
 
 
 def test_empty_stream_has_no_chunks() -> None:
-    assert list(chunk_stream(io.BytesIO(b"").read, PARAMS)) == []
+    assert list(chunk_stream(io.BytesIO(b""), PARAMS)) == []
 
 
 def test_sealed_data_opens_with_the_same_key_and_aad_only() -> None:
@@ -82,17 +118,22 @@ def test_wrapped_master_key_needs_the_password_and_never_shows_it() -> None:
     assert "correct horse" not in repr(doc) and key.encryption.hex() not in repr(key)
 
 
-def test_pack_header_lists_every_blob_with_its_offset() -> None:
+def test_pack_header_lists_every_blob_with_its_offset_and_buffers_are_reused() -> None:
     key = MasterKey.generate()
     builder = PackBuilder(key)
     blobs = [key.chunk_id(bytes([n])) for n in range(3)]
     for n, blob_id in enumerate(blobs):
         builder.add(0, blob_id, key.seal(bytes([n]) * 10, blob_id), 10)
-    pack_id, data, refs = builder.finish()
-    assert read_header(key, pack_id, data) == refs
-    assert [r.id for r in refs] == blobs
-    with pytest.raises(CorruptData, match=pack_id):
-        read_header(key, pack_id, data[:-9] + b"\0" * 9)
+    pack = builder.finish()
+    data = bytes(pack.data)
+    assert read_header(key, pack.id, data) == pack.refs
+    assert [r.id for r in pack.refs] == blobs
+    with pytest.raises(CorruptData, match=pack.id):
+        read_header(key, pack.id, data[:-9] + b"\0" * 9)
+    buffer = pack.buffer
+    builder.recycle(pack)
+    builder.add(0, blobs[0], key.seal(b"x", blobs[0]), 1)
+    assert builder.finish().buffer is buffer
 
 
 class FlakyStorage(MemoryStorage):
