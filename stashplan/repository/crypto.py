@@ -62,7 +62,7 @@ class MasterKey:
         self._aead.encrypt_into(nonce, plaintext, aad or None, memoryview(out)[NONCE_SIZE:])
         return out
 
-    def open(self, sealed: bytes | memoryview, aad: bytes = b"", what: str = "data") -> bytes:
+    def open(self, sealed: bytes | bytearray | memoryview, aad: bytes = b"", what: str = "data") -> bytes:
         """The plaintext of `seal`'s output; CorruptData naming `what` if it fails authentication."""
         if len(sealed) < OVERHEAD:
             raise CorruptData(f"{what} is corrupt (too short)")
