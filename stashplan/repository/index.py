@@ -63,10 +63,9 @@ def encode(refs: Iterable[BlobRef]) -> dict:
 
 def decode(doc: dict) -> Iterator[BlobRef]:
     for pack in doc.get("packs", []):
+        pack_id = str(pack["id"])  # one string shared by all blobs of the pack
         for blob_hex, btype, offset, length, raw in pack["blobs"]:
-            yield BlobRef(
-                bytes.fromhex(blob_hex), int(btype), str(pack["id"]), int(offset), int(length), int(raw)
-            )
+            yield BlobRef(bytes.fromhex(blob_hex), int(btype), pack_id, int(offset), int(length), int(raw))
 
 
 def write_index(storage: Storage, key: MasterKey, refs: Iterable[BlobRef]) -> str:
@@ -86,3 +85,13 @@ def load_index(storage: Storage, key: MasterKey) -> Index:
             index.add(ref)
         index.files.append(info.name)
     return index
+
+
+def load_ids(storage: Storage, key: MasterKey) -> set[bytes]:
+    """The ids of every indexed blob (all a backup needs to deduplicate), without their locations."""
+    ids: set[bytes] = set()
+    for info in storage.list(INDEX):
+        doc = key.open_json(storage.get(info.name), what=f"index file {info.name}")
+        for pack in doc.get("packs", []):
+            ids.update(bytes.fromhex(blob[0]) for blob in pack["blobs"])
+    return ids

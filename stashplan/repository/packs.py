@@ -17,7 +17,7 @@ ENTRY = struct.Struct("<B32sII")
 TRAILER = struct.Struct("<I")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlobRef:
     """Where one blob lives: pack id, byte offset and sealed length, plaintext length and blob type."""
 

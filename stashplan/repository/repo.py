@@ -16,7 +16,7 @@ from stashplan.repository import locks
 from stashplan.repository.backup import BackupRequest, normalise_tags, run_backup
 from stashplan.repository.check import CheckResult, run_check
 from stashplan.repository.crypto import CorruptData, MasterKey, WrongPassword, unwrap_key, wrap_key
-from stashplan.repository.index import Index, load_index
+from stashplan.repository.index import Index, load_ids, load_index
 from stashplan.repository.layout import CONFIG, DATA, FORMAT_VERSION, KEYS, LOCKS, SNAPSHOTS, Params
 from stashplan.repository.prune import PruneResult, run_prune
 from stashplan.repository.restore import run_restore
@@ -132,7 +132,7 @@ class Repository:
         """Read `stream` to EOF into a new snapshot; if the stream raises, no snapshot is recorded."""
         request = BackupRequest(hostname, normalise_tags(tags), source, filename)
         with self._lock("backup", exclusive=False):
-            known = load_index(self.storage, self.key).ids()
+            known = load_ids(self.storage, self.key)
             return run_backup(self.storage, self.key, self.params, known, stream, request, progress)
 
     def restore(

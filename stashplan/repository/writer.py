@@ -15,7 +15,7 @@ from stashplan.repository.index import write_index
 from stashplan.repository.layout import pack_name
 from stashplan.repository.packs import BlobRef, Pack, PackBuilder
 
-INDEX_FLUSH = 16384
+INDEX_FLUSH = 4096  # blobs per index file: bounds the memory of pending index entries
 
 
 class PackWriter:
