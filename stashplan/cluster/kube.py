@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import os
 import queue
 import random
@@ -37,6 +38,7 @@ from stashplan.errors import (
 from stashplan.kinds import KINDS, KindInfo, kind_info
 
 T = TypeVar("T")
+log = logging.getLogger("stashplan.cluster.kube")
 
 # Every (kind -> verbs) stashplan calls through this adapter when running as the operator or a Job.
 # specs/deploy's ClusterRole grants exactly these (tests/unit/test_deploy_rbac.py checks both ways).
@@ -198,20 +200,17 @@ class KubeCluster:
         """Events of `kinds` after resourceVersion `since` (None: from now) for `timeout` seconds.
 
         Each kind streams in its own thread; a stream that ends early resumes from the last
-        resourceVersion seen; 410 Gone relists the kind (its objects come again as ADDED).
+        resourceVersion seen; 410 Gone relists the kind (its objects come again as ADDED); transient
+        API errors are retried until `timeout` (an informer's behaviour). Other errors are raised.
         """
         deadline = time.monotonic() + timeout
         infos = [kind_info(k) for k in kinds]
-        if since is None:
-            start = {info.kind: self._list(info, None, None, limit=1)[1] for info in infos}
-        else:
-            start = {info.kind: since for info in infos}
         events: queue.Queue[WatchEvent | BaseException | None] = queue.Queue()
         stop = threading.Event()
         threads = [
             threading.Thread(
                 target=self._watch_kind,
-                args=(info, start[info.kind], deadline, events, stop),
+                args=(info, since, deadline, events, stop),
                 name=f"watch-{info.plural}",
                 daemon=True,
             )
@@ -257,14 +256,20 @@ class KubeCluster:
     def _watch_kind(
         self,
         info: KindInfo,
-        since: str,
+        since: str | None,
         deadline: float,
         events: queue.Queue[WatchEvent | BaseException | None],
         stop: threading.Event,
     ) -> None:
         try:
             while not stop.is_set() and (left := deadline - time.monotonic()) > 0.05:
-                since = self._stream(info, since, left, deadline, events, stop)
+                try:
+                    if since is None:  # "from now": the collection's current resourceVersion
+                        since = self._list(info, None, None, limit=1)[1]
+                    since = self._stream(info, since, left, deadline, events, stop)
+                except TransientError as exc:
+                    log.warning("watch %s: %s; retrying", info.plural, exc)
+                    stop.wait(min(0.5, max(0.0, deadline - time.monotonic())))
         except BaseException as exc:
             events.put(exc)
         finally:
@@ -290,7 +295,7 @@ class KubeCluster:
             query["resourceVersion"] = since
         resp = self._open(target, query, timeout=left + 5)
         try:
-            for line in resp:
+            for line in _lines(resp):
                 if stop.is_set() or time.monotonic() > deadline:
                     break
                 if not line.strip():
@@ -394,6 +399,14 @@ def _error(target: _Target, status: int, payload: Mapping[str, Any]) -> ObjectEr
         where = f" in namespace {ns}" if ns else ""
         return Forbidden(kind, ns, name, f"cannot {target.verb} {target.resource}{where}: {message}")
     return Invalid(kind, ns, name, f"HTTP {status}: {message}")
+
+
+def _lines(resp: Any) -> Iterator[bytes]:
+    """The stream's lines; a connection lost mid-stream just ends it (the caller resumes from its rv)."""
+    try:
+        yield from resp
+    except _TRANSPORT_ERRORS as exc:
+        log.info("watch stream ended: %s", exc)
 
 
 def _gone_stream() -> Any:

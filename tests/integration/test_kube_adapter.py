@@ -166,6 +166,30 @@ def test_watch_relists_on_a_410_in_the_stream_then_continues(kube_api: KubeAPI) 
     assert seen == [("ADDED", "a"), ("ADDED", "b")]
 
 
+def test_watch_rides_out_transient_api_errors_until_its_timeout(kube_api: KubeAPI) -> None:
+    cluster = KubeCluster(kube_api.kubeconfig, retry=FAST)
+    kube_api.fail_next(500, count=6, verb="list")  # the "from now" lookup fails 4 times, then twice more
+    kube_api.fail_next(503, count=2, verb="watch")
+
+    def writer() -> None:
+        time.sleep(1.2)
+        cluster.create(config("late"))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    events = [
+        (e.type, e.object["metadata"]["name"]) for e in cluster.watch(["BackupConfiguration"], None, 2.5)
+    ]
+    thread.join()
+    assert events == [("ADDED", "late")]
+
+
+def test_watch_raises_permanent_errors(kube_api: KubeAPI) -> None:
+    operator = KubeCluster(kube_api.operator_kubeconfig)
+    with pytest.raises(Forbidden, match="cannot watch secrets"):
+        list(operator.watch(["Secret"], since="1", timeout=1.0))
+
+
 def test_kubeconfig_context_is_selectable(kube_api: KubeAPI, tmp_path: Path) -> None:
     doc = yaml.safe_load(Path(kube_api.kubeconfig).read_text())
     doc["contexts"].append({"name": "broken", "context": {"cluster": "nowhere", "user": "user"}})
