@@ -171,7 +171,11 @@ def run_loop(
             if max_iterations is not None and iterations >= max_iterations:
                 break
             if watch_wakeups and leading and not failures:
-                _wait_for_event(cluster, delay, stop)
+                try:
+                    _wait_for_event(cluster, delay, stop)
+                except Exception as exc:  # a watch failing only costs the early wake-up
+                    log.warning("watch for wake-ups failed: %s; sleeping instead", exc)
+                    _sleep(delay, stop, controllers)
             else:
                 _sleep(delay, stop, controllers)
     finally:

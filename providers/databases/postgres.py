@@ -2,7 +2,9 @@
 AppBinding's URL/service path, which wins over `backupCMD`; restore with `psql`.
 
 The restore stream drops the superuser's `CREATE ROLE`/`ALTER ROLE ... PASSWORD` lines, as Stash's `sed`
-does, so restoring into a server with other credentials never resets the password we connect with.
+does, so restoring into a server with other credentials never resets the password we connect with; other
+`CREATE ROLE` lines tolerate roles that already exist. An existing database is not overwritten: its
+`CREATE DATABASE` fails the restore (dump with `--clean` to replace databases).
 psql runs with ON_ERROR_STOP; a single-database restore runs in one transaction.
 """
 
@@ -25,8 +27,21 @@ from stashplan.errors import TransferError
 SUPERUSERS = ("postgres",)
 
 
+_CREATE_ROLE = re.compile(rb'^CREATE ROLE ("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*);\r?\n?$')
+
+
+def _idempotent_create_role(line: bytes) -> bytes:
+    """`CREATE ROLE x;` -> a block that leaves an existing role alone (its `ALTER ROLE` still applies)."""
+    m = _CREATE_ROLE.match(line)
+    if not m:
+        return line
+    return (b"DO $stashplan$ BEGIN CREATE ROLE " + m.group(1)
+            + b"; EXCEPTION WHEN duplicate_object THEN NULL; END $stashplan$;\n")
+
+
 class SuperuserLineFilter:
-    """Drops `CREATE ROLE <su>;` and `ALTER ROLE <su> WITH ...` lines from a SQL byte stream."""
+    """Drops `CREATE ROLE <su>;` and `ALTER ROLE <su> WITH ...` lines from a SQL byte stream, and makes
+    every other `CREATE ROLE` tolerate a role that already exists (pg_dumpall into a live server)."""
 
     def __init__(self, roles: tuple[str, ...]) -> None:
         names = "|".join(re.escape(r) for r in sorted(set(roles)) if r)
@@ -44,11 +59,12 @@ class SuperuserLineFilter:
         body = data[:cut]
         if b"ROLE" not in body:
             return body
-        return b"".join(line for line in body.splitlines(keepends=True) if not self._drop.match(line))
+        return b"".join(_idempotent_create_role(line) for line in body.splitlines(keepends=True)
+                        if not self._drop.match(line))
 
     def flush(self) -> bytes:
         rest, self._held = self._held, b""
-        return b"" if self._drop.match(rest) else rest
+        return b"" if self._drop.match(rest) else _idempotent_create_role(rest)
 
 
 class PostgresProvider:

@@ -181,3 +181,47 @@ def test_postgres_whole_cluster_restore_keeps_the_current_superuser_password(
     assert pg.sql("SELECT string_agg(item, ',' ORDER BY id) FROM orders", db="shop") == "tea,cake"
     assert pg.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'app'") == "1"
     assert pg.sql("SELECT 1") == "1"  # still reachable with the rotated password
+
+
+def test_postgres_whole_cluster_restore_into_a_server_that_still_has_the_roles(
+    stash_world: StashWorld, private_postgres: PrivatePostgres
+) -> None:
+    pg, w = private_postgres, stash_world
+    pg.sql("CREATE ROLE reporting LOGIN PASSWORD 'r-pw'")
+    pg.sql("CREATE DATABASE ledger OWNER reporting")
+    pg.sql("CREATE TABLE entries(id int, amount int); INSERT INTO entries VALUES (1, 10), (2, 32)", db="ledger")
+    url = f"postgresql://{PG_HOST}:{pg.port}/"
+    w.appbinding("pg", url, username="postgres", password=pg.password)
+    w.repository()
+    w.backup_config("cfg", "pg")
+    w.backup_session("cfg", "s1")
+    assert backup(w.cluster, w.namespace, "s1", TransferOptions(database="postgres")).ok
+
+    pg.sql("DROP DATABASE ledger")  # the database is lost; its role is still there
+    w.restore_session("r1", "pg")
+    result = restore(w.cluster, w.namespace, "r1", TransferOptions(database="postgres"))
+
+    assert result.ok, result.error
+    assert pg.sql("SELECT sum(amount) FROM entries", db="ledger") == "42"
+
+
+def test_postgres_whole_cluster_restore_refuses_to_overwrite_an_existing_database(
+    stash_world: StashWorld, private_postgres: PrivatePostgres
+) -> None:
+    pg, w = private_postgres, stash_world
+    pg.sql("CREATE DATABASE keepme")
+    pg.sql("CREATE TABLE t(v text); INSERT INTO t VALUES ('original')", db="keepme")
+    url = f"postgresql://{PG_HOST}:{pg.port}/"
+    w.appbinding("pg", url, username="postgres", password=pg.password)
+    w.repository()
+    w.backup_config("cfg", "pg")
+    w.backup_session("cfg", "s1")
+    assert backup(w.cluster, w.namespace, "s1", TransferOptions(database="postgres")).ok
+    pg.sql("UPDATE t SET v = 'changed since'", db="keepme")
+
+    w.restore_session("r1", "pg")
+    result = restore(w.cluster, w.namespace, "r1", TransferOptions(database="postgres"))
+
+    assert not result.ok
+    assert 'database "keepme" already exists' in (result.error or "")
+    assert pg.sql("SELECT v FROM t", db="keepme") == "changed since"  # nothing overwritten
