@@ -9,6 +9,7 @@ added by the second, restore throughput; and `pg_dump > /dev/null` throughput. P
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -132,6 +133,17 @@ class Result:
     first_bytes: int
     second_added: int
     restore: Run
+    piped: Run  # `pg_dump | tool backup --stdin`, the way a backup Job runs it
+
+
+def piped_backup(argv: list[str], env: dict[str, str]) -> Run:
+    """`pg_dump | <backup command>` through a shell pipeline with pipefail; wall time only matters."""
+    pipeline = (
+        " ".join(shlex.quote(a) for a in ["pg_dump", *PG, DB])
+        + " | "
+        + " ".join(shlex.quote(a) for a in argv)
+    )
+    return run(["bash", "-o", "pipefail", "-c", pipeline], env=env)
 
 
 def bench_stashplan(first: Path, second: Path) -> Result:
@@ -154,7 +166,8 @@ def bench_stashplan(first: Path, second: Path) -> Result:
     size1 = du(repo)
     run([*cli, "backup", "--stdin", "--stdin-filename", "dump.sql", "--repo", url], stdin=second, env=env)
     restore = best([run([*cli, "restore", "latest", "--repo", url], env=env) for _ in range(REPEAT)])
-    return Result("stashplan", best(runs), size1, du(repo) - size1, restore)
+    piped = best([piped_backup([*cli, "backup", "--stdin", "--repo", url], env) for _ in range(REPEAT)])
+    return Result("stashplan", best(runs), size1, du(repo) - size1, restore, piped)
 
 
 def bench_restic(first: Path, second: Path) -> Result:
@@ -178,7 +191,8 @@ def bench_restic(first: Path, second: Path) -> Result:
         [*base, "backup", "--stdin", "--stdin-filename", "dump.sql", "--host", "bench"], stdin=second, env=env
     )
     restore = best([run([*base, "dump", "latest", "/dump.sql"], env=env) for _ in range(REPEAT)])
-    return Result("restic", best(runs), size1, du(repo) - size1, restore)
+    piped = best([piped_backup([*base, "backup", "--stdin", "--host", "bench"], env) for _ in range(REPEAT)])
+    return Result("restic", best(runs), size1, du(repo) - size1, restore, piped)
 
 
 def main() -> None:
@@ -190,13 +204,17 @@ def main() -> None:
     pg_rate = size2 / pg.seconds / 1e6
     results = [bench_stashplan(first, second), bench_restic(first, second)]
     print()
-    header = f"{'tool':<10} {'backup MB/s':>11} {'peak RSS MiB':>12} {'repo MB (1st)':>13} {'2nd adds MB':>11} {'restore MB/s':>12} {'restore RSS':>11}"
+    header = (
+        f"{'tool':<10} {'backup MB/s':>11} {'peak RSS MiB':>12} {'repo MB (1st)':>13} {'2nd adds MB':>11} "
+        f"{'restore MB/s':>12} {'restore RSS':>11} {'pg_dump|tool MB/s':>17}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r.tool:<10} {size / r.backup.seconds / 1e6:>11.1f} {r.backup.rss_mib:>12.1f} {r.first_bytes / 1e6:>13.1f} "
-            f"{r.second_added / 1e6:>11.2f} {size2 / r.restore.seconds / 1e6:>12.1f} {r.restore.rss_mib:>11.1f}"
+            f"{r.second_added / 1e6:>11.2f} {size2 / r.restore.seconds / 1e6:>12.1f} {r.restore.rss_mib:>11.1f} "
+            f"{size2 / r.piped.seconds / 1e6:>17.1f}"
         )
     print(f"{'pg_dump':<10} {pg_rate:>11.1f} {pg.rss_mib:>12.1f}   (pg_dump > /dev/null, same database)")
     sp, rs = results
@@ -207,6 +225,7 @@ def main() -> None:
     print(f"peak RSS:            {max(sp.backup.rss_mib, sp.restore.rss_mib):.1f} MiB (target <= 100)")
     print(f"2nd snapshot growth: {sp.second_added / max(rs.second_added, 1):.2f}x restic's (target <= 1)")
     print(f"restore vs restic:   {rs.restore.seconds / sp.restore.seconds:.2f}x  (target >= 1)")
+    print(f"pg_dump | stashplan: {pg.seconds / sp.piped.seconds:.2f}x the speed of pg_dump > /dev/null")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """Content-defined chunking of a byte stream with FastCDC (the `fastcdc` package's Cython build).
 
-Boundaries depend only on content: the stream is read in large blocks into a small ring of reused
-buffers, each block is cut with FastCDC, and the last (possibly truncated) chunk is carried into the
-next block, so the cuts equal those of chunking the whole stream at once. Memory is fixed:
-`slots` x (READ_SIZE + max chunk size), allocated once.
+A reader thread fills a small ring of reused buffers (so the producer of the stream, e.g. pg_dump on
+a pipe, never waits while blocks are being chunked) and feeds `on_block` (the stream hash) in order.
+Each block is cut with FastCDC and its last, possibly truncated, chunk is carried into the front of
+the next buffer, so the cuts equal those of chunking the whole stream at once. Memory is fixed:
+SLOTS x (max chunk size + READ_SIZE), allocated once.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -15,8 +18,8 @@ from fastcdc.fastcdc_cy import fastcdc_cy
 
 from stashplan.repository.layout import Params
 
-READ_SIZE = 4 * 1024 * 1024
-SLOTS = 2  # the sealing window is far shorter than a block, so two rarely stall
+READ_SIZE = 2 * 1024 * 1024
+SLOTS = 3  # one being chunked, one waiting for its last chunks to be sealed, one being read
 
 
 class Readable(Protocol):
@@ -53,45 +56,91 @@ def fill(stream: Readable, view: memoryview) -> int:
     return total
 
 
+class _Reader:
+    """The reader thread: fills free slots at offset `reserve`, reports (slot, bytes, error) in order."""
+
+    def __init__(
+        self,
+        stream: Readable,
+        buffers: list[bytearray],
+        reserve: int,
+        on_block: Callable[[memoryview], None] | None,
+    ) -> None:
+        self.free: queue.Queue[int | None] = queue.Queue()
+        self.filled: queue.Queue[tuple[int, int, BaseException | None]] = queue.Queue()
+        for slot in range(len(buffers)):
+            self.free.put(slot)
+        self._args = (stream, buffers, reserve, on_block)
+        self.thread = threading.Thread(target=self._run, name="stashplan-read", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        stream, buffers, reserve, on_block = self._args
+        while True:
+            slot = self.free.get()
+            if slot is None:
+                return
+            try:
+                view = memoryview(buffers[slot])[reserve : reserve + READ_SIZE]
+                got = fill(stream, view)
+                if got and on_block is not None:
+                    on_block(view[:got])
+            except BaseException as exc:
+                self.filled.put((slot, 0, exc))
+                return
+            self.filled.put((slot, got, None))
+            if got < READ_SIZE:
+                return
+
+    def stop(self) -> None:
+        self.free.put(None)
+
+
 def chunk_stream(
     stream: Readable,
     params: Params,
     on_block: Callable[[memoryview], None] | None = None,
     before_reuse: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[memoryview, int]]:
-    """Yield (chunk, slot) in stream order; `on_block` sees every block read, in order.
+    """Yield (chunk, slot) in stream order; `on_block` sees every block read, in order (reader thread).
 
-    A chunk is a view into ring buffer `slot`, valid until that slot is refilled; `before_reuse(slot)`
-    is called first, so the caller can finish every chunk it still holds from that slot.
+    A chunk is a view into ring buffer `slot`, valid until the slot is handed back for refilling;
+    `before_reuse(slot)` is called first, so the caller can finish every chunk it holds from that slot.
+    A failure of the stream is raised here, in the consuming thread.
     """
-    size = READ_SIZE + params.chunk_max
-    buffers: list[bytearray] = []
+    reserve = params.chunk_max
+    buffers = [bytearray(reserve + READ_SIZE) for _ in range(SLOTS)]
+    reader = _Reader(stream, buffers, reserve, on_block)
     carry: memoryview | None = None
-    slot = 0
-    while True:
-        if len(buffers) <= slot:
-            buffers.append(bytearray(size))
-        elif before_reuse is not None:
-            before_reuse(slot)
-        view = memoryview(buffers[slot])
-        kept = 0
-        if carry is not None:
-            kept = len(carry)
-            view[:kept] = carry
-        got = fill(stream, view[kept : kept + READ_SIZE])
-        if got and on_block is not None:
-            on_block(view[kept : kept + got])
-        eof = got < READ_SIZE
-        data = view[: kept + got]
-        ends = cut_points(data, params)
-        if not eof:
-            # The last chunk may have been cut by the end of the block, not by content: carry it over.
-            ends.pop()
-        start = 0
-        for end in ends:
-            yield data[start:end], slot
-            start = end
-        if eof:
-            return
-        carry = data[start:]
-        slot = (slot + 1) % SLOTS
+    previous: int | None = None
+    try:
+        while True:
+            slot, got, error = reader.filled.get()
+            if error is not None:
+                raise error
+            view = memoryview(buffers[slot])
+            start = reserve
+            if carry is not None:
+                start = reserve - len(carry)
+                view[start:reserve] = carry
+                carry = None
+            eof = got < READ_SIZE
+            data = view[start : reserve + got]
+            ends = cut_points(data, params)
+            if not eof:
+                # The last chunk may have been cut by the end of the block, not by content: carry it over.
+                ends.pop()
+            pos = 0
+            for end in ends:
+                yield data[pos:end], slot
+                pos = end
+            if previous is not None:
+                if before_reuse is not None:
+                    before_reuse(previous)
+                reader.free.put(previous)
+            if eof:
+                return
+            carry = data[pos:]
+            previous = slot
+    finally:
+        reader.stop()

@@ -75,7 +75,7 @@ def test_chunks_stay_intact_until_the_chunker_asks_to_reuse_their_buffer(
     for _slot, view, offset in held:
         assert bytes(view) == data[offset : offset + len(view)]
     assert pos == len(data)
-    assert reused[:3] == [0, 1, 0] and len(reused) >= 6
+    assert set(reused) == {0, 1, 2} and len(reused) >= 6
 
 
 def test_an_insertion_changes_only_the_chunks_around_it() -> None:
