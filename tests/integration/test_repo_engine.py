@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,17 @@ def test_snapshot_refs_resolve_by_unique_prefix_and_reject_unknown(repo: Reposit
     assert restore_bytes(repo, snap.id[:6]) == b"x"
     with pytest.raises(RepositoryError, match="snapshot deadbeef not found"):
         restore_bytes(repo, "deadbeef")
+
+
+def test_backup_from_a_real_pipe_with_short_reads_round_trips(repo: Repository) -> None:
+    import subprocess
+
+    script = "import sys, random; r = random.Random(3); [sys.stdout.buffer.write(r.randbytes(70001)) for _ in range(60)]"
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, bufsize=0)
+    assert proc.stdout is not None
+    snap = repo.backup(proc.stdout)  # a raw FileIO: readinto returns whatever the pipe holds
+    assert proc.wait() == 0
+    expected = random.Random(3)
+    data = b"".join(expected.randbytes(70001) for _ in range(60))
+    assert snap.total_size == len(data) and snap.sha256 == hashlib.sha256(data).hexdigest()
+    assert restore_bytes(repo, snap.id) == data
