@@ -7,6 +7,7 @@ import io
 import random
 import sys
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 
@@ -209,7 +210,7 @@ def test_backup_from_a_real_pipe_with_short_reads_round_trips(repo: Repository) 
     script = "import sys, random; r = random.Random(3); [sys.stdout.buffer.write(r.randbytes(70001)) for _ in range(60)]"
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, bufsize=0)
     assert proc.stdout is not None
-    snap = repo.backup(proc.stdout)  # a raw FileIO: readinto returns whatever the pipe holds
+    snap = repo.backup(cast(BinaryIO, proc.stdout))  # a raw FileIO: readinto returns whatever the pipe holds
     assert proc.wait() == 0
     expected = random.Random(3)
     data = b"".join(expected.randbytes(70001) for _ in range(60))
