@@ -9,7 +9,6 @@ a summary; errors are one line on stderr and exit code 1.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -19,8 +18,8 @@ from typing import Annotated, Any, BinaryIO, TypeVar
 
 import typer
 
-from providers.storage import Storage, open_storage, storage_from_repository
 from stashplan.errors import StashplanError
+from stashplan.repository.locating import locate
 from stashplan.repository.progress import human, progress_reporter
 from stashplan.repository.repo import Repository
 from stashplan.repository.retention import RetentionPolicy
@@ -57,73 +56,12 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _manifests(paths: list[Path], name: str | None) -> tuple[Storage, str]:
-    from stashplan.api import load_paths
-    from stashplan.secrets import secret_data
-
-    objs = load_paths(paths)
-    repos = [
-        o for o in objs if o.get("kind") == "Repository" and (name is None or o["metadata"]["name"] == name)
-    ]
-    if len(repos) != 1:
-        which = f" named {name}" if name else ""
-        raise StashplanError(
-            f"-f: expected exactly one Repository{which}, found {len(repos)} (use --repository-name)"
-        )
-    repo = repos[0]
-    meta = repo["metadata"]
-    secret_name = ((repo.get("spec") or {}).get("backend") or {}).get("storageSecretName", "")
-    secrets = [
-        o
-        for o in objs
-        if o.get("kind") == "Secret"
-        and o["metadata"].get("name") == secret_name
-        and o["metadata"].get("namespace", "default") == meta.get("namespace", "default")
-    ]
-    if not secrets:
-        raise StashplanError(
-            f"-f: Repository {meta['name']}: storage Secret {secret_name!r} not found in the manifests"
-        )
-    data = secret_data(secrets[0])
-    if not data.get("RESTIC_PASSWORD"):
-        raise StashplanError(f"-f: Secret {secret_name}: RESTIC_PASSWORD is missing")
-    return storage_from_repository(repo, data), data["RESTIC_PASSWORD"]
-
-
-def _location(
-    repo: str | None, password_file: Path | None, manifests: list[Path] | None, name: str | None
-) -> tuple[Storage, str]:
-    if manifests:
-        storage, password = _manifests(manifests, name)
-        if password_file is not None or os.environ.get("STASHPLAN_PASSWORD"):
-            password = _password(password_file)
-        return storage, password
-    if not repo:
-        raise StashplanError(
-            "no repository given: use --repo local:/path|s3:https://host/bucket/prefix or -f manifests"
-        )
-    return open_storage(repo), _password(password_file)
-
-
-def _password(password_file: Path | None) -> str:
-    if password_file is not None:
-        try:
-            lines = password_file.read_text().splitlines()
-        except OSError as exc:
-            raise StashplanError(f"cannot read password file {password_file}: {exc.strerror}") from None
-        return lines[0] if lines else ""
-    password = os.environ.get("STASHPLAN_PASSWORD", "")
-    if not password:
-        raise StashplanError("no password: set STASHPLAN_PASSWORD or use --password-file")
-    return password
-
-
 @contextmanager
 def _opened(
     repo: str | None, password_file: Path | None, manifests: list[Path] | None, name: str | None
 ) -> Iterator[Repository]:
     try:
-        storage, password = _location(repo, password_file, manifests, name)
+        storage, password = locate(repo, password_file, manifests, name)
         with Repository.open(storage, password) as opened:
             yield opened
     except StashplanError as exc:
@@ -181,7 +119,7 @@ def init(
 ) -> None:
     """Create a new, empty repository."""
     try:
-        storage, password = _location(repo, password_file, filename, repository_name)
+        storage, password = locate(repo, password_file, filename, repository_name)
         created = Repository.init(storage, password)
     except StashplanError as exc:
         raise _fail(str(exc)) from None
