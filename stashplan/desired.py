@@ -83,8 +83,15 @@ class World:
         return self._index.get((kind, namespace, name))
 
 
+JOB_IDENTITY = "stashplan-job"  # ServiceAccount + RoleBinding per namespace, bound to this ClusterRole
+
+
 def compute(world: World, now: datetime, settings: Settings = Settings()) -> Desired:
     out = Desired()
+    namespaces = {o["metadata"]["namespace"] for kind in ("BackupConfiguration", "BackupSession", "RestoreSession")
+                  for o in world.all(kind)}
+    for ns in sorted(namespaces):
+        out.objects += job_identity(ns)
     config_phase: dict[tuple[str, str], str] = {}
     for config in world.all("BackupConfiguration"):
         phase = _configuration(world, config, now, settings, out)
@@ -158,6 +165,20 @@ def _check_functions(world: World, task_name: str) -> None:
             raise StashplanError(f"Task {task_name!r} step names Function {step.get('name')!r}, which does not exist")
 
 
+def job_identity(namespace: str) -> list[dict]:
+    """The ServiceAccount that trigger and session pods run as, bound to the `stashplan-job` ClusterRole
+    (read sessions, their invoker, Repository, AppBinding, Secrets; write their status; create Events)."""
+    labels = _labels("job-identity", {})
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": JOB_IDENTITY, "namespace": namespace, "labels": labels}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": JOB_IDENTITY, "namespace": namespace, "labels": labels},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": JOB_IDENTITY},
+         "subjects": [{"kind": "ServiceAccount", "name": JOB_IDENTITY, "namespace": namespace}]},
+    ]
+
+
 def cronjob_name(config_name: str) -> str:
     return k8s_name("stash-trigger-", config_name, limit=52)
 
@@ -176,7 +197,7 @@ def trigger_cronjob(config: dict, settings: Settings) -> dict:
         "command": ["stashplan"],
         "args": ["trigger", meta["name"], f"--namespace={meta['namespace']}"],
     }
-    pod: dict = {"restartPolicy": "Never", "containers": [container]}
+    pod: dict = {"restartPolicy": "Never", "serviceAccountName": JOB_IDENTITY, "containers": [container]}
     _apply_runtime(pod, container, spec.get("runtimeSettings"))
     return {
         "apiVersion": "batch/v1",
@@ -227,6 +248,7 @@ def _session_job(kind: str, session: dict, pod: dict, timeout_s: int | None, inv
     prefix = "stash-backup-" if kind == "BackupSession" else "stash-restore-"
     component = "backup-job" if kind == "BackupSession" else "restore-job"
     meta = session["metadata"]
+    pod = {"serviceAccountName": JOB_IDENTITY, **pod}
     spec: dict = {"backoffLimit": 0, "template": {"metadata": {"labels": dict(invoker)}, "spec": pod}}
     if timeout_s:
         spec["activeDeadlineSeconds"] = timeout_s

@@ -32,6 +32,8 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("Secret", "", "v1", "secrets"),
         KindInfo("Namespace", "", "v1", "namespaces", namespaced=False),
         KindInfo("Event", "", "v1", "events"),
+        KindInfo("ServiceAccount", "", "v1", "serviceaccounts"),
+        KindInfo("RoleBinding", "rbac.authorization.k8s.io", "v1", "rolebindings"),
         KindInfo("Pod", "", "v1", "pods"),
         KindInfo("CronJob", "batch", "v1", "cronjobs"),
         KindInfo("Job", "batch", "v1", "jobs"),

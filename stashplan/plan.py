@@ -26,8 +26,8 @@ from stashplan.secrets import MASK
 PLAN_FORMAT = 1
 DERIVED_KINDS = ("CronJob", "Job")
 # Read order matters: Jobs before sessions, so a finished Job's reported status is always seen.
-READ_KINDS = ("Job", "CronJob", "Secret", "AppBinding", "Repository", "Task", "Function",
-              "BackupConfiguration", "RestoreSession", "BackupSession")
+READ_KINDS = ("Job", "CronJob", "ServiceAccount", "RoleBinding", "Secret", "AppBinding", "Repository", "Task",
+              "Function", "BackupConfiguration", "RestoreSession", "BackupSession")
 
 
 class Action(StrEnum):
@@ -327,6 +327,8 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
 
 
 def _reason_for(obj: dict) -> str:
+    if obj["kind"] in ("ServiceAccount", "RoleBinding"):
+        return "identity of backup and restore pods in this namespace"
     if obj["kind"] == "CronJob":
         return "triggers BackupConfiguration " + obj["metadata"]["ownerReferences"][0]["name"]
     owner = obj["metadata"]["ownerReferences"][0]

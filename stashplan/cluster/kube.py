@@ -59,7 +59,20 @@ API_USAGE: dict[str, frozenset[str]] = {
     "CronJob": _READ | {"create", "update", "delete"},
     "Job": _READ | {"create", "update", "delete"},
     "Lease": frozenset({"get", "create", "update"}),
+    "ServiceAccount": _READ | {"create", "update"},
+    "RoleBinding": _READ | {"create", "update"},
 }
+# What the Job and trigger pods call (ClusterRole stashplan-job, bound per namespace by the planner).
+JOB_API_USAGE: dict[str, frozenset[str]] = {
+    "BackupConfiguration": frozenset({"get"}),
+    "RestoreSession": frozenset({"get"}),
+    "Repository": frozenset({"get"}),
+    "BackupSession": frozenset({"get", "create"}),
+    "AppBinding": frozenset({"get"}),
+    "Secret": frozenset({"get"}),
+    "Event": frozenset({"create"}),
+}
+JOB_STATUS_WRITERS = ("BackupSession", "RestoreSession", "Repository")
 STATUS_WRITERS = ("Repository", "BackupConfiguration", "BackupSession", "RestoreSession")
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -457,4 +470,5 @@ def _typed(info: KindInfo, obj: dict) -> dict:
     return obj
 
 
-__all__ = ["API_USAGE", "KINDS", "STATUS_WRITERS", "KubeCluster", "RetryPolicy", "with_retry"]
+__all__ = ["API_USAGE", "JOB_API_USAGE", "JOB_STATUS_WRITERS", "KINDS", "STATUS_WRITERS", "KubeCluster",
+           "RetryPolicy", "with_retry"]

@@ -95,12 +95,15 @@ def test_cronjob_triggers_a_backup_session_whose_job_runs_the_transfer_against_t
     expected = db.sql("SELECT count(*), md5(string_agg(name, ',' ORDER BY id)) FROM items")
     for obj in stash_objects(db, bucket=s3_bucket):
         admin.create(obj)
-    # Jobs run as child processes reaching the emulator with the operator's identity (its ClusterRole).
-    env = cluster_settings("kube", tmp_path / "unused.db", kubeconfig=kube_api.operator_kubeconfig).env()
+    # Jobs run as child processes with the pods' identity: ClusterRole stashplan-job, as the planner binds it.
+    env = cluster_settings("kube", tmp_path / "unused.db", kubeconfig=kube_api.job_kubeconfig).env()
     controllers = LocalControllers.create(admin, env, tmp_path / "logs")  # kubelet + CronJob controller
     try:
         run_once(operator, addons=builtin_addons(), controllers=controllers)
         assert [c["metadata"]["name"] for c in admin.list("CronJob", NS)] == ["stash-trigger-app-pg-backup"]
+        binding = admin.get("RoleBinding", NS, "stashplan-job")  # the pods' identity, made by the operator
+        assert binding["roleRef"]["name"] == "stashplan-job"
+        assert admin.get("ServiceAccount", NS, "stashplan-job")
 
         later = datetime.now(UTC) + timedelta(minutes=2)  # the every-minute schedule is due
         run_until(operator, controllers, later, lambda: bool(admin.list("BackupSession", NS)))

@@ -38,7 +38,8 @@ def test_plan_apply_converges_and_schedule_change_is_one_field(manifests: Path, 
     code, out = cli("plan", "-f", str(manifests), "--state", state, "--detailed-exitcode")
     assert code == 2, out
     assert "+ CronJob/demo/stash-trigger-app-db-backup will be created" in out
-    assert "Plan: 5 to add, 0 to change, 0 to destroy." in out
+    assert "+ ServiceAccount/demo/stashplan-job will be created" in out
+    assert "Plan: 7 to add, 0 to change, 0 to destroy." in out
     code, out = cli("apply", "-f", str(manifests), "--state", state, "--auto-approve")
     assert code == 0, out
     assert "Apply complete!" in out

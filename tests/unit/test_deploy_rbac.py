@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
-from stashplan.cluster.kube import API_USAGE, STATUS_WRITERS
+from stashplan.cluster.kube import API_USAGE, JOB_API_USAGE, JOB_STATUS_WRITERS, STATUS_WRITERS
 from stashplan.install import deploy_manifests
 from stashplan.kinds import KINDS
 from tests.fixtures.kube import clusterrole_grants
 
 
-def declared_calls() -> set[tuple[str, str]]:
+def declared_calls(usage: dict = API_USAGE, status_writers: tuple = STATUS_WRITERS) -> set[tuple[str, str]]:
     calls = {
-        (verb, f"{KINDS[k].group}/{KINDS[k].plural}") for k, verbs in API_USAGE.items() for verb in verbs
+        (verb, f"{KINDS[k].group}/{KINDS[k].plural}") for k, verbs in usage.items() for verb in verbs
     }
-    calls |= {("patch", f"{KINDS[k].group}/{KINDS[k].plural}/status") for k in STATUS_WRITERS}
+    calls |= {("patch", f"{KINDS[k].group}/{KINDS[k].plural}/status") for k in status_writers}
+    if usage is API_USAGE:
+        # Not an API call: RBAC lets the operator bind stashplan-job only because it may `bind` that role.
+        calls.add(("bind", "rbac.authorization.k8s.io/clusterroles"))
     return calls
 
 
-def clusterrole() -> dict:
-    (role,) = [o for o in deploy_manifests() if o["kind"] == "ClusterRole"]
+def clusterrole(name: str = "stashplan") -> dict:
+    (role,) = [o for o in deploy_manifests() if o["kind"] == "ClusterRole" and o["metadata"]["name"] == name]
     return role
+
+
+def test_job_clusterrole_grants_exactly_what_backup_and_restore_pods_call() -> None:
+    declared = declared_calls(JOB_API_USAGE, JOB_STATUS_WRITERS)
+    assert clusterrole_grants(clusterrole("stashplan-job")) == declared
+
+
+def test_operator_may_bind_only_the_job_clusterrole() -> None:
+    [rule] = [r for r in clusterrole()["rules"] if "clusterroles" in r["resources"]]
+    assert rule["verbs"] == ["bind"] and rule["resourceNames"] == ["stashplan-job"]
 
 
 def test_clusterrole_grants_every_call_the_adapter_declares() -> None:

@@ -237,3 +237,19 @@ def test_job_image_is_the_operators_image() -> None:
     [cronjob] = [o for o in out.objects if o["kind"] == "CronJob"]
     assert job["spec"]["template"]["spec"]["containers"][-1]["image"] == "registry.example/stashplan:1.2"
     assert cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/stashplan:1.2"
+
+
+def test_trigger_and_session_pods_run_as_the_namespace_job_identity() -> None:
+    world = base_world()
+    world["BackupSession"] = [session("nightly-1")]
+    out = compute(world)
+    by_kind = {o["kind"]: o for o in out.objects}
+    assert by_kind["ServiceAccount"]["metadata"] == {"name": "stashplan-job", "namespace": "demo",
+                                                     "labels": by_kind["ServiceAccount"]["metadata"]["labels"]}
+    assert by_kind["RoleBinding"]["roleRef"]["name"] == "stashplan-job"
+    assert by_kind["RoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "stashplan-job", "namespace": "demo"}]
+    assert by_kind["Job"]["spec"]["template"]["spec"]["serviceAccountName"] == "stashplan-job"
+    assert by_kind["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"] == "stashplan-job"
+    world["BackupConfiguration"][0]["spec"]["runtimeSettings"] = {"pod": {"serviceAccountName": "custom"}}
+    [job] = [o for o in compute(world).objects if o["kind"] == "Job"]
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "custom"

@@ -73,8 +73,9 @@ def test_empty_cluster_plans_creates_for_manifests_and_cronjob() -> None:
     p = build({})
     creates = sorted(c.address for c in p.changes if c.action is plan_mod.Action.CREATE)
     assert creates == ["AppBinding/demo/db", "BackupConfiguration/demo/nightly", "CronJob/demo/stash-trigger-nightly",
-                       "Repository/demo/repo", "Secret/demo/repo-secret"]
-    assert p.counts() == {"add": 5, "change": 0, "destroy": 0, "status": 1}
+                       "Repository/demo/repo", "RoleBinding/demo/stashplan-job", "Secret/demo/repo-secret",
+                       "ServiceAccount/demo/stashplan-job"]
+    assert p.counts() == {"add": 7, "change": 0, "destroy": 0, "status": 1}
 
 
 def test_converged_cluster_plans_nothing() -> None:
@@ -160,7 +161,7 @@ def test_json_plan_follows_documented_schema_and_round_trips() -> None:
     p = build({})
     data = json.loads(render_json(p))
     assert data["format_version"] == 1
-    assert data["summary"] == {"add": 5, "change": 0, "destroy": 0, "status": 1}
+    assert data["summary"] == {"add": 7, "change": 0, "destroy": 0, "status": 1}
     for change in data["changes"]:
         assert set(change) >= {"address", "action", "symbol", "kind", "namespace", "name", "reason", "before",
                                "after", "diff", "resource_version"}
