@@ -61,7 +61,10 @@ class S3Storage:
         self.settings = settings
         verify: bool | str = True
         if settings.insecure_tls:
-            verify = False
+            import urllib3
+
+            verify = False  # asked for explicitly (Stash's insecureTLS): do not warn on every request
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         elif settings.ca_cert_data:
             self._ca_file = tempfile.NamedTemporaryFile("w", suffix=".crt", prefix="stashplan-ca-")  # noqa: SIM115 (lives with the client)
             self._ca_file.write(settings.ca_cert_data)
@@ -89,10 +92,11 @@ class S3Storage:
             config=config,
             **creds,
         )
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, SSLError
 
         self._client_error = ClientError
         self._core_error = BotoCoreError
+        self._ssl_error = SSLError
 
     @property
     def location(self) -> str:
@@ -112,6 +116,10 @@ class S3Storage:
             if code in TRANSIENT_CODES or status >= 500 or status == 429:
                 return TransientError(f"{self.location}: {what}: {code or status}")
             return StorageError(f"{self.location}: {what}: {code} {err.get('Message', '')}".rstrip())
+        if isinstance(exc, self._ssl_error):
+            return StorageError(
+                f"{self.location}: {what}: TLS verification failed (give the CA in CA_CERT_DATA or set insecureTLS)"
+            )
         if isinstance(exc, self._core_error):
             return TransientError(f"{self.location}: {what}: {type(exc).__name__}: {exc}")
         return exc
