@@ -1,6 +1,7 @@
-"""`prune`: delete what no snapshot references. Unused packs go, partly used packs are repacked, and
-packs no index knows (interrupted backups) are removed. New packs and index are stored before anything
-is deleted, so an interrupted prune loses nothing. Needs the exclusive lock.
+"""`prune`: delete what no snapshot references. Unused packs go, packs no index knows (interrupted
+backups) go, and partly used packs are repacked while the unused bytes exceed 5% of the used ones.
+New packs and index are stored before anything is deleted, so an interrupted prune loses nothing.
+Refuses to run when a pack holding used data is missing. Needs the exclusive lock.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from providers.storage import ObjectNotFound, Storage
+from stashplan.errors import RepositoryError
 from stashplan.repository.crypto import MasterKey
 from stashplan.repository.index import Index, load_index, write_index
 from stashplan.repository.layout import DATA, Params, pack_id_of, pack_name
@@ -15,6 +17,8 @@ from stashplan.repository.packs import BlobRef
 from stashplan.repository.restore import BlobReader
 from stashplan.repository.snapshots import list_ids, load_manifest
 from stashplan.repository.writer import INDEX_FLUSH, PackWriter
+
+MAX_UNUSED = 0.05
 
 
 @dataclass(frozen=True)
@@ -38,30 +42,48 @@ def used_blobs(storage: Storage, key: MasterKey, index: Index) -> set[bytes]:
     return used
 
 
-def run_prune(storage: Storage, key: MasterKey, params: Params) -> PruneResult:
+def run_prune(
+    storage: Storage, key: MasterKey, params: Params, *, max_unused: float = MAX_UNUSED
+) -> PruneResult:
+    """Delete unused packs and orphans; repack the partly used packs with the most unused bytes until
+    the unused bytes left are at most `max_unused` of the used ones (restic's `--max-unused 5%`)."""
     index = load_index(storage, key)
     used = used_blobs(storage, key, index)
     stored = {pack_id_of(i.name): i.size for i in storage.list(DATA)}
     keep_refs: list[BlobRef] = []
     delete: list[str] = []
-    repack: dict[str, list[BlobRef]] = {}
-    removed_blobs = 0
+    partial: list[tuple[int, str, list[BlobRef], list[BlobRef]]] = []  # unused bytes, pack, live, all
+    used_bytes = 0
     for pack, refs in index.packs().items():
         live = [r for r in refs if r.id in used]
-        removed_blobs += len(refs) - len(live)
         if pack not in stored:
+            if live:
+                raise RepositoryError(
+                    f"prune: pack {pack} is missing but holds {len(live)} blobs that snapshots use; "
+                    "run `stashplan repo check`"
+                )
             continue
+        used_bytes += sum(r.length for r in live)
         if not live:
             delete.append(pack)
         elif len(live) < len(refs):
+            partial.append((sum(r.length for r in refs) - sum(r.length for r in live), pack, live, refs))
+        else:
+            keep_refs.extend(refs)
+    unused_left = sum(p[0] for p in partial)
+    repack: dict[str, list[BlobRef]] = {}
+    for unused, pack, live, refs in sorted(partial, key=lambda p: p[0], reverse=True):
+        if unused_left > max_unused * used_bytes:
             repack[pack] = live
             delete.append(pack)
+            unused_left -= unused
         else:
-            keep_refs.extend(live)
+            keep_refs.extend(refs)  # unused blobs stay indexed, so later prunes still count them
     orphans = sorted(set(stored) - set(index.packs()))
     delete.extend(orphans)
     if not delete:
         return PruneResult(0, 0, 0, 0)
+    removed_blobs = len(index) - len(keep_refs) - sum(len(live) for live in repack.values())
 
     writer = PackWriter(storage, key, params.pack_size, set())
     try:

@@ -216,3 +216,36 @@ def test_backup_from_a_real_pipe_with_short_reads_round_trips(repo: Repository) 
     data = b"".join(expected.randbytes(70001) for _ in range(60))
     assert snap.total_size == len(data) and snap.sha256 == hashlib.sha256(data).hexdigest()
     assert restore_bytes(repo, snap.id) == data
+
+
+def test_prune_leaves_packs_with_little_unused_data_alone(storage: Storage) -> None:
+    repo = Repository.init(
+        storage, "pw", Params(chunk_min=16384, chunk_avg=65536, chunk_max=262144, pack_size=8 << 20)
+    )
+    shared = dump(2 * 1024 * 1024, seed=8)
+    old = repo.backup(io.BytesIO(shared + b"old tail\n"))
+    keep = repo.backup(io.BytesIO(shared + b"new tail\n"))
+    repo.storage.delete(f"snapshots/{old.id}")
+    packs_before = packs_of(storage)
+    result = repo.prune()
+    assert result.packs_repacked == 0 and packs_of(storage) == packs_before  # < 5% unused: not worth moving
+    assert restore_bytes(repo, keep.id) == shared + b"new tail\n"
+    assert repo.check(read_data=True).ok
+
+
+def test_prune_refuses_when_a_pack_with_used_data_is_missing(storage: Storage, repo: Repository) -> None:
+    from stashplan.repository.index import load_index
+    from stashplan.repository.layout import BLOB_LIST, pack_name
+
+    snap = repo.backup(
+        io.BytesIO(random.Random(4).randbytes(2 * 1024 * 1024))
+    )  # incompressible: several packs
+    index = load_index(storage, repo.key)
+    list_packs = {r.pack for r in index.refs() if r.type == BLOB_LIST}
+    victim = next(p for p in index.packs() if p not in list_packs)
+    storage.delete(pack_name(victim))
+    with pytest.raises(
+        RepositoryError, match=rf"^prune: pack {victim} is missing but holds \d+ blobs that snapshots use"
+    ):
+        repo.prune()
+    assert [s.id for s in repo.snapshots()] == [snap.id]
