@@ -124,3 +124,49 @@ def test_s3_missing_bucket_is_a_permanent_storage_error_naming_it(s3_bucket: S3B
         StorageError, match=rf"s3:{s3_bucket.endpoint.url}/no-such-{s3_bucket.name}: put config: NoSuchBucket"
     ):
         missing.put("config", b"x")
+
+
+def test_a_held_lock_is_refreshed_while_the_operation_runs(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from stashplan.repository import locks
+
+    monkeypatch.setattr(locks, "REFRESH_EVERY", timedelta(seconds=0.05))
+    held = Lock(repo.storage, exclusive=False, operation="backup").acquire()
+    try:
+        first = locks.read_locks(repo.storage)[0].time
+        deadline = time.monotonic() + 5
+        while locks.read_locks(repo.storage)[0].time == first and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert locks.read_locks(repo.storage)[0].time > first
+    finally:
+        held.release()
+    assert locks.read_locks(repo.storage) == []
+
+
+def test_concurrent_backups_into_one_repository_both_succeed_and_check_clean(repo: Repository) -> None:
+    import threading
+
+    shared = os.urandom(1 << 20)
+    streams = [shared + os.urandom(300_000), shared + os.urandom(300_000)]
+    results: dict[int, str] = {}
+
+    def run(n: int) -> None:
+        own = Repository.open(repo.storage, "pw")  # as two backup Jobs would
+        results[n] = own.backup(io.BytesIO(streams[n]), hostname=f"h{n}").id
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2
+    for n, sid in results.items():
+        out = io.BytesIO()
+        repo.restore(sid, out)
+        assert out.getvalue() == streams[n]
+    assert repo.check(read_data=True).ok
+    repo.prune()
+    assert repo.check(read_data=True).ok
