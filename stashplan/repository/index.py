@@ -44,9 +44,6 @@ class Index:
         for blob_id, e in self._blobs.items():
             yield BlobRef(blob_id, e[4], e[0], e[1], e[2], e[3])
 
-    def ids(self) -> set[bytes]:
-        return set(self._blobs)
-
     def packs(self) -> dict[str, list[BlobRef]]:
         out: dict[str, list[BlobRef]] = {}
         for ref in self.refs():
