@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test lint bench crds clean
+.PHONY: install services demo test lint bench crds clean
 
 install: $(STAMP)
 
@@ -14,10 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# Debian packages and database services the tests and benchmarks use (installs/starts only what is missing).
+services:
+	bash .ci/services.sh
+
 demo: install
+	@command -v sqlite3 >/dev/null || bash .ci/services.sh --only sqlite3
 	$(BIN)/python -m stashplan.demo
 
-test: install
+test: install services
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -25,7 +30,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install
+bench: install services
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 crds: install

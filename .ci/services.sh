@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests and benchmarks need and start the database services if stopped.
 set -euo pipefail
+install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$@" >/dev/null; }
+}
+if [ "${1:-}" = "--only" ]; then  # e.g. `--only sqlite3` for make demo: one package, no services
+  shift; install "$@"; exit 0
+fi
 need=()
 command -v restic >/dev/null || need+=(restic)
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
@@ -9,9 +16,7 @@ command -v pg_dump >/dev/null || need+=(postgresql postgresql-client)
 command -v mariadb-dump >/dev/null || need+=(mariadb-server mariadb-client)
 command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || true
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  install "${need[@]}"
 fi
 # Start services that are not answering.
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then

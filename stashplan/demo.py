@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BACKUP = ROOT / "specs" / "examples" / "local-sqlite"
 RESTORE = ROOT / "specs" / "examples" / "local-sqlite-restore"
 WORK = Path("/tmp/stashplan-demo")  # the example manifests point here
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 def step(text: str) -> None:
