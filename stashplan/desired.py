@@ -23,6 +23,7 @@ from stashplan.objects import (
     rfc3339,
     set_condition,
 )
+from stashplan.usage import repository_denied
 
 INVOKER_TYPE = "stash.appscode.com/invoker-type"
 INVOKER_NAME = "stash.appscode.com/invoker-name"
@@ -109,6 +110,24 @@ def _repository_of(world: World, obj: dict) -> tuple[dict | None, str]:
     return world.get("Repository", ns, ref.get("name", "")), f"{ns}/{ref.get('name', '')}"
 
 
+def _repository_denied(world: World, repo: dict | None, user_ns: str) -> str | None:
+    if repo is None:
+        return None
+    ns_obj = world.get("Namespace", "", user_ns)
+    labels = {"kubernetes.io/metadata.name": user_ns, **((ns_obj or {}).get("metadata", {}).get("labels") or {})}
+    return repository_denied(repo, user_ns, labels)
+
+
+def _cross_namespace_binding(repo: dict, user_ns: str) -> dict:
+    """Lets the pods of `user_ns` read a Repository (and its Secret) that its usagePolicy shares with them."""
+    repo_ns = repo["metadata"]["namespace"]
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": k8s_name(f"{JOB_IDENTITY}-", user_ns), "namespace": repo_ns,
+                         "labels": _labels("job-identity", {})},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": JOB_IDENTITY},
+            "subjects": [{"kind": "ServiceAccount", "name": JOB_IDENTITY, "namespace": user_ns}]}
+
+
 def _target_of(world: World, obj: dict) -> tuple[dict | None, str]:
     ref = (obj["spec"].get("target") or {}).get("ref") or {}
     ns = ref.get("namespace") or obj["metadata"]["namespace"]
@@ -137,6 +156,8 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
                           f"{target_id} {'found' if target else 'does not exist'}", now)
     valid, message = True, "all checks passed"
     try:
+        if denied := _repository_denied(world, repo, ns):
+            raise StashplanError(denied)
         resolved = tasks.resolve_task("backup", spec.get("task"), target, world.tasks)
         _check_functions(world, resolved.name)
         if resolved.note:
@@ -147,6 +168,8 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
                           "ResourceValidationPassed" if valid else "ResourceValidationFailed", message, now)
     if valid:
         out.objects.append(trigger_cronjob(config, settings))
+        if repo is not None and repo["metadata"]["namespace"] != ns:
+            out.objects.append(_cross_namespace_binding(repo, ns))
     conds = set_condition(conds, "CronJobCreated", valid,
                           "CronJobCreationSucceeded" if valid else "CronJobCreationFailed",
                           f"CronJob {ns}/{cronjob_name(name)}" if valid else "not created: validation failed", now)
@@ -444,6 +467,8 @@ def _restore_session(world: World, restore: dict, now: datetime, settings: Setti
         return
     assert repo is not None
     try:
+        if denied := _repository_denied(world, repo, meta["namespace"]):
+            raise StashplanError(denied)
         resolved = tasks.resolve_task("restore", restore["spec"].get("task"), target, world.tasks)
         if resolved.note:
             out.notes.append(f"RestoreSession {meta['namespace']}/{meta['name']}: {resolved.note}")
@@ -460,6 +485,8 @@ def _restore_session(world: World, restore: dict, now: datetime, settings: Setti
     if containers:
         _apply_runtime(pod, containers[-1], restore["spec"].get("runtimeSettings"))
     timeout = _timeout(restore)
+    if repo["metadata"]["namespace"] != meta["namespace"]:
+        out.objects.append(_cross_namespace_binding(repo, meta["namespace"]))
     labels = {"stash.appscode.com/restore-session": meta["name"]}
     out.objects.append(_session_job("RestoreSession", restore, pod,
                                     int(timeout.total_seconds()) if timeout else None, labels))

@@ -25,8 +25,14 @@ log = logging.getLogger("stashplan.loop")
 
 
 def read_actual(cluster: Cluster, namespace: str | None = None) -> dict[str, list[dict]]:
-    """Every object the planner needs: one list call per kind, whatever the number of objects."""
-    return {kind: cluster.list(kind, namespace) for kind in plan_mod.READ_KINDS}
+    """Every object the planner needs: one list call per kind, whatever the number of objects.
+
+    Namespaces (for their labels) are read only when a Repository shares itself by namespace selector."""
+    actual = {kind: cluster.list(kind, namespace) for kind in plan_mod.READ_KINDS}
+    if any((((r.get("spec") or {}).get("usagePolicy") or {}).get("allowedNamespaces") or {}).get("from") == "Selector"
+           for r in actual["Repository"]):
+        actual["Namespace"] = cluster.list("Namespace")
+    return actual
 
 
 def make_plan(

@@ -253,3 +253,51 @@ def test_trigger_and_session_pods_run_as_the_namespace_job_identity() -> None:
     world["BackupConfiguration"][0]["spec"]["runtimeSettings"] = {"pod": {"serviceAccountName": "custom"}}
     [job] = [o for o in compute(world).objects if o["kind"] == "Job"]
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "custom"
+
+
+def _cross_namespace_world(policy: dict | None, ns_labels: dict | None = None) -> dict[str, list[dict]]:
+    world = base_world()
+    repo = world["Repository"][0]
+    repo["metadata"] = _meta("repo", ns="backups")
+    world["Secret"][0]["metadata"] = _meta("repo-secret", ns="backups")
+    if policy is not None:
+        repo["spec"]["usagePolicy"] = {"allowedNamespaces": policy}
+    world["BackupConfiguration"][0]["spec"]["repository"] = {"name": "repo", "namespace": "backups"}
+    if ns_labels is not None:
+        world["Namespace"] = [{"apiVersion": "v1", "kind": "Namespace",
+                               "metadata": {"name": "demo", "labels": ns_labels}}]
+    return world
+
+
+def test_repository_of_another_namespace_is_refused_by_default_usage_policy() -> None:
+    out = compute(_cross_namespace_world(None))
+    st = status_of(out, "BackupConfiguration", "nightly")
+    assert st["phase"] == "Invalid"
+    message = {c["type"]: c for c in st["conditions"]}["ValidationPassed"]["message"]
+    assert message == ("Repository backups/repo does not allow namespace 'demo' "
+                       "(spec.usagePolicy.allowedNamespaces.from: Same)")
+    assert not [o for o in out.objects if o["kind"] == "CronJob"]
+
+
+@pytest.mark.parametrize("policy,labels,allowed", [
+    ({"from": "All"}, None, True),
+    ({"from": "Selector", "selector": {"matchLabels": {"team": "payments"}}}, {"team": "payments"}, True),
+    ({"from": "Selector", "selector": {"matchLabels": {"team": "payments"}}}, {"team": "search"}, False),
+    ({"from": "Selector", "selector": {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["demo", "prod"]}]}}, None, True),
+    ({"from": "Selector", "selector": {"matchExpressions": [
+        {"key": "env", "operator": "NotIn", "values": ["dev"]}, {"key": "team", "operator": "Exists"}]}},
+     {"env": "dev", "team": "x"}, False),
+])
+def test_usage_policy_all_or_selector_shares_a_repository_across_namespaces(
+    policy: dict, labels: dict | None, allowed: bool
+) -> None:
+    out = compute(_cross_namespace_world(policy, labels))
+    st = status_of(out, "BackupConfiguration", "nightly")
+    assert st["phase"] == ("Ready" if allowed else "Invalid")
+    bindings = [o for o in out.objects if o["kind"] == "RoleBinding" and o["metadata"]["namespace"] == "backups"]
+    if allowed:  # the demo namespace's backup pods may read the shared Repository and its Secret
+        [binding] = bindings
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "stashplan-job", "namespace": "demo"}]
+    else:
+        assert not bindings
