@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from stashplan import tasks
 from stashplan.errors import StashplanError
-from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
+from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE, MANAGED_LABEL, MANAGED_VALUE, identity
 from stashplan.objects import (
     is_managed,
     k8s_name,
@@ -23,10 +23,9 @@ from stashplan.objects import (
     rfc3339,
     set_condition,
 )
+from stashplan.sessions import new_backup_session
 from stashplan.usage import repository_denied
 
-INVOKER_TYPE = "stash.appscode.com/invoker-type"
-INVOKER_NAME = "stash.appscode.com/invoker-name"
 COMPONENT = "app.kubernetes.io/component"
 TERMINAL = frozenset({"Succeeded", "Failed", "Skipped"})
 
@@ -368,6 +367,8 @@ def _backup_sessions(world: World, config_phase: Mapping[tuple[str, str], str], 
         ns = meta["namespace"]
         invoker_name = (session["spec"].get("invoker") or {}).get("name", "")
         phase = status.get("phase") or "Pending"
+        if phase == "Failed":
+            _retry(world, session, now, out)
         if phase in TERMINAL:
             continue
         if phase == "Running":
@@ -390,6 +391,32 @@ def _backup_sessions(world: World, config_phase: Mapping[tuple[str, str], str], 
         except (StashplanError, ValueError, KeyError) as exc:
             _fail(out, "BackupSession", session, f"cannot build the backup Job: {exc}", now)
     _history(world, out)
+
+
+def _retry(world: World, session: dict, now: datetime, out: Desired) -> None:
+    """Stash's retryConfig: a failed session with retryLeft > 0 gets a new session after `delay`."""
+    meta, status = session["metadata"], session.get("status") or {}
+    retry_left = int(session["spec"].get("retryLeft") or 0)
+    config = world.get("BackupConfiguration", meta["namespace"], (session["spec"].get("invoker") or {}).get("name", ""))
+    if retry_left <= 0 or status.get("retried") or config is None:
+        return
+    next_retry = parse_time(status.get("nextRetry"))
+    if next_retry is None:
+        delay = parse_duration((config["spec"].get("retryConfig") or {}).get("delay")) or timedelta(0)
+        next_retry = now + delay
+        if delay:
+            out.statuses.append(StatusChange("BackupSession", meta["namespace"], meta["name"],
+                                             {"nextRetry": rfc3339(next_retry)}, f"retry at {rfc3339(next_retry)}"))
+            return
+    if now < next_retry:
+        return
+    retry = new_backup_session(config, next_retry.timestamp())
+    retry["spec"]["retryLeft"] = retry_left - 1
+    if world.get("BackupSession", meta["namespace"], retry["metadata"]["name"]) is None:
+        out.objects.append(retry)
+    out.statuses.append(StatusChange("BackupSession", meta["namespace"], meta["name"],
+                                     {"retried": True, "nextRetry": rfc3339(next_retry)},
+                                     f"retried as BackupSession {retry['metadata']['name']}"))
 
 
 def _start_backup(world: World, config: dict, session: dict, now: datetime, settings: Settings,

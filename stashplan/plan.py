@@ -327,6 +327,8 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
 
 
 def _reason_for(obj: dict) -> str:
+    if obj["kind"] == "BackupSession":
+        return f"retry ({obj['spec'].get('retryLeft', 0)} more left after this one)"
     if obj["kind"] in ("ServiceAccount", "RoleBinding"):
         return "identity of backup and restore pods in this namespace"
     if obj["kind"] == "CronJob":

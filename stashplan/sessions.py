@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from stashplan.desired import INVOKER_NAME, INVOKER_TYPE
-from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE
+from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE, MANAGED_LABEL, MANAGED_VALUE
 from stashplan.objects import k8s_name
 
 

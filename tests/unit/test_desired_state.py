@@ -301,3 +301,33 @@ def test_usage_policy_all_or_selector_shares_a_repository_across_namespaces(
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "stashplan-job", "namespace": "demo"}]
     else:
         assert not bindings
+
+
+def test_failed_session_with_retries_left_is_retried_after_the_delay() -> None:
+    world = base_world()
+    world["BackupConfiguration"][0]["spec"]["retryConfig"] = {"maxRetry": 2, "delay": "10m"}
+    failed = session("nightly-1", "Failed")
+    failed["spec"]["retryLeft"] = 2
+    world["BackupSession"] = [failed]
+    # First the retry is scheduled...
+    st = status_of(compute(world), "BackupSession", "nightly-1")
+    assert st == {"nextRetry": "2026-11-25T12:10:00Z"}
+    assert not [o for o in compute(world).objects if o["kind"] == "BackupSession"]
+    failed["status"]["nextRetry"] = st["nextRetry"]
+    assert not [o for o in compute(world, NOW + timedelta(minutes=9)).objects if o["kind"] == "BackupSession"]
+    # ...then, once due, a new session with one retry fewer is created and the failed one marked retried.
+    out = compute(world, NOW + timedelta(minutes=10))
+    [retry] = [o for o in out.objects if o["kind"] == "BackupSession"]
+    assert retry["spec"]["retryLeft"] == 1
+    assert retry["spec"]["invoker"]["name"] == "nightly"
+    assert status_of(out, "BackupSession", "nightly-1")["retried"] is True
+    failed["status"]["retried"] = True
+    assert not [o for o in compute(world, NOW + timedelta(minutes=11)).objects if o["kind"] == "BackupSession"]
+
+
+def test_failed_session_without_retries_left_stays_failed() -> None:
+    world = base_world()
+    world["BackupSession"] = [session("nightly-1", "Failed")]
+    out = compute(world)
+    assert not [o for o in out.objects if o["kind"] == "BackupSession"]
+    assert not [s for s in out.statuses if s.kind == "BackupSession"]
