@@ -62,6 +62,12 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
             raise
         err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
+    except Exception as exc:  # a bug or an unforeseen failure: still one line, the traceback on request
+        if debug:
+            raise
+        err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                  soft_wrap=True, markup=True)
+        raise typer.Exit(1) from None
 
 
 def _console() -> Console:
@@ -193,7 +199,10 @@ def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> in
     from stashplan.plan import _normalise_manifest, from_json
     from stashplan.render import summary_line
 
-    saved, digests = from_json(json.loads(plan_file.read_text()))
+    try:
+        saved, digests = from_json(json.loads(plan_file.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StashplanError(f"{plan_file}: not a plan saved by `stashplan plan --out` ({exc})") from None
     secrets: dict[str, dict] = {}
     if digests:
         manifests, _ = _load(filename or [Path(s) for s in saved.sources])

@@ -131,11 +131,17 @@ def _api_client(kubeconfig: str | None, context: str | None) -> k8s_client.ApiCl
     if not path and default.exists():
         path = str(default)
     if path:
-        k8s_config.load_kube_config(
-            config_file=path, context=context, client_configuration=cfg, persist_config=False
-        )
+        try:
+            k8s_config.load_kube_config(
+                config_file=path, context=context, client_configuration=cfg, persist_config=False
+            )
+        except Exception as exc:  # the client raises anything (TypeError, KeyError...) on a malformed file
+            raise StashplanError(f"kubeconfig {path}: cannot load it: {exc}") from None
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        k8s_config.load_incluster_config(client_configuration=cfg)
+        try:
+            k8s_config.load_incluster_config(client_configuration=cfg)
+        except k8s_config.ConfigException as exc:
+            raise StashplanError(f"in-cluster config: {exc}") from None
     else:
         raise StashplanError("no kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config) and not in a cluster")
     return k8s_client.ApiClient(cfg)

@@ -177,3 +177,21 @@ def test_session_phase_changes_are_recorded_as_events(manifests: Path, tmp_path:
     assert [(e["reason"], e["type"]) for e in events] == [("BackupSession Running", "Normal"),
                                                           ("BackupSession Failed", "Warning")]
     assert "no space left on device" in events[1]["message"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["apply", "{tmp}/garbage.json"], "garbage.json: not a plan saved by `stashplan plan --out`"),
+    (["trigger", "missing", "-n", "demo"], "NotFound: BackupConfiguration demo/missing"),
+    (["get", "widgets"], "unknown kind 'widgets'"),
+    (["plan", "-f", "{tmp}/nowhere"], "nowhere: no such file or directory"),
+    (["plan", "--cluster", "kube", "--kubeconfig", "{tmp}/garbage.json"], "kubeconfig {tmp}/garbage.json: cannot load it"),
+])
+def test_bad_input_is_one_line_with_exit_1(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "garbage.json").write_text("not json at all")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if argv[0] != "plan" or "--cluster" not in argv:
+        argv += ["--state", str(tmp_path / "state.db")]
+    code, out = cli(*argv)
+    assert code == 1
+    assert message.replace("{tmp}", str(tmp_path)) in " ".join(out.split())
+    assert "Traceback" not in out
