@@ -24,6 +24,7 @@ from stashplan.errors import TransferError
 from stashplan.events import emit_event
 from stashplan.pipe import ProcessReader, ProcessWriter
 from stashplan.repository import Repository
+from stashplan.repository.progress import progress_reporter
 from stashplan.transfer_context import (
     SessionContext,
     load_backup,
@@ -39,6 +40,7 @@ from stashplan.transfer_status import (
     restore_session_status,
 )
 
+PROGRESS_EVERY = 30.0  # seconds between progress lines in a Job log (Stash: one a minute)
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
@@ -55,6 +57,7 @@ class TransferOptions:
     source_hostname: str = ""
     snapshot: str = ""
     pushgateway_url: str = ""
+    progress_every: float = PROGRESS_EVERY  # seconds between progress lines (off a terminal)
 
 
 @dataclass(frozen=True)
@@ -143,13 +146,16 @@ def backup(
     try:
         with _prepared(ctx, opts, started) as (provider, conn, params, deadline, repo):
             source = f"{provider.name}:{ctx.appbinding['metadata']['name']}"
-            with ProcessReader(provider.dump(conn, params), deadline=deadline) as reader:
+            with ProcessReader(provider.dump(conn, params), deadline=deadline) as reader, progress_reporter(
+                f"backup {namespace}/{session_name}", every=opts.progress_every
+            ) as progress:
                 snap = repo.backup(
                     cast(BinaryIO, reader),
                     hostname=opts.hostname,
                     source=source,
                     filename=provider.filename,
                     tags=(f"session={session_name}",),
+                    progress=progress,
                 )
             host = HostOutcome(opts.hostname, True, time.monotonic() - t0, snapshot=snap)
             conds, repo_state = after_backup(cluster, ctx, repo, conds, clock)
@@ -251,6 +257,7 @@ def _restore_one(
     snapshot: str,
     source_host: str,
     deadline: float | None,
+    progress_every: float = PROGRESS_EVERY,
 ) -> str:
     spec = provider.restore(conn, params)
     ok = False
@@ -258,9 +265,13 @@ def _restore_one(
         with ProcessWriter(
             spec.spec, deadline=deadline, stream_filter=spec.make_filter() if spec.make_filter else None
         ) as writer:
-            snap = repo.restore(
-                snapshot, cast(BinaryIO, writer), hostname=source_host if snapshot == "latest" else None
-            )
+            with progress_reporter(f"restore of snapshot {snapshot}", every=progress_every) as progress:
+                snap = repo.restore(
+                    snapshot,
+                    cast(BinaryIO, writer),
+                    hostname=source_host if snapshot == "latest" else None,
+                    progress=progress,
+                )
             writer.finish()
         ok = True
         return snap.short_id
@@ -287,7 +298,9 @@ def restore(
         with _prepared(ctx, opts, started, restoring=True) as (provider, conn, params, deadline, repo):
             for snapshot in wanted:
                 restored.append(
-                    _restore_one(provider, conn, params, repo, snapshot.strip(), source_host, deadline)
+                    _restore_one(
+                        provider, conn, params, repo, snapshot.strip(), source_host, deadline, opts.progress_every
+                    )
                 )
         host = HostOutcome(opts.hostname, True, time.monotonic() - t0)
     except Exception as exc:

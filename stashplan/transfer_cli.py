@@ -25,6 +25,9 @@ Args = Annotated[str, typer.Option("--args", help="Extra arguments for the dump/
 WaitTimeout = Annotated[str, typer.Option("--wait-timeout", help="Seconds to wait for the database.")]
 Hostname = Annotated[str, typer.Option("--hostname", help="Host name recorded in the snapshot.")]
 Pushgateway = Annotated[str, typer.Option("--pushgateway-url", help="Prometheus Pushgateway URL.")]
+ProgressInterval = Annotated[
+    float, typer.Option("--progress-interval", help="Seconds between progress lines in the Job log.")
+]
 
 
 def _seconds(value: str) -> float:
@@ -58,6 +61,7 @@ def backup_command(
     wait_timeout: WaitTimeout = "300",
     hostname: Hostname = "host-0",
     pushgateway_url: Pushgateway = "",
+    progress_interval: ProgressInterval = 30.0,
 ) -> None:
     """Dump the session's database into its repository, then record status, retention and metrics."""
     opts = TransferOptions(
@@ -67,6 +71,7 @@ def backup_command(
         wait_timeout=_seconds(wait_timeout),
         hostname=hostname or "host-0",
         pushgateway_url=pushgateway_url or os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", ""),
+        progress_every=progress_interval,
     )
     if not backupsession:
         _fail_input(StashplanError("--backupsession is required"))
@@ -97,6 +102,7 @@ def restore_command(
         str, typer.Option("--snapshot", help="Snapshot id(s), comma-separated, or latest.")
     ] = "",
     pushgateway_url: Pushgateway = "",
+    progress_interval: ProgressInterval = 30.0,
 ) -> None:
     """Stream the chosen snapshot from the repository into the session's target database."""
     opts = TransferOptions(
@@ -107,6 +113,7 @@ def restore_command(
         source_hostname=source_hostname,
         snapshot=snapshot,
         pushgateway_url=pushgateway_url or os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", ""),
+        progress_every=progress_interval,
     )
     if not restoresession:
         _fail_input(StashplanError("--restoresession is required"))

@@ -23,9 +23,11 @@ def human(n: float) -> str:
 
 @contextmanager
 def progress_reporter(
-    label: str, *, total: int | None = None, stream: TextIO | None = None, tty: bool | None = None
+    label: str, *, total: int | None = None, stream: TextIO | None = None, tty: bool | None = None,
+    every: float = PLAIN_EVERY,
 ) -> Iterator[Callable[[int], None]]:
-    """Yield a callback taking the bytes done so far; renders on `stream` (stderr by default)."""
+    """Yield a callback taking the bytes done so far; renders on `stream` (stderr by default), off a
+    terminal as one plain line every `every` seconds."""
     out = stream or sys.stderr
     is_tty = out.isatty() if tty is None else tty
     start = time.monotonic()
@@ -56,7 +58,7 @@ def progress_reporter(
 
     def plain(done: int) -> None:
         now = time.monotonic()
-        if now - last[0] >= PLAIN_EVERY:
+        if now - last[0] >= every:
             rate = done / max(now - start, 1e-9)
             of = f" of {human(total)}" if total else ""
             print(f"{label}: {human(done)}{of} done, {human(rate)}/s", file=out, flush=True)

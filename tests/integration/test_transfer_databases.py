@@ -3,9 +3,12 @@ database, compare; plus the statuses, Repository status and Events the transfer 
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from stashplan.transfer import TransferOptions, backup, restore
 from tests.fixtures.databases import PG_HOST, MariaDatabase, PgDatabase, PrivatePostgres, RedisInstance
@@ -225,3 +228,20 @@ def test_postgres_whole_cluster_restore_refuses_to_overwrite_an_existing_databas
     assert not result.ok
     assert 'database "keepme" already exists' in (result.error or "")
     assert pg.sql("SELECT v FROM t", db="keepme") == "changed since"  # nothing overwritten
+
+
+def test_long_transfers_log_progress_lines_in_the_job_log(
+    stash_world: StashWorld, tmp_path: Path, sqlite_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = stash_world
+    w.appbinding("app-db", f"sqlite://{sqlite_file}")
+    w.appbinding("new-db", f"sqlite://{tmp_path / 'restored.db'}")
+    w.repository()
+    w.backup_config("db-backup", "app-db")
+    w.backup_session("db-backup", "s1")
+    assert backup(w.cluster, w.namespace, "s1", TransferOptions(database="sqlite", progress_every=0)).ok
+    w.restore_session("r1", "new-db")
+    assert restore(w.cluster, w.namespace, "r1", TransferOptions(database="sqlite", progress_every=0)).ok
+    err = capsys.readouterr().err
+    assert re.search(rf"backup {w.namespace}/s1: \d+(\.\d)? (B|KiB) done, [\d.]+ \S+/s", err), err
+    assert re.search(r"restore of snapshot latest: \d+(\.\d)? (B|KiB) done", err), err
