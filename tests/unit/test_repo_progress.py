@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
-from stashplan.repository import progress
 from stashplan.repository.progress import human, progress_reporter
 
 
-def test_plain_progress_prints_bytes_and_rate_lines(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(progress, "PLAIN_EVERY", 0.0)
+def test_plain_progress_prints_bytes_and_rate_lines() -> None:
     out = io.StringIO()
-    with progress_reporter("backup", stream=out, tty=False) as report:
+    with progress_reporter("backup", stream=out, tty=False, every=0.0) as report:
         report(3 * 1024 * 1024)
     line = out.getvalue().strip()
     assert line.startswith("backup: 3.0 MiB done, ") and line.endswith("/s")
