@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from stashplan.cluster.base import Cluster
 from stashplan.errors import Conflict, NotFound, StalePlanError
 from stashplan.events import emit_event
+from stashplan.failure_metrics import push_session_failure
 from stashplan.kinds import kind_info
 from stashplan.plan import Action, Change, Plan, secret_digest
 
@@ -62,9 +63,11 @@ def apply_plan(
     secrets: Mapping[str, dict] | None = None,
     digests: Mapping[str, str] | None = None,
     events: bool = True,
+    pushgateway_url: str = "",
 ) -> ApplyResult:
     """Apply every change in order. With `saved`, the plan must not be stale and Secrets come from
-    `secrets` (address -> manifest), each matching the digest the plan recorded."""
+    `secrets` (address -> manifest), each matching the digest the plan recorded. With `pushgateway_url`,
+    sessions this plan fails get their `…_success 0` metrics pushed."""
     if saved:
         check_stale(cluster, plan)
     result = ApplyResult()
@@ -111,7 +114,14 @@ def apply_plan(
         written.add(change.address)
         if events:
             _record(cluster, change)
+        if pushgateway_url and _fails_session(change):
+            push_session_failure(cluster, change.kind, change.namespace, change.name, pushgateway_url)
     return result
+
+
+def _fails_session(change: Change) -> bool:
+    return (change.action is Action.STATUS and change.kind in ("BackupSession", "RestoreSession")
+            and (change.after or {}).get("phase") == "Failed")
 
 
 # (kind, new phase) -> (reason, warning, component): Stash's event reasons for what the planner decides.

@@ -182,7 +182,7 @@ def apply(
                 if answer.strip() != "yes":
                     typer.echo("Apply cancelled.")
                     return 1
-            result = apply_plan(c, p)
+            result = apply_plan(c, p, pushgateway_url=pushgateway_url)
             for change, why in result.skipped:
                 err.print(f"deferred {change.address}: {why}")
             typer.echo(f"\nApply complete! {summary_line(p).removeprefix('Plan: ')}")

@@ -99,7 +99,7 @@ def run_once(
     now = now or datetime.now(UTC)
     events = controllers.tick(now) if controllers else []
     plan = make_plan(cluster, manifests=manifests, addons=addons, namespace=namespace, settings=settings, now=now)
-    result = apply_plan(cluster, plan)
+    result = apply_plan(cluster, plan, pushgateway_url=settings.pushgateway_url)
     if controllers:
         events += controllers.jobs.tick(now)  # start the Jobs this iteration created at once
     return Iteration(plan, result, events)

@@ -195,3 +195,30 @@ def test_bad_input_is_one_line_with_exit_1(tmp_path: Path, args: list[str], mess
     assert code == 1
     assert message.replace("{tmp}", str(tmp_path)) in " ".join(out.split())
     assert "Traceback" not in out
+
+
+def test_session_the_loop_fails_pushes_success_0_to_the_pushgateway(
+    manifests: Path, tmp_path: Path, pushgateway: str
+) -> None:
+    from stashplan.desired import Settings
+    from tests.fixtures.pushgateway import read_metrics
+
+    state = tmp_path / "state.db"
+    (manifests / "addon.yaml").write_text(yaml.safe_dump_all(shell_addon("echo 'OOMKilled' >&2; exit 137")))
+    path = manifests / "backupconfiguration.yaml"
+    path.write_text(path.read_text().replace("sqlite-backup-3", "shell-backup"))
+    objs = load_paths([manifests])
+    cluster = LocalCluster(state)
+    controllers = LocalControllers.create(cluster, cluster_settings("local", state).env(), tmp_path / "logs")
+    settings = Settings(pushgateway_url=pushgateway)
+    run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers, settings=settings)
+    assert cli("trigger", "app-db-backup", "-n", "demo", "--state", str(state))[0] == 0
+    end = time.monotonic() + 30
+    while not any((s.get("status") or {}).get("phase") == "Failed" for s in cluster.list("BackupSession", "demo")):
+        assert time.monotonic() < end, "the session did not fail"
+        run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers, settings=settings)
+        controllers.jobs.wait_all(0.3)
+    text = read_metrics(pushgateway)
+    wanted = ('stash_appscode_com_backupsession_success{', 'invoker_name="app-db-backup"', 'job="backupconfiguration-demo-app-db-backup"')
+    lines = [line for line in text.splitlines() if all(w in line for w in wanted)]
+    assert lines and lines[0].endswith(" 0"), text[-2000:]
