@@ -150,6 +150,7 @@ def run_loop(
     failures = 0
     iterations = 0
     wait = min(interval, leader.lease_seconds / 3) if leader else interval
+    waker = Waker(cluster).start() if watch_wakeups else None
     try:
         while not stop.event.is_set():
             iterations += 1
@@ -176,15 +177,13 @@ def run_loop(
                 health.heartbeat(leader=False)
             if max_iterations is not None and iterations >= max_iterations:
                 break
-            if watch_wakeups and leading and not failures:
-                try:
-                    _wait_for_event(cluster, delay, stop)
-                except Exception as exc:  # a watch failing only costs the early wake-up
-                    log.warning("watch for wake-ups failed: %s; sleeping instead", exc)
-                    _sleep(delay, stop, controllers)
+            if waker is not None and leading and not failures:
+                waker.wait(delay, stop)
             else:
                 _sleep(delay, stop, controllers)
     finally:
+        if waker is not None:
+            waker.close()
         if controllers:
             controllers.jobs.stop()
         if leader:
@@ -192,12 +191,46 @@ def run_loop(
     return 0
 
 
-def _wait_for_event(cluster: Cluster, delay: float, stop: StopFlag) -> None:
-    """Block until something the planner reads changes, or `delay` passes."""
-    end = time.monotonic() + delay
-    while not stop.event.is_set() and time.monotonic() < end:
-        for _ in cluster.watch(WAKE_KINDS, None, timeout=min(2.0, max(0.1, end - time.monotonic()))):
-            return
+class Waker:
+    """Watches what the planner reads, in a background thread, from `start` on: `wait` returns early
+    when anything changed since the previous wait, so a change made during an iteration is never left for
+    the periodic resync (the informer pattern). A failing watch is logged and restarted; it only ever costs
+    the early wake-up."""
+
+    def __init__(self, cluster: Cluster, kinds: Sequence[str] = WAKE_KINDS, chunk: float = 10.0) -> None:
+        self.cluster, self.kinds, self.chunk = cluster, tuple(kinds), chunk
+        self.dirty = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        since: str | None = None
+        while not self._closed.is_set():
+            try:
+                for event in self.cluster.watch(self.kinds, since, timeout=self.chunk):
+                    since = (event.object.get("metadata") or {}).get("resourceVersion") or since
+                    self.dirty.set()
+                    if self._closed.is_set():
+                        return
+            except Exception as exc:
+                log.warning("watch for wake-ups failed: %s; retrying", exc)
+                since = None
+                self._closed.wait(1.0)
+
+    def start(self) -> Waker:
+        self._thread = threading.Thread(target=self._run, name="stashplan-waker", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, delay: float, stop: StopFlag) -> None:
+        end = time.monotonic() + delay
+        while not stop.event.is_set() and time.monotonic() < end:
+            if self.dirty.wait(min(0.2, max(0.0, end - time.monotonic()))):
+                break
+        self.dirty.clear()
+
+    def close(self) -> None:
+        self._closed.set()
 
 
 def _sleep(delay: float, stop: StopFlag, controllers: LocalControllers | None) -> None:
