@@ -40,6 +40,7 @@ from stashplan.transfer_status import (
     restore_session_status,
 )
 
+MULTI_DUMP_DATABASES = ("mysql", "mariadb")
 PROGRESS_EVERY = 30.0  # seconds between progress lines in a Job log (Stash: one a minute)
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -52,6 +53,7 @@ class TransferOptions:
     database: str
     backup_cmd: str = ""
     args: str = ""
+    multi_dump_args: str = ""  # MySQL/MariaDB: dumps separated by `$args=`, concatenated into one snapshot
     wait_timeout: float = 300.0
     hostname: str = "host-0"
     source_hostname: str = ""
@@ -93,8 +95,10 @@ def _prepared(
     deadline = _mono_deadline(ctx, now)
     provider = get_provider(opts.database)
     with tempfile.TemporaryDirectory(prefix="stashplan-transfer-") as tmp:
-        conn = provider.connection(ctx.appbinding, ctx.db_secret, Path(tmp))
-        params = TaskParams.parse(opts.backup_cmd, opts.args)
+        conn = provider.connection(ctx.appbinding, ctx.db_secret, Path(tmp), tls=ctx.client_tls)
+        params = TaskParams.parse(opts.backup_cmd, opts.args, opts.multi_dump_args)
+        if params.multi_dump_args and provider.name not in MULTI_DUMP_DATABASES:
+            raise TransferError(f"multiDumpArgs is supported for {' and '.join(MULTI_DUMP_DATABASES)} only")
         wait = opts.wait_timeout if deadline is None else min(opts.wait_timeout, deadline - time.monotonic())
         wait_ready(
             provider.probe(conn, params, restore=restoring),

@@ -58,6 +58,13 @@ def backup_command(
     namespace: Namespace = "default",
     backup_cmd: Annotated[str, typer.Option("--backup-cmd", help="Dump command, e.g. pg_dump.")] = "",
     args: Args = "",
+    multi_dump_args: Annotated[
+        str,
+        typer.Option(
+            "--multi-dump-args",
+            help="MySQL/MariaDB: args of several dumps, each part starting with $args=; one snapshot.",
+        ),
+    ] = "",
     wait_timeout: WaitTimeout = "300",
     hostname: Hostname = "host-0",
     pushgateway_url: Pushgateway = "",
@@ -68,6 +75,7 @@ def backup_command(
         database=database,
         backup_cmd=backup_cmd,
         args=args,
+        multi_dump_args=multi_dump_args,
         wait_timeout=_seconds(wait_timeout),
         hostname=hostname or "host-0",
         pushgateway_url=pushgateway_url or os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", ""),

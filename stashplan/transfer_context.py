@@ -1,5 +1,6 @@
 """What a transfer Job reads from the cluster before it moves data: the session, its invoker, the
-AppBinding and its Secret, the Repository and its storage Secret, the deadline and the retention policy.
+AppBinding, its Secret and its TLS Secret, the Repository and its storage Secret, the deadline and the
+retention policy.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from providers.databases.base import ClientTLS
 from stashplan.cluster.base import Cluster
 from stashplan.errors import NotFound, StashplanError
 from stashplan.objects import parse_duration, parse_time
@@ -40,6 +42,7 @@ class SessionContext:
     storage_secret: Mapping[str, str] = field(repr=False)
     deadline: datetime | None
     retention: Retention | None = None
+    client_tls: ClientTLS | None = field(default=None, repr=False)  # the AppBinding's spec.tlsSecret
 
     @property
     def namespace(self) -> str:
@@ -107,6 +110,28 @@ def retention_of(config: dict) -> Retention | None:
     return Retention(policy, bool(rp.get("prune")), bool(rp.get("dryRun")), str(rp.get("name") or ""))
 
 
+TLS_KEYS = ("tls.crt", "tls.key")  # required in a tlsSecret; `ca.crt` is optional
+
+
+def client_tls_of(cluster: Cluster, appbinding: dict) -> ClientTLS | None:
+    """The client certificate named by the AppBinding's `spec.tlsSecret` (same namespace), or None.
+    A missing Secret or key is a ContextError naming the AppBinding and the field, never a value."""
+    ref = (appbinding.get("spec") or {}).get("tlsSecret")
+    if not ref:
+        return None
+    meta = appbinding["metadata"]
+    namespace = str(meta.get("namespace") or "default")
+    why = f"AppBinding {namespace}/{meta['name']}: spec.tlsSecret"
+    name = str(ref.get("name") or "") if isinstance(ref, dict) else ""
+    if not name:
+        raise ContextError(f"{why}.name is required")
+    data = _secret(cluster, namespace, name, why)
+    missing = [k for k in TLS_KEYS if not data.get(k)]
+    if missing:
+        raise ContextError(f"{why}: Secret {namespace}/{name} has no {' or '.join(missing)}")
+    return ClientTLS(cert=data["tls.crt"], key=data["tls.key"], ca=data.get("ca.crt", ""))
+
+
 def _target_and_repo(cluster: Cluster, namespace: str, spec: dict, why: str) -> tuple[dict, dict, dict, dict]:
     ref = (spec.get("target") or {}).get("ref") or {}
     if ref.get("kind", "AppBinding") != "AppBinding":
@@ -154,6 +179,7 @@ def load_backup(cluster: Cluster, namespace: str, session_name: str) -> SessionC
         storage_secret,
         _deadline(session, spec.get("timeOut")),
         retention_of(config),
+        client_tls_of(cluster, appbinding),
     )
 
 
@@ -172,6 +198,7 @@ def load_restore(cluster: Cluster, namespace: str, restore_name: str) -> Session
         repository,
         storage_secret,
         _deadline(session, spec.get("timeOut")),
+        client_tls=client_tls_of(cluster, appbinding),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from providers.databases.base import (
+    ClientTLS,
     Connection,
     DatabaseProvider,
     Probe,
@@ -21,6 +22,7 @@ NAMES = ("postgres", "mysql", "mariadb", "redis", "sqlite")
 
 __all__ = [
     "NAMES",
+    "ClientTLS",
     "Connection",
     "DatabaseProvider",
     "Probe",

@@ -67,8 +67,18 @@ class RestoreSpec:
 
 
 @dataclass(frozen=True)
+class ClientTLS:
+    """A TLS client certificate from an AppBinding's `spec.tlsSecret` (kubernetes.io/tls keys `tls.crt`,
+    `tls.key`, optional `ca.crt`), as PEM text. Never printed: every field is left out of repr."""
+
+    cert: str = field(repr=False)
+    key: str = field(repr=False)
+    ca: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class Connection:
-    """Where and as whom to connect, resolved from an AppBinding and its Secret."""
+    """Where and as whom to connect, resolved from an AppBinding and its Secret (+ its tlsSecret)."""
 
     scheme: str
     host: str
@@ -77,34 +87,53 @@ class Connection:
     query: Mapping[str, str]
     username: str
     password: str = field(repr=False)
-    ca_file: Path | None = None
+    ca_file: Path | None = None  # caBundle, else the tlsSecret's ca.crt
     path: str = ""  # raw URL path (sqlite file path)
+    cert_file: Path | None = None  # the tlsSecret's client certificate (tls.crt)
+    key_file: Path | None = None  # its private key (tls.key), mode 0600
+
+
+MULTI_DUMP_SEPARATOR = "$args="
 
 
 @dataclass(frozen=True)
 class TaskParams:
-    """Stash's task params for a database step: `backupCMD` and `args` (split like a shell would)."""
+    """Stash's task params for a database step: `backupCMD`, `args` (split like a shell would) and
+    `multiDumpArgs` (MySQL/MariaDB: split on `$args=`, one dump per non-empty part)."""
 
     backup_cmd: str = ""
     args: tuple[str, ...] = ()
+    multi_dump_args: tuple[tuple[str, ...], ...] = ()
 
     @classmethod
-    def parse(cls, backup_cmd: str = "", args: str = "") -> TaskParams:
+    def parse(cls, backup_cmd: str = "", args: str = "", multi_dump_args: str = "") -> TaskParams:
         try:
             parts = tuple(shlex.split(args or ""))
         except ValueError as exc:
             raise TransferError(f"task param args: {exc}") from None
-        return cls(backup_cmd=(backup_cmd or "").strip(), args=parts)
+        dumps: list[tuple[str, ...]] = []
+        for i, chunk in enumerate((multi_dump_args or "").split(MULTI_DUMP_SEPARATOR)):
+            try:
+                words = tuple(shlex.split(chunk))
+            except ValueError as exc:
+                raise TransferError(f"task param multiDumpArgs, part {i}: {exc}") from None
+            if words:
+                dumps.append(words)
+        return cls(backup_cmd=(backup_cmd or "").strip(), args=parts, multi_dump_args=tuple(dumps))
 
 
 class DatabaseProvider(Protocol):
-    """One database engine. `connection` may write files (CA bundle) under `workdir`; the rest is pure."""
+    """One database engine. `connection` may write files (CA bundle, client certificate and key, mode
+    0600) under `workdir`, a private directory that lives as long as the transfer; the rest is pure.
+    A provider that cannot use a client certificate raises TransferError when `tls` is given."""
 
     name: str
     app_kind: str  # the app kind for metric labels, e.g. "Postgres"
     filename: str  # the snapshot's file name, e.g. "dumpfile.sql"
 
-    def connection(self, appbinding: dict, secret: Mapping[str, str], workdir: Path) -> Connection: ...
+    def connection(
+        self, appbinding: dict, secret: Mapping[str, str], workdir: Path, tls: ClientTLS | None = None
+    ) -> Connection: ...
 
     def probe(self, conn: Connection, params: TaskParams, *, restore: bool = False) -> Probe:
         """The readiness check before a dump, or before a restore when `restore` is set."""
@@ -120,6 +149,16 @@ def appbinding_name(appbinding: dict) -> str:
     return f"AppBinding {meta.get('namespace', 'default')}/{meta.get('name', '?')}"
 
 
+def write_private(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` readable by its owner only (0600 from the first byte); returns `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(data)
+    return path
+
+
 def resolve_connection(
     appbinding: dict,
     secret: Mapping[str, str],
@@ -129,8 +168,10 @@ def resolve_connection(
     user_keys: tuple[str, ...] = ("username",),
     password_keys: tuple[str, ...] = ("password",),
     default_user: str = "",
+    tls: ClientTLS | None = None,
 ) -> Connection:
-    """Connection from `spec.clientConfig.url` or `.service`, credentials from the Secret, caBundle to a file."""
+    """Connection from `spec.clientConfig.url` or `.service`, credentials from the Secret; caBundle and the
+    client certificate, key and CA of `tls` become files in `workdir` (caBundle wins over `tls.ca`)."""
     spec = appbinding.get("spec") or {}
     cc = spec.get("clientConfig") or {}
     where = appbinding_name(appbinding)
@@ -153,15 +194,22 @@ def resolve_connection(
         raise TransferError(f"{where}: spec.clientConfig needs url or service")
     username = next((secret[k] for k in user_keys if secret.get(k)), "") or url_user or default_user
     password = next((secret[k] for k in password_keys if secret.get(k)), "")
-    ca_file = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
     if cc.get("caBundle"):
         try:
             pem = base64.b64decode(str(cc["caBundle"]), validate=True)
         except binascii.Error:
             raise TransferError(f"{where}: spec.clientConfig.caBundle is not base64") from None
-        workdir.mkdir(parents=True, exist_ok=True)
-        ca_file = workdir / "ca.crt"
-        ca_file.write_bytes(pem)
+        ca_file = write_private(workdir / "ca.crt", pem)
+    if tls is not None:
+        if not tls.cert or not tls.key:
+            raise TransferError(f"{where}: spec.tlsSecret needs both tls.crt and tls.key")
+        cert_file = write_private(workdir / "tls.crt", tls.cert.encode())
+        key_file = write_private(workdir / "tls.key", tls.key.encode())
+        if tls.ca and ca_file is None:
+            ca_file = write_private(workdir / "ca.crt", tls.ca.encode())
     return Connection(
         scheme=scheme,
         host=host,
@@ -172,6 +220,8 @@ def resolve_connection(
         password=password,
         ca_file=ca_file,
         path=unquote(path),
+        cert_file=cert_file,
+        key_file=key_file,
     )
 
 

@@ -1,15 +1,24 @@
 """MySQL and MariaDB: `mysqldump`/`mariadb-dump --single-transaction`, restore with `mysql`/`mariadb`.
 
 A database named in the AppBinding URL/service path is dumped alone (and restored into the target's
-database); otherwise `--all-databases`. The password travels in MYSQL_PWD only.
+database); otherwise `--all-databases`. The password travels in MYSQL_PWD only. TLS: caBundle (else the
+tlsSecret's ca.crt) is `--ssl-ca`, the tlsSecret's certificate and key `--ssl-cert`/`--ssl-key` (paths).
+
+`multiDumpArgs` (Stash v2024.12.18): one dump per `$args=` part, each with the connection args and the
+`args` param, run one after another by `providers.databases.sequence` into one stream, so one snapshot;
+the first failing dump fails the whole backup. A part that selects its own databases drops the
+`--all-databases` of `args` (the Task's default) and the AppBinding's database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from providers.databases.base import (
+    ClientTLS,
     Connection,
     Probe,
     ProcessSpec,
@@ -18,6 +27,9 @@ from providers.databases.base import (
     resolve_connection,
 )
 from stashplan.errors import TransferError
+
+_ALL = ("--all-databases", "-A")
+_SELECTS = (*_ALL, "--databases", "-B")
 
 
 class MySQLProvider:
@@ -31,8 +43,10 @@ class MySQLProvider:
         self._dump_cmd = "mariadb-dump" if mariadb else "mysqldump"
         self._client = "mariadb" if mariadb else "mysql"
 
-    def connection(self, appbinding: dict, secret: Mapping[str, str], workdir: Path) -> Connection:
-        return resolve_connection(appbinding, secret, workdir, default_port=3306, default_user="root")
+    def connection(
+        self, appbinding: dict, secret: Mapping[str, str], workdir: Path, tls: ClientTLS | None = None
+    ) -> Connection:
+        return resolve_connection(appbinding, secret, workdir, default_port=3306, default_user="root", tls=tls)
 
     def _env(self, conn: Connection) -> dict[str, str]:
         return {"MYSQL_PWD": conn.password} if conn.password else {}
@@ -43,23 +57,37 @@ class MySQLProvider:
             args.append(f"--port={conn.port}")
         if conn.ca_file:
             args.append(f"--ssl-ca={conn.ca_file}")
+        if conn.cert_file and conn.key_file:
+            args += [f"--ssl-cert={conn.cert_file}", f"--ssl-key={conn.key_file}"]
         return args
 
     def probe(self, conn: Connection, params: TaskParams, *, restore: bool = False) -> Probe:
         argv = (self._client, *self._target(conn), "--connect-timeout=5", "--batch", "--execute=SELECT 1;")
         return Probe(ProcessSpec(argv, self._env(conn)), fatal=("Access denied", "Unknown database"))
 
-    def dump(self, conn: Connection, params: TaskParams) -> ProcessSpec:
-        cmd = params.backup_cmd or self._dump_cmd
-        if Path(cmd).name not in ("mysqldump", "mariadb-dump"):
-            raise TransferError(f"backupCMD must be mysqldump or mariadb-dump, not {cmd!r}")
-        argv = [cmd, *self._target(conn), "--single-transaction", *params.args]
-        selects = any(a in ("--all-databases", "-A", "--databases", "-B") for a in params.args)
+    def _dump_argv(self, cmd: str, conn: Connection, args: Sequence[str]) -> list[str]:
+        argv = [cmd, *self._target(conn), "--single-transaction", *args]
+        selects = any(a in _SELECTS for a in args)
         if conn.database:
             argv += ["--", conn.database]
         elif not selects:
             argv.append("--all-databases")
-        return ProcessSpec(tuple(argv), self._env(conn))
+        return argv
+
+    def _part_argv(self, cmd: str, conn: Connection, common: Sequence[str], part: Sequence[str]) -> list[str]:
+        if not any(a in _SELECTS for a in part):
+            return self._dump_argv(cmd, conn, [*common, *part])
+        return [cmd, *self._target(conn), "--single-transaction", *(a for a in common if a not in _ALL), *part]
+
+    def dump(self, conn: Connection, params: TaskParams) -> ProcessSpec:
+        cmd = params.backup_cmd or self._dump_cmd
+        if Path(cmd).name not in ("mysqldump", "mariadb-dump"):
+            raise TransferError(f"backupCMD must be mysqldump or mariadb-dump, not {cmd!r}")
+        if not params.multi_dump_args:
+            return ProcessSpec(tuple(self._dump_argv(cmd, conn, params.args)), self._env(conn))
+        dumps = [self._part_argv(cmd, conn, params.args, part) for part in params.multi_dump_args]
+        argv = (sys.executable, "-m", "providers.databases.sequence", json.dumps(dumps))
+        return ProcessSpec(argv, self._env(conn), label=Path(cmd).name)
 
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
         argv = [self._client, *self._target(conn), "--batch", *params.args]

@@ -6,6 +6,8 @@ does, so restoring into a server with other credentials never resets the passwor
 `CREATE ROLE` lines tolerate roles that already exist. An existing database is not overwritten: its
 `CREATE DATABASE` fails the restore (dump with `--clean` to replace databases).
 psql runs with ON_ERROR_STOP; a single-database restore runs in one transaction.
+TLS: caBundle (else the tlsSecret's ca.crt) is PGSSLROOTCERT, the tlsSecret's client certificate and key
+are PGSSLCERT/PGSSLKEY; with a client certificate and no sslmode in the URL, PGSSLMODE is verify-full.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from providers.databases.base import (
+    ClientTLS,
     Connection,
     Probe,
     ProcessSpec,
@@ -72,7 +75,9 @@ class PostgresProvider:
     app_kind = "Postgres"
     filename = "dumpfile.sql"
 
-    def connection(self, appbinding: dict, secret: Mapping[str, str], workdir: Path) -> Connection:
+    def connection(
+        self, appbinding: dict, secret: Mapping[str, str], workdir: Path, tls: ClientTLS | None = None
+    ) -> Connection:
         return resolve_connection(
             appbinding,
             secret,
@@ -81,6 +86,7 @@ class PostgresProvider:
             user_keys=("username", "POSTGRES_USER"),
             password_keys=("password", "POSTGRES_PASSWORD"),
             default_user="postgres",
+            tls=tls,
         )
 
     def _env(self, conn: Connection) -> dict[str, str]:
@@ -89,8 +95,13 @@ class PostgresProvider:
             env["PGPASSWORD"] = conn.password
         if conn.query.get("sslmode"):
             env["PGSSLMODE"] = conn.query["sslmode"]
+        elif conn.cert_file:
+            env["PGSSLMODE"] = "verify-full"
         if conn.ca_file:
             env["PGSSLROOTCERT"] = str(conn.ca_file)
+        if conn.cert_file and conn.key_file:
+            env["PGSSLCERT"] = str(conn.cert_file)
+            env["PGSSLKEY"] = str(conn.key_file)
         return env
 
     def _target(self, conn: Connection) -> list[str]:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from providers.databases.base import (
+    ClientTLS,
     Connection,
     Probe,
     ProcessSpec,
@@ -32,7 +33,11 @@ class RedisProvider:
     app_kind = "Redis"
     filename = "dump.resp"
 
-    def connection(self, appbinding: dict, secret: Mapping[str, str], workdir: Path) -> Connection:
+    def connection(
+        self, appbinding: dict, secret: Mapping[str, str], workdir: Path, tls: ClientTLS | None = None
+    ) -> Connection:
+        if tls is not None:
+            raise TransferError(f"{appbinding_name(appbinding)}: spec.tlsSecret is not supported for redis")
         conn = resolve_connection(appbinding, secret, workdir, default_port=6379)
         if conn.database and not conn.database.isdigit():
             raise TransferError(

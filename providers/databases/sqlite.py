@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from providers.databases.base import (
+    ClientTLS,
     Connection,
     Probe,
     ProcessSpec,
@@ -28,7 +29,11 @@ class SQLiteProvider:
     app_kind = "SQLite"
     filename = "dumpfile.sql"
 
-    def connection(self, appbinding: dict, secret: Mapping[str, str], workdir: Path) -> Connection:
+    def connection(
+        self, appbinding: dict, secret: Mapping[str, str], workdir: Path, tls: ClientTLS | None = None
+    ) -> Connection:
+        if tls is not None:
+            raise TransferError(f"{appbinding_name(appbinding)}: spec.tlsSecret is not supported for sqlite")
         conn = resolve_connection(appbinding, secret, workdir, default_port=None)
         if conn.path.startswith("/"):  # sqlite:///abs and sqlite:////abs both name /abs
             conn = replace(conn, path="/" + conn.path.lstrip("/"))

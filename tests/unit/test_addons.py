@@ -14,6 +14,8 @@ DEFAULT_ARGS = {"postgres": "", "mysql": "--all-databases", "mariadb": "--all-da
 DEFAULT_CMD = {"postgres": "pg_dumpall", "mysql": "mysqldump", "mariadb": "mariadb-dump", "redis": "redis-cli",
                "sqlite": "sqlite3"}
 
+MULTI_DUMP = ("mysql", "mariadb")  # their backup Functions pass Stash's multiDumpArgs param
+
 REPO = {"kind": "Repository", "metadata": {"name": "repo", "namespace": "demo"},
         "spec": {"backend": {"local": {"mountPath": "/backups"}, "storageSecretName": "s"}}}
 
@@ -43,6 +45,7 @@ def test_backup_function_runs_the_agreed_transfer_command(database: str) -> None
         f"--database={database}",
         f"--backup-cmd=${{backupCMD:={DEFAULT_CMD[database]}}}",
         f"--args=${{args:={DEFAULT_ARGS[database]}}}",
+        *(["--multi-dump-args=${multiDumpArgs:=}"] if database in MULTI_DUMP else []),
         "--wait-timeout=${waitTimeout:=300}",
         "--hostname=${HOSTNAME:=host-0}",
         "--pushgateway-url=${PROMETHEUS_PUSHGATEWAY_URL:=}",
@@ -79,9 +82,23 @@ def test_backup_of_each_database_resolves_to_a_runnable_pod(database: str) -> No
     assert container["command"] == ["stashplan"]
     assert container["args"] == [
         "transfer", "backup", "--namespace=demo", "--backupsession=bc-1700000000", f"--database={database}",
-        f"--backup-cmd={DEFAULT_CMD[database]}", f"--args={DEFAULT_ARGS[database]}", "--wait-timeout=300",
+        f"--backup-cmd={DEFAULT_CMD[database]}", f"--args={DEFAULT_ARGS[database]}",
+        *(["--multi-dump-args="] if database in MULTI_DUMP else []), "--wait-timeout=300",
         "--hostname=host-0", "--pushgateway-url=",
     ]
+
+
+def test_multi_dump_args_param_reaches_the_mysql_backup_command() -> None:
+    config = {"kind": "BackupConfiguration", "metadata": {"name": "bc", "namespace": "demo"},
+              "spec": {"target": {"ref": {"name": "db"}}}}
+    session = {"kind": "BackupSession", "metadata": {"name": "bc-1", "namespace": "demo"}}
+    multi = "$args=--databases a $args=--no-data --databases b"
+    resolved = resolve_task("backup", {"name": "mysql-backup-8.0.21",
+                                       "params": [{"name": "multiDumpArgs", "value": multi}]},
+                            _binding("mysql"), TASKS)
+    pod = build_pod_spec(TASKS[resolved.name], FUNCTIONS, backup_inputs(config, REPO, _binding("mysql"), session),
+                         resolved.params)
+    assert f"--multi-dump-args={multi}" in pod["containers"][0]["args"]
 
 
 def test_user_params_reach_the_restore_command() -> None:
