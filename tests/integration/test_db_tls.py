@@ -1,6 +1,7 @@
-"""TLS client certificates from an AppBinding's `spec.tlsSecret`: a real PostgreSQL that admits clients by
-certificate only (backup and restore through the transfer), the files each provider writes, and the errors
-for a missing Secret or key. The key material never shows in argv, status, Events, logs or errors."""
+"""TLS client certificates from an AppBinding's `spec.tlsSecret`: a real PostgreSQL and a real MariaDB that
+admit the user by certificate only (backup and restore through the transfer, and the server's refusal
+without it), the files each provider writes, and the errors for a missing Secret or key. The key
+material never shows in argv, status, Events, logs or errors."""
 
 from __future__ import annotations
 
@@ -16,16 +17,20 @@ from providers.databases.base import TaskParams
 from stashplan.errors import TransferError
 from stashplan.transfer import TransferOptions, backup, restore
 from stashplan.transfer_context import ContextError, load_backup
-from tests.fixtures.tls import TestPKI, TlsPostgres, new_name
+from tests.fixtures.tls import TestPKI, TlsMariaDB, TlsPostgres, new_name
 from tests.fixtures.transfer import StashWorld
 
 KEY_MARK = "PRIVATE KEY"
 
 
-def tls_appbinding(w: StashWorld, name: str, url: str, *, tls_secret: str = "") -> dict:
-    spec: dict = {"type": "kubedb.com/postgres", "clientConfig": {"url": url}}
+def tls_appbinding(
+    w: StashWorld, name: str, url: str, *, tls_secret: str = "", auth: str = "", app_type: str = "postgres"
+) -> dict:
+    spec: dict = {"type": f"kubedb.com/{app_type}", "clientConfig": {"url": url}}
     if tls_secret:
         spec["tlsSecret"] = {"name": tls_secret}
+    if auth:
+        spec["secret"] = {"name": auth}
     return w.cluster.create(
         {
             "apiVersion": "appcatalog.appscode.com/v1alpha1",
@@ -108,6 +113,53 @@ def test_postgres_backup_without_the_tls_secret_fails_with_the_servers_message(
     assert not done.ok
     assert "connection requires a valid client certificate" in done.host.error
     assert w.status("BackupSession", "pg-plain-1")["phase"] == "Failed"
+    assert w.status("Repository", "repo").get("snapshotCount", 0) == 0
+
+
+def test_mariadb_backup_and_restore_authenticate_with_the_tls_secret_client_certificate(
+    stash_world: StashWorld, tls_mariadb: TlsMariaDB, test_pki: TestPKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = stash_world
+    src, dst = new_name(), new_name()
+    tls_mariadb.sql(f"CREATE DATABASE {src}; CREATE DATABASE {dst}")
+    tls_mariadb.sql("CREATE TABLE t(id int primary key, v varchar(20)); INSERT INTO t VALUES (1,'a'),(2,'b')", db=src)
+    w.secret("maria-auth", {"username": tls_mariadb.user})  # no password: the certificate is the credential
+    w.secret("maria-client-tls", test_pki.tls_secret_data(tls_mariadb.user))
+    base = f"mysql://127.0.0.1:{tls_mariadb.port}"
+    for name, db in (("src-maria", src), ("dst-maria", dst)):
+        tls_appbinding(w, name, f"{base}/{db}", tls_secret="maria-client-tls", auth="maria-auth", app_type="mariadb")
+    w.repository()
+    w.backup_config("maria-tls", "src-maria")
+    w.backup_session("maria-tls", "maria-tls-1")
+    caplog.set_level(logging.DEBUG)
+
+    done = backup(w.cluster, w.namespace, "maria-tls-1", TransferOptions(database="mariadb", wait_timeout=10))
+
+    assert done.ok, done.host.error
+    w.restore_session("maria-tls-restore", "dst-maria")
+    restored = restore(
+        w.cluster, w.namespace, "maria-tls-restore", TransferOptions(database="mariadb", wait_timeout=10)
+    )
+    assert restored.ok, restored.host.error
+    assert tls_mariadb.sql("SELECT group_concat(v ORDER BY id) FROM t", db=dst) == "a,b"
+    recorded = _everything_recorded(w, ("BackupSession", "maria-tls-1"), ("RestoreSession", "maria-tls-restore"))
+    assert KEY_MARK not in recorded and KEY_MARK not in caplog.text
+
+
+def test_mariadb_backup_without_the_tls_secret_is_refused_by_the_server(
+    stash_world: StashWorld, tls_mariadb: TlsMariaDB
+) -> None:
+    w = stash_world
+    w.secret("maria-auth", {"username": tls_mariadb.user})
+    tls_appbinding(w, "maria", f"mysql://127.0.0.1:{tls_mariadb.port}/", auth="maria-auth", app_type="mariadb")
+    w.repository()
+    w.backup_config("maria-plain", "maria")
+    w.backup_session("maria-plain", "maria-plain-1")
+
+    done = backup(w.cluster, w.namespace, "maria-plain-1", TransferOptions(database="mariadb", wait_timeout=10))
+
+    assert not done.ok
+    assert f"Access denied for user '{tls_mariadb.user}'@'127.0.0.1'" in done.host.error
     assert w.status("Repository", "repo").get("snapshotCount", 0) == 0
 
 
