@@ -7,10 +7,12 @@ Registered by the root CLI as `app.add_typer(transfer_cli.app, name="transfer")`
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
+from stashplan.cluster.base import Cluster
 from stashplan.cluster.factory import connect
 from stashplan.errors import StashplanError
 from stashplan.transfer import TransferOptions, TransferResult, backup, restore
@@ -51,6 +53,34 @@ def _fail_input(exc: StashplanError) -> None:
     raise typer.Exit(2)
 
 
+def _pushgateway(url: str) -> str:
+    """The flag, or PROMETHEUS_PUSHGATEWAY_URL when the Function passed it empty (`${VAR:=}`)."""
+    return url or os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", "")
+
+
+def _transfer(
+    kind: str,
+    flag: str,
+    name: str,
+    namespace: str,
+    run: Callable[[Cluster, str, str, TransferOptions], TransferResult],
+    opts: TransferOptions,
+) -> None:
+    """Run one session's transfer against the cluster the environment names; exit 0, 1 or 2."""
+    if not name:
+        _fail_input(StashplanError(f"{flag} is required"))
+    try:
+        cluster = connect()
+        try:
+            result = run(cluster, namespace or "default", name, opts)
+        finally:
+            cluster.close()
+    except (StashplanError, ValueError) as exc:
+        _fail_input(StashplanError(str(exc)))
+        return
+    _finish(kind, name, result)
+
+
 @app.command("backup")
 def backup_command(
     backupsession: Annotated[str, typer.Option("--backupsession", help="BackupSession name.")],
@@ -78,21 +108,10 @@ def backup_command(
         multi_dump_args=multi_dump_args,
         wait_timeout=_seconds(wait_timeout),
         hostname=hostname or "host-0",
-        pushgateway_url=pushgateway_url or os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", ""),
+        pushgateway_url=_pushgateway(pushgateway_url),
         progress_every=progress_interval,
     )
-    if not backupsession:
-        _fail_input(StashplanError("--backupsession is required"))
-    try:
-        cluster = connect()
-        try:
-            result = backup(cluster, namespace or "default", backupsession, opts)
-        finally:
-            cluster.close()
-    except (StashplanError, ValueError) as exc:
-        _fail_input(StashplanError(str(exc)))
-        return
-    _finish("BackupSession", backupsession, result)
+    _transfer("BackupSession", "--backupsession", backupsession, namespace, backup, opts)
 
 
 @app.command("restore")
@@ -120,21 +139,10 @@ def restore_command(
         hostname=hostname or "host-0",
         source_hostname=source_hostname,
         snapshot=snapshot,
-        pushgateway_url=pushgateway_url or os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", ""),
+        pushgateway_url=_pushgateway(pushgateway_url),
         progress_every=progress_interval,
     )
-    if not restoresession:
-        _fail_input(StashplanError("--restoresession is required"))
-    try:
-        cluster = connect()
-        try:
-            result = restore(cluster, namespace or "default", restoresession, opts)
-        finally:
-            cluster.close()
-    except (StashplanError, ValueError) as exc:
-        _fail_input(StashplanError(str(exc)))
-        return
-    _finish("RestoreSession", restoresession, result)
+    _transfer("RestoreSession", "--restoresession", restoresession, namespace, restore, opts)
 
 
 if __name__ == "__main__":
