@@ -196,7 +196,7 @@ def apply(
 def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> int:
     from stashplan.apply import apply_plan
     from stashplan.kinds import identity
-    from stashplan.plan import _normalise_manifest, from_json
+    from stashplan.plan import from_json, normalise_manifest
     from stashplan.render import summary_line
 
     try:
@@ -208,7 +208,7 @@ def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> in
         manifests, _ = _load(filename or [Path(s) for s in saved.sources])
         for m in manifests:
             if m.get("kind") == "Secret":
-                obj = _normalise_manifest(m)
+                obj = normalise_manifest(m)
                 kind, ns, name = identity(obj)
                 secrets[f"{kind}/{ns}/{name}"] = obj
     result = apply_plan(c, saved, saved=True, secrets=secrets, digests=digests)

@@ -21,7 +21,7 @@ from deepdiff import DeepDiff
 from stashplan import desired as desired_mod
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
 from stashplan.objects import is_managed, rfc3339
-from stashplan.secrets import MASK
+from stashplan.secrets import MASK, fold_string_data, mask
 
 PLAN_FORMAT = 1
 DERIVED_KINDS = ("CronJob", "Job")
@@ -202,32 +202,16 @@ def secret_digest(secret: dict) -> str:
     return hashlib.sha256(json.dumps(secret.get("data") or {}, sort_keys=True).encode()).hexdigest()
 
 
-def mask(obj: dict | None) -> dict | None:
-    if obj is None or obj.get("kind") != "Secret":
-        return obj
-    masked = copy.deepcopy(obj)
-    for key in ("data", "stringData"):
-        if isinstance(masked.get(key), dict):
-            masked[key] = {k: MASK for k in masked[key]}
-    return masked
-
-
 # -- building the plan --------------------------------------------------------------------------
-def _normalise_manifest(obj: dict) -> dict:
+def normalise_manifest(obj: dict) -> dict:
     """A manifest as stashplan applies it: managed label added, Secret stringData folded into data."""
-    import base64
-
     out = {k: copy.deepcopy(v) for k, v in obj.items() if k != "status"}
     meta = out.setdefault("metadata", {})
     meta = {k: v for k, v in meta.items()
             if k in ("name", "namespace", "labels", "annotations", "generateName", "ownerReferences")}
     meta["labels"] = {**(meta.get("labels") or {}), MANAGED_LABEL: MANAGED_VALUE}
     out["metadata"] = meta
-    if out.get("kind") == "Secret" and "stringData" in out:
-        data = dict(out.get("data") or {})
-        data.update({k: base64.b64encode(str(v).encode()).decode() for k, v in out.pop("stringData").items()})
-        out["data"] = data
-    return out
+    return fold_string_data(out) if out.get("kind") == "Secret" else out
 
 
 def _merge_world(inputs: Inputs) -> tuple[dict[str, list[dict]], dict[tuple[str, str, str], dict]]:
@@ -277,7 +261,7 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
 
     manifest_keys = set()
     for m in inputs.manifests:
-        obj = _normalise_manifest(m)
+        obj = normalise_manifest(m)
         manifest_keys.add(identity(obj))
         change = _write_change(obj, actual_index.get(identity(obj)), "in the manifests", warnings)
         if change:

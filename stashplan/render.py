@@ -9,7 +9,8 @@ import yaml
 from rich.console import Console
 from rich.text import Text
 
-from stashplan.plan import Action, Change, Plan, mask, to_json
+from stashplan.plan import Action, Change, Plan, to_json
+from stashplan.secrets import mask
 
 _STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta",
           Action.DELETE: "red", Action.STATUS: "cyan"}

@@ -21,12 +21,23 @@ def secret_data(secret: dict) -> dict[str, str]:
     return out
 
 
-def mask_secret(obj: dict) -> dict:
+def mask(obj: dict | None) -> dict | None:
     """A copy of a Secret dict with every value replaced by a fixed mask; other kinds are returned as is."""
-    if obj.get("kind") != "Secret":
+    if obj is None or obj.get("kind") != "Secret":
         return obj
     masked = dict(obj)
     for field in ("data", "stringData"):
         if isinstance(obj.get(field), dict):
             masked[field] = {k: MASK for k in obj[field]}
     return masked
+
+
+def fold_string_data(secret: dict) -> dict:
+    """A Secret as the API server stores it: `stringData` base64-encoded into `data` (stringData wins)."""
+    if "stringData" not in secret:
+        return secret
+    out = {k: v for k, v in secret.items() if k != "stringData"}
+    data = dict(secret.get("data") or {})
+    data.update({k: base64.b64encode(str(v).encode()).decode() for k, v in (secret["stringData"] or {}).items()})
+    out["data"] = data
+    return out

@@ -21,6 +21,8 @@ import orjson
 from stashplan.cluster.base import WatchEvent, matches_labels
 from stashplan.errors import AlreadyExists, Conflict, Invalid, NotFound
 from stashplan.kinds import KINDS, identity, kind_info
+from stashplan.objects import rfc3339
+from stashplan.secrets import fold_string_data
 
 # Kinds whose status is written only through patch_status (replace keeps the stored status).
 STATUS_SUBRESOURCE = frozenset(
@@ -39,10 +41,6 @@ CREATE TABLE IF NOT EXISTS changes (
 CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), rv INTEGER NOT NULL);
 INSERT OR IGNORE INTO counter (id, rv) VALUES (1, 0);
 """
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _spec_part(obj: dict) -> dict:
@@ -131,14 +129,9 @@ class LocalCluster:
             if not meta.get("generateName"):
                 raise Invalid(info.kind, meta.get("namespace", ""), "", "metadata.name: required")
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
-        if obj.get("kind") == "Secret" and "stringData" in obj:
-            import base64
-
-            data = dict(obj.get("data") or {})
-            for k, v in obj.pop("stringData").items():
-                data[k] = base64.b64encode(str(v).encode()).decode()
-            obj["data"] = data
-        meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=now_rfc3339())
+        if obj.get("kind") == "Secret":
+            obj = fold_string_data(obj)
+        meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=rfc3339(datetime.now(UTC)))
         meta.pop("deletionTimestamp", None)
         db = self._tx()
         try:

@@ -40,7 +40,7 @@ def stored(objs: list[dict]) -> dict[str, list[dict]]:
     """What a cluster holds after applying `objs` (as apply writes them, with server metadata)."""
     out: dict[str, list[dict]] = {}
     for i, obj in enumerate(objs):
-        o = plan_mod._normalise_manifest(obj) if obj["kind"] not in ("CronJob", "Job") else copy.deepcopy(obj)
+        o = plan_mod.normalise_manifest(obj) if obj["kind"] not in ("CronJob", "Job") else copy.deepcopy(obj)
         o["metadata"].update(uid=f"uid-{i}", resourceVersion=str(100 + i), generation=1,
                              creationTimestamp="2026-11-25T10:00:00Z")
         out.setdefault(o["kind"], []).append(o)
