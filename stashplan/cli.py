@@ -20,10 +20,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from stashplan import __version__
+from stashplan import __version__, transfer_cli
 from stashplan.cluster.factory import ClusterSettings, open_cluster, settings
 from stashplan.desired import Settings
 from stashplan.errors import ManifestError, StashplanError
+from stashplan.repository import cli as repository_cli
 
 app = typer.Typer(
     name="stashplan",
@@ -386,19 +387,8 @@ def root(
     configure_logging(logging.DEBUG if verbose else logging.INFO, structured=not sys.stderr.isatty())
 
 
-def _register_subapps() -> None:
-    for module, attr, name in (("stashplan.repository.cli", "app", "repo"),
-                               ("stashplan.transfer_cli", "app", "transfer")):
-        try:
-            mod = __import__(module, fromlist=[attr])
-        except ModuleNotFoundError as exc:  # pragma: no cover - only while a part is being written
-            if exc.name != module:
-                raise
-            continue
-        app.add_typer(getattr(mod, attr), name=name)
-
-
-_register_subapps()
+app.add_typer(repository_cli.app, name="repo")
+app.add_typer(transfer_cli.app, name="transfer")
 
 
 def main() -> None:
