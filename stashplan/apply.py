@@ -11,7 +11,6 @@ from stashplan.cluster.base import Cluster
 from stashplan.errors import Conflict, NotFound, StalePlanError
 from stashplan.events import emit_event
 from stashplan.failure_metrics import push_session_failure
-from stashplan.kinds import kind_info
 from stashplan.plan import Action, Change, Plan, secret_digest
 
 
@@ -103,7 +102,6 @@ def apply_plan(
                 if current is None or current["metadata"].get("resourceVersion") != change.resource_version:
                     result.skipped.append((change, "changed since it was read"))
                     continue
-            kind_info(change.kind)
             cluster.patch_status(change.kind, change.namespace, change.name, obj)
         elif change.action is Action.DELETE:
             try:

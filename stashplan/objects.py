@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
+from stashplan.api.models.common import parse_duration as parse_go_duration
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE
 
 
@@ -37,8 +38,6 @@ def is_managed(obj: dict) -> bool:
 
 def parse_duration(value: str | int | float | None) -> timedelta | None:
     """Go/metav1 durations ("1h30m", "45s") or plain seconds; None or "" gives None."""
-    from stashplan.api import parse_duration as parse_go_duration
-
     if value is None or value == "":
         return None
     if isinstance(value, int | float) or str(value).strip().isdigit():

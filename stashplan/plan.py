@@ -24,7 +24,6 @@ from stashplan.objects import is_managed, rfc3339
 from stashplan.secrets import MASK, fold_string_data, mask
 
 PLAN_FORMAT = 1
-DERIVED_KINDS = ("CronJob", "Job")
 # Read order matters: Jobs before sessions, so a finished Job's reported status is always seen.
 READ_KINDS = ("Job", "CronJob", "ServiceAccount", "RoleBinding", "Secret", "AppBinding", "Repository", "Task",
               "Function", "BackupConfiguration", "RestoreSession", "BackupSession")
@@ -293,12 +292,11 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
             changes.append(Change(Action.DELETE, d.kind, d.namespace, d.name, None, mask(current), (),
                                   d.reason, current["metadata"].get("resourceVersion")))
     deleted = {(d.kind, d.namespace, d.name) for d in want.deletions}
-    for kind in ("CronJob",):
-        for obj in inputs.actual.get(kind, []):
-            key = identity(obj)
-            if is_managed(obj) and key not in wanted_keys and key not in deleted:
-                changes.append(Change(Action.DELETE, *key, None, obj, (), "its BackupConfiguration is gone or invalid",
-                                      obj["metadata"].get("resourceVersion")))
+    for obj in inputs.actual.get("CronJob", []):  # Jobs go with their sessions (ownerReference GC)
+        key = identity(obj)
+        if is_managed(obj) and key not in wanted_keys and key not in deleted:
+            changes.append(Change(Action.DELETE, *key, None, obj, (), "its BackupConfiguration is gone or invalid",
+                                  obj["metadata"].get("resourceVersion")))
     if inputs.prune:
         for kind in ("BackupConfiguration", "RestoreSession", "Repository", "AppBinding", "Secret"):
             for obj in inputs.actual.get(kind, []):
