@@ -18,16 +18,30 @@ command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   install "${need[@]}"
 fi
-# Start services that are not answering.
+# Start services that are not answering, and let the test roles log in over loopback TCP:
+# PostgreSQL's postgres role by trust on 127.0.0.1/::1, MariaDB's root with an empty password.
+pgver=$(ls /etc/postgresql | sort -V | tail -1)
+hba=/etc/postgresql/$pgver/main/pg_hba.conf
+if ! grep -q '^# stashplan-tests' "$hba"; then
+  { echo '# stashplan-tests: loopback trust for the throwaway test databases'
+    echo 'host all all 127.0.0.1/32 trust'
+    echo 'host all all ::1/128 trust'
+    cat "$hba"; } > "$hba.new" && mv "$hba.new" "$hba"
+  chown postgres:postgres "$hba"
+  pg_ctlcluster --skip-systemctl-redirect "$pgver" main reload 2>/dev/null || true
+fi
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  pg_ctlcluster --skip-systemctl-redirect "$pgver" main start || true
 fi
 if ! mariadb -h 127.0.0.1 -uroot -e 'select 1' >/dev/null 2>&1; then
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
-fi
-if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-    --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+  if ! mariadb -uroot -e 'select 1' >/dev/null 2>&1; then
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql || true
+    for i in $(seq 1 30); do mariadb -uroot -e 'select 1' >/dev/null 2>&1 && break; sleep 1; done
+  fi
+  mariadb -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket;
+    CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+    GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;" || true
 fi
 for i in $(seq 1 30); do
   pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null \
