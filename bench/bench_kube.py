@@ -1,4 +1,4 @@
-"""Kube-mode benchmark: one no-change loop iteration (`stashplan.loop.run_once`) through KubeCluster.
+"""Kube-mode benchmark: one no-change loop iteration (`stashplan.reconcile.loop.run_once`) through KubeCluster.
 
 N BackupConfigurations (and the trigger CronJobs the loop creates for them) live in the test API
 emulator (tests/fixtures/kube.py) over real HTTP. Reports API calls per verb and wall time.
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stashplan.api import builtin_addons
 from stashplan.cluster.kube import KubeCluster
-from stashplan.loop import run_once
+from stashplan.reconcile.loop import run_once
 from tests.fixtures.kube import KubeAPI, running_emulator
 
 SIZES = [int(n) for n in os.environ.get("BENCH_KUBE_CONFIGS", "100,1000").split(",")]

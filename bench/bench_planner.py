@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stashplan.api import builtin_addons
-from stashplan.apply import apply_plan
 from stashplan.cluster.local import LocalCluster
-from stashplan.loop import make_plan
+from stashplan.reconcile.apply import apply_plan
+from stashplan.reconcile.loop import make_plan
 
 N = int(os.environ.get("BENCH_CONFIGS", "10000"))
 

@@ -22,8 +22,8 @@ from rich.console import Console
 
 from stashplan import __version__, transfer_cli
 from stashplan.cluster.factory import ClusterSettings, open_cluster, settings
-from stashplan.desired import Settings
 from stashplan.errors import ManifestError, StashplanError
+from stashplan.reconcile.desired import Settings
 from stashplan.repository import cli as repository_cli
 
 app = typer.Typer(
@@ -108,9 +108,9 @@ def plan(
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
     """Show what apply would change: CronJobs, Jobs, status updates, deletions."""
-    from stashplan.loop import make_plan
-    from stashplan.plan import to_json
-    from stashplan.render import render_json, render_plan
+    from stashplan.reconcile.loop import make_plan
+    from stashplan.reconcile.plan import to_json
+    from stashplan.reconcile.render import render_json, render_plan
 
     def body() -> int:
         manifests, sources = _load(filename)
@@ -153,9 +153,9 @@ def apply(
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
     """Carry out a plan: a saved FILE exactly, or a fresh plan of -f manifests (with --watch: forever)."""
-    from stashplan.apply import apply_plan
-    from stashplan.loop import make_plan
-    from stashplan.render import render_plan, summary_line
+    from stashplan.reconcile.apply import apply_plan
+    from stashplan.reconcile.loop import make_plan
+    from stashplan.reconcile.render import render_plan, summary_line
 
     cs = _cluster_settings(cluster, state, kubeconfig, context)
     opts = Settings(image=image, pushgateway_url=pushgateway_url)
@@ -195,10 +195,10 @@ def apply(
 
 
 def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> int:
-    from stashplan.apply import apply_plan
     from stashplan.kinds import identity
-    from stashplan.plan import from_json, normalise_manifest
-    from stashplan.render import summary_line
+    from stashplan.reconcile.apply import apply_plan
+    from stashplan.reconcile.plan import from_json, normalise_manifest
+    from stashplan.reconcile.render import summary_line
 
     try:
         saved, digests = from_json(json.loads(plan_file.read_text()))
@@ -232,7 +232,7 @@ def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str 
            opts: Settings) -> int:
     from stashplan.health import HealthServer
     from stashplan.leader import LeaderElector
-    from stashplan.loop import Iteration, LocalControllers, StopFlag, run_loop
+    from stashplan.reconcile.loop import Iteration, LocalControllers, StopFlag, run_loop
 
     _load(filename)  # fail fast on bad manifests before starting
     interval, iterations = lo.interval, lo.iterations
@@ -296,7 +296,7 @@ def trigger(
     debug: DebugOpt = False,
 ) -> None:
     """Create a BackupSession for a BackupConfiguration (what the trigger CronJob runs)."""
-    from stashplan.sessions import new_backup_session
+    from stashplan.reconcile.sessions import new_backup_session
 
     def body() -> int:
         c = open_cluster(_cluster_settings(cluster, state, kubeconfig, context))
@@ -322,7 +322,7 @@ def get(
 ) -> None:
     """List or show objects in the cluster (secret values masked)."""
     from stashplan.listing import canonical_kind, table
-    from stashplan.render import render_object
+    from stashplan.reconcile.render import render_object
 
     def body() -> int:
         k = canonical_kind(kind)

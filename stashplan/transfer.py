@@ -21,8 +21,8 @@ from providers.storage import storage_from_repository
 from stashplan import metrics
 from stashplan.cluster.base import Cluster
 from stashplan.errors import TransferError
-from stashplan.events import emit_event
 from stashplan.pipe import ProcessReader, ProcessWriter
+from stashplan.reconcile.events import emit_event
 from stashplan.repository import Repository
 from stashplan.repository.progress import progress_reporter
 from stashplan.transfer_context import (

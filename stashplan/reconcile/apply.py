@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from stashplan.cluster.base import Cluster
 from stashplan.errors import Conflict, NotFound, StalePlanError
-from stashplan.events import emit_event
-from stashplan.failure_metrics import push_session_failure
-from stashplan.plan import Action, Change, Plan, secret_digest
+from stashplan.reconcile.events import emit_event
+from stashplan.reconcile.failure_metrics import push_session_failure
+from stashplan.reconcile.plan import Action, Change, Plan, secret_digest
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Desired state: a pure function of the Stash resources, the objects that exist, and `now`.
 
 Each BackupConfiguration gets a trigger CronJob and a status; each pending BackupSession or
-RestoreSession gets a Job built from its Task (`stashplan.session_phases`); session phases follow
+RestoreSession gets a Job built from its Task (`stashplan.reconcile.session_phases`); session phases follow
 their Jobs and deadlines; completed sessions beyond `backupHistoryLimit` are deleted.
 """
 
@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from stashplan import tasks
 from stashplan.errors import StashplanError
 from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
 from stashplan.objects import k8s_name, owner_ref, set_condition
-from stashplan.pods import JOB_IDENTITY, apply_runtime, cross_namespace_binding, job_identity, managed_labels
-from stashplan.session_phases import backup_sessions, restore_session
-from stashplan.world import (
+from stashplan.reconcile import tasks
+from stashplan.reconcile.pods import (
+    JOB_IDENTITY,
+    apply_runtime,
+    cross_namespace_binding,
+    job_identity,
+    managed_labels,
+)
+from stashplan.reconcile.session_phases import backup_sessions, restore_session
+from stashplan.reconcile.world import (
     Deletion,
     Desired,
     Settings,

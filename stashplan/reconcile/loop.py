@@ -13,15 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from stashplan import plan as plan_mod
-from stashplan.apply import ApplyResult, apply_plan
 from stashplan.cluster.base import Cluster
 from stashplan.cluster.controllers import CronScheduler, JobRunner
-from stashplan.desired import Settings
 from stashplan.health import HealthServer
 from stashplan.leader import LeaderElector
+from stashplan.reconcile import plan as plan_mod
+from stashplan.reconcile.apply import ApplyResult, apply_plan
+from stashplan.reconcile.desired import Settings
 
-log = logging.getLogger("stashplan.loop")
+log = logging.getLogger("stashplan.reconcile.loop")
 
 
 def read_actual(cluster: Cluster, namespace: str | None = None) -> dict[str, list[dict]]:

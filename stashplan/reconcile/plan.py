@@ -18,9 +18,9 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
-from stashplan import desired as desired_mod
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
 from stashplan.objects import is_managed, rfc3339
+from stashplan.reconcile import desired as desired_mod
 from stashplan.secrets import MASK, fold_string_data, mask
 
 PLAN_FORMAT = 1

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from stashplan import tasks
 from stashplan.errors import StashplanError
 from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
 from stashplan.objects import format_duration, is_managed, parse_duration, parse_time, rfc3339, set_condition
-from stashplan.pods import apply_runtime, cross_namespace_binding, job_name, session_job
-from stashplan.sessions import new_backup_session
-from stashplan.world import (
+from stashplan.reconcile import tasks
+from stashplan.reconcile.pods import apply_runtime, cross_namespace_binding, job_name, session_job
+from stashplan.reconcile.sessions import new_backup_session
+from stashplan.reconcile.world import (
     TERMINAL,
     Deletion,
     Desired,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stashplan.kinds import identity
-from stashplan.usage import repository_denied
+from stashplan.reconcile.usage import repository_denied
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Skipped"})
 

@@ -15,7 +15,7 @@ from stashplan.api import builtin_addons, load_paths
 from stashplan.cli import app
 from stashplan.cluster.factory import settings as cluster_settings
 from stashplan.cluster.local import LocalCluster
-from stashplan.loop import LocalControllers, run_once
+from stashplan.reconcile.loop import LocalControllers, run_once
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "specs" / "examples" / "local-sqlite"
 runner = CliRunner()
@@ -200,7 +200,7 @@ def test_bad_input_is_one_line_with_exit_1(tmp_path: Path, args: list[str], mess
 def test_session_the_loop_fails_pushes_success_0_to_the_pushgateway(
     manifests: Path, tmp_path: Path, pushgateway: str
 ) -> None:
-    from stashplan.desired import Settings
+    from stashplan.reconcile.desired import Settings
     from tests.fixtures.pushgateway import read_metrics
 
     state = tmp_path / "state.db"

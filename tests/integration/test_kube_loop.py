@@ -14,8 +14,8 @@ from stashplan.api import builtin_addons, load_paths
 from stashplan.cluster.kube import KubeCluster, RetryPolicy
 from stashplan.errors import Forbidden
 from stashplan.leader import LeaderElector
-from stashplan.loop import StopFlag, run_loop, run_once
-from stashplan.sessions import new_backup_session
+from stashplan.reconcile.loop import StopFlag, run_loop, run_once
+from stashplan.reconcile.sessions import new_backup_session
 from tests.fixtures.kube import OPERATOR_TOKEN, KubeAPI
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "specs" / "examples" / "local-sqlite"

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from stashplan.api import builtin_addons
-from stashplan.tasks import BUILTIN_ADDONS, backup_inputs, build_pod_spec, resolve_task, restore_inputs
+from stashplan.reconcile.tasks import (
+    BUILTIN_ADDONS,
+    backup_inputs,
+    build_pod_spec,
+    resolve_task,
+    restore_inputs,
+)
 
 ADDONS = builtin_addons()
 TASKS = {o["metadata"]["name"]: o for o in ADDONS if o["kind"] == "Task"}

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stashplan import desired
 from stashplan.api import builtin_addons
 from stashplan.kinds import MANAGED_LABEL
+from stashplan.reconcile import desired
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
