@@ -185,7 +185,7 @@ def main() -> int:
                 [
                     sys.executable,
                     "-m",
-                    "stashplan.transfer_cli",
+                    "stashplan.transfer.cli",
                     "backup",
                     f"--namespace={NS}",
                     "--backupsession=s1",

@@ -20,11 +20,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from stashplan import __version__, transfer_cli
+from stashplan import __version__
 from stashplan.cluster.factory import ClusterSettings, open_cluster, settings
 from stashplan.errors import ManifestError, StashplanError
 from stashplan.reconcile.desired import Settings
 from stashplan.repository import cli as repository_cli
+from stashplan.transfer import cli as transfer_cli
 
 app = typer.Typer(
     name="stashplan",

@@ -11,7 +11,7 @@ import pytest
 from providers.databases import get_provider, wait_ready
 from providers.databases.base import TaskParams
 from stashplan.errors import TransferError
-from stashplan.pipe import ProcessReader, ProcessWriter
+from stashplan.transfer.pipe import ProcessReader, ProcessWriter
 from tests.fixtures.databases import MariaDatabase, PgDatabase, PrivatePostgres, RedisInstance
 
 

@@ -15,8 +15,8 @@ import pytest
 from providers.databases import ClientTLS, get_provider
 from providers.databases.base import TaskParams
 from stashplan.errors import TransferError
-from stashplan.transfer import TransferOptions, backup, restore
-from stashplan.transfer_context import ContextError, load_backup
+from stashplan.transfer.context import ContextError, load_backup
+from stashplan.transfer.run import TransferOptions, backup, restore
 from tests.fixtures.tls import TestPKI, TlsMariaDB, TlsPostgres, new_name
 from tests.fixtures.transfer import StashWorld
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from providers.databases import get_provider
 from providers.databases.base import TaskParams
-from stashplan.transfer import TransferOptions, backup, restore
-from stashplan.transfer_cli import app
+from stashplan.transfer.cli import app
+from stashplan.transfer.run import TransferOptions, backup, restore
 from tests.fixtures.databases import MARIADB_HOST, MARIADB_PORT, MariaDatabase, mariadb
 from tests.fixtures.transfer import StashWorld
 

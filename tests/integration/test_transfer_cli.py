@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from stashplan.transfer_cli import app
+from stashplan.transfer.cli import app
 from tests.fixtures.transfer import StashWorld
 
 
@@ -98,7 +98,7 @@ def test_backup_command_as_a_subprocess_with_local_cluster_env(
         [
             sys.executable,
             "-m",
-            "stashplan.transfer_cli",
+            "stashplan.transfer.cli",
             "backup",
             "--namespace=demo",
             "--backupsession=s1",

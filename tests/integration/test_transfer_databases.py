@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stashplan.transfer import TransferOptions, backup, restore
+from stashplan.transfer.run import TransferOptions, backup, restore
 from tests.fixtures.databases import PG_HOST, MariaDatabase, PgDatabase, PrivatePostgres, RedisInstance
 from tests.fixtures.transfer import StashWorld
 

@@ -16,7 +16,7 @@ from providers.storage import storage_from_repository
 from stashplan.objects import rfc3339
 from stashplan.repository import Repository
 from stashplan.repository.locks import Lock
-from stashplan.transfer import TransferOptions, TransferResult, backup, restore
+from stashplan.transfer.run import TransferOptions, TransferResult, backup, restore
 from tests.fixtures.databases import PG_HOST, PgDatabase, PrivatePostgres, free_port
 from tests.fixtures.s3 import S3Endpoint
 from tests.fixtures.transfer import REPO_PASSWORD, StashWorld

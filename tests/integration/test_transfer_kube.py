@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from stashplan.cluster.kube import KubeCluster
-from stashplan.transfer import TransferOptions, backup, restore
+from stashplan.transfer.run import TransferOptions, backup, restore
 from tests.fixtures.kube import KubeAPI
 from tests.fixtures.transfer import StashWorld
 

@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from stashplan.transfer import TransferOptions, backup, restore
+from stashplan.transfer.run import TransferOptions, backup, restore
 from tests.fixtures.pushgateway import read_metrics
 from tests.fixtures.s3 import S3Bucket
 from tests.fixtures.transfer import REPO_PASSWORD, StashWorld

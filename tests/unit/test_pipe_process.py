@@ -10,7 +10,7 @@ import pytest
 from providers.databases.base import ProcessSpec
 from providers.databases.postgres import SuperuserLineFilter
 from stashplan.errors import TransferError
-from stashplan.pipe import ProcessReader, ProcessWriter
+from stashplan.transfer.pipe import ProcessReader, ProcessWriter
 
 
 def alive(pid: int) -> bool:

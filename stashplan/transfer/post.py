@@ -14,8 +14,8 @@ from stashplan import metrics
 from stashplan.cluster.base import Cluster
 from stashplan.errors import StashplanError
 from stashplan.repository import Repository
-from stashplan.transfer_context import SessionContext
-from stashplan.transfer_status import repository_status, with_condition
+from stashplan.transfer.context import SessionContext
+from stashplan.transfer.status import repository_status, with_condition
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import typer
 from stashplan.cluster.base import Cluster
 from stashplan.cluster.factory import connect
 from stashplan.errors import StashplanError
-from stashplan.transfer import TransferOptions, TransferResult, backup, restore
+from stashplan.transfer.run import TransferOptions, TransferResult, backup, restore
 
 app = typer.Typer(
     help="Run a BackupSession's or RestoreSession's data transfer (inside its Job).", no_args_is_help=True

@@ -21,19 +21,19 @@ from providers.storage import storage_from_repository
 from stashplan import metrics
 from stashplan.cluster.base import Cluster
 from stashplan.errors import TransferError
-from stashplan.pipe import ProcessReader, ProcessWriter
 from stashplan.reconcile.events import emit_event
 from stashplan.repository import Repository
 from stashplan.repository.progress import progress_reporter
-from stashplan.transfer_context import (
+from stashplan.transfer.context import (
     SessionContext,
     load_backup,
     load_restore,
     restore_selection,
     seconds_until,
 )
-from stashplan.transfer_post import after_backup, describe, push_metrics
-from stashplan.transfer_status import (
+from stashplan.transfer.pipe import ProcessReader, ProcessWriter
+from stashplan.transfer.post import after_backup, describe, push_metrics
+from stashplan.transfer.status import (
     EVENT_SOURCE,
     HostOutcome,
     backup_session_status,
