@@ -11,7 +11,7 @@ COPY stashplan ./stashplan
 COPY providers ./providers
 COPY specs ./specs
 # specs/ (addons, CRDs, deploy manifests) is not package data: the loaders look for it next to the
-# package (stashplan/api/addons.py: <package>/../../specs, stashplan/install.py: <package>/../specs).
+# package (stashplan/api/addons.py: <package>/../../specs, stashplan/operator/install.py: <package>/../../specs).
 RUN pip install --no-cache-dir . \
  && purelib="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && ln -s /src/specs "$purelib/specs" && ln -s /src/specs "$purelib/../specs" \

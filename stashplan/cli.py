@@ -231,8 +231,8 @@ class LoopOptions:
 
 def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str | None, lo: LoopOptions,
            opts: Settings) -> int:
-    from stashplan.health import HealthServer
-    from stashplan.leader import LeaderElector
+    from stashplan.operator.health import HealthServer
+    from stashplan.operator.leader import LeaderElector
     from stashplan.reconcile.loop import Iteration, LocalControllers, StopFlag, run_loop
 
     _load(filename)  # fail fast on bad manifests before starting
@@ -366,7 +366,7 @@ def install(
     image: Annotated[str, typer.Option("--image", help="Operator image.")] = "stashplan:latest",
 ) -> None:
     """Print the manifests that run stashplan in a cluster: `stashplan install | kubectl apply -f -`."""
-    from stashplan.install import render_install
+    from stashplan.operator.install import render_install
 
     typer.echo(render_install(namespace, image), nl=False)
 
@@ -383,7 +383,7 @@ def root(
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log at debug level.")] = False,
 ) -> None:
     """stashplan: plan, apply, transfer, report."""
-    from stashplan.logs import configure_logging
+    from stashplan.operator.logs import configure_logging
 
     configure_logging(logging.DEBUG if verbose else logging.INFO, structured=not sys.stderr.isatty())
 

@@ -15,8 +15,8 @@ from types import FrameType
 
 from stashplan.cluster.base import Cluster
 from stashplan.cluster.controllers import CronScheduler, JobRunner
-from stashplan.health import HealthServer
-from stashplan.leader import LeaderElector
+from stashplan.operator.health import HealthServer
+from stashplan.operator.leader import LeaderElector
 from stashplan.reconcile import plan as plan_mod
 from stashplan.reconcile.apply import ApplyResult, apply_plan
 from stashplan.reconcile.desired import Settings

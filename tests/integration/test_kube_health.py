@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stashplan.health import HealthServer
+from stashplan.operator.health import HealthServer
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from stashplan.cluster.kube import KubeCluster, RetryPolicy
-from stashplan.leader import LeaderElector
+from stashplan.operator.leader import LeaderElector
 from tests.fixtures.kube import KubeAPI
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from stashplan.install import DEFAULT_IMAGE, deploy_manifests, install_objects, render_install
+from stashplan.operator.install import DEFAULT_IMAGE, deploy_manifests, install_objects, render_install
 
 K8S_VERSION = "1.30.0"
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from stashplan.cluster.kube import API_USAGE, JOB_API_USAGE, JOB_STATUS_WRITERS, STATUS_WRITERS
-from stashplan.install import deploy_manifests
 from stashplan.kinds import KINDS
+from stashplan.operator.install import deploy_manifests
 from tests.fixtures.kube import clusterrole_grants
 
 

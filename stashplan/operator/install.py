@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-DEPLOY_DIR = Path(__file__).resolve().parents[1] / "specs" / "deploy"
-CRD_DIR = Path(__file__).resolve().parents[1] / "specs" / "crds"
+DEPLOY_DIR = Path(__file__).resolve().parents[2] / "specs" / "deploy"
+CRD_DIR = Path(__file__).resolve().parents[2] / "specs" / "crds"
 DEFAULT_NAMESPACE = "stashplan-system"
 DEFAULT_IMAGE = "ghcr.io/stashplan/stashplan:0.1.0"
 _ORDER = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from stashplan.cluster.base import Cluster
 from stashplan.errors import AlreadyExists, Conflict, NotFound, TransientError
 
-log = logging.getLogger("stashplan.leader")
+log = logging.getLogger("stashplan.operator.leader")
 
 
 def _micro(now: datetime) -> str:
