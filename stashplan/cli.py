@@ -114,6 +114,8 @@ def plan(
     from stashplan.reconcile.render import render_json, render_plan
 
     def body() -> int:
+        if prune and not filename:
+            raise StashplanError("--prune needs -f: orphans are what the manifests no longer hold")
         manifests, sources = _load(filename)
         c = open_cluster(_cluster_settings(cluster, state, kubeconfig, context))
         try:
@@ -129,7 +131,7 @@ def plan(
             render_plan(p, _console())
             if out is not None:
                 typer.echo(f"\nSaved the plan to {out}. To perform exactly these actions, run: stashplan apply {out}")
-        return 2 if (detailed_exitcode and not p.empty) else 0
+        return 2 if (detailed_exitcode and not p.settled) else 0
 
     raise typer.Exit(_run(debug, body))
 
@@ -170,6 +172,8 @@ def apply(
         try:
             if plan_file is not None:
                 return _apply_saved(c, plan_file, filename)
+            if prune and not filename:
+                raise StashplanError("--prune needs -f: orphans are what the manifests no longer hold")
             manifests, sources = _load(filename)
             p = make_plan(c, manifests=manifests, addons=_addons(), sources=sources, namespace=namespace,
                           settings=opts, prune=prune)

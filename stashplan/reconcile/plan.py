@@ -27,6 +27,11 @@ PLAN_FORMAT = 1
 # Read order matters: Jobs before sessions, so a finished Job's reported status is always seen.
 READ_KINDS = ("Job", "CronJob", "ServiceAccount", "RoleBinding", "Secret", "AppBinding", "Repository", "Task",
               "Function", "BackupConfiguration", "RestoreSession", "BackupSession")
+# Kinds stashplan applies from manifests: one of these it applied earlier that the manifests no longer hold is an
+# orphan (listed; destroyed with --prune). BackupSessions are history (backupHistoryLimit), never orphans.
+SOURCE_KINDS = ("BackupConfiguration", "RestoreSession", "Repository", "AppBinding", "Secret", "Task", "Function")
+# Kinds stashplan derives itself and deletes only with --prune when nothing wants them any more.
+DERIVED_ORPHAN_KINDS = ("ServiceAccount", "RoleBinding")
 
 
 class Action(StrEnum):
@@ -68,12 +73,28 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Orphan:
+    """An object stashplan applied earlier that the manifests no longer hold; `plan --prune` destroys it."""
+
+    kind: str
+    namespace: str
+    name: str
+    reason: str
+
+    @property
+    def address(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{ns}{self.name}"
+
+
+@dataclass(frozen=True)
 class Plan:
     changes: tuple[Change, ...]
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     created: str = ""
     sources: tuple[str, ...] = ()
+    orphans: tuple[Orphan, ...] = ()  # listed only, never acted on (with --prune they are DELETE changes instead)
 
     def counts(self) -> dict[str, int]:
         out = {"add": 0, "change": 0, "destroy": 0, "status": 0}
@@ -93,7 +114,13 @@ class Plan:
 
     @property
     def empty(self) -> bool:
+        """Nothing for apply to do."""
         return not self.changes
+
+    @property
+    def settled(self) -> bool:
+        """Nothing to do and nothing orphaned: what `--detailed-exitcode` exits 0 for."""
+        return not self.changes and not self.orphans
 
 
 @dataclass
@@ -104,7 +131,7 @@ class Inputs:
     manifests: Sequence[dict] = ()
     addons: Sequence[dict] = ()
     sources: Sequence[str] = ()
-    prune: bool = False  # delete stashplan-applied Stash objects that are no longer in the manifests
+    prune: bool = False  # delete stashplan-applied objects that are no longer in the manifests (orphans)
     extra_warnings: list[str] = field(default_factory=list)
 
 
@@ -251,17 +278,45 @@ def _write_change(obj: dict, current: dict | None, reason: str, warnings: list[s
                   current["metadata"].get("resourceVersion"))
 
 
+def _source_orphans(inputs: Inputs) -> list[dict]:
+    """What stashplan applied from manifests earlier that these manifests no longer hold (none without -f)."""
+    if not (inputs.manifests or inputs.sources):
+        return []
+    held = {identity(m) for m in inputs.manifests}
+    return [o for kind in SOURCE_KINDS for o in inputs.actual.get(kind, []) if is_managed(o) and identity(o) not in held]
+
+
+def _orphan_changes(inputs: Inputs, source: list[dict], wanted: set, deleted: set) -> tuple[list[Change], list[Orphan]]:
+    """Orphans as DELETE changes (--prune) or as a list; derived identities nothing wants any more join them."""
+    derived = [o for kind in DERIVED_ORPHAN_KINDS for o in inputs.actual.get(kind, [])
+               if is_managed(o) and identity(o) not in wanted] if source or inputs.manifests or inputs.sources else []
+    changes: list[Change] = []
+    orphans: list[Orphan] = []
+    for obj in [*source, *derived]:
+        key = identity(obj)
+        if key in deleted:
+            continue
+        why = "no longer in the manifests" if key[0] in SOURCE_KINDS else "nothing in the manifests needs it any more"
+        if inputs.prune:
+            changes.append(Change(Action.DELETE, *key, None, mask(obj), (), why, obj["metadata"].get("resourceVersion")))
+        else:
+            orphans.append(Orphan(*key, why))
+    return changes, orphans
+
+
 def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desired_mod.Settings()) -> Plan:
+    source_orphans = _source_orphans(inputs)
     world_objects, actual_index = _merge_world(inputs)
+    if inputs.prune and source_orphans:  # plan as if they were gone already: their CronJobs go with them
+        gone = {identity(o) for o in source_orphans}
+        world_objects = {k: [o for o in v if identity(o) not in gone] for k, v in world_objects.items()}
     world = desired_mod.World(world_objects, list(inputs.addons))
     want = desired_mod.compute(world, now, settings)
     warnings = list(inputs.extra_warnings)
     changes: list[Change] = []
 
-    manifest_keys = set()
     for m in inputs.manifests:
         obj = normalise_manifest(m)
-        manifest_keys.add(identity(obj))
         change = _write_change(obj, actual_index.get(identity(obj)), "in the manifests", warnings)
         if change:
             changes.append(change)
@@ -297,15 +352,10 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
         if is_managed(obj) and key not in wanted_keys and key not in deleted:
             changes.append(Change(Action.DELETE, *key, None, obj, (), "its BackupConfiguration is gone or invalid",
                                   obj["metadata"].get("resourceVersion")))
-    if inputs.prune:
-        for kind in ("BackupConfiguration", "RestoreSession", "Repository", "AppBinding", "Secret"):
-            for obj in inputs.actual.get(kind, []):
-                key = identity(obj)
-                if is_managed(obj) and key not in manifest_keys and key not in deleted:
-                    changes.append(Change(Action.DELETE, *key, None, mask(obj), (), "no longer in the manifests",
-                                          obj["metadata"].get("resourceVersion")))
+    pruned, orphans = _orphan_changes(inputs, source_orphans, wanted_keys, deleted)
+    changes += pruned
     return Plan(tuple(changes), tuple(dict.fromkeys(want.notes)), tuple(warnings), rfc3339(now),
-                tuple(inputs.sources))
+                tuple(inputs.sources), tuple(orphans))
 
 
 def _reason_for(obj: dict) -> str:
@@ -344,6 +394,8 @@ def to_json(plan: Plan, *, for_file: bool = False) -> dict:
         "changes": [change(c) for c in plan.changes],
         "notes": list(plan.notes),
         "warnings": list(plan.warnings),
+        "orphans": [{"address": o.address, "kind": o.kind, "namespace": o.namespace, "name": o.name,
+                     "reason": o.reason} for o in plan.orphans],
     }
 
 
@@ -359,5 +411,6 @@ def from_json(data: dict) -> tuple[Plan, dict[str, str]]:
                               diff, c["reason"], c["resource_version"]))
         if "secret_digest" in c:
             digests[changes[-1].address] = c["secret_digest"]
+    orphans = tuple(Orphan(o["kind"], o["namespace"], o["name"], o.get("reason", "")) for o in data.get("orphans", ()))
     return Plan(tuple(changes), tuple(data.get("notes", ())), tuple(data.get("warnings", ())),
-                data.get("created", ""), tuple(data.get("sources", ()))), digests
+                data.get("created", ""), tuple(data.get("sources", ())), orphans), digests

@@ -73,8 +73,18 @@ def render_plan(plan: Plan, console: Console, *, full: bool = True) -> None:
         console.print(Text(f"note: {note}", style="dim"))
     for warning in plan.warnings:
         console.print(Text(f"warning: {warning}", style="bold yellow"))
+    if plan.orphans:
+        console.print(Text("Applied earlier by stashplan, no longer in the manifests (destroyed with --prune):",
+                           style="bold yellow"))
+        for orphan in plan.orphans:
+            console.print(Text(f"  ? {orphan.address}  ({orphan.reason})", style="yellow"), soft_wrap=True)
+        console.print()
     if plan.empty:
-        console.print(Text("No changes. The cluster matches the configuration.", style="bold green"))
+        if plan.orphans:
+            console.print(Text(f"No changes to apply; {len(plan.orphans)} orphaned object(s) listed above.",
+                               style="bold yellow"))
+        else:
+            console.print(Text("No changes. The cluster matches the configuration.", style="bold green"))
         return
     console.print("stashplan will perform the following actions:\n")
     for change in sorted(plan.changes, key=lambda c: (_ORDER[c.action], c.kind, c.namespace, c.name)):
