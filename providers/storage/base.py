@@ -7,13 +7,17 @@ Rules (the contract suite in tests/contract/test_storage_contract.py checks them
 - `get` returns the object's bytes, or the `length` bytes at `offset`; `open` streams them.
 - A missing object raises `ObjectNotFound` (also through wrappers) from `get`, `open`, `delete`.
 - `list(prefix)` yields every object whose name starts with `prefix`, with its size, in no set order.
+- `put_if_absent` creates an object only when no object of that name exists, atomically: of any
+  number of concurrent callers exactly one gets True and its bytes are what everyone reads after.
+- `remove_leftovers(older_than)` deletes the partial writes an interrupted `put` left behind (temp
+  files, unfinished multipart uploads) older than `older_than` seconds; never a finished object.
 - Failures that may pass on retry (throttling, 5xx, lost connections) raise `TransientError`;
   the retry wrapper (`retry.py`) decides, not the backend. Everything else is permanent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -52,6 +56,18 @@ class Storage(Protocol):
 
     def put(self, name: str, source: Source) -> None: ...
 
+    def put_if_absent(self, name: str, source: Source) -> bool:
+        """Create `name` with `source`'s bytes only if no object of that name exists; True if created.
+
+        Atomic against every other writer of the same storage (local: link of a finished temp file,
+        which fails if the name exists; s3: PutObject with `If-None-Match: *`; memory: under its
+        lock). A reader sees the whole object or none. False means the name existed and was left
+        untouched. Meant for small objects (config, key files): a stream source is read into memory.
+        A retried call (RetryingStorage) may return False because its own earlier attempt landed:
+        a caller that must know whether it won compares the stored bytes with its own.
+        """
+        ...
+
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes: ...
 
     def open(self, name: str) -> BinaryIO: ...
@@ -61,6 +77,14 @@ class Storage(Protocol):
     def delete(self, name: str) -> None: ...
 
     def exists(self, name: str) -> bool: ...
+
+    def remove_leftovers(self, older_than: float) -> Sequence[str]:
+        """Delete what interrupted writes left behind, older than `older_than` seconds; their names.
+
+        Leftovers are never visible as objects (`list` does not yield them): local temp files,
+        S3 multipart uploads never completed. Younger ones are kept, as a running writer may own them.
+        """
+        ...
 
 
 def check_name(name: str) -> str:

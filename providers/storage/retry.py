@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, TypeVar
 
-from providers.storage.base import ObjectInfo, Source, Storage
+from providers.storage.base import ObjectInfo, Source, Storage, as_bytes
 from stashplan.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,10 @@ class RetryingStorage:
 
         self._call(f"put {name}", lambda: self.inner.put(name, source), rewind)
 
+    def put_if_absent(self, name: str, source: Source) -> bool:
+        data = as_bytes(source)  # in memory, so a retry sends the same bytes
+        return self._call(f"put_if_absent {name}", lambda: self.inner.put_if_absent(name, data))
+
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         return self._call(f"get {name}", lambda: self.inner.get(name, offset, length))
 
@@ -85,3 +89,6 @@ class RetryingStorage:
 
     def exists(self, name: str) -> bool:
         return self._call(f"exists {name}", lambda: self.inner.exists(name))
+
+    def remove_leftovers(self, older_than: float) -> Sequence[str]:
+        return self._call("remove leftovers", lambda: self.inner.remove_leftovers(older_than))

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-from providers.storage.base import ObjectInfo, ObjectNotFound, Source, StorageError, check_name
+from providers.storage.base import (
+    ObjectInfo,
+    ObjectNotFound,
+    Source,
+    StorageError,
+    as_bytes,
+    check_name,
+)
 from stashplan.errors import TransientError
 
 TRANSIENT_CODES = {
@@ -15,6 +23,8 @@ TRANSIENT_CODES = {
     "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequests",
 }  # fmt: skip
 NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+# A conditional write racing another on the same key: AWS answers 409; retrying then gives 412.
+CONFLICT_CODES = {"ConditionalRequestConflict"}
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,7 @@ class S3Storage:
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
             if code in NOT_FOUND_CODES or (status == 404 and code != "NoSuchBucket"):
                 return ObjectNotFound(self.location, name)
-            if code in TRANSIENT_CODES or status >= 500 or status == 429:
+            if code in TRANSIENT_CODES or code in CONFLICT_CODES or status >= 500 or status == 429:
                 return TransientError(f"{self.location}: {what}: {code or status}")
             return StorageError(f"{self.location}: {what}: {code} {err.get('Message', '')}".rstrip())
         if isinstance(exc, self._ssl_error):
@@ -133,6 +143,22 @@ class S3Storage:
                 self._client.upload_fileobj(source, self.settings.bucket, key)
         except Exception as exc:
             raise self._map(exc, f"put {name}", name) from exc
+
+    def put_if_absent(self, name: str, source: Source) -> bool:
+        key = self._key(name)
+        try:
+            self._client.put_object(
+                Bucket=self.settings.bucket, Key=key, Body=bytes(as_bytes(source)), IfNoneMatch="*"
+            )
+            return True
+        except self._client_error as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code == "PreconditionFailed" or status == 412:
+                return False
+            raise self._map(exc, f"put_if_absent {name}", name) from exc
+        except Exception as exc:
+            raise self._map(exc, f"put_if_absent {name}", name) from exc
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         kwargs: dict[str, Any] = {"Bucket": self.settings.bucket, "Key": self._key(name)}
@@ -186,3 +212,23 @@ class S3Storage:
             if isinstance(mapped, ObjectNotFound):
                 return False
             raise mapped from exc
+
+    def remove_leftovers(self, older_than: float) -> Sequence[str]:
+        """Aborts multipart uploads under the prefix started more than `older_than` seconds ago."""
+        base = f"{self.settings.prefix}/" if self.settings.prefix else ""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        removed = []
+        try:
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.settings.bucket, Prefix=base
+            )
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < cutoff:
+                        self._client.abort_multipart_upload(
+                            Bucket=self.settings.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        removed.append(f"{upload['Key'][len(base):]} (upload {upload['UploadId']})")
+        except Exception as exc:
+            raise self._map(exc, "remove leftovers") from exc
+        return removed

@@ -113,3 +113,100 @@ def test_local_put_leaves_no_temporary_files(tmp_path: Path) -> None:
         storage.put("data/aa/y", Exploding())  # type: ignore[arg-type]
     assert sorted(p.name for p in (tmp_path / "data" / "aa").iterdir()) == ["x"]
     assert not storage.exists("data/aa/y")
+
+
+def test_put_if_absent_creates_once_and_never_overwrites(storage: Storage) -> None:
+    assert storage.put_if_absent("config", b"first") is True
+    assert storage.put_if_absent("config", io.BytesIO(b"second, longer")) is False
+    assert storage.get("config") == b"first"
+    assert [(i.name, i.size) for i in storage.list("config")] == [("config", 5)]
+    with pytest.raises(ValueError):
+        storage.put_if_absent("../escape", b"x")
+
+
+def _race_put_if_absent(storage: Storage, name: str, writers: int) -> list[bytes]:
+    """Payloads of the writers whose put_if_absent returned True, all started at once."""
+    barrier = threading.Barrier(writers)
+    won: list[bytes] = []
+
+    def race(n: int) -> None:
+        payload = f"writer {n} ".encode() * (n + 1)
+        barrier.wait()
+        if storage.put_if_absent(name, payload):
+            won.append(payload)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return won
+
+
+def test_put_if_absent_racers_have_exactly_one_winner_whose_bytes_stay(storage: Storage) -> None:
+    for round_ in range(3):
+        won = _race_put_if_absent(storage, f"keys/race-{round_}", 8)
+        assert len(won) == 1
+        assert storage.get(f"keys/race-{round_}") == won[0]
+
+
+def test_remove_leftovers_never_touches_finished_objects(storage: Storage) -> None:
+    storage.put("data/aa/kept", b"payload")
+    storage.put_if_absent("config", b"c")
+    storage.remove_leftovers(0)
+    assert storage.get("data/aa/kept") == b"payload"
+    assert storage.get("config") == b"c"
+
+
+def test_local_files_are_private_and_leftover_temp_files_are_removed_when_old(tmp_path: Path) -> None:
+    import os
+    import time
+
+    storage = LocalStorage(tmp_path / "repo")
+    storage.put("data/aa/x", b"payload")
+    storage.put_if_absent("keys/k", b"key")
+    assert (tmp_path / "repo" / "data" / "aa" / "x").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "repo" / "keys" / "k").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "repo" / "data" / "aa").stat().st_mode & 0o777 == 0o700
+    old = tmp_path / "repo" / "data" / "aa" / ".tmp-killedwriter"
+    old.write_bytes(b"half a pack")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    young = tmp_path / "repo" / "data" / ".tmp-running"
+    young.write_bytes(b"being written")
+    assert storage.remove_leftovers(3600) == ["data/aa/.tmp-killedwriter"]
+    assert not old.exists() and young.exists()
+    assert storage.get("data/aa/x") == b"payload"
+
+
+def test_local_disk_full_is_a_one_line_storage_error_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    import resource
+    import signal
+
+    from providers.storage import StorageError
+
+    root = tmp_path / "repo"
+    storage = LocalStorage(root)
+    storage.put("data/aa/x", b"payload")
+    # The kernel refuses writes past RLIMIT_FSIZE with EFBIG, as it refuses them on a full disk.
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    try:
+        with pytest.raises(StorageError, match=r"cannot write .*data/aa/big: File too large") as info:
+            storage.put("data/aa/big", io.BytesIO(b"x" * (1 << 20)))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in (root / "data" / "aa").iterdir()) == ["x"]
+    with pytest.raises(StorageError, match="below-a-file: File exists"):
+        storage.put("data/aa/x/below-a-file", b"z")
+
+
+def test_s3_unfinished_multipart_uploads_are_leftovers(s3_bucket: S3Bucket) -> None:
+    client = s3_bucket.endpoint.client()
+    upload = client.create_multipart_upload(Bucket=s3_bucket.name, Key="p/data/aa/half")
+    storage = open_storage(s3_bucket.repo_url("p"), env=s3_bucket.endpoint.env())
+    assert storage.remove_leftovers(3600) == []
+    assert storage.remove_leftovers(0) == [f"data/aa/half (upload {upload['UploadId']})"]
+    assert client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
