@@ -82,12 +82,25 @@ def _cluster_settings(cluster: str | None, state: Path | None, kubeconfig: str |
     return settings(cluster, state, kubeconfig, context)
 
 
-def _load(files: Sequence[Path] | None) -> tuple[list[dict], list[str]]:
+def _load(files: Sequence[Path] | None, refusals: list[str] | None = None) -> tuple[list[dict], list[str]]:
+    """Manifests and their sources; refused objects go to `refusals` when given (else they are errors)."""
     if not files:
         return [], []
     from stashplan.api import load_paths
 
-    return load_paths(list(files)), [str(f) for f in files]
+    return load_paths(list(files), refusals), [str(f) for f in files]
+
+
+def _with_refusals(p: Any, refusals: list[str]) -> Any:
+    """The plan with the load-time refusals first; each is printed as one error line and plan exits 1."""
+    from dataclasses import replace
+
+    return replace(p, refusals=(*refusals, *p.refusals))
+
+
+def _print_refusals(p: Any) -> None:
+    for line in p.refusals:
+        err.print(f"[red]error:[/red] {line}", soft_wrap=True, markup=True, highlight=False)
 
 
 def _addons() -> list[dict]:
@@ -116,21 +129,26 @@ def plan(
     def body() -> int:
         if prune and not filename:
             raise StashplanError("--prune needs -f: orphans are what the manifests no longer hold")
-        manifests, sources = _load(filename)
+        refusals: list[str] = []
+        manifests, sources = _load(filename, refusals)
         c = open_cluster(_cluster_settings(cluster, state, kubeconfig, context))
         try:
             p = make_plan(c, manifests=manifests, addons=_addons(), sources=sources, namespace=namespace,
                           settings=Settings(image=image, pushgateway_url=pushgateway_url), prune=prune)
         finally:
             c.close()
-        if out is not None:
+        p = _with_refusals(p, refusals)
+        if out is not None and not p.refusals:
             out.write_text(json.dumps(to_json(p, for_file=True), indent=2, default=str))
         if json_out:
             typer.echo(render_json(p))
         else:
             render_plan(p, _console())
-            if out is not None:
+            if out is not None and not p.refusals:
                 typer.echo(f"\nSaved the plan to {out}. To perform exactly these actions, run: stashplan apply {out}")
+        if p.refusals:
+            _print_refusals(p)
+            return 1
         return 2 if (detailed_exitcode and not p.settled) else 0
 
     raise typer.Exit(_run(debug, body))
@@ -174,11 +192,17 @@ def apply(
                 return _apply_saved(c, plan_file, filename)
             if prune and not filename:
                 raise StashplanError("--prune needs -f: orphans are what the manifests no longer hold")
-            manifests, sources = _load(filename)
+            refusals: list[str] = []
+            manifests, sources = _load(filename, refusals)
             p = make_plan(c, manifests=manifests, addons=_addons(), sources=sources, namespace=namespace,
                           settings=opts, prune=prune)
+            p = _with_refusals(p, refusals)
             console = _console()
             render_plan(p, console)
+            if p.refusals:
+                _print_refusals(p)
+                err.print("nothing applied: the manifests ask for what stashplan cannot run (see above)")
+                return 1
             if p.empty:
                 return 0
             if not auto_approve:

@@ -149,6 +149,18 @@ def appbinding_name(appbinding: dict) -> str:
     return f"AppBinding {meta.get('namespace', 'default')}/{meta.get('name', '?')}"
 
 
+def service_host(appbinding: dict) -> str:
+    """Where `spec.clientConfig.service` is reached, as Stash does: `<name>.<namespace>.svc`, the namespace
+    being the service's or else the AppBinding's. A name that is no Service name (an IP address, `localhost`,
+    a dotted host name) is used as it is, so that local mode can point at this machine."""
+    svc = ((appbinding.get("spec") or {}).get("clientConfig") or {}).get("service") or {}
+    name = str(svc.get("name") or "")
+    if name == "localhost" or "." in name or ":" in name:
+        return name
+    namespace = svc.get("namespace") or (appbinding.get("metadata") or {}).get("namespace") or "default"
+    return f"{name}.{namespace}.svc"
+
+
 def write_private(path: Path, data: bytes) -> Path:
     """Write `data` to `path` readable by its owner only (0600 from the first byte); returns `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +199,7 @@ def resolve_connection(
         svc = cc["service"]
         if not svc.get("name"):
             raise TransferError(f"{where}: spec.clientConfig.service.name is required")
-        scheme, host = str(svc.get("scheme") or ""), str(svc["name"])
+        scheme, host = str(svc.get("scheme") or ""), service_host(appbinding)
         port = int(svc["port"]) if svc.get("port") else default_port
         path, query, url_user = str(svc.get("path") or ""), str(svc.get("query") or ""), ""
     else:

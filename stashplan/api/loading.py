@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from stashplan.api.models import MODELS
 from stashplan.api.models.common import check_dns_label, check_dns_subdomain
 from stashplan.api.problems import validation_problems
+from stashplan.api.refusals import field_refusals, kind_refusal
 from stashplan.errors import ManifestError
 from stashplan.kinds import KINDS
 
@@ -193,12 +194,20 @@ def _validate_one(obj: dict) -> tuple[dict | None, list[tuple[str, str]]]:
         return (None if problems else dict(obj)), problems
     model: type[BaseModel] | None = MODELS.get(kind)
     if model is None:
-        return None, [("kind", f"unsupported kind {kind!r}; supported: {', '.join(SUPPORTED_KINDS)}")]
+        return None, []  # refused (see _refused_kind)
     try:
         typed = model.model_validate(obj)
     except ValidationError as exc:
         return None, validation_problems(model, exc)
     return typed.model_dump(mode="json", by_alias=True, exclude_none=True), []
+
+
+def _refused_kind(obj: dict) -> str | None:
+    """Why an object of this kind is not run by stashplan (one refusal line), or None."""
+    kind = obj.get("kind")
+    if not isinstance(kind, str) or not kind or kind in PASSTHROUGH_FIELDS or kind in MODELS:
+        return None
+    return kind_refusal(kind) or f"unsupported kind {kind!r}; supported: {', '.join(SUPPORTED_KINDS)}"
 
 
 def _default_namespace(obj: dict) -> dict:
@@ -211,12 +220,15 @@ def _default_namespace(obj: dict) -> dict:
     return {**obj, "metadata": meta}
 
 
-def validate_objects(objs: Sequence[tuple[str, dict]]) -> list[dict]:
+def validate_objects(objs: Sequence[tuple[str, dict]], refusals: list[str] | None = None) -> list[dict]:
     """Validate (source label, raw dict) pairs; returns Kubernetes-shaped dicts with defaults filled in.
 
     Raises ManifestError with one line per problem: "<source>: <Kind>/<name>: <field.path>: <message>",
-    including duplicates (same kind, namespace and name twice)."""
+    including duplicates (same kind, namespace and name twice). Objects of kinds stashplan does not run, or
+    with a refused field set (`stashplan.api.fields`), are left out with one such line each: into `refusals`
+    when a list is given (the rest still plans), else among the problems."""
     problems: list[str] = []
+    refused = problems if refusals is None else refusals
     out: list[dict] = []
     seen: dict[tuple[str, str, str], str] = {}
     for label, raw in objs:
@@ -224,9 +236,15 @@ def validate_objects(objs: Sequence[tuple[str, dict]]) -> list[dict]:
             problems.append(f"{label}: expected an object with apiVersion and kind, found {type(raw).__name__}")
             continue
         kind, name = _ident(raw)
+        if (why := _refused_kind(raw)) is not None:
+            refused.append(f"{label}: {kind}/{name}: kind: {why}")
+            continue
         valid, found = _validate_one(raw)
         problems.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in found)
         if valid is None:
+            continue
+        if fields := field_refusals(valid):
+            refused.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in fields)
             continue
         valid = _default_namespace(valid)
         key = (kind, valid["metadata"].get("namespace", ""), name)
@@ -240,16 +258,16 @@ def validate_objects(objs: Sequence[tuple[str, dict]]) -> list[dict]:
     return out
 
 
-def load_paths(paths: Sequence[str | Path]) -> list[dict]:
+def load_paths(paths: Sequence[str | Path], refusals: list[str] | None = None) -> list[dict]:
     """Load and validate manifests from files and directories (*.yaml, *.yml, *.json; multi-document).
 
     Directories are walked recursively in sorted order; empty documents are ignored. Every problem in
-    every file is reported together as one ManifestError."""
+    every file is reported together as one ManifestError; refusals as `validate_objects` says."""
     files, problems = manifest_files(paths)
     objs, read_problems = read_objects(files)
     problems.extend(read_problems)
     try:
-        valid = validate_objects(objs)
+        valid = validate_objects(objs, refusals)
     except ManifestError as exc:
         raise ManifestError([*problems, *exc.problems]) from None
     if problems:

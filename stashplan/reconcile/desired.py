@@ -80,6 +80,8 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
             out.notes.append(f"BackupConfiguration {ns}/{name}: {resolved.note}")
     except (StashplanError, ValueError, KeyError) as exc:
         valid, message = False, str(exc)
+        if isinstance(exc, tasks.NoAddonError):
+            out.refusals.append(f"BackupConfiguration {ns}/{name}: spec.task: {exc}")
     conds = set_condition(conds, "ValidationPassed", valid,
                           "ResourceValidationPassed" if valid else "ResourceValidationFailed", message, now)
     if valid:

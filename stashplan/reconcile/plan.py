@@ -95,6 +95,7 @@ class Plan:
     created: str = ""
     sources: tuple[str, ...] = ()
     orphans: tuple[Orphan, ...] = ()  # listed only, never acted on (with --prune they are DELETE changes instead)
+    refusals: tuple[str, ...] = ()  # what the manifests ask for that stashplan cannot run: plan exits 1
 
     def counts(self) -> dict[str, int]:
         out = {"add": 0, "change": 0, "destroy": 0, "status": 0}
@@ -355,7 +356,7 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
     pruned, orphans = _orphan_changes(inputs, source_orphans, wanted_keys, deleted)
     changes += pruned
     return Plan(tuple(changes), tuple(dict.fromkeys(want.notes)), tuple(warnings), rfc3339(now),
-                tuple(inputs.sources), tuple(orphans))
+                tuple(inputs.sources), tuple(orphans), tuple(dict.fromkeys(want.refusals)))
 
 
 def _reason_for(obj: dict) -> str:
@@ -396,6 +397,7 @@ def to_json(plan: Plan, *, for_file: bool = False) -> dict:
         "warnings": list(plan.warnings),
         "orphans": [{"address": o.address, "kind": o.kind, "namespace": o.namespace, "name": o.name,
                      "reason": o.reason} for o in plan.orphans],
+        "refusals": list(plan.refusals),
     }
 
 
@@ -413,4 +415,5 @@ def from_json(data: dict) -> tuple[Plan, dict[str, str]]:
             digests[changes[-1].address] = c["secret_digest"]
     orphans = tuple(Orphan(o["kind"], o["namespace"], o["name"], o.get("reason", "")) for o in data.get("orphans", ()))
     return Plan(tuple(changes), tuple(data.get("notes", ())), tuple(data.get("warnings", ())),
-                data.get("created", ""), tuple(data.get("sources", ())), orphans), digests
+                data.get("created", ""), tuple(data.get("sources", ())), orphans,
+                tuple(data.get("refusals", ()))), digests

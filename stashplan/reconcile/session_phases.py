@@ -236,6 +236,8 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
         inputs["STASHPLAN_IMAGE"] = settings.image
         pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
     except (StashplanError, ValueError, KeyError) as exc:
+        if isinstance(exc, tasks.NoAddonError):
+            out.refusals.append(f"RestoreSession {meta['namespace']}/{meta['name']}: spec.task: {exc}")
         out.statuses.append(StatusChange("RestoreSession", meta["namespace"], meta["name"],
                                          {"phase": "Invalid", "conditions": set_condition(
                                              status.get("conditions"), "RestoreExecutorEnsured", False,

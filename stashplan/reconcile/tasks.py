@@ -13,6 +13,7 @@ from stashplan.errors import StashplanError
 
 __all__ = [
     "BUILTIN_ADDONS",
+    "NoAddonError",
     "ResolvedTask",
     "TaskError",
     "backup_inputs",
@@ -48,6 +49,10 @@ DATABASE_ALIASES: dict[str, str] = {
 
 class TaskError(StashplanError):
     """The Task or one of its Functions cannot be resolved; the message names the Task (and step)."""
+
+
+class NoAddonError(TaskError):
+    """The Task names a database stashplan has no addon for (MongoDB, Elasticsearch...): refused at plan time."""
 
 
 # --- envsubst -----------------------------------------------------------------------------------------
@@ -184,7 +189,7 @@ def _by_name(name: str, direction: Direction, tasks: Mapping[str, dict], origin:
         raise TaskError(f"Task {name!r} ({origin}) is a {match['direction']} task, but it is used for {direction}")
     found = DATABASE_ALIASES.get(match["db"])
     if found is None:
-        raise TaskError(
+        raise NoAddonError(
             f"Task {name!r} ({origin}): database {match['db']!r} has no built-in addon; supported: {_supported()}"
         )
     return _builtin(found, direction, tasks, f"{origin} names {name} (no Task of that exact name)")
@@ -231,7 +236,7 @@ def resolve_task(
     elif spec.get("type"):
         database = database_of_type(str(spec["type"]))
         if database is None:
-            raise TaskError(
+            raise NoAddonError(
                 f"no {direction} Task: spec.task.name is empty and {_appbinding_label(appbinding)} has type "
                 f"{spec['type']!r}, which has no built-in addon; supported: {_supported()}"
             )

@@ -38,12 +38,14 @@ class Deletion:
 
 @dataclass
 class Desired:
-    """What should exist: managed objects (CronJobs, Jobs), status changes, deletions, notes for users."""
+    """What should exist: managed objects (CronJobs, Jobs), status changes, deletions, notes for users, and
+    refusals (what the manifests ask for that stashplan cannot run: `plan` exits 1)."""
 
     objects: list[dict] = field(default_factory=list)
     statuses: list[StatusChange] = field(default_factory=list)
     deletions: list[Deletion] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
 
 
 class World:

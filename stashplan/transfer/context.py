@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from providers.databases.base import ClientTLS
+from stashplan.api.secret_transforms import transform_secret
 from stashplan.cluster.base import Cluster
 from stashplan.errors import NotFound, StashplanError
 from stashplan.objects import parse_duration, parse_time
@@ -138,12 +139,14 @@ def _target_and_repo(cluster: Cluster, namespace: str, spec: dict, why: str) -> 
         raise ContextError(f"{why}: spec.target.ref.kind {ref.get('kind')!r} is not AppBinding")
     ab_ns = ref.get("namespace") or namespace
     appbinding = _get(cluster, "AppBinding", ab_ns, ref.get("name", ""), f"{why}: spec.target.ref")
-    db_secret = _secret(
-        cluster,
-        ab_ns,
-        ((appbinding.get("spec") or {}).get("secret") or {}).get("name", ""),
-        f"AppBinding {ab_ns}/{appbinding['metadata']['name']}: spec.secret",
-    )
+    where = f"AppBinding {ab_ns}/{appbinding['metadata']['name']}: spec"
+    db_secret = _secret(cluster, ab_ns, ((appbinding.get("spec") or {}).get("secret") or {}).get("name", ""),
+                        f"{where}.secret")
+    if transforms := (appbinding.get("spec") or {}).get("secretTransforms"):
+        try:
+            db_secret = transform_secret(db_secret, transforms, lambda n: _secret(cluster, ab_ns, n, where), where)
+        except StashplanError as exc:
+            raise ContextError(str(exc)) from None
     repo_ref = spec.get("repository") or {}
     repo_ns = repo_ref.get("namespace") or namespace
     repository = _get(cluster, "Repository", repo_ns, repo_ref.get("name", ""), f"{why}: spec.repository")

@@ -61,19 +61,45 @@ def test_free_form_parts_accept_anything_but_typed_parts_do_not() -> None:
         "metadata": {"name": "bc", "namespace": "demo"},
         "spec": {
             "repository": {"name": "r"},
-            "target": {"ref": {"name": "db"}, "volumeMounts": [{"name": "x", "mountPath": "/x", "anything": 1}]},
+            "target": {"ref": {"name": "db"}},
             "retentionPolicy": {"name": "k", "prune": False},
-            "hooks": {"preBackup": {"exec": {"command": ["true"]}, "containerName": "c"}},
-            "runtimeSettings": {"pod": {"nodeSelector": {"a": "b"}}, "container": {"nice": {"adjustment": 5}}},
+            "runtimeSettings": {"pod": {"nodeSelector": {"a": "b", "any": {"thing": 1}}}},
         },
     }
     (out,) = validate_objects([("mem", config)])
-    assert out["spec"]["hooks"]["preBackup"]["exec"] == {"command": ["true"]}
+    assert out["spec"]["runtimeSettings"]["pod"]["nodeSelector"]["any"] == {"thing": 1}
     bad = {**config, "spec": {**config["spec"], "hooks": {"preBackupp": {}}}}
     with pytest.raises(ManifestError) as info:
         validate_objects([("mem", bad)])
     assert info.value.problems == [
         "mem: BackupConfiguration/bc: spec.hooks.preBackupp: unknown field 'preBackupp'; did you mean 'preBackup'?"
+    ]
+
+
+def test_fields_stashplan_does_not_honour_are_refused_one_line_each_and_the_object_left_out() -> None:
+    config: dict[str, Any] = {
+        "apiVersion": "stash.appscode.com/v1beta1",
+        "kind": "BackupConfiguration",
+        "metadata": {"name": "bc", "namespace": "demo"},
+        "spec": {
+            "repository": {"name": "r"},
+            "target": {"ref": {"name": "db"}, "paths": ["/data"], "exclude": []},
+            "retentionPolicy": {"name": "k", "prune": False},
+            "runtimeSettings": {"pod": {"nodeSelector": {"a": "b"}, "podAnnotations": {"x": "y"}},
+                                "container": {"resources": {}, "lifecycle": {"preStop": {}}}},
+        },
+    }
+    repo = {"apiVersion": "stash.appscode.com/v1alpha1", "kind": "Repository", "metadata": {"name": "r"},
+            "spec": {"backend": {"local": {"mountPath": "/r"}}}}
+    refusals: list[str] = []
+    assert [o["kind"] for o in validate_objects([("mem", config), ("mem", repo)], refusals)] == ["Repository"]
+    assert refusals == [
+        "mem: BackupConfiguration/bc: spec.runtimeSettings.container.lifecycle: refused: not applied to "
+        "stashplan's pods yet",
+        "mem: BackupConfiguration/bc: spec.runtimeSettings.pod.podAnnotations: refused: not applied to "
+        "stashplan's pods yet",
+        "mem: BackupConfiguration/bc: spec.target.paths: refused: only workload and volume targets (Stash's "
+        "sidecar) read it; a database is dumped whole",
     ]
 
 
@@ -130,10 +156,10 @@ def test_only_appbinding_targets_and_the_restic_driver_are_supported() -> None:
     with pytest.raises(ManifestError) as info:
         validate_objects([("f", restore)])
     assert info.value.problems == [
-        "f: RestoreSession/r: spec.target.ref.kind: target kind 'Deployment' is not supported: stashplan backs up "
-        "databases through an AppBinding (workload and volume targets need Stash's sidecar)",
-        "f: RestoreSession/r: spec.driver: driver 'VolumeSnapshotter' is not supported: stashplan only runs "
-        "Restic-style dumps",
+        "f: RestoreSession/r: spec.driver: refused: the VolumeSnapshotter driver takes CSI snapshots; stashplan "
+        "only runs Restic-style dumps",
+        "f: RestoreSession/r: spec.target.ref.kind: refused: only AppBinding (database) targets run in stashplan; "
+        "workload and volume targets need Stash's sidecar",
     ]
 
 

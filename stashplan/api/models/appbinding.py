@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from stashplan.api.models.common import DnsName, FreeForm, ObjectMeta, StashModel
 
@@ -23,7 +23,7 @@ class ClientConfig(StashModel):
 
     url: str | None = None
     service: ServiceReference | None = None
-    insecure_skip_tls_verify: bool | None = None
+    insecure_skip_tls_verify: bool | None = Field(default=None, alias="insecureSkipTLSVerify")
     ca_bundle: str | None = None
     server_name: str | None = None
 

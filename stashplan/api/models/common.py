@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 FreeForm = dict[str, Any]
@@ -131,22 +131,12 @@ class TaskRef(StashModel):
 
 
 class TargetRef(StashModel):
-    """`spec.target.ref`: the database to back up or restore, always an AppBinding in stashplan."""
+    """`spec.target.ref`: the database to back up or restore; other kinds are refused (stashplan.api.fields)."""
 
     api_version: str = "appcatalog.appscode.com/v1alpha1"
     kind: str = "AppBinding"
     name: DnsName
     namespace: DnsLabel | None = None
-
-    @field_validator("kind")
-    @classmethod
-    def _appbinding_only(cls, value: str) -> str:
-        if value != "AppBinding":
-            raise ValueError(
-                f"target kind {value!r} is not supported: stashplan backs up databases through an AppBinding "
-                "(workload and volume targets need Stash's sidecar)"
-            )
-        return value
 
 
 class RepositoryRef(StashModel):
@@ -184,13 +174,7 @@ class Driver(StrEnum):
     VOLUME_SNAPSHOTTER = "VolumeSnapshotter"
 
 
-def check_driver(value: str) -> str:
-    if value != Driver.RESTIC:
-        raise ValueError(f"driver {value!r} is not supported: stashplan only runs Restic-style dumps")
-    return value
-
-
-SupportedDriver = Annotated[Driver, AfterValidator(check_driver)]
+SupportedDriver = Driver  # VolumeSnapshotter is refused at plan time (stashplan.api.fields)
 
 
 class HostPhase(StrEnum):

@@ -1,0 +1,196 @@
+"""Every field of every kind stashplan serves: honoured (and which module reads it) or refused at plan time
+(and why). The one list the coverage test walks the CRD schemas against and the README table is made from.
+
+Paths are dotted from the object root; `[]` marks list items; a trailing `*` stands for every other key of a
+free-form object. A refused field is refused only when set to something that would change behaviour
+(`Rule.when`); the default (absent, empty, false) is always accepted. Other helpers move rules from REFUSED
+to HONOURED as they land features (hooks, runtimeSettings, backends): whoever lands second updates this list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def is_set(value: Any) -> bool:
+    """Anything but absent, empty or false."""
+    return value not in (None, False, "", [], {})
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    path: str
+    what: str  # honoured: what stashplan does with it; refused: why not
+    where: str = ""  # honoured: the module (repository path) that reads it; "" for refused and informational
+    when: Callable[[Any], bool] = field(default=is_set, compare=False)  # refused: which values are refused
+
+
+_BC, _RS, _BS = "BackupConfiguration", "RestoreSession", "BackupSession"
+_TASKS = "stashplan/reconcile/tasks.py"
+_INPUTS = "stashplan/api/inputs.py"
+_CONTEXT = "stashplan/transfer/context.py"
+_PODS = "stashplan/reconcile/pods.py"
+_PHASES = "stashplan/reconcile/session_phases.py"
+_WORLD = "stashplan/reconcile/world.py"
+_STORAGE = "providers/storage/__init__.py"
+_DB = "providers/databases/base.py"
+
+# Pod and container keys of Stash's runtimeSettings (kmodules offshoot-api) that stashplan copies onto its pods.
+RUNTIME_POD_KEYS = ("serviceAccountName", "nodeSelector", "affinity", "tolerations", "securityContext",
+                    "imagePullSecrets", "priorityClassName")
+RUNTIME_CONTAINER_KEYS = ("resources", "env", "envFrom", "securityContext")
+FUNCTION_RUNTIME_KEYS = ("env", "envFrom", "resources", "livenessProbe", "readinessProbe", "lifecycle",
+                         "securityContext")
+
+
+def _invoker_rules(kind: str) -> list[Rule]:
+    """What BackupConfiguration and RestoreSession share: task, target, repository, runtime, temp dir, hooks."""
+    spec = "spec"
+    rules = [
+        Rule(kind, f"{spec}.task.name", "the Task (or built-in addon) the Job runs", _TASKS),
+        Rule(kind, f"{spec}.task.params[].name", "Task params, over the AppBinding's addon params", _TASKS),
+        Rule(kind, f"{spec}.task.params[].value", "Task params, over the AppBinding's addon params", _TASKS),
+        Rule(kind, f"{spec}.target.ref.apiVersion", "TARGET_API_VERSION", _INPUTS),
+        Rule(kind, f"{spec}.target.ref.kind", "AppBinding: the database to back up or restore", _WORLD),
+        Rule(kind, f"{spec}.target.ref.name", "the AppBinding", _WORLD),
+        Rule(kind, f"{spec}.target.ref.namespace", "an AppBinding in another namespace", _WORLD),
+        Rule(kind, f"{spec}.target.alias", "the snapshot host (HOSTNAME, default host-0)", _INPUTS),
+        Rule(kind, f"{spec}.target.replicas", "TARGET_APP_REPLICAS", _INPUTS),
+        Rule(kind, f"{spec}.repository.name", "the Repository", _WORLD),
+        Rule(kind, f"{spec}.repository.namespace", "a Repository of another namespace (its usagePolicy decides)",
+             _WORLD),
+        Rule(kind, f"{spec}.timeOut", "the session deadline (Job activeDeadlineSeconds, session Failed)", _PHASES),
+        Rule(kind, f"{spec}.tempDir.disableCaching", "ENABLE_CACHE; stashplan's repository keeps no local cache",
+             _INPUTS),
+    ]
+    for key in RUNTIME_POD_KEYS:
+        rules.append(Rule(kind, f"{spec}.runtimeSettings.pod.{key}", "copied onto the trigger and Job pods", _PODS))
+    for key in RUNTIME_CONTAINER_KEYS:
+        rules.append(Rule(kind, f"{spec}.runtimeSettings.container.{key}", "copied onto the Job's container", _PODS))
+    return rules
+
+
+HONOURED: tuple[Rule, ...] = (
+    # Repository
+    Rule("Repository", "spec.backend.storageSecretName", "RESTIC_PASSWORD and backend credentials", _CONTEXT),
+    Rule("Repository", "spec.backend.local.mountPath", "the repository directory", _STORAGE),
+    Rule("Repository", "spec.backend.local.subPath", "a sub-directory of mountPath", _STORAGE),
+    Rule("Repository", "spec.backend.local.*", "any volume source but emptyDir: local mode uses the directory at "
+         "mountPath", _STORAGE),
+    Rule("Repository", "spec.backend.s3.endpoint", "the S3 endpoint", _STORAGE),
+    Rule("Repository", "spec.backend.s3.bucket", "the bucket", _STORAGE),
+    Rule("Repository", "spec.backend.s3.prefix", "the key prefix", _STORAGE),
+    Rule("Repository", "spec.backend.s3.region", "the signing region", _STORAGE),
+    Rule("Repository", "spec.backend.s3.insecureTLS", "skip TLS verification", _STORAGE),
+    Rule("Repository", "spec.usagePolicy.allowedNamespaces.from", "which namespaces may use it",
+         "stashplan/reconcile/usage.py"),
+    Rule("Repository", "spec.usagePolicy.allowedNamespaces.selector", "namespaces by label",
+         "stashplan/reconcile/usage.py"),
+    # BackupConfiguration
+    *_invoker_rules(_BC),
+    Rule(_BC, "spec.schedule", "the trigger CronJob's schedule", "stashplan/reconcile/desired.py"),
+    Rule(_BC, "spec.paused", "suspends the trigger CronJob", "stashplan/reconcile/desired.py"),
+    Rule(_BC, "spec.driver", "Restic (the only driver stashplan runs)", "stashplan/api/fields.py"),
+    Rule(_BC, "spec.backupHistoryLimit", "completed sessions kept", _PHASES),
+    Rule(_BC, "spec.retryConfig.maxRetry", "retries of a failed session", "stashplan/reconcile/sessions.py"),
+    Rule(_BC, "spec.retryConfig.delay", "wait before a retry", _PHASES),
+    Rule(_BC, "spec.retentionPolicy.name", "recorded in status", _CONTEXT),
+    *(Rule(_BC, f"spec.retentionPolicy.{k}", "restic forget policy after each backup", _CONTEXT)
+      for k in ("keepLast", "keepHourly", "keepDaily", "keepWeekly", "keepMonthly", "keepYearly", "keepTags",
+                "prune", "dryRun")),
+    # BackupSession
+    Rule(_BS, "spec.invoker.apiGroup", "stash.appscode.com", "stashplan/reconcile/sessions.py"),
+    Rule(_BS, "spec.invoker.kind", "BackupConfiguration", "stashplan/reconcile/sessions.py"),
+    Rule(_BS, "spec.invoker.name", "the BackupConfiguration run", _PHASES),
+    Rule(_BS, "spec.retryLeft", "retries left", _PHASES),
+    # RestoreSession
+    *_invoker_rules(_RS),
+    Rule(_RS, "spec.driver", "Restic (the only driver stashplan runs)", "stashplan/api/fields.py"),
+    *(Rule(_RS, f"{base}[].{k}", "which snapshot of which host to restore", _CONTEXT)
+      for base in ("spec.target.rules", "spec.rules") for k in ("targetHosts", "sourceHost", "snapshots")),
+    # Task and Function
+    Rule("Task", "spec.steps[].name", "the Function of each step", _TASKS),
+    Rule("Task", "spec.steps[].params[].name", "step params", _TASKS),
+    Rule("Task", "spec.steps[].params[].value", "step params", _TASKS),
+    Rule("Task", "spec.volumes", "the Job pod's volumes", _TASKS),
+    *(Rule("Function", f"spec.{k}", "the container", _TASKS)
+      for k in ("image", "command", "args", "workingDir", "ports", "volumeMounts", "volumeDevices")),
+    *(Rule("Function", f"spec.runtimeSettings.{k}", "the container", _TASKS) for k in FUNCTION_RUNTIME_KEYS),
+    # AppBinding
+    Rule("AppBinding", "spec.type", "which built-in addon (database) when no Task is named", _TASKS),
+    Rule("AppBinding", "spec.version", "TARGET_APP_VERSION", _INPUTS),
+    Rule("AppBinding", "spec.parameters", "stash.addon backupTask/restoreTask and their params", _TASKS),
+    Rule("AppBinding", "spec.clientConfig.url", "where the database is", _DB),
+    *(Rule("AppBinding", f"spec.clientConfig.service.{k}", "where the database is (<name>.<namespace>.svc)", _DB)
+      for k in ("scheme", "namespace", "name", "port", "path", "query")),
+    Rule("AppBinding", "spec.clientConfig.caBundle", "the CA the client verifies the server with", _DB),
+    Rule("AppBinding", "spec.secret.name", "the credentials Secret", _CONTEXT),
+    Rule("AppBinding", "spec.secretTransforms", "renameKey, addKey, addKeysFrom, removeKey on the credentials",
+         _CONTEXT),
+    Rule("AppBinding", "spec.tlsSecret.name", "the client certificate Secret", _CONTEXT),
+)
+
+INFORMATIONAL: tuple[Rule, ...] = (
+    Rule("AppBinding", "spec.appRef", "KubeDB's link to its database object; nothing a backup does depends on it"),
+    *(Rule("AppBinding", f"spec.{ref}.{k}", "always a core Secret") for ref in ("secret", "tlsSecret")
+      for k in ("apiGroup", "kind")),
+)
+
+_WORKLOAD = "only workload and volume targets (Stash's sidecar) read it; a database is dumped whole"
+_HOOKS = "hooks do not run yet; a backup would silently skip them"
+_RUNTIME = "not applied to stashplan's pods yet"
+
+
+def _invoker_refusals(kind: str) -> list[Rule]:
+    rules = [
+        Rule(kind, "spec.target.ref.kind", "only AppBinding (database) targets run in stashplan; workload and "
+             "volume targets need Stash's sidecar", when=lambda v: v not in (None, "AppBinding")),
+        Rule(kind, "spec.target.volumeMounts", _WORKLOAD),
+        Rule(kind, "spec.target.args", _WORKLOAD),
+        Rule(kind, "spec.driver", "the VolumeSnapshotter driver takes CSI snapshots; stashplan only runs "
+             "Restic-style dumps", when=lambda v: v not in (None, "Restic")),
+        Rule(kind, "spec.tempDir.medium", "stashplan streams without scratch space; no temp volume is made yet"),
+        Rule(kind, "spec.tempDir.sizeLimit", "stashplan streams without scratch space; no temp volume is made yet"),
+        Rule(kind, "spec.interimVolumeTemplate", "no interim volume is made: the dump streams to the repository"),
+        Rule(kind, "spec.runtimeSettings.pod.*", _RUNTIME),
+        Rule(kind, "spec.runtimeSettings.container.*", _RUNTIME),
+        Rule(kind, "spec.runtimeSettings.*", "not a runtimeSettings key (pod or container)"),
+    ]
+    return rules
+
+
+REFUSED: tuple[Rule, ...] = (
+    *(Rule("Repository", f"spec.backend.{b}", f"no {b} backend yet: every backup would fail at run time")
+      for b in ("gcs", "azure", "swift", "b2", "rest")),
+    Rule("Repository", "spec.backend.local.emptyDir", "nothing in an emptyDir outlives the Job",
+         when=lambda v: v is not None),
+    Rule("Repository", "spec.wipeOut", "deleting a Repository never deletes its data in stashplan"),
+    *_invoker_refusals(_BC),
+    Rule(_BC, "spec.target.paths", _WORKLOAD),
+    Rule(_BC, "spec.target.exclude", _WORKLOAD),
+    Rule(_BC, "spec.target.snapshotClassName", "only the VolumeSnapshotter driver reads it"),
+    Rule(_BC, "spec.hooks", _HOOKS),
+    Rule(_BS, "spec.invoker.kind", "BackupBatch is not run by stashplan", when=lambda v: v == "BackupBatch"),
+    *_invoker_refusals(_RS),
+    Rule(_RS, "spec.target.volumeClaimTemplates", _WORKLOAD),
+    *(Rule(_RS, f"{base}[].{k}", "a database restore replays the whole dump; file selection is for workloads")
+      for base in ("spec.target.rules", "spec.rules") for k in ("paths", "include", "exclude")),
+    Rule(_RS, "spec.hooks", _HOOKS),
+    Rule("Function", "spec.podSecurityPolicyName", "PodSecurityPolicy was removed in Kubernetes 1.25"),
+    Rule("Function", "spec.runtimeSettings.*", "not applied to the container"),
+    Rule("AppBinding", "spec.clientConfig.insecureSkipTLSVerify", "the database clients always verify TLS; "
+         "give the CA in caBundle"),
+    Rule("AppBinding", "spec.clientConfig.serverName", "the database clients verify the host they connect to"),
+)
+
+# Kinds stashplan reads but never runs: one refusal line each (the rest of the folder still plans).
+REFUSED_KINDS: dict[str, str] = {
+    "BackupBatch": "stashplan runs one target per BackupConfiguration; split the members into "
+                   "BackupConfigurations",
+    "RestoreBatch": "stashplan restores one target per RestoreSession",
+    "Restic": "the v1alpha1 sidecar model is not supported (use a BackupConfiguration)",
+    "Recovery": "the v1alpha1 sidecar model is not supported (use a RestoreSession)",
+}
