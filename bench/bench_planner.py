@@ -1,25 +1,36 @@
-"""Planner benchmark: `plan` over N BackupConfigurations whose CronJobs are applied (no change, 10% changed).
+"""Planner benchmark: whole `stashplan` CLI processes over N BackupConfigurations + N AppBindings in YAML files,
+against the floor of parsing those files with PyYAML's C loader (a `python` process that only parses them).
 
-Reads go through the local store (SQLite), so the figure includes reading the actual state.
-Env: BENCH_CONFIGS (default 10000). Target: no-change plan under 2 s on the 2-core machine.
+Cases, interleaved (floor, no-change plan, first apply; repeated BENCH_REPS=3 times) per size in
+BENCH_PLANNER_SIZES (default "10000,50000"), local mode (the SQLite state file):
+- floor: `python -c` loading every file with yaml.load_all(Loader=yaml.CSafeLoader);
+- no-change plan: `stashplan plan -f DIR` against a state where everything is applied;
+- first apply: `stashplan apply -f DIR --auto-approve` into an empty state (30,004 writes and 10,000 status
+  updates at N=10,000), its output piped (the plan is printed as a summary by kind and namespace).
+Goals: plan <= 2.5x floor, first apply <= 10x floor (wall time, median), peak RSS <= 600 MiB.
 """
 
 from __future__ import annotations
 
-import copy
 import os
+import shutil
+import sys
 import tempfile
-import time
-import tracemalloc
-from datetime import UTC, datetime
 from pathlib import Path
 
-from stashplan.api import builtin_addons
-from stashplan.cluster.local import LocalCluster
-from stashplan.reconcile.apply import apply_plan
-from stashplan.reconcile.loop import make_plan
+import yaml
 
-N = int(os.environ.get("BENCH_CONFIGS", "10000"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Goals, Sample, Spread, cpus, interleave, ratio, run_process, walls
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+STASHPLAN = str(Path(PY).parent / "stashplan")
+SIZES = [int(n) for n in os.environ.get("BENCH_PLANNER_SIZES", "10000,50000").split(",")]
+FLOOR = ("import glob, sys, yaml\n"
+         "for f in sorted(glob.glob(sys.argv[1] + '/*.yaml')):\n"
+         "    list(yaml.load_all(open(f).read(), Loader=yaml.CSafeLoader))\n")
 
 
 def base_objects() -> list[dict]:
@@ -50,46 +61,57 @@ def appbinding(i: int) -> dict:
                      "clientConfig": {"url": f"postgresql://db-{i:05d}.bench.svc:5432/app"}}}
 
 
-def timed(fn):  # type: ignore[no-untyped-def]
-    """(result, best of 3 wall seconds, peak Python heap bytes from a separate traced run)."""
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    tracemalloc.start()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return result, min(times), peak
+def write_manifests(folder: Path, n: int) -> None:
+    """1,000 BackupConfigurations and their AppBindings per file, as a large repository of manifests."""
+    folder.mkdir(parents=True)
+    (folder / "base.yaml").write_text(yaml.safe_dump_all(base_objects(), sort_keys=False))
+    for start in range(0, n, 1000):
+        docs = [d for i in range(start, min(n, start + 1000)) for d in (appbinding(i), config(i))]
+        (folder / f"db-{start:05d}.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+def measure(n: int, tmp: Path, goals: Goals) -> None:
+    manifests = tmp / f"m{n}"
+    write_manifests(manifests, n)
+    applied = tmp / f"applied-{n}" / "state.db"
+    first = run_process([STASHPLAN, "apply", "-f", str(manifests), "--state", str(applied), "--auto-approve"])
+    rounds = iter(range(1_000_000))
+
+    def first_apply() -> Sample:
+        state = tmp / f"fresh-{n}-{next(rounds)}"
+        with open(tmp / "apply.out", "wb") as out:
+            sample = run_process([STASHPLAN, "apply", "-f", str(manifests), "--state", str(state / "state.db"),
+                                  "--auto-approve"], stdout=out.fileno())
+        shutil.rmtree(state)
+        return sample
+
+    samples = interleave({
+        "floor": lambda: run_process([PY, "-c", FLOOR, str(manifests)]),
+        "plan": lambda: run_process([STASHPLAN, "plan", "-f", str(manifests), "--state", str(applied),
+                                     "--detailed-exitcode"]),
+        "apply": first_apply,
+    })
+    lines = len((tmp / "apply.out").read_text().splitlines())
+    print(f"\n{n} BackupConfigurations + {n} AppBindings ({sum(f.stat().st_size for f in manifests.iterdir()) >> 20}"
+          f" MiB of YAML in {len(list(manifests.iterdir()))} files); setup apply {first.wall:.1f}s")
+    print(f"  {'case':<16}{'wall s median (min-max)':>28}{'CPU s median (min-max)':>28}{'peak RSS MiB':>14}")
+    for name, runs in samples.items():
+        print(f"  {name:<16}{walls(runs).fmt():>28}{cpus(runs).fmt():>28}{max(s.rss for s in runs) / 2**20:>14.0f}")
+    print(f"  first apply printed {lines} lines")
+    goals.check(f"N={n} no-change plan / floor (wall)", ratio(samples["plan"], samples["floor"]), 2.5, at_most=True)
+    goals.check(f"N={n} first apply / floor (wall)", ratio(samples["apply"], samples["floor"]), 10, at_most=True)
+    peak = max(s.rss for runs in (samples["plan"], samples["apply"]) for s in runs) / 2**20
+    goals.check(f"N={n} peak RSS of plan and apply", Spread(peak, peak, peak), 600, at_most=True, unit=" MiB")
 
 
 def main() -> None:
-    addons = builtin_addons()
-    with tempfile.TemporaryDirectory() as tmp:
-        cluster = LocalCluster(Path(tmp) / "state.db")
-        t0 = time.perf_counter()
-        with_status = []
-        for obj in base_objects() + [appbinding(i) for i in range(N)] + [config(i) for i in range(N)]:
-            with_status.append(obj)
-        first = make_plan(cluster, manifests=with_status, addons=addons)
-        apply_plan(cluster, first)
-        setup = time.perf_counter() - t0
-        now = datetime.now(UTC)
-        # No change: the cluster (read from the store) already matches; plan without manifests.
-        p, secs, peak = timed(lambda: make_plan(cluster, addons=addons, now=now))
-        assert p.empty, p.counts()
-        rows = [("no change", secs, peak, p.counts())]
-        # 10% of the configurations get a new schedule (as edited manifests would say).
-        changed = [copy.deepcopy(config(i, "30 4 * * *")) for i in range(0, N, 10)]
-        p, secs, peak = timed(lambda: make_plan(cluster, manifests=changed, addons=addons, now=now))
-        rows.append(("10% changed", secs, peak, p.counts()))
-        cluster.close()
-    print(f"planner benchmark: {N} BackupConfigurations (+ {N} CronJobs, {N} AppBindings) in the local store;"
-          f" setup (first plan+apply) {setup:.1f}s")
-    print(f"{'case':<14}{'seconds':>10}{'peak MiB (py heap)':>22}  plan")
-    for name, secs, peak, counts in rows:
-        print(f"{name:<14}{secs:>10.2f}{peak / 2**20:>22.1f}  {counts}")
+    goals = Goals()
+    print(f"planner benchmark: whole CLI processes, local mode, interleaved rounds; sizes {SIZES}; "
+          f"python {sys.version.split()[0]}, PyYAML {yaml.__version__} (C loader: {yaml.__with_libyaml__})")
+    with tempfile.TemporaryDirectory(dir=ROOT / ".cache" if (ROOT / ".cache").is_dir() else None) as tmp:
+        for n in SIZES:
+            measure(n, Path(tmp), goals)
+    goals.show()
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ serves `watch`. The controllers that a cluster would run live in `stashplan.clus
 
 from __future__ import annotations
 
-import copy
-import json
 import sqlite3
 import time
 import uuid
@@ -21,7 +19,7 @@ import orjson
 from stashplan.cluster.base import WatchEvent, matches_labels
 from stashplan.errors import AlreadyExists, Conflict, Invalid, NotFound
 from stashplan.kinds import KINDS, identity, kind_info
-from stashplan.objects import rfc3339
+from stashplan.objects import json_copy, rfc3339
 from stashplan.secrets import fold_string_data
 
 # Kinds whose status is written only through patch_status (replace keeps the stored status).
@@ -41,6 +39,10 @@ CREATE TABLE IF NOT EXISTS changes (
 CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), rv INTEGER NOT NULL);
 INSERT OR IGNORE INTO counter (id, rv) VALUES (1, 0);
 """
+
+
+def _dumps(obj: dict) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _spec_part(obj: dict) -> dict:
@@ -95,7 +97,7 @@ class LocalCluster:
     def _log(self, rv: int, type_: str, obj: dict) -> None:
         self._db.execute(
             "INSERT INTO changes (rv, type, kind, body) VALUES (?,?,?,?)",
-            (rv, type_, obj["kind"], json.dumps(obj)),
+            (rv, type_, obj["kind"], _dumps(obj)),
         )
         if rv % 1000 == 0:
             self._db.execute("DELETE FROM changes WHERE rv < ?", (rv - _EVENT_LOG_KEEP,))
@@ -103,7 +105,7 @@ class LocalCluster:
     def _write(self, obj: dict, rv: int, type_: str, insert: bool) -> None:
         kind, ns, name = identity(obj)
         obj["metadata"]["resourceVersion"] = str(rv)
-        body = json.dumps(obj)
+        body = _dumps(obj)
         if insert:
             self._db.execute(
                 "INSERT INTO objects (kind, namespace, name, uid, rv, body) VALUES (?,?,?,?,?,?)",
@@ -117,7 +119,7 @@ class LocalCluster:
         self._log(rv, type_, obj)
 
     def create(self, obj: dict) -> dict:
-        obj = copy.deepcopy(obj)
+        obj = json_copy(obj)
         info = kind_info(obj.get("kind", ""))
         meta = obj.setdefault("metadata", {})
         obj["apiVersion"] = obj.get("apiVersion") or info.api_version
@@ -147,7 +149,7 @@ class LocalCluster:
         return obj
 
     def replace(self, obj: dict) -> dict:
-        obj = copy.deepcopy(obj)
+        obj = json_copy(obj)
         kind, ns, name = identity(obj)
         db = self._tx()
         try:
@@ -180,7 +182,7 @@ class LocalCluster:
         try:
             obj = self._get_in_tx(kind, ns, name)
             merged = dict(obj.get("status") or {})
-            merged.update(copy.deepcopy(status))
+            merged.update(json_copy(status))
             obj["status"] = merged
             self._write(obj, self._next_rv(), "MODIFIED", insert=False)
             db.execute("COMMIT")
@@ -206,11 +208,11 @@ class LocalCluster:
         self._log(self._next_rv(), "DELETED", obj)
         uid = obj["metadata"]["uid"]
         # ownerReference garbage collection (background propagation, done at once here).
-        pattern = f'%"uid": "{uid}"%'
+        pattern = f"%{uid}%"  # a uuid: only bodies that mention it (checked below)
         for (body,) in self._db.execute(
             "SELECT body FROM objects WHERE body LIKE ? AND uid != ?", (pattern, uid)
         ).fetchall():
-            child = json.loads(body)
+            child = orjson.loads(body)
             owners = (child.get("metadata") or {}).get("ownerReferences") or []
             if any(o.get("uid") == uid for o in owners):
                 self._delete_tree(child)
@@ -221,7 +223,7 @@ class LocalCluster:
         ).fetchone()
         if row is None:
             raise NotFound(kind, ns, name)
-        return json.loads(row[0])  # type: ignore[no-any-return]
+        return orjson.loads(row[0])  # type: ignore[no-any-return]
 
     # -- watch -------------------------------------------------------------------------------
     def watch(
@@ -238,7 +240,7 @@ class LocalCluster:
             for rv, type_, kind, body in rows:
                 last = rv
                 if kind in wanted:
-                    obj = json.loads(body)
+                    obj = orjson.loads(body)
                     obj["metadata"]["resourceVersion"] = str(rv)
                     yield WatchEvent(type_, obj)
             if time.monotonic() >= deadline:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,11 +17,13 @@ from types import FrameType
 
 from stashplan.cluster.base import Cluster
 from stashplan.cluster.controllers import CronScheduler, JobRunner
+from stashplan.cluster.informer import Informer
 from stashplan.operator.health import HealthServer
 from stashplan.operator.leader import LeaderElector
 from stashplan.reconcile import plan as plan_mod
 from stashplan.reconcile.apply import ApplyResult, apply_plan
 from stashplan.reconcile.desired import Settings
+from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
 
 log = logging.getLogger("stashplan.reconcile.loop")
 
@@ -97,12 +101,27 @@ def run_once(
     now: datetime | None = None,
 ) -> Iteration:
     now = now or datetime.now(UTC)
-    events = controllers.tick(now) if controllers else []
-    plan = make_plan(cluster, manifests=manifests, addons=addons, namespace=namespace, settings=settings, now=now)
-    result = apply_plan(cluster, plan, pushgateway_url=settings.pushgateway_url)
-    if controllers:
-        events += controllers.jobs.tick(now)  # start the Jobs this iteration created at once
+    with gc_paused():
+        events = controllers.tick(now) if controllers else []
+        plan = make_plan(cluster, manifests=manifests, addons=addons, namespace=namespace, settings=settings,
+                         now=now)
+        result = apply_plan(cluster, plan, pushgateway_url=settings.pushgateway_url)
+        if controllers:
+            events += controllers.jobs.tick(now)  # start the Jobs this iteration created at once
     return Iteration(plan, result, events)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside (planning allocates many long-lived trees, which the collector
+    would scan over and over); the previous state is restored after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class StopFlag:
@@ -139,27 +158,40 @@ def run_loop(
     leader: LeaderElector | None = None,
     health: HealthServer | None = None,
     watch_wakeups: bool = False,
+    resync: float = 300.0,
 ) -> int:
     """Repeat plan+apply until stopped. A failing iteration is reported, backed off, and retried.
 
     With `leader`, only the holder of the Lease plans and applies; the others wait and keep trying.
-    With `watch_wakeups`, the wait between iterations ends early on a watch event (a full resync
-    still happens every `interval`).
+    With `watch_wakeups` (kube mode), reads come from an informer cache kept current by watches: the
+    wait between iterations ends early on a change, an iteration plans only what changed, and a full
+    relist and plan happen every `resync` seconds (`stashplan.reconcile.incremental`).
     """
     stop = stop or StopFlag()
     failures = 0
     iterations = 0
     wait = min(interval, leader.lease_seconds / 3) if leader else interval
-    waker = Waker(cluster).start() if watch_wakeups else None
+    incremental: Incremental | None = None
     try:
         while not stop.event.is_set():
             iterations += 1
             delay = wait
             leading = leader.try_acquire_or_renew(datetime.now(UTC)) if leader else True
+            if not leading and incremental is not None:
+                incremental.informer.close()  # a leader again later starts from a fresh cache
+                incremental = None
             if leading:
                 try:
-                    it = run_once(cluster, manifests=load_manifests(), addons=addons, settings=settings,
-                                  controllers=controllers, namespace=namespace)
+                    if watch_wakeups and incremental is None:
+                        incremental = Incremental(Informer(cluster, INFORMED_KINDS).start(), resync=resync)
+                    if incremental is not None:
+                        with gc_paused():
+                            plan, result = incremental.run_once(manifests=load_manifests(), addons=addons,
+                                                                settings=settings, namespace=namespace)
+                        it = Iteration(plan, result)
+                    else:
+                        it = run_once(cluster, manifests=load_manifests(), addons=addons, settings=settings,
+                                      controllers=controllers, namespace=namespace)
                     failures = 0
                     if health:
                         health.heartbeat(leader=True)
@@ -177,13 +209,13 @@ def run_loop(
                 health.heartbeat(leader=False)
             if max_iterations is not None and iterations >= max_iterations:
                 break
-            if waker is not None and leading and not failures:
-                waker.wait(delay, stop)
+            if incremental is not None and leading and not failures:
+                incremental.informer.wait(delay, stop.event)
             else:
                 _sleep(delay, stop, controllers)
     finally:
-        if waker is not None:
-            waker.close()
+        if incremental is not None:
+            incremental.informer.close()
         if controllers:
             controllers.jobs.stop()
         if leader:

@@ -7,7 +7,6 @@ saved plan never holds a secret value, only a digest that apply checks against t
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
-from stashplan.objects import is_managed, rfc3339
+from stashplan.objects import is_managed, json_copy, rfc3339
 from stashplan.reconcile import desired as desired_mod
 from stashplan.secrets import MASK, fold_string_data, mask
 
@@ -151,6 +150,26 @@ def project(actual: Any, wanted: Any) -> Any:
     return actual
 
 
+def covers(actual: Any, wanted: Any) -> bool:
+    """Whether `project(actual, wanted) == wanted`, decided without building the projection (the loop's
+    common case: nothing changed)."""
+    if isinstance(wanted, dict):
+        if not isinstance(actual, dict):
+            return False
+        for k, v in wanted.items():
+            if k not in actual:
+                return False
+            a = actual[k]
+            if a != v and not (isinstance(v, dict | list) and covers(a, v)):  # equal subtrees compare in C
+                return False
+        return True
+    if isinstance(wanted, list):
+        if not isinstance(actual, list) or len(actual) != len(wanted):
+            return False
+        return all(a == w or (isinstance(w, dict | list) and covers(a, w)) for a, w in zip(actual, wanted, strict=True))
+    return bool(actual == wanted)
+
+
 def _path(parts: Iterable[Any]) -> str:
     out = ""
     for p in parts:
@@ -232,7 +251,7 @@ def secret_digest(secret: dict) -> str:
 # -- building the plan --------------------------------------------------------------------------
 def normalise_manifest(obj: dict) -> dict:
     """A manifest as stashplan applies it: managed label added, Secret stringData folded into data."""
-    out = {k: copy.deepcopy(v) for k, v in obj.items() if k != "status"}
+    out = {k: json_copy(v) for k, v in obj.items() if k != "status"}
     meta = out.setdefault("metadata", {})
     meta = {k: v for k, v in meta.items()
             if k in ("name", "namespace", "labels", "annotations", "generateName", "ownerReferences")}
@@ -248,8 +267,9 @@ def _merge_world(inputs: Inputs) -> tuple[dict[str, list[dict]], dict[tuple[str,
     for m in inputs.manifests:
         key = identity(m)
         current = actual_index.get(key)
-        merged = copy.deepcopy(m)
+        merged = m  # desired-state computation never mutates its inputs
         if current is not None:
+            merged = dict(m)
             merged["metadata"] = {**current["metadata"], **merged.get("metadata", {})}
             if merged.get("spec") != current.get("spec") and "generation" in current["metadata"]:
                 # apply will change the spec: the server bumps generation, so observedGeneration follows.
@@ -263,10 +283,31 @@ def _merge_world(inputs: Inputs) -> tuple[dict[str, list[dict]], dict[tuple[str,
     return world, actual_index
 
 
+def _manifest_unchanged(manifest: dict, current: dict) -> bool:
+    """What normalise_manifest + _write_change would find, without copying: every field of the manifest is
+    already on the stored object and the managed label is there."""
+    meta = manifest.get("metadata") or {}
+    have = current.get("metadata") or {}
+    if ((have.get("labels") or {}).get(MANAGED_LABEL)) != MANAGED_VALUE:
+        return False
+    for k, v in manifest.items():
+        if k == "status":
+            continue
+        if k == "metadata":
+            for mk in ("name", "namespace", "labels", "annotations", "generateName", "ownerReferences"):
+                if mk in meta and not (mk in have and covers(have[mk], meta[mk])):
+                    return False
+        elif k not in current or not covers(current[k], v):
+            return False
+    return True
+
+
 def _write_change(obj: dict, current: dict | None, reason: str, warnings: list[str]) -> Change | None:
     kind, ns, name = identity(obj)
     if current is None:
         return Change(Action.CREATE, kind, ns, name, obj, reason=reason)
+    if covers(current, obj):
+        return None
     before = project(current, obj)
     diff = field_diff(before, obj)
     if not diff:
@@ -317,8 +358,12 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
     changes: list[Change] = []
 
     for m in inputs.manifests:
+        key = identity(m)
+        current = actual_index.get(key)
+        if current is not None and key[0] != "Secret" and _manifest_unchanged(m, current):
+            continue
         obj = normalise_manifest(m)
-        change = _write_change(obj, actual_index.get(identity(obj)), "in the manifests", warnings)
+        change = _write_change(obj, current, "in the manifests", warnings)
         if change:
             changes.append(change)
 
@@ -336,6 +381,8 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
     for st in want.statuses:
         key = (st.kind, st.namespace, st.name)
         current = world.get(*key)
+        if covers((current or {}).get("status") or {}, st.status):
+            continue
         before = project((current or {}).get("status") or {}, st.status)
         diff = field_diff(_keyed_conditions(before), _keyed_conditions(st.status))
         if diff:

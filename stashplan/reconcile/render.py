@@ -67,9 +67,51 @@ def change_lines(change: Change, *, full: bool = True) -> list[Text]:
     return lines
 
 
-def render_plan(plan: Plan, console: Console, *, full: bool = True) -> None:
-    """Print the plan like `terraform plan`: notes, each change with field diffs, then the summary."""
-    for note in plan.notes:
+SUMMARY_OVER = 200  # plans with more changes print a summary grouped by kind and namespace (unless full)
+
+
+def _grouped_notes(lines: tuple[str, ...]) -> list[str]:
+    """Notes like "<Kind> <ns>/<name>: <text>" counted by (kind, text): one line per group, with an example."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for line in lines:
+        subject, sep, text = line.partition(": ")
+        kind = subject.split(" ", 1)[0] if sep else ""
+        groups.setdefault((kind, text if sep else line), []).append(subject if sep else "")
+    out = []
+    for (kind, text), subjects in groups.items():
+        if len(subjects) == 1:
+            out.append(f"{subjects[0]}: {text}" if kind else text)
+        else:
+            out.append(f"{len(subjects)} {kind}s (e.g. {subjects[0].split(' ', 1)[-1]}): {text}")
+    return out
+
+
+def _summary_lines(plan: Plan) -> list[Text]:
+    """One line per (action, kind, namespace): the count and the first few names."""
+    groups: dict[tuple[Action, str, str], list[str]] = {}
+    for c in plan.changes:
+        groups.setdefault((c.action, c.kind, c.namespace), []).append(c.name)
+    lines = []
+    for (action, kind, ns), names in sorted(groups.items(), key=lambda g: (_ORDER[g[0][0]], g[0][1], g[0][2])):
+        line = Text()
+        line.append(f"  {action.symbol} ", style=f"bold {_STYLE[action]}")
+        line.append(f"{len(names):>6} {kind}", style="bold")
+        line.append(f" in {ns or '(cluster)'} {_VERB[action]}: ")
+        shown = sorted(names)[:3]
+        line.append(", ".join(shown) + (f", … ({len(names) - len(shown)} more)" if len(names) > len(shown) else ""),
+                    style="dim")
+        lines.append(line)
+    return lines
+
+
+def render_plan(plan: Plan, console: Console, *, full: bool = False) -> None:
+    """Print the plan like `terraform plan`: notes, each change with field diffs, then the summary.
+
+    A plan of more than SUMMARY_OVER changes prints one line per kind and namespace instead of each
+    change, and groups repeated notes (`full` prints everything)."""
+    summarise = not full and len(plan.changes) > SUMMARY_OVER
+    notes = _grouped_notes(plan.notes) if summarise or (not full and len(plan.notes) > SUMMARY_OVER) else plan.notes
+    for note in notes:
         console.print(Text(f"note: {note}", style="dim"))
     for warning in plan.warnings:
         console.print(Text(f"warning: {warning}", style="bold yellow"))
@@ -86,9 +128,17 @@ def render_plan(plan: Plan, console: Console, *, full: bool = True) -> None:
         else:
             console.print(Text("No changes. The cluster matches the configuration.", style="bold green"))
         return
+    if summarise:
+        console.print(f"stashplan will perform the following actions ({len(plan.changes)} changes, summarised by "
+                      "kind and namespace; --full shows each, --json always does):\n")
+        for line in _summary_lines(plan):
+            console.print(line, soft_wrap=True)
+        console.print()
+        console.print(Text(summary_line(plan), style="bold"))
+        return
     console.print("stashplan will perform the following actions:\n")
     for change in sorted(plan.changes, key=lambda c: (_ORDER[c.action], c.kind, c.namespace, c.name)):
-        for line in change_lines(change, full=full):
+        for line in change_lines(change, full=True):
             console.print(line, soft_wrap=True)
         console.print()
     console.print(Text(summary_line(plan), style="bold"))

@@ -192,13 +192,16 @@ def _timeout(obj: dict) -> timedelta | None:
 
 def _history(world: World, out: Desired) -> None:
     """Delete completed, stashplan-created BackupSessions beyond each invoker's backupHistoryLimit."""
+    by_invoker: dict[tuple[str, str], list[dict]] = {}
+    for s in world.all("BackupSession"):
+        if (s.get("status") or {}).get("phase") in TERMINAL and is_managed(s):
+            key = (s["metadata"]["namespace"], (s["spec"].get("invoker") or {}).get("name"))
+            by_invoker.setdefault(key, []).append(s)  # type: ignore[arg-type]
     for config in world.all("BackupConfiguration"):
         limit = config["spec"].get("backupHistoryLimit")
         limit = 1 if limit is None else int(limit)
         ns, name = config["metadata"]["namespace"], config["metadata"]["name"]
-        done = [s for s in world.all("BackupSession")
-                if s["metadata"]["namespace"] == ns and (s["spec"].get("invoker") or {}).get("name") == name
-                and (s.get("status") or {}).get("phase") in TERMINAL and is_managed(s)]
+        done = by_invoker.get((ns, name), [])
         done.sort(key=lambda s: (s["metadata"].get("creationTimestamp", ""), s["metadata"]["name"]), reverse=True)
         for old in done[limit:]:
             out.deletions.append(Deletion("BackupSession", ns, old["metadata"]["name"],

@@ -3,6 +3,7 @@ and the value checks (DNS-1123 names, cron schedules, Go durations). Pure; used 
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from enum import StrEnum
@@ -66,13 +67,18 @@ def check_dns_label(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _valid_cron(text: str) -> bool:
+    """Five valid cron fields (cached: fleets share a handful of schedules, and croniter is slow)."""
+    return len(text.split()) == 5 and bool(croniter.is_valid(text))
+
+
 def check_cron(value: str) -> str:
     """A Kubernetes CronJob schedule: five cron fields or one of the @macros (@daily, @hourly...)."""
     text = value.strip()
     if text in CRON_MACROS:
         return value
-    fields = text.split()
-    if len(fields) != 5 or not croniter.is_valid(text):
+    if not _valid_cron(text):
         raise ValueError(
             f"{value!r} is not a valid cron schedule: expected 5 fields 'minute hour day-of-month month "
             "day-of-week' (e.g. '*/30 * * * *') or one of " + ", ".join(sorted(CRON_MACROS))

@@ -1,0 +1,193 @@
+"""Reconciling what changed: loop iterations over an informer cache that plan only the BackupConfigurations
+and RestoreSessions touched by changes since the previous iteration (plus those with a session in flight,
+whose deadlines and retries move with time); a full plan on the first iteration, on every `resync`
+seconds, with manifests (-f), and when a shared object changes (Repository, AppBinding, Task, Function, the
+pods' identity; Secrets are not watched and wait for the resync). An iteration's cost follows the changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from stashplan.cluster.informer import Informer, Key
+from stashplan.kinds import INVOKER_NAME
+from stashplan.objects import rfc3339
+from stashplan.reconcile import plan as plan_mod
+from stashplan.reconcile.apply import ApplyResult, apply_plan
+from stashplan.reconcile.desired import Settings, cronjob_name
+from stashplan.reconcile.pods import job_name
+from stashplan.reconcile.world import TERMINAL
+
+# What the informer caches: every kind the planner reads but Secrets (which the operator may not watch).
+INFORMED_KINDS = tuple(k for k in plan_mod.READ_KINDS if k != "Secret")
+Unit = tuple[str, str, str]  # ("BackupConfiguration" | "RestoreSession", namespace, name)
+SHARED_KINDS = frozenset({"Repository", "AppBinding", "Task", "Function", "ServiceAccount", "RoleBinding"})
+RESTORE_LABEL = "stash.appscode.com/restore-session"
+
+
+def unit_of(key: Key, obj: dict | None) -> Unit | None:
+    """The configuration or restore a changed object belongs to (None: not one stashplan plans for)."""
+    kind, ns, name = key
+    if kind in ("BackupConfiguration", "RestoreSession"):
+        return (kind, ns, name)
+    if obj is None:
+        return None
+    labels = obj["metadata"].get("labels") or {}
+    if kind == "BackupSession":
+        return ("BackupConfiguration", ns, (obj.get("spec", {}).get("invoker") or {}).get("name", ""))
+    if kind in ("CronJob", "Job") and INVOKER_NAME in labels:
+        return ("BackupConfiguration", ns, labels[INVOKER_NAME])
+    if kind == "Job" and RESTORE_LABEL in labels:
+        return ("RestoreSession", ns, labels[RESTORE_LABEL])
+    return None
+
+
+def _active(kind: str, obj: dict) -> bool:
+    """A session whose desired state moves with time: in flight, or failed with a retry still to start."""
+    status = obj.get("status") or {}
+    phase = status.get("phase") or "Pending"
+    if kind == "RestoreSession":
+        return phase not in TERMINAL and phase not in ("Invalid", "Unknown")
+    retry_pending = phase == "Failed" and int(obj["spec"].get("retryLeft") or 0) > 0 and not status.get("retried")
+    return phase not in TERMINAL or retry_pending
+
+
+class Incremental:
+    """The loop's state between iterations: the informer, which sessions belong to which configuration,
+    and which units stay active."""
+
+    def __init__(self, informer: Informer, *, resync: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.informer, self.resync, self.clock = informer, resync, clock
+        self._last_full: float | None = None
+        self._owner: dict[Key, Unit] = {}  # CronJob / BackupSession / Job -> its unit (kept for deletions)
+        self._members: dict[Unit, set[Key]] = {}  # unit -> its CronJob, sessions and Jobs
+        self._active: set[Unit] = set()
+        self.last_scope: int | None = None  # units planned by the last iteration (None: a full plan)
+
+    def run_once(self, *, manifests: Sequence[dict] = (), addons: Sequence[dict] = (),
+                 settings: Settings = Settings(), namespace: str | None = None,
+                 now: datetime | None = None) -> tuple[plan_mod.Plan, ApplyResult]:
+        now = now or datetime.now(UTC)
+        changed = self.informer.drain()
+        resync_due = self._last_full is None or self.clock() - self._last_full >= self.resync
+        if resync_due and self._last_full is not None:
+            self.informer.relist()
+            self.informer.drain()
+        for key in changed:
+            self._track(key, self.informer.lookup(*key))
+        if manifests or resync_due or self._shared_change(changed):
+            return self._full(manifests, addons, settings, namespace, now)
+        units = {u for key in changed if (u := self._owner.get(key) or unit_of(key, None)) is not None}
+        units |= self._active
+        if namespace is not None:
+            units = {u for u in units if u[1] == namespace}
+        self.last_scope = len(units)
+        if not units:
+            return plan_mod.Plan((), created=rfc3339(now)), ApplyResult()
+        actual = self._subset(units)
+        p = plan_mod.build(plan_mod.Inputs(actual=actual, addons=addons), now, settings)
+        result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url)
+        self._refresh_active(units)
+        return p, result
+
+    # -- full iterations -------------------------------------------------------------------------
+    def _full(self, manifests: Sequence[dict], addons: Sequence[dict], settings: Settings,
+              namespace: str | None, now: datetime) -> tuple[plan_mod.Plan, ApplyResult]:
+        self._last_full = self.clock()
+        self.last_scope = None
+        self._owner.clear()
+        self._members.clear()
+        for kind in ("CronJob", "BackupSession", "Job"):
+            for obj in self.informer.list(kind):
+                self._track((kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]), obj)
+        actual = {kind: self.informer.list(kind, namespace) for kind in plan_mod.READ_KINDS}
+        if any((((r.get("spec") or {}).get("usagePolicy") or {}).get("allowedNamespaces") or {}).get("from")
+               == "Selector" for r in actual["Repository"]):
+            actual["Namespace"] = self.informer.list("Namespace")
+        p = plan_mod.build(plan_mod.Inputs(actual=actual, manifests=manifests, addons=addons), now, settings)
+        result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url)
+        units = {("BackupConfiguration", *k[1:]) for k in self._keys("BackupConfiguration")}
+        units |= {("RestoreSession", *k[1:]) for k in self._keys("RestoreSession")}
+        self._active.clear()
+        self._refresh_active(units | set(self._members))
+        return p, result
+
+    def _keys(self, kind: str) -> list[Key]:
+        return [(kind, o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in self.informer.list(kind)]
+
+    def _shared_change(self, changed: set[Key]) -> bool:
+        return any(key[0] in SHARED_KINDS for key in changed)
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+    def _track(self, key: Key, obj: dict | None) -> None:
+        if key[0] not in ("CronJob", "BackupSession", "Job"):
+            return
+        old = self._owner.pop(key, None)
+        if old is not None:
+            self._members.get(old, set()).discard(key)
+        unit = unit_of(key, obj)
+        if obj is not None and unit is not None:
+            self._owner[key] = unit
+            self._members.setdefault(unit, set()).add(key)
+        elif old is not None:
+            self._owner[key] = old  # deleted: its unit is still the one to re-plan (forgotten after that)
+
+    def _refresh_active(self, units: set[Unit]) -> None:
+        for unit in units:
+            objs = [(k[0], self.informer.lookup(*k)) for k in self._members.get(unit, set())]
+            if unit[0] == "RestoreSession":
+                objs.append(("RestoreSession", self.informer.lookup(*unit)))
+            if any(obj is not None and kind in ("BackupSession", "RestoreSession") and _active(kind, obj)
+                   for kind, obj in objs):
+                self._active.add(unit)
+            else:
+                self._active.discard(unit)
+            for key in [k for k in self._members.get(unit, set()) if self.informer.lookup(*k) is None]:
+                self._members[unit].discard(key)
+                self._owner.pop(key, None)
+
+    def _subset(self, units: set[Unit]) -> dict[str, list[dict]]:
+        """The objects a plan of `units` reads: each unit, its CronJob, sessions and Jobs, what it refers to,
+        the pods' identity objects of the namespaces involved, and every Task and Function."""
+        found: dict[Key, dict] = {}
+        namespaces: set[str] = set()
+
+        def add(kind: str, ns: str, name: str) -> dict | None:
+            obj = self.informer.lookup(kind, ns, name)
+            if obj is not None:
+                found[(kind, ns, name)] = obj
+            return obj
+
+        for kind, ns, name in units:
+            namespaces.add(ns)
+            obj = add(kind, ns, name)
+            for member in self._members.get((kind, ns, name), set()):
+                add(*member)
+            if kind == "BackupConfiguration":
+                add("CronJob", ns, cronjob_name(name))
+            else:
+                add("Job", ns, job_name("RestoreSession", name))
+            if obj is None:
+                continue
+            repo_ref = obj["spec"].get("repository") or {}
+            repo = add("Repository", repo_ref.get("namespace") or ns, repo_ref.get("name", ""))
+            if repo is not None:
+                namespaces.add(repo["metadata"]["namespace"])
+                add("Secret", repo["metadata"]["namespace"], (repo["spec"].get("backend") or {}).get("storageSecretName", ""))
+            ref = (obj["spec"].get("target") or {}).get("ref") or {}
+            add(ref.get("kind", "AppBinding"), ref.get("namespace") or ns, ref.get("name", ""))
+        for key in [k for k in found if k[0] == "BackupSession"]:
+            add("Job", key[1], job_name("BackupSession", key[2]))
+        actual: dict[str, list[dict]] = {kind: [] for kind in plan_mod.READ_KINDS}
+        for (kind, _, _), obj in found.items():
+            actual.setdefault(kind, []).append(obj)
+        actual["Task"], actual["Function"] = self.informer.list("Task"), self.informer.list("Function")
+        for kind in ("ServiceAccount", "RoleBinding"):
+            actual[kind] = [o for ns in sorted(namespaces) for o in self.informer.in_namespace(kind, ns)]
+        if any((((r.get("spec") or {}).get("usagePolicy") or {}).get("allowedNamespaces") or {}).get("from")
+               == "Selector" for r in actual["Repository"]):
+            actual["Namespace"] = self.informer.list("Namespace")
+        return actual

@@ -1,0 +1,88 @@
+"""Large plans: the no-change fast path misses no change, and plans over a few hundred changes print a summary."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from rich.console import Console
+
+from stashplan.kinds import MANAGED_LABEL
+from stashplan.reconcile import plan as plan_mod
+from stashplan.reconcile.render import SUMMARY_OVER, render_json, render_plan
+from tests.unit.test_plan_diff import build, converged, manifests
+
+
+def _edit(kind: str, path: tuple[str, ...], value: object) -> list[dict]:
+    ms = manifests()
+    [obj] = [m for m in ms if m["kind"] == kind]
+    for key in path[:-1]:
+        obj = obj.setdefault(key, {})
+    obj[path[-1]] = value
+    return ms
+
+
+def test_converged_cluster_plans_no_change() -> None:
+    assert build(converged()).empty
+
+
+@pytest.mark.parametrize(("kind", "path", "value"), [
+    ("BackupConfiguration", ("spec", "schedule"), "5 4 * * *"),
+    ("BackupConfiguration", ("metadata", "labels"), {"team": "db"}),
+    ("BackupConfiguration", ("metadata", "annotations"), {"note": "x"}),
+    ("AppBinding", ("spec", "clientConfig", "url"), "sqlite:////tmp/other.sqlite"),
+    ("Repository", ("spec", "backend", "local", "mountPath"), "/tmp/elsewhere"),
+    ("BackupConfiguration", ("spec", "retentionPolicy", "keepLast"), 4),
+])
+def test_every_edit_of_a_manifest_is_planned(kind: str, path: tuple[str, ...], value: object) -> None:
+    p = build(converged(), _edit(kind, path, value))
+    assert f"{kind}/demo/" in " ".join(c.address for c in p.changes if c.action is plan_mod.Action.UPDATE)
+
+
+def test_object_that_lost_the_managed_label_is_relabelled() -> None:
+    actual = converged()
+    del actual["AppBinding"][0]["metadata"]["labels"][MANAGED_LABEL]
+    p = build(actual)
+    assert [c.address for c in p.changes] == []  # not managed: left unchanged, with a warning
+    assert any("AppBinding/demo/db exists and is not managed" in w for w in p.warnings)
+
+
+def test_cronjob_edited_in_the_cluster_is_set_back() -> None:
+    actual = converged()
+    actual["CronJob"][0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] = "evil"
+    p = build(actual)
+    assert [c.address for c in p.changes] == ["CronJob/demo/stash-trigger-nightly"]
+
+
+def _many(n: int) -> plan_mod.Plan:
+    ms = manifests()
+    for i in range(n):
+        extra = _edit("BackupConfiguration", ("metadata", "name"), f"nightly-{i:03d}")[3]
+        ms.append(extra)
+    return build({}, ms)
+
+
+def test_large_plan_prints_one_line_per_kind_and_namespace_and_full_prints_each() -> None:
+    p = _many(SUMMARY_OVER // 2)
+    assert len(p.changes) > SUMMARY_OVER
+    out = io.StringIO()
+    render_plan(p, Console(file=out, width=200, color_system=None))
+    text = out.getvalue()
+    assert "summarised by kind and namespace" in text
+    assert f"+    {SUMMARY_OVER // 2 + 1} CronJob in demo will be created: stash-trigger-nightly," in text
+    assert "stash-trigger-nightly-050" not in text  # names beyond the first few are counted, not listed
+    assert f"{SUMMARY_OVER // 2 + 1} BackupConfigurations (e.g. demo/nightly" in text  # repeated notes grouped
+    assert text.rstrip().endswith(f"Plan: {len(p.changes) - p.counts()['status']} to add, 0 to change, "
+                                  f"0 to destroy. {p.counts()['status']} status updates.")
+    full = io.StringIO()
+    render_plan(p, Console(file=full, width=200, color_system=None), full=True)
+    assert "+ CronJob/demo/stash-trigger-nightly-050 will be created" in full.getvalue()
+    assert len(json.loads(render_json(p))["changes"]) == len(p.changes)  # JSON is always complete
+
+
+def test_small_plan_prints_every_change() -> None:
+    out = io.StringIO()
+    render_plan(build({}), Console(file=out, width=200, color_system=None))
+    assert "+ CronJob/demo/stash-trigger-nightly will be created" in out.getvalue()
+    assert "summarised" not in out.getvalue()
