@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from stashplan import __version__
 from stashplan.cluster.factory import ClusterSettings, open_cluster, settings
@@ -64,7 +65,7 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
         raise
     except ManifestError as exc:
         for problem in exc.problems:
-            err.print(f"[red]error:[/red] {problem}", soft_wrap=True, markup=True)
+            err.print(f"[red]error:[/red] {escape(problem)}", soft_wrap=True, markup=True)
         raise typer.Exit(1) from None
     except (StashplanError, ValueError, OSError) as exc:
         if debug:
@@ -107,7 +108,7 @@ def _with_refusals(p: Any, refusals: list[str]) -> Any:
 
 def _print_refusals(p: Any) -> None:
     for line in p.refusals:
-        err.print(f"[red]error:[/red] {line}", soft_wrap=True, markup=True, highlight=False)
+        err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True, markup=True, highlight=False)
 
 
 def _addons() -> list[dict]:

@@ -28,6 +28,7 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("RestoreSession", STASH_V1A1, "v1beta1", "restoresessions"),
         KindInfo("Task", STASH_V1A1, "v1beta1", "tasks", namespaced=False),
         KindInfo("Function", STASH_V1A1, "v1beta1", "functions", namespaced=False),
+        KindInfo("BackupBlueprint", STASH_V1A1, "v1beta1", "backupblueprints", namespaced=False),
         KindInfo("AppBinding", "appcatalog.appscode.com", "v1alpha1", "appbindings"),
         KindInfo("Secret", "", "v1", "secrets"),
         KindInfo("Namespace", "", "v1", "namespaces", namespaced=False),

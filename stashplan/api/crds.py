@@ -1,4 +1,4 @@
-"""CustomResourceDefinitions for the seven Stash kinds, with Kubernetes-structural openAPIV3Schemas generated
+"""CustomResourceDefinitions for the Stash kinds, with Kubernetes-structural openAPIV3Schemas generated
 from the pydantic models, status subresources, short names and printer columns. `write_crds` writes files."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ CRD_KINDS = (
     "Task",
     "Function",
     "AppBinding",
+    "BackupBlueprint",
 )
 SHORT_NAMES = {
     "Repository": ["repo"],
@@ -28,6 +29,7 @@ SHORT_NAMES = {
     "Task": ["task"],
     "Function": ["fn"],
     "AppBinding": ["app"],
+    "BackupBlueprint": ["bb"],
 }
 _AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 PRINTER_COLUMNS: dict[str, list[dict[str, str]]] = {
@@ -61,6 +63,11 @@ PRINTER_COLUMNS: dict[str, list[dict[str, str]]] = {
     "Task": [_AGE],
     "Function": [
         {"name": "Image", "type": "string", "jsonPath": ".spec.image"},
+        _AGE,
+    ],
+    "BackupBlueprint": [
+        {"name": "Task", "type": "string", "jsonPath": ".spec.task.name"},
+        {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
         _AGE,
     ],
     "AppBinding": [
@@ -174,7 +181,7 @@ def crd_manifest(kind: str) -> dict[str, Any]:
 
 
 def crd_manifests() -> list[dict[str, Any]]:
-    """CustomResourceDefinitions for the seven kinds, in a fixed order."""
+    """CustomResourceDefinitions for the Stash kinds, in a fixed order."""
     return [crd_manifest(kind) for kind in CRD_KINDS]
 
 

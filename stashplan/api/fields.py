@@ -37,6 +37,7 @@ _PHASES = "stashplan/reconcile/session_phases.py"
 _WORLD = "stashplan/reconcile/world.py"
 _STORAGE = "providers/storage/__init__.py"
 _DB = "providers/databases/base.py"
+_GENERATED = "stashplan/reconcile/generated.py"
 
 # Pod and container keys of Stash's runtimeSettings (kmodules offshoot-api) that stashplan copies onto its pods.
 RUNTIME_POD_KEYS = ("serviceAccountName", "nodeSelector", "affinity", "tolerations", "securityContext",
@@ -131,6 +132,20 @@ HONOURED: tuple[Rule, ...] = (
     Rule("AppBinding", "spec.secretTransforms", "renameKey, addKey, addKeysFrom, removeKey on the credentials",
          _CONTEXT),
     Rule("AppBinding", "spec.tlsSecret.name", "the client certificate Secret", _CONTEXT),
+    # BackupBlueprint: copied, variables substituted, into the Repository and BackupConfiguration it generates
+    # for each annotated AppBinding; those are then checked like any other (refused fields refused there).
+    *(Rule("BackupBlueprint", f"spec.{k}", "copied into the generated Repository", _GENERATED)
+      for k in ("backend", "wipeOut", "usagePolicy")),
+    Rule("BackupBlueprint", "spec.backupNamespace", "where the BackupConfiguration (`<target-ns>-app-<name>`) goes",
+         _GENERATED),
+    Rule("BackupBlueprint", "spec.repoNamespace", "where the generated Repository goes", _GENERATED),
+    Rule("BackupBlueprint", "spec.schedule", "the schedule (annotation stash.appscode.com/schedule wins)",
+         _GENERATED),
+    Rule("BackupBlueprint", "spec.task", "the Task; params.stash.appscode.com/<name> annotations add params",
+         _GENERATED),
+    *(Rule("BackupBlueprint", f"spec.{k}", "copied into the generated BackupConfiguration", _GENERATED)
+      for k in ("retentionPolicy", "runtimeSettings", "tempDir", "interimVolumeTemplate", "hooks",
+                "backupHistoryLimit", "timeOut", "retryConfig")),
 )
 
 INFORMATIONAL: tuple[Rule, ...] = (
@@ -194,3 +209,5 @@ REFUSED_KINDS: dict[str, str] = {
     "Restic": "the v1alpha1 sidecar model is not supported (use a BackupConfiguration)",
     "Recovery": "the v1alpha1 sidecar model is not supported (use a RestoreSession)",
 }
+# KubeDB database kinds (kubedb.com) are noted, never applied; those without an addon are refused
+# (stashplan.api.kubedb).

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from stashplan.api import kubedb
 from stashplan.api.models import MODELS
 from stashplan.api.models.common import check_dns_label, check_dns_subdomain
 from stashplan.api.problems import validation_problems
@@ -192,6 +193,9 @@ def _validate_one(obj: dict) -> tuple[dict | None, list[tuple[str, str]]]:
     if kind in PASSTHROUGH_FIELDS:
         problems = _check_passthrough(kind, obj)
         return (None if problems else dict(obj)), problems
+    if kubedb.is_kubedb(obj):  # noted and used to derive its AppBinding; never applied
+        problems = kubedb.problems(obj)
+        return (None if problems else dict(obj)), problems
     model: type[BaseModel] | None = MODELS.get(kind)
     if model is None:
         return None, []  # refused (see _refused_kind)
@@ -207,13 +211,15 @@ def _refused_kind(obj: dict) -> str | None:
     kind = obj.get("kind")
     if not isinstance(kind, str) or not kind or kind in PASSTHROUGH_FIELDS or kind in MODELS:
         return None
+    if kubedb.is_kubedb(obj):
+        return kubedb.refusal(obj)
     return kind_refusal(kind) or f"unsupported kind {kind!r}; supported: {', '.join(SUPPORTED_KINDS)}"
 
 
 def _default_namespace(obj: dict) -> dict:
     info = KINDS.get(str(obj.get("kind")))
     meta = dict(obj.get("metadata") or {})
-    if info is not None and info.namespaced:
+    if (info is not None and info.namespaced) or kubedb.is_kubedb(obj):
         meta["namespace"] = meta.get("namespace") or DEFAULT_NAMESPACE
     else:
         meta.pop("namespace", None)

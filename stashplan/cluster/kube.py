@@ -45,12 +45,13 @@ log = logging.getLogger("stashplan.cluster.kube")
 # Status writes are the `patch` verb on the `<plural>/status` subresource.
 _READ = frozenset({"get", "list", "watch"})
 API_USAGE: dict[str, frozenset[str]] = {
-    "Repository": _READ,
-    "BackupConfiguration": _READ,
+    "Repository": _READ | {"create", "update", "delete"},  # create/update/delete: auto-backup (BackupBlueprint)
+    "BackupConfiguration": _READ | {"create", "update", "delete"},
     "BackupSession": _READ | {"create", "update", "delete"},
     "RestoreSession": _READ,
     "Task": _READ,
     "Function": _READ,
+    "BackupBlueprint": _READ,
     "AppBinding": _READ,
     "Secret": frozenset({"get", "list"}),
     "Namespace": frozenset({"get", "list"}),

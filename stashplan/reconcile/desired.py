@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from stashplan.errors import StashplanError
-from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
+from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE, identity
 from stashplan.objects import k8s_name, owner_ref, set_condition
 from stashplan.reconcile import tasks
 from stashplan.reconcile.pods import (
@@ -47,6 +47,8 @@ def compute(world: World, now: datetime, settings: Settings = Settings()) -> Des
     backup_sessions(world, config_phase, now, settings, out)
     for restore in world.all("RestoreSession"):
         restore_session(world, restore, now, settings, out)
+    unique = {identity(o): o for o in reversed(out.objects)}  # two configurations may want the same binding
+    out.objects = [o for o in out.objects if unique.get(identity(o)) is o]
     return out
 
 
@@ -67,6 +69,7 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
                               f"Secret {repo['metadata']['namespace']}/{secret_name} "
                               f"{'found' if secret_ok else 'does not exist'}", now)
     target, target_id = target_of(world, config)
+    missing = f"BackupConfiguration {ns}/{name}: spec.target.ref: {target_id} does not exist"
     conds = set_condition(conds, "BackupTargetFound", target is not None,
                           "TargetAvailable" if target else "TargetNotAvailable",
                           f"{target_id} {'found' if target else 'does not exist'}", now)
@@ -82,15 +85,21 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
         valid, message = False, str(exc)
         if isinstance(exc, tasks.NoAddonError):
             out.refusals.append(f"BackupConfiguration {ns}/{name}: spec.task: {exc}")
+        elif target is None:
+            out.refusals.append(f"{missing}, and without it no Task can be chosen (spec.task.name is empty)")
+    if valid and target is None:
+        out.warnings.append(f"{missing}; no backup runs until it does (KubeDB creates it with its database)")
     conds = set_condition(conds, "ValidationPassed", valid,
                           "ResourceValidationPassed" if valid else "ResourceValidationFailed", message, now)
     if valid:
         out.objects.append(trigger_cronjob(config, settings))
         if repo is not None and repo["metadata"]["namespace"] != ns:
             out.objects.append(cross_namespace_binding(repo, ns))
+        out.objects += custom_identity_bindings(config, repo, target)
     conds = set_condition(conds, "CronJobCreated", valid,
                           "CronJobCreationSucceeded" if valid else "CronJobCreationFailed",
-                          f"CronJob {ns}/{cronjob_name(name)}" if valid else "not created: validation failed", now)
+                          f"CronJob {ns}/{cronjob_name(name, _target_namespace(config), ns)}" if valid
+                          else "not created: validation failed", now)
     phase = "Invalid" if not valid else ("Ready" if repo and secret_ok and target else "NotReady")
     status = {"phase": phase, "observedGeneration": meta.get("generation", 1), "conditions": conds}
     out.statuses.append(StatusChange("BackupConfiguration", ns, name, status, f"phase {phase}"))
@@ -106,8 +115,43 @@ def _check_functions(world: World, task_name: str) -> None:
             raise StashplanError(f"Task {task_name!r} step names Function {step.get('name')!r}, which does not exist")
 
 
-def cronjob_name(config_name: str) -> str:
-    return k8s_name("stash-trigger-", config_name, limit=52)
+def _target_namespace(config: dict) -> str:
+    ref = (config["spec"].get("target") or {}).get("ref") or {}
+    return str(ref.get("namespace") or config["metadata"]["namespace"])
+
+
+def cronjob_name(config_name: str, target_namespace: str = "", namespace: str = "") -> str:
+    """`stash-trigger-<name>`, or `stash-trigger-<target-namespace>-<name>` for a target in another namespace
+    (as Stash names it), at most 52 characters (a CronJob's limit)."""
+    prefix = f"stash-trigger-{target_namespace}-" if target_namespace and target_namespace != namespace else \
+        "stash-trigger-"
+    return k8s_name(prefix, config_name, limit=52)
+
+
+def _binding(namespace: str, name: str, subjects: list[tuple[str, str]]) -> dict:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": namespace, "labels": managed_labels("job-identity", {})},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": JOB_IDENTITY},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns} for ns, sa in subjects]}
+
+
+def custom_identity_bindings(invoker: dict, repo: dict | None, target: dict | None) -> list[dict]:
+    """What a pod needs beyond `stashplan-job`: a custom `runtimeSettings.pod.serviceAccountName` gets the same
+    RoleBinding (and the one in the Repository's namespace), and the pods may read an AppBinding (and its
+    Secrets) in another namespace."""
+    ns = invoker["metadata"]["namespace"]
+    sa = str(((invoker["spec"].get("runtimeSettings") or {}).get("pod") or {}).get("serviceAccountName") or "")
+    accounts = [JOB_IDENTITY] + ([sa] if sa and sa != JOB_IDENTITY else [])
+    out = []
+    if len(accounts) > 1:
+        out.append(_binding(ns, k8s_name(f"{JOB_IDENTITY}-", sa), [(ns, sa)]))
+        if repo is not None and repo["metadata"]["namespace"] != ns:
+            out.append(_binding(repo["metadata"]["namespace"], k8s_name(f"{JOB_IDENTITY}-{ns}-", sa), [(ns, sa)]))
+    if target is not None and target["metadata"]["namespace"] != ns:
+        suffix = "" if len(accounts) == 1 else f"-{sa}"
+        out.append(_binding(target["metadata"]["namespace"], k8s_name(f"{JOB_IDENTITY}-{ns}-target", suffix),
+                            [(ns, a) for a in accounts]))
+    return out
 
 
 def trigger_cronjob(config: dict, settings: Settings) -> dict:
@@ -126,7 +170,7 @@ def trigger_cronjob(config: dict, settings: Settings) -> dict:
         "apiVersion": "batch/v1",
         "kind": "CronJob",
         "metadata": {
-            "name": cronjob_name(meta["name"]),
+            "name": cronjob_name(meta["name"], _target_namespace(config), meta["namespace"]),
             "namespace": meta["namespace"],
             "labels": managed_labels("backup-trigger", invoker),
             "ownerReferences": [owner_ref(config)],

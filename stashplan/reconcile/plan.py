@@ -10,25 +10,28 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from deepdiff import DeepDiff
 
+from stashplan.api.kubedb import is_kubedb
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
 from stashplan.objects import is_managed, json_copy, rfc3339
 from stashplan.reconcile import desired as desired_mod
+from stashplan.reconcile import generated as generated_mod
 from stashplan.secrets import MASK, fold_string_data, mask
 
 PLAN_FORMAT = 1
 # Read order matters: Jobs before sessions, so a finished Job's reported status is always seen.
 READ_KINDS = ("Job", "CronJob", "ServiceAccount", "RoleBinding", "Secret", "AppBinding", "Repository", "Task",
-              "Function", "BackupConfiguration", "RestoreSession", "BackupSession")
+              "Function", "BackupBlueprint", "BackupConfiguration", "RestoreSession", "BackupSession")
 # Kinds stashplan applies from manifests: one of these it applied earlier that the manifests no longer hold is an
 # orphan (listed; destroyed with --prune). BackupSessions are history (backupHistoryLimit), never orphans.
-SOURCE_KINDS = ("BackupConfiguration", "RestoreSession", "Repository", "AppBinding", "Secret", "Task", "Function")
+SOURCE_KINDS = ("BackupConfiguration", "RestoreSession", "Repository", "AppBinding", "Secret", "Task", "Function",
+                "BackupBlueprint")
 # Kinds stashplan derives itself and deletes only with --prune when nothing wants them any more.
 DERIVED_ORPHAN_KINDS = ("ServiceAccount", "RoleBinding")
 
@@ -320,12 +323,22 @@ def _write_change(obj: dict, current: dict | None, reason: str, warnings: list[s
                   current["metadata"].get("resourceVersion"))
 
 
-def _source_orphans(inputs: Inputs) -> list[dict]:
+def _source_orphans(inputs: Inputs, held: set[tuple[str, str, str]]) -> list[dict]:
     """What stashplan applied from manifests earlier that these manifests no longer hold (none without -f)."""
     if not (inputs.manifests or inputs.sources):
         return []
-    held = {identity(m) for m in inputs.manifests}
     return [o for kind in SOURCE_KINDS for o in inputs.actual.get(kind, []) if is_managed(o) and identity(o) not in held]
+
+
+def _with_generated(inputs: Inputs) -> tuple[Inputs, generated_mod.Generated, list[dict], list[dict]]:
+    """Inputs whose manifests hold what KubeDB and auto-backup would create (KubeDB objects themselves are
+    never applied), the generation, the orphans, and the auto-backup configurations to retire."""
+    made = generated_mod.generate(inputs.manifests, inputs.actual)
+    given = [m for m in inputs.manifests if not is_kubedb(m)]
+    held = {identity(m) for m in (*given, *made.objects)}
+    retire = generated_mod.retired(inputs.actual, held)
+    orphans = [o for o in _source_orphans(inputs, held) if o not in retire]
+    return replace(inputs, manifests=[*given, *made.objects]), made, orphans, retire
 
 
 def _orphan_changes(inputs: Inputs, source: list[dict], wanted: set, deleted: set) -> tuple[list[Change], list[Orphan]]:
@@ -347,14 +360,14 @@ def _orphan_changes(inputs: Inputs, source: list[dict], wanted: set, deleted: se
 
 
 def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desired_mod.Settings()) -> Plan:
-    source_orphans = _source_orphans(inputs)
+    inputs, made, source_orphans, retire = _with_generated(inputs)
     world_objects, actual_index = _merge_world(inputs)
-    if inputs.prune and source_orphans:  # plan as if they were gone already: their CronJobs go with them
-        gone = {identity(o) for o in source_orphans}
+    gone = {identity(o) for o in [*retire, *(source_orphans if inputs.prune else [])]}
+    if gone:  # plan as if they were gone already: their CronJobs go with them
         world_objects = {k: [o for o in v if identity(o) not in gone] for k, v in world_objects.items()}
     world = desired_mod.World(world_objects, list(inputs.addons))
     want = desired_mod.compute(world, now, settings)
-    warnings = list(inputs.extra_warnings)
+    warnings = [*inputs.extra_warnings, *want.warnings]
     changes: list[Change] = []
 
     for m in inputs.manifests:
@@ -363,9 +376,13 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
         if current is not None and key[0] != "Secret" and _manifest_unchanged(m, current):
             continue
         obj = normalise_manifest(m)
-        change = _write_change(obj, current, "in the manifests", warnings)
+        change = _write_change(obj, current, made.reasons.get(key, "in the manifests"), warnings)
         if change:
             changes.append(change)
+    for obj in retire:
+        changes.append(Change(Action.DELETE, *identity(obj), None, mask(obj), (), "auto-backup: no AppBinding names "
+                              "its BackupBlueprint any more (the Repository is kept for restores)",
+                              obj["metadata"].get("resourceVersion")))
 
     wanted_keys = set()
     for obj in want.objects:
@@ -402,8 +419,8 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
                                   obj["metadata"].get("resourceVersion")))
     pruned, orphans = _orphan_changes(inputs, source_orphans, wanted_keys, deleted)
     changes += pruned
-    return Plan(tuple(changes), tuple(dict.fromkeys(want.notes)), tuple(warnings), rfc3339(now),
-                tuple(inputs.sources), tuple(orphans), tuple(dict.fromkeys(want.refusals)))
+    return Plan(tuple(changes), tuple(dict.fromkeys([*made.notes, *want.notes])), tuple(warnings), rfc3339(now),
+                tuple(inputs.sources), tuple(orphans), tuple(dict.fromkeys([*made.refusals, *want.refusals])))
 
 
 def _reason_for(obj: dict) -> str:

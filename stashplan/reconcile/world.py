@@ -45,6 +45,7 @@ class Desired:
     statuses: list[StatusChange] = field(default_factory=list)
     deletions: list[Deletion] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
 
 

@@ -52,10 +52,12 @@ def test_crd_files_on_disk_match_the_models() -> None:
     assert on_disk == expected, "specs/crds/ is out of date with stashplan/api/models: run `make crds`"
 
 
-def test_seven_crds_with_stash_groups_scopes_and_short_names() -> None:
+def test_crds_with_stash_groups_scopes_and_short_names() -> None:
     crds = _by_kind()
     assert set(crds) == {"Repository", "BackupConfiguration", "BackupSession", "RestoreSession", "Task",
-                         "Function", "AppBinding"}
+                         "Function", "AppBinding", "BackupBlueprint"}
+    assert crds["BackupBlueprint"]["spec"]["scope"] == "Cluster"
+    assert crds["BackupBlueprint"]["spec"]["names"]["shortNames"] == ["bb"]
     assert crds["Repository"]["metadata"]["name"] == "repositories.stash.appscode.com"
     assert crds["Repository"]["spec"]["versions"][0]["name"] == "v1alpha1"
     assert crds["BackupConfiguration"]["spec"]["versions"][0]["name"] == "v1beta1"
@@ -82,7 +84,7 @@ def test_printer_columns_are_stashs() -> None:
 
 
 @pytest.mark.parametrize("kind", ["Repository", "BackupConfiguration", "BackupSession", "RestoreSession", "Task",
-                                  "Function", "AppBinding"])
+                                  "Function", "AppBinding", "BackupBlueprint"])
 def test_schemas_are_structural(kind: str) -> None:
     schema = _by_kind()[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert _walk(schema, kind) == []

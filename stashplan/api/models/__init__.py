@@ -1,4 +1,4 @@
-"""Typed pydantic models of the seven Stash kinds stashplan validates, keyed by kind."""
+"""Typed pydantic models of the Stash kinds stashplan validates, keyed by kind."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from stashplan.api.models.appbinding import AppBinding
 from stashplan.api.models.backup import BackupConfiguration, BackupSession
+from stashplan.api.models.blueprint import BackupBlueprint
 from stashplan.api.models.common import StashModel, parse_duration
 from stashplan.api.models.repository import Repository, repository_provider
 from stashplan.api.models.restore import RestoreSession
@@ -19,11 +20,13 @@ MODELS: dict[str, type[BaseModel]] = {
     "Task": Task,
     "Function": Function,
     "AppBinding": AppBinding,
+    "BackupBlueprint": BackupBlueprint,
 }
 
 __all__ = [
     "MODELS",
     "AppBinding",
+    "BackupBlueprint",
     "BackupConfiguration",
     "BackupSession",
     "Function",
