@@ -144,7 +144,7 @@ def test_unknown_kinds_missing_kind_non_objects_and_bad_secret_values() -> None:
     assert problems == [
         f"{path}: document 3: expected an object with apiVersion and kind, found a list",
         f"{path}: Deployment/web: kind: unsupported kind 'Deployment'; supported: Repository, BackupConfiguration, "
-        "BackupSession, RestoreSession, Task, Function, AppBinding, Secret, Namespace",
+        "BackupSession, RestoreSession, Task, Function, AppBinding, BackupBlueprint, Secret, Namespace",
         f"{path}: ?/kindless: kind: required field is missing",
         f"{path}: Secret/creds: data.password: is not valid base64 (use stringData for plain text)",
         f"{path}: Secret/creds: stringData.port: must be a string (quote it)",
