@@ -90,6 +90,15 @@ def _cluster_settings(cluster: str | None, state: Path | None, kubeconfig: str |
     return settings(cluster, state, kubeconfig, context)
 
 
+def _settings(cs: ClusterSettings, image: str, pushgateway_url: str) -> Settings:
+    """Planner settings; in local mode commands are checked against this machine's PATH at plan time."""
+    import shutil
+
+    local = cs.mode == "local"
+    return Settings(image=image, pushgateway_url=pushgateway_url,
+                    command_available=(lambda c: shutil.which(c) is not None) if local else None)
+
+
 def _load(files: Sequence[Path] | None, refusals: list[str] | None = None) -> tuple[list[dict], list[str]]:
     """Manifests and their sources; refused objects go to `refusals` when given (else they are errors)."""
     if not files:
@@ -140,10 +149,11 @@ def plan(
             raise StashplanError("--prune needs -f: orphans are what the manifests no longer hold")
         refusals: list[str] = []
         manifests, sources = _load(filename, refusals)
-        c = open_cluster(_cluster_settings(cluster, state, kubeconfig, context))
+        cs = _cluster_settings(cluster, state, kubeconfig, context)
+        c = open_cluster(cs)
         try:
             p = make_plan(c, manifests=manifests, addons=_addons(), sources=sources, namespace=namespace,
-                          settings=Settings(image=image, pushgateway_url=pushgateway_url), prune=prune)
+                          settings=_settings(cs, image, pushgateway_url), prune=prune)
         finally:
             c.close()
         p = _with_refusals(p, refusals)
@@ -207,7 +217,7 @@ def apply(
             refusals: list[str] = []
             manifests, sources = _load(filename, refusals)
             p = make_plan(c, manifests=manifests, addons=_addons(), sources=sources, namespace=namespace,
-                          settings=opts, prune=prune)
+                          settings=_settings(cs, image, pushgateway_url), prune=prune)
             p = _with_refusals(p, refusals)
             console = _console()
             render_plan(p, console, full=full)

@@ -13,6 +13,7 @@ from stashplan.errors import StashplanError
 from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE, identity
 from stashplan.objects import k8s_name, owner_ref, set_condition
 from stashplan.reconcile import tasks
+from stashplan.reconcile.bindings import custom_identity_bindings
 from stashplan.reconcile.pods import (
     JOB_IDENTITY,
     apply_runtime,
@@ -79,6 +80,7 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
             raise StashplanError(denied)
         resolved = tasks.resolve_task("backup", spec.get("task"), target, world.tasks)
         _check_functions(world, resolved.name)
+        out.refusals += _missing_commands(world, resolved.name, settings, f"BackupConfiguration {ns}/{name}")
         if resolved.note:
             out.notes.append(f"BackupConfiguration {ns}/{name}: {resolved.note}")
     except (StashplanError, ValueError, KeyError) as exc:
@@ -115,6 +117,20 @@ def _check_functions(world: World, task_name: str) -> None:
             raise StashplanError(f"Task {task_name!r} step names Function {step.get('name')!r}, which does not exist")
 
 
+def _missing_commands(world: World, task_name: str, settings: Settings, who: str) -> list[str]:
+    """In local mode, the Task's Functions whose command is not on this machine (their Job could only fail)."""
+    if settings.command_available is None:
+        return []
+    out = []
+    for step in (world.tasks[task_name].get("spec") or {}).get("steps") or []:
+        spec = (world.functions[step["name"]].get("spec") or {})
+        argv = [str(a) for a in (spec.get("command") or [])] + [str(a) for a in (spec.get("args") or [])]
+        if argv and "${" not in argv[0] and argv[0] != "stashplan" and not settings.command_available(argv[0]):
+            out.append(f"{who}: Function {step['name']} (image {spec.get('image')}) runs {argv[0]!r}, which is not a "
+                       "command on this machine: local mode runs each container's command here")
+    return out
+
+
 def _target_namespace(config: dict) -> str:
     ref = (config["spec"].get("target") or {}).get("ref") or {}
     return str(ref.get("namespace") or config["metadata"]["namespace"])
@@ -127,31 +143,6 @@ def cronjob_name(config_name: str, target_namespace: str = "", namespace: str = 
         "stash-trigger-"
     return k8s_name(prefix, config_name, limit=52)
 
-
-def _binding(namespace: str, name: str, subjects: list[tuple[str, str]]) -> dict:
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": name, "namespace": namespace, "labels": managed_labels("job-identity", {})},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": JOB_IDENTITY},
-            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns} for ns, sa in subjects]}
-
-
-def custom_identity_bindings(invoker: dict, repo: dict | None, target: dict | None) -> list[dict]:
-    """What a pod needs beyond `stashplan-job`: a custom `runtimeSettings.pod.serviceAccountName` gets the same
-    RoleBinding (and the one in the Repository's namespace), and the pods may read an AppBinding (and its
-    Secrets) in another namespace."""
-    ns = invoker["metadata"]["namespace"]
-    sa = str(((invoker["spec"].get("runtimeSettings") or {}).get("pod") or {}).get("serviceAccountName") or "")
-    accounts = [JOB_IDENTITY] + ([sa] if sa and sa != JOB_IDENTITY else [])
-    out = []
-    if len(accounts) > 1:
-        out.append(_binding(ns, k8s_name(f"{JOB_IDENTITY}-", sa), [(ns, sa)]))
-        if repo is not None and repo["metadata"]["namespace"] != ns:
-            out.append(_binding(repo["metadata"]["namespace"], k8s_name(f"{JOB_IDENTITY}-{ns}-", sa), [(ns, sa)]))
-    if target is not None and target["metadata"]["namespace"] != ns:
-        suffix = "" if len(accounts) == 1 else f"-{sa}"
-        out.append(_binding(target["metadata"]["namespace"], k8s_name(f"{JOB_IDENTITY}-{ns}-target", suffix),
-                            [(ns, a) for a in accounts]))
-    return out
 
 
 def trigger_cronjob(config: dict, settings: Settings) -> dict:

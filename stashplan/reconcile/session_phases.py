@@ -10,6 +10,7 @@ from stashplan.errors import StashplanError
 from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
 from stashplan.objects import format_duration, is_managed, parse_duration, parse_time, rfc3339, set_condition
 from stashplan.reconcile import tasks
+from stashplan.reconcile.bindings import custom_identity_bindings
 from stashplan.reconcile.pods import apply_runtime, cross_namespace_binding, job_name, session_job
 from stashplan.reconcile.sessions import new_backup_session
 from stashplan.reconcile.world import (
@@ -252,6 +253,7 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
     timeout = _timeout(restore)
     if repo["metadata"]["namespace"] != meta["namespace"]:
         out.objects.append(cross_namespace_binding(repo, meta["namespace"]))
+    out.objects += custom_identity_bindings(restore, repo, target)
     labels = {"stash.appscode.com/restore-session": meta["name"]}
     out.objects.append(session_job("RestoreSession", restore, pod,
                                     int(timeout.total_seconds()) if timeout else None, labels))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from stashplan.kinds import identity
@@ -17,6 +17,8 @@ class Settings:
 
     image: str = "stashplan:latest"
     pushgateway_url: str = ""
+    # Local mode runs each container's command on this machine: whether a command exists here (None: a cluster).
+    command_available: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

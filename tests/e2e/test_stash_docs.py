@@ -144,3 +144,12 @@ def test_cross_namespace_target_trigger_name_and_custom_service_account_bindings
                                 "namespace": "backup"}]
     target = made["RoleBinding/prod/stashplan-job-backup-target-cross-namespace-target-reader"]
     assert {s["name"] for s in target["subjects"]} == {"stashplan-job", "cross-namespace-target-reader"}
+
+
+def test_in_local_mode_a_foreign_images_command_is_refused_at_plan_time(tmp_path: Path) -> None:
+    code, out, errors = plan("15-concepts-task-function", tmp_path)
+    assert code == 1, out
+    assert ("error: BackupConfiguration demo/sample-postgres-backup: Function postgres-backup-11.2 (image "
+            "stashed/postgres-stash:11.2) runs 'backup-pg', which is not a command on this machine: local mode runs "
+            "each container's command here") in errors
+    assert "+ CronJob/demo/stash-trigger-sample-postgres-backup will be created" in out  # still planned
