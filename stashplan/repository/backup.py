@@ -36,6 +36,7 @@ class BackupRequest:
     tags: tuple[str, ...]
     source: str
     filename: str
+    times: tuple[datetime, datetime] | None = None  # (time, end_time) to record instead of now (migrate)
 
 
 class _Sealer:
@@ -135,11 +136,12 @@ def run_backup(
         writer.abort()
         raise
     pool.shutdown(wait=True)
+    started, ended = request.times or (started, datetime.now(UTC))
     snapshot = Snapshot(
         id="",
         short_id="",
         time=started,
-        end_time=datetime.now(UTC),
+        end_time=ended,
         hostname=request.hostname,
         tags=tuple(request.tags),
         source=request.source,

@@ -9,6 +9,7 @@ a summary; errors are one line on stderr and exit code 1.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -18,15 +19,18 @@ from typing import Annotated, Any, BinaryIO, TypeVar
 
 import typer
 
+from providers.storage import open_storage
 from stashplan.errors import StashplanError
 from stashplan.repository.locating import locate
+from stashplan.repository.opening import AnyRepository, open_repository
 from stashplan.repository.progress import human, progress_reporter
 from stashplan.repository.repo import Repository
+from stashplan.repository.restic.repo import ResticRepository
 from stashplan.repository.retention import RetentionPolicy
 from stashplan.repository.snapshots import Snapshot
 
 app = typer.Typer(
-    help="Snapshot repository commands: init, backup --stdin, restore, snapshots, forget, prune, check, stats, unlock.",
+    help="Snapshot repository commands: init, backup --stdin, restore, snapshots, forget, prune, check, stats, unlock, migrate.",
     no_args_is_help=True,
 )
 T = TypeVar("T")
@@ -59,10 +63,10 @@ def _fail(message: str) -> typer.Exit:
 @contextmanager
 def _opened(
     repo: str | None, password_file: Path | None, manifests: list[Path] | None, name: str | None
-) -> Iterator[Repository]:
+) -> Iterator[AnyRepository]:
     try:
         storage, password = locate(repo, password_file, manifests, name)
-        with Repository.open(storage, password) as opened:
+        with open_repository(storage, password) as opened:
             yield opened
     except StashplanError as exc:
         raise _fail(str(exc)) from None
@@ -179,6 +183,10 @@ def restore(
     host: Annotated[
         str | None, typer.Option("--host", help="With latest: newest snapshot of this host")
     ] = None,
+    path: Annotated[
+        str | None,
+        typer.Option("--path", help="restic repositories: the file inside the snapshot (default: its only file)"),
+    ] = None,
     repo: RepoOpt = None,
     password_file: PasswordFileOpt = None,
     filename: ManifestOpt = None,
@@ -186,6 +194,8 @@ def restore(
 ) -> None:
     """Stream a snapshot out, verifying its SHA-256; fails naming any missing or corrupt pack or chunk."""
     with _opened(repo, password_file, filename, repository_name) as opened:
+        if path is not None and not isinstance(opened, ResticRepository):
+            raise _fail("--path applies to restic repositories; a stashplan snapshot is one stream")
         out: BinaryIO
         if target == "-":
             out = sys.stdout.buffer
@@ -193,12 +203,18 @@ def restore(
             out = open(target, "wb")  # noqa: SIM115 (closed below)
         try:
             with progress_reporter("restore") as progress:
-                snap = _run(lambda: opened.restore(snapshot, out, hostname=host, progress=progress))
+                if isinstance(opened, ResticRepository):
+                    snap = _run(
+                        lambda: opened.restore(snapshot, out, hostname=host, progress=progress, path=path)
+                    )
+                else:
+                    snap = _run(lambda: opened.restore(snapshot, out, hostname=host, progress=progress))
             out.flush()
         finally:
             if target != "-":
                 out.close()
-    typer.echo(f"restored snapshot {snap.short_id}: {human(snap.total_size)}, sha256 verified", err=True)
+    verified = "sha256 verified" if snap.sha256 else "every blob's SHA-256 verified"
+    typer.echo(f"restored snapshot {snap.short_id}: {human(snap.total_size)}, {verified}", err=True)
 
 
 @app.command()
@@ -323,6 +339,65 @@ def stats(
     typer.echo(f"stored size:   {human(s.total_size)} in {s.pack_count} packs, {s.blob_count} blobs")
     typer.echo(f"raw size:      {human(s.raw_size)}")
     typer.echo(f"dedup ratio:   {s.dedup_ratio:.2f}")
+
+
+@app.command()
+def migrate(
+    from_repo: Annotated[
+        str | None, typer.Option("--from", help="The restic repository (Stash's) to copy from")
+    ] = None,
+    to_repo: Annotated[
+        str | None, typer.Option("--to", help="The stashplan repository to copy into (created if absent)")
+    ] = None,
+    snapshots: Annotated[
+        list[str] | None, typer.Option("--snapshots", help="restic snapshot ids or prefixes (a,b); default all")
+    ] = None,
+    from_password_file: Annotated[
+        Path | None,
+        typer.Option("--from-password-file", help="Password of --from (else RESTIC_PASSWORD, else the target's)"),
+    ] = None,
+    from_repository_name: Annotated[
+        str | None, typer.Option("--from-repository-name", help="With -f: the Stash Repository to copy from")
+    ] = None,
+    password_file: PasswordFileOpt = None,
+    filename: ManifestOpt = None,
+    repository_name: RepoNameOpt = None,
+) -> None:
+    """Copy restic snapshots (Stash's backups) into a stashplan repository, keeping time, host and tags."""
+    from stashplan.repository.locating import from_manifests, password_from
+    from stashplan.repository.restic.migrate import migrate as run_migrate
+    from stashplan.repository.restic.migrate import plan as plan_migration
+
+    wanted = [s.strip() for entry in snapshots or () for s in entry.split(",") if s.strip()]
+    try:
+        if to_repo:
+            storage, to_password = locate(to_repo, password_file, None, None)
+        else:
+            storage, to_password = locate(None, password_file, filename, repository_name)
+        if filename and from_repository_name:
+            source_storage, from_password = from_manifests(filename, from_repository_name)
+        elif from_repo:
+            source_storage = open_storage(from_repo)
+            from_password = os.environ.get("RESTIC_PASSWORD", "") or to_password
+        else:
+            raise StashplanError("no source: use --from <restic repository> or -f with --from-repository-name")
+        if from_password_file is not None:
+            from_password = password_from(from_password_file)
+        with ResticRepository.open(source_storage, from_password) as source:
+            plan_migration(source, wanted)  # refuses before the target is created or touched
+            with Repository.open_or_init(storage, to_password) as target:
+                result = run_migrate(
+                    source,
+                    target,
+                    wanted,
+                    lambda c: typer.echo(
+                        f"restic {c.restic_id[:8]} -> {c.snapshot.short_id}  {c.snapshot.time:%Y-%m-%d %H:%M:%S}  "
+                        f"{c.snapshot.hostname}  {human(c.snapshot.total_size)}"
+                    ),
+                )
+    except StashplanError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"copied {len(result.copied)} snapshots, {len(result.skipped)} already copied before")
 
 
 @app.command()

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 
 from providers.storage import Storage
@@ -19,6 +20,7 @@ from stashplan.repository.crypto import CorruptData, MasterKey, WrongPassword, u
 from stashplan.repository.index import Index, load_ids, load_index
 from stashplan.repository.layout import CONFIG, DATA, FORMAT_VERSION, KEYS, LOCKS, SNAPSHOTS, Params
 from stashplan.repository.prune import PruneResult, run_prune
+from stashplan.repository.restic import layout as restic_layout
 from stashplan.repository.restore import run_restore
 from stashplan.repository.retention import ForgetResult, RetentionPolicy, apply_policy
 from stashplan.repository.snapshots import Snapshot, load_all, matches, resolve
@@ -82,6 +84,8 @@ class Repository:
             except (WrongPassword, CorruptData, ValueError):
                 continue
         if key is None:
+            if restic_layout.detect(storage) is not None:
+                raise restic_layout.refusal(storage.location, "writing")
             raise RepositoryError(f"wrong password for repository {storage.location}")
         config = key.open_json(storage.get(CONFIG), what="repository config")
         if int(config.get("version", 0)) > FORMAT_VERSION:
@@ -128,9 +132,11 @@ class Repository:
         source: str = "stdin",
         filename: str = "stdin",
         progress: Callable[[int], None] | None = None,
+        times: tuple[datetime, datetime] | None = None,
     ) -> Snapshot:
-        """Read `stream` to EOF into a new snapshot; if the stream raises, no snapshot is recorded."""
-        request = BackupRequest(hostname, normalise_tags(tags), source, filename)
+        """Read `stream` to EOF into a new snapshot; if the stream raises, no snapshot is recorded.
+        `times` records a given (time, end_time) instead of now (copying snapshots from elsewhere)."""
+        request = BackupRequest(hostname, normalise_tags(tags), source, filename, times)
         with self._lock("backup", exclusive=False):
             known = load_ids(self.storage, self.key)
             return run_backup(self.storage, self.key, self.params, known, stream, request, progress)

@@ -23,7 +23,9 @@ from stashplan.cluster.base import Cluster
 from stashplan.errors import TransferError
 from stashplan.reconcile.events import emit_event
 from stashplan.repository import Repository
+from stashplan.repository.opening import AnyRepository, open_repository
 from stashplan.repository.progress import progress_reporter
+from stashplan.repository.restic.layout import refusal
 from stashplan.transfer.context import (
     SessionContext,
     load_backup,
@@ -90,7 +92,7 @@ def _mono_deadline(ctx: SessionContext, now: datetime) -> float | None:
 @contextlib.contextmanager
 def _prepared(
     ctx: SessionContext, opts: TransferOptions, now: datetime, *, restoring: bool = False
-) -> Iterator[tuple[DatabaseProvider, Connection, TaskParams, float | None, Repository]]:
+) -> Iterator[tuple[DatabaseProvider, Connection, TaskParams, float | None, AnyRepository]]:
     """Provider connection (ready), parsed params, monotonic deadline and the opened repository."""
     deadline = _mono_deadline(ctx, now)
     provider = get_provider(opts.database)
@@ -106,9 +108,10 @@ def _prepared(
             what=f"{provider.name} at {conn.host or conn.path}",
         )
         storage = storage_from_repository(ctx.repository, ctx.storage_secret)
-        # A backup initialises a new repository (Stash's InitializeBackendRepository); a restore never does.
-        repo = (
-            Repository.open(storage, ctx.password)
+        # A backup initialises a new repository (Stash's InitializeBackendRepository); a restore never does,
+        # and reads Stash's own restic repositories too.
+        repo: AnyRepository = (
+            open_repository(storage, ctx.password)
             if restoring
             else Repository.open_or_init(storage, ctx.password)
         )
@@ -149,6 +152,8 @@ def backup(
     repo_state: metrics.RepositoryState | None = None
     try:
         with _prepared(ctx, opts, started) as (provider, conn, params, deadline, repo):
+            if not isinstance(repo, Repository):
+                raise refusal(repo.location, "backup")
             source = f"{provider.name}:{ctx.appbinding['metadata']['name']}"
             with ProcessReader(provider.dump(conn, params), deadline=deadline) as reader, progress_reporter(
                 f"backup {namespace}/{session_name}", every=opts.progress_every
@@ -257,7 +262,7 @@ def _restore_one(
     provider: DatabaseProvider,
     conn: Connection,
     params: TaskParams,
-    repo: Repository,
+    repo: AnyRepository,
     snapshot: str,
     source_host: str,
     deadline: float | None,
