@@ -18,6 +18,14 @@ command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   install "${need[@]}"
 fi
+# A newer restic than Debian's, built once from its Go module into .cache/ (tests read repositories of both).
+restic_newer=0.18.1
+cache_dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/restic-$restic_newer"
+go_bin=$(command -v go || echo /usr/local/go/bin/go)
+if [ ! -x "$cache_dir/restic" ] && [ -x "$go_bin" ]; then
+  GOBIN="$cache_dir" GOFLAGS=-mod=mod "$go_bin" install "github.com/restic/restic/cmd/restic@v$restic_newer" \
+    || echo "warning: building restic $restic_newer failed; its tests are skipped" >&2
+fi
 # Start services that are not answering, and let the test roles log in over loopback TCP:
 # PostgreSQL's postgres role by trust on 127.0.0.1/::1, MariaDB's root with an empty password.
 pgver=$(ls /etc/postgresql | sort -V | tail -1)

@@ -42,7 +42,7 @@ def test_restore_session_restores_a_stash_restic_backup_into_a_new_database(
     )
     first_expected = src.sql(QUERY)
     stash_repo = w.root / "stash-repo"  # where Stash's Repository keeps its restic repository
-    r = Restic(Path("/usr/bin/restic"), stash_repo, tmp_path / "restic-cache", REPO_PASSWORD)
+    r = Restic(Path("/usr/bin/restic"), stash_repo, tmp_path / "restic-cache", password=REPO_PASSWORD)
     r("init")
     first = stash_backup(r, src)
     src.sql("UPDATE items SET qty = qty + 1 WHERE id % 3 = 0; DELETE FROM items WHERE id > 19000")

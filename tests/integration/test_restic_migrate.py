@@ -17,7 +17,7 @@ runner = CliRunner()
 TARGET_PASSWORD = "new-stashplan-password"
 
 
-@pytest.fixture(params=params())
+@pytest.fixture(params=params(all_pairs=False))
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Restic, dict[str, bytes]]:
     binary, repo_version = request.param
     r = Restic(binary, tmp_path / "stash-repo", tmp_path / "cache")

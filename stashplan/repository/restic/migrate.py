@@ -67,25 +67,26 @@ def migrate(
     on_copied: Callable[[Copied], None] | None = None,
 ) -> MigrateResult:
     """Copy the planned snapshots into `target`, each read (every blob verified) straight into its writer."""
-    todo = plan(source, wanted)
-    done = {s.source for s in target.snapshots()}
     copied: list[Copied] = []
     skipped: list[str] = []
-    for snap, node in todo:
-        if source_of(snap) in done:
-            skipped.append(snap.id)
-            continue
-        reader = ChunksReader(iter_file(source.loader(f"restic snapshot {snap.short_id}"), node))
-        new = target.backup(
-            cast(BinaryIO, reader),
-            hostname=snap.hostname,
-            tags=snap.tags,
-            source=source_of(snap),
-            filename=node.name,
-            times=(snap.time, snap.end_time or snap.time),
-        )
-        item = Copied(snap.id, new)
-        copied.append(item)
-        if on_copied is not None:
-            on_copied(item)
+    with source.reading():
+        todo = plan(source, wanted)
+        done = {s.source for s in target.snapshots()}
+        for snap, node in todo:
+            if source_of(snap) in done:
+                skipped.append(snap.id)
+                continue
+            reader = ChunksReader(iter_file(source.loader(f"restic snapshot {snap.short_id}"), node))
+            new = target.backup(
+                cast(BinaryIO, reader),
+                hostname=snap.hostname,
+                tags=snap.tags,
+                source=source_of(snap),
+                filename=node.name,
+                times=(snap.time, snap.end_time or snap.time),
+            )
+            item = Copied(snap.id, new)
+            copied.append(item)
+            if on_copied is not None:
+                on_copied(item)
     return MigrateResult(copied, skipped)

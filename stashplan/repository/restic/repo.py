@@ -7,7 +7,7 @@ stats — with restic snapshots shown as stashplan `Snapshot` values; every writ
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from contextlib import AbstractContextManager
 from typing import BinaryIO, NoReturn
 
 from providers.storage import Storage
@@ -18,16 +18,16 @@ from stashplan.repository.repo import RepoStats
 from stashplan.repository.restic.blobs import BlobLoader
 from stashplan.repository.restic.check import run_check
 from stashplan.repository.restic.crypto import ResticCorrupt, ResticKey, ResticWrongPassword, open_key_file
-from stashplan.repository.restic.files import decode_unpacked, load_object
+from stashplan.repository.restic.files import decode_unpacked
 from stashplan.repository.restic.index import ResticIndex, load_index
 from stashplan.repository.restic.layout import CONFIG, ResticLayout, detect, refusal
-from stashplan.repository.restic.snapshots import ResticSnapshot, load_all, parse_time, select
+from stashplan.repository.restic.locking import shared_lock
+from stashplan.repository.restic.snapshots import ResticSnapshot, load_all, select
 from stashplan.repository.restic.streaming import stream_file
 from stashplan.repository.restic.trees import Node, find, load_tree, walk
 from stashplan.repository.snapshots import Snapshot
 
 SUPPORTED_VERSIONS = (1, 2)
-STALE_LOCK = timedelta(minutes=30)
 
 
 class ResticRepository:
@@ -71,7 +71,7 @@ class ResticRepository:
         return self.storage.location
 
     def close(self) -> None:
-        """Nothing to release: reading takes no lock in a restic repository."""
+        """Nothing to release: each reading operation releases its restic lock itself."""
 
     def __enter__(self) -> ResticRepository:
         return self
@@ -80,20 +80,9 @@ class ResticRepository:
         self.close()
 
     # --- reading ----------------------------------------------------------------------------------
-    def _refuse_if_locked_exclusively(self) -> None:
-        """restic's forget/prune hold an exclusive lock while they delete; reading then could fail midway."""
-        now = datetime.now(UTC)
-        for info in self.storage.list(self.layout.locks):
-            try:
-                lock = load_object(self.storage, self.key, info.name, "restic lock")
-                at = parse_time(str(lock["time"]))
-            except (RepositoryError, KeyError, ValueError):
-                continue
-            if lock.get("exclusive") and now - at < STALE_LOCK:
-                raise RepositoryError(
-                    f"restic repository {self.location} is locked exclusively by pid {lock.get('pid')} on "
-                    f"{lock.get('hostname')} since {at:%Y-%m-%d %H:%M:%S} UTC (restic forget/prune?); try again later"
-                )
+    def reading(self) -> AbstractContextManager[None]:
+        """A non-exclusive restic lock held while reading (refused under restic's exclusive lock)."""
+        return shared_lock(self.storage, self.key, self.layout)
 
     def index(self) -> ResticIndex:
         if self._index is None:
@@ -178,15 +167,15 @@ class ResticRepository:
         path: str | None = None,
     ) -> Snapshot:
         """Stream one file of a snapshot (id, unique prefix or "latest") to `out`, every blob verified."""
-        self._refuse_if_locked_exclusively()
-        snap = select(self.restic_snapshots(), snapshot, hostname, self.location)
-        node = self.file_of(snap, path)
-        stream_file(self.loader(f"snapshot {snap.short_id}"), node, out, progress)
-        return self.as_snapshot(snap)
+        with self.reading():
+            snap = select(self.restic_snapshots(), snapshot, hostname, self.location)
+            node = self.file_of(snap, path)
+            stream_file(self.loader(f"snapshot {snap.short_id}"), node, out, progress)
+            return self.as_snapshot(snap)
 
     def check(self, *, read_data: bool = False) -> CheckResult:
-        self._refuse_if_locked_exclusively()
-        return run_check(self.storage, self.key, self.layout, read_data=read_data)
+        with self.reading():
+            return run_check(self.storage, self.key, self.layout, read_data=read_data)
 
     def stats(self) -> RepoStats:
         total = packs = 0
