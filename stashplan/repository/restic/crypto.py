@@ -58,7 +58,7 @@ class ResticKey:
         return self.mac_r + s  # Poly1305 clamps r itself, as restic's mask does
 
     def mac(self, iv: bytes | memoryview, ciphertext: bytes | memoryview) -> bytes:
-        return Poly1305.generate_tag(self._poly_key(iv), bytes(ciphertext))
+        return Poly1305.generate_tag(self._poly_key(iv), ciphertext)
 
     def open(self, sealed: bytes | bytearray | memoryview, what: str = "data") -> bytes:
         """The plaintext of `IV || CIPHERTEXT || MAC`; ResticCorrupt naming `what` if the MAC fails."""
