@@ -1,218 +1,199 @@
-"""End-to-end transfer benchmark: `stashplan transfer backup` of a PostgreSQL database of BENCH_PG_MB
-(default 1024) MB next to `pg_dump > /dev/null` and `pg_dump | restic backup --stdin`; throughput and
-peak RSS (whole process tree) of each, printed as a table. Needs PostgreSQL on 127.0.0.1:5432 (trust).
+"""Transfer benchmark: the dump pipe and the restore pipe of PostgreSQL databases, stashplan next to pg_dump,
+zstd and restic, in interleaved rounds (BENCH_REPS=3), medians with min-max.
+
+Databases (created once, reused): `stashplan_bench` of BENCH_PG_MB (default 1024) MB of rows (an id, a
+timestamp, a float and 96 hex characters) and `stashplan_pgbench`, `pgbench -i -s BENCH_PGBENCH_SCALE`
+(default 50) at pgbench's defaults. Plain-format `pg_dump` throughout. Settings of every tool:
+- stashplan default: `stashplan repo init` defaults (FastCDC 128 KiB / 512 KiB / 2 MiB, zstd level 1,
+  4 MiB packs, AES-256-GCM), local directory, a fresh repository per round;
+- stashplan equal: the same with restic's settings (FastCDC 512 KiB / 1 MiB / 8 MiB, zstd level 3);
+- restic (the Debian/PATH binary; version printed): `backup --stdin`, compression auto (zstd "default",
+  about level 3), 512 KiB-8 MiB chunks averaging 1 MiB, a fresh repository per round;
+- restore: `stashplan repo restore latest | psql` into a fresh database vs `zstd -dc dump.zst | psql` (the
+  same dump compressed with `zstd -1`); `stashplan repo restore latest > /dev/null` vs `restic dump latest`.
+Goals (issue 13): pg_dump|stashplan >= 0.85x pg_dump>/dev/null (speed, default settings) with peak RSS
+<= 100 MiB; at equal settings >= 1.5x pg_dump|restic; restore|psql within 1.05x of zstd -dc|psql;
+restore to /dev/null >= 1.5x restic dump.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-import psutil
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from stashplan.cluster.local import LocalCluster  # noqa: E402
+from harness import REPS, Goals, Sample, Spread, interleave, ratio, run_shell, walls  # noqa: E402
 
-DB = "stashplan_bench"
-PG = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
-NS = "bench"
+from providers.storage.local import LocalStorage  # noqa: E402
+from stashplan.repository.layout import Params  # noqa: E402
+from stashplan.repository.repo import Repository  # noqa: E402
 
-
-@dataclass(frozen=True)
-class Run:
-    name: str
-    seconds: float
-    peak_rss: int
-    exit_code: int
+PG = "-h 127.0.0.1 -p 5432 -U postgres"
+PASSWORD = "bench-password"
+STASHPLAN = shlex.quote(str(Path(sys.executable).parent / "stashplan"))
+RESTIC = shutil.which("restic") or "/usr/bin/restic"
+EQUAL = Params(chunk_min=512 * 1024, chunk_avg=1024 * 1024, chunk_max=8 * 1024 * 1024, zstd_level=3)
 
 
 def psql(sql: str, db: str = "postgres") -> str:
-    done = subprocess.run(
-        ["psql", *PG, "-d", db, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = subprocess.run(f"psql {PG} -d {db} -XAtq -v ON_ERROR_STOP=1 -c {shlex.quote(sql)}", shell=True,
+                          capture_output=True, text=True, check=True)
     return done.stdout.strip()
 
 
-def ensure_database(target_mb: int) -> int:
-    """Create (once) a database of about target_mb MB; returns its size in bytes."""
-    if psql(f"SELECT count(*) FROM pg_database WHERE datname = '{DB}'") == "0":
-        psql(f"CREATE DATABASE {DB}")
-    size = int(psql(f"SELECT pg_database_size('{DB}')"))
-    if size >= target_mb * 1024 * 1024 * 0.9:
-        return size
-    print(f"creating a {target_mb} MB database {DB} (once; reused by later runs)...", flush=True)
-    psql("DROP TABLE IF EXISTS rows", db=DB)
-    # ~160 bytes per row on disk: an id, a timestamp, a number and 96 hex characters.
-    rows = target_mb * 1024 * 1024 // 160
-    psql("CREATE TABLE rows(id bigint primary key, at timestamptz, n double precision, body text)", db=DB)
-    step = 1_000_000
-    for start in range(1, rows + 1, step):
-        end = min(rows, start + step - 1)
-        psql(
-            f"INSERT INTO rows SELECT g, now() - g * interval '1 second', random(), "
-            f"md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) FROM generate_series({start}, {end}) g",
-            db=DB,
-        )
-    psql("VACUUM ANALYZE rows", db=DB)
-    return int(psql(f"SELECT pg_database_size('{DB}')"))
+def ensure_rows_database(db: str, target_mb: int) -> None:
+    if psql(f"SELECT count(*) FROM pg_database WHERE datname = '{db}'") == "0":
+        psql(f"CREATE DATABASE {db}")
+    if int(psql(f"SELECT pg_database_size('{db}')")) >= target_mb * 2**20 * 0.9:
+        return
+    print(f"creating a {target_mb} MB database {db} (once)...", flush=True)
+    psql("DROP TABLE IF EXISTS rows", db)
+    psql("CREATE TABLE rows(id bigint primary key, at timestamptz, n double precision, body text)", db)
+    rows = target_mb * 2**20 // 160
+    for start in range(1, rows + 1, 1_000_000):
+        psql(f"INSERT INTO rows SELECT g, now() - g * interval '1 second', random(), md5(g::text) || "
+             f"md5((g * 7)::text) || md5((g * 13)::text) FROM generate_series({start}, {min(rows, start + 999_999)}) g",
+             db)
+    psql("VACUUM ANALYZE rows", db)
 
 
-def measure(name: str, argv: list[str], env: dict[str, str] | None = None) -> Run:
-    """Run argv, sampling the RSS of its whole process tree every 20 ms."""
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
+def ensure_pgbench_database(db: str, scale: int) -> None:
+    if psql(f"SELECT count(*) FROM pg_database WHERE datname = '{db}'") == "1":
         try:
-            procs = [ps, *ps.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
-        except psutil.Error:
+            if int(psql("SELECT count(*) FROM pgbench_branches", db)) == scale:
+                return
+        except subprocess.CalledProcessError:
             pass
-        time.sleep(0.02)
-    seconds = time.monotonic() - start
-    err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-    if proc.returncode != 0:
-        print(f"{name} failed ({proc.returncode}): {err[-500:]}", file=sys.stderr)
-    return Run(name, seconds, peak, proc.returncode)
+        psql(f"DROP DATABASE {db}")
+    print(f"creating pgbench database {db} at scale {scale} (once)...", flush=True)
+    psql(f"CREATE DATABASE {db}")
+    subprocess.run(f"pgbench {PG} -i -q -s {scale} {db}", shell=True, check=True, capture_output=True)
 
 
-def stashplan_world(state: Path, repo_dir: Path) -> None:
-    cluster = LocalCluster(state)
-    try:
+class Bench:
+    """The cases of one database; repositories live under `work`."""
 
-        def create(obj: dict) -> None:
-            obj["metadata"]["namespace"] = NS
-            cluster.create(obj)
+    def __init__(self, db: str, work: Path) -> None:
+        self.db, self.work = db, work
+        self.round = 0
+        self.env = {**os.environ, "STASHPLAN_PASSWORD": PASSWORD, "RESTIC_PASSWORD": PASSWORD,
+                    "RESTIC_CACHE_DIR": str(work / "restic-cache")}
+        self.dump = f"pg_dump {PG} {db}"
+        self.zst = work / "dump.sql.zst"
+        subprocess.run(f"{self.dump} | zstd -1 -q -o {self.zst}", shell=True, check=True)
+        self.dump_bytes = int(subprocess.run(f"zstd -dc {self.zst} | wc -c", shell=True, capture_output=True,
+                                             text=True, check=True).stdout)
 
-        create(
-            {
-                "kind": "Secret",
-                "metadata": {"name": "repo-secret"},
-                "stringData": {"RESTIC_PASSWORD": "bench-password"},
-            }
-        )
-        create(
-            {
-                "kind": "Repository",
-                "apiVersion": "stash.appscode.com/v1alpha1",
-                "metadata": {"name": "repo"},
-                "spec": {
-                    "backend": {"local": {"mountPath": str(repo_dir)}, "storageSecretName": "repo-secret"}
-                },
-            }
-        )
-        create(
-            {
-                "kind": "AppBinding",
-                "apiVersion": "appcatalog.appscode.com/v1alpha1",
-                "metadata": {"name": "db"},
-                "spec": {
-                    "type": "kubedb.com/postgres",
-                    "clientConfig": {"url": f"postgresql://127.0.0.1:5432/{DB}?sslmode=disable"},
-                },
-            }
-        )
-        create(
-            {
-                "kind": "BackupConfiguration",
-                "apiVersion": "stash.appscode.com/v1beta1",
-                "metadata": {"name": "cfg"},
-                "spec": {
-                    "repository": {"name": "repo"},
-                    "schedule": "@daily",
-                    "target": {"ref": {"kind": "AppBinding", "name": "db"}},
-                    "retentionPolicy": {"name": "keep", "keepLast": 5, "prune": True},
-                },
-            }
-        )
-        create(
-            {
-                "kind": "BackupSession",
-                "apiVersion": "stash.appscode.com/v1beta1",
-                "metadata": {"name": "s1"},
-                "spec": {"invoker": {"kind": "BackupConfiguration", "name": "cfg"}},
-            }
-        )
-    finally:
-        cluster.close()
+    def _fresh(self, name: str) -> Path:
+        path = self.work / name
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+
+    def pg_dump(self) -> Sample:
+        return run_shell(f"{self.dump} > /dev/null", env=self.env)
+
+    def stashplan(self, params: Params, name: str) -> Callable[[], Sample]:
+        def case() -> Sample:
+            repo = self._fresh(name)
+            Repository.init(LocalStorage(repo), PASSWORD, params)
+            return run_shell(f"{self.dump} | {STASHPLAN} repo backup --stdin --stdin-filename dump.sql "
+                             f"--repo local:{repo} > /dev/null", env=self.env)
+        return case
+
+    def restic(self) -> Sample:
+        repo = self._fresh("restic")
+        subprocess.run([RESTIC, "-r", str(repo), "init", "-q"], env=self.env, check=True, capture_output=True)
+        return run_shell(f"{self.dump} | {RESTIC} -r {repo} -q backup --stdin --stdin-filename dump.sql "
+                         "--host bench", env=self.env)
+
+    def _target(self) -> str:
+        target = f"{self.db}_restored"
+        psql(f"DROP DATABASE IF EXISTS {target}")
+        psql(f"CREATE DATABASE {target}")
+        return target
+
+    def restore_psql(self) -> Sample:
+        target = self._target()
+        return run_shell(f"{STASHPLAN} repo restore latest --repo local:{self.work / 'default'} | "
+                         f"psql {PG} -d {target} -Xq -v ON_ERROR_STOP=1 > /dev/null", env=self.env)
+
+    def zstd_psql(self) -> Sample:
+        target = self._target()
+        return run_shell(f"zstd -dc {self.zst} | psql {PG} -d {target} -Xq -v ON_ERROR_STOP=1 > /dev/null",
+                         env=self.env)
+
+    def restore_null(self) -> Sample:
+        return run_shell(f"{STASHPLAN} repo restore latest --repo local:{self.work / 'default'} > /dev/null",
+                         env=self.env)
+
+    def restic_dump(self) -> Sample:
+        return run_shell(f"{RESTIC} -r {self.work / 'restic'} -q dump latest /dump.sql > /dev/null", env=self.env)
 
 
-def main() -> int:
-    target_mb = int(os.environ.get("BENCH_PG_MB", "1024"))
-    db_size = ensure_database(target_mb)
-    dump_size = int(
-        subprocess.run(
-            f"pg_dump {' '.join(PG)} {DB} | wc -c", shell=True, capture_output=True, text=True, check=True
-        ).stdout
-    )
-    runs: list[Run] = []
-    with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp:
-        work = Path(tmp)
-        runs.append(measure("pg_dump > /dev/null", ["sh", "-c", f"pg_dump {' '.join(PG)} {DB} > /dev/null"]))
-        restic_repo = work / "restic"
-        env = {**os.environ, "RESTIC_PASSWORD": "bench-password", "RESTIC_REPOSITORY": str(restic_repo)}
-        subprocess.run(["restic", "init", "-q"], env=env, check=True, capture_output=True)
-        runs.append(
-            measure(
-                "pg_dump | restic backup --stdin",
-                [
-                    "bash",
-                    "-c",
-                    f"set -o pipefail; pg_dump {' '.join(PG)} {DB} | "
-                    "restic backup -q --stdin --stdin-filename dumpfile.sql --host host-0",
-                ],
-                env=env,
-            )
-        )
-        state = work / "state.db"
-        stashplan_world(state, work / "stashplan-repo")
-        env = {**os.environ, "STASHPLAN_CLUSTER": "local", "STASHPLAN_STATE": str(state)}
-        runs.append(
-            measure(
-                "stashplan transfer backup",
-                [
-                    sys.executable,
-                    "-m",
-                    "stashplan.transfer.cli",
-                    "backup",
-                    f"--namespace={NS}",
-                    "--backupsession=s1",
-                    "--database=postgres",
-                    "--wait-timeout=30",
-                ],
-                env=env,
-            )
-        )
-        stashplan_bytes = sum(f.stat().st_size for f in (work / "stashplan-repo").rglob("*") if f.is_file())
-        restic_bytes = sum(f.stat().st_size for f in restic_repo.rglob("*") if f.is_file())
-        shutil.rmtree(work, ignore_errors=True)
-    mib = 1024 * 1024
-    print(
-        f"\ndatabase {DB}: {db_size / mib:.0f} MiB on disk, plain dump {dump_size / mib:.0f} MiB; "
-        f"{os.cpu_count()} CPUs"
-    )
-    print(f"{'command':<34} {'seconds':>8} {'MiB/s':>8} {'peak RSS MiB':>13} {'exit':>5}")
-    for r in runs:
-        print(
-            f"{r.name:<34} {r.seconds:>8.1f} {dump_size / mib / r.seconds:>8.1f} {r.peak_rss / mib:>13.0f} "
-            f"{r.exit_code:>5}"
-        )
-    print(f"repository size: restic {restic_bytes / mib:.0f} MiB, stashplan {stashplan_bytes / mib:.0f} MiB")
-    print("(throughput = plain dump size / wall time; RSS summed over the process tree, sampled every 20 ms)")
-    return 0 if all(r.exit_code == 0 for r in runs) else 1
+def speed(num: list[Sample], den: list[Sample]) -> Spread:
+    """How many times faster `num` is than `den` (den wall / num wall), per round and of the medians."""
+    r = ratio(den, num)
+    return r
+
+
+def report(bench: Bench, goals: Goals) -> None:
+    mib = bench.dump_bytes / 2**20
+    backups = interleave({
+        "pg_dump > /dev/null": bench.pg_dump,
+        "pg_dump | stashplan (default)": bench.stashplan(Params(), "default"),
+        "pg_dump | stashplan (equal)": bench.stashplan(EQUAL, "equal"),
+        "pg_dump | restic": bench.restic,
+    })
+    restores = interleave({
+        "zstd -dc | psql": bench.zstd_psql,
+        "stashplan restore | psql": bench.restore_psql,
+        "restic dump > /dev/null": bench.restic_dump,
+        "stashplan restore > /dev/null": bench.restore_null,
+    })
+    print(f"\n{bench.db}: plain dump {mib:.0f} MiB; {REPS} interleaved rounds")
+    print(f"  {'pipeline':<32}{'wall s median (min-max)':>26}{'MiB/s (median)':>16}{'CPU s':>8}{'peak RSS MiB':>14}")
+    for name, runs in {**backups, **restores}.items():
+        cpu = sorted(s.cpu for s in runs)[len(runs) // 2]
+        print(f"  {name:<32}{walls(runs).fmt():>26}{mib / walls(runs).median:>16.0f}{cpu:>8.1f}"
+              f"{max(s.rss for s in runs) / 2**20:>14.0f}")
+    sizes = {name: sum(f.stat().st_size for f in (bench.work / name).rglob("*") if f.is_file())
+             for name in ("default", "equal", "restic")}
+    print("  repository size (MiB): " + ", ".join(f"{k} {v / 2**20:.0f}" for k, v in sizes.items()))
+    goals.check(f"{bench.db}: pg_dump|stashplan speed / pg_dump>/dev/null",
+                speed(backups["pg_dump | stashplan (default)"], backups["pg_dump > /dev/null"]), 0.85, at_most=False)
+    peak = max(s.rss for s in backups["pg_dump | stashplan (default)"]) / 2**20
+    goals.check(f"{bench.db}: peak RSS of pg_dump|stashplan", Spread(peak, peak, peak), 100, at_most=True,
+                unit=" MiB")
+    goals.check(f"{bench.db}: equal settings, speed vs pg_dump|restic",
+                speed(backups["pg_dump | stashplan (equal)"], backups["pg_dump | restic"]), 1.5, at_most=False)
+    goals.check(f"{bench.db}: restore|psql time / zstd -dc|psql",
+                ratio(restores["stashplan restore | psql"], restores["zstd -dc | psql"]), 1.05, at_most=True)
+    goals.check(f"{bench.db}: restore>/dev/null speed vs restic dump",
+                speed(restores["stashplan restore > /dev/null"], restores["restic dump > /dev/null"]), 1.5,
+                at_most=False)
+
+
+def main() -> None:
+    restic_version = subprocess.run([RESTIC, "version"], capture_output=True, text=True).stdout.strip()
+    print(f"transfer benchmark; {restic_version}; {os.cpu_count()} CPUs; plain pg_dump "
+          f"({subprocess.run(['pg_dump', '--version'], capture_output=True, text=True).stdout.strip()})")
+    ensure_rows_database("stashplan_bench", int(os.environ.get("BENCH_PG_MB", "1024")))
+    ensure_pgbench_database("stashplan_pgbench", int(os.environ.get("BENCH_PGBENCH_SCALE", "50")))
+    goals = Goals()
+    for db in ("stashplan_bench", "stashplan_pgbench"):
+        with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp:
+            report(Bench(db, Path(tmp)), goals)
+    goals.show()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

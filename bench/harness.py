@@ -1,8 +1,8 @@
 """What every benchmark shares: interleaved repetitions (A B A B ...), medians with min-max, and goals
 printed as a ratio with its target and PASS/MISS. Not a benchmark itself (make bench runs bench_*.py).
 
-Whole processes are measured with os.wait4: wall seconds, CPU seconds (user + system) and peak RSS of
-the process (for a shell pipeline: of its largest member, read from each child's rusage).
+Whole processes are measured with os.wait4 in a small launcher: wall seconds, CPU seconds (user + system)
+and peak RSS (for a shell pipeline: of its largest member).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,39 +40,46 @@ class Spread:
         return f"{self.median:.{digits}f}{unit} ({self.low:.{digits}f}-{self.high:.{digits}f})"
 
 
+# Measured processes are started by this small interpreter, not forked from the benchmark: a child forked
+# from a large process inherits its peak RSS into the rusage that wait4 reports.
+_SHIM = """
+import os, sys
+report = int(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    os.close(report)
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+os.write(report, f"{ru.ru_maxrss} {ru.ru_utime + ru.ru_stime}".encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_process(argv: Sequence[str], *, stdin: int | None = None, stdout: int | None = subprocess.DEVNULL,
                 env: Mapping[str, str] | None = None, cwd: str | None = None, check: bool = True) -> Sample:
-    """Run one process to its end: wall, CPU and peak RSS from its own rusage."""
+    """Run one process (or a `bash -c` pipeline) to its end: wall seconds, CPU seconds of it and everything it
+    waited for, and the largest peak RSS among them."""
+    read_fd, write_fd = os.pipe()
     start = time.perf_counter()
-    proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-                            env=None if env is None else dict(env), cwd=cwd)
+    proc = subprocess.Popen([sys.executable, "-S", "-c", _SHIM, str(write_fd), *argv], stdin=stdin, stdout=stdout,
+                            stderr=subprocess.PIPE, env=None if env is None else dict(env), cwd=cwd,
+                            pass_fds=(write_fd,))
+    os.close(write_fd)
     assert proc.stderr is not None
     err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc.wait()
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    with os.fdopen(read_fd, "rb") as fh:
+        report = fh.read().split()
     if check and proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
-    return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
+    rss, cpu = (int(report[0]) * 1024, float(report[1])) if len(report) == 2 else (0, 0.0)
+    return Sample(wall, cpu, rss)
 
 
 def run_shell(script: str, *, env: Mapping[str, str] | None = None) -> Sample:
-    """A shell pipeline (`set -o pipefail`): wall, CPU of all its processes, and the largest peak RSS among
-    them (wait4 reports the maximum over the shell and the descendants it waited for)."""
-    before = os.times()
-    start = time.perf_counter()
-    proc = subprocess.Popen(["bash", "-c", f"set -eo pipefail; {script}"], stderr=subprocess.PIPE,
-                            env=None if env is None else dict(env))
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    after = os.times()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"pipeline failed ({code}): {script}\n{err.decode(errors='replace')[-2000:]}")
-    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    return Sample(wall, cpu, usage.ru_maxrss * 1024)
+    """A shell pipeline (`set -o pipefail`), measured as run_process measures a process."""
+    return run_process(["bash", "-c", f"set -eo pipefail; {script}"], env=env)
 
 
 def interleave(cases: Mapping[str, Callable[[], Sample]], reps: int = REPS) -> dict[str, list[Sample]]:

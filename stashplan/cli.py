@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,9 +25,11 @@ from rich.markup import escape
 from stashplan import __version__
 from stashplan.cluster.factory import ClusterSettings, open_cluster, settings
 from stashplan.errors import ManifestError, StashplanError
-from stashplan.reconcile.desired import Settings
 from stashplan.repository import cli as repository_cli
 from stashplan.transfer import cli as transfer_cli
+
+if TYPE_CHECKING:  # the reconcile core (and the API models it loads) only for commands that plan
+    from stashplan.reconcile.desired import Settings
 
 app = typer.Typer(
     name="stashplan",
@@ -94,9 +96,17 @@ def _settings(cs: ClusterSettings, image: str, pushgateway_url: str) -> Settings
     """Planner settings; in local mode commands are checked against this machine's PATH at plan time."""
     import shutil
 
+    from stashplan.reconcile.desired import Settings
+
     local = cs.mode == "local"
     return Settings(image=image, pushgateway_url=pushgateway_url,
                     command_available=(lambda c: shutil.which(c) is not None) if local else None)
+
+
+def _plain_settings(image: str, pushgateway_url: str) -> Settings:
+    from stashplan.reconcile.desired import Settings
+
+    return Settings(image=image, pushgateway_url=pushgateway_url)
 
 
 def _load(files: Sequence[Path] | None, refusals: list[str] | None = None) -> tuple[list[dict], list[str]]:
@@ -201,7 +211,7 @@ def apply(
     from stashplan.reconcile.render import render_plan, summary_line
 
     cs = _cluster_settings(cluster, state, kubeconfig, context)
-    opts = Settings(image=image, pushgateway_url=pushgateway_url)
+    opts = _plain_settings(image, pushgateway_url)
     if watch:
         loop_opts = LoopOptions(interval, iterations, cs.mode == "kube" if leader_elect is None else leader_elect,
                                 lease_namespace, health_port, resync)

@@ -6,7 +6,6 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stashplan.api.models.common import parse_duration as parse_go_duration
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE
 
 
@@ -52,6 +51,9 @@ def parse_duration(value: str | int | float | None) -> timedelta | None:
         return None
     if isinstance(value, int | float) or str(value).strip().isdigit():
         return timedelta(seconds=float(value))
+    # Imported here: it loads the API models, which `stashplan repo` and the transfer never need.
+    from stashplan.api.models.common import parse_duration as parse_go_duration
+
     return parse_go_duration(str(value))
 
 

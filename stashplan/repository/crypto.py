@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
+import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -23,6 +24,9 @@ OVERHEAD = NONCE_SIZE + TAG_SIZE
 SCRYPT_N = 2**15
 SCRYPT_R = 8
 SCRYPT_P = 1
+IDS_HMAC_SHA256 = "hmac-sha256"  # format version 1
+IDS_BLAKE3 = "blake3-keyed"  # format version 2: one keyed BLAKE3 pass, ~3.5x cheaper than HMAC-SHA256 here
+ID_ALGORITHMS = (IDS_HMAC_SHA256, IDS_BLAKE3)
 
 
 class CorruptData(RepositoryError):
@@ -35,23 +39,32 @@ class WrongPassword(RepositoryError):
 
 @dataclass(frozen=True)
 class MasterKey:
-    """The repository's secret: `encryption` for AES-256-GCM and `id_key` for HMAC-SHA256 chunk ids."""
+    """The repository's secret: `encryption` for AES-256-GCM and `id_key` for keyed chunk ids, computed
+    with the repository's `ids` algorithm (its config says which)."""
 
     encryption: bytes = field(repr=False)
     id_key: bytes = field(repr=False)
+    ids: str = IDS_HMAC_SHA256
     _aead: AESGCM = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.encryption) != 32 or len(self.id_key) != 32:
             raise ValueError("master key parts must be 32 bytes each")
+        if self.ids not in ID_ALGORITHMS:
+            raise RepositoryError(f"unknown chunk id algorithm {self.ids!r}; this stashplan knows {', '.join(ID_ALGORITHMS)}")
         object.__setattr__(self, "_aead", AESGCM(self.encryption))
+
+    def with_ids(self, ids: str) -> MasterKey:
+        return MasterKey(self.encryption, self.id_key, ids)
 
     @classmethod
     def generate(cls) -> MasterKey:
         return cls(os.urandom(32), os.urandom(32))
 
     def chunk_id(self, data: bytes | memoryview) -> bytes:
-        """The 32-byte keyed id of a plaintext chunk (HMAC-SHA256 with `id_key`)."""
+        """The 32-byte keyed id of a plaintext chunk: keyed BLAKE3 or HMAC-SHA256 with `id_key`."""
+        if self.ids == IDS_BLAKE3:
+            return blake3.blake3(data, key=self.id_key, max_threads=1).digest()  # type: ignore[no-any-return]
         return hmac.digest(self.id_key, data, "sha256")
 
     def seal(self, plaintext: bytes | memoryview, aad: bytes = b"") -> bytearray:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from providers.storage import Storage
 from stashplan.repository.crypto import MasterKey
-from stashplan.repository.layout import FORMAT_VERSION, INDEX
+from stashplan.repository.layout import DOC_VERSION, INDEX
 from stashplan.repository.packs import BlobRef
 
 Entry = tuple[str, int, int, int, int]  # pack, offset, length, raw_length, type
@@ -55,7 +55,7 @@ def encode(refs: Iterable[BlobRef]) -> dict:
     packs: dict[str, list[list]] = {}
     for r in refs:
         packs.setdefault(r.pack, []).append([r.id.hex(), r.type, r.offset, r.length, r.raw_length])
-    return {"version": FORMAT_VERSION, "packs": [{"id": p, "blobs": b} for p, b in packs.items()]}
+    return {"version": DOC_VERSION, "packs": [{"id": p, "blobs": b} for p, b in packs.items()]}
 
 
 def decode(doc: dict) -> Iterator[BlobRef]:

@@ -1,10 +1,12 @@
-"""Names of the objects in a repository (format version 1) and the chunker/pack parameters it fixes."""
+"""Names of the objects in a repository (format version 2; version 1 is still read) and the chunker/pack
+parameters it fixes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: keyed BLAKE3 chunk ids (`ids` in config); 1: HMAC-SHA256 ids, no `ids` field
+DOC_VERSION = 1  # index files and snapshot manifests: unchanged since format version 1
 CONFIG = "config"
 KEYS = "keys/"
 DATA = "data/"
@@ -26,6 +28,7 @@ class Params:
     pack_size: int = 4 * 1024 * 1024
     zstd_level: int = 1
     ids_per_list_blob: int = 16384
+    ids: str = "blake3-keyed"  # chunk id algorithm; repositories of format version 1 use "hmac-sha256"
 
     def to_json(self) -> dict:
         return {
@@ -38,6 +41,7 @@ class Params:
             "pack_size": self.pack_size,
             "compression": {"algorithm": "zstd", "level": self.zstd_level},
             "ids_per_list_blob": self.ids_per_list_blob,
+            "ids": {"algorithm": self.ids},
         }
 
     @classmethod
@@ -50,6 +54,7 @@ class Params:
             pack_size=int(doc.get("pack_size", cls.pack_size)),
             zstd_level=int((doc.get("compression") or {}).get("level", cls.zstd_level)),
             ids_per_list_blob=int(doc.get("ids_per_list_blob", cls.ids_per_list_blob)),
+            ids=str((doc.get("ids") or {}).get("algorithm", "hmac-sha256")),
         )
 
 

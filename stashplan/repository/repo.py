@@ -67,9 +67,9 @@ class Repository:
         repo_id = secrets.token_hex(16)
         doc = wrap_key(key, password)
         storage.put(_key_name(doc), json.dumps(doc).encode())
-        config = {"version": FORMAT_VERSION, "id": repo_id, **params.to_json()}
+        config = {"version": FORMAT_VERSION if params.ids != "hmac-sha256" else 1, "id": repo_id, **params.to_json()}
         storage.put(CONFIG, key.seal_json(config))
-        return cls(storage, key, params, repo_id)
+        return cls(storage, key.with_ids(params.ids), params, repo_id)
 
     @classmethod
     def open(cls, storage: Storage, password: str) -> Repository:
@@ -92,7 +92,8 @@ class Repository:
             raise RepositoryError(
                 f"repository {storage.location} has format version {config['version']}; this stashplan reads {FORMAT_VERSION}"
             )
-        return cls(storage, key, Params.from_json(config), str(config.get("id", "")))
+        params = Params.from_json(config)
+        return cls(storage, key.with_ids(params.ids), params, str(config.get("id", "")))
 
     @classmethod
     def open_or_init(cls, storage: Storage, password: str) -> Repository:

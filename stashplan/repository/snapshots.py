@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from providers.storage import Storage
 from stashplan.errors import RepositoryError
 from stashplan.repository.crypto import MasterKey
-from stashplan.repository.layout import FORMAT_VERSION, SNAPSHOTS
+from stashplan.repository.layout import DOC_VERSION, SNAPSHOTS
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def _parse_ts(value: str) -> datetime:
 
 def encode(snapshot: Snapshot, content: Sequence[bytes], chunk_count: int) -> dict:
     return {
-        "version": FORMAT_VERSION,
+        "version": DOC_VERSION,
         "time": _ts(snapshot.time),
         "end_time": _ts(snapshot.end_time),
         "hostname": snapshot.hostname,
