@@ -2,7 +2,9 @@
 and RestoreSessions touched by changes since the previous iteration (plus those with a session in flight,
 whose deadlines and retries move with time); a full plan on the first iteration, on every `resync`
 seconds, with manifests (-f), and when a shared object changes (Repository, AppBinding, Task, Function, the
-pods' identity; Secrets are not watched and wait for the resync). An iteration's cost follows the changes.
+pods' identity, BackupBlueprints; Secrets are not watched and wait for the resync), and on every iteration
+while any BackupBlueprint exists (auto-backup derives configurations from all AppBindings). An iteration's
+cost follows the changes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from stashplan.reconcile.world import TERMINAL
 # What the informer caches: every kind the planner reads but Secrets (which the operator may not watch).
 INFORMED_KINDS = tuple(k for k in plan_mod.READ_KINDS if k != "Secret")
 Unit = tuple[str, str, str]  # ("BackupConfiguration" | "RestoreSession", namespace, name)
-SHARED_KINDS = frozenset({"Repository", "AppBinding", "Task", "Function", "ServiceAccount", "RoleBinding"})
+SHARED_KINDS = frozenset({"Repository", "AppBinding", "Task", "Function", "ServiceAccount", "RoleBinding",
+                          "BackupBlueprint"})
 RESTORE_LABEL = "stash.appscode.com/restore-session"
 
 
@@ -78,7 +81,8 @@ class Incremental:
             self.informer.drain()
         for key in changed:
             self._track(key, self.informer.lookup(*key))
-        if manifests or resync_due or self._shared_change(changed):
+        # Auto-backup (BackupBlueprints) derives configurations from every AppBinding: always planned whole.
+        if manifests or resync_due or self._shared_change(changed) or self.informer.list("BackupBlueprint"):
             return self._full(manifests, addons, settings, namespace, now)
         units = {u for key in changed if (u := self._owner.get(key) or unit_of(key, None)) is not None}
         units |= self._active
@@ -166,9 +170,7 @@ class Incremental:
             obj = add(kind, ns, name)
             for member in self._members.get((kind, ns, name), set()):
                 add(*member)
-            if kind == "BackupConfiguration":
-                add("CronJob", ns, cronjob_name(name))
-            else:
+            if kind == "RestoreSession":
                 add("Job", ns, job_name("RestoreSession", name))
             if obj is None:
                 continue
@@ -178,7 +180,11 @@ class Incremental:
                 namespaces.add(repo["metadata"]["namespace"])
                 add("Secret", repo["metadata"]["namespace"], (repo["spec"].get("backend") or {}).get("storageSecretName", ""))
             ref = (obj["spec"].get("target") or {}).get("ref") or {}
-            add(ref.get("kind", "AppBinding"), ref.get("namespace") or ns, ref.get("name", ""))
+            target_ns = ref.get("namespace") or ns
+            namespaces.add(target_ns)  # cross-namespace targets get a RoleBinding there
+            add(ref.get("kind", "AppBinding"), target_ns, ref.get("name", ""))
+            if kind == "BackupConfiguration":
+                add("CronJob", ns, cronjob_name(name, target_ns, ns))
         for key in [k for k in found if k[0] == "BackupSession"]:
             add("Job", key[1], job_name("BackupSession", key[2]))
         actual: dict[str, list[dict]] = {kind: [] for kind in plan_mod.READ_KINDS}
