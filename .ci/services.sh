@@ -26,6 +26,7 @@ if [ ! -x "$cache_dir/restic" ] && [ -x "$go_bin" ]; then
   GOBIN="$cache_dir" GOFLAGS=-mod=mod "$go_bin" install "github.com/restic/restic/cmd/restic@v$restic_newer" \
     || echo "warning: building restic $restic_newer failed; its tests are skipped" >&2
 fi
+bash "$(dirname "$0")/emulators.sh"  # storage emulators (Swift, fake-gcs-server, rest-server, Azurite) into .cache/
 # Start services that are not answering, and let the test roles log in over loopback TCP:
 # PostgreSQL's postgres role by trust on 127.0.0.1/::1, MariaDB's root with an empty password.
 pgver=$(ls /etc/postgresql | sort -V | tail -1)

@@ -1,0 +1,142 @@
+"""The `azure` backend (azure-storage-blob): block blobs under `<prefix>/` in one container.
+
+Secret keys: AZURE_ACCOUNT_NAME, AZURE_ACCOUNT_KEY, and AZURE_ENDPOINT (the blob service URL, e.g.
+`http://127.0.0.1:10000/devstoreaccount1` for Azurite or a sovereign cloud's). The SDK's retries are off:
+RetryingStorage retries. Large blobs go up and down in `connections` parallel blocks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
+
+from providers.storage.base import ObjectInfo, ObjectNotFound, Source, StorageError, check_name
+from providers.storage.streams import chunk_stream
+from stashplan.errors import TransientError
+
+NAME, KEY = "AZURE_ACCOUNT_NAME", "AZURE_ACCOUNT_KEY"
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class AzureStorage:
+    """One container (and prefix); the container client is thread-safe and shared."""
+
+    def __init__(self, container: str, prefix: str, secret: Mapping[str, str], *, connections: int = 4) -> None:
+        from azure.core import exceptions as aexc
+        from azure.storage.blob import BlobServiceClient
+
+        account, key = secret.get(NAME, "").strip(), secret.get(KEY, "").strip()
+        for field, value in ((NAME, account), (KEY, key)):
+            if not value:
+                raise StorageError(f"azure: the storage Secret has no {field}")
+        try:
+            base64.b64decode(key, validate=True)
+        except binascii.Error as exc:
+            raise StorageError(f"azure: {KEY} is not a base64 account key") from exc
+        self.endpoint = (secret.get("AZURE_ENDPOINT", "").strip()
+                         or f"https://{account}.blob.core.windows.net").rstrip("/")
+        self.container = container
+        self.prefix = prefix.strip("/")
+        self.connections = max(1, connections)
+        service = BlobServiceClient(
+            self.endpoint, credential={"account_name": account, "account_key": key},
+            retry_total=0, connection_timeout=20, read_timeout=120,
+            max_single_put_size=8 << 20, max_block_size=4 << 20, max_single_get_size=8 << 20,
+        )  # fmt: skip
+        self._client = service.get_container_client(container)
+        self._aexc = aexc
+
+    @property
+    def location(self) -> str:
+        return f"azure:{self.endpoint}/{self.container}:/{self.prefix}"
+
+    def _key(self, name: str) -> str:
+        check_name(name)
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def _map(self, exc: Exception, what: str, name: str = "") -> Exception:
+        a = self._aexc
+        if isinstance(exc, a.ClientAuthenticationError):
+            return StorageError(f"{self.location}: {what}: authentication failed: check {NAME} and {KEY}")
+        if isinstance(exc, a.ResourceNotFoundError):
+            code = str(getattr(exc, "error_code", "") or "")
+            if name and code != "ContainerNotFound":
+                return ObjectNotFound(self.location, name)
+            return StorageError(f"{self.location}: {what}: container {self.container} not found")
+        if isinstance(exc, a.HttpResponseError):
+            status = int(exc.status_code or 0)
+            if status in TRANSIENT_STATUS:
+                return TransientError(f"{self.location}: {what}: HTTP {status}")
+            return StorageError(f"{self.location}: {what}: HTTP {status} {getattr(exc, 'error_code', '')}")
+        if isinstance(exc, a.ServiceRequestError | a.ServiceResponseError):
+            return TransientError(f"{self.location}: {what}: {type(exc).__name__}: {exc}")
+        return exc
+
+    def put(self, name: str, source: Source) -> None:
+        try:
+            self._client.upload_blob(self._key(name), _body(source), overwrite=True,
+                                     max_concurrency=self.connections)
+        except Exception as exc:
+            raise self._map(exc, f"put {name}", name) from exc
+
+    def put_if_absent(self, name: str, source: Source) -> bool:
+        """Create `name` only if absent (If-None-Match: *); False when it already existed."""
+        try:
+            self._client.upload_blob(self._key(name), _body(source), overwrite=False,
+                                     max_concurrency=self.connections)
+            return True
+        except self._aexc.ResourceExistsError:
+            return False
+        except Exception as exc:
+            raise self._map(exc, f"put {name}", name) from exc
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        try:
+            if length == 0:
+                self._client.get_blob_client(self._key(name)).get_blob_properties()
+                return b""
+            stream = self._client.download_blob(self._key(name), offset=offset or None, length=length,
+                                                max_concurrency=self.connections)
+            data: bytes = stream.readall()
+            return data
+        except Exception as exc:
+            raise self._map(exc, f"get {name}", name) from exc
+
+    def open(self, name: str) -> BinaryIO:
+        try:
+            stream = self._client.download_blob(self._key(name))
+        except Exception as exc:
+            raise self._map(exc, f"open {name}", name) from exc
+        return chunk_stream(iter(stream.chunks()))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        try:
+            for item in self._client.list_blobs(name_starts_with=base + prefix):
+                yield ObjectInfo(item.name[len(base):], int(item.size))
+        except Exception as exc:
+            raise self._map(exc, f"list {prefix}") from exc
+
+    def delete(self, name: str) -> None:
+        try:
+            self._client.delete_blob(self._key(name))
+        except Exception as exc:
+            raise self._map(exc, f"delete {name}", name) from exc
+
+    def exists(self, name: str) -> bool:
+        try:
+            return bool(self._client.get_blob_client(self._key(name)).exists())
+        except Exception as exc:
+            raise self._map(exc, f"exists {name}", name) from exc
+
+
+def _body(source: Source) -> Any:
+    return bytes(source) if isinstance(source, bytearray | memoryview) else source
+
+
+def azure_storage(spec: Mapping[str, Any], secret: Mapping[str, str]) -> AzureStorage:
+    """Stash's `spec.backend.azure` (container, prefix, maxConnections) with its storage Secret."""
+    return AzureStorage(str(spec.get("container") or ""), str(spec.get("prefix") or ""), secret,
+                        connections=int(spec.get("maxConnections") or 4))
