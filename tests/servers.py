@@ -106,8 +106,12 @@ class StorageTarget:
         """`{provider: {...}}` for a fresh place named by `prefix` (a prefix, or a URL path for rest)."""
         return {self.provider: self._make_spec(prefix)}
 
-    def storage(self, prefix: str, secret: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    def storage(self, prefix: str, secret: dict[str, str] | None = None) -> Any:
+        """The RetryingStorage a Repository at `prefix` opens (with `secret` instead of the right one)."""
+        return self.storage_at(self._make_spec(prefix), self.secret if secret is None else secret)
+
+    def storage_at(self, spec: dict, secret: dict[str, str]) -> Any:
         from providers.storage import storage_from_repository
 
-        repo = {"metadata": {"name": f"{self.provider}-repo"}, "spec": {"backend": self.backend(prefix)}}
-        return storage_from_repository(repo, self.secret if secret is None else secret)
+        repo = {"metadata": {"name": f"{self.provider}-repo"}, "spec": {"backend": {self.provider: spec}}}
+        return storage_from_repository(repo, secret)

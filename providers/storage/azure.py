@@ -67,6 +67,9 @@ class AzureStorage:
             return StorageError(f"{self.location}: {what}: container {self.container} not found")
         if isinstance(exc, a.HttpResponseError):
             status = int(exc.status_code or 0)
+            if status == 403:
+                return StorageError(f"{self.location}: {what}: access denied (HTTP 403 {exc.error_code}): "
+                                    f"check {NAME} and {KEY}")
             if status in TRANSIENT_STATUS:
                 return TransientError(f"{self.location}: {what}: HTTP {status}")
             return StorageError(f"{self.location}: {what}: HTTP {status} {getattr(exc, 'error_code', '')}")
@@ -97,7 +100,7 @@ class AzureStorage:
             if length == 0:
                 self._client.get_blob_client(self._key(name)).get_blob_properties()
                 return b""
-            stream = self._client.download_blob(self._key(name), offset=offset or None, length=length,
+            stream = self._client.download_blob(self._key(name), offset=offset if offset or length else None, length=length,
                                                 max_concurrency=self.connections)
             data: bytes = stream.readall()
             return data

@@ -81,7 +81,7 @@ class GCSStorage:
         if isinstance(exc, g.Unauthorized | g.Forbidden | self._auth_error):
             return StorageError(f"{self.location}: {what}: access denied: check {KEY} and {PROJECT} "
                                 f"({type(exc).__name__})")
-        if isinstance(exc, g.TooManyRequests | g.ServerError | g.RequestTimeout):
+        if isinstance(exc, g.TooManyRequests | g.ServerError):
             return TransientError(f"{self.location}: {what}: {exc.code} {exc.message}")
         if isinstance(exc, g.GoogleAPICallError):
             return StorageError(f"{self.location}: {what}: {exc.code} {exc.message}")

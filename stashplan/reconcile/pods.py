@@ -88,3 +88,21 @@ def session_job(kind: str, session: dict, pod: dict, timeout_s: int | None, invo
 
 def job_name(kind: str, session_name: str) -> str:
     return k8s_name("stash-backup-" if kind == "BackupSession" else "stash-restore-", session_name)
+
+
+LOCAL_BACKEND_VOLUME = "stash-local-backend"  # Stash's name for a `local` backend's volume in a Job pod
+
+
+def mount_local_backend(pod: dict, repository: dict) -> None:
+    """Put a `local` backend's volume (hostPath, persistentVolumeClaim, nfs ...) into a Job pod, mounted at its
+    `mountPath` in every container; the repository is `<mountPath>/<subPath>`, as in local mode."""
+    local = ((repository.get("spec") or {}).get("backend") or {}).get("local")
+    if not local:
+        return
+    source = {k: v for k, v in local.items() if k not in ("mountPath", "subPath")}
+    if not source:  # no volume named: the directory is the pod's own (as when mountPath is a host path locally)
+        return
+    pod["volumes"] = [*(pod.get("volumes") or []), {"name": LOCAL_BACKEND_VOLUME, **source}]
+    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+        mount = {"name": LOCAL_BACKEND_VOLUME, "mountPath": local["mountPath"]}
+        container["volumeMounts"] = [*(container.get("volumeMounts") or []), mount]

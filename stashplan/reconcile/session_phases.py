@@ -11,7 +11,13 @@ from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
 from stashplan.objects import format_duration, is_managed, parse_duration, parse_time, rfc3339, set_condition
 from stashplan.reconcile import tasks
 from stashplan.reconcile.bindings import custom_identity_bindings
-from stashplan.reconcile.pods import apply_runtime, cross_namespace_binding, job_name, session_job
+from stashplan.reconcile.pods import (
+    apply_runtime,
+    cross_namespace_binding,
+    job_name,
+    mount_local_backend,
+    session_job,
+)
 from stashplan.reconcile.sessions import new_backup_session
 from stashplan.reconcile.world import (
     TERMINAL,
@@ -163,6 +169,7 @@ def _start_backup(world: World, config: dict, session: dict, now: datetime, sett
     inputs = tasks.backup_inputs(config, repo, target, session, pushgateway_url=settings.pushgateway_url)
     inputs["STASHPLAN_IMAGE"] = settings.image
     pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
+    mount_local_backend(pod, repo)
     containers = pod.get("containers") or []
     if containers:
         apply_runtime(pod, containers[-1], config["spec"].get("runtimeSettings"))
@@ -239,6 +246,7 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
         inputs = tasks.restore_inputs(restore, repo, target, pushgateway_url=settings.pushgateway_url)
         inputs["STASHPLAN_IMAGE"] = settings.image
         pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
+        mount_local_backend(pod, repo)
     except (StashplanError, ValueError, KeyError) as exc:
         if isinstance(exc, tasks.NoAddonError):
             out.refusals.append(f"RestoreSession {meta['namespace']}/{meta['name']}: spec.task: {exc}")

@@ -86,7 +86,7 @@ class Lock:
         self.exclusive = exclusive
         self.operation = operation
         self.hostname = socket.gethostname()
-        self.name = f"locks/{secrets.token_hex(16)}"
+        self.name = f"locks/{secrets.token_hex(32)}"  # 64 hex: the name restic's REST protocol accepts
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

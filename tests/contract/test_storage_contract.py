@@ -63,6 +63,7 @@ def test_put_from_a_stream_reads_it_to_eof(storage: Storage) -> None:
 def test_get_with_offset_and_length_returns_that_range(storage: Storage) -> None:
     storage.put(data("pack"), bytes(range(100)))
     assert storage.get(data("pack"), 10, 5) == bytes(range(10, 15))
+    assert storage.get(data("pack"), 0, 3) == bytes(range(3))
     assert storage.get(data("pack"), 95) == bytes(range(95, 100))
     assert storage.get(data("pack"), 0, 0) == b""
 

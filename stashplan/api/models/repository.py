@@ -44,6 +44,16 @@ class LocalSpec(StashModel):
     flex_volume: FreeForm | None = None
     cinder: FreeForm | None = None
 
+    @model_validator(mode="after")
+    def _a_volume_that_outlives_the_job(self) -> LocalSpec:
+        if self.empty_dir is not None:
+            raise ValueError("emptyDir is refused: it lives and dies with the backup Job's pod, so no snapshot "
+                             "would outlive it (use hostPath, persistentVolumeClaim or nfs)")
+        for field, name in ((self.secret, "secret"), (self.config_map, "configMap"), (self.projected, "projected")):
+            if field is not None:
+                raise ValueError(f"{name} is refused: a read-only volume cannot hold a repository")
+        return self
+
 
 class S3Spec(StashModel):
     endpoint: str = Field(min_length=1)
