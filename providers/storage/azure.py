@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from providers.storage.base import ObjectInfo, ObjectNotFound, Source, StorageError, check_name
@@ -127,6 +127,10 @@ class AzureStorage:
             self._client.delete_blob(self._key(name))
         except Exception as exc:
             raise self._map(exc, f"delete {name}", name) from exc
+
+    def remove_leftovers(self, older_than: float) -> Sequence[str]:
+        """Nothing to remove: blocks of an unfinished upload are never committed, and Azure discards them."""
+        return []
 
     def exists(self, name: str) -> bool:
         try:

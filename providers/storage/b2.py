@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from providers.storage.base import ObjectInfo, ObjectNotFound, Source, StorageError, as_bytes, check_name
@@ -140,6 +141,20 @@ class B2Storage:
             raise
         except Exception as exc:
             raise self._map(exc, f"delete {name}", name) from exc
+
+    def remove_leftovers(self, older_than: float) -> Sequence[str]:
+        """Cancels unfinished large-file uploads under the prefix started more than `older_than` seconds ago."""
+        base = f"{self.prefix}/" if self.prefix else ""
+        cutoff_ms = (time.time() - older_than) * 1000
+        removed = []
+        try:
+            for unfinished in self._bucket.list_unfinished_large_files(prefix=base):
+                if unfinished.upload_timestamp < cutoff_ms:
+                    self._api.cancel_large_file(unfinished.file_id)
+                    removed.append(f"{str(unfinished.file_name)[len(base):]} (large file {unfinished.file_id})")
+        except Exception as exc:
+            raise self._map(exc, "remove leftovers") from exc
+        return removed
 
     def exists(self, name: str) -> bool:
         try:

@@ -9,6 +9,8 @@ Rules (the contract suite in tests/contract/test_storage_contract.py checks them
 - `list(prefix)` yields every object whose name starts with `prefix`, with its size, in no set order.
 - `put_if_absent` creates an object only when no object of that name exists, atomically: of any
   number of concurrent callers exactly one gets True and its bytes are what everyone reads after.
+  Exceptions, documented in their modules: `swift` and `rest`, whose servers check before the upload
+  (If-None-Match: * / an existing file) but not atomically with it; sequential callers still see False.
 - `remove_leftovers(older_than)` deletes the partial writes an interrupted `put` left behind (temp
   files, unfinished multipart uploads) older than `older_than` seconds; never a finished object.
 - Failures that may pass on retry (throttling, 5xx, lost connections) raise `TransientError`;

@@ -8,7 +8,7 @@ The library's own retries are off: RetryingStorage retries.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from providers.storage.base import ObjectInfo, ObjectNotFound, Source, StorageError, check_name
@@ -161,6 +161,10 @@ class GCSStorage:
             self._bucket.blob(self._key(name)).delete(retry=None)
         except Exception as exc:
             raise self._map(exc, f"delete {name}", name) from exc
+
+    def remove_leftovers(self, older_than: float) -> Sequence[str]:
+        """Nothing to remove: an unfinished upload never becomes an object, and GCS discards its session."""
+        return []
 
     def exists(self, name: str) -> bool:
         try:

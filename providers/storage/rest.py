@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -115,7 +115,10 @@ class RestStorage:
                 raise TransientError(f"{self.location}: put {name}: another writer created it meanwhile")
 
     def put_if_absent(self, name: str, source: Source) -> bool:
-        """Create `name` only if absent (the server refuses to overwrite: 403); False when it existed."""
+        """Create `name` only if absent (the server refuses to overwrite: 403); False when it existed.
+
+        Not atomic against a concurrent create of the same name: the server checks when the upload starts.
+        """
         path = self._path(name)
         if name == "config":
             self._create_repository()
@@ -173,6 +176,10 @@ class RestStorage:
         if not self._exists(path, name):  # rest-server answers 200 for a missing object
             raise ObjectNotFound(self.location, name)
         self._request("DELETE", path, f"delete {name}", name)
+
+    def remove_leftovers(self, older_than: float) -> Sequence[str]:
+        """Nothing a client can remove: rest-server writes a temp file and renames it, on its own disk."""
+        return []
 
     def exists(self, name: str) -> bool:
         return self._exists(self._path(name), name)

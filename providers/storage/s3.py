@@ -164,6 +164,8 @@ class S3Storage:
         kwargs: dict[str, Any] = {"Bucket": self.settings.bucket, "Key": self._key(name)}
         if length is not None:
             if length == 0:
+                if not self.exists(name):  # a missing object is ObjectNotFound even for an empty range
+                    raise ObjectNotFound(self.location, name)
                 return b""
             kwargs["Range"] = f"bytes={offset}-{offset + length - 1}"
         elif offset:

@@ -8,7 +8,7 @@ one-line error: it cannot be tested here. One connection per thread; swiftclient
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -112,7 +112,10 @@ class SwiftStorage:
         self._put(name, source, {})
 
     def put_if_absent(self, name: str, source: Source) -> bool:
-        """Create `name` only if absent (If-None-Match: *, answered 412); False when it already existed."""
+        """Create `name` only if absent (If-None-Match: *, answered 412); False when it already existed.
+
+        Not atomic against a concurrent create of the same name: the server checks when the upload starts.
+        """
         try:
             self._put(name, source, {"If-None-Match": "*"})
             return True
@@ -175,6 +178,10 @@ class SwiftStorage:
             self._conn().delete_object(self.container, self._key(name))
         except Exception as exc:
             raise self._map(exc, f"delete {name}", name) from exc
+
+    def remove_leftovers(self, older_than: float) -> Sequence[str]:
+        """Nothing to remove: each object is one PUT (no segments), so an interrupted write leaves nothing."""
+        return []
 
     def exists(self, name: str) -> bool:
         try:
