@@ -112,8 +112,8 @@ def test_storage_from_a_repository_resource_and_its_secret(s3_bucket: S3Bucket, 
         "spec": {"backend": {"local": {"mountPath": str(tmp_path), "subPath": "a/b"}}},
     }
     assert storage_from_repository(local_repo, {}).location == f"local:{tmp_path}/a/b"
-    with pytest.raises(StorageError, match=r"Repository gcs-repo: spec.backend: unsupported backend \(gcs\)"):
-        storage_from_repository({"metadata": {"name": "gcs-repo"}, "spec": {"backend": {"gcs": {}}}}, {})
+    with pytest.raises(StorageError, match=r"Repository ftp-repo: spec.backend: unsupported backend \(ftp\)"):
+        storage_from_repository({"metadata": {"name": "ftp-repo"}, "spec": {"backend": {"ftp": {}}}}, {})
 
 
 def test_s3_missing_bucket_is_a_permanent_storage_error_naming_it(s3_bucket: S3Bucket) -> None:
