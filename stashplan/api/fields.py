@@ -79,13 +79,30 @@ HONOURED: tuple[Rule, ...] = (
     Rule("Repository", "spec.backend.storageSecretName", "RESTIC_PASSWORD and backend credentials", _CONTEXT),
     Rule("Repository", "spec.backend.local.mountPath", "the repository directory", _STORAGE),
     Rule("Repository", "spec.backend.local.subPath", "a sub-directory of mountPath", _STORAGE),
-    Rule("Repository", "spec.backend.local.*", "any volume source but emptyDir: local mode uses the directory at "
-         "mountPath", _STORAGE),
+    Rule("Repository", "spec.backend.local.*", "the volume (hostPath, persistentVolumeClaim, nfs ...) mounted "
+         "into the Job pod at mountPath; local mode uses the directory at mountPath (emptyDir and read-only "
+         "volumes refused)", _PODS),
     Rule("Repository", "spec.backend.s3.endpoint", "the S3 endpoint", _STORAGE),
     Rule("Repository", "spec.backend.s3.bucket", "the bucket", _STORAGE),
     Rule("Repository", "spec.backend.s3.prefix", "the key prefix", _STORAGE),
     Rule("Repository", "spec.backend.s3.region", "the signing region", _STORAGE),
     Rule("Repository", "spec.backend.s3.insecureTLS", "skip TLS verification", _STORAGE),
+    Rule("Repository", "spec.backend.gcs.bucket", "the GCS bucket", "providers/storage/gcs.py"),
+    Rule("Repository", "spec.backend.gcs.prefix", "the object name prefix", "providers/storage/gcs.py"),
+    Rule("Repository", "spec.backend.gcs.maxConnections", "the HTTP connection pool size",
+         "providers/storage/gcs.py"),
+    Rule("Repository", "spec.backend.azure.container", "the blob container", "providers/storage/azure.py"),
+    Rule("Repository", "spec.backend.azure.prefix", "the blob name prefix", "providers/storage/azure.py"),
+    Rule("Repository", "spec.backend.azure.maxConnections", "parallel block transfers per blob",
+         "providers/storage/azure.py"),
+    Rule("Repository", "spec.backend.swift.container", "the Swift container (created if missing)",
+         "providers/storage/swift.py"),
+    Rule("Repository", "spec.backend.swift.prefix", "the object name prefix", "providers/storage/swift.py"),
+    Rule("Repository", "spec.backend.b2.bucket", "the B2 bucket", "providers/storage/b2.py"),
+    Rule("Repository", "spec.backend.b2.prefix", "the file name prefix", "providers/storage/b2.py"),
+    Rule("Repository", "spec.backend.b2.maxConnections", "b2sdk's upload workers", "providers/storage/b2.py"),
+    Rule("Repository", "spec.backend.rest.url", "the rest-server repository URL (REST protocol v2)",
+         "providers/storage/rest.py"),
     Rule("Repository", "spec.usagePolicy.allowedNamespaces.from", "which namespaces may use it",
          "stashplan/reconcile/usage.py"),
     Rule("Repository", "spec.usagePolicy.allowedNamespaces.selector", "namespaces by label",
@@ -178,8 +195,6 @@ def _invoker_refusals(kind: str) -> list[Rule]:
 
 
 REFUSED: tuple[Rule, ...] = (
-    *(Rule("Repository", f"spec.backend.{b}", f"no {b} backend yet: every backup would fail at run time")
-      for b in ("gcs", "azure", "swift", "b2", "rest")),
     Rule("Repository", "spec.backend.local.emptyDir", "nothing in an emptyDir outlives the Job",
          when=lambda v: v is not None),
     Rule("Repository", "spec.wipeOut", "deleting a Repository never deletes its data in stashplan"),

@@ -63,3 +63,16 @@ def test_backup_with_a_wrong_storage_key_fails_naming_the_secret_key(
     assert status["phase"] == "Failed"
     assert "REST_SERVER_USERNAME/REST_SERVER_PASSWORD" in str(status)
     assert "not-the-password" not in str(status)
+
+
+def test_a_stash_guide_with_a_gcs_repository_plans_without_refusals(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stashplan.cli import app
+
+    folder = Path(__file__).resolve().parents[1] / "data" / "stash-docs" / "02-mysql-standalone"
+    result = CliRunner().invoke(app, ["plan", "-f", str(folder), "--state", str(tmp_path / "s.db"),
+                                      "--detailed-exitcode"])
+    assert result.exit_code == 2, result.output
+    assert "error:" not in result.output
+    assert "+ Repository/demo/gcs-repo will be created" in result.output
