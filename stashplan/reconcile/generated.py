@@ -101,8 +101,9 @@ def auto_backup(appbinding: dict, blueprint: dict) -> list[dict]:
 def generate(manifests: Sequence[dict], actual: Mapping[str, list[dict]]) -> Generated:
     """What KubeDB and Stash's auto-backup would create from the manifests and what exists (manifests win)."""
     out = Generated()
-    known = {identity(o): o for objs in actual.values() for o in objs}
-    known.update({identity(m): m for m in manifests if not kubedb.is_kubedb(m)})
+    kinds = ("AppBinding", "BackupBlueprint")  # all generation looks at; a plan of thousands stays cheap
+    known = {identity(o): o for kind in kinds for o in actual.get(kind, ())}
+    known.update({identity(m): m for m in manifests if m.get("kind") in kinds})
     for db in (m for m in manifests if kubedb.is_kubedb(m)):
         ns, name = db["metadata"].get("namespace") or "default", db["metadata"]["name"]
         what = f"{db['kind']} {ns}/{name} (KubeDB) is not applied by stashplan"
@@ -116,10 +117,10 @@ def generate(manifests: Sequence[dict], actual: Mapping[str, list[dict]]) -> Gen
         out.add(appbinding, f"the AppBinding KubeDB creates for {db['kind']} {ns}/{name}")
         known[identity(appbinding)] = appbinding
     blueprints = {k[2]: o for k, o in known.items() if k[0] == "BackupBlueprint"}
-    for key, appbinding in sorted(known.items()):
-        wanted = ((appbinding.get("metadata") or {}).get("annotations") or {}).get(BLUEPRINT_ANNOTATION)
-        if key[0] != "AppBinding" or not wanted:
-            continue
+    annotated = [(k, o) for k, o in known.items()
+                 if k[0] == "AppBinding" and ((o.get("metadata") or {}).get("annotations") or {}).get(BLUEPRINT_ANNOTATION)]
+    for key, appbinding in sorted(annotated, key=lambda e: e[0]):
+        wanted = appbinding["metadata"]["annotations"][BLUEPRINT_ANNOTATION]
         where = f"AppBinding {key[1]}/{key[2]}: metadata.annotations[{BLUEPRINT_ANNOTATION}]"
         blueprint = blueprints.get(wanted)
         if blueprint is None:
