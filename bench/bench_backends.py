@@ -76,7 +76,11 @@ class Sha256Sink:
 @contextmanager
 def targets(work: Path) -> Iterator[dict[str, Callable[[], Storage]]]:
     """Every backend's emulator running; a factory per backend for a fresh, empty repository place."""
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
 
     from tests.fixtures.s3 import ACCESS_KEY, REGION, SECRET_KEY
     from tests.servers import free_port
