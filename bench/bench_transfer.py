@@ -18,14 +18,19 @@ restore to /dev/null >= 1.5x restic dump.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+import blake3
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -182,7 +187,29 @@ def report(bench: Bench, goals: Goals) -> None:
                 at_most=False)
 
 
+def hash_costs() -> None:
+    """CPU seconds per GiB of the hashes a backup may run over every byte (one thread, 512 KiB chunks)."""
+    key, chunk = os.urandom(32), os.urandom(512 * 1024)
+    costs = {
+        "HMAC-SHA256 (chunk ids, format 1)": lambda: hmac.digest(key, chunk, "sha256"),
+        "SHA-256 (stream checksum, pack names)": lambda: hashlib.sha256(chunk).digest(),
+        "keyed BLAKE3 (chunk ids, format 2)": lambda: blake3.blake3(chunk, key=key, max_threads=1).digest(),
+    }
+    print("hash costs, CPU s/GiB (best of 3 x 256 MiB):")
+    for name, fn in costs.items():
+        best = min(_cpu(fn, 512) for _ in range(3))
+        print(f"  {name:<40}{best / (512 * len(chunk) / 2**30):>6.2f}")
+
+
+def _cpu(fn: Callable[[], object], times: int) -> float:
+    start = time.process_time()
+    for _ in range(times):
+        fn()
+    return time.process_time() - start
+
+
 def main() -> None:
+    hash_costs()
     restic_version = subprocess.run([RESTIC, "version"], capture_output=True, text=True).stdout.strip()
     print(f"transfer benchmark; {restic_version}; {os.cpu_count()} CPUs; plain pg_dump "
           f"({subprocess.run(['pg_dump', '--version'], capture_output=True, text=True).stdout.strip()})")

@@ -114,11 +114,12 @@ class Goals:
     lines: list[str] = field(default_factory=list)
     missed: int = 0
 
-    def check(self, name: str, value: Spread, target: float, *, at_most: bool, unit: str = "x") -> None:
+    def check(self, name: str, value: Spread, target: float, *, at_most: bool, unit: str = "x",
+              digits: int = 2) -> None:
         ok = value.median <= target if at_most else value.median >= target
         self.missed += not ok
         sign = "<=" if at_most else ">="
-        self.lines.append(f"  {'PASS' if ok else 'MISS'}  {name}: {value.fmt(unit)}  target {sign} {target:g}{unit}")
+        self.lines.append(f"  {'PASS' if ok else 'MISS'}  {name}: {value.fmt(unit, digits)}  target {sign} {target:g}{unit}")
 
     def show(self) -> None:
         print("goals (median, min-max over interleaved rounds):")
