@@ -42,6 +42,13 @@ def port_open(port: int) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """In the child: be sent SIGTERM when the test process dies, even killed (no orphaned emulators)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @dataclass(frozen=True)
 class Server:
     """One server to start: argv, its port, its log file; `ready` defaults to the port answering."""
@@ -62,7 +69,8 @@ def servers(*specs: Server, timeout: float = 90.0) -> Iterator[list[subprocess.P
         for spec in specs:
             with open(spec.log, "wb") as out:
                 procs.append(subprocess.Popen(spec.argv, stdout=out, stderr=subprocess.STDOUT,
-                                              env={**os.environ, **spec.env}, cwd=spec.cwd, start_new_session=True))
+                                              env={**os.environ, **spec.env}, cwd=spec.cwd, start_new_session=True,
+                                              preexec_fn=_die_with_parent))
         deadline = time.monotonic() + timeout
         for spec, proc in zip(specs, procs, strict=True):
             check = spec.ready or (lambda p=spec.port: port_open(p))  # type: ignore[misc]
