@@ -109,13 +109,24 @@ def _plain_settings(image: str, pushgateway_url: str) -> Settings:
     return Settings(image=image, pushgateway_url=pushgateway_url)
 
 
-def _load(files: Sequence[Path] | None, refusals: list[str] | None = None) -> tuple[list[dict], list[str]]:
-    """Manifests and their sources; refused objects go to `refusals` when given (else they are errors)."""
+def _load(files: Sequence[Path] | None, refusals: list[str] | None = None,
+          mode: str = "") -> tuple[list[dict], list[str]]:
+    """Manifests and their sources; refused objects go to `refusals` when given (else they are errors), also
+    those with a field the `mode` (local or kube) cannot honour (stashplan.api.modes)."""
     if not files:
         return [], []
     from stashplan.api import load_paths
+    from stashplan.api.modes import mode_problems
 
-    return load_paths(list(files), refusals), [str(f) for f in files]
+    manifests = load_paths(list(files), refusals)
+    if mode:
+        problems = {id(m): found for m in manifests if (found := mode_problems([m], mode))}
+        if problems and refusals is None:
+            raise ManifestError([line for found in problems.values() for line in found])
+        for found in problems.values():
+            (refusals if refusals is not None else []).extend(found)
+        manifests = [m for m in manifests if id(m) not in problems]
+    return manifests, [str(f) for f in files]
 
 
 def _with_refusals(p: Any, refusals: list[str]) -> Any:
@@ -158,8 +169,8 @@ def plan(
         if prune and not filename:
             raise StashplanError("--prune needs -f: orphans are what the manifests no longer hold")
         refusals: list[str] = []
-        manifests, sources = _load(filename, refusals)
         cs = _cluster_settings(cluster, state, kubeconfig, context)
+        manifests, sources = _load(filename, refusals, cs.mode)
         c = open_cluster(cs)
         try:
             p = make_plan(c, manifests=manifests, addons=_addons(), sources=sources, namespace=namespace,
@@ -225,7 +236,7 @@ def apply(
             if prune and not filename:
                 raise StashplanError("--prune needs -f: orphans are what the manifests no longer hold")
             refusals: list[str] = []
-            manifests, sources = _load(filename, refusals)
+            manifests, sources = _load(filename, refusals, cs.mode)
             p = make_plan(c, manifests=manifests, addons=_addons(), sources=sources, namespace=namespace,
                           settings=_settings(cs, image, pushgateway_url), prune=prune)
             p = _with_refusals(p, refusals)
@@ -297,7 +308,7 @@ def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str 
     from stashplan.reconcile.loop import Iteration, LocalControllers, StopFlag, run_loop
 
     gc.enable()  # a long-running process: run_once pauses the collector only during each iteration
-    _load(filename)  # fail fast on bad manifests before starting
+    _load(filename, mode=cs.mode)  # fail fast on bad manifests before starting
     interval, iterations = lo.interval, lo.iterations
     c = open_cluster(cs)
     controllers = None
@@ -341,7 +352,7 @@ def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str 
                   + (f", state {cs.state}" if cs.mode == "local" else "") + f", every {interval:g}s); Ctrl-C stops.",
                   markup=False)
     try:
-        return run_loop(c, interval=interval, load_manifests=lambda: _load(filename)[0], addons=_addons(),
+        return run_loop(c, interval=interval, load_manifests=lambda: _load(filename, mode=cs.mode)[0], addons=_addons(),
                         settings=opts, controllers=controllers, namespace=namespace, stop=stop,
                         report=report, report_error=report_error, max_iterations=iterations,
                         leader=leader, health=health, watch_wakeups=cs.mode == "kube", resync=lo.resync)

@@ -4,7 +4,7 @@
 Paths are dotted from the object root; `[]` marks list items; a trailing `*` stands for every other key of a
 free-form object. A refused field is refused only when set to something that would change behaviour
 (`Rule.when`); the default (absent, empty, false) is always accepted. Other helpers move rules from REFUSED
-to HONOURED as they land features (hooks, runtimeSettings, backends): whoever lands second updates this list.
+to HONOURED as they land features (runtimeSettings, backends): whoever lands second updates this list.
 """
 
 from __future__ import annotations
@@ -74,6 +74,34 @@ def _invoker_rules(kind: str) -> list[Rule]:
     return rules
 
 
+_HOOK_RUN = "stashplan/transfer/hooks.py"
+
+
+def _hook_rules(kind: str, pre: str, post: str) -> list[Rule]:
+    """Stash's hooks (prober Handlers), run by the transfer: checked in stashplan/api/models/hooks.py."""
+    rules: list[Rule] = []
+    for hook in (pre, post):
+        base = f"spec.hooks.{hook}"
+        rules += [
+            Rule(kind, f"{base}.exec.command", "run as a process in the Job (this machine in local mode), "
+                 "under a timeout", _HOOK_RUN),
+            *(Rule(kind, f"{base}.{action}.{k}", "the request the hook makes", _HOOK_RUN)
+              for action in ("httpGet", "httpPost") for k in ("path", "port", "host", "scheme")),
+            *(Rule(kind, f"{base}.{action}.httpHeaders[].{k}", "request headers", _HOOK_RUN)
+              for action in ("httpGet", "httpPost") for k in ("name", "value")),
+            Rule(kind, f"{base}.httpPost.body", "the request body (summary templates rendered)", _HOOK_RUN),
+            Rule(kind, f"{base}.httpPost.form[].key", "a urlencoded form body", _HOOK_RUN),
+            Rule(kind, f"{base}.httpPost.form[].values", "a urlencoded form body", _HOOK_RUN),
+            Rule(kind, f"{base}.tcpSocket.port", "the port that must accept a connection", _HOOK_RUN),
+            Rule(kind, f"{base}.tcpSocket.host", "the host (default: the AppBinding's)", _HOOK_RUN),
+            Rule(kind, f"{base}.containerName", "local mode: this machine is the pod; refused in kube mode (hooks "
+                 "run in the Job, not the database's pod)", "stashplan/api/modes.py"),
+        ]
+    rules.append(Rule(kind, f"spec.hooks.{post}.executionPolicy", "when the post hook runs, as Stash decides",
+                      _HOOK_RUN))
+    return rules
+
+
 HONOURED: tuple[Rule, ...] = (
     # Repository
     Rule("Repository", "spec.backend.storageSecretName", "RESTIC_PASSWORD and backend credentials", _CONTEXT),
@@ -109,6 +137,7 @@ HONOURED: tuple[Rule, ...] = (
          "stashplan/reconcile/usage.py"),
     # BackupConfiguration
     *_invoker_rules(_BC),
+    *_hook_rules(_BC, "preBackup", "postBackup"),
     Rule(_BC, "spec.schedule", "the trigger CronJob's schedule", "stashplan/reconcile/desired.py"),
     Rule(_BC, "spec.paused", "suspends the trigger CronJob", "stashplan/reconcile/desired.py"),
     Rule(_BC, "spec.driver", "Restic (the only driver stashplan runs)", "stashplan/api/fields.py"),
@@ -126,6 +155,7 @@ HONOURED: tuple[Rule, ...] = (
     Rule(_BS, "spec.retryLeft", "retries left", _PHASES),
     # RestoreSession
     *_invoker_rules(_RS),
+    *_hook_rules(_RS, "preRestore", "postRestore"),
     Rule(_RS, "spec.driver", "Restic (the only driver stashplan runs)", "stashplan/api/fields.py"),
     *(Rule(_RS, f"{base}[].{k}", "which snapshot of which host to restore", _CONTEXT)
       for base in ("spec.target.rules", "spec.rules") for k in ("targetHosts", "sourceHost", "snapshots")),
@@ -172,7 +202,6 @@ INFORMATIONAL: tuple[Rule, ...] = (
 )
 
 _WORKLOAD = "only workload and volume targets (Stash's sidecar) read it; a database is dumped whole"
-_HOOKS = "hooks do not run yet; a backup would silently skip them"
 _RUNTIME = "not applied to stashplan's pods yet"
 
 
@@ -202,13 +231,11 @@ REFUSED: tuple[Rule, ...] = (
     Rule(_BC, "spec.target.paths", _WORKLOAD),
     Rule(_BC, "spec.target.exclude", _WORKLOAD),
     Rule(_BC, "spec.target.snapshotClassName", "only the VolumeSnapshotter driver reads it"),
-    Rule(_BC, "spec.hooks", _HOOKS),
     Rule(_BS, "spec.invoker.kind", "BackupBatch is not run by stashplan", when=lambda v: v == "BackupBatch"),
     *_invoker_refusals(_RS),
     Rule(_RS, "spec.target.volumeClaimTemplates", _WORKLOAD),
     *(Rule(_RS, f"{base}[].{k}", "a database restore replays the whole dump; file selection is for workloads")
       for base in ("spec.target.rules", "spec.rules") for k in ("paths", "include", "exclude")),
-    Rule(_RS, "spec.hooks", _HOOKS),
     Rule("Function", "spec.podSecurityPolicyName", "PodSecurityPolicy was removed in Kubernetes 1.25"),
     Rule("Function", "spec.runtimeSettings.*", "not applied to the container"),
     Rule("AppBinding", "spec.clientConfig.insecureSkipTLSVerify", "the database clients always verify TLS; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from stashplan.errors import StashplanError
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE
 from stashplan.objects import k8s_name, owner_ref
 
@@ -63,6 +64,27 @@ def apply_runtime(pod: dict, container: dict, runtime: dict | None) -> None:
             container["env"] = [*(container.get("env") or []), *value]
         else:
             container[key] = value
+
+
+def runs_transfer(container: Mapping) -> bool:
+    """Whether a container runs `stashplan transfer ...`, the program that runs a session's hooks."""
+    argv = [str(a) for a in (container.get("command") or [])] + [str(a) for a in container.get("args") or []]
+    return len(argv) > 1 and argv[0].rsplit("/", 1)[-1] == "stashplan" and argv[1] == "transfer"
+
+
+def session_pod(pod: dict, spec: Mapping) -> None:
+    """Shape a session Job's pod from its BackupConfiguration or RestoreSession spec: runtimeSettings on the
+    pod and its last container. StashplanError when hooks are set but no container runs the transfer that
+    would run them (a Task of foreign Functions)."""
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    hooks = {k: v for k, v in (spec.get("hooks") or {}).items() if v}
+    if hooks and not any(runs_transfer(c) for c in containers):
+        raise StashplanError(
+            f"spec.hooks ({', '.join(hooks)}): hooks are run by `stashplan transfer`, and this Task's "
+            "Functions do not run it; use a built-in addon Task or remove the hooks"
+        )
+    if containers:
+        apply_runtime(pod, pod["containers"][-1], spec.get("runtimeSettings"))
 
 
 def session_job(kind: str, session: dict, pod: dict, timeout_s: int | None, invoker: Mapping[str, str]) -> dict:

@@ -12,11 +12,11 @@ from stashplan.objects import format_duration, is_managed, parse_duration, parse
 from stashplan.reconcile import tasks
 from stashplan.reconcile.bindings import custom_identity_bindings
 from stashplan.reconcile.pods import (
-    apply_runtime,
     cross_namespace_binding,
     job_name,
     mount_local_backend,
     session_job,
+    session_pod,
 )
 from stashplan.reconcile.sessions import new_backup_session
 from stashplan.reconcile.world import (
@@ -170,9 +170,7 @@ def _start_backup(world: World, config: dict, session: dict, now: datetime, sett
     inputs["STASHPLAN_IMAGE"] = settings.image
     pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
     mount_local_backend(pod, repo)
-    containers = pod.get("containers") or []
-    if containers:
-        apply_runtime(pod, containers[-1], config["spec"].get("runtimeSettings"))
+    session_pod(pod, config["spec"])
     timeout = _timeout(config)
     invoker = {INVOKER_TYPE: "BackupConfiguration", INVOKER_NAME: config["metadata"]["name"]}
     out.objects.append(session_job("BackupSession", session, pod, int(timeout.total_seconds()) if timeout else None, invoker))
@@ -247,6 +245,7 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
         inputs["STASHPLAN_IMAGE"] = settings.image
         pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
         mount_local_backend(pod, repo)
+        session_pod(pod, restore["spec"])
     except (StashplanError, ValueError, KeyError) as exc:
         if isinstance(exc, tasks.NoAddonError):
             out.refusals.append(f"RestoreSession {meta['namespace']}/{meta['name']}: spec.task: {exc}")
@@ -255,9 +254,6 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
                                              status.get("conditions"), "RestoreExecutorEnsured", False,
                                              "FailedToEnsureRestoreExecutor", str(exc), now)}, f"Invalid: {exc}"))
         return
-    containers = pod.get("containers") or []
-    if containers:
-        apply_runtime(pod, containers[-1], restore["spec"].get("runtimeSettings"))
     timeout = _timeout(restore)
     if repo["metadata"]["namespace"] != meta["namespace"]:
         out.objects.append(cross_namespace_binding(repo, meta["namespace"]))

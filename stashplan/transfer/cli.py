@@ -15,6 +15,7 @@ import typer
 from stashplan.cluster.base import Cluster
 from stashplan.cluster.factory import connect
 from stashplan.errors import StashplanError
+from stashplan.transfer.priority import Priority
 from stashplan.transfer.run import TransferOptions, TransferResult, backup, restore
 
 app = typer.Typer(
@@ -56,6 +57,15 @@ def _fail_input(exc: StashplanError) -> None:
 def _pushgateway(url: str) -> str:
     """The flag, or PROMETHEUS_PUSHGATEWAY_URL when the Function passed it empty (`${VAR:=}`)."""
     return url or os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", "")
+
+
+def _priority() -> Priority:
+    """runtimeSettings.container nice/ionice, which the Job passes as NICE_ADJUSTMENT, IONICE_CLASS(_DATA)."""
+    try:
+        return Priority.from_env(os.environ)
+    except StashplanError as exc:
+        _fail_input(exc)
+        raise
 
 
 def _transfer(
@@ -110,6 +120,7 @@ def backup_command(
         hostname=hostname or "host-0",
         pushgateway_url=_pushgateway(pushgateway_url),
         progress_every=progress_interval,
+        priority=_priority(),
     )
     _transfer("BackupSession", "--backupsession", backupsession, namespace, backup, opts)
 
@@ -141,6 +152,7 @@ def restore_command(
         snapshot=snapshot,
         pushgateway_url=_pushgateway(pushgateway_url),
         progress_every=progress_interval,
+        priority=_priority(),
     )
     _transfer("RestoreSession", "--restoresession", restoresession, namespace, restore, opts)
 

@@ -10,7 +10,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -33,12 +33,15 @@ from stashplan.transfer.context import (
     restore_selection,
     seconds_until,
 )
+from stashplan.transfer.hooks import DEFAULT_TIMEOUT, HookError, Summary, default_host, execute
 from stashplan.transfer.pipe import ProcessReader, ProcessWriter
 from stashplan.transfer.post import after_backup, describe, push_metrics
+from stashplan.transfer.priority import Priority
 from stashplan.transfer.status import (
     EVENT_SOURCE,
     HostOutcome,
     backup_session_status,
+    go_duration,
     restore_session_status,
 )
 
@@ -62,6 +65,8 @@ class TransferOptions:
     snapshot: str = ""
     pushgateway_url: str = ""
     progress_every: float = PROGRESS_EVERY  # seconds between progress lines (off a terminal)
+    hook_timeout: float = DEFAULT_TIMEOUT  # seconds each hook may take (never beyond the session deadline)
+    priority: Priority = field(default_factory=Priority)  # nice/ionice for the dump or restore and the upload (from the Job's env)
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,48 @@ def _invoker(ctx: SessionContext) -> metrics.Invoker:
     )
 
 
+def _summary(ctx: SessionContext, retry_left: int = 0) -> Summary:
+    """The session summary hooks are rendered with, while the target is Running."""
+    ref = (ctx.invoker.get("spec") or {}).get("target", {}).get("ref") or {}
+    return Summary(
+        name=ctx.name,
+        namespace=ctx.namespace,
+        invoker={"APIGroup": "stash.appscode.com", "Kind": str(ctx.invoker["kind"]),
+                 "Name": str(ctx.invoker["metadata"]["name"])},
+        target={"APIVersion": str(ref.get("apiVersion") or "appcatalog.appscode.com/v1alpha1"),
+                "Kind": str(ref.get("kind") or "AppBinding"), "Name": str(ref.get("name") or ""),
+                "Namespace": str(ref.get("namespace") or ctx.namespace)},
+        phase="Running",
+        retry_left=retry_left,
+    )
+
+
+@dataclass
+class _Hooks:
+    """A session's hooks and where they stand: run them in order, keep their conditions and errors."""
+
+    ctx: SessionContext
+    opts: TransferOptions
+    clock: Clock
+    conditions: list[dict]
+    summary: Summary
+    errors: list[str]
+
+    def run(self, hook_type: str, outcome: HostOutcome | None = None) -> bool:
+        """Run `hook_type` if the invoker has one; False when it failed. Post hooks get the host's outcome."""
+        hook = ((self.ctx.invoker.get("spec") or {}).get("hooks") or {}).get(hook_type)
+        if outcome is not None:
+            self.summary = replace(self.summary, phase="Succeeded" if outcome.ok else "Failed",
+                                   duration=go_duration(outcome.duration), error=outcome.error)
+        left = seconds_until(self.ctx.deadline, self.clock())
+        timeout = self.opts.hook_timeout if left is None else min(self.opts.hook_timeout, left)
+        self.conditions, error = execute(hook_type, hook, self.summary, self.conditions, self.clock(),
+                                         timeout=timeout, default_host=default_host(self.ctx.appbinding))
+        if error:
+            self.errors.append(error)
+        return not error
+
+
 # --- backup ---------------------------------------------------------------------------------------
 
 
@@ -147,10 +194,18 @@ def backup(
     started = clock()
     t0 = time.monotonic()
     ctx = load_backup(cluster, namespace, session_name)
-    conds = list((ctx.session.get("status") or {}).get("conditions") or [])
+    status_now = ctx.session.get("status") or {}
+    conds = list(status_now.get("conditions") or [])
+    first_target = (status_now.get("targets") or [{}])[0]
+    retry_left = int((ctx.session.get("spec") or {}).get("retryLeft") or 0)
+    hooks = _Hooks(ctx, opts, clock, list(first_target.get("conditions") or []), _summary(ctx, retry_left), [])
     host = HostOutcome(opts.hostname, False, 0.0)
     repo_state: metrics.RepositoryState | None = None
     try:
+        # Stash: a failed preBackup hook fails the session, and nothing is dumped or stored.
+        if not hooks.run("preBackup"):
+            raise HookError(hooks.errors[-1])
+        opts.priority.apply()
         with _prepared(ctx, opts, started) as (provider, conn, params, deadline, repo):
             if not isinstance(repo, Repository):
                 raise refusal(repo.location, "backup")
@@ -172,13 +227,18 @@ def backup(
         host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=describe(exc))
         log.error("backup of BackupSession %s/%s failed: %s", namespace, session_name, host.error)
     host = replace(host, duration=time.monotonic() - t0)
+    post_hook_errors: list[str] = []
+    if not hooks.errors:  # Stash runs no postBackup hook after a failed preBackup hook
+        hooks.run("postBackup", host)
+        post_hook_errors = hooks.errors
     failed_post = [
         c
         for c in conds
         if c.get("type") in ("RetentionPolicyApplied", "RepositoryIntegrityVerified")
         and c.get("status") == "False"
     ]
-    phase = "Succeeded" if host.ok and not failed_post else "Failed"
+    # A failed postBackup hook fails the session (as Stash); the snapshot it follows stays.
+    phase = "Succeeded" if host.ok and not failed_post and not post_hook_errors else "Failed"
     now = clock()
     invoker = _invoker(ctx)
     job = metrics.job_name(invoker.kind, namespace, invoker.name)
@@ -216,8 +276,9 @@ def backup(
             "FailedToPushRepositoryMetrics",
             now,
         )
-    error = host.error or "; ".join(f"{c['type']}: {c.get('message')}" for c in failed_post)
-    status = backup_session_status(ctx.session, ctx.invoker, host, conds, phase, now)
+    error = "; ".join([host.error, *post_hook_errors] if host.error else
+                      [*post_hook_errors, *(f"{c['type']}: {c.get('message')}" for c in failed_post)])
+    status = backup_session_status(ctx.session, ctx.invoker, host, conds, phase, now, hooks.conditions)
     cluster.patch_status("BackupSession", namespace, session_name, status)
     what = f"backup of {target.kind} {ctx.appbinding['metadata']['name']} on host {opts.hostname}"
     if host.snapshot is not None:
@@ -303,7 +364,12 @@ def restore(
         wanted = rule_snaps or ["latest"]
     source_host = opts.source_hostname or rule_source or opts.hostname
     restored: list[str] = []
+    hooks = _Hooks(ctx, opts, clock, conds, _summary(ctx), [])
     try:
+        # Stash: a failed preRestore hook fails the session and nothing is restored.
+        if not hooks.run("preRestore"):
+            raise HookError(hooks.errors[-1])
+        opts.priority.apply()
         with _prepared(ctx, opts, started, restoring=True) as (provider, conn, params, deadline, repo):
             for snapshot in wanted:
                 restored.append(
@@ -315,14 +381,20 @@ def restore(
     except Exception as exc:
         host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=describe(exc))
         log.error("restore of RestoreSession %s/%s failed: %s", namespace, restore_name, host.error)
+    post_hook_errors: list[str] = []
+    if not hooks.errors:  # no postRestore hook after a failed preRestore hook
+        hooks.run("postRestore", host)
+        post_hook_errors = hooks.errors
+    conds = hooks.conditions
+    error = "; ".join([e for e in (host.error, *post_hook_errors) if e])
     now = clock()
-    phase = "Succeeded" if host.ok else "Failed"
+    phase = "Succeeded" if host.ok and not post_hook_errors else "Failed"
     invoker = _invoker(ctx)
     target = metrics.Target.from_appbinding(ctx.appbinding, _app_kind(opts.database))
     registry = metrics.restore_session_registry(
         invoker,
         target,
-        metrics.HostResult(opts.hostname, host.ok, host.duration),
+        metrics.HostResult(opts.hostname, phase == "Succeeded", host.duration),
         session_duration=host.duration,
     )
     conds = push_metrics(
@@ -335,7 +407,7 @@ def restore(
         "FailedToPushMetrics",
         now,
     )
-    status = restore_session_status(ctx.session, host, conds, now)
+    status = restore_session_status(ctx.session, host, conds, now, phase)
     cluster.patch_status("RestoreSession", namespace, restore_name, status)
     what = f"restore of {', '.join(restored) or ', '.join(wanted)} into {ctx.appbinding['metadata']['name']}"
     emit_event(
@@ -352,10 +424,10 @@ def restore(
         cluster,
         ctx.session,
         reason=f"RestoreSession {phase}",
-        warning=not host.ok,
+        warning=phase == "Failed",
         now=now,
         hostname=opts.hostname,
         component=EVENT_SOURCE,
-        message=f"RestoreSession {restore_name} {phase.lower()}",
+        message=f"RestoreSession {restore_name} {phase.lower()}" + (f": {error}" if error else ""),
     )
-    return TransferResult(phase, host, status, host.error)
+    return TransferResult(phase, host, status, error)

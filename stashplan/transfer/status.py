@@ -73,19 +73,29 @@ def session_duration(session: dict, now: datetime) -> dict:
 
 
 def backup_session_status(
-    session: dict, config: dict, host: HostOutcome, conditions: list[dict], phase: str, now: datetime
+    session: dict,
+    config: dict,
+    host: HostOutcome,
+    conditions: list[dict],
+    phase: str,
+    now: datetime,
+    target_conditions: list[dict] | None = None,
 ) -> dict:
-    """The BackupSession status keys the transfer owns: targets[0], conditions, phase, sessionDuration."""
+    """The BackupSession status keys the transfer owns: targets[0], conditions, phase, sessionDuration.
+    As Stash, the target is Failed when its host failed or a hook condition (target level) is False."""
     status = session.get("status") or {}
     old_targets = [dict(t) for t in status.get("targets") or []]
     first = old_targets[0] if old_targets else {}
+    hook_failed = any(c.get("status") == "False" for c in target_conditions or [])
     target = {
         **first,
         "ref": first.get("ref") or ((config.get("spec") or {}).get("target") or {}).get("ref", {}),
         "totalHosts": 1,
-        "phase": "Succeeded" if host.ok else "Failed",
+        "phase": "Succeeded" if host.ok and not hook_failed else "Failed",
         "stats": [host.stats()],
     }
+    if target_conditions:
+        target["conditions"] = target_conditions
     return {
         "targets": [target, *old_targets[1:]],
         "conditions": conditions,
@@ -94,9 +104,11 @@ def backup_session_status(
     }
 
 
-def restore_session_status(session: dict, host: HostOutcome, conditions: list[dict], now: datetime) -> dict:
+def restore_session_status(
+    session: dict, host: HostOutcome, conditions: list[dict], now: datetime, phase: str = ""
+) -> dict:
     return {
-        "phase": "Succeeded" if host.ok else "Failed",
+        "phase": phase or ("Succeeded" if host.ok else "Failed"),
         "totalHosts": 1,
         "stats": [host.stats(with_snapshots=False)],
         "conditions": conditions,

@@ -24,6 +24,7 @@ from stashplan.api.models.common import (
     TaskRef,
     TempDir,
 )
+from stashplan.api.models.hooks import BackupHooks
 
 DEFAULT_HOST = "host-0"
 
@@ -57,11 +58,6 @@ class RetentionPolicy(StashModel):
 class RetryConfig(StashModel):
     max_retry: int = Field(default=1, ge=0)
     delay: Duration | None = None
-
-
-class BackupHooks(StashModel):
-    pre_backup: FreeForm | None = None
-    post_backup: FreeForm | None = None
 
 
 class BackupConfigurationSpec(StashModel):

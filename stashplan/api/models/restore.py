@@ -23,6 +23,7 @@ from stashplan.api.models.common import (
     TaskRef,
     TempDir,
 )
+from stashplan.api.models.hooks import RestoreHooks
 
 
 class RestoreRule(StashModel):
@@ -44,11 +45,6 @@ class RestoreTarget(StashModel):
     volume_claim_templates: list[FreeForm] | None = None
     args: list[str] | None = None
     rules: list[RestoreRule] | None = None
-
-
-class RestoreHooks(StashModel):
-    pre_restore: FreeForm | None = None
-    post_restore: FreeForm | None = None
 
 
 class RestoreSessionSpec(StashModel):
