@@ -4,7 +4,7 @@
 Paths are dotted from the object root; `[]` marks list items; a trailing `*` stands for every other key of a
 free-form object. A refused field is refused only when set to something that would change behaviour
 (`Rule.when`); the default (absent, empty, false) is always accepted. Other helpers move rules from REFUSED
-to HONOURED as they land features (runtimeSettings, backends): whoever lands second updates this list.
+to HONOURED as they land features (backends): whoever lands second updates this list.
 """
 
 from __future__ import annotations
@@ -41,10 +41,14 @@ _GENERATED = "stashplan/reconcile/generated.py"
 
 # Pod and container keys of Stash's runtimeSettings (kmodules offshoot-api) that stashplan copies onto its pods.
 RUNTIME_POD_KEYS = ("serviceAccountName", "nodeSelector", "affinity", "tolerations", "securityContext",
-                    "imagePullSecrets", "priorityClassName")
-RUNTIME_CONTAINER_KEYS = ("resources", "env", "envFrom", "securityContext")
+                    "imagePullSecrets", "priorityClassName", "priority", "automountServiceAccountToken", "nodeName",
+                    "schedulerName", "readinessGates", "runtimeClassName", "enableServiceLinks",
+                    "topologySpreadConstraints")
+RUNTIME_CONTAINER_KEYS = ("resources", "env", "envFrom", "securityContext", "livenessProbe", "readinessProbe",
+                          "lifecycle")
 FUNCTION_RUNTIME_KEYS = ("env", "envFrom", "resources", "livenessProbe", "readinessProbe", "lifecycle",
-                         "securityContext")
+                         "securityContext", "nice", "ionice")
+_LOCAL = " (refused in local mode, where no kubelet or scheduler acts on it)"
 
 
 def _invoker_rules(kind: str) -> list[Rule]:
@@ -68,9 +72,25 @@ def _invoker_rules(kind: str) -> list[Rule]:
              _INPUTS),
     ]
     for key in RUNTIME_POD_KEYS:
-        rules.append(Rule(kind, f"{spec}.runtimeSettings.pod.{key}", "copied onto the trigger and Job pods", _PODS))
+        local = "" if key == "serviceAccountName" else _LOCAL
+        rules.append(Rule(kind, f"{spec}.runtimeSettings.pod.{key}", "copied onto the trigger and Job pods" + local,
+                          _PODS))
+    for key in ("podLabels", "podAnnotations"):
+        rules.append(Rule(kind, f"{spec}.runtimeSettings.pod.{key}", "the Job pod's labels/annotations", _PODS))
     for key in RUNTIME_CONTAINER_KEYS:
-        rules.append(Rule(kind, f"{spec}.runtimeSettings.container.{key}", "copied onto the Job's container", _PODS))
+        local = _LOCAL if key != "env" else " (locally: value and secretKeyRef)"
+        rules.append(Rule(kind, f"{spec}.runtimeSettings.container.{key}", "copied onto the Job's container" + local,
+                          _PODS))
+    for key in ("nice", "ionice"):
+        rules.append(Rule(kind, f"{spec}.runtimeSettings.container.{key}", "NICE_ADJUSTMENT / IONICE_CLASS(_DATA) "
+                          "in the Job's env; the transfer applies them to itself, its dump or restore client and "
+                          "its upload", _PODS))
+    rules += [
+        Rule(kind, f"{spec}.tempDir.medium", "the Job's /tmp emptyDir" + _LOCAL, _PODS),
+        Rule(kind, f"{spec}.tempDir.sizeLimit", "the Job's /tmp emptyDir" + _LOCAL, _PODS),
+        Rule(kind, f"{spec}.interimVolumeTemplate", "a volume claimed for the Job's pod at /stash-interim-volume "
+             "(INTERIM_DATA_DIR)" + _LOCAL, _PODS),
+    ]
     return rules
 
 
@@ -202,7 +222,6 @@ INFORMATIONAL: tuple[Rule, ...] = (
 )
 
 _WORKLOAD = "only workload and volume targets (Stash's sidecar) read it; a database is dumped whole"
-_RUNTIME = "not applied to stashplan's pods yet"
 
 
 def _invoker_refusals(kind: str) -> list[Rule]:
@@ -213,12 +232,8 @@ def _invoker_refusals(kind: str) -> list[Rule]:
         Rule(kind, "spec.target.args", _WORKLOAD),
         Rule(kind, "spec.driver", "the VolumeSnapshotter driver takes CSI snapshots; stashplan only runs "
              "Restic-style dumps", when=lambda v: v not in (None, "Restic")),
-        Rule(kind, "spec.tempDir.medium", "stashplan streams without scratch space; no temp volume is made yet"),
-        Rule(kind, "spec.tempDir.sizeLimit", "stashplan streams without scratch space; no temp volume is made yet"),
-        Rule(kind, "spec.interimVolumeTemplate", "no interim volume is made: the dump streams to the repository"),
-        Rule(kind, "spec.runtimeSettings.pod.*", _RUNTIME),
-        Rule(kind, "spec.runtimeSettings.container.*", _RUNTIME),
-        Rule(kind, "spec.runtimeSettings.*", "not a runtimeSettings key (pod or container)"),
+        Rule(kind, "spec.runtimeSettings.pod.serviceAccountAnnotations", "stashplan makes no ServiceAccount per "
+             "configuration (Jobs run as stashplan-job or your serviceAccountName); annotate your own ServiceAccount"),
     ]
     return rules
 
@@ -237,7 +252,6 @@ REFUSED: tuple[Rule, ...] = (
     *(Rule(_RS, f"{base}[].{k}", "a database restore replays the whole dump; file selection is for workloads")
       for base in ("spec.target.rules", "spec.rules") for k in ("paths", "include", "exclude")),
     Rule("Function", "spec.podSecurityPolicyName", "PodSecurityPolicy was removed in Kubernetes 1.25"),
-    Rule("Function", "spec.runtimeSettings.*", "not applied to the container"),
     Rule("AppBinding", "spec.clientConfig.insecureSkipTLSVerify", "the database clients always verify TLS; "
          "give the CA in caBundle"),
     Rule("AppBinding", "spec.clientConfig.serverName", "the database clients verify the host they connect to"),

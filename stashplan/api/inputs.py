@@ -101,6 +101,9 @@ def _runtime_inputs(spec: dict, invoker_kind: str, invoker: dict, pushgateway_ur
     temp_dir = spec.get("tempDir") or {}
     return {
         "ENABLE_CACHE": _bool(not temp_dir.get("disableCaching")),
+        # Where a Function may stage data: the interim volume when there is one, else under the temp mount.
+        "INTERIM_DATA_DIR": "/stash-interim-volume/data" if spec.get("interimVolumeTemplate")
+        else "/tmp/stash-interim-volume/data",
         "PROMETHEUS_PUSHGATEWAY_URL": pushgateway_url,
         "PROMETHEUS_JOB_NAME": f"{invoker_kind.lower()}-{_namespace(invoker)}-{_meta(invoker).get('name', '')}",
     }

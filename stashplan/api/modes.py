@@ -8,6 +8,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 LOCAL_REASON = "local mode runs the Job as a process on this machine"
+LOCAL_POD_FIELDS = ("serviceAccountName", "podLabels", "podAnnotations")  # kept on the stored Job as given
+LOCAL_CONTAINER_REFUSED = ("resources", "securityContext", "livenessProbe", "readinessProbe", "lifecycle", "envFrom")
 HOOK_KINDS = {"BackupConfiguration": ("preBackup", "postBackup"), "RestoreSession": ("preRestore", "postRestore")}
 
 
@@ -26,8 +28,39 @@ def _kube(obj: dict) -> Iterator[tuple[str, str]]:
                    "the database's pod; remove containerName (the command then runs in the Job)")
 
 
+def _container_settings(settings: dict, prefix: str) -> Iterator[tuple[str, str]]:
+    for key in LOCAL_CONTAINER_REFUSED:
+        if settings.get(key):
+            yield f"{prefix}.{key}", f"{LOCAL_REASON}, where no container runtime enforces it; use a cluster"
+    for i, item in enumerate(settings.get("env") or []):
+        source = item.get("valueFrom") or {}
+        if source and set(source) != {"secretKeyRef"}:
+            yield (f"{prefix}.env[{i}].valueFrom",
+                   f"{LOCAL_REASON}: only value and valueFrom.secretKeyRef are resolved here")
+
+
 def _local(obj: dict) -> Iterator[tuple[str, str]]:
-    return iter(())
+    spec = obj.get("spec") or {}
+    kind = obj.get("kind")
+    if kind == "Function":
+        yield from _container_settings(spec.get("runtimeSettings") or {}, "spec.runtimeSettings")
+        return
+    if kind not in HOOK_KINDS:
+        return
+    temp = spec.get("tempDir") or {}
+    for key in ("medium", "sizeLimit"):
+        if temp.get(key):
+            yield (f"spec.tempDir.{key}", f"{LOCAL_REASON}: there is no emptyDir to size or keep in memory; "
+                   "temporary files go to this machine's temporary directory")
+    if spec.get("interimVolumeTemplate"):
+        yield ("spec.interimVolumeTemplate", f"{LOCAL_REASON}: there is no PersistentVolumeClaim to stage data in "
+               "(the built-in addons stream without one)")
+    runtime = spec.get("runtimeSettings") or {}
+    yield from _container_settings(runtime.get("container") or {}, "spec.runtimeSettings.container")
+    for key, value in (runtime.get("pod") or {}).items():
+        if value is not None and key not in LOCAL_POD_FIELDS:
+            yield (f"spec.runtimeSettings.pod.{key}",
+                   f"{LOCAL_REASON}, with no scheduler or kubelet to act on it; use a cluster")
 
 
 def mode_problems(objs: Sequence[dict[str, Any]], mode: str) -> list[str]:

@@ -44,26 +44,77 @@ def cross_namespace_binding(repo: dict, user_ns: str) -> dict:
 
 
 _POD_FIELDS = ("serviceAccountName", "nodeSelector", "affinity", "tolerations", "securityContext",
-               "imagePullSecrets", "priorityClassName")
+               "imagePullSecrets", "priorityClassName", "priority", "automountServiceAccountToken", "nodeName",
+               "schedulerName", "readinessGates", "runtimeClassName", "enableServiceLinks",
+               "topologySpreadConstraints")
+_CONTAINER_FIELDS = ("resources", "envFrom", "securityContext", "livenessProbe", "readinessProbe", "lifecycle")
+# runtimeSettings.container nice/ionice reach the transfer as the environment variables Stash's own Jobs read.
+PRIORITY_ENV = (("nice", "adjustment", "NICE_ADJUSTMENT"), ("ionice", "class", "IONICE_CLASS"),
+                ("ionice", "classData", "IONICE_CLASS_DATA"))
+TMP_VOLUME, TMP_MOUNT = "stash-tmp-dir", "/tmp"
+INTERIM_VOLUME, INTERIM_MOUNT = "stash-interim-volume", "/stash-interim-volume"
 
 
-_CONTAINER_FIELDS = ("resources", "env", "envFrom", "securityContext")
+def priority_env(container: Mapping | None) -> list[dict]:
+    """NICE_ADJUSTMENT, IONICE_CLASS, IONICE_CLASS_DATA for the `nice`/`ionice` of container settings."""
+    out = []
+    for group, key, name in PRIORITY_ENV:
+        value = ((container or {}).get(group) or {}).get(key)
+        if value is not None:
+            out.append({"name": name, "value": str(value)})
+    return out
 
 
 def apply_runtime(pod: dict, container: dict, runtime: dict | None) -> None:
-    """Copy Stash's runtimeSettings (pod- and container-level) onto a pod spec and its main container."""
+    """Copy Stash's runtimeSettings onto a pod spec and its main container: the pod fields a Job's pod takes,
+    the container's resources, probes, lifecycle, securityContext, envFrom and env (after NICE_ADJUSTMENT/
+    IONICE_* for `nice`/`ionice`, so that the user's env comes last and wins)."""
     runtime = runtime or {}
+    pod_settings = runtime.get("pod") or {}
     for key in _POD_FIELDS:
-        if (runtime.get("pod") or {}).get(key) is not None:
-            pod[key] = runtime["pod"][key]
+        if pod_settings.get(key) is not None:
+            pod[key] = pod_settings[key]
+    settings = runtime.get("container") or {}
     for key in _CONTAINER_FIELDS:
-        value = (runtime.get("container") or {}).get(key)
-        if value is None:
-            continue
-        if key == "env":
-            container["env"] = [*(container.get("env") or []), *value]
-        else:
-            container[key] = value
+        if settings.get(key) is not None:
+            container[key] = settings[key]
+    env = [*priority_env(settings), *(settings.get("env") or [])]
+    if env:
+        container["env"] = [*(container.get("env") or []), *env]
+
+
+def pod_metadata(runtime: Mapping | None) -> dict:
+    """The Job pod template's labels and annotations from runtimeSettings.pod podLabels/podAnnotations."""
+    pod_settings = (runtime or {}).get("pod") or {}
+    out: dict = {}
+    if pod_settings.get("podLabels"):
+        out["labels"] = dict(pod_settings["podLabels"])
+    if pod_settings.get("podAnnotations"):
+        out["annotations"] = dict(pod_settings["podAnnotations"])
+    return out
+
+
+def _mount(pod: dict, volume: dict, path: str) -> None:
+    pod["volumes"] = [*(v for v in pod.get("volumes") or [] if v.get("name") != volume["name"]), volume]
+    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+        mounts = [m for m in container.get("volumeMounts") or [] if m.get("mountPath") != path]
+        container["volumeMounts"] = [*mounts, {"name": volume["name"], "mountPath": path}]
+
+
+def session_volumes(pod: dict, spec: Mapping) -> None:
+    """tempDir: an emptyDir (medium, sizeLimit) at /tmp of every container; interimVolumeTemplate: a volume
+    claimed from that template for the pod's lifetime (a generic ephemeral volume) at /stash-interim-volume."""
+    temp = spec.get("tempDir")
+    if temp is not None:
+        empty = {k: temp[k] for k in ("medium", "sizeLimit") if temp.get(k)}
+        _mount(pod, {"name": TMP_VOLUME, "emptyDir": empty}, TMP_MOUNT)
+    template = spec.get("interimVolumeTemplate")
+    if template:
+        claim: dict = {"spec": template["spec"]}
+        meta = {k: v for k, v in (template.get("metadata") or {}).items() if k in ("labels", "annotations")}
+        if meta:
+            claim["metadata"] = meta
+        _mount(pod, {"name": INTERIM_VOLUME, "ephemeral": {"volumeClaimTemplate": claim}}, INTERIM_MOUNT)
 
 
 def runs_transfer(container: Mapping) -> bool:
@@ -74,7 +125,7 @@ def runs_transfer(container: Mapping) -> bool:
 
 def session_pod(pod: dict, spec: Mapping) -> None:
     """Shape a session Job's pod from its BackupConfiguration or RestoreSession spec: runtimeSettings on the
-    pod and its last container. StashplanError when hooks are set but no container runs the transfer that
+    pod and its last container, the tempDir and interim volumes. StashplanError when hooks are set but no container runs the transfer that
     would run them (a Task of foreign Functions)."""
     containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
     hooks = {k: v for k, v in (spec.get("hooks") or {}).items() if v}
@@ -85,14 +136,18 @@ def session_pod(pod: dict, spec: Mapping) -> None:
         )
     if containers:
         apply_runtime(pod, pod["containers"][-1], spec.get("runtimeSettings"))
+    session_volumes(pod, spec)
 
 
-def session_job(kind: str, session: dict, pod: dict, timeout_s: int | None, invoker: Mapping[str, str]) -> dict:
+def session_job(kind: str, session: dict, pod: dict, timeout_s: int | None, invoker: Mapping[str, str],
+                runtime: Mapping | None = None) -> dict:
     prefix = "stash-backup-" if kind == "BackupSession" else "stash-restore-"
     component = "backup-job" if kind == "BackupSession" else "restore-job"
     meta = session["metadata"]
     pod = {"serviceAccountName": JOB_IDENTITY, **pod}
-    spec: dict = {"backoffLimit": 0, "template": {"metadata": {"labels": dict(invoker)}, "spec": pod}}
+    template_meta = pod_metadata(runtime)
+    template_meta["labels"] = {**template_meta.get("labels", {}), **invoker}
+    spec: dict = {"backoffLimit": 0, "template": {"metadata": template_meta, "spec": pod}}
     if timeout_s:
         spec["activeDeadlineSeconds"] = timeout_s
     return {

@@ -173,7 +173,8 @@ def _start_backup(world: World, config: dict, session: dict, now: datetime, sett
     session_pod(pod, config["spec"])
     timeout = _timeout(config)
     invoker = {INVOKER_TYPE: "BackupConfiguration", INVOKER_NAME: config["metadata"]["name"]}
-    out.objects.append(session_job("BackupSession", session, pod, int(timeout.total_seconds()) if timeout else None, invoker))
+    out.objects.append(session_job("BackupSession", session, pod, int(timeout.total_seconds()) if timeout else None,
+                                   invoker, config["spec"].get("runtimeSettings")))
     status = session.get("status") or {}
     conds = set_condition(status.get("conditions"), "BackupExecutorEnsured", True, "SuccessfullyEnsuredBackupExecutor",
                           f"Job {job_name('BackupSession', meta['name'])} created", now)
@@ -260,7 +261,8 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
     out.objects += custom_identity_bindings(restore, repo, target)
     labels = {"stash.appscode.com/restore-session": meta["name"]}
     out.objects.append(session_job("RestoreSession", restore, pod,
-                                    int(timeout.total_seconds()) if timeout else None, labels))
+                                    int(timeout.total_seconds()) if timeout else None, labels,
+                                    restore["spec"].get("runtimeSettings")))
     conds = set_condition(status.get("conditions"), "RestoreJobCreated", True, "RestoreJobCreationSucceeded",
                           f"Job {job_name('RestoreSession', meta['name'])} created", now)
     conds = set_condition(conds, "RestoreTargetFound", True, "TargetAvailable", f"{target_id} found", now)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from stashplan.api.inputs import backup_inputs, restore_inputs
 from stashplan.errors import StashplanError
+from stashplan.reconcile.pods import priority_env
 
 __all__ = [
     "BUILTIN_ADDONS",
@@ -275,6 +276,8 @@ def _container(function: dict, index: int) -> dict[str, Any]:
     for key in _RUNTIME_FIELDS:
         if runtime.get(key) not in (None, [], {}):
             container[key] = runtime[key]
+    if runtime.get("nice") or runtime.get("ionice"):  # as NICE_ADJUSTMENT / IONICE_* before the Function's env
+        container["env"] = [*priority_env(runtime), *(container.get("env") or [])]
     container["imagePullPolicy"] = "IfNotPresent"
     return container
 

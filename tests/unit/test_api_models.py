@@ -63,11 +63,11 @@ def test_free_form_parts_accept_anything_but_typed_parts_do_not() -> None:
             "repository": {"name": "r"},
             "target": {"ref": {"name": "db"}},
             "retentionPolicy": {"name": "k", "prune": False},
-            "runtimeSettings": {"pod": {"nodeSelector": {"a": "b", "any": {"thing": 1}}}},
+            "runtimeSettings": {"pod": {"affinity": {"nodeAffinity": {"any": {"thing": 1}}}}},
         },
     }
     (out,) = validate_objects([("mem", config)])
-    assert out["spec"]["runtimeSettings"]["pod"]["nodeSelector"]["any"] == {"thing": 1}
+    assert out["spec"]["runtimeSettings"]["pod"]["affinity"]["nodeAffinity"]["any"] == {"thing": 1}
     bad = {**config, "spec": {**config["spec"], "hooks": {"preBackupp": {}}}}
     with pytest.raises(ManifestError) as info:
         validate_objects([("mem", bad)])
@@ -85,7 +85,7 @@ def test_fields_stashplan_does_not_honour_are_refused_one_line_each_and_the_obje
             "repository": {"name": "r"},
             "target": {"ref": {"name": "db"}, "paths": ["/data"], "exclude": []},
             "retentionPolicy": {"name": "k", "prune": False},
-            "runtimeSettings": {"pod": {"nodeSelector": {"a": "b"}, "podAnnotations": {"x": "y"}},
+            "runtimeSettings": {"pod": {"nodeSelector": {"a": "b"}, "serviceAccountAnnotations": {"x": "y"}},
                                 "container": {"resources": {}, "lifecycle": {"preStop": {}}}},
         },
     }
@@ -94,10 +94,9 @@ def test_fields_stashplan_does_not_honour_are_refused_one_line_each_and_the_obje
     refusals: list[str] = []
     assert [o["kind"] for o in validate_objects([("mem", config), ("mem", repo)], refusals)] == ["Repository"]
     assert refusals == [
-        "mem: BackupConfiguration/bc: spec.runtimeSettings.container.lifecycle: refused: not applied to "
-        "stashplan's pods yet",
-        "mem: BackupConfiguration/bc: spec.runtimeSettings.pod.podAnnotations: refused: not applied to "
-        "stashplan's pods yet",
+        "mem: BackupConfiguration/bc: spec.runtimeSettings.pod.serviceAccountAnnotations: refused: stashplan makes "
+        "no ServiceAccount per configuration (Jobs run as stashplan-job or your serviceAccountName); annotate your "
+        "own ServiceAccount",
         "mem: BackupConfiguration/bc: spec.target.paths: refused: only workload and volume targets (Stash's "
         "sidecar) read it; a database is dumped whole",
     ]

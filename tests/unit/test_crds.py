@@ -99,7 +99,9 @@ def test_crds_validate_against_the_kubernetes_openapi() -> None:
 def test_free_form_parts_preserve_unknown_fields_and_typed_parts_are_typed() -> None:
     spec = _by_kind()["BackupConfiguration"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     props = spec["properties"]
-    assert props["runtimeSettings"] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    runtime = props["runtimeSettings"]["properties"]
+    assert runtime["pod"]["properties"]["affinity"] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    assert runtime["container"]["properties"]["nice"]["properties"]["adjustment"]["maximum"] == 19
     assert props["backupHistoryLimit"]["type"] == "integer" and props["backupHistoryLimit"]["default"] == 1
     assert props["retentionPolicy"]["required"] == ["name", "prune"]
     assert props["task"]["properties"]["params"]["items"]["properties"]["value"]["type"] == "string"

@@ -79,6 +79,7 @@ def test_backup_inputs_are_stashs_variables() -> None:
         "RETENTION_KEEP_TAGS": "a,b",
         "RETENTION_PRUNE": "true",
         "ENABLE_CACHE": "true",
+        "INTERIM_DATA_DIR": "/tmp/stash-interim-volume/data",
         "PROMETHEUS_PUSHGATEWAY_URL": "http://127.0.0.1:9091",
         "PROMETHEUS_JOB_NAME": "backupconfiguration-demo-pg-backup",
     }

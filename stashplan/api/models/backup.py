@@ -25,6 +25,7 @@ from stashplan.api.models.common import (
     TempDir,
 )
 from stashplan.api.models.hooks import BackupHooks
+from stashplan.api.models.runtime import InterimVolumeTemplate, RuntimeSettings
 
 DEFAULT_HOST = "host-0"
 
@@ -67,9 +68,9 @@ class BackupConfigurationSpec(StashModel):
     retention_policy: RetentionPolicy
     schedule: CronSchedule | None = None
     driver: SupportedDriver = Driver.RESTIC
-    runtime_settings: FreeForm | None = None
+    runtime_settings: RuntimeSettings | None = None
     temp_dir: TempDir | None = None
-    interim_volume_template: FreeForm | None = None
+    interim_volume_template: InterimVolumeTemplate | None = None
     hooks: BackupHooks | None = None
     paused: bool | None = None
     backup_history_limit: int = Field(default=1, ge=0)

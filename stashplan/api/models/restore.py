@@ -24,6 +24,7 @@ from stashplan.api.models.common import (
     TempDir,
 )
 from stashplan.api.models.hooks import RestoreHooks
+from stashplan.api.models.runtime import InterimVolumeTemplate, RuntimeSettings
 
 
 class RestoreRule(StashModel):
@@ -53,9 +54,9 @@ class RestoreSessionSpec(StashModel):
     repository: RepositoryRef
     rules: list[RestoreRule] | None = Field(default=None, description="deprecated: use target.rules")
     driver: SupportedDriver = Driver.RESTIC
-    runtime_settings: FreeForm | None = None
+    runtime_settings: RuntimeSettings | None = None
     temp_dir: TempDir | None = None
-    interim_volume_template: FreeForm | None = None
+    interim_volume_template: InterimVolumeTemplate | None = None
     hooks: RestoreHooks | None = None
     time_out: Duration | None = None
 

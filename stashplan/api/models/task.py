@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from stashplan.api.models.common import DnsName, FreeForm, ObjectMeta, Param, StashModel
+from stashplan.api.models.runtime import ContainerRuntimeSettings
 
 
 class TaskStep(StashModel):
@@ -40,7 +41,7 @@ class FunctionSpec(StashModel):
     ports: list[FreeForm] | None = None
     volume_mounts: list[FreeForm] | None = None
     volume_devices: list[FreeForm] | None = None
-    runtime_settings: FreeForm | None = None
+    runtime_settings: ContainerRuntimeSettings | None = None
     pod_security_policy_name: str | None = None
 
 
