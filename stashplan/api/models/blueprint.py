@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from stashplan.api.models.backup import BackupHooks, RetentionPolicy, RetryConfig
+from stashplan.api.models.backup import RetentionPolicy, RetryConfig
 from stashplan.api.models.common import (
     DnsLabel,
     Duration,
@@ -17,6 +17,7 @@ from stashplan.api.models.common import (
     StashModel,
     TempDir,
 )
+from stashplan.api.models.hooks import BackupHooks
 from stashplan.api.models.repository import Backend, UsagePolicy
 
 
