@@ -46,3 +46,35 @@ def test_backup_and_restore_through_the_kubernetes_api(
     finally:
         admin.close()
         operator.close()
+
+
+def test_hooks_run_in_the_job_and_their_conditions_land_through_the_kubernetes_api(
+    kube_api: KubeAPI, sqlite_file: Path, tmp_path: Path
+) -> None:
+    admin = KubeCluster(kubeconfig=str(kube_api.kubeconfig))
+    operator = KubeCluster(kubeconfig=str(kube_api.operator_kubeconfig))
+    root = tmp_path / "repos"
+    root.mkdir()
+    marker = tmp_path / "pre-backup-ran"
+    try:
+        setup = StashWorld(admin, tmp_path / "unused", root, namespace="kube-hooks")
+        setup.appbinding("app-db", f"sqlite://{sqlite_file}")
+        setup.repository()
+        config = setup.backup_config("cfg", "app-db")
+        config["spec"]["hooks"] = {
+            "preBackup": {"exec": {"command": ["sh", "-c", f"echo '{{{{ .Namespace }}}}' > {marker}"]}},
+            "postBackup": {"exec": {"command": ["sh", "-c", "echo 'notify failed' >&2; exit 2"]}},
+        }
+        admin.replace(config)
+        setup.backup_session("cfg", "s1")
+        result = backup(operator, "kube-hooks", "s1", TransferOptions(database="sqlite"))
+        assert not result.ok and "postBackup hook failed: exec sh exited with code 2: notify failed" in result.error
+        assert marker.read_text().strip() == "kube-hooks"
+        status = setup.status("BackupSession", "s1")
+        assert status["phase"] == "Failed"
+        conditions = {c["type"]: c["status"] for c in status["targets"][0]["conditions"]}
+        assert conditions == {"PreBackupHookExecutionSucceeded": "True", "PostBackupHookExecutionSucceeded": "False"}
+        assert setup.status("Repository", "repo")["snapshotCount"] == 1  # the snapshot before the hook stays
+    finally:
+        admin.close()
+        operator.close()
