@@ -119,13 +119,11 @@ def _load(files: Sequence[Path] | None, refusals: list[str] | None = None,
     from stashplan.api.modes import mode_problems
 
     manifests = load_paths(list(files), refusals)
-    if mode:
-        problems = {id(m): found for m in manifests if (found := mode_problems([m], mode))}
-        if problems and refusals is None:
-            raise ManifestError([line for found in problems.values() for line in found])
-        for found in problems.values():
-            (refusals if refusals is not None else []).extend(found)
-        manifests = [m for m in manifests if id(m) not in problems]
+    problems = mode_problems(manifests, mode) if mode else []
+    if problems and refusals is None:
+        raise ManifestError(problems)
+    if refusals is not None:
+        refusals.extend(problems)  # the objects still plan (their other problems show too); nothing is applied
     return manifests, [str(f) for f in files]
 
 
