@@ -59,8 +59,10 @@ class LocalCluster:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._closed = False
 
     def close(self) -> None:
+        self._closed = True  # watch streams (own connections, other threads) end at their next poll
         self._db.close()
 
     # -- reads -------------------------------------------------------------------------------
@@ -233,16 +235,22 @@ class LocalCluster:
         last = int(since) if since is not None else int(self.resource_version())
         wanted = set(kinds)
         deadline = time.monotonic() + timeout
-        while True:
-            rows = self._db.execute(
-                "SELECT rv, type, kind, body FROM changes WHERE rv > ? ORDER BY rv", (last,)
-            ).fetchall()
-            for rv, type_, kind, body in rows:
-                last = rv
-                if kind in wanted:
-                    obj = orjson.loads(body)
-                    obj["metadata"]["resourceVersion"] = str(rv)
-                    yield WatchEvent(type_, obj)
-            if time.monotonic() >= deadline:
-                return
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        # A stream polls through its own connection: it runs on a watcher's thread, and closing the
+        # cluster's connection under a query on another thread would crash the interpreter.
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._closed:
+                rows = db.execute(
+                    "SELECT rv, type, kind, body FROM changes WHERE rv > ? ORDER BY rv", (last,)
+                ).fetchall()
+                for rv, type_, kind, body in rows:
+                    last = rv
+                    if kind in wanted:
+                        obj = orjson.loads(body)
+                        obj["metadata"]["resourceVersion"] = str(rv)
+                        yield WatchEvent(type_, obj)
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        finally:
+            db.close()
