@@ -1,19 +1,23 @@
 """`check`: the repository's structure (snapshots -> content lists -> index -> packs) and, with
-`read_data`, every blob's authenticity, length and keyed id. Reports problems; never repairs.
+`read_data` (or a `subset` of packs, restic's `--read-data-subset`), each pack's SHA-256 against its
+name and every blob's authenticity, length and keyed id. Reports problems naming the file; never repairs.
 """
 
 from __future__ import annotations
 
+import random
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import zstandard
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository.crypto import CorruptData, MasterKey
-from stashplan.repository.index import Index, decode
-from stashplan.repository.layout import DATA, INDEX, pack_id_of, pack_name
-from stashplan.repository.packs import read_header
+from stashplan.repository.crypto import CorruptData, MasterKey, verify_name
+from stashplan.repository.index import Index, load_index
+from stashplan.repository.layout import DATA, pack_id_of, pack_name
+from stashplan.repository.packs import BlobRef, read_header
 from stashplan.repository.restore import BlobReader
 from stashplan.repository.snapshots import list_ids, load_manifest
 
@@ -25,46 +29,84 @@ class CheckResult:
     snapshots: int = 0
     packs: int = 0
     blobs_read: int = 0
+    packs_read: int = 0
+    damaged_packs: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
 
-def _load_index(storage: Storage, key: MasterKey, errors: list[str]) -> Index:
-    index = Index()
-    for info in sorted(storage.list(INDEX), key=lambda i: i.name):
+def select_subset(packs: Iterable[str], subset: str, rng: random.Random | None = None) -> list[str]:
+    """The packs `subset` names: "n/m" is group n of m (by the pack id's first byte, as restic does),
+    "p%" a random p percent (at least one pack when there are any). ValueError for anything else."""
+    ordered = sorted(packs)
+    group = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", subset)
+    if group:
+        n, m = int(group[1]), int(group[2])
+        if not 1 <= n <= m:
+            raise ValueError(f"--read-data-subset {subset!r}: n/m needs 1 <= n <= m")
+        return [p for p in ordered if int(p[:2], 16) % m == n - 1]
+    percent = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", subset)
+    if percent:
+        share = float(percent[1])
+        if not 0 < share <= 100:
+            raise ValueError(f"--read-data-subset {subset!r}: the percentage must be in (0, 100]")
+        count = min(len(ordered), max(1, round(len(ordered) * share / 100))) if ordered else 0
+        return sorted((rng or random.SystemRandom()).sample(ordered, count))
+    raise ValueError(f"--read-data-subset {subset!r}: expected n/m (e.g. 2/5) or a percentage (e.g. 10%)")
+
+
+def read_pack(
+    storage: Storage, key: MasterKey, pack: str, refs: list[BlobRef], dec: zstandard.ZstdDecompressor
+) -> tuple[list[str], int]:
+    """Problems found reading one whole pack against its index entries, and the blobs read intact."""
+    try:
+        data = storage.get(pack_name(pack))
+    except ObjectNotFound:
+        return [f"pack {pack} is missing"], 0
+    errors = []
+    try:
+        verify_name(data, pack, f"pack {pack}")
+    except CorruptData as exc:
+        errors.append(str(exc))
+    try:
+        header = {r.id: r for r in read_header(key, pack, data)}
+    except CorruptData as exc:
+        errors.append(str(exc))
+        header = {}
+    good = 0
+    for ref in refs:
+        label = f"pack {pack}: blob {ref.id.hex()[:16]}"
+        if header and header.get(ref.id) != ref:
+            errors.append(f"{label} does not match the pack's header")
         try:
-            for ref in decode(key.open_json(storage.get(info.name), what=f"index file {info.name}")):
-                index.add(ref)
-        except (CorruptData, ObjectNotFound, KeyError, ValueError, TypeError) as exc:
-            errors.append(f"index file {info.name}: {exc}")
-    return index
+            plain = dec.decompress(
+                key.open(memoryview(data)[ref.offset : ref.offset + ref.length], ref.id, what=label),
+                max_output_size=ref.raw_length,
+            )
+        except CorruptData as exc:
+            errors.append(str(exc))
+            continue
+        except zstandard.ZstdError:
+            errors.append(f"{label} is corrupt (bad zstd data)")
+            continue
+        if len(plain) != ref.raw_length or key.chunk_id(plain) != ref.id:
+            errors.append(f"{label} is corrupt (content does not match its id)")
+            continue
+        good += 1
+    return errors, good
 
 
-def run_check(storage: Storage, key: MasterKey, *, read_data: bool = False) -> CheckResult:
-    errors: list[str] = []
-    warnings: list[str] = []
-    index = _load_index(storage, key, errors)
-    stored = {pack_id_of(i.name): i.size for i in storage.list(DATA)}
-    indexed = index.packs()
-    missing_packs = set()
-    for pack, refs in sorted(indexed.items()):
-        end = max(r.offset + r.length for r in refs)
-        if pack not in stored:
-            missing_packs.add(pack)
-            errors.append(f"pack {pack} is missing ({len(refs)} blobs in the index live in it)")
-        elif stored[pack] <= end:
-            errors.append(f"pack {pack} is truncated ({stored[pack]} bytes, blobs end at {end})")
-    for pack in sorted(set(stored) - set(indexed)):
-        warnings.append(f"pack {pack} is not in any index (left by an interrupted backup?); prune removes it")
-
+def _check_snapshots(storage: Storage, key: MasterKey, index: Index, missing: set[str], errors: list[str]) -> int:
     snapshot_ids = list_ids(storage)
     for sid in snapshot_ids:
         try:
             manifest = load_manifest(storage, key, sid)
+        except ObjectNotFound:
+            continue
         except RepositoryError as exc:
-            errors.append(f"snapshot {sid[:8]}: {exc}")
+            errors.append(f"{exc} (`stashplan repo repair snapshots` removes it)")
             continue
         reader = BlobReader(storage, key, index, f"snapshot {sid[:8]}")
         reported: set[str] = set()
@@ -79,46 +121,62 @@ def run_check(storage: Storage, key: MasterKey, *, read_data: bool = False) -> C
                 ref = index.get(ids[pos : pos + 32])
                 if ref is None:
                     missing_chunks += 1
-                elif ref.pack in missing_packs and ref.pack not in reported:
+                elif ref.pack in missing and ref.pack not in reported:
                     reported.add(ref.pack)
                     errors.append(
-                        f"snapshot {sid[:8]}: pack {ref.pack} is missing (holds chunk {ref.id.hex()[:16]})"
+                        f"snapshot {sid[:8]}: pack {ref.pack} is missing or damaged (holds chunk {ref.id.hex()[:16]})"
                     )
         if missing_chunks:
             errors.append(f"snapshot {sid[:8]}: {missing_chunks} chunks are not in the index")
+    return len(snapshot_ids)
 
-    blobs_read = 0
+
+def run_check(
+    storage: Storage, key: MasterKey, *, read_data: bool = False, subset: str | None = None
+) -> CheckResult:
+    errors: list[str] = []
+    warnings: list[str] = []
+    stored = {pack_id_of(i.name): i.size for i in storage.list(DATA)}
+    index = load_index(storage, key, stored=stored)
+    for name in index.unreadable:
+        errors.append(f"index file {name} cannot be read (`stashplan repo repair index` rebuilds the index)")
+    indexed = index.packs()
+    bad = set()
+    for pack, refs in sorted(indexed.items()):
+        end = max(r.offset + r.length for r in refs)
+        expected = index.pack_sizes.get(pack)
+        if pack not in stored:
+            bad.add(pack)
+            errors.append(f"pack {pack} is missing ({len(refs)} blobs in the index live in it)")
+        elif (expected is not None and stored[pack] != expected) or stored[pack] <= end:
+            bad.add(pack)
+            want = f"{expected} bytes" if expected is not None else f"more than {end} bytes"
+            errors.append(f"pack {pack} is damaged (truncated): {stored[pack]} bytes stored, {want} indexed")
+    for pack in sorted(index.bad - set(indexed)):
+        warnings.append(
+            f"pack {pack} is missing or damaged, but every blob it held is stored again elsewhere; prune removes it"
+        )
+    for pack in sorted(set(stored) - set(indexed) - index.bad):
+        warnings.append(f"pack {pack} is not in any index (left by an interrupted backup?); prune removes it")
+    snapshots = _check_snapshots(storage, key, index, bad, errors)
+
+    to_read: list[str] = []
     if read_data:
-        dec = zstandard.ZstdDecompressor()
-        for pack, refs in sorted(indexed.items()):
-            if pack not in stored:
-                continue
-            try:
-                data = storage.get(pack_name(pack))
-            except ObjectNotFound:
-                errors.append(f"pack {pack} is missing")
-                continue
-            try:
-                header = {r.id: r for r in read_header(key, pack, data)}
-            except CorruptData as exc:
-                errors.append(str(exc))
-                header = {}
-            for ref in refs:
-                label = f"pack {pack}: blob {ref.id.hex()[:16]}"
-                if header and header.get(ref.id) != ref:
-                    errors.append(f"{label} does not match the pack's header")
-                try:
-                    plain = dec.decompress(
-                        key.open(memoryview(data)[ref.offset : ref.offset + ref.length], ref.id, what=label),
-                        max_output_size=ref.raw_length,
-                    )
-                except CorruptData as exc:
-                    errors.append(str(exc))
-                    continue
-                except zstandard.ZstdError:
-                    errors.append(f"{label} is corrupt (bad zstd data)")
-                    continue
-                blobs_read += 1
-                if len(plain) != ref.raw_length or key.chunk_id(plain) != ref.id:
-                    errors.append(f"{label} is corrupt (content does not match its id)")
-    return CheckResult(errors, warnings, len(snapshot_ids), len(stored), blobs_read)
+        to_read = sorted(p for p in indexed if p in stored)
+    elif subset is not None:
+        to_read = select_subset((p for p in indexed if p in stored), subset)
+    blobs_read = 0
+    damaged = sorted(bad)
+    dec = zstandard.ZstdDecompressor()
+    for pack in to_read:
+        problems, good = read_pack(storage, key, pack, indexed[pack], dec)
+        blobs_read += good
+        errors.extend(problems)
+        if problems and pack not in damaged:
+            damaged.append(pack)
+    if damaged:
+        errors.append(
+            f"{len(damaged)} damaged or missing packs: {', '.join(damaged)} "
+            "(`stashplan repo repair packs` salvages them, then `repo repair snapshots`)"
+        )
+    return CheckResult(errors, warnings, snapshots, len(stored), blobs_read, len(to_read), damaged)

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import blake3
 from cryptography.exceptions import InvalidTag
@@ -45,6 +45,8 @@ class MasterKey:
     encryption: bytes = field(repr=False)
     id_key: bytes = field(repr=False)
     ids: str = IDS_HMAC_SHA256
+    # Format versions 1 and 2 sealed documents without associated data; such repositories keep doing so.
+    legacy: bool = field(default=False, compare=False)
     _aead: AESGCM = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -55,7 +57,7 @@ class MasterKey:
         object.__setattr__(self, "_aead", AESGCM(self.encryption))
 
     def with_ids(self, ids: str) -> MasterKey:
-        return MasterKey(self.encryption, self.id_key, ids)
+        return replace(self, ids=ids)
 
     @classmethod
     def generate(cls) -> MasterKey:
@@ -85,12 +87,18 @@ class MasterKey:
         except InvalidTag:
             raise CorruptData(f"{what} is corrupt (authentication failed)") from None
 
-    def seal_json(self, doc: object) -> bytes:
-        return bytes(self.seal(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()))
+    def _doc_aad(self, kind: str) -> bytes:
+        return b"" if self.legacy else b"stashplan-" + kind.encode()
 
-    def open_json(self, sealed: bytes, what: str) -> dict:
+    def seal_json(self, doc: object, kind: str) -> bytes:
+        """A JSON document sealed with its type (`config`, `index`, `snapshot`) as associated data."""
+        data = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+        return bytes(self.seal(data, self._doc_aad(kind)))
+
+    def open_json(self, sealed: bytes, kind: str, what: str) -> dict:
+        """The document sealed by `seal_json` with the same `kind`; CorruptData naming `what` otherwise."""
         try:
-            doc = json.loads(self.open(sealed, what=what))
+            doc = json.loads(self.open(sealed, self._doc_aad(kind), what=what))
         except ValueError as exc:
             raise CorruptData(f"{what} is corrupt (not JSON)") from exc
         if not isinstance(doc, dict):
@@ -98,7 +106,14 @@ class MasterKey:
         return doc
 
 
-def _kek(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+def verify_name(data: bytes | bytearray | memoryview, object_id: str, what: str) -> None:
+    """CorruptData unless the SHA-256 of an object's stored bytes is the id its name carries."""
+    if hashlib.sha256(data).hexdigest() != object_id:
+        raise CorruptData(f"{what} is corrupt (its content does not match its name)")
+
+
+def derive_kek(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    """scrypt(password, salt, N, r, p) -> the 32-byte key that wraps a master key."""
     return hashlib.scrypt(
         password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * r * n + (1 << 20), dklen=32
     )
@@ -109,7 +124,7 @@ def wrap_key(
 ) -> dict:
     """A key-file document: scrypt parameters, salt, and the master key sealed by the derived key."""
     salt = os.urandom(32)
-    kek = AESGCM(_kek(password, salt, n, r, p))
+    kek = AESGCM(derive_kek(password, salt, n, r, p))
     nonce = os.urandom(NONCE_SIZE)
     sealed = nonce + kek.encrypt(nonce, key.encryption + key.id_key, b"stashplan-master-key")
     return {
@@ -131,7 +146,7 @@ def unwrap_key(doc: dict, password: str) -> MasterKey:
         n, r, p = int(doc["N"]), int(doc["r"]), int(doc["p"])
     except (KeyError, ValueError, TypeError) as exc:
         raise CorruptData("key file is malformed") from exc
-    kek = AESGCM(_kek(password, salt, n, r, p))
+    kek = AESGCM(derive_kek(password, salt, n, r, p))
     try:
         raw = kek.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], b"stashplan-master-key")
     except InvalidTag:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FORMAT_VERSION = 2  # 2: keyed BLAKE3 chunk ids (`ids` in config); 1: HMAC-SHA256 ids, no `ids` field
+FORMAT_VERSION = 3  # 3: sealed documents carry their type as associated data; 2: keyed BLAKE3 chunk ids
+# (`ids` in config); 1: HMAC-SHA256 ids, no `ids` field. Versions 1 and 2 seal documents without a type.
+TYPED_DOCUMENTS = 3  # the first version whose sealed documents carry their type
 DOC_VERSION = 1  # index files and snapshot manifests: unchanged since format version 1
 CONFIG = "config"
 KEYS = "keys/"

@@ -4,26 +4,36 @@ taking the lock it needs (shared for backup, restore and check; exclusive for fo
 
 from __future__ import annotations
 
-import json
+import logging
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
-from providers.storage import Storage
+from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository import locks
+from stashplan.repository import keys, locks
 from stashplan.repository.backup import BackupRequest, normalise_tags, run_backup
 from stashplan.repository.check import CheckResult, run_check
-from stashplan.repository.crypto import CorruptData, MasterKey, WrongPassword, unwrap_key, wrap_key
+from stashplan.repository.crypto import CorruptData, MasterKey
 from stashplan.repository.index import Index, load_ids, load_index
-from stashplan.repository.layout import CONFIG, DATA, FORMAT_VERSION, KEYS, LOCKS, SNAPSHOTS, Params
+from stashplan.repository.layout import (
+    CONFIG,
+    DATA,
+    FORMAT_VERSION,
+    LOCKS,
+    SNAPSHOTS,
+    TYPED_DOCUMENTS,
+    Params,
+    pack_id_of,
+)
 from stashplan.repository.prune import PruneResult, run_prune
-from stashplan.repository.restic import layout as restic_layout
 from stashplan.repository.restore import run_restore
 from stashplan.repository.retention import ForgetResult, RetentionPolicy, apply_policy
 from stashplan.repository.snapshots import Snapshot, load_all, matches, resolve
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,70 +46,132 @@ class RepoStats:
     blob_count: int
 
 
-def _key_name(doc: dict) -> str:
-    import hashlib
-
-    return KEYS + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+def _open_config(key: MasterKey, data: bytes) -> tuple[dict, MasterKey] | None:
+    """The config opened by `key` (and the key, marked legacy for a repository of a format before typed
+    documents, and set to the repository's chunk id algorithm), or None."""
+    try:
+        config = key.open_json(data, "config", "repository config")
+        return config, key.with_ids(Params.from_json(config).ids)
+    except CorruptData:
+        pass
+    legacy = replace(key, legacy=True)
+    try:
+        config = legacy.open_json(data, "config", "repository config")
+    except CorruptData:
+        return None
+    if int(config.get("version", 0)) >= TYPED_DOCUMENTS:
+        return None
+    return config, legacy.with_ids(Params.from_json(config).ids)
 
 
 class Repository:
-    """An opened repository. Not thread-safe; one operation at a time per instance."""
+    """An opened repository. Not thread-safe; one operation at a time per instance.
+
+    Files that cannot be read (a damaged index file or snapshot) are skipped and described in
+    `warnings`, so everything else keeps working; `repair` fixes them.
+    """
 
     def __init__(self, storage: Storage, key: MasterKey, params: Params, repo_id: str) -> None:
         self.storage = storage
         self.key = key
         self.params = params
         self.id = repo_id
+        self.warnings: list[str] = []
+        self.lock_wait = 0.0  # seconds an operation waits for a conflicting lock (restic's --retry-lock)
         self._held: list[locks.Lock] = []
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+            log.warning("%s", message)
 
     # --- creation -------------------------------------------------------------------------------
     @classmethod
-    def init(cls, storage: Storage, password: str, params: Params | None = None) -> Repository:
-        """Create a repository; RepositoryError if one exists there already."""
+    def init(
+        cls,
+        storage: Storage,
+        password: str,
+        params: Params | None = None,
+        *,
+        kdf: tuple[int, int, int] | None = None,
+    ) -> Repository:
+        """Create a repository; RepositoryError if one exists there already (also when another
+        process created it a moment before: the first config written wins). `kdf` is scrypt's
+        (N, r, p) for the key file; by default calibrated here (`keys.calibrated_kdf`)."""
+        created = cls._create(storage, password, params, kdf)
+        if created is None:
+            raise RepositoryError(f"a repository already exists at {storage.location}")
+        return created
+
+    @classmethod
+    def _create(
+        cls, storage: Storage, password: str, params: Params | None, kdf: tuple[int, int, int] | None
+    ) -> Repository | None:
+        """A new repository, or None when one exists (or another init won the race for `config`).
+
+        The key file is written first and the config last with create-if-absent, so the config a
+        reader finds always has a key; the loser deletes its key file.
+        """
         if not password:
             raise RepositoryError("an empty password is not allowed")
         if storage.exists(CONFIG):
-            raise RepositoryError(f"a repository already exists at {storage.location}")
-        import secrets
-
+            return None
         params = params or Params()
         key = MasterKey.generate()
         repo_id = secrets.token_hex(16)
-        doc = wrap_key(key, password)
-        storage.put(_key_name(doc), json.dumps(doc).encode())
-        config = {"version": FORMAT_VERSION if params.ids != "hmac-sha256" else 1, "id": repo_id, **params.to_json()}
-        storage.put(CONFIG, key.seal_json(config))
-        return cls(storage, key.with_ids(params.ids), params, repo_id)
+        key_name = keys.store_key(storage, keys.key_doc(key, password, repo_id, kdf))
+        config = key.seal_json({"version": FORMAT_VERSION, "id": repo_id, **params.to_json()}, "config")
+        # A retried create may report False when its own first attempt landed: compare the bytes.
+        if not storage.put_if_absent(CONFIG, config) and storage.get(CONFIG) != config:
+            try:
+                storage.delete(key_name)
+            except ObjectNotFound:
+                pass
+            return None
+        repo = cls(storage, key, params, repo_id)
+        keys.remove_strays(storage, repo_id, repo.warn)
+        return repo
 
     @classmethod
     def open(cls, storage: Storage, password: str) -> Repository:
         """Open with `password`; RepositoryError if not initialised or the password is wrong."""
-        if not storage.exists(CONFIG):
-            raise RepositoryError(f"no repository at {storage.location} (run `stashplan repo init`)")
-        key: MasterKey | None = None
-        for info in storage.list(KEYS):
-            try:
-                key = unwrap_key(json.loads(storage.get(info.name)), password)
-                break
-            except (WrongPassword, CorruptData, ValueError):
-                continue
-        if key is None:
-            if restic_layout.detect(storage) is not None:
-                raise restic_layout.refusal(storage.location, "writing")
-            raise RepositoryError(f"wrong password for repository {storage.location}")
-        config = key.open_json(storage.get(CONFIG), what="repository config")
+        try:
+            data = storage.get(CONFIG)
+        except ObjectNotFound:
+            raise RepositoryError(f"no repository at {storage.location} (run `stashplan repo init`)") from None
+        warnings: list[str] = []
+        found: list[tuple[dict, MasterKey]] = []
+
+        def fits(key: MasterKey) -> bool:
+            opened = _open_config(key, data)
+            if opened is not None:
+                found.append(opened)
+            return opened is not None
+
+        keys.find_master_key(storage, password, fits, warnings.append)
+        config, key = found[0]
         if int(config.get("version", 0)) > FORMAT_VERSION:
             raise RepositoryError(
                 f"repository {storage.location} has format version {config['version']}; this stashplan reads {FORMAT_VERSION}"
             )
-        params = Params.from_json(config)
-        return cls(storage, key.with_ids(params.ids), params, str(config.get("id", "")))
+        repo = cls(storage, key, Params.from_json(config), str(config.get("id", "")))
+        for message in warnings:
+            repo.warn(message)
+        return repo
 
     @classmethod
-    def open_or_init(cls, storage: Storage, password: str) -> Repository:
-        if storage.exists(CONFIG):
-            return cls.open(storage, password)
-        return cls.init(storage, password)
+    def open_or_init(
+        cls,
+        storage: Storage,
+        password: str,
+        params: Params | None = None,
+        *,
+        kdf: tuple[int, int, int] | None = None,
+    ) -> Repository:
+        """Open the repository, creating it first when there is none; racing callers all end up in
+        the one repository whose config was written first. `kdf` as for `init`."""
+        created = cls._create(storage, password, params, kdf)
+        return created if created is not None else cls.open(storage, password)
 
     # --- locking --------------------------------------------------------------------------------
     @contextmanager
@@ -124,6 +196,14 @@ class Repository:
         self.close()
 
     # --- operations -----------------------------------------------------------------------------
+    def stored_packs(self) -> dict[str, int]:
+        """Pack id -> stored length, from one listing of `data/`."""
+        return {pack_id_of(i.name): i.size for i in self.storage.list(DATA)}
+
+    def load_index(self) -> Index:
+        """The index, preferring copies of blobs in packs that exist with their indexed length."""
+        return load_index(self.storage, self.key, stored=self.stored_packs(), warn=self.warn)
+
     def backup(
         self,
         stream: BinaryIO,
@@ -136,10 +216,13 @@ class Repository:
         times: tuple[datetime, datetime] | None = None,
     ) -> Snapshot:
         """Read `stream` to EOF into a new snapshot; if the stream raises, no snapshot is recorded.
-        `times` records a given (time, end_time) instead of now (copying snapshots from elsewhere)."""
-        request = BackupRequest(hostname, normalise_tags(tags), source, filename, times)
+
+        Deduplicates only against blobs whose pack one listing shows with its indexed length (the
+        shared lock keeps prune away until the manifest is written); anything else is stored again.
+        """
+        request = BackupRequest(hostname, normalise_tags(tags), source, filename)
         with self._lock("backup", exclusive=False):
-            known = load_ids(self.storage, self.key)
+            known = load_ids(self.storage, self.key, self.stored_packs(), warn=self.warn)
             return run_backup(self.storage, self.key, self.params, known, stream, request, progress)
 
     def restore(
@@ -152,15 +235,18 @@ class Repository:
     ) -> Snapshot:
         """Stream a snapshot (id, unique prefix or "latest") to `out`, verifying its SHA-256."""
         with self._lock("restore", exclusive=False):
-            manifest = resolve(self.storage, self.key, snapshot, hostname)
-            index = load_index(self.storage, self.key)
-            run_restore(self.storage, self.key, index, manifest, out, progress)
+            manifest = resolve(self.storage, self.key, snapshot, hostname, self.warn)
+            run_restore(self.storage, self.key, self.load_index(), manifest, out, progress)
             return manifest.snapshot
 
     def snapshots(self, *, hostname: str | None = None, tags: Sequence[str] = ()) -> list[Snapshot]:
-        """Snapshots oldest first, filtered by host and by tags (a snapshot must have all of them)."""
+        """Readable snapshots oldest first, filtered by host and by tags (a snapshot must have all)."""
         wanted = normalise_tags(tags)
-        return [m.snapshot for m in load_all(self.storage, self.key) if matches(m.snapshot, hostname, wanted)]
+        return [
+            m.snapshot
+            for m in load_all(self.storage, self.key, self.warn)
+            if matches(m.snapshot, hostname, wanted)
+        ]
 
     def forget(self, policy: RetentionPolicy, *, dry_run: bool = False, prune: bool = False) -> ForgetResult:
         """Remove the snapshots `policy` does not keep (nothing with dry_run); then prune if asked."""
@@ -169,18 +255,22 @@ class Repository:
             if dry_run:
                 return result
             for snap in result.remove:
-                self.storage.delete(SNAPSHOTS + snap.id)
+                try:
+                    self.storage.delete(SNAPSHOTS + snap.id)
+                except ObjectNotFound:
+                    continue
             if prune and result.remove:
-                run_prune(self.storage, self.key, self.params)
+                run_prune(self.storage, self.key, self.params, warn=self.warn)
             return result
 
     def prune(self) -> PruneResult:
         with self._lock("prune", exclusive=True):
-            return run_prune(self.storage, self.key, self.params)
+            return run_prune(self.storage, self.key, self.params, warn=self.warn)
 
-    def check(self, *, read_data: bool = False) -> CheckResult:
+    def check(self, *, read_data: bool = False, subset: str | None = None) -> CheckResult:
+        """Check the structure; with `read_data` every pack, with `subset` ("n/m" or "p%") a share."""
         with self._lock("check", exclusive=False):
-            return run_check(self.storage, self.key, read_data=read_data)
+            return run_check(self.storage, self.key, read_data=read_data, subset=subset)
 
     def stats(self) -> RepoStats:
         total = 0
@@ -192,7 +282,7 @@ class Repository:
             packs += info.name.startswith(DATA)
         snaps = self.snapshots()
         raw = sum(s.total_size for s in snaps)
-        index: Index = load_index(self.storage, self.key)
+        index: Index = load_index(self.storage, self.key, warn=self.warn)
         return RepoStats(total, len(snaps), raw, raw / total if total else 0.0, packs, len(index))
 
     def unlock(self, *, remove_all: bool = False) -> list[str]:

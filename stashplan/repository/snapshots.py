@@ -1,19 +1,20 @@
 """Snapshot manifests: the sealed JSON written last by a backup, and finding snapshots by id, host and tag.
 
 A manifest holds the metadata below plus `content`: the ids of the list blobs that, concatenated,
-give the stream's chunk ids in order. Its object name is `snapshots/<SHA-256 of the stored bytes>`.
+give the stream's chunk ids in order. Its object name is `snapshots/<SHA-256 of the stored bytes>`,
+checked on every read; a manifest that cannot be read is skipped with a warning naming it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from providers.storage import Storage
+from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository.crypto import MasterKey
+from stashplan.repository.crypto import MasterKey, verify_name
 from stashplan.repository.layout import DOC_VERSION, SNAPSHOTS
 
 
@@ -86,24 +87,43 @@ def decode(snapshot_id: str, doc: dict) -> Manifest:
 
 def write_manifest(storage: Storage, key: MasterKey, doc: dict) -> str:
     """Store a manifest document; returns the snapshot id."""
-    data = key.seal_json(doc)
+    data = key.seal_json(doc, "snapshot")
     snapshot_id = hashlib.sha256(data).hexdigest()
     storage.put(SNAPSHOTS + snapshot_id, data)
     return snapshot_id
 
 
 def load_manifest(storage: Storage, key: MasterKey, snapshot_id: str) -> Manifest:
+    """One manifest, checked against its name; RepositoryError naming the snapshot if it is damaged."""
     data = storage.get(SNAPSHOTS + snapshot_id)
-    return decode(snapshot_id, key.open_json(data, what=f"snapshot {snapshot_id[:8]}"))
+    what = f"snapshot {snapshot_id[:8]} ({SNAPSHOTS}{snapshot_id})"
+    verify_name(data, snapshot_id, what)
+    return decode(snapshot_id, key.open_json(data, "snapshot", what))
 
 
 def list_ids(storage: Storage) -> list[str]:
     return sorted(info.name[len(SNAPSHOTS) :] for info in storage.list(SNAPSHOTS))
 
 
-def load_all(storage: Storage, key: MasterKey) -> list[Manifest]:
-    """Every manifest, oldest first."""
-    manifests = [load_manifest(storage, key, sid) for sid in list_ids(storage)]
+def load_all(
+    storage: Storage,
+    key: MasterKey,
+    warn: Callable[[str], None] | None = None,
+    unreadable: list[str] | None = None,
+) -> list[Manifest]:
+    """Every readable manifest, oldest first; a damaged one is skipped with `warn` naming it (and its id
+    appended to `unreadable`)."""
+    manifests = []
+    for sid in list_ids(storage):
+        try:
+            manifests.append(load_manifest(storage, key, sid))
+        except ObjectNotFound:
+            continue  # forgotten since the listing
+        except RepositoryError as exc:
+            if unreadable is not None:
+                unreadable.append(sid)
+            if warn is not None:
+                warn(f"{exc}; skipped (`stashplan repo repair snapshots` removes it)")
     return sorted(manifests, key=lambda m: (m.snapshot.time, m.snapshot.id))
 
 
@@ -112,10 +132,16 @@ def matches(snap: Snapshot, hostname: str | None, tags: Sequence[str]) -> bool:
     return (hostname is None or snap.hostname == hostname) and all(t in snap.tags for t in tags)
 
 
-def resolve(storage: Storage, key: MasterKey, ref: str, hostname: str | None = None) -> Manifest:
-    """The manifest named by id, unique id prefix or "latest" (newest, of `hostname` when given)."""
+def resolve(
+    storage: Storage,
+    key: MasterKey,
+    ref: str,
+    hostname: str | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Manifest:
+    """The manifest named by id, unique id prefix or "latest" (newest readable, of `hostname` when given)."""
     if ref in ("latest", ""):
-        candidates = [m for m in load_all(storage, key) if matches(m.snapshot, hostname, ())]
+        candidates = [m for m in load_all(storage, key, warn) if matches(m.snapshot, hostname, ())]
         if not candidates:
             host = f" of host {hostname}" if hostname else ""
             raise RepositoryError(f"no snapshot{host} in {storage.location}")

@@ -40,7 +40,9 @@ class PackWriter:
         self._in_flight: deque[tuple[Future[None], Pack]] = deque()
         self._max_in_flight = threads
         self._done: list[BlobRef] = []
+        self._sizes: dict[str, int] = {}  # pack id -> stored length, for the packs in `_done`
         self.index_files: list[str] = []
+        self.packs_stored: list[str] = []
 
     def wants(self, blob_id: bytes) -> bool:
         return blob_id not in self.known
@@ -68,6 +70,8 @@ class PackWriter:
         future, pack = self._in_flight.popleft()
         future.result()
         self.uploaded_bytes += len(pack.data)
+        self._sizes[pack.id] = len(pack.data)
+        self.packs_stored.append(pack.id)
         self._done.extend(pack.refs)
         self._builder.recycle(pack)
         if len(self._done) >= INDEX_FLUSH:
@@ -75,9 +79,10 @@ class PackWriter:
 
     def _write_index(self) -> None:
         if self._done:
-            name = write_index(self.storage, self.key, self._done)
+            name = write_index(self.storage, self.key, self._done, self._sizes)
             self.index_files.append(name)
             self._done = []
+            self._sizes = {}
 
     def close(self) -> None:
         """Upload the last pack, wait for every upload, write the index of everything uploaded."""
