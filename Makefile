@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install services demo test lint bench crds clean
+.PHONY: install services demo test lint bench fuzz crds clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ lint: install
 
 bench: install services
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Repository fault injection at scale: FUZZ_KILLS seeded random SIGKILLs (FUZZ_SEED replays a run).
+fuzz: install
+	FUZZ_KILLS=$${FUZZ_KILLS:-500} $(BIN)/python -m pytest -q -p no:randomly tests/integration/test_repo_fault_injection.py
 
 crds: install
 	$(BIN)/stashplan crds --out-dir specs/crds

@@ -31,6 +31,20 @@ def _cause(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+def _make_dirs(path: Path) -> None:
+    """`path` and its missing parents, each created 0700 (Path.mkdir gives parents the umask's mode)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, DIR_MODE)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+
+
 def _copy(source: BinaryIO, fh: BinaryIO) -> None:
     while True:
         try:
@@ -60,7 +74,7 @@ class LocalStorage:
 
     def _write_temp(self, path: Path, source: Source) -> Path:
         """A finished, fsynced temp file beside `path` holding `source` (removed again on failure)."""
-        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        _make_dirs(path.parent)
         tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)

@@ -12,8 +12,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, TypeVar
 
@@ -21,8 +20,20 @@ import typer
 
 from providers.storage import open_storage
 from stashplan.errors import StashplanError
+from stashplan.repository.cli_maintenance import key_app, repair_app
+from stashplan.repository.cli_options import (
+    JsonOpt,
+    ManifestOpt,
+    PasswordFileOpt,
+    RepoNameOpt,
+    RepoOpt,
+    RetryLockOpt,
+    fail,
+    opened,
+    os_error,
+    run,
+)
 from stashplan.repository.locating import locate
-from stashplan.repository.opening import AnyRepository, open_repository
 from stashplan.repository.progress import human, progress_reporter
 from stashplan.repository.repo import Repository
 from stashplan.repository.restic.repo import ResticRepository
@@ -30,53 +41,16 @@ from stashplan.repository.retention import RetentionPolicy
 from stashplan.repository.snapshots import Snapshot
 
 app = typer.Typer(
-    help="Snapshot repository commands: init, backup --stdin, restore, snapshots, forget, prune, check, stats, unlock, migrate.",
+    help="Snapshot repository commands: init, backup --stdin, restore, snapshots, forget, prune, check, "
+    "stats, unlock, migrate, repair, key.",
     no_args_is_help=True,
 )
+app.add_typer(repair_app, name="repair")
+app.add_typer(key_app, name="key")
 T = TypeVar("T")
-
-RepoOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--repo", "-r", envvar="STASHPLAN_REPOSITORY", help="local:/path or s3:https://host/bucket/prefix"
-    ),
-]
-PasswordFileOpt = Annotated[
-    Path | None,
-    typer.Option("--password-file", help="File whose first line is the password (else STASHPLAN_PASSWORD)"),
-]
-ManifestOpt = Annotated[
-    list[Path] | None,
-    typer.Option("-f", "--filename", help="Manifests with a Repository and its storage Secret"),
-]
-RepoNameOpt = Annotated[
-    str | None, typer.Option("--repository-name", help="Which Repository of the -f manifests (if several)")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-@contextmanager
-def _opened(
-    repo: str | None, password_file: Path | None, manifests: list[Path] | None, name: str | None
-) -> Iterator[AnyRepository]:
-    try:
-        storage, password = locate(repo, password_file, manifests, name)
-        with open_repository(storage, password) as opened:
-            yield opened
-    except StashplanError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _run(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except StashplanError as exc:
-        raise _fail(str(exc)) from None
+_opened = opened
+_run = run
+_fail = fail
 
 
 def _snap_json(s: Snapshot) -> dict[str, Any]:
@@ -127,6 +101,8 @@ def init(
         created = Repository.init(storage, password)
     except StashplanError as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(os_error(exc)) from None
     typer.echo(f"created repository {created.id[:8]} at {storage.location}")
 
 
@@ -192,29 +168,43 @@ def restore(
     filename: ManifestOpt = None,
     repository_name: RepoNameOpt = None,
 ) -> None:
-    """Stream a snapshot out, verifying its SHA-256; fails naming any missing or corrupt pack or chunk."""
-    with _opened(repo, password_file, filename, repository_name) as opened:
-        if path is not None and not isinstance(opened, ResticRepository):
+    """Stream a snapshot out, verifying its SHA-256; fails naming any missing or corrupt pack or chunk.
+
+    A `--target` file is written 0600 beside its final name and renamed only when the SHA-256 matched,
+    so a failed restore leaves nothing behind."""
+    with _opened(repo, password_file, filename, repository_name) as opened_repo:
+        if path is not None and not isinstance(opened_repo, ResticRepository):
             raise _fail("--path applies to restic repositories; a stashplan snapshot is one stream")
-        out: BinaryIO
-        if target == "-":
-            out = sys.stdout.buffer
-        else:
-            out = open(target, "wb")  # noqa: SIM115 (closed below)
-        try:
+
+        def restore_to(out: BinaryIO) -> Snapshot:
             with progress_reporter("restore") as progress:
-                if isinstance(opened, ResticRepository):
-                    snap = _run(
-                        lambda: opened.restore(snapshot, out, hostname=host, progress=progress, path=path)
-                    )
-                else:
-                    snap = _run(lambda: opened.restore(snapshot, out, hostname=host, progress=progress))
-            out.flush()
-        finally:
-            if target != "-":
-                out.close()
+                if isinstance(opened_repo, ResticRepository):
+                    return opened_repo.restore(snapshot, out, hostname=host, progress=progress, path=path)
+                return opened_repo.restore(snapshot, out, hostname=host, progress=progress)
+
+        if target == "-":
+            snap = _run(lambda: restore_to(sys.stdout.buffer))
+            sys.stdout.buffer.flush()
+        else:
+            snap = _run(lambda: _restore_to_file(restore_to, Path(target)))
     verified = "sha256 verified" if snap.sha256 else "every blob's SHA-256 verified"
     typer.echo(f"restored snapshot {snap.short_id}: {human(snap.total_size)}, {verified}", err=True)
+
+
+def _restore_to_file(restore_to: Callable[[BinaryIO], Snapshot], target: Path) -> Snapshot:
+    """Restore into a temporary file in the target's directory, then rename it to `target`."""
+    tmp = target.with_name(f".{target.name}.stashplan-{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as out:
+            snap = restore_to(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+        return snap
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @app.command()
@@ -251,6 +241,7 @@ def forget(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be removed")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Prune after removing snapshots")] = False,
     json_out: JsonOpt = False,
+    retry_lock: RetryLockOpt = 0.0,
     repo: RepoOpt = None,
     password_file: PasswordFileOpt = None,
     filename: ManifestOpt = None,
@@ -260,7 +251,7 @@ def forget(
     policy = RetentionPolicy(
         keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, tuple(keep_tag or ())
     )
-    with _opened(repo, password_file, filename, repository_name) as opened:
+    with _opened(repo, password_file, filename, repository_name, lock_wait=retry_lock) as opened:
         result = _run(lambda: opened.forget(policy, dry_run=dry_run, prune=prune))
     if json_out:
         typer.echo(
@@ -286,38 +277,65 @@ def forget(
 
 @app.command(name="prune")
 def prune_cmd(
+    retry_lock: RetryLockOpt = 0.0,
     repo: RepoOpt = None,
     password_file: PasswordFileOpt = None,
     filename: ManifestOpt = None,
     repository_name: RepoNameOpt = None,
 ) -> None:
     """Delete data no snapshot references (takes the exclusive lock)."""
-    with _opened(repo, password_file, filename, repository_name) as opened:
+    with _opened(repo, password_file, filename, repository_name, lock_wait=retry_lock) as opened:
         result = _run(opened.prune)
     typer.echo(
         f"pruned: {result.packs_deleted} packs deleted, {result.packs_repacked} repacked, "
         f"{result.blobs_removed} blobs removed, {human(result.bytes_freed)} freed"
+        + (
+            f", {result.leftovers_removed} leftovers of interrupted writes removed"
+            if result.leftovers_removed
+            else ""
+        )
     )
 
 
 @app.command()
 def check(
-    read_data: Annotated[bool, typer.Option("--read-data", help="Also read and verify every blob")] = False,
+    read_data: Annotated[bool, typer.Option("--read-data", help="Also read and verify every pack")] = False,
+    read_data_subset: Annotated[
+        str | None,
+        typer.Option(
+            "--read-data-subset",
+            help="Read and verify a share of the packs: n/m (group n of m, by pack id) or p% (random)",
+        ),
+    ] = None,
     repo: RepoOpt = None,
     password_file: PasswordFileOpt = None,
     filename: ManifestOpt = None,
     repository_name: RepoNameOpt = None,
 ) -> None:
-    """Check the repository's structure (and with --read-data every blob); exit 1 on any error."""
+    """Check the repository's structure (and with --read-data every pack); exit 1 on any error."""
+    if read_data and read_data_subset:
+        raise _fail("--read-data and --read-data-subset exclude each other")
     with _opened(repo, password_file, filename, repository_name) as opened:
-        result = _run(lambda: opened.check(read_data=read_data))
+        try:
+            if isinstance(opened, Repository):
+                result = _run(lambda: opened.check(read_data=read_data, subset=read_data_subset))
+            elif read_data_subset:
+                raise _fail("--read-data-subset applies to stashplan repositories")
+            else:
+                result = _run(lambda: opened.check(read_data=read_data))
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     for error in result.errors:
         typer.echo(f"error: {error}", err=True)
     if not result.ok:
         raise typer.Exit(1)
-    extra = f", {result.blobs_read} blobs read" if read_data else ""
+    extra = (
+        f", {result.packs_read} packs and {result.blobs_read} blobs read"
+        if read_data or read_data_subset
+        else ""
+    )
     typer.echo(f"no errors: {result.snapshots} snapshots, {result.packs} packs{extra}")
 
 

@@ -9,14 +9,15 @@ import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import BinaryIO
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository import keys, locks
+from stashplan.repository import keys, locks, repair
 from stashplan.repository.backup import BackupRequest, normalise_tags, run_backup
 from stashplan.repository.check import CheckResult, run_check
-from stashplan.repository.crypto import CorruptData, MasterKey
+from stashplan.repository.crypto import CorruptData, MasterKey, WrongPassword
 from stashplan.repository.index import Index, load_ids, load_index
 from stashplan.repository.layout import (
     CONFIG,
@@ -29,6 +30,8 @@ from stashplan.repository.layout import (
     pack_id_of,
 )
 from stashplan.repository.prune import PruneResult, run_prune
+from stashplan.repository.repair import RepairResult
+from stashplan.repository.restic import layout as restic_layout
 from stashplan.repository.restore import run_restore
 from stashplan.repository.retention import ForgetResult, RetentionPolicy, apply_policy
 from stashplan.repository.snapshots import Snapshot, load_all, matches, resolve
@@ -78,6 +81,7 @@ class Repository:
         self.id = repo_id
         self.warnings: list[str] = []
         self.lock_wait = 0.0  # seconds an operation waits for a conflicting lock (restic's --retry-lock)
+        self.key_name = ""  # the key file the password opened
         self._held: list[locks.Lock] = []
 
     def warn(self, message: str) -> None:
@@ -129,6 +133,7 @@ class Repository:
                 pass
             return None
         repo = cls(storage, key, params, repo_id)
+        repo.key_name = key_name
         keys.remove_strays(storage, repo_id, repo.warn)
         return repo
 
@@ -148,13 +153,19 @@ class Repository:
                 found.append(opened)
             return opened is not None
 
-        keys.find_master_key(storage, password, fits, warnings.append)
+        try:
+            _key, key_name = keys.find_master_key(storage, password, fits, warnings.append)
+        except WrongPassword:
+            if restic_layout.detect(storage) is not None:
+                raise restic_layout.refusal(storage.location, "writing") from None
+            raise
         config, key = found[0]
         if int(config.get("version", 0)) > FORMAT_VERSION:
             raise RepositoryError(
                 f"repository {storage.location} has format version {config['version']}; this stashplan reads {FORMAT_VERSION}"
             )
         repo = cls(storage, key, Params.from_json(config), str(config.get("id", "")))
+        repo.key_name = key_name
         for message in warnings:
             repo.warn(message)
         return repo
@@ -176,13 +187,14 @@ class Repository:
     # --- locking --------------------------------------------------------------------------------
     @contextmanager
     def _lock(self, operation: str, *, exclusive: bool) -> Iterator[None]:
-        lock = locks.Lock(self.storage, exclusive=exclusive, operation=operation).acquire()
-        self._held.append(lock)
-        try:
-            yield
-        finally:
-            self._held.remove(lock)
-            lock.release()
+        with locks.released_on_sigterm():
+            lock = locks.Lock(self.storage, exclusive=exclusive, operation=operation).acquire(self.lock_wait)
+            self._held.append(lock)
+            try:
+                yield
+            finally:
+                self._held.remove(lock)
+                lock.release()
 
     def close(self) -> None:
         """Release every lock this instance still holds."""
@@ -216,11 +228,12 @@ class Repository:
         times: tuple[datetime, datetime] | None = None,
     ) -> Snapshot:
         """Read `stream` to EOF into a new snapshot; if the stream raises, no snapshot is recorded.
+        `times` records a given (time, end_time) instead of now (copying snapshots from elsewhere).
 
         Deduplicates only against blobs whose pack one listing shows with its indexed length (the
         shared lock keeps prune away until the manifest is written); anything else is stored again.
         """
-        request = BackupRequest(hostname, normalise_tags(tags), source, filename)
+        request = BackupRequest(hostname, normalise_tags(tags), source, filename, times)
         with self._lock("backup", exclusive=False):
             known = load_ids(self.storage, self.key, self.stored_packs(), warn=self.warn)
             return run_backup(self.storage, self.key, self.params, known, stream, request, progress)
@@ -288,3 +301,50 @@ class Repository:
     def unlock(self, *, remove_all: bool = False) -> list[str]:
         """Remove stale locks (all locks with `remove_all`); returns the lock names removed."""
         return locks.unlock(self.storage, remove_all=remove_all)
+
+    # --- repair ---------------------------------------------------------------------------------
+    def repair_index(self) -> RepairResult:
+        """Rebuild the index from the packs' headers (exclusive lock)."""
+        with self._lock("repair index", exclusive=True):
+            return repair.repair_index(self.storage, self.key)
+
+    def repair_packs(self, packs: Sequence[str] | None = None) -> RepairResult:
+        """Salvage damaged packs (the named ones, or every pack failing its checksum)."""
+        with self._lock("repair packs", exclusive=True):
+            return repair.repair_packs(self.storage, self.key, self.params, list(packs or ()), self.warn)
+
+    def repair_snapshots(self, *, dry_run: bool = False) -> RepairResult:
+        """Remove snapshots that cannot be read or whose data is gone."""
+        with self._lock("repair snapshots", exclusive=True):
+            return repair.repair_snapshots(self.storage, self.key, dry_run=dry_run, warn=self.warn)
+
+    # --- keys -----------------------------------------------------------------------------------
+    def list_keys(self) -> list[keys.KeyInfo]:
+        return [keys.describe(name, doc) for name, doc in keys.read_keys(self.storage, self.warn)]
+
+    def add_key(self, password: str) -> str:
+        """A new key file wrapping the same master key with `password`; returns its name."""
+        if not password:
+            raise RepositoryError("an empty password is not allowed")
+        return keys.store_key(self.storage, keys.key_doc(self.key, password, self.id))
+
+    def remove_key(self, ref: str) -> str:
+        """Delete the key file with id (or unique prefix) `ref`; never the one this password opened."""
+        found = [i.name for i in self.list_keys() if i.id.startswith(ref.lower())] if ref else []
+        if len(found) != 1:
+            raise RepositoryError(f"key {ref!r}: {'no' if not found else len(found)} key files match")
+        if found[0] == self.key_name:
+            raise RepositoryError(f"key {ref}: this is the key the password opened; use `repo key passwd`")
+        self.storage.delete(found[0])
+        return found[0]
+
+    def change_password(self, password: str) -> str:
+        """Replace this password's key file by one for `password` (written first); the new name."""
+        new = self.add_key(password)
+        old, self.key_name = self.key_name, new
+        if old and old != new:
+            try:
+                self.storage.delete(old)
+            except ObjectNotFound:
+                pass
+        return new

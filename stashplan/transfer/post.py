@@ -1,5 +1,9 @@
 """Post-backup actions of a transfer, each recorded as a session condition and never raised:
 retention (`forget` + prune), the integrity check, Repository status, and metrics pushes.
+
+Maintenance shares the repository with other sessions: it waits up to MAINTENANCE_LOCK_WAIT for their
+locks. If they still hold it, the snapshot stays stored and the session is not failed: the condition
+is set to Unknown (reason ...Deferred) and the next session applies retention or checks again.
 """
 
 from __future__ import annotations
@@ -13,11 +17,19 @@ from prometheus_client import CollectorRegistry
 from stashplan import metrics
 from stashplan.cluster.base import Cluster
 from stashplan.errors import StashplanError
-from stashplan.repository import Repository
+from stashplan.repository import LockedError, Repository
 from stashplan.transfer.context import SessionContext
 from stashplan.transfer.status import repository_status, with_condition
 
 log = logging.getLogger(__name__)
+MAINTENANCE_LOCK_WAIT = 300.0  # seconds retention and check wait for other sessions' locks
+
+
+def deferred(conds: list[dict], type_: str, reason: str, exc: LockedError, now: datetime) -> list[dict]:
+    """Condition `type_` with status Unknown: maintenance did not run because another session held
+    the repository; it is not a failure of this session."""
+    out = with_condition(conds, type_, False, reason, f"deferred to the next session: {exc}", now)
+    return [{**c, "status": "Unknown"} if c.get("type") == type_ else c for c in out]
 
 
 def describe(exc: BaseException) -> str:
@@ -53,6 +65,7 @@ def after_backup(
 ) -> tuple[list[dict], metrics.RepositoryState]:
     """Retention, integrity check, stats, Repository status; each sets its condition and never raises."""
     removed = 0
+    repo.lock_wait = MAINTENANCE_LOCK_WAIT
     if ctx.retention is not None:
         try:
             res = repo.forget(ctx.retention.policy, dry_run=ctx.retention.dry_run, prune=ctx.retention.prune)
@@ -67,6 +80,8 @@ def after_backup(
                 + (" and pruned" if ctx.retention.prune and removed else ""),
                 clock(),
             )
+        except LockedError as exc:
+            conds = deferred(conds, "RetentionPolicyApplied", "RetentionPolicyDeferred", exc, clock())
         except Exception as exc:
             conds = with_condition(
                 conds,
@@ -88,6 +103,8 @@ def after_backup(
             "repository check passed" if check.ok else "; ".join(check.errors[:3]),
             clock(),
         )
+    except LockedError as exc:
+        conds = deferred(conds, "RepositoryIntegrityVerified", "IntegrityCheckDeferred", exc, clock())
     except Exception as exc:
         integrity = False
         conds = with_condition(

@@ -35,7 +35,7 @@ from stashplan.transfer.context import (
 )
 from stashplan.transfer.hooks import DEFAULT_TIMEOUT, HookError, Summary, default_host, execute
 from stashplan.transfer.pipe import ProcessReader, ProcessWriter
-from stashplan.transfer.post import after_backup, describe, push_metrics
+from stashplan.transfer.post import MAINTENANCE_LOCK_WAIT, after_backup, describe, push_metrics
 from stashplan.transfer.priority import Priority
 from stashplan.transfer.status import (
     EVENT_SOURCE,
@@ -120,6 +120,8 @@ def _prepared(
             if restoring
             else Repository.open_or_init(storage, ctx.password)
         )
+        if isinstance(repo, Repository):
+            repo.lock_wait = MAINTENANCE_LOCK_WAIT  # another session's prune of a shared repository is waited for
         try:
             yield provider, conn, params, deadline, repo
         finally:

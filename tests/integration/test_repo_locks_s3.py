@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from providers.storage import StorageError, open_storage, storage_from_repository
-from stashplan.repository import LockedError, Repository
+from stashplan.repository import LockedError, Repository, locks
 from stashplan.repository.locks import Lock
 from tests.fixtures.s3 import S3Bucket
 
@@ -42,12 +42,10 @@ def repo(tmp_path: Path) -> Repository:
     return Repository.init(open_storage(f"local:{tmp_path}/repo"), "pw")
 
 
-def test_stale_exclusive_lock_of_a_dead_process_blocks_and_says_how_to_remove_it(repo: Repository) -> None:
+def test_stale_exclusive_lock_of_a_dead_process_is_removed_by_the_next_operation(repo: Repository) -> None:
     write_lock(repo, "old", pid=dead_pid(), exclusive=True)
-    with pytest.raises(LockedError, match=r"stale exclusive lock locks/old .*`stashplan repo unlock`"):
-        repo.backup(io.BytesIO(b"data"))
-    assert repo.unlock() == ["locks/old"]
     assert repo.backup(io.BytesIO(b"data")).total_size == 4
+    assert locks.read_locks(repo.storage) == []
 
 
 def test_live_exclusive_lock_blocks_backup_without_calling_it_stale(repo: Repository) -> None:
@@ -71,10 +69,55 @@ def test_shared_locks_coexist_but_exclude_prune(repo: Repository) -> None:
     assert snap.total_size == 10
 
 
-def test_lock_not_refreshed_for_half_an_hour_is_stale(repo: Repository) -> None:
-    write_lock(repo, "ancient", pid=os.getpid(), exclusive=False, age=timedelta(hours=1))
-    with pytest.raises(LockedError, match="stale shared lock locks/ancient"):
-        repo.prune()
+def test_lock_of_another_host_not_refreshed_for_a_few_intervals_is_stale_for_everyone(repo: Repository) -> None:
+    # In a cluster every pod has its own hostname: its pid means nothing here, its refresh time does.
+    write_lock(repo, "evicted-pod", pid=1, exclusive=True, age=locks.STALE_AFTER + timedelta(seconds=5))
+    doc = json.loads(repo.storage.get("locks/evicted-pod"))
+    repo.storage.put("locks/evicted-pod", json.dumps({**doc, "hostname": "backup-pod-x7k2q"}).encode())
+    assert repo.prune().packs_deleted == 0
+    assert locks.read_locks(repo.storage) == []
+
+
+def test_exclusive_operation_waits_for_a_live_lock_to_go_then_runs(repo: Repository) -> None:
+    import threading
+
+    held = Lock(repo.storage, exclusive=False, operation="backup").acquire()
+    threading.Timer(1.0, held.release).start()
+    repo.lock_wait = 30
+    assert repo.prune().packs_deleted == 0  # waited, then ran
+    repo.lock_wait = 0.5
+    held = Lock(repo.storage, exclusive=False, operation="backup").acquire()
+    try:
+        with pytest.raises(LockedError, match=r"is locked \(waited 0s\): shared lock"):
+            repo.prune()
+    finally:
+        held.release()
+
+
+def test_sigterm_releases_the_lock_before_the_process_exits(tmp_path: Path) -> None:
+    import sys
+    import time
+
+    storage = open_storage(f"local:{tmp_path}/repo")
+    Repository.init(storage, "pw", kdf=(2**14, 8, 1))
+    env = {**os.environ, "STASHPLAN_PASSWORD": "pw"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stashplan", "repo", "backup", "--stdin", "-r", f"local:{tmp_path}/repo"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(b"partial dump " * 1000)
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not locks.read_locks(storage) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert locks.read_locks(storage), "the backup never took its lock"
+    proc.terminate()
+    assert proc.wait(timeout=30) == 143
+    assert locks.read_locks(storage) == []
+    assert Repository.open(storage, "pw").snapshots() == []
 
 
 def test_backup_and_restore_round_trip_on_s3(s3_bucket: S3Bucket) -> None:
@@ -130,8 +173,6 @@ def test_a_held_lock_is_refreshed_while_the_operation_runs(
     repo: Repository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import time
-
-    from stashplan.repository import locks
 
     monkeypatch.setattr(locks, "REFRESH_EVERY", timedelta(seconds=0.05))
     held = Lock(repo.storage, exclusive=False, operation="backup").acquire()

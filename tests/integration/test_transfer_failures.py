@@ -204,9 +204,12 @@ def test_restore_from_damaged_repository_fails_and_leaves_target_untouched(
     assert dst.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
 
 
-def test_retention_blocked_by_a_lock_fails_the_session_but_keeps_the_snapshot(
-    stash_world: StashWorld, sqlite_file: Path
+def test_retention_blocked_by_another_sessions_lock_is_deferred_and_the_session_succeeds(
+    stash_world: StashWorld, sqlite_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from stashplan.transfer import post
+
+    monkeypatch.setattr(post, "MAINTENANCE_LOCK_WAIT", 1.0)
     w = stash_world
     w.appbinding("app-db", f"sqlite://{sqlite_file}")
     repo_obj = w.repository()
@@ -219,13 +222,36 @@ def test_retention_blocked_by_a_lock_fails_the_session_but_keeps_the_snapshot(
         result = backup(w.cluster, w.namespace, "s1", TransferOptions(database="sqlite"))
     finally:
         holder.release()
-    assert not result.ok and "RetentionPolicyApplied: " in result.error and "locked" in result.error
+    assert result.ok, result.error
     status = w.status("BackupSession", "s1")
-    assert status["phase"] == "Failed"
-    assert status["targets"][0]["stats"][0]["phase"] == "Succeeded"
+    assert status["phase"] == "Succeeded"
     cond = w.condition("BackupSession", "s1", "RetentionPolicyApplied")
-    assert cond["status"] == "False" and cond["reason"] == "FailedToApplyRetentionPolicy"
+    assert cond["status"] == "Unknown" and cond["reason"] == "RetentionPolicyDeferred"
+    assert "locked" in cond["message"]
     assert w.condition("BackupSession", "s1", "RepositoryIntegrityVerified")["status"] == "True"
+    assert len(snapshots(w)) == 1
+
+
+def test_retention_waits_for_another_sessions_prune_and_then_applies(
+    stash_world: StashWorld, sqlite_file: Path
+) -> None:
+    w = stash_world
+    w.appbinding("app-db", f"sqlite://{sqlite_file}")
+    repo_obj = w.repository()
+    w.backup_config("cfg", "app-db")
+    w.backup_session("cfg", "s1")
+    storage = storage_from_repository(repo_obj, {"RESTIC_PASSWORD": REPO_PASSWORD})
+    Repository.init(storage, REPO_PASSWORD).close()
+    # Another BackupConfiguration's session is pruning the shared repository for a moment.
+    other = Lock(storage, exclusive=True, operation="prune").acquire()
+    timer = threading.Timer(2.0, other.release)
+    timer.start()
+    try:
+        result = backup(w.cluster, w.namespace, "s1", TransferOptions(database="sqlite"))
+    finally:
+        timer.join()
+    assert result.ok, result.error
+    assert w.condition("BackupSession", "s1", "RetentionPolicyApplied")["status"] == "True"
     assert len(snapshots(w)) == 1
 
 
