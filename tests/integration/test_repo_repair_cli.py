@@ -42,6 +42,14 @@ def repo_url(
     yield url
 
 
+@pytest.fixture
+def local_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("STASHPLAN_PASSWORD", "cli-pass")
+    url = f"local:{tmp_path}/repo"
+    assert runner.invoke(app, ["init", "--repo", url]).exit_code == 0
+    return url
+
+
 def _storage(url: str) -> Storage:
     return open_storage(url)
 
@@ -96,69 +104,61 @@ def test_repair_index_rebuilds_it_from_the_pack_headers(repo_url: str, tmp_path:
     assert runner.invoke(app, ["check", "--read-data", "-r", repo_url]).exit_code == 0
 
 
-def test_repair_snapshots_removes_the_snapshots_whose_data_is_gone(repo_url: str, tmp_path: Path) -> None:
-    kept = _backup(repo_url, b"small and safe")
-    lost = _backup(repo_url, DATA_A)
-    storage = _storage(repo_url)
+def test_repair_snapshots_removes_the_snapshots_whose_data_is_gone(local_url: str, tmp_path: Path) -> None:
+    kept = _backup(local_url, b"small and safe")
+    lost = _backup(local_url, DATA_A)
+    storage = _storage(local_url)
     for info in list(storage.list(DATA)):
         if info.size > 100_000:
             storage.delete(info.name)
-    assert runner.invoke(app, ["repair", "index", "-r", repo_url]).exit_code == 0
-    dry = runner.invoke(app, ["repair", "snapshots", "--dry-run", "-r", repo_url])
+    assert runner.invoke(app, ["repair", "index", "-r", local_url]).exit_code == 0
+    dry = runner.invoke(app, ["repair", "snapshots", "--dry-run", "-r", local_url])
     assert f"would remove snapshot {lost['short_id']}" in dry.stdout
-    done = runner.invoke(app, ["repair", "snapshots", "-r", repo_url])
+    done = runner.invoke(app, ["repair", "snapshots", "-r", local_url])
     assert f"removed snapshot {lost['short_id']}" in done.stdout and kept["short_id"] not in done.stdout
-    listed = json.loads(runner.invoke(app, ["snapshots", "-r", repo_url, "--json"]).stdout)
+    listed = json.loads(runner.invoke(app, ["snapshots", "-r", local_url, "--json"]).stdout)
     assert [s["id"] for s in listed] == [kept["id"]]
-    assert runner.invoke(app, ["check", "--read-data", "-r", repo_url]).exit_code == 0
-    assert _restore(repo_url, kept["id"], tmp_path / "k") == b"small and safe"
+    assert runner.invoke(app, ["check", "--read-data", "-r", local_url]).exit_code == 0
+    assert _restore(local_url, kept["id"], tmp_path / "k") == b"small and safe"
 
 
-def test_check_read_data_subset_reads_a_share_and_refuses_bad_syntax(repo_url: str) -> None:
-    _backup(repo_url, DATA_A)
-    whole = runner.invoke(app, ["check", "--read-data-subset", "1/1", "-r", repo_url])
-    packs = len(list(_storage(repo_url).list(DATA)))
+def test_check_read_data_subset_reads_a_share_and_refuses_bad_syntax(local_url: str) -> None:
+    _backup(local_url, DATA_A)
+    whole = runner.invoke(app, ["check", "--read-data-subset", "1/1", "-r", local_url])
+    packs = len(list(_storage(local_url).list(DATA)))
     assert whole.exit_code == 0 and f"{packs} packs and" in whole.stdout, whole.output
-    assert runner.invoke(app, ["check", "--read-data-subset", "10%", "-r", repo_url]).exit_code == 0
-    bad = runner.invoke(app, ["check", "--read-data-subset", "3/2", "-r", repo_url])
+    assert runner.invoke(app, ["check", "--read-data-subset", "10%", "-r", local_url]).exit_code == 0
+    bad = runner.invoke(app, ["check", "--read-data-subset", "3/2", "-r", local_url])
     assert bad.exit_code == 1 and bad.stderr.strip() == (
         "error: --read-data-subset '3/2': n/m needs 1 <= n <= m"
     )
 
 
 def test_key_add_passwd_and_remove_rotate_the_password_without_rewriting_data(
-    repo_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    local_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    snap = _backup(repo_url, DATA_A)
-    before = {i.name: i.size for i in _storage(repo_url).list(DATA)}
+    snap = _backup(local_url, DATA_A)
+    before = {i.name: i.size for i in _storage(local_url).list(DATA)}
     new_file = tmp_path / "new-pass"
     new_file.write_text("second-pass\n")
-    added = runner.invoke(app, ["key", "add", "--new-password-file", str(new_file), "-r", repo_url])
+    added = runner.invoke(app, ["key", "add", "--new-password-file", str(new_file), "-r", local_url])
     assert added.exit_code == 0, added.output
-    listed = json.loads(runner.invoke(app, ["key", "list", "--json", "-r", repo_url]).stdout)
+    listed = json.loads(runner.invoke(app, ["key", "list", "--json", "-r", local_url]).stdout)
     assert len(listed) == 2 and sum(k["current"] for k in listed) == 1
     current = next(k for k in listed if k["current"])
-    refused = runner.invoke(app, ["key", "remove", current["id"][:8], "-r", repo_url])
+    refused = runner.invoke(app, ["key", "remove", current["id"][:8], "-r", local_url])
     assert refused.exit_code == 1 and "key passwd" in refused.stderr
     monkeypatch.setenv("STASHPLAN_NEW_PASSWORD", "third-pass")
-    assert runner.invoke(app, ["key", "passwd", "-r", repo_url]).exit_code == 0
-    assert runner.invoke(app, ["snapshots", "-r", repo_url]).exit_code == 1  # old password gone
+    assert runner.invoke(app, ["key", "passwd", "-r", local_url]).exit_code == 0
+    assert runner.invoke(app, ["snapshots", "-r", local_url]).exit_code == 1  # old password gone
     monkeypatch.setenv("STASHPLAN_PASSWORD", "third-pass")
-    assert _restore(repo_url, snap["id"], tmp_path / "r.sql") == DATA_A
+    assert _restore(local_url, snap["id"], tmp_path / "r.sql") == DATA_A
     monkeypatch.setenv("STASHPLAN_PASSWORD", "second-pass")
-    assert _restore(repo_url, snap["id"], tmp_path / "r2.sql") == DATA_A
-    assert {i.name: i.size for i in _storage(repo_url).list(DATA)} == before
+    assert _restore(local_url, snap["id"], tmp_path / "r2.sql") == DATA_A
+    assert {i.name: i.size for i in _storage(local_url).list(DATA)} == before
 
 
 # --- operating-system errors and files at rest (local) ---------------------------------------------
-
-
-@pytest.fixture
-def local_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("STASHPLAN_PASSWORD", "cli-pass")
-    url = f"local:{tmp_path}/repo"
-    assert runner.invoke(app, ["init", "--repo", url]).exit_code == 0
-    return url
 
 
 def test_repository_files_and_restored_files_are_private(local_url: str, tmp_path: Path) -> None:
