@@ -8,6 +8,7 @@ the path and the cause; the temp file is removed.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import time
@@ -41,8 +42,8 @@ def _make_dirs(path: Path) -> None:
         try:
             os.mkdir(directory, DIR_MODE)
         except FileExistsError:
-            if not directory.is_dir():
-                raise
+            if not directory.is_dir():  # a file where a directory belongs
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory)) from None
 
 
 def _copy(source: BinaryIO, fh: BinaryIO) -> None:

@@ -238,7 +238,7 @@ def test_local_disk_full_is_a_one_line_storage_error_and_leaves_no_temp_file(tmp
         signal.signal(signal.SIGXFSZ, previous)
     assert "\n" not in str(info.value)
     assert sorted(p.name for p in (root / "data" / "aa").iterdir()) == ["x"]
-    with pytest.raises(StorageError, match="below-a-file: File exists"):
+    with pytest.raises(StorageError, match="below-a-file: Not a directory"):
         storage.put("data/aa/x/below-a-file", b"z")
 
 
