@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from stashplan.errors import StashplanError
 from stashplan.repository.cli_options import (
     JsonOpt,
     ManifestOpt,
@@ -161,5 +160,3 @@ def key_passwd(
         name = run(lambda: r.change_password(new))
     typer.echo(f"password changed: key {name.rsplit('/', 1)[1][:8]} replaces the old one")
 
-
-__all__ = ["StashplanError", "key_app", "repair_app"]

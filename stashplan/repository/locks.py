@@ -156,8 +156,12 @@ class Lock:
         deadline = time.monotonic() + wait
         delay = 0.5
         while True:
-            self._write()
-            other = self._conflict()
+            try:
+                self._write()
+                other = self._conflict()
+            except BaseException:  # SIGTERM or a storage error between writing the lock and deciding
+                self._delete()
+                raise
             if other is None:
                 break
             self._delete()

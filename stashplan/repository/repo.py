@@ -188,12 +188,14 @@ class Repository:
     @contextmanager
     def _lock(self, operation: str, *, exclusive: bool) -> Iterator[None]:
         with locks.released_on_sigterm():
-            lock = locks.Lock(self.storage, exclusive=exclusive, operation=operation).acquire(self.lock_wait)
-            self._held.append(lock)
-            try:
+            lock = locks.Lock(self.storage, exclusive=exclusive, operation=operation)
+            try:  # released however the block ends, SIGTERM between two statements included
+                lock.acquire(self.lock_wait)
+                self._held.append(lock)
                 yield
             finally:
-                self._held.remove(lock)
+                if lock in self._held:
+                    self._held.remove(lock)
                 lock.release()
 
     def close(self) -> None:
