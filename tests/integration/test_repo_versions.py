@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import io
 import random
+from dataclasses import replace
 
 import blake3
 import pytest
@@ -25,7 +26,7 @@ def data(size: int, seed: int = 3) -> bytes:
 
 
 def config_of(storage: MemoryStorage, repo: Repository) -> dict:
-    return repo.key.open_json(storage.get(CONFIG), what="config")
+    return repo.key.open_json(storage.get(CONFIG), "config", "config")
 
 
 def restored(repo: Repository) -> bytes:
@@ -34,10 +35,10 @@ def restored(repo: Repository) -> bytes:
     return out.getvalue()
 
 
-def test_a_new_repository_is_version_2_with_keyed_blake3_chunk_ids() -> None:
+def test_a_new_repository_is_version_3_with_keyed_blake3_chunk_ids() -> None:
     storage = MemoryStorage()
     repo = Repository.init(storage, "pw", SMALL)
-    assert config_of(storage, repo)["version"] == 2
+    assert config_of(storage, repo)["version"] == 3
     assert config_of(storage, repo)["ids"] == {"algorithm": "blake3-keyed"}
     chunk = b"a chunk of a dump"
     assert repo.key.chunk_id(chunk) == blake3.blake3(chunk, key=repo.key.id_key).digest()
@@ -54,7 +55,7 @@ def _version_1_repository(storage: MemoryStorage) -> Repository:
     doc = config_of(storage, repo)
     del doc["ids"]
     doc["version"] = 1
-    storage.put(CONFIG, repo.key.seal_json(doc))
+    storage.put(CONFIG, replace(repo.key, legacy=True).seal_json(doc, "config"))
     return Repository.open(storage, "pw")
 
 
@@ -76,9 +77,9 @@ def test_a_newer_format_or_an_unknown_id_algorithm_is_refused() -> None:
     storage = MemoryStorage()
     repo = Repository.init(storage, "pw", SMALL)
     doc = config_of(storage, repo)
-    storage.put(CONFIG, repo.key.seal_json({**doc, "version": 3}))
-    with pytest.raises(RepositoryError, match="format version 3"):
+    storage.put(CONFIG, repo.key.seal_json({**doc, "version": 4}, "config"))
+    with pytest.raises(RepositoryError, match="format version 4"):
         Repository.open(storage, "pw")
-    storage.put(CONFIG, repo.key.seal_json({**doc, "ids": {"algorithm": "md5"}}))
+    storage.put(CONFIG, repo.key.seal_json({**doc, "ids": {"algorithm": "md5"}}, "config"))
     with pytest.raises(RepositoryError, match="unknown chunk id algorithm 'md5'"):
         Repository.open(storage, "pw")
