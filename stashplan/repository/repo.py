@@ -132,7 +132,7 @@ class Repository:
             except ObjectNotFound:
                 pass
             return None
-        repo = cls(storage, key, params, repo_id)
+        repo = cls(storage, key.with_ids(params.ids), params, repo_id)
         repo.key_name = key_name
         keys.remove_strays(storage, repo_id, repo.warn)
         return repo
