@@ -1,10 +1,10 @@
-# stashplan: make install | demo | test | lint | bench
+# stashplan: make install | demo | test | lint | bench | kube-env | kube-e2e
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install services demo test lint bench fuzz crds clean
+.PHONY: install services demo test lint bench fuzz crds clean kube-env kube-e2e
 
 install: $(STAMP)
 
@@ -36,6 +36,16 @@ bench: install services
 # Repository fault injection at scale: FUZZ_KILLS seeded random SIGKILLs (FUZZ_SEED replays a run).
 fuzz: install
 	FUZZ_KILLS=$${FUZZ_KILLS:-500} $(BIN)/python -m pytest -q -p no:randomly tests/integration/test_repo_fault_injection.py
+
+# A real control plane (etcd, kube-apiserver, kube-controller-manager) built from tests/kube/go.mod
+# into .cache/kube/ once per machine (long the first time), started on loopback and stopped again.
+kube-env: install
+	bash tests/kube/build.sh
+	$(BIN)/python -m tests.kube.controlplane --check
+
+# The cluster contract, install, RBAC and end-to-end tests against that control plane.
+kube-e2e: kube-env services
+	$(BIN)/python -m pytest -q --real-kube -m real_kube
 
 crds: install
 	$(BIN)/stashplan crds --out-dir specs/crds

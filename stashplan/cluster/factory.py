@@ -1,7 +1,7 @@
 """Choosing and opening a Cluster: `--cluster local|kube`, `--state`, `--kubeconfig`, or their env vars.
 
 This is the one place that reads STASHPLAN_CLUSTER, STASHPLAN_STATE, KUBECONFIG for the cluster choice.
-Local mode is the default when no kubeconfig is given.
+Local mode is the default when no kubeconfig is given, except inside a pod (KUBERNETES_SERVICE_HOST set).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def settings(
 ) -> ClusterSettings:
     env = os.environ if environ is None else environ
     kubeconfig = kubeconfig or None
-    mode = cluster or env.get("STASHPLAN_CLUSTER") or ("kube" if kubeconfig else "local")
+    in_cluster = bool(env.get("KUBERNETES_SERVICE_HOST"))
+    mode = cluster or env.get("STASHPLAN_CLUSTER") or ("kube" if kubeconfig or in_cluster else "local")
     if mode not in ("local", "kube"):
         raise ValueError(f"--cluster must be 'local' or 'kube', not {mode!r}")
     if mode == "kube":

@@ -76,6 +76,8 @@ JOB_API_USAGE: dict[str, frozenset[str]] = {
 JOB_STATUS_WRITERS = ("BackupSession", "RestoreSession", "Repository")
 STATUS_WRITERS = ("Repository", "BackupConfiguration", "BackupSession", "RestoreSession")
 
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+_UNCONDITIONAL_ATTEMPTS = 5
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError)
 
@@ -125,7 +127,9 @@ class _Target:
 
 
 def _api_client(kubeconfig: str | None, context: str | None) -> k8s_client.ApiClient:
-    """kubeconfig argument, else $KUBECONFIG or ~/.kube/config when present, else in-cluster config."""
+    """kubeconfig argument, else $KUBECONFIG or ~/.kube/config when present, else in-cluster config
+    (KUBERNETES_SERVICE_HOST/PORT and the pod's ServiceAccount token and CA in SERVICE_ACCOUNT_DIR, or in
+    $STASHPLAN_SERVICE_ACCOUNT_DIR where a runtime mounts them elsewhere)."""
     cfg = k8s_client.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG") or ""
     default = Path.home() / ".kube" / "config"
@@ -139,8 +143,11 @@ def _api_client(kubeconfig: str | None, context: str | None) -> k8s_client.ApiCl
         except Exception as exc:  # the client raises anything (TypeError, KeyError...) on a malformed file
             raise StashplanError(f"kubeconfig {path}: cannot load it: {exc}") from None
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        sa_dir = Path(os.environ.get("STASHPLAN_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR)
         try:
-            k8s_config.load_incluster_config(client_configuration=cfg)
+            k8s_config.incluster_config.InClusterConfigLoader(
+                token_filename=str(sa_dir / "token"), cert_filename=str(sa_dir / "ca.crt")
+            ).load_and_set(cfg)
         except k8s_config.ConfigException as exc:
             raise StashplanError(f"in-cluster config: {exc}") from None
     else:
@@ -195,7 +202,19 @@ class KubeCluster:
         if info.namespaced:
             meta["namespace"] = ns
         target = _Target("update", info, ns, meta.get("name", ""))
-        return _typed(info, self._call(target, "PUT", body=body))
+        if meta.get("resourceVersion"):
+            return _typed(info, self._call(target, "PUT", body=body))
+        # Unconditional: custom resources refuse an update without resourceVersion (422), so write over
+        # the current one, reading it again when someone else wrote in between.
+        for attempt in range(_UNCONDITIONAL_ATTEMPTS):
+            current = self._call(_Target("get", info, ns, target.name), "GET")
+            meta["resourceVersion"] = (current.get("metadata") or {}).get("resourceVersion", "")
+            try:
+                return _typed(info, self._call(target, "PUT", body=body))
+            except Conflict:
+                if attempt == _UNCONDITIONAL_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         info = kind_info(kind)

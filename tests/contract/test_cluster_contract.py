@@ -14,28 +14,62 @@ from stashplan.cluster.kube import KubeCluster
 from stashplan.cluster.local import LocalCluster
 from stashplan.errors import AlreadyExists, Conflict, NotFound
 from tests.fixtures.kube import KubeAPI
+from tests.fixtures.kube_real import RealKube
 
 
-@pytest.fixture(params=["local", "kube"])
+@pytest.fixture(params=["local", "kube", pytest.param("real", marks=pytest.mark.real_kube)])
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """local: SQLite; kube: the adapter on the kmock emulator; real: the adapter on kube-apiserver."""
     if request.param == "local":
         impl: Cluster = LocalCluster(tmp_path / "state.db")
-    else:
+    elif request.param == "kube":
         api: KubeAPI = request.getfixturevalue("kube_api")
         impl = KubeCluster(api.kubeconfig)
+    else:
+        real: RealKube = request.getfixturevalue("real_kube")
+        real.reset(NAMESPACES)
+        impl = KubeCluster(real.kubeconfig)
     yield impl
     impl.close()
+
+
+NAMESPACES = ("default", "team-a", "team-b", "team-c", "ns")
+
+
+def job(name: str, ns: str, **meta: object) -> dict:
+    """A valid Job a real API server accepts; suspended, so that no controller runs it."""
+    pod = {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}
+    return {"kind": "Job", "metadata": {"name": name, "namespace": ns, **meta},
+            "spec": {"suspend": True, "template": {"spec": pod}}}  # fmt: skip
+
+
+def cronjob(name: str, ns: str, **meta: object) -> dict:
+    template = job("", ns)["spec"]
+    return {"kind": "CronJob", "metadata": {"name": name, "namespace": ns, **meta},
+            "spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {"spec": template}}}  # fmt: skip
 
 
 def session(name: str, ns: str = "team-a", labels: dict | None = None, **spec: object) -> dict:
     meta: dict = {"name": name, "namespace": ns}
     if labels:
         meta["labels"] = labels
-    return {"kind": "BackupSession", "metadata": meta, "spec": dict(spec) or {"invoker": {"name": "cfg"}}}
+    return {"kind": "BackupSession", "metadata": meta, "spec": dict(spec) or {"invoker": invoker("cfg")}}
+
+
+def config_spec(schedule: str = "*/5 * * * *") -> dict:
+    """A BackupConfiguration spec with the fields its CRD schema requires."""
+    ref = {"apiVersion": "appcatalog.appscode.com/v1alpha1", "kind": "AppBinding", "name": "pg"}
+    return {"schedule": schedule, "task": {"name": "postgres-backup-15"}, "repository": {"name": "repo"},
+            "target": {"ref": ref}, "retentionPolicy": {"name": "keep-1", "keepLast": 1, "prune": True}}  # fmt: skip
+
+
+def invoker(name: str) -> dict:
+    """A complete invoker (the CRD's schema requires kind and name and defaults apiGroup)."""
+    return {"apiGroup": "stash.appscode.com", "kind": "BackupConfiguration", "name": name}
 
 
 def test_create_fills_server_metadata_and_type(cluster: Cluster) -> None:
-    body = {"kind": "BackupConfiguration", "metadata": {"name": "db"}, "spec": {"schedule": "*/5 * * * *"}}
+    body = {"kind": "BackupConfiguration", "metadata": {"name": "db"}, "spec": config_spec()}
     out = cluster.create(body)
     meta = out["metadata"]
     assert meta["namespace"] == "default"
@@ -55,7 +89,8 @@ def test_create_of_an_existing_name_raises_already_exists(cluster: Cluster) -> N
 
 
 def test_generate_name_gives_distinct_names_with_the_prefix(cluster: Cluster) -> None:
-    body = {"kind": "BackupSession", "metadata": {"generateName": "db-", "namespace": "team-a"}, "spec": {}}
+    body = {"kind": "BackupSession", "metadata": {"generateName": "db-", "namespace": "team-a"},
+            "spec": {"invoker": invoker("cfg")}}
     names = {cluster.create(body)["metadata"]["name"] for _ in range(3)}
     assert len(names) == 3
     assert all(n.startswith("db-") and len(n) > 3 for n in names)
@@ -74,7 +109,7 @@ def test_list_filters_by_namespace_and_label_equality(cluster: Cluster) -> None:
     cluster.create(session("a", "team-a", {"app": "pg", "tier": "db"}))
     cluster.create(session("b", "team-a", {"app": "redis"}))
     cluster.create(session("c", "team-b", {"app": "pg"}))
-    cluster.create({"kind": "Job", "metadata": {"name": "a", "namespace": "team-a", "labels": {"app": "pg"}}})
+    cluster.create(job("a", "team-a", labels={"app": "pg"}))
 
     def names(objs: list[dict]) -> list[str]:
         return sorted(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in objs)
@@ -88,7 +123,8 @@ def test_list_filters_by_namespace_and_label_equality(cluster: Cluster) -> None:
 
 
 def test_cluster_scoped_kinds_ignore_the_namespace(cluster: Cluster) -> None:
-    out = cluster.create({"kind": "Task", "metadata": {"name": "pg-backup", "namespace": "x"}, "spec": {}})
+    out = cluster.create({"kind": "Task", "metadata": {"name": "pg-backup", "namespace": "x"},
+                          "spec": {"steps": [{"name": "postgres-backup-15"}]}})  # fmt: skip
     assert "namespace" not in out["metadata"] or not out["metadata"]["namespace"]
     assert cluster.get("Task", "", "pg-backup")["metadata"]["uid"] == out["metadata"]["uid"]
     assert [o["metadata"]["name"] for o in cluster.list("Task")] == ["pg-backup"]
@@ -96,30 +132,30 @@ def test_cluster_scoped_kinds_ignore_the_namespace(cluster: Cluster) -> None:
 
 def test_replace_with_the_current_resource_version_succeeds_and_bumps_it(cluster: Cluster) -> None:
     created = cluster.create(session("s1"))
-    created["spec"]["invoker"] = {"name": "other"}
+    created["spec"]["invoker"] = invoker("other")
     replaced = cluster.replace(created)
-    assert replaced["spec"]["invoker"] == {"name": "other"}
+    assert replaced["spec"]["invoker"] == invoker("other")
     assert int(replaced["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
     assert replaced["metadata"]["uid"] == created["metadata"]["uid"]
-    assert cluster.get("BackupSession", "team-a", "s1")["spec"]["invoker"] == {"name": "other"}
+    assert cluster.get("BackupSession", "team-a", "s1")["spec"]["invoker"] == invoker("other")
 
 
 def test_replace_with_a_stale_resource_version_raises_conflict(cluster: Cluster) -> None:
     created = cluster.create(session("s1"))
-    first = dict(created, spec={"invoker": {"name": "first"}})
+    first = dict(created, spec={"invoker": invoker("first")})
     cluster.replace(first)
-    stale = dict(created, spec={"invoker": {"name": "second"}})
+    stale = dict(created, spec={"invoker": invoker("second")})
     with pytest.raises(Conflict) as err:
         cluster.replace(stale)
     assert err.value.name == "s1"
-    assert cluster.get("BackupSession", "team-a", "s1")["spec"]["invoker"] == {"name": "first"}
+    assert cluster.get("BackupSession", "team-a", "s1")["spec"]["invoker"] == invoker("first")
 
 
 def test_replace_without_resource_version_is_unconditional(cluster: Cluster) -> None:
     cluster.create(session("s1"))
     cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Running"})
-    out = cluster.replace(session("s1", invoker={"name": "new"}))
-    assert out["spec"] == {"invoker": {"name": "new"}}
+    out = cluster.replace(session("s1", invoker=invoker("new")))
+    assert out["spec"] == {"invoker": invoker("new")}
 
 
 def test_replace_of_a_missing_object_raises_not_found(cluster: Cluster) -> None:
@@ -133,7 +169,7 @@ def test_generation_increases_only_when_the_spec_changes(cluster: Cluster) -> No
     same_spec = cluster.replace(relabelled)
     assert same_spec["metadata"]["generation"] == 1
     assert same_spec["metadata"]["labels"] == {"a": "b"}
-    changed = cluster.replace(dict(same_spec, spec={"invoker": {"name": "x"}}))
+    changed = cluster.replace(dict(same_spec, spec={"invoker": invoker("x")}))
     assert changed["metadata"]["generation"] == 2
 
 
@@ -170,21 +206,20 @@ def test_delete_removes_the_object(cluster: Cluster) -> None:
 
 
 def test_delete_garbage_collects_dependants_through_owner_references(cluster: Cluster) -> None:
-    config = cluster.create({"kind": "BackupConfiguration", "metadata": {"name": "db", "namespace": "ns"}})
+    config = cluster.create(
+        {"kind": "BackupConfiguration", "metadata": {"name": "db", "namespace": "ns"}, "spec": config_spec()}
+    )
     owner = {"apiVersion": config["apiVersion"], "kind": "BackupConfiguration", "name": "db",
              "uid": config["metadata"]["uid"], "controller": True}  # fmt: skip
-    cron = cluster.create({"kind": "CronJob", "metadata": {"name": "stash-trigger-db", "namespace": "ns",
-                                                          "ownerReferences": [owner]}})  # fmt: skip
+    cron = cluster.create(cronjob("stash-trigger-db", "ns", ownerReferences=[owner]))
     cron_owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "stash-trigger-db",
                   "uid": cron["metadata"]["uid"]}  # fmt: skip
-    cluster.create(
-        {"kind": "Job", "metadata": {"name": "run-1", "namespace": "ns", "ownerReferences": [cron_owner]}}
-    )
-    cluster.create({"kind": "Job", "metadata": {"name": "unrelated", "namespace": "ns"}})
+    cluster.create(job("run-1", "ns", ownerReferences=[cron_owner]))
+    cluster.create(job("unrelated", "ns"))
 
     cluster.delete("BackupConfiguration", "ns", "db")
 
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # a real garbage collector acts within seconds
     while time.monotonic() < deadline and (cluster.list("CronJob") or len(cluster.list("Job")) > 1):
         time.sleep(0.05)
     assert cluster.list("CronJob") == []
@@ -209,7 +244,7 @@ def test_watch_yields_events_after_since_for_the_requested_kinds_only(cluster: C
     first = cluster.create(session("s1"))
     since = first["metadata"]["resourceVersion"]
     cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Running"})
-    cluster.create({"kind": "Job", "metadata": {"name": "j", "namespace": "team-a"}})
+    cluster.create(job("j", "team-a"))
     cluster.create(session("s2"))
     cluster.delete("BackupSession", "team-a", "s1")
 
@@ -226,13 +261,15 @@ def test_watch_yields_events_after_since_for_the_requested_kinds_only(cluster: C
 def test_watch_merges_several_kinds(cluster: Cluster) -> None:
     start = cluster.create(session("s0"))["metadata"]["resourceVersion"]
     cluster.create(session("s1"))
-    cluster.create({"kind": "Job", "metadata": {"name": "j", "namespace": "team-a"}})
+    cluster.create(job("j", "team-a"))
     cluster.create({"kind": "Secret", "metadata": {"name": "x", "namespace": "team-a"}})
     events = collect(cluster, ["BackupSession", "Job"], start, timeout=1.0)
-    assert sorted((e.object["kind"], e.type) for e in events) == [
+    # (a real Job controller may also modify the Job: only the additions are this test's)
+    assert sorted((e.object["kind"], e.type) for e in events if e.type == "ADDED") == [
         ("BackupSession", "ADDED"),
         ("Job", "ADDED"),
     ]
+    assert {e.object["kind"] for e in events} == {"BackupSession", "Job"}
 
 
 def test_watch_from_now_sees_only_later_changes_and_ends_after_the_timeout(cluster: Cluster) -> None:

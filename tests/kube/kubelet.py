@@ -1,0 +1,411 @@
+"""A test kubelet: there is no container runtime here, so Pods become local processes.
+
+It registers a Node, binds Pending Pods to it, and runs each Pod's containers (init containers in order,
+then the main ones together) as processes with the Pod's env: values, Secret/ConfigMap/field refs, envFrom,
+$(VAR) expansion, and the ServiceAccount token from the TokenRequest API written to a file whose folder
+is passed as STASHPLAN_SERVICE_ACCOUNT_DIR with KUBERNETES_SERVICE_HOST/PORT (the in-cluster config).
+It writes Pod status (Running, then Succeeded/Failed with exit codes) through the API, kills the processes
+of Pods being deleted and then removes them, as a kubelet does. Not enforced: images (an image's entry
+point comes from `entrypoints`), restarts (restartPolicy Always ends like Never), volumes other than the
+token, resources, probes, securityContext and network isolation (every process shares the host's loopback).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from base64 import b64decode
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.kube.rest import ApiError, Rest
+
+_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion: known names are replaced, unknown kept, $$ escapes a dollar."""
+    return _VAR.sub(lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
+
+
+class PodError(Exception):
+    """The pod cannot start (a missing Secret key, no command): reported as the pod's failure."""
+
+
+@dataclass
+class _Container:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    started: str = ""
+    finished: str = ""
+    exit_code: int | None = None
+
+
+@dataclass
+class _PodRun:
+    namespace: str
+    name: str
+    uid: str
+    folder: Path
+    thread: threading.Thread | None = None
+    containers: list[_Container] = field(default_factory=list)
+    killed: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class TestKubelet:
+    """Runs the Pods of one Node; `start()` a background thread, `stop()` kills what it started."""
+
+    __test__ = False
+
+    def __init__(self, api: Rest, workdir: Path, *, node: str = "test-node", api_port: int,
+                 ca_file: Path, entrypoints: dict[str, list[str]] | None = None,
+                 path_prefix: str = "", poll: float = 0.3) -> None:  # fmt: skip
+        self.api = api
+        self.workdir = workdir
+        self.node = node
+        self.api_port = api_port
+        self.ca_file = ca_file
+        self.entrypoints = entrypoints or {}
+        self.path_prefix = path_prefix
+        self.poll = poll
+        self.runs: dict[str, _PodRun] = {}  # by pod uid
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="test-kubelet", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.register_node()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for run in list(self.runs.values()):
+            self._kill(run, grace=2)
+
+    def register_node(self) -> None:
+        body = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.node, "labels": {"kubernetes.io/hostname": self.node,
+                                                           "kubernetes.io/os": "linux"}}}  # fmt: skip
+        try:
+            self.api.post("/api/v1/nodes", body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        resources = {"cpu": "2", "memory": "8Gi", "pods": "110"}
+        status = {"status": {
+            "capacity": resources, "allocatable": resources,
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": self.node}],
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "message": "test kubelet runs pods as local processes",
+                            "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}],
+            "nodeInfo": {"kubeletVersion": "test-kubelet", "operatingSystem": "linux", "architecture": "amd64",
+                         "containerRuntimeVersion": "local-process://0", "kernelVersion": os.uname().release,
+                         "osImage": "local", "kubeProxyVersion": "", "machineID": "", "systemUUID": "",
+                         "bootID": ""},
+        }}  # fmt: skip
+        self.api.merge_patch(f"/api/v1/nodes/{self.node}/status", status)
+
+    # -- the sync loop -------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync()
+            except Exception as exc:  # keep running; the test reads `errors`
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            self._stop.wait(self.poll)
+
+    def sync(self) -> None:
+        pods = self.api.get("/api/v1/pods").get("items") or []
+        seen = set()
+        for pod in pods:
+            meta, spec = pod["metadata"], pod.get("spec") or {}
+            uid = meta["uid"]
+            seen.add(uid)
+            if not spec.get("nodeName"):
+                if not meta.get("deletionTimestamp") and spec.get("schedulerName") in (None, "default-scheduler"):
+                    self._bind(pod)
+                continue
+            if spec["nodeName"] != self.node:
+                continue
+            run = self.runs.get(uid)
+            if meta.get("deletionTimestamp"):
+                if run is not None:
+                    self._kill(run, grace=min(5, int(meta.get("deletionGracePeriodSeconds") or 0)))
+                    del self.runs[uid]
+                self._remove(pod)
+                continue
+            phase = (pod.get("status") or {}).get("phase") or "Pending"
+            if run is None and phase == "Pending":
+                self._start(pod)
+        for uid in [u for u in self.runs if u not in seen]:  # force-deleted: the object is already gone
+            self._kill(self.runs.pop(uid), grace=0)
+
+    def _bind(self, pod: dict) -> None:
+        meta = pod["metadata"]
+        binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta["name"]},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": self.node}}  # fmt: skip
+        try:
+            self.api.post(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding", binding)
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    def _remove(self, pod: dict) -> None:
+        meta = pod["metadata"]
+        try:
+            self.api.call("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                          {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}})  # fmt: skip
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    # -- running a pod -------------------------------------------------------------------------------
+
+    def _start(self, pod: dict) -> None:
+        meta, spec = pod["metadata"], pod["spec"]
+        folder = self.workdir / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        run = _PodRun(meta["namespace"], meta["name"], meta["uid"], folder)
+        self.runs[run.uid] = run
+        try:
+            base = self._pod_env(pod, folder)
+            init = [self._container(pod, c, base, folder) for c in spec.get("initContainers") or []]
+            main = [self._container(pod, c, base, folder) for c in spec.get("containers") or []]
+        except (PodError, ApiError) as exc:
+            self._status(pod, run, [], failed_to_start=str(exc))
+            run.done.set()
+            return
+        run.containers = init + main
+        run.thread = threading.Thread(target=self._run, args=(pod, run, init, main), daemon=True)
+        run.thread.start()
+
+    def _pod_env(self, pod: dict, folder: Path) -> dict[str, str]:
+        """The process environment every container starts from: no host credentials, the in-cluster config."""
+        tmp = folder / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env = {"PATH": self.path_prefix + os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder),
+               "TMPDIR": str(tmp), "LANG": "C.UTF-8", "HOSTNAME": pod["metadata"]["name"],
+               "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(self.api_port)}  # fmt: skip
+        spec = pod["spec"]
+        if spec.get("automountServiceAccountToken") is not False:
+            sa_dir = folder / "serviceaccount"
+            sa_dir.mkdir(exist_ok=True)
+            token = self._token(pod)
+            (sa_dir / "token").write_text(token)
+            (sa_dir / "token").chmod(0o600)
+            shutil.copy(self.ca_file, sa_dir / "ca.crt")
+            (sa_dir / "namespace").write_text(pod["metadata"]["namespace"])
+            env["STASHPLAN_SERVICE_ACCOUNT_DIR"] = str(sa_dir)
+        return env
+
+    def _token(self, pod: dict) -> str:
+        """A token for the pod's ServiceAccount, bound to the pod (invalid once it is deleted)."""
+        meta = pod["metadata"]
+        sa = pod["spec"].get("serviceAccountName") or "default"
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"expirationSeconds": 3600,
+                            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
+                                               "uid": meta["uid"]}}}  # fmt: skip
+        out = self.api.post(f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{sa}/token", request)
+        return str(out["status"]["token"])
+
+    def _container(self, pod: dict, c: dict, base: dict[str, str], folder: Path) -> _Container:
+        ns = pod["metadata"]["namespace"]
+        env = dict(base)
+        for source in c.get("envFrom") or []:
+            prefix = source.get("prefix") or ""
+            if ref := source.get("secretRef"):
+                env.update({prefix + k: v for k, v in self._secret(ns, ref["name"], ref.get("optional")).items()})
+            elif ref := source.get("configMapRef"):
+                env.update({prefix + k: v for k, v in self._configmap(ns, ref["name"], ref.get("optional")).items()})
+        for item in c.get("env") or []:
+            value = self._env_value(pod, item, env)
+            if value is not None:
+                env[item["name"]] = value
+        command = list(c.get("command") or [])
+        if not command:
+            image = str(c.get("image") or "")
+            command = next((list(ep) for key, ep in self.entrypoints.items() if key in image), [])
+            if not command:
+                raise PodError(f"container {c['name']}: no command, and image {image!r} has no known entry point")
+        argv = [expand(str(a), env) for a in command + list(c.get("args") or [])]
+        cwd = c.get("workingDir") if c.get("workingDir") and Path(c["workingDir"]).is_dir() else str(folder)
+        return _Container(c["name"], argv, env, cwd, folder / f"{c['name']}.log")
+
+    def _env_value(self, pod: dict, item: dict, env: dict[str, str]) -> str | None:
+        if "value" in item:
+            return expand(str(item["value"]), env)
+        source = item.get("valueFrom") or {}
+        ns = pod["metadata"]["namespace"]
+        if ref := source.get("secretKeyRef"):
+            return self._key(self._secret(ns, ref["name"], ref.get("optional")), ref, "Secret", ns)
+        if ref := source.get("configMapKeyRef"):
+            return self._key(self._configmap(ns, ref["name"], ref.get("optional")), ref, "ConfigMap", ns)
+        if ref := source.get("fieldRef"):
+            fields = {"metadata.name": pod["metadata"]["name"], "metadata.namespace": ns,
+                      "metadata.uid": pod["metadata"]["uid"], "spec.nodeName": self.node,
+                      "spec.serviceAccountName": pod["spec"].get("serviceAccountName") or "default",
+                      "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}  # fmt: skip
+            if ref["fieldPath"] not in fields:
+                raise PodError(f"env {item['name']}: fieldRef {ref['fieldPath']} is not supported here")
+            return fields[ref["fieldPath"]]
+        return ""
+
+    @staticmethod
+    def _key(data: dict[str, str] | None, ref: dict, kind: str, ns: str) -> str | None:
+        if data is None:
+            return None
+        if ref["key"] not in data:
+            if ref.get("optional"):
+                return None
+            raise PodError(f"{kind} {ns}/{ref['name']} has no key {ref['key']!r}")
+        return data[ref["key"]]
+
+    def _secret(self, ns: str, name: str, optional: bool | None) -> dict[str, str]:
+        try:
+            secret = self.api.get(f"/api/v1/namespaces/{ns}/secrets/{name}")
+        except ApiError as exc:
+            if exc.status == 404 and optional:
+                return {}
+            if exc.status == 404:
+                raise PodError(f"Secret {ns}/{name} not found") from None
+            raise
+        return {k: b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+    def _configmap(self, ns: str, name: str, optional: bool | None) -> dict[str, str]:
+        try:
+            return dict(self.api.get(f"/api/v1/namespaces/{ns}/configmaps/{name}").get("data") or {})
+        except ApiError as exc:
+            if exc.status == 404 and optional:
+                return {}
+            if exc.status == 404:
+                raise PodError(f"ConfigMap {ns}/{name} not found") from None
+            raise
+
+    def _run(self, pod: dict, run: _PodRun, init: list[_Container], main: list[_Container]) -> None:
+        try:
+            for c in init:
+                self._spawn(c)
+                self._status(pod, run, init + main)
+                self._finish(c)
+                if c.exit_code != 0 or run.killed:
+                    return
+            for c in main:
+                self._spawn(c)
+            self._status(pod, run, init + main)
+            for c in main:
+                self._finish(c)
+        except OSError as exc:
+            for c in run.containers:
+                if c.exit_code is None:
+                    c.exit_code, c.finished = 128, _now()
+            self.errors.append(f"pod {run.namespace}/{run.name}: {exc}")
+        finally:
+            run.done.set()
+            if not run.killed:
+                self._status(pod, run, init + main)
+
+    @staticmethod
+    def _spawn(c: _Container) -> None:
+        with open(c.log, "ab") as log:
+            c.proc = subprocess.Popen(c.argv, env=c.env, cwd=c.cwd, stdin=subprocess.DEVNULL, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        c.started = _now()
+
+    @staticmethod
+    def _finish(c: _Container) -> None:
+        assert c.proc is not None
+        c.exit_code = c.proc.wait()
+        c.finished = _now()
+
+    def _kill(self, run: _PodRun, grace: float) -> None:
+        run.killed = True
+        procs = [c.proc for c in run.containers if c.proc is not None and c.proc.poll() is None]
+        for proc in procs:
+            with_group(proc, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        end = time.monotonic() + grace
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with_group(proc, signal.SIGKILL)
+                proc.wait(5)
+
+    # -- status --------------------------------------------------------------------------------------
+
+    def _status(self, pod: dict, run: _PodRun, containers: list[_Container], failed_to_start: str = "") -> None:
+        spec = pod["spec"]
+        names = [c["name"] for c in spec.get("containers") or []]
+        mains = [c for c in containers if c.name in names]
+        statuses = [_container_status(c, next(x for x in spec["containers"] if x["name"] == c.name))
+                    for c in mains]  # fmt: skip
+        init_statuses = [_container_status(c, {}) for c in containers if c.name not in names]
+        exits = [c.exit_code for c in containers if c.exit_code is not None]
+        if failed_to_start:
+            phase, reason, message = "Failed", "CreateContainerConfigError", failed_to_start
+        elif any(code != 0 for code in exits):
+            phase, reason, message = "Failed", "", ""
+        elif mains and all(c.exit_code == 0 for c in mains):
+            phase, reason, message = "Succeeded", "", ""
+        else:
+            phase, reason, message = "Running", "", ""
+        running = phase == "Running" and bool(mains) and all(c.proc is not None for c in mains)
+        ready = "True" if running else "False"
+        status = {"status": {
+            "phase": phase if phase != "Running" or running else "Pending",
+            "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": (pod.get("status") or {}).get("startTime") or _now(),
+            "conditions": [{"type": t, "status": s, "lastTransitionTime": _now()} for t, s in
+                           (("PodScheduled", "True"), ("Initialized", "True"), ("ContainersReady", ready),
+                            ("Ready", ready))],
+            "containerStatuses": statuses, "initContainerStatuses": init_statuses,
+            **({"reason": reason, "message": message} if reason else {}),
+        }}  # fmt: skip
+        try:
+            self.api.merge_patch(f"/api/v1/namespaces/{run.namespace}/pods/{run.name}/status", status)
+        except ApiError as exc:
+            if exc.status != 404:
+                self.errors.append(f"pod {run.namespace}/{run.name} status: {exc}")
+
+
+def with_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _container_status(c: _Container, spec: dict) -> dict:
+    state: dict
+    if c.exit_code is not None:
+        message = ""
+        if c.exit_code != 0 and spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            message = "\n".join(c.log.read_text(errors="replace").splitlines()[-80:])[-4096:]
+        state = {"terminated": {"exitCode": c.exit_code, "reason": "Completed" if c.exit_code == 0 else "Error",
+                                "startedAt": c.started or _now(), "finishedAt": c.finished or _now(),
+                                **({"message": message} if message else {})}}  # fmt: skip
+    elif c.proc is not None:
+        state = {"running": {"startedAt": c.started}}
+    else:
+        state = {"waiting": {"reason": "PodInitializing"}}
+    return {"name": c.name, "image": str(spec.get("image") or "local"), "imageID": "", "restartCount": 0,
+            "ready": "running" in state, "started": "running" in state, "state": state}
