@@ -375,5 +375,5 @@ def test_applied_manifests_and_the_operators_objects_plan_no_changes_once_the_se
         assert not again.result.applied, [(c.address, c.reason) for c in again.result.applied]
     finally:
         operator.close()
-    planned = subprocess.run([*cli, "plan", *where, "--detailed-exitcode"], capture_output=True, text=True)
+    planned = subprocess.run([*cli, "plan", *where, "-n", ns, "--detailed-exitcode"], capture_output=True, text=True)
     assert planned.returncode == 0, planned.stdout + planned.stderr
