@@ -211,6 +211,8 @@ def apply(
                                                     help="Serve /healthz, /readyz, /metrics on this port.")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Also destroy stashplan-applied objects missing from -f.")] = False,
     full: FullOpt = False,
+    wait_for_lock: Annotated[bool, typer.Option(
+        "--wait-for-lock", help="--watch in local mode: wait for the loop that holds the state to end.")] = False,
     cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
@@ -223,7 +225,7 @@ def apply(
     opts = _plain_settings(image, pushgateway_url)
     if watch:
         loop_opts = LoopOptions(interval, iterations, cs.mode == "kube" if leader_elect is None else leader_elect,
-                                lease_namespace, health_port, resync)
+                                lease_namespace, health_port, resync, wait_for_lock)
         raise typer.Exit(_run(debug, lambda: _watch(cs, filename, namespace, loop_opts, opts)))
 
     def body() -> int:
@@ -297,16 +299,39 @@ class LoopOptions:
     lease_namespace: str
     health_port: int | None
     resync: float = 300.0
+    wait_for_lock: bool = False
 
 
 def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str | None, lo: LoopOptions,
            opts: Settings) -> int:
-    from stashplan.operator.health import HealthServer
-    from stashplan.operator.leader import LeaderElector
-    from stashplan.reconcile.loop import Iteration, LocalControllers, StopFlag, run_loop
+    from stashplan.reconcile.loop import StopFlag
 
     gc.enable()  # a long-running process: run_once pauses the collector only during each iteration
     _load(filename, mode=cs.mode)  # fail fast on bad manifests before starting
+    stop = StopFlag()
+    stop.install()
+    lock = None
+    if cs.mode == "local":  # one loop per state database
+        from stashplan.cluster.state_lock import StateLock
+
+        lock = StateLock(cs.state)
+        if not lock.acquire(wait=lo.wait_for_lock, cancelled=stop.is_set,
+                            on_wait=lambda holder: err.print(f"waiting for {holder} to release {cs.state}",
+                                                             markup=False)):
+            return 0
+    try:
+        return _watch_locked(cs, filename, namespace, lo, opts, stop)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _watch_locked(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str | None, lo: LoopOptions,
+                  opts: Settings, stop: Any) -> int:
+    from stashplan.operator.health import HealthServer
+    from stashplan.operator.leader import LeaderElector
+    from stashplan.reconcile.loop import Iteration, LocalControllers, run_loop
+
     interval, iterations = lo.interval, lo.iterations
     c = open_cluster(cs)
     controllers = None
@@ -317,8 +342,6 @@ def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str 
     health = HealthServer(lo.health_port) if lo.health_port is not None else None
     if health:
         health.start()
-    stop = StopFlag()
-    stop.install()
     console = _console()
     structured = not sys.stdout.isatty()
 

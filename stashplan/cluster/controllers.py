@@ -16,12 +16,13 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from croniter import croniter
 
 from stashplan.cluster.base import Cluster
+from stashplan.cluster.orphans import end_orphan, record_process
 from stashplan.errors import AlreadyExists, NotFound, StashplanError
 from stashplan.objects import owner_ref, parse_time, rfc3339
 from stashplan.secrets import secret_data
@@ -115,8 +116,21 @@ class _Run:
     done: threading.Event = field(default_factory=threading.Event)
 
 
+def _signal_group(proc: subprocess.Popen[bytes] | None, sig: int) -> None:
+    if proc is not None and proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 class JobRunner:
-    """Runs Jobs' containers as local processes; one thread per running Job, status written on finish."""
+    """Runs Jobs' containers as local processes; one thread per running Job, status written on finish.
+
+    Each process's pid and start time are kept in `<log_dir>/<ns>_<job>.pid` while it runs. A Job found
+    running under a loop that is gone (killed, even with -9) is never adopted: its process group is ended
+    (when the pid still names the same process) and the Job fails with RunnerLost, so its session fails
+    once, before anything else may run for that invoker."""
 
     def __init__(self, cluster: Cluster, env: Mapping[str, str], log_dir: Path) -> None:
         self.cluster = cluster
@@ -134,10 +148,11 @@ class JobRunner:
             if key in self.runs or _job_finished(job):
                 continue
             if status.get("startTime"):
-                # Started by a runner that is gone (a previous loop): its process is lost.
+                # Started by a loop that is gone: its process is ended (never adopted), then the Job fails.
                 if (meta.get("annotations") or {}).get(RUNNER_ANNOTATION) != self.identity:
-                    self._finish_status(job, 1, "RunnerLost", "the process running this Job was lost", now)
-                    changes.append(f"Job {key[0]}/{key[1]} failed: runner lost")
+                    what = end_orphan(self._pid_file(*key))
+                    self._finish_status(job, 1, "RunnerLost", f"the loop running this Job stopped; {what}", now)
+                    changes.append(f"Job {key[0]}/{key[1]} failed: runner lost ({what})")
                 continue
             self._start(job, now)
             changes.append(f"Job {key[0]}/{key[1]} started")
@@ -162,10 +177,32 @@ class JobRunner:
         for run in list(self.runs.values()):
             run.done.wait(max(0.0, end - time.monotonic()))
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 3.0) -> list[str]:
+        """End every running Job: SIGTERM to its process group, SIGKILL after `grace` s; each is marked
+        Failed (reason LoopStopped), so its session fails on the next plan instead of being lost."""
         for run in self.runs.values():
-            if run.proc is not None and run.proc.poll() is None:
-                os.killpg(run.proc.pid, signal.SIGTERM)
+            if not run.done.is_set():
+                run.reason = run.reason or "LoopStopped"
+                _signal_group(run.proc, signal.SIGTERM)
+        self.wait_all(grace)
+        for run in self.runs.values():
+            _signal_group(run.proc, signal.SIGKILL)
+        self.wait_all(1.0)
+        changes = []
+        for key, run in list(self.runs.items()):
+            del self.runs[key]
+            try:
+                job = self.cluster.get("Job", *key)
+            except NotFound:
+                continue
+            tail = "\n".join(run.tail) if run.reason != "LoopStopped" else "the loop stopped while this Job ran"
+            code = 1 if run.exit_code is None else run.exit_code
+            self._finish_status(job, code, run.reason, tail, datetime.now(UTC))
+            changes.append(f"Job {key[0]}/{key[1]} {'succeeded' if code == 0 and not run.reason else 'failed'}")
+        return changes
+
+    def _pid_file(self, namespace: str, name: str) -> Path:
+        return self.log_dir / f"{namespace}_{name}.pid"
 
     def _start(self, job: dict, now: datetime) -> None:
         meta, spec = job["metadata"], job.get("spec") or {}
@@ -200,6 +237,7 @@ class JobRunner:
                         argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT, start_new_session=True,
                     )
+                    record_process(self._pid_file(run.namespace, run.name), run.proc.pid)
                     assert run.proc.stdout is not None
                     for line in run.proc.stdout:
                         log.write(line)
@@ -212,6 +250,7 @@ class JobRunner:
             run.tail.append(f"cannot start container: {exc}")
             run.exit_code = 127
         finally:
+            self._pid_file(run.namespace, run.name).unlink(missing_ok=True)
             run.done.set()
 
     def _process_args(self, namespace: str, container: dict) -> tuple[list[str], dict[str, str], str | None]:

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol
 
 from stashplan.cluster.base import Cluster, WatchEvent, matches_labels
 from stashplan.errors import NotFound
@@ -26,6 +27,12 @@ def _rv(obj: dict) -> int | None:
     value = str((obj.get("metadata") or {}).get("resourceVersion") or "")
     return int(value) if value.isdigit() else None
 
+
+
+class Stoppable(Protocol):
+    """A stop request (threading.Event, or the loop's signal-safe StopFlag)."""
+
+    def is_set(self) -> bool: ...
 
 class Informer:
     """Cached `list`/`get` of `kinds` over `cluster`; other kinds and all writes pass through."""
@@ -95,7 +102,7 @@ class Informer:
     def relists(self) -> int:
         return self._lists
 
-    def wait(self, delay: float, stop_event: threading.Event) -> None:
+    def wait(self, delay: float, stop_event: Stoppable) -> None:
         """Sleep up to `delay` seconds; return early on a change or a stop."""
         end = time.monotonic() + delay
         while not stop_event.is_set() and time.monotonic() < end:

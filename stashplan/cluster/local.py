@@ -7,6 +7,8 @@ serves `watch`. The controllers that a cluster would run live in `stashplan.clus
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sqlite3
 import time
 import uuid
@@ -45,6 +47,45 @@ def _dumps(obj: dict) -> str:
     return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+SESSION_KINDS = frozenset({"BackupSession", "RestoreSession"})
+FINAL_PHASES = frozenset({"Succeeded", "Failed", "Skipped"})
+
+
+def _private_file(path: Path) -> None:
+    """Create the state file 0600 (in a 0700 folder when we create it); it holds Secrets."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    elif path.parent.name == ".stashplan":
+        path.parent.chmod(0o700)
+    # Never open (and close) an existing file: closing any descriptor drops this process's SQLite locks.
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
+def _logged(obj: dict) -> dict:
+    """What the change log keeps of an object: a Secret's values only as a digest (enough to wake watchers)."""
+    if obj.get("kind") != "Secret":
+        return obj
+    values = {k: obj[k] for k in ("data", "stringData") if k in obj}
+    digest = hashlib.sha256(orjson.dumps(values, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return {**{k: v for k, v in obj.items() if k not in values}, "dataDigest": f"sha256:{digest}"}
+
+
+def _refuse_final_phase_change(obj: dict, status: dict) -> None:
+    """A session's phase, once final, never changes (as an admission rule would refuse it)."""
+    if obj.get("kind") not in SESSION_KINDS or "phase" not in status:
+        return
+    old = (obj.get("status") or {}).get("phase")
+    if old in FINAL_PHASES and status["phase"] != old:
+        raise Conflict(*identity(obj), f"the session is already {old}; a final phase never changes "
+                                        f"(refused: {status['phase']})")
+
+
 def _spec_part(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
@@ -54,12 +95,25 @@ class LocalCluster:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(self.path)
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._closed = False
+        if self._db.execute("SELECT 1 FROM changes WHERE kind='Secret' AND body LIKE '%\"data\"%' LIMIT 1").fetchone():
+            self._scrub_change_log()
+
+    def _scrub_change_log(self) -> None:
+        """Replace Secret values kept in the change log by older versions with their digest."""
+        db = self._tx()
+        try:
+            for rv, body in db.execute("SELECT rv, body FROM changes WHERE kind='Secret'").fetchall():
+                db.execute("UPDATE changes SET body=? WHERE rv=?", (_dumps(_logged(orjson.loads(body))), rv))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._closed = True  # watch streams (own connections, other threads) end at their next poll
@@ -99,7 +153,7 @@ class LocalCluster:
     def _log(self, rv: int, type_: str, obj: dict) -> None:
         self._db.execute(
             "INSERT INTO changes (rv, type, kind, body) VALUES (?,?,?,?)",
-            (rv, type_, obj["kind"], _dumps(obj)),
+            (rv, type_, obj["kind"], _dumps(_logged(obj))),
         )
         if rv % 1000 == 0:
             self._db.execute("DELETE FROM changes WHERE rv < ?", (rv - _EVENT_LOG_KEEP,))
@@ -183,6 +237,7 @@ class LocalCluster:
         db = self._tx()
         try:
             obj = self._get_in_tx(kind, ns, name)
+            _refuse_final_phase_change(obj, status)
             merged = dict(obj.get("status") or {})
             merged.update(json_copy(status))
             obj["status"] = merged

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import select
 import signal
 import threading
 import time
@@ -125,16 +127,41 @@ def gc_paused() -> Iterator[None]:
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM (or a test); the loop finishes its iteration and returns."""
+    """A stop request from SIGINT/SIGTERM (or a test); the loop finishes its iteration and returns.
+
+    The signal handler only records the request: the C-level handler writes to a wakeup pipe that
+    `wait` selects on, so no lock is ever taken inside a handler (an Event there can deadlock)."""
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.requested = False
+        self.signum: int | None = None
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        os.set_blocking(self._r, False)
+
+    def set(self) -> None:
+        self.requested = True
+        try:
+            os.write(self._w, b"\0")
+        except BlockingIOError:  # the pipe is full: a wake-up is already pending
+            pass
+
+    def is_set(self) -> bool:
+        return self.requested
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` s, returning at once (True) when a stop is requested."""
+        if not self.requested and timeout > 0:
+            select.select([self._r], [], [], timeout)
+        return self.requested
 
     def install(self) -> None:
+        """Handle SIGINT and SIGTERM (main thread only)."""
         def handler(signum: int, frame: FrameType | None) -> None:
-            log.info("signal %s received; stopping after this iteration", signum)
-            self.event.set()
+            self.requested = True
+            self.signum = signum
 
+        signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
 
@@ -173,7 +200,7 @@ def run_loop(
     wait = min(interval, leader.lease_seconds / 3) if leader else interval
     incremental: Incremental | None = None
     try:
-        while not stop.event.is_set():
+        while not stop.is_set():
             iterations += 1
             delay = wait
             leading = leader.try_acquire_or_renew(datetime.now(UTC)) if leader else True
@@ -210,14 +237,17 @@ def run_loop(
             if max_iterations is not None and iterations >= max_iterations:
                 break
             if incremental is not None and leading and not failures:
-                incremental.informer.wait(delay, stop.event)
+                incremental.informer.wait(delay, stop)
             else:
                 _sleep(delay, stop, controllers)
     finally:
         if incremental is not None:
             incremental.informer.close()
+        if stop.signum is not None:
+            log.info("signal %s received; stopping", stop.signum)
         if controllers:
-            controllers.jobs.stop()
+            for line in controllers.jobs.stop():
+                log.info("%s", line)
         if leader:
             leader.release()
     return 0
@@ -256,7 +286,7 @@ class Waker:
 
     def wait(self, delay: float, stop: StopFlag) -> None:
         end = time.monotonic() + delay
-        while not stop.event.is_set() and time.monotonic() < end:
+        while not stop.is_set() and time.monotonic() < end:
             if self.dirty.wait(min(0.2, max(0.0, end - time.monotonic()))):
                 break
         self.dirty.clear()
@@ -268,7 +298,7 @@ class Waker:
 def _sleep(delay: float, stop: StopFlag, controllers: LocalControllers | None) -> None:
     """Wait `delay` seconds, waking early when a local Job finishes or a stop is requested."""
     end = time.monotonic() + delay
-    while time.monotonic() < end and not stop.event.is_set():
+    while time.monotonic() < end and not stop.is_set():
         if controllers and any(r.done.is_set() for r in controllers.jobs.runs.values()):
             return
-        stop.event.wait(min(0.1, max(0.0, end - time.monotonic())))
+        stop.wait(min(0.1, max(0.0, end - time.monotonic())))

@@ -12,6 +12,7 @@ from stashplan.objects import format_duration, is_managed, parse_duration, parse
 from stashplan.reconcile import tasks
 from stashplan.reconcile.bindings import custom_identity_bindings
 from stashplan.reconcile.pods import (
+    COMPONENT,
     cross_namespace_binding,
     job_name,
     mount_local_backend,
@@ -102,6 +103,7 @@ def backup_sessions(world: World, config_phase: Mapping[tuple[str, str], str], n
         (s["metadata"]["namespace"], (s["spec"].get("invoker") or {}).get("name", ""))
         for s in sessions if (s.get("status") or {}).get("phase") == "Running"
     }
+    lingering = _invokers_with_active_jobs(world)
     for session in sessions:
         meta, status = session["metadata"], session.get("status") or {}
         ns = meta["namespace"]
@@ -118,6 +120,8 @@ def backup_sessions(world: World, config_phase: Mapping[tuple[str, str], str], n
         if config is None:
             _fail(out, "BackupSession", session, f"BackupConfiguration {ns}/{invoker_name} does not exist", now)
             continue
+        if (ns, invoker_name) in lingering and (ns, invoker_name) not in running:
+            continue  # a Job of a finished session still runs (e.g. being ended): wait, never run two at once
         if config_phase.get((ns, invoker_name)) != "Ready" or (ns, invoker_name) in running:
             why = ("another BackupSession of this invoker is Running" if (ns, invoker_name) in running
                    else f"BackupConfiguration {ns}/{invoker_name} is not Ready")
@@ -131,6 +135,17 @@ def backup_sessions(world: World, config_phase: Mapping[tuple[str, str], str], n
         except (StashplanError, ValueError, KeyError) as exc:
             _fail(out, "BackupSession", session, f"cannot build the backup Job: {exc}", now)
     _history(world, out)
+
+
+def _invokers_with_active_jobs(world: World) -> set[tuple[str, str]]:
+    """(namespace, invoker) of every backup Job that has not finished, whatever its session's phase."""
+    out = set()
+    for job in world.all("Job"):
+        labels = job["metadata"].get("labels") or {}
+        status = job.get("status") or {}
+        if labels.get(COMPONENT) == "backup-job" and not (status.get("succeeded") or status.get("failed")):
+            out.add((job["metadata"]["namespace"], labels.get(INVOKER_NAME, "")))
+    return out
 
 
 def _retry(world: World, session: dict, now: datetime, out: Desired) -> None:

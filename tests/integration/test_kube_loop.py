@@ -65,7 +65,7 @@ class Operator:
     def kill(self) -> None:
         """Stop without releasing the lease, as a crashed pod would."""
         self.elector.release = lambda: None  # type: ignore[method-assign]
-        self.stop.event.set()
+        self.stop.set()
         if self.thread:
             self.thread.join(timeout=30)
 
