@@ -93,20 +93,24 @@ def _cluster_settings(cluster: str | None, state: Path | None, kubeconfig: str |
 
 
 def _settings(cs: ClusterSettings, image: str, pushgateway_url: str) -> Settings:
-    """Planner settings; in local mode commands are checked against this machine's PATH at plan time."""
+    """Planner settings; in local mode commands are checked against this machine's PATH at plan time, and
+    task params always against the database providers' allow-lists."""
     import shutil
 
+    from providers.databases import check_task_params
     from stashplan.reconcile.desired import Settings
 
     local = cs.mode == "local"
-    return Settings(image=image, pushgateway_url=pushgateway_url,
+    return Settings(image=image, pushgateway_url=pushgateway_url, check_params=check_task_params,
                     command_available=(lambda c: shutil.which(c) is not None) if local else None)
 
 
 def _plain_settings(image: str, pushgateway_url: str) -> Settings:
+    """Settings for apply and the loop: task params checked against the providers' allow-lists."""
+    from providers.databases import check_task_params
     from stashplan.reconcile.desired import Settings
 
-    return Settings(image=image, pushgateway_url=pushgateway_url)
+    return Settings(image=image, pushgateway_url=pushgateway_url, check_params=check_task_params)
 
 
 def _load(files: Sequence[Path] | None, refusals: list[str] | None = None,

@@ -6,6 +6,7 @@ database file, then a row-by-row comparison. Needs no cluster and no database se
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sqlite3
 import subprocess
@@ -25,7 +26,7 @@ from stashplan.reconcile.loop import LocalControllers, run_once
 ROOT = Path(__file__).resolve().parents[1]
 BACKUP = ROOT / "specs" / "examples" / "local-sqlite"
 RESTORE = ROOT / "specs" / "examples" / "local-sqlite-restore"
-WORK = Path("/tmp/stashplan-demo")  # the example manifests point here
+DEMO_DIR = "/tmp/stashplan-demo"  # the example manifests point here
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
@@ -90,25 +91,39 @@ def wait_for(cluster: LocalCluster, controllers: LocalControllers, manifests: li
     raise SystemExit(f"demo failed: no {kind} finished within {timeout:.0f}s")
 
 
-def main() -> None:
-    started = time.monotonic()
-    shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    state = WORK / "state.db"
+def copy_manifests(src: Path, dest: Path, work: Path) -> Path:
+    """The example manifests with their demo folder pointing at `work`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.glob("*.y*ml")):
+        (dest / path.name).write_text(path.read_text().replace(DEMO_DIR, str(work)))
+    return dest
 
-    step(f"Creating a sample SQLite database at {WORK / 'app.db'}")
-    count = make_database(WORK / "app.db")
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stashplan.demo", description=__doc__)
+    parser.add_argument("--work", type=Path, default=Path(DEMO_DIR),
+                        help=f"folder for the database, repository and state (emptied first; default {DEMO_DIR})")
+    work: Path = parser.parse_args(argv).work.resolve()
+    started = time.monotonic()
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    backup = copy_manifests(BACKUP, work / "manifests" / "local-sqlite", work)
+    restore_dir = copy_manifests(RESTORE, work / "manifests" / "local-sqlite-restore", work)
+    state = work / "state.db"
+
+    step(f"Creating a sample SQLite database at {work / 'app.db'}")
+    count = make_database(work / "app.db")
     console.print(f"   2000 customers, {count} orders")
 
     step("Planning the example manifests (Repository, Secret, AppBinding, BackupConfiguration)")
-    run_cli("plan", "-f", str(BACKUP), "--state", str(state))
+    run_cli("plan", "-f", str(backup), "--state", str(state))
     step("Applying them")
-    run_cli("apply", "-f", str(BACKUP), "--state", str(state), "--auto-approve")
+    run_cli("apply", "-f", str(backup), "--state", str(state), "--auto-approve")
 
     cluster = LocalCluster(state)
     cs = settings("local", state)
-    controllers = LocalControllers.create(cluster, cs.env(), WORK / "logs")
-    manifests = load_paths([BACKUP])
+    controllers = LocalControllers.create(cluster, cs.env(), work / "logs")
+    manifests = load_paths([backup])
     schedule = cluster.get("CronJob", "demo", "stash-trigger-app-db-backup")["spec"]["schedule"]
     slot = croniter(schedule, datetime.now(UTC)).get_next(datetime)
     step(f"Advancing the clock to the CronJob's next slot ({schedule!r} -> {slot:%H:%M} UTC): it fires "
@@ -124,16 +139,16 @@ def main() -> None:
     run_cli("get", "repository", "-n", "demo", "--state", str(state))
 
     step("Listing the repository's snapshots")
-    run_cli("repo", "snapshots", "-f", str(BACKUP / "repository.yaml"))
+    run_cli("repo", "snapshots", "-f", str(backup / "repository.yaml"))
 
     step("Restoring the latest snapshot into a new database file through a RestoreSession")
-    run_cli("apply", "-f", str(BACKUP), "-f", str(RESTORE), "--state", str(state), "--auto-approve")
-    restore = wait_for(cluster, controllers, manifests + load_paths([RESTORE]), "RestoreSession")
+    run_cli("apply", "-f", str(backup), "-f", str(restore_dir), "--state", str(state), "--auto-approve")
+    restore = wait_for(cluster, controllers, manifests + load_paths([restore_dir]), "RestoreSession")
     if restore["status"]["phase"] != "Succeeded":
         raise SystemExit(f"demo failed: restore {restore['status']}")
 
     step("Comparing the two databases row by row")
-    original, restored = rows(WORK / "app.db"), rows(WORK / "restored.db")
+    original, restored = rows(work / "app.db"), rows(work / "restored.db")
     for table in original:
         same = original[table] == restored[table]
         console.print(f"   {table}: {len(original[table])} rows in app.db, {len(restored[table])} in restored.db"
@@ -145,7 +160,7 @@ def main() -> None:
     step(f"Done in {time.monotonic() - started:.1f}s")
     console.print(f"   backup: CronJob -> BackupSession {session['metadata']['name']} -> Job -> transfer: Succeeded\n"
                   f"   restore: RestoreSession app-db-restore -> Job -> transfer: Succeeded, rows identical\n"
-                  f"   state: {state}  logs: {WORK / 'logs'}  repository: {WORK / 'repository'}")
+                  f"   state: {state}  logs: {work / 'logs'}  repository: {work / 'repository'}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from providers.databases.base import (
     ClientTLS,
     Connection,
@@ -30,6 +32,7 @@ __all__ = [
     "RestoreSpec",
     "StreamFilter",
     "TaskParams",
+    "check_task_params",
     "get_provider",
     "wait_ready",
 ]
@@ -47,3 +50,18 @@ def get_provider(name: str) -> DatabaseProvider:
     if key == "sqlite":
         return SQLiteProvider()
     raise ValueError(f"unknown database {name!r}; known: {', '.join(NAMES)}")
+
+
+def check_task_params(direction: str, database: str, params: Mapping[str, str]) -> None:
+    """Refuse (TransferError naming the param and the option) task params the provider does not allow:
+    `backupCMD` other than its tool names, and `args`/`multiDumpArgs` options not on the tool's allow-list.
+    `direction` is "backup" or "restore"; `params` maps Stash's param names to their values."""
+    provider = get_provider(database)
+    parsed = TaskParams.parse(params.get("backupCMD", ""), params.get("args", ""), params.get("multiDumpArgs", ""))
+    if direction == "backup":
+        tool = provider.dump_tool("", parsed)
+        provider.options[tool].check(parsed.args)
+        for i, part in enumerate(parsed.multi_dump_args):
+            provider.options[tool].check(part, f"multiDumpArgs (part {i + 1})")
+    else:
+        provider.options[provider.restore_tool].check(parsed.args)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from providers.databases.options import ToolOptions
 from stashplan.errors import TransferError
 
 
@@ -130,6 +131,14 @@ class DatabaseProvider(Protocol):
     name: str
     app_kind: str  # the app kind for metric labels, e.g. "Postgres"
     filename: str  # the snapshot's file name, e.g. "dumpfile.sql"
+    empty_dump_ok: bool  # whether a dump of zero bytes is a valid backup (else the backup fails)
+    backup_tools: tuple[str, ...]  # the names `backupCMD` may select, resolved on PATH
+    restore_tool: str  # the client a restore runs
+    options: dict[str, ToolOptions]  # per tool: the options `args` may carry
+
+    def dump_tool(self, conn_database: str, params: TaskParams) -> str:
+        """The dump tool these params select (TransferError for a `backupCMD` that is not a tool name)."""
+        ...
 
     def connection(
         self, appbinding: dict, secret: Mapping[str, str], workdir: Path, tls: ClientTLS | None = None

@@ -26,7 +26,50 @@ from providers.databases.base import (
     TaskParams,
     resolve_connection,
 )
-from stashplan.errors import TransferError
+from providers.databases.options import (
+    COMMANDS,
+    ERRORS,
+    FILES,
+    OUTPUT,
+    TARGET,
+    ToolOptions,
+    _tool,
+    check_backup_cmd,
+    refuse,
+)
+
+_CONNECTION = {**refuse(TARGET, "--host", "-h", "--port", "-P", "--user", "-u", "--password", "-p", "--socket", "-S",
+                        "--protocol", "--ssl-ca", "--ssl-cert", "--ssl-key", "--login-path", "--bind-address"),
+               **refuse(FILES, "--defaults-file", "--defaults-extra-file", "--defaults-group-suffix",
+                        "--plugin-dir", "--print-defaults", "--load-data-local-dir"),
+               **refuse(OUTPUT, "--log-error", "--debug", "-#", "--tee"), **refuse(ERRORS, "--force", "-f")}
+_DUMP_ALLOWED = (
+    "--all-databases", "-A", "--databases", "-B", "--add-drop-database", "--add-drop-table", "--skip-add-drop-table",
+    "--add-drop-trigger", "--add-locks", "--skip-add-locks", "--complete-insert", "-c", "--compact", "--compress",
+    "-C", "--create-options", "--skip-create-options", "--disable-keys", "--skip-disable-keys", "--events", "-E",
+    "--skip-events", "--extended-insert", "-e", "--skip-extended-insert", "--hex-blob", "--insert-ignore",
+    "--lock-tables", "-l", "--skip-lock-tables", "--no-create-db", "-n", "--no-create-info", "-t", "--no-data",
+    "-d", "--no-tablespaces", "-y", "--opt", "--skip-opt", "--quick", "-q", "--skip-quick", "--quote-names", "-Q",
+    "--skip-quote-names", "--replace", "--routines", "-R", "--skip-routines", "--single-transaction",
+    "--skip-comments", "--comments", "--triggers", "--skip-triggers", "--tz-utc", "--skip-tz-utc",
+    "--order-by-primary", "--skip-column-statistics", "--column-statistics", "--verbose", "-v", "--flush-privileges",
+    "--skip-dump-date", "--dump-date", "--system", "--no-autocommit", "--allow-keywords",
+)
+_DUMP_VALUED = ("--ignore-table", "--default-character-set", "--where", "-w", "--max-allowed-packet",
+                "--net-buffer-length", "--set-gtid-purged", "--ignore-database", "--ignore-table-data")
+_DUMP_REFUSED = {**_CONNECTION, **refuse(OUTPUT, "--result-file", "-r", "--tab", "-T", "--xml", "-X"),
+                 **refuse(COMMANDS, "--init-command")}
+_CLIENT_REFUSED = {**_CONNECTION, **refuse(COMMANDS, "--execute", "-e", "--init-command", "--pager",
+                                           "--system-command", "--local-infile"),
+                   **refuse(OUTPUT, "--html", "-H", "--xml", "-X")}
+_CLIENT_ALLOWED = ("--verbose", "-v", "--one-database", "-o", "--binary-mode", "--comments", "-c",
+                   "--skip-comments", "--show-warnings", "--sigint-ignore", "--compress", "-C")
+_CLIENT_VALUED = ("--default-character-set", "--max-allowed-packet", "--net-buffer-length")
+OPTIONS = {
+    **{t: _tool(t, _DUMP_ALLOWED, _DUMP_VALUED, _DUMP_REFUSED, positional=True) for t in ("mysqldump", "mariadb-dump")},
+    **{t: _tool(t, _CLIENT_ALLOWED, _CLIENT_VALUED, _CLIENT_REFUSED) for t in ("mysql", "mariadb")},
+}
+BACKUP_TOOLS: tuple[str, ...] = ("mysqldump", "mariadb-dump")
 
 _ALL = ("--all-databases", "-A")
 _SELECTS = (*_ALL, "--databases", "-B")
@@ -35,6 +78,12 @@ _SELECTS = (*_ALL, "--databases", "-B")
 class MySQLProvider:
     app_kind = "MySQL"
     filename = "dumpfile.sql"
+    empty_dump_ok = False  # a dump always writes its header
+    backup_tools = BACKUP_TOOLS
+    options: dict[str, ToolOptions] = OPTIONS
+
+    def dump_tool(self, conn_database: str, params: TaskParams) -> str:
+        return check_backup_cmd(params.backup_cmd, BACKUP_TOOLS) or self._dump_cmd
 
     def __init__(self, name: str = "mysql") -> None:
         self.name = name
@@ -42,6 +91,7 @@ class MySQLProvider:
         self.app_kind = "MariaDB" if mariadb else "MySQL"
         self._dump_cmd = "mariadb-dump" if mariadb else "mysqldump"
         self._client = "mariadb" if mariadb else "mysql"
+        self.restore_tool = self._client
 
     def connection(
         self, appbinding: dict, secret: Mapping[str, str], workdir: Path, tls: ClientTLS | None = None
@@ -80,9 +130,10 @@ class MySQLProvider:
         return [cmd, *self._target(conn), "--single-transaction", *(a for a in common if a not in _ALL), *part]
 
     def dump(self, conn: Connection, params: TaskParams) -> ProcessSpec:
-        cmd = params.backup_cmd or self._dump_cmd
-        if Path(cmd).name not in ("mysqldump", "mariadb-dump"):
-            raise TransferError(f"backupCMD must be mysqldump or mariadb-dump, not {cmd!r}")
+        cmd = self.dump_tool("", params)
+        OPTIONS[cmd].check(params.args)
+        for i, part in enumerate(params.multi_dump_args):
+            OPTIONS[cmd].check(part, f"multiDumpArgs (part {i + 1})")
         if not params.multi_dump_args:
             return ProcessSpec(tuple(self._dump_argv(cmd, conn, params.args)), self._env(conn))
         dumps = [self._part_argv(cmd, conn, params.args, part) for part in params.multi_dump_args]
@@ -90,6 +141,7 @@ class MySQLProvider:
         return ProcessSpec(argv, self._env(conn), label=Path(cmd).name)
 
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
+        OPTIONS[self._client].check(params.args)
         argv = [self._client, *self._target(conn), "--batch", *params.args]
         if conn.database:
             argv.append(f"--database={conn.database}")

@@ -25,9 +25,50 @@ from providers.databases.base import (
     TaskParams,
     resolve_connection,
 )
-from stashplan.errors import TransferError
+from providers.databases.options import (
+    COMMANDS,
+    ERRORS,
+    FILES,
+    FORMAT,
+    OUTPUT,
+    TARGET,
+    ToolOptions,
+    _tool,
+    check_backup_cmd,
+    refuse,
+)
 
 SUPERUSERS = ("postgres",)
+
+_CONNECTION = refuse(TARGET, "--host", "-h", "--port", "-p", "--username", "-U", "--dbname", "-d", "--role",
+                     "--password", "-W", "--database", "-l")
+_COMMON_DUMP = (
+    "--data-only", "-a", "--schema-only", "-s", "--clean", "-c", "--if-exists", "--no-owner", "-O",
+    "--no-privileges", "-x", "--no-acl", "--no-comments", "--no-publications", "--no-subscriptions",
+    "--no-tablespaces", "--no-security-labels", "--no-unlogged-table-data", "--no-sync", "--inserts",
+    "--column-inserts", "--on-conflict-do-nothing", "--quote-all-identifiers", "--disable-triggers",
+    "--disable-dollar-quoting", "--load-via-partition-root", "--use-set-session-authorization", "--verbose",
+    "-v", "--no-password", "-w",
+)
+_COMMON_VALUED = ("--encoding", "-E", "--lock-wait-timeout", "--rows-per-insert", "--extra-float-digits")
+_DUMP_REFUSED = {**_CONNECTION, **refuse(OUTPUT, "--file", "-f"),
+                 **refuse(FORMAT, "--format", "-F", "--compress", "-Z", "--jobs", "-j")}
+OPTIONS = {
+    "pg_dump": _tool("pg_dump", (*_COMMON_DUMP, "--create", "-C", "--blobs", "-b", "--no-blobs", "-B",
+                                 "--large-objects", "--no-large-objects", "--enable-row-security",
+                                 "--serializable-deferrable", "--strict-names", "--no-synchronized-snapshots"),
+                     (*_COMMON_VALUED, "--schema", "-n", "--exclude-schema", "-N", "--table", "-t",
+                      "--exclude-table", "-T", "--exclude-table-data", "--extension", "-e", "--section",
+                      "--snapshot"), _DUMP_REFUSED),
+    "pg_dumpall": _tool("pg_dumpall", (*_COMMON_DUMP, "--globals-only", "-g", "--roles-only", "-r",
+                                       "--tablespaces-only", "-t", "--no-role-passwords"),
+                        (*_COMMON_VALUED, "--exclude-database"), _DUMP_REFUSED),
+    "psql": _tool("psql", ("--echo-errors", "-b", "--echo-queries", "-e", "--echo-all", "-a", "--quiet", "-q"),
+                  (), {**_CONNECTION, **refuse(COMMANDS, "--command", "-c"), **refuse(FILES, "--file", "-f"),
+                       **refuse(OUTPUT, "--output", "-o", "--log-file", "-L"),
+                       **refuse(ERRORS, "--variable", "-v", "--set")}),
+}
+BACKUP_TOOLS: tuple[str, ...] = ("pg_dumpall", "pg_dump")
 
 
 _CREATE_ROLE = re.compile(rb'^CREATE ROLE ("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*);\r?\n?$')
@@ -74,6 +115,14 @@ class PostgresProvider:
     name = "postgres"
     app_kind = "Postgres"
     filename = "dumpfile.sql"
+    empty_dump_ok = False  # pg_dump and pg_dumpall always write a header
+    backup_tools = BACKUP_TOOLS
+    restore_tool = "psql"
+    options: dict[str, ToolOptions] = OPTIONS
+
+    def dump_tool(self, conn_database: str, params: TaskParams) -> str:
+        cmd = check_backup_cmd(params.backup_cmd, BACKUP_TOOLS) or "pg_dumpall"
+        return "pg_dump" if conn_database else cmd  # a database named in the AppBinding is dumped alone
 
     def connection(
         self, appbinding: dict, secret: Mapping[str, str], workdir: Path, tls: ClientTLS | None = None
@@ -117,17 +166,15 @@ class PostgresProvider:
         return Probe(ProcessSpec(tuple(argv), self._env(conn)))
 
     def dump(self, conn: Connection, params: TaskParams) -> ProcessSpec:
-        cmd = params.backup_cmd or "pg_dumpall"
-        if Path(cmd).name not in ("pg_dump", "pg_dumpall"):
-            raise TransferError(f"backupCMD must be pg_dump or pg_dumpall, not {cmd!r}")
-        if conn.database:  # a database named in the AppBinding is dumped alone
-            cmd = str(Path(cmd).with_name("pg_dump")) if "/" in cmd else "pg_dump"
+        cmd = self.dump_tool(conn.database, params)
+        OPTIONS[cmd].check(params.args)
         argv = [cmd, *self._target(conn), *params.args]
-        if Path(cmd).name == "pg_dump":
+        if cmd == "pg_dump":
             argv.append(f"--dbname={conn.database or 'postgres'}")
         return ProcessSpec(tuple(argv), self._env(conn))
 
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
+        OPTIONS["psql"].check(params.args)
         argv = ["psql", *self._target(conn), "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1"]
         argv += ["--output=/dev/null", *params.args]
         if conn.database:

@@ -25,13 +25,37 @@ from providers.databases.base import (
     appbinding_name,
     resolve_connection,
 )
+from providers.databases.options import (
+    COMMANDS,
+    FILES,
+    OUTPUT,
+    TARGET,
+    ToolOptions,
+    _tool,
+    check_backup_cmd,
+    refuse,
+)
 from stashplan.errors import TransferError
+
+_REDIS_REFUSED = {**refuse(TARGET, "-h", "-p", "-s", "-a", "--user", "--pass", "--askpass", "-u", "-n", "-c"),
+                  **refuse(OUTPUT, "--rdb", "--functions-rdb", "--pipe", "-e"),
+                  **refuse(COMMANDS, "--eval", "-x", "-r", "-i"), **refuse(FILES, "--cacert", "--cert", "--key")}
+OPTIONS = {"redis-cli": _tool("redis-cli", ("--tls", "--insecure", "--no-auth-warning"),
+                              ("--sni", "--pipe-timeout"), _REDIS_REFUSED)}
+BACKUP_TOOLS: tuple[str, ...] = ("redis-cli",)
 
 
 class RedisProvider:
     name = "redis"
     app_kind = "Redis"
     filename = "dump.resp"
+    empty_dump_ok = True  # an empty server has no keys to write
+    backup_tools = BACKUP_TOOLS
+    restore_tool = "redis-cli"
+    options: dict[str, ToolOptions] = OPTIONS
+
+    def dump_tool(self, conn_database: str, params: TaskParams) -> str:
+        return check_backup_cmd(params.backup_cmd, BACKUP_TOOLS) or "redis-cli"
 
     def connection(
         self, appbinding: dict, secret: Mapping[str, str], workdir: Path, tls: ClientTLS | None = None
@@ -65,8 +89,7 @@ class RedisProvider:
         )
 
     def dump(self, conn: Connection, params: TaskParams) -> ProcessSpec:
-        if params.backup_cmd and params.backup_cmd != "redis-cli":
-            raise TransferError(f"backupCMD must be redis-cli, not {params.backup_cmd!r}")
+        OPTIONS[self.dump_tool("", params)].check(params.args)
         argv = (
             sys.executable,
             "-m",
@@ -79,6 +102,7 @@ class RedisProvider:
         return ProcessSpec(argv, self._env(conn), label="redis dump")
 
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
+        OPTIONS["redis-cli"].check(params.args)
         argv = ["redis-cli", *self._target(conn), *params.args]
         if conn.database:
             argv += ["-n", conn.database]

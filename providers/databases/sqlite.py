@@ -21,13 +21,40 @@ from providers.databases.base import (
     appbinding_name,
     resolve_connection,
 )
+from providers.databases.options import (
+    COMMANDS,
+    FILES,
+    OUTPUT,
+    TARGET,
+    ToolOptions,
+    _tool,
+    check_backup_cmd,
+    refuse,
+)
 from stashplan.errors import TransferError
+
+_SQLITE_REFUSED = {**refuse(COMMANDS, "-cmd", "-interactive", "-unsafe-testing"), **refuse(FILES, "-init"),
+                   **refuse(OUTPUT, "-echo", "-header", "-html", "-markdown", "-json", "-line", "-list"),
+                   **refuse(TARGET, "-append", "-deserialize", "-zip", "-A", "-archive", "-vfs", "-memtrace")}
+OPTIONS = {
+    tool: _tool(tool, ("-bail", "-batch", "-safe", "-nofollow", "-readonly"), (), _SQLITE_REFUSED,
+                single_dash_long=True)
+    for tool in ("sqlite3",)
+}
+BACKUP_TOOLS: tuple[str, ...] = ("sqlite3",)
 
 
 class SQLiteProvider:
     name = "sqlite"
     app_kind = "SQLite"
     filename = "dumpfile.sql"
+    empty_dump_ok = False  # `.dump` always writes its transaction lines
+    backup_tools = BACKUP_TOOLS
+    restore_tool = "sqlite3"
+    options: dict[str, ToolOptions] = OPTIONS
+
+    def dump_tool(self, conn_database: str, params: TaskParams) -> str:
+        return check_backup_cmd(params.backup_cmd, BACKUP_TOOLS) or "sqlite3"
 
     def connection(
         self, appbinding: dict, secret: Mapping[str, str], workdir: Path, tls: ClientTLS | None = None
@@ -50,8 +77,7 @@ class SQLiteProvider:
         return Probe(ProcessSpec(argv), fatal=("unable to open", "not a database", "malformed"))
 
     def dump(self, conn: Connection, params: TaskParams) -> ProcessSpec:
-        if params.backup_cmd and params.backup_cmd != "sqlite3":
-            raise TransferError(f"backupCMD must be sqlite3, not {params.backup_cmd!r}")
+        OPTIONS[self.dump_tool("", params)].check(params.args)
         return ProcessSpec(("sqlite3", "-readonly", "-batch", *params.args, conn.path, ".dump"))
 
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
@@ -60,6 +86,7 @@ class SQLiteProvider:
         if not target.parent.is_dir():
             raise TransferError(f"sqlite restore target directory {target.parent} does not exist")
         staging.unlink(missing_ok=True)
+        OPTIONS["sqlite3"].check(params.args)
 
         def finish(ok: bool) -> None:
             if ok:

@@ -99,6 +99,7 @@ class LocalCluster:
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA secure_delete=ON")  # old Secret values are zeroed, not left in free pages
         self._db.executescript(_SCHEMA)
         self._closed = False
         if self._db.execute("SELECT 1 FROM changes WHERE kind='Secret' AND body LIKE '%\"data\"%' LIMIT 1").fetchone():

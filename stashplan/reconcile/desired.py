@@ -21,7 +21,7 @@ from stashplan.reconcile.pods import (
     job_identity,
     managed_labels,
 )
-from stashplan.reconcile.session_phases import backup_sessions, restore_session
+from stashplan.reconcile.session_phases import backup_sessions, check_backup_params, restore_session
 from stashplan.reconcile.world import (
     Deletion,
     Desired,
@@ -81,6 +81,7 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
         resolved = tasks.resolve_task("backup", spec.get("task"), target, world.tasks)
         _check_functions(world, resolved.name)
         out.refusals += _missing_commands(world, resolved.name, settings, f"BackupConfiguration {ns}/{name}")
+        check_backup_params(world, config, settings)
         if resolved.note:
             out.notes.append(f"BackupConfiguration {ns}/{name}: {resolved.note}")
     except (StashplanError, ValueError, KeyError) as exc:
@@ -104,7 +105,8 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
                           else "not created: validation failed", now)
     phase = "Invalid" if not valid else ("Ready" if repo and secret_ok and target else "NotReady")
     status = {"phase": phase, "observedGeneration": meta.get("generation", 1), "conditions": conds}
-    out.statuses.append(StatusChange("BackupConfiguration", ns, name, status, f"phase {phase}"))
+    out.statuses.append(StatusChange("BackupConfiguration", ns, name, status,
+                                     f"phase {phase}" + ("" if valid else f": {message}")))
     return phase
 
 

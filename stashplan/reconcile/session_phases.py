@@ -20,6 +20,7 @@ from stashplan.reconcile.pods import (
     session_pod,
 )
 from stashplan.reconcile.sessions import new_backup_session
+from stashplan.reconcile.task_params import check_pod
 from stashplan.reconcile.world import (
     TERMINAL,
     Deletion,
@@ -185,6 +186,7 @@ def _start_backup(world: World, config: dict, session: dict, now: datetime, sett
     inputs["STASHPLAN_IMAGE"] = settings.image
     pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
     mount_local_backend(pod, repo)
+    check_pod(pod, settings.check_params)
     session_pod(pod, config["spec"])
     timeout = _timeout(config)
     invoker = {INVOKER_TYPE: "BackupConfiguration", INVOKER_NAME: config["metadata"]["name"]}
@@ -206,6 +208,21 @@ def _start_backup(world: World, config: dict, session: dict, now: datetime, sett
         update["sessionDeadline"] = rfc3339(start + timeout)
     out.statuses.append(StatusChange("BackupSession", meta["namespace"], meta["name"], update,
                                      f"Running: Job {job_name('BackupSession', meta['name'])}"))
+
+
+def check_backup_params(world: World, config: dict, settings: Settings) -> None:
+    """Refuse, when validating a BackupConfiguration, task params its database tool would refuse (the pod
+    its sessions would get, built for a placeholder session). Needs its Repository and target."""
+    repo, _ = repository_of(world, config)
+    target, _ = target_of(world, config)
+    if settings.check_params is None or repo is None or target is None:
+        return
+    resolved = tasks.resolve_task("backup", config["spec"].get("task"), target, world.tasks)
+    placeholder = new_backup_session(config, 0)
+    placeholder["metadata"]["namespace"] = config["metadata"]["namespace"]
+    inputs = tasks.backup_inputs(config, repo, target, placeholder, pushgateway_url=settings.pushgateway_url)
+    pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
+    check_pod(pod, settings.check_params)
 
 
 def _timeout(obj: dict) -> timedelta | None:
@@ -261,6 +278,7 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
         inputs["STASHPLAN_IMAGE"] = settings.image
         pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
         mount_local_backend(pod, repo)
+        check_pod(pod, settings.check_params)
         session_pod(pod, restore["spec"])
     except (StashplanError, ValueError, KeyError) as exc:
         if isinstance(exc, tasks.NoAddonError):

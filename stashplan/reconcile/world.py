@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from stashplan.kinds import identity
+from stashplan.reconcile.task_params import ParamCheck
 from stashplan.reconcile.usage import repository_denied
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Skipped"})
@@ -17,6 +18,7 @@ class Settings:
 
     image: str = "stashplan:latest"
     pushgateway_url: str = ""
+    check_params: ParamCheck | None = None  # the providers' allow-lists for task params (set by the CLI)
     # Local mode runs each container's command on this machine: whether a command exists here (None: a cluster).
     command_available: Callable[[str], bool] | None = field(default=None, compare=False)
 

@@ -112,8 +112,9 @@ class _Supervised:
 class ProcessReader(io.RawIOBase):
     """The stdout of a dump process as a readable stream; raises TransferError at EOF if it failed."""
 
-    def __init__(self, spec: ProcessSpec, *, deadline: float | None = None) -> None:
+    def __init__(self, spec: ProcessSpec, *, deadline: float | None = None, empty_ok: bool = True) -> None:
         super().__init__()
+        self._empty_ok = empty_ok  # False: a dump that wrote nothing fails
         self._child = _Supervised(
             spec, deadline, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
@@ -137,6 +138,8 @@ class ProcessReader(io.RawIOBase):
         error = self._child.failure(self._child.wait(), self._tail.text())
         if error is not None:
             raise error
+        if not self.bytes_read and not self._empty_ok:
+            raise TransferError(f"{self._child.spec.name} exited 0 but wrote nothing (a 0-byte dump is not a backup)")
         return 0
 
     def close(self) -> None:

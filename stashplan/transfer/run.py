@@ -212,7 +212,8 @@ def backup(
             if not isinstance(repo, Repository):
                 raise refusal(repo.location, "backup")
             source = f"{provider.name}:{ctx.appbinding['metadata']['name']}"
-            with ProcessReader(provider.dump(conn, params), deadline=deadline) as reader, progress_reporter(
+            with ProcessReader(provider.dump(conn, params), deadline=deadline,
+                               empty_ok=provider.empty_dump_ok) as reader, progress_reporter(
                 f"backup {namespace}/{session_name}", every=opts.progress_every
             ) as progress:
                 snap = repo.backup(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,16 +15,14 @@ from stashplan.cli import app
 from stashplan.cluster.factory import settings as cluster_settings
 from stashplan.cluster.local import LocalCluster
 from stashplan.reconcile.loop import LocalControllers, run_once
+from tests.fixtures.examples import copy_examples
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "specs" / "examples" / "local-sqlite"
 runner = CliRunner()
 
 
 @pytest.fixture
 def manifests(tmp_path: Path) -> Path:
-    folder = tmp_path / "manifests"
-    shutil.copytree(EXAMPLES, folder)
-    return folder
+    return copy_examples(tmp_path / "manifests", tmp_path / "demo")
 
 
 def cli(*args: str) -> tuple[int, str]:

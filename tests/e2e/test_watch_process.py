@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,13 +12,12 @@ from pathlib import Path
 import pytest
 
 from stashplan.cluster.local import LocalCluster
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "specs" / "examples" / "local-sqlite"
+from tests.fixtures.examples import copy_examples
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_watch_loop_applies_then_exits_cleanly_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
-    shutil.copytree(EXAMPLES, tmp_path / "m")
+    copy_examples(tmp_path / "m", tmp_path / "demo")
     state = tmp_path / "state.db"
     proc = subprocess.Popen(
         [sys.executable, "-m", "stashplan", "apply", "--watch", "--interval", "0.5", "-f", str(tmp_path / "m"),
@@ -50,7 +48,7 @@ def test_a_failing_iteration_is_reported_backed_off_and_the_loop_continues(tmp_p
     from stashplan.reconcile.loop import StopFlag, run_loop
 
     cluster = LocalCluster(tmp_path / "state.db")
-    manifests = load_paths([EXAMPLES])
+    manifests = load_paths([copy_examples(tmp_path / "m", tmp_path / "demo")])
     calls = {"n": 0}
     errors: list[tuple[str, float]] = []
 

@@ -16,9 +16,9 @@ from stashplan.errors import Forbidden
 from stashplan.operator.leader import LeaderElector
 from stashplan.reconcile.loop import StopFlag, run_loop, run_once
 from stashplan.reconcile.sessions import new_backup_session
+from tests.fixtures.examples import copy_examples
 from tests.fixtures.kube import OPERATOR_TOKEN, KubeAPI
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "specs" / "examples" / "local-sqlite"
 LEASE_SECONDS = 2
 
 
@@ -89,9 +89,9 @@ def operators(kube_api: KubeAPI) -> Iterator[Callable[[str], Operator]]:
 
 
 @pytest.fixture
-def admin(kube_api: KubeAPI) -> Iterator[KubeCluster]:
+def admin(kube_api: KubeAPI, tmp_path: Path) -> Iterator[KubeCluster]:
     cluster = KubeCluster(kube_api.kubeconfig)
-    for obj in load_paths([EXAMPLES]):
+    for obj in load_paths([copy_examples(tmp_path / "examples", tmp_path / "demo")]):
         cluster.create(obj)
     yield cluster
     cluster.close()

@@ -87,7 +87,7 @@ def test_postgres_database_in_url_selects_pg_dump_of_that_database(tmp_path: Pat
 def test_postgres_rejects_unknown_backup_cmd(tmp_path: Path) -> None:
     provider = get_provider("postgres")
     conn = provider.connection(ab({"url": "postgresql://h/"}), {}, tmp_path)
-    with pytest.raises(TransferError, match="backupCMD must be pg_dump or pg_dumpall, not 'rm'"):
+    with pytest.raises(TransferError, match=r"backupCMD: must be one of pg_dumpall, pg_dump \(a tool name, found on PATH\), not 'rm'"):
         provider.dump(conn, TaskParams.parse("rm"))
 
 

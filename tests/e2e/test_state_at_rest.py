@@ -1,0 +1,39 @@
+"""Secrets at rest in local mode: the state file is 0600 in a 0700 folder, and its change log keeps only a
+digest of Secret values, so a rotated password is not kept there."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+import stat
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from stashplan.cli import app
+from tests.fixtures.examples import copy_examples
+
+runner = CliRunner()
+OLD = "not-a-real-password-change-me"
+
+
+def test_state_is_private_and_its_change_log_holds_no_secret_values(tmp_path: Path) -> None:
+    manifests = copy_examples(tmp_path / "m", tmp_path / "demo")
+    state = tmp_path / "project" / ".stashplan" / "state.db"
+    assert runner.invoke(app, ["apply", "-f", str(manifests), "--state", str(state), "--auto-approve"]).exit_code == 0
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
+    for extra in state.parent.glob("state.db-*"):
+        assert stat.S_IMODE(extra.stat().st_mode) & 0o077 == 0, extra
+    secret = manifests / "repository.yaml"
+    secret.write_text(secret.read_text().replace(OLD, "the-rotated-password"))
+    result = runner.invoke(app, ["apply", "-f", str(manifests), "--state", str(state), "--auto-approve"])
+    assert result.exit_code == 0, result.output
+    db = sqlite3.connect(state)
+    log = [body for (body,) in db.execute("SELECT body FROM changes WHERE kind='Secret'")]
+    assert len(log) == 2  # created, then rotated: both changes are there to wake watchers ...
+    assert len({body.split('"dataDigest": ')[1] for body in log}) == 2  # ... told apart by their digest
+    for value in (OLD, "the-rotated-password"):
+        for form in (value, base64.b64encode(value.encode()).decode()):
+            assert not any(form in body for body in log), f"{form} is in the change log"
+    db.close()
