@@ -37,6 +37,36 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 
+# Aliases may repeat a node; their expansion is what every consumer walks. Like Kubernetes' decoder, refuse
+# a document whose aliases expand it far beyond its written size (a "billion laughs" bomb).
+ALIAS_BUDGET = 20_000  # expanded nodes allowed beyond 4x the written ones
+
+
+class AliasBombError(yaml.YAMLError):
+    """A document's aliases expand beyond the budget."""
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """(written nodes, nodes after expanding aliases), iteratively and memoised on node identity."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done or not children:
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return len(sizes), sizes[id(root)]
+
+
 class _UniqueKeyLoader(_SafeLoader):
     """A SafeLoader that rejects duplicate mapping keys (a silent overwrite hides typos) and keeps YAML 1.1
     floats and base-60 numbers as their text: Kubernetes has no float fields, and `version: 10.10` must
@@ -54,6 +84,13 @@ class _UniqueKeyLoader(_SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        written, expanded = _expanded_size(node)
+        if expanded > 4 * written + ALIAS_BUDGET:
+            raise AliasBombError(f"aliases expand {written} written nodes to {expanded} "
+                                 f"(more than 4x + {ALIAS_BUDGET}); refusing a possible alias bomb")
+        return super().construct_document(node)
 
     def construct_yaml_float(self, node: yaml.ScalarNode) -> str:  # type: ignore[override]
         return str(node.value)
@@ -110,6 +147,8 @@ def _documents(path: Path) -> Iterator[tuple[int, Any]]:
         raise ValueError(f"{where}invalid YAML: {exc.problem or exc.context}{context}") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise ValueError("invalid YAML: nested too deeply") from None
 
 
 def read_objects(files: Sequence[Path]) -> tuple[list[tuple[str, dict]], list[str]]:
