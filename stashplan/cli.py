@@ -445,6 +445,48 @@ def get(
 
 
 @app.command()
+def describe(
+    kind: Annotated[str, typer.Argument(help="Kind, e.g. backupsession, restoresession, bc, repository, job.")],
+    name: Annotated[str, typer.Argument(help="The object's name.")],
+    namespace: Annotated[str, typer.Option("-n", "--namespace", help="Its namespace.")] = "default",
+    tail: Annotated[int, typer.Option("--tail", help="Lines of the session Job's log to show.")] = 20,
+    cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show one object as `kubectl describe` does: phase and reason, conditions, its Job's log tail, Events."""
+    from stashplan.describe import Described, job_name_for, render
+    from stashplan.errors import NotFound
+    from stashplan.listing import canonical_kind
+
+    def body() -> int:
+        k = canonical_kind(kind)
+        cs = _cluster_settings(cluster, state, kubeconfig, context)
+        c = open_cluster(cs)
+        try:
+            obj = c.get(k, namespace, name)
+            events = [e for e in c.list("Event", namespace)
+                      if (e.get("involvedObject") or {}).get("kind") == k
+                      and (e.get("involvedObject") or {}).get("name") == name]
+            job, log_tail, source = None, [], ""
+            if (jname := job_name_for(k, name)) is not None:
+                try:
+                    job = c.get("Job", namespace, jname)
+                except NotFound:
+                    job = None
+                if job is not None and cs.mode == "local":
+                    path = cs.state.parent / "logs" / f"{namespace}_{jname}.log"
+                    source = str(path)
+                    if path.exists():
+                        log_tail = path.read_text(errors="replace").splitlines()[-tail:]
+        finally:
+            c.close()
+        typer.echo(render(Described(obj, events, job, log_tail, source), datetime.now(UTC)), nl=False)
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command()
 def crds(
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write one file per CRD here.")] = None,
 ) -> None:

@@ -35,6 +35,32 @@ def _age(obj: dict, now: datetime) -> str:
     return f"{secs}s"
 
 
+FAILURE_CONDITIONS = ("DeadlineExceeded", "BackupDisrupted", "BackupSkipped")
+
+
+def session_reason(session: dict) -> str:
+    return " ".join(_session_reason(session).split())
+
+
+def _session_reason(session: dict) -> str:
+    """Why a session is where it is, in one line: the transfer's error, else the failing condition's message
+    (a True DeadlineExceeded/BackupDisrupted/BackupSkipped, else the latest False condition); "" if none."""
+    status = session.get("status") or {}
+    stats = [st for t in status.get("targets") or [] for st in t.get("stats") or []] + list(status.get("stats") or [])
+    errors = [str(st["error"]) for st in stats if st.get("error")]
+    if errors:
+        return errors[0]
+    conds = sorted(status.get("conditions") or [], key=lambda c: str(c.get("lastTransitionTime", "")), reverse=True)
+    for cond in conds:
+        if cond.get("type") in FAILURE_CONDITIONS and str(cond.get("status")) == "True":
+            return str(cond.get("message") or cond.get("reason") or "")
+    if status.get("phase") in ("Failed", "Invalid"):
+        for cond in conds:
+            if str(cond.get("status")) == "False":
+                return str(cond.get("message") or cond.get("reason") or "")
+    return ""
+
+
 def _columns(kind: str, obj: dict) -> list[str]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     if kind == "BackupConfiguration":
@@ -42,9 +68,11 @@ def _columns(kind: str, obj: dict) -> list[str]:
                 str(bool(spec.get("paused", False))).lower(), status.get("phase", "")]
     if kind == "BackupSession":
         inv = spec.get("invoker") or {}
-        return [inv.get("kind", ""), inv.get("name", ""), status.get("phase", ""), status.get("sessionDuration", "")]
+        return [inv.get("kind", ""), inv.get("name", ""), status.get("phase", ""), status.get("sessionDuration", ""),
+                _cut(session_reason(obj))]
     if kind == "RestoreSession":
-        return [(spec.get("repository") or {}).get("name", ""), status.get("phase", ""), status.get("sessionDuration", "")]
+        return [(spec.get("repository") or {}).get("name", ""), status.get("phase", ""), status.get("sessionDuration", ""),
+                _cut(session_reason(obj))]
     if kind == "Repository":
         integrity = status.get("integrity")
         return ["" if integrity is None else str(integrity).lower(), str(status.get("totalSize", "")),
@@ -60,12 +88,17 @@ def _columns(kind: str, obj: dict) -> list[str]:
 
 _HEADERS = {
     "BackupConfiguration": ["TASK", "SCHEDULE", "PAUSED", "PHASE"],
-    "BackupSession": ["INVOKER-TYPE", "INVOKER-NAME", "PHASE", "DURATION"],
-    "RestoreSession": ["REPOSITORY", "PHASE", "DURATION"],
+    "BackupSession": ["INVOKER-TYPE", "INVOKER-NAME", "PHASE", "DURATION", "REASON"],
+    "RestoreSession": ["REPOSITORY", "PHASE", "DURATION", "REASON"],
     "Repository": ["INTEGRITY", "SIZE", "SNAPSHOT-COUNT", "LAST-SUCCESSFUL-BACKUP"],
     "CronJob": ["SCHEDULE", "SUSPEND", "LAST-SCHEDULE"],
     "Job": ["STATUS"],
 }
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def table(kind: str, objs: list[dict], now: datetime) -> Table:

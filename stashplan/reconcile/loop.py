@@ -26,6 +26,7 @@ from stashplan.reconcile import plan as plan_mod
 from stashplan.reconcile.apply import ApplyResult, apply_plan
 from stashplan.reconcile.desired import Settings
 from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
+from stashplan.reconcile.phase_log import PhaseLog
 
 log = logging.getLogger("stashplan.reconcile.loop")
 
@@ -199,6 +200,7 @@ def run_loop(
     iterations = 0
     wait = min(interval, leader.lease_seconds / 3) if leader else interval
     incremental: Incremental | None = None
+    phases = PhaseLog()
     try:
         while not stop.is_set():
             iterations += 1
@@ -219,6 +221,11 @@ def run_loop(
                     else:
                         it = run_once(cluster, manifests=load_manifests(), addons=addons, settings=settings,
                                       controllers=controllers, namespace=namespace)
+                    it = run_once(cluster, manifests=load_manifests(), addons=addons, settings=settings,
+                                  controllers=controllers, namespace=namespace)
+                    for line in phases.observe([*cluster.list("BackupSession", namespace),
+                                                *cluster.list("RestoreSession", namespace)]):
+                        log.info("%s", line)
                     failures = 0
                     if health:
                         health.heartbeat(leader=True)
