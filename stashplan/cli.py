@@ -9,6 +9,7 @@ import gc
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -42,7 +43,9 @@ T = TypeVar("T")
 FileOpt = Annotated[list[Path] | None, typer.Option("-f", "--filename", help="Manifest file or directory (repeatable).")]
 NamespaceOpt = Annotated[str | None, typer.Option("-n", "--namespace", help="Only this namespace.")]
 ClusterOpt = Annotated[str | None, typer.Option("--cluster", help="local (embedded, default without kubeconfig) or kube.")]
-StateOpt = Annotated[Path | None, typer.Option("--state", help="Local mode state file [default: .stashplan/state.db].")]
+StateOpt = Annotated[Path | None, typer.Option(
+    "--state", help="Local mode state file (default: the nearest .stashplan/state.db here or in a parent folder, "
+                    "else a new one here).")]
 KubeconfigOpt = Annotated[str | None, typer.Option("--kubeconfig", help="Kubeconfig file (kube mode).")]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="Kubeconfig context (kube mode).")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
@@ -53,6 +56,17 @@ PushgatewayOpt = Annotated[str, typer.Option("--pushgateway-url", envvar="PROMET
                                              help="Pushgateway the Jobs push metrics to.")]
 
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+
+
+def one_line(text: object) -> str:
+    """`text` on one line: line breaks inside a message become spaces, other control characters (a field
+    name may hold any) are escaped."""
+    flat = re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in flat)
+
+
+def _error(message: object) -> None:
+    err.print(f"[red]error:[/red] {escape(one_line(message))}", soft_wrap=True, markup=True)
 
 
 def _run(debug: bool, fn: Callable[[], T]) -> T:
@@ -67,18 +81,17 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
         raise
     except ManifestError as exc:
         for problem in exc.problems:
-            err.print(f"[red]error:[/red] {escape(problem)}", soft_wrap=True, markup=True)
+            _error(problem)
         raise typer.Exit(1) from None
     except (StashplanError, ValueError, OSError) as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        _error(exc)
         raise typer.Exit(1) from None
     except Exception as exc:  # a bug or an unforeseen failure: still one line, the traceback on request
         if debug:
             raise
-        err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                  soft_wrap=True, markup=True)
+        _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         raise typer.Exit(1) from None
 
 
@@ -111,6 +124,18 @@ def _plain_settings(image: str, pushgateway_url: str) -> Settings:
     from stashplan.reconcile.desired import Settings
 
     return Settings(image=image, pushgateway_url=pushgateway_url, check_params=check_task_params)
+
+
+def _existing_state(cs: ClusterSettings) -> None:
+    """Read-only commands never create a local state file: say where it was looked for instead."""
+    if cs.mode == "local" and not cs.state.exists():
+        raise StashplanError(f"no local state: {cs.state.resolve()} does not exist and no .stashplan/state.db was "
+                             f"found in {Path.cwd()} or a parent folder (apply creates one; or pass --state)")
+
+
+def _note_if_empty(c: Any, cs: ClusterSettings) -> None:
+    if cs.mode == "local" and c.resource_version() == "0":
+        err.print(f"note: the state file {cs.state.resolve()} holds no objects yet", markup=False)
 
 
 def _load(files: Sequence[Path] | None, refusals: list[str] | None = None,
@@ -425,8 +450,11 @@ def get(
 
     def body() -> int:
         k = canonical_kind(kind)
-        c = open_cluster(_cluster_settings(cluster, state, kubeconfig, context))
+        cs = _cluster_settings(cluster, state, kubeconfig, context)
+        _existing_state(cs)
+        c = open_cluster(cs)
         try:
+            _note_if_empty(c, cs)
             objs = [c.get(k, namespace or "default", name)] if name else c.list(k, namespace)
         finally:
             c.close()
@@ -461,6 +489,7 @@ def describe(
     def body() -> int:
         k = canonical_kind(kind)
         cs = _cluster_settings(cluster, state, kubeconfig, context)
+        _existing_state(cs)
         c = open_cluster(cs)
         try:
             obj = c.get(k, namespace, name)

@@ -1,7 +1,8 @@
 """Choosing and opening a Cluster: `--cluster local|kube`, `--state`, `--kubeconfig`, or their env vars.
 
 This is the one place that reads STASHPLAN_CLUSTER, STASHPLAN_STATE, KUBECONFIG for the cluster choice.
-Local mode is the default when no kubeconfig is given, except inside a pod (KUBERNETES_SERVICE_HOST set).
+Local mode is the default when no kubeconfig is given, except inside a pod (KUBERNETES_SERVICE_HOST set); its
+state file is the nearest `.stashplan/state.db` in the working directory or a parent, else a new one there.
 """
 
 from __future__ import annotations
@@ -46,8 +47,17 @@ def settings(
         raise ValueError(f"--cluster must be 'local' or 'kube', not {mode!r}")
     if mode == "kube":
         kubeconfig = kubeconfig or env.get("KUBECONFIG") or None
-    state_path = Path(state or env.get("STASHPLAN_STATE") or DEFAULT_STATE)
+    state_path = Path(state or env.get("STASHPLAN_STATE") or find_state(Path.cwd()) or DEFAULT_STATE)
     return ClusterSettings(mode=mode, state=state_path, kubeconfig=kubeconfig, context=context)
+
+
+def find_state(start: Path) -> Path | None:
+    """The nearest `.stashplan/state.db` in `start` or a parent folder (as git finds `.git`), or None."""
+    for folder in (start, *start.parents):
+        candidate = folder / DEFAULT_STATE
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def open_cluster(s: ClusterSettings) -> Cluster:

@@ -20,12 +20,16 @@ from stashplan.cluster.local import LocalCluster
 from tests.fixtures.examples import copy_examples
 
 
-def slow_addon(marker: Path, seconds: int) -> list[dict]:
-    """A backup Function that runs `seconds`, then reports Succeeded for its session as a transfer does."""
+def slow_addon(marker: Path, seconds: int, retry_seconds: int | None = None) -> list[dict]:
+    """A backup Function that runs `seconds` (a retry: `retry_seconds`), then reports Succeeded for its session
+    as a transfer does."""
     report = (f"{sys.executable} -c \"import os; from stashplan.cluster.local import LocalCluster; "
               f"LocalCluster(os.environ['STASHPLAN_STATE']).patch_status('BackupSession', 'demo', "
               f"'${{BACKUP_SESSION}}', {{'phase': 'Succeeded'}})\"")
-    script = f"echo slow-job-started; sleep {seconds}; {report} && echo ${{BACKUP_SESSION}} >> {marker}"
+    first = marker.with_name("first-attempt")
+    sleep = (f"sleep {seconds}" if retry_seconds is None else
+             f"if [ -e {first} ]; then sleep {retry_seconds}; else touch {first}; sleep {seconds}; fi")
+    script = f"echo slow-job-started; {sleep}; {report} && echo ${{BACKUP_SESSION}} >> {marker}"
     return [
         {"apiVersion": "stash.appscode.com/v1beta1", "kind": "Function", "metadata": {"name": "slow-backup"},
          "spec": {"image": "busybox", "command": ["sh", "-c", script]}},
@@ -37,7 +41,8 @@ def slow_addon(marker: Path, seconds: int) -> list[dict]:
 def setup(tmp_path: Path, seconds: int, retry: bool = False) -> tuple[Path, Path, Path]:
     manifests = copy_examples(tmp_path / "m", tmp_path / "demo")
     marker = tmp_path / "reported"
-    (manifests / "addon.yaml").write_text(yaml.safe_dump_all(slow_addon(marker, seconds)))
+    addon = slow_addon(marker, seconds, retry_seconds=1 if retry else None)
+    (manifests / "addon.yaml").write_text(yaml.safe_dump_all(addon))
     path = manifests / "backupconfiguration.yaml"
     text = path.read_text().replace("sqlite-backup-3", "slow-backup")
     if retry:
@@ -101,7 +106,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.mark.slow
 def test_loop_killed_during_a_job_fails_the_session_once_and_ends_the_orphan(tmp_path: Path) -> None:
-    manifests, state, marker = setup(tmp_path, seconds=3)
+    manifests, state, marker = setup(tmp_path, seconds=4)
     loop = start_loop(manifests, state, tmp_path / "loop1.log")
     try:
         wait_until("the loop to apply", lambda: state.exists() and LocalCluster(state).list("CronJob", "demo"))
@@ -117,7 +122,7 @@ def test_loop_killed_during_a_job_fails_the_session_once_and_ends_the_orphan(tmp
     try:
         wait_until("the session to fail", lambda: "Failed" in phases(state).values())
         assert not orphan.is_running() or orphan.status() == psutil.STATUS_ZOMBIE
-        time.sleep(4)  # past the moment the orphan would have reported success
+        time.sleep(5)  # past the moment the orphan would have reported success
         [(name, phase)] = phases(state).items()
         assert phase == "Failed"
         assert not marker.exists(), "the orphaned Job ran to its end"
@@ -131,7 +136,7 @@ def test_loop_killed_during_a_job_fails_the_session_once_and_ends_the_orphan(tmp
 
 @pytest.mark.slow
 def test_retry_waits_for_the_orphaned_attempt_one_backup_per_invoker(tmp_path: Path) -> None:
-    manifests, state, marker = setup(tmp_path, seconds=2, retry=True)
+    manifests, state, marker = setup(tmp_path, seconds=60, retry=True)
     loop = start_loop(manifests, state, tmp_path / "loop1.log")
     try:
         wait_until("the loop to apply", lambda: state.exists() and LocalCluster(state).list("CronJob", "demo"))

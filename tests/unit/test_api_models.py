@@ -60,6 +60,7 @@ def test_free_form_parts_accept_anything_but_typed_parts_do_not() -> None:
         "kind": "BackupConfiguration",
         "metadata": {"name": "bc", "namespace": "demo"},
         "spec": {
+            "schedule": "0 * * * *",
             "repository": {"name": "r"},
             "target": {"ref": {"name": "db"}},
             "retentionPolicy": {"name": "k", "prune": False},
