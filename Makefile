@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install services demo test lint bench fuzz crds clean kube-env kube-e2e
+.PHONY: install services demo test lint bench fuzz soak crds clean kube-env kube-e2e
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: install
 test: install services
 	$(BIN)/python -m pytest -q
 
+# Minutes of the local loop over 20 configurations, killed with -9 twice; signals at random moments.
+soak: install services
+	$(BIN)/python -m pytest -q -s tests/soak/soak_loop.py tests/soak/soak_signals.py
+
 lint: install
 	$(BIN)/ruff check stashplan providers tests bench
 	$(BIN)/mypy
@@ -33,9 +37,11 @@ lint: install
 bench: install services
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# Repository fault injection at scale: FUZZ_KILLS seeded random SIGKILLs (FUZZ_SEED replays a run).
+# Repository fault injection at scale: FUZZ_KILLS seeded random SIGKILLs (FUZZ_SEED replays a run);
+# then 20,000 generated and mutated manifests per strategy thrown at `plan` (make test runs 670 each).
 fuzz: install
 	FUZZ_KILLS=$${FUZZ_KILLS:-500} $(BIN)/python -m pytest -q -p no:randomly tests/integration/test_repo_fault_injection.py
+	STASHPLAN_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest -q tests/unit/test_plan_fuzz.py
 
 # A real control plane (etcd, kube-apiserver, kube-controller-manager) built from tests/kube/go.mod
 # into .cache/kube/ once per machine (long the first time), started on loopback and stopped again.
