@@ -25,7 +25,7 @@ from stashplan.cluster.local import LocalCluster
 from stashplan.repository import Repository
 
 CONFIGS = 20
-ROWS = 300
+ROWS = 20_000  # a dump of about 1 MB: long enough for a kill -9 to land mid-transfer
 PASSWORD = "soak-repository-password"
 FINAL = {"Succeeded", "Failed", "Skipped"}
 FINAL_EVENTS = {"BackupSession Succeeded": "Succeeded", "BackupSession Failed": "Failed",
@@ -198,11 +198,13 @@ def test_soak_two_kill_9_restarts(tmp_path: Path) -> None:
     print(f"\nsoak: {len(sessions)} sessions {dict(phases)}; {watcher.samples} samples; "
           f"at most {watcher.most_running_sessions} Running session(s) and {watcher.most_transfers} "
           f"transfer process(es) per invoker")
-    lost = [s for s in sessions if "RunnerLost" in str((s.get("status") or {}).get("conditions"))]
-    print(f"soak: {len(lost)} session(s) failed because a kill -9 ended the loop running their Job")
+    lost = [j for j in cluster.list("Job", "soak") if "RunnerLost" in str((j.get("status") or {}).get("conditions"))]
+    ended = [s for s in sessions if "RunnerLost" in str((s.get("status") or {}).get("conditions"))]
+    print(f"soak: kill -9 left {len(lost)} Job(s) running; {len(ended)} of their sessions failed (their transfer "
+          "was ended), the others had reported by themselves before the next loop started")
     assert lost, "neither kill -9 hit a running Job"
     assert len(sessions) >= 3 * CONFIGS
-    assert phases["Succeeded"] >= 2 * CONFIGS, phases
+    assert phases["Succeeded"] >= CONFIGS, phases
     assert set(phases) <= FINAL, phases  # every session ended
     for s in sessions:
         name, phase = s["metadata"]["name"], s["status"]["phase"]
