@@ -221,10 +221,9 @@ def run_loop(
                     else:
                         it = run_once(cluster, manifests=load_manifests(), addons=addons, settings=settings,
                                       controllers=controllers, namespace=namespace)
-                    it = run_once(cluster, manifests=load_manifests(), addons=addons, settings=settings,
-                                  controllers=controllers, namespace=namespace)
-                    for line in phases.observe([*cluster.list("BackupSession", namespace),
-                                                *cluster.list("RestoreSession", namespace)]):
+                    source = incremental.informer if incremental is not None else cluster
+                    for line in phases.observe([*source.list("BackupSession", namespace),
+                                                *source.list("RestoreSession", namespace)]):
                         log.info("%s", line)
                     failures = 0
                     if health:
