@@ -20,7 +20,7 @@ services:
 
 demo: install
 	@command -v sqlite3 >/dev/null || bash .ci/services.sh --only sqlite3
-	$(BIN)/python -m stashplan.demo
+	$(BIN)/python -m stashplan.demo $(DEMO_ARGS)
 
 test: install services
 	$(BIN)/python -m pytest -q
