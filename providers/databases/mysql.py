@@ -33,9 +33,9 @@ from providers.databases.options import (
     OUTPUT,
     TARGET,
     ToolOptions,
-    _tool,
     check_backup_cmd,
     refuse,
+    tool_options,
 )
 
 _CONNECTION = {**refuse(TARGET, "--host", "-h", "--port", "-P", "--user", "-u", "--password", "-p", "--socket", "-S",
@@ -66,8 +66,8 @@ _CLIENT_ALLOWED = ("--verbose", "-v", "--one-database", "-o", "--binary-mode", "
                    "--skip-comments", "--show-warnings", "--sigint-ignore", "--compress", "-C")
 _CLIENT_VALUED = ("--default-character-set", "--max-allowed-packet", "--net-buffer-length")
 OPTIONS = {
-    **{t: _tool(t, _DUMP_ALLOWED, _DUMP_VALUED, _DUMP_REFUSED, positional=True) for t in ("mysqldump", "mariadb-dump")},
-    **{t: _tool(t, _CLIENT_ALLOWED, _CLIENT_VALUED, _CLIENT_REFUSED) for t in ("mysql", "mariadb")},
+    **{t: tool_options(t, _DUMP_ALLOWED, _DUMP_VALUED, _DUMP_REFUSED, positional=True) for t in ("mysqldump", "mariadb-dump")},
+    **{t: tool_options(t, _CLIENT_ALLOWED, _CLIENT_VALUED, _CLIENT_REFUSED) for t in ("mysql", "mariadb")},
 }
 BACKUP_TOOLS: tuple[str, ...] = ("mysqldump", "mariadb-dump")
 

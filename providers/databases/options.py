@@ -63,7 +63,7 @@ class ToolOptions:
         return word[:2], len(word) > 2  # -n schema / -nschema
 
 
-def _tool(tool: str, allowed: Iterable[str], valued: Iterable[str] = (), refused: Mapping[str, str] | None = None,
+def tool_options(tool: str, allowed: Iterable[str], valued: Iterable[str] = (), refused: Mapping[str, str] | None = None,
           *, positional: bool = False, single_dash_long: bool = False) -> ToolOptions:
     return ToolOptions(tool, frozenset(allowed), frozenset(valued), dict(refused or {}), positional, single_dash_long)
 

@@ -33,9 +33,9 @@ from providers.databases.options import (
     OUTPUT,
     TARGET,
     ToolOptions,
-    _tool,
     check_backup_cmd,
     refuse,
+    tool_options,
 )
 
 SUPERUSERS = ("postgres",)
@@ -54,16 +54,16 @@ _COMMON_VALUED = ("--encoding", "-E", "--lock-wait-timeout", "--rows-per-insert"
 _DUMP_REFUSED = {**_CONNECTION, **refuse(OUTPUT, "--file", "-f"),
                  **refuse(FORMAT, "--format", "-F", "--compress", "-Z", "--jobs", "-j")}
 OPTIONS = {
-    "pg_dump": _tool("pg_dump", (*_COMMON_DUMP, "--create", "-C", "--blobs", "-b", "--no-blobs", "-B",
+    "pg_dump": tool_options("pg_dump", (*_COMMON_DUMP, "--create", "-C", "--blobs", "-b", "--no-blobs", "-B",
                                  "--large-objects", "--no-large-objects", "--enable-row-security",
                                  "--serializable-deferrable", "--strict-names", "--no-synchronized-snapshots"),
                      (*_COMMON_VALUED, "--schema", "-n", "--exclude-schema", "-N", "--table", "-t",
                       "--exclude-table", "-T", "--exclude-table-data", "--extension", "-e", "--section",
                       "--snapshot"), _DUMP_REFUSED),
-    "pg_dumpall": _tool("pg_dumpall", (*_COMMON_DUMP, "--globals-only", "-g", "--roles-only", "-r",
+    "pg_dumpall": tool_options("pg_dumpall", (*_COMMON_DUMP, "--globals-only", "-g", "--roles-only", "-r",
                                        "--tablespaces-only", "-t", "--no-role-passwords"),
                         (*_COMMON_VALUED, "--exclude-database"), _DUMP_REFUSED),
-    "psql": _tool("psql", ("--echo-errors", "-b", "--echo-queries", "-e", "--echo-all", "-a", "--quiet", "-q"),
+    "psql": tool_options("psql", ("--echo-errors", "-b", "--echo-queries", "-e", "--echo-all", "-a", "--quiet", "-q"),
                   (), {**_CONNECTION, **refuse(COMMANDS, "--command", "-c"), **refuse(FILES, "--file", "-f"),
                        **refuse(OUTPUT, "--output", "-o", "--log-file", "-L"),
                        **refuse(ERRORS, "--variable", "-v", "--set")}),

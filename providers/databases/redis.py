@@ -31,16 +31,16 @@ from providers.databases.options import (
     OUTPUT,
     TARGET,
     ToolOptions,
-    _tool,
     check_backup_cmd,
     refuse,
+    tool_options,
 )
 from stashplan.errors import TransferError
 
 _REDIS_REFUSED = {**refuse(TARGET, "-h", "-p", "-s", "-a", "--user", "--pass", "--askpass", "-u", "-n", "-c"),
                   **refuse(OUTPUT, "--rdb", "--functions-rdb", "--pipe", "-e"),
                   **refuse(COMMANDS, "--eval", "-x", "-r", "-i"), **refuse(FILES, "--cacert", "--cert", "--key")}
-OPTIONS = {"redis-cli": _tool("redis-cli", ("--tls", "--insecure", "--no-auth-warning"),
+OPTIONS = {"redis-cli": tool_options("redis-cli", ("--tls", "--insecure", "--no-auth-warning"),
                               ("--sni", "--pipe-timeout"), _REDIS_REFUSED)}
 BACKUP_TOOLS: tuple[str, ...] = ("redis-cli",)
 

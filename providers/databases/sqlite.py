@@ -27,9 +27,9 @@ from providers.databases.options import (
     OUTPUT,
     TARGET,
     ToolOptions,
-    _tool,
     check_backup_cmd,
     refuse,
+    tool_options,
 )
 from stashplan.errors import TransferError
 
@@ -37,7 +37,7 @@ _SQLITE_REFUSED = {**refuse(COMMANDS, "-cmd", "-interactive", "-unsafe-testing")
                    **refuse(OUTPUT, "-echo", "-header", "-html", "-markdown", "-json", "-line", "-list"),
                    **refuse(TARGET, "-append", "-deserialize", "-zip", "-A", "-archive", "-vfs", "-memtrace")}
 OPTIONS = {
-    tool: _tool(tool, ("-bail", "-batch", "-safe", "-nofollow", "-readonly"), (), _SQLITE_REFUSED,
+    tool: tool_options(tool, ("-bail", "-batch", "-safe", "-nofollow", "-readonly"), (), _SQLITE_REFUSED,
                 single_dash_long=True)
     for tool in ("sqlite3",)
 }
