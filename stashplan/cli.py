@@ -165,7 +165,7 @@ def _with_refusals(p: Any, refusals: list[str]) -> Any:
 
 def _print_refusals(p: Any) -> None:
     for line in p.refusals:
-        err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True, markup=True, highlight=False)
+        _error(line)
 
 
 def _addons() -> list[dict]:
