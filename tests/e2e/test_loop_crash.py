@@ -80,12 +80,13 @@ def phases(state: Path) -> dict[str, str]:
         c.close()
 
 
-def slow_jobs() -> list[psutil.Process]:
-    """The slow Jobs' shell processes that still run (zombies have ended)."""
+def slow_jobs(folder: Path) -> list[psutil.Process]:
+    """The slow Jobs' shell processes of the test using `folder` that still run (zombies have ended)."""
     out = []
     for p in psutil.process_iter(["cmdline", "status"]):
         cmd = " ".join(p.info["cmdline"] or [])
-        if "slow-job-started" in cmd and cmd.startswith("sh -c") and p.info["status"] != psutil.STATUS_ZOMBIE:
+        if ("slow-job-started" in cmd and cmd.startswith("sh -c") and str(folder) in cmd
+                and p.info["status"] != psutil.STATUS_ZOMBIE):
             out.append(p)
     return out
 
@@ -112,8 +113,8 @@ def test_loop_killed_during_a_job_fails_the_session_once_and_ends_the_orphan(tmp
     try:
         wait_until("the loop to apply", lambda: state.exists() and LocalCluster(state).list("CronJob", "demo"))
         trigger(state)
-        wait_until("the slow Job to run", lambda: slow_jobs() and "Running" in phases(state).values())
-        [orphan] = slow_jobs()
+        wait_until("the slow Job to run", lambda: slow_jobs(tmp_path) and "Running" in phases(state).values())
+        [orphan] = slow_jobs(tmp_path)
         loop.kill()  # kill -9: no clean-up at all
         loop.wait()
         assert orphan.is_running()
@@ -144,7 +145,7 @@ def test_retry_waits_for_the_orphaned_attempt_one_backup_per_invoker(tmp_path: P
     try:
         wait_until("the loop to apply", lambda: state.exists() and LocalCluster(state).list("CronJob", "demo"))
         trigger(state)
-        wait_until("the slow Job to run", lambda: slow_jobs() and "Running" in phases(state).values())
+        wait_until("the slow Job to run", lambda: slow_jobs(tmp_path) and "Running" in phases(state).values())
         loop.kill()
         loop.wait()
     finally:
@@ -153,14 +154,14 @@ def test_retry_waits_for_the_orphaned_attempt_one_backup_per_invoker(tmp_path: P
 
     def watch() -> None:
         nonlocal most
-        most = max(most, len(slow_jobs()))
+        most = max(most, len(slow_jobs(tmp_path)))
 
     loop = start_loop(manifests, state, tmp_path / "loop2.log")
     try:
         wait_until("the retry to succeed", lambda: "Succeeded" in phases(state).values(), timeout=40, each=watch)
         assert sorted(phases(state).values()) == ["Failed", "Succeeded"]
         assert most == 1, "two backups of one BackupConfiguration ran at once"
-        wait_until("the retry to end", lambda: marker.exists() and not slow_jobs())
+        wait_until("the retry to end", lambda: marker.exists() and not slow_jobs(tmp_path))
         assert len(marker.read_text().split()) == 1
     finally:
         stop(loop)
@@ -199,8 +200,8 @@ def test_sigterm_stops_the_loop_within_5s_and_ends_its_running_job(tmp_path: Pat
     try:
         wait_until("the loop to apply", lambda: state.exists() and LocalCluster(state).list("CronJob", "demo"))
         trigger(state)
-        wait_until("the slow Job to run", lambda: slow_jobs() and "Running" in phases(state).values())
-        [job_process] = slow_jobs()
+        wait_until("the slow Job to run", lambda: slow_jobs(tmp_path) and "Running" in phases(state).values())
+        [job_process] = slow_jobs(tmp_path)
         loop.send_signal(signal.SIGTERM)
         started = time.monotonic()
         loop.wait(timeout=10)
@@ -209,7 +210,7 @@ def test_sigterm_stops_the_loop_within_5s_and_ends_its_running_job(tmp_path: Pat
         stop(loop)
     assert loop.returncode == 0, (tmp_path / "loop.log").read_text()[-2000:]
     assert took < 5.0, f"the loop took {took:.1f}s to stop"
-    assert not slow_jobs(), "the Job's process outlived the loop"
+    assert not slow_jobs(tmp_path), "the Job's process outlived the loop"
     assert not job_process.is_running() or job_process.status() == psutil.STATUS_ZOMBIE
     [job] = [j for j in LocalCluster(state).list("Job", "demo") if j["metadata"]["name"].startswith("stash-backup-")]
     assert job["status"]["failed"] == 1

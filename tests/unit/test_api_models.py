@@ -83,6 +83,7 @@ def test_fields_stashplan_does_not_honour_are_refused_one_line_each_and_the_obje
         "kind": "BackupConfiguration",
         "metadata": {"name": "bc", "namespace": "demo"},
         "spec": {
+            "schedule": "0 * * * *",
             "repository": {"name": "r"},
             "target": {"ref": {"name": "db"}, "paths": ["/data"], "exclude": []},
             "retentionPolicy": {"name": "k", "prune": False},

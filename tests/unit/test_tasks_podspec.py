@@ -29,6 +29,7 @@ CONFIG = {
     "kind": "BackupConfiguration",
     "metadata": {"name": "pg-backup", "namespace": "demo"},
     "spec": {
+        "schedule": "0 * * * *",
         "repository": {"name": "s3-repo"},
         "target": {"ref": {"name": "sample-postgres"}},
         "retentionPolicy": {"name": "keep", "keepLast": 5, "keepDaily": 0, "keepTags": ["a", "b"], "prune": True},
