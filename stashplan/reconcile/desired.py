@@ -78,6 +78,8 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
     try:
         if denied := repository_denied_for(world, repo, ns):
             raise StashplanError(denied)
+        if not spec.get("schedule"):
+            raise StashplanError("spec.schedule is required: it is the trigger CronJob's schedule")
         resolved = tasks.resolve_task("backup", spec.get("task"), target, world.tasks)
         _check_functions(world, resolved.name)
         out.refusals += _missing_commands(world, resolved.name, settings, f"BackupConfiguration {ns}/{name}")

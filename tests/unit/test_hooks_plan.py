@@ -20,7 +20,7 @@ from stashplan.transfer.hooks import Summary, allowed, render
 def config(hooks: dict) -> dict[str, Any]:
     return {"apiVersion": "stash.appscode.com/v1beta1", "kind": "BackupConfiguration",
             "metadata": {"name": "bc", "namespace": "demo"},
-            "spec": {"repository": {"name": "r"}, "target": {"ref": {"name": "db"}},
+            "spec": {"schedule": "0 * * * *", "repository": {"name": "r"}, "target": {"ref": {"name": "db"}},
                      "retentionPolicy": {"name": "k", "keepLast": 1, "prune": True}, "hooks": hooks}}
 
 

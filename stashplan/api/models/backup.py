@@ -66,7 +66,7 @@ class BackupConfigurationSpec(StashModel):
     target: BackupTarget
     repository: RepositoryRef
     retention_policy: RetentionPolicy
-    schedule: CronSchedule  # required: it is the trigger CronJob's schedule
+    schedule: CronSchedule | None = None
     driver: SupportedDriver = Driver.RESTIC
     runtime_settings: RuntimeSettings | None = None
     temp_dir: TempDir | None = None
