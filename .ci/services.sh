@@ -52,6 +52,10 @@ if ! mariadb -h 127.0.0.1 -uroot -e 'select 1' >/dev/null 2>&1; then
     CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
     GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;" || true
 fi
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+    --logfile /tmp/redis-stashplan.log >/dev/null || true
+fi
 for i in $(seq 1 30); do
   pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null \
     && mariadb -h 127.0.0.1 -uroot -e 'select 1' >/dev/null 2>&1 \
