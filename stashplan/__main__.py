@@ -1,5 +1,5 @@
 """`python -m stashplan` runs the CLI."""
 
-from stashplan.cli import main
+from stashplan.entry import main
 
 main()

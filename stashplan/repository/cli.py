@@ -44,6 +44,7 @@ app = typer.Typer(
     help="Snapshot repository commands: init, backup --stdin, restore, snapshots, forget, prune, check, "
     "stats, unlock, migrate, repair, key.",
     no_args_is_help=True,
+    add_completion=False,  # completion belongs to the top-level `stashplan` command
 )
 app.add_typer(repair_app, name="repair")
 app.add_typer(key_app, name="key")

@@ -1,0 +1,46 @@
+"""The `stashplan` command's start-up: `repo` commands run on the repository CLI alone, the rest on the full CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from providers.storage import LocalStorage
+from stashplan.repository.repo import Repository
+
+PLANNER_MODULES = ("pydantic", "stashplan.api", "stashplan.reconcile", "stashplan.cluster", "kubernetes", "deepdiff")
+
+
+def run(*args: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "stashplan", *args], input=stdin, capture_output=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_repo_commands_work_through_the_command_and_skip_the_planner(tmp_path: Path) -> None:
+    env = {"STASHPLAN_PASSWORD": "entry-test-password"}
+    repo = f"local:{tmp_path / 'repo'}"
+    Repository.init(LocalStorage(tmp_path / "repo"), env["STASHPLAN_PASSWORD"], kdf=(2**10, 8, 1))  # cheap key
+    backup = run("-v", "repo", "backup", "--stdin", "--stdin-filename", "a.sql", "--repo", repo, env=env,
+                 stdin=b"select 1;\n" * 1000)
+    assert backup.returncode == 0, backup.stderr
+    restored = run("repo", "restore", "latest", "--repo", repo, env=env)
+    assert restored.returncode == 0 and restored.stdout == b"select 1;\n" * 1000
+    probe = ("import sys\nfrom stashplan.entry import main\n"
+             f"try:\n    main(['repo', 'snapshots', '--repo', {repo!r}])\nexcept SystemExit as e:\n    code = e.code\n"
+             f"print([m for m in sys.modules if m.startswith({PLANNER_MODULES!r})], code, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={**os.environ, **env})
+    assert "1 snapshots" in done.stdout
+    assert done.stderr.strip().endswith("[] 0"), done.stderr
+
+
+def test_help_and_errors_keep_the_full_command_name() -> None:
+    top = run("--help")
+    assert top.returncode == 0 and b"Usage: stashplan [OPTIONS] COMMAND" in top.stdout
+    sub = run("repo", "--help")
+    assert sub.returncode == 0 and b"Usage: stashplan repo [OPTIONS] COMMAND" in sub.stdout
+    assert b"--install-completion" not in sub.stdout
+    bad = run("repo", "snapshots", "--no-such-flag")
+    assert bad.returncode == 2 and b"stashplan repo snapshots" in bad.stderr
+    assert run("--version").stdout.startswith(b"stashplan ")
