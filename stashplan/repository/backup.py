@@ -8,7 +8,6 @@ The snapshot manifest is written only after every pack and index file is stored.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections import deque
@@ -22,7 +21,7 @@ import zstandard
 
 from providers.storage import Storage
 from stashplan.repository.chunking import chunk_stream
-from stashplan.repository.crypto import MasterKey
+from stashplan.repository.crypto import MasterKey, content_hasher
 from stashplan.repository.layout import BLOB_DATA, BLOB_LIST, Params
 from stashplan.repository.snapshots import Snapshot, encode, write_manifest
 from stashplan.repository.writer import PackWriter
@@ -82,7 +81,7 @@ def run_backup(
     sealer = _Sealer(key, params.zstd_level, known)
     writer = PackWriter(storage, key, params.pack_size, known)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-seal")
-    stream_hash = hashlib.sha256()
+    stream_hash = content_hasher(key.names)
     total = 0
     chunk_count = 0
     ids = bytearray()
@@ -148,7 +147,7 @@ def run_backup(
         filename=request.filename,
         total_size=total,
         added_size=writer.uploaded_bytes,
-        sha256=stream_hash.hexdigest(),
+        checksum=f"{key.names}:{stream_hash.hexdigest()}",
     )
     snapshot_id = write_manifest(storage, key, encode(snapshot, content, chunk_count))
     return Snapshot(**{**snapshot.__dict__, "id": snapshot_id, "short_id": snapshot_id[:8]})

@@ -14,7 +14,7 @@ import zstandard
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository.crypto import CorruptData, MasterKey, verify_name
+from stashplan.repository.crypto import CorruptData, MasterKey
 from stashplan.repository.index import Index, load_index
 from stashplan.repository.layout import DATA, pack_id_of, pack_name
 from stashplan.repository.packs import BlobRef, read_header
@@ -67,7 +67,7 @@ def read_pack(
         return [f"pack {pack} is missing"], 0
     errors = []
     try:
-        verify_name(data, pack, f"pack {pack}")
+        key.verify_name(data, pack, f"pack {pack}")
     except CorruptData as exc:
         errors.append(str(exc))
     try:

@@ -66,7 +66,8 @@ def _snap_json(s: Snapshot) -> dict[str, Any]:
         "filename": s.filename,
         "total_size": s.total_size,
         "added_size": s.added_size,
-        "sha256": s.sha256,
+        "checksum": s.checksum,  # "<algorithm>:<hex>" of the stream: blake3 (format 4) or sha256
+        **({"sha256": s.checksum[7:]} if s.checksum.startswith("sha256:") else {}),
     }
 
 
@@ -149,7 +150,7 @@ def backup(
     seconds = max((snap.end_time - snap.time).total_seconds(), 1e-6)
     typer.echo(
         f"snapshot {snap.short_id} saved: {human(snap.total_size)} read, {human(snap.added_size)} added, "
-        f"{human(snap.total_size / seconds)}/s, sha256 {snap.sha256}"
+        f"{human(snap.total_size / seconds)}/s, {snap.checksum.replace(':', ' ', 1)}"
     )
 
 
@@ -188,7 +189,8 @@ def restore(
             sys.stdout.buffer.flush()
         else:
             snap = _run(lambda: _restore_to_file(restore_to, Path(target)))
-    verified = "sha256 verified" if snap.sha256 else "every blob's SHA-256 verified"
+    algorithm = snap.checksum.partition(":")[0]
+    verified = f"{algorithm} verified" if algorithm else "every blob's SHA-256 verified"
     typer.echo(f"restored snapshot {snap.short_id}: {human(snap.total_size)}, {verified}", err=True)
 
 

@@ -8,12 +8,11 @@ unreadable file is skipped with a warning naming it and listed in `Index.unreada
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository.crypto import MasterKey, verify_name
+from stashplan.repository.crypto import MasterKey
 from stashplan.repository.layout import DOC_VERSION, INDEX
 from stashplan.repository.packs import BlobRef
 
@@ -104,7 +103,7 @@ def write_index(
 ) -> str:
     """Store one index file holding `refs` (and the pack lengths in `sizes`); returns its object name."""
     data = key.seal_json(encode(refs, sizes), "index")
-    name = INDEX + hashlib.sha256(data).hexdigest()
+    name = INDEX + key.object_id(data)
     storage.put(name, data)
     return name
 
@@ -113,7 +112,7 @@ def read_index_file(storage: Storage, key: MasterKey, name: str) -> dict:
     """One index file's document, checked against its name; RepositoryError (CorruptData) if damaged."""
     data = storage.get(name)
     what = f"index file {name}"
-    verify_name(data, name[len(INDEX) :], what)
+    key.verify_name(data, name[len(INDEX) :], what)
     doc = key.open_json(data, "index", what)
     try:
         for pack in doc.get("packs", []):

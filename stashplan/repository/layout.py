@@ -1,12 +1,13 @@
-"""Names of the objects in a repository (format version 2; version 1 is still read) and the chunker/pack
-parameters it fixes."""
+"""Names of the objects in a repository (format version 4; versions 1-3 are still read and written in
+their own format) and the chunker/pack parameters it fixes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-FORMAT_VERSION = 3  # 3: sealed documents carry their type as associated data; 2: keyed BLAKE3 chunk ids
-# (`ids` in config); 1: HMAC-SHA256 ids, no `ids` field. Versions 1 and 2 seal documents without a type.
+FORMAT_VERSION = 4  # 4: BLAKE3 object names and stream checksums (`names` in config); 3: sealed documents
+# carry their type as associated data; 2: keyed BLAKE3 chunk ids (`ids` in config); 1: HMAC-SHA256 ids, no
+# `ids` field. Versions 1 and 2 seal documents without a type; versions 1-3 name objects by SHA-256.
 TYPED_DOCUMENTS = 3  # the first version whose sealed documents carry their type
 DOC_VERSION = 1  # index files and snapshot manifests: unchanged since format version 1
 CONFIG = "config"
@@ -31,6 +32,7 @@ class Params:
     zstd_level: int = 1
     ids_per_list_blob: int = 16384
     ids: str = "blake3-keyed"  # chunk id algorithm; repositories of format version 1 use "hmac-sha256"
+    names: str = "blake3"  # object name and stream checksum hash; format versions 1-3 use "sha256"
 
     def to_json(self) -> dict:
         return {
@@ -44,6 +46,7 @@ class Params:
             "compression": {"algorithm": "zstd", "level": self.zstd_level},
             "ids_per_list_blob": self.ids_per_list_blob,
             "ids": {"algorithm": self.ids},
+            **({"names": {"algorithm": self.names}} if self.names != "sha256" else {}),
         }
 
     @classmethod
@@ -57,6 +60,7 @@ class Params:
             zstd_level=int((doc.get("compression") or {}).get("level", cls.zstd_level)),
             ids_per_list_blob=int(doc.get("ids_per_list_blob", cls.ids_per_list_blob)),
             ids=str((doc.get("ids") or {}).get("algorithm", "hmac-sha256")),
+            names=str((doc.get("names") or {}).get("algorithm", "sha256")),
         )
 
 

@@ -2,12 +2,12 @@
 
     pack   = blob_1 || ... || blob_n || sealed(header) || uint32_le(len(sealed(header)))
     header = n x (type u8 || id 32 bytes || sealed length u32 || plaintext length u32)
-A pack's id is the SHA-256 (hex) of its bytes; its object name is `data/<id[:2]>/<id>`.
+A pack's id is the hash (hex) of its bytes with the repository's name algorithm (BLAKE3; SHA-256 before
+format version 4); its object name is `data/<id[:2]>/<id>`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 
@@ -79,7 +79,7 @@ class PackBuilder:
         self._write(TRAILER.pack(len(sealed_header)))
         assert self._buf is not None
         data = memoryview(self._buf)[: self.size]
-        pack_id = hashlib.sha256(data).hexdigest()
+        pack_id = self._key.object_id(data)
         refs, offset = [], 0
         for t, i, n, r in self._entries:
             refs.append(BlobRef(i, t, pack_id, offset, n, r))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository.crypto import CorruptData, MasterKey, verify_name
+from stashplan.repository.crypto import CorruptData, MasterKey
 from stashplan.repository.index import Index, load_index, write_index
 from stashplan.repository.layout import DATA, Params, pack_id_of, pack_name
 from stashplan.repository.packs import BlobRef
@@ -115,7 +115,7 @@ def run_prune(
         for pack, live in repack.items():
             data = storage.get(pack_name(pack))
             try:
-                verify_name(data, pack, f"pack {pack}")
+                key.verify_name(data, pack, f"pack {pack}")
             except CorruptData as exc:
                 raise RepositoryError(
                     f"prune: {exc}; nothing deleted (`stashplan repo repair packs` salvages it)"

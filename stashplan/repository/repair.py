@@ -13,7 +13,7 @@ import zstandard
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository.crypto import CorruptData, MasterKey, verify_name
+from stashplan.repository.crypto import CorruptData, MasterKey
 from stashplan.repository.index import Index, load_index, write_index
 from stashplan.repository.layout import DATA, INDEX, SNAPSHOTS, Params, pack_id_of, pack_name
 from stashplan.repository.packs import ENTRY, TRAILER, BlobRef, read_header
@@ -130,7 +130,7 @@ def damaged_packs(storage: Storage, key: MasterKey, index: Index, stored: dict[s
         if pack in out:
             continue
         try:
-            verify_name(storage.get(pack_name(pack)), pack, f"pack {pack}")
+            key.verify_name(storage.get(pack_name(pack)), pack, f"pack {pack}")
         except CorruptData:
             out.append(pack)
         except ObjectNotFound:

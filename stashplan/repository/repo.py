@@ -49,12 +49,17 @@ class RepoStats:
     blob_count: int
 
 
+def _algorithms(key: MasterKey, config: dict) -> MasterKey:
+    params = Params.from_json(config)
+    return key.with_algorithms(params.ids, params.names)
+
+
 def _open_config(key: MasterKey, data: bytes) -> tuple[dict, MasterKey] | None:
     """The config opened by `key` (and the key, marked legacy for a repository of a format before typed
-    documents, and set to the repository's chunk id algorithm), or None."""
+    documents, and set to the repository's chunk id and object name algorithms), or None."""
     try:
         config = key.open_json(data, "config", "repository config")
-        return config, key.with_ids(Params.from_json(config).ids)
+        return config, _algorithms(key, config)
     except CorruptData:
         pass
     legacy = replace(key, legacy=True)
@@ -64,7 +69,7 @@ def _open_config(key: MasterKey, data: bytes) -> tuple[dict, MasterKey] | None:
         return None
     if int(config.get("version", 0)) >= TYPED_DOCUMENTS:
         return None
-    return config, legacy.with_ids(Params.from_json(config).ids)
+    return config, _algorithms(legacy, config)
 
 
 class Repository:
@@ -132,7 +137,7 @@ class Repository:
             except ObjectNotFound:
                 pass
             return None
-        repo = cls(storage, key.with_ids(params.ids), params, repo_id)
+        repo = cls(storage, key.with_algorithms(params.ids, params.names), params, repo_id)
         repo.key_name = key_name
         keys.remove_strays(storage, repo_id, repo.warn)
         return repo

@@ -5,7 +5,6 @@ Every failure names what is missing or corrupt: the chunk, its pack and the snap
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ import zstandard
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository.crypto import CorruptData, MasterKey
+from stashplan.repository.crypto import CorruptData, MasterKey, content_hasher
 from stashplan.repository.index import Index
 from stashplan.repository.layout import pack_name
 from stashplan.repository.packs import BlobRef
@@ -132,7 +131,8 @@ def run_restore(
     """Write the snapshot's stream to `out`, verifying its size and SHA-256; RepositoryError otherwise."""
     snap = manifest.snapshot
     reader = BlobReader(storage, key, index, f"snapshot {snap.short_id}")
-    digest = hashlib.sha256()
+    algorithm, _, recorded = snap.checksum.partition(":")
+    digest = content_hasher(algorithm)
     written = 0
     window: deque[Future[list[bytes]]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-restore")
@@ -161,7 +161,7 @@ def run_restore(
         raise RepositoryError(
             f"snapshot {snap.short_id}: restored {written} bytes, the snapshot records {snap.total_size}"
         )
-    if digest.hexdigest() != snap.sha256:
+    if digest.hexdigest() != recorded:
         raise RepositoryError(
-            f"snapshot {snap.short_id}: SHA-256 mismatch: restored {digest.hexdigest()}, recorded {snap.sha256}"
+            f"snapshot {snap.short_id}: {algorithm} checksum mismatch: restored {digest.hexdigest()}, recorded {recorded}"
         )

@@ -7,14 +7,13 @@ checked on every read; a manifest that cannot be read is skipped with a warning 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository.crypto import MasterKey, verify_name
+from stashplan.repository.crypto import NAME_ALGORITHMS, MasterKey
 from stashplan.repository.layout import DOC_VERSION, SNAPSHOTS
 
 
@@ -30,7 +29,7 @@ class Snapshot:
     filename: str
     total_size: int  # plaintext bytes of the stream
     added_size: int  # bytes uploaded by this backup, after dedup and compression
-    sha256: str  # of the whole plaintext stream
+    checksum: str  # "<algorithm>:<hex>" of the whole plaintext stream (blake3; sha256 before format 4)
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,18 @@ def _parse_ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _checksum_field(checksum: str) -> dict[str, str]:
+    algorithm, _, digest = checksum.partition(":")
+    return {algorithm: digest}
+
+
+def _checksum(doc: dict) -> str:
+    for algorithm in NAME_ALGORITHMS:
+        if algorithm in doc:
+            return f"{algorithm}:{doc[algorithm]}"
+    raise KeyError("sha256")
+
+
 def encode(snapshot: Snapshot, content: Sequence[bytes], chunk_count: int) -> dict:
     return {
         "version": DOC_VERSION,
@@ -59,7 +70,7 @@ def encode(snapshot: Snapshot, content: Sequence[bytes], chunk_count: int) -> di
         "filename": snapshot.filename,
         "total_size": snapshot.total_size,
         "added_size": snapshot.added_size,
-        "sha256": snapshot.sha256,
+        **_checksum_field(snapshot.checksum),
         "chunk_count": chunk_count,
         "content": [c.hex() for c in content],
     }
@@ -78,7 +89,7 @@ def decode(snapshot_id: str, doc: dict) -> Manifest:
             filename=str(doc.get("filename", "")),
             total_size=int(doc["total_size"]),
             added_size=int(doc.get("added_size", 0)),
-            sha256=str(doc["sha256"]),
+            checksum=_checksum(doc),
         )
         return Manifest(snap, tuple(bytes.fromhex(c) for c in doc["content"]), int(doc["chunk_count"]))
     except (KeyError, ValueError, TypeError) as exc:
@@ -88,7 +99,7 @@ def decode(snapshot_id: str, doc: dict) -> Manifest:
 def write_manifest(storage: Storage, key: MasterKey, doc: dict) -> str:
     """Store a manifest document; returns the snapshot id."""
     data = key.seal_json(doc, "snapshot")
-    snapshot_id = hashlib.sha256(data).hexdigest()
+    snapshot_id = key.object_id(data)
     storage.put(SNAPSHOTS + snapshot_id, data)
     return snapshot_id
 
@@ -97,7 +108,7 @@ def load_manifest(storage: Storage, key: MasterKey, snapshot_id: str) -> Manifes
     """One manifest, checked against its name; RepositoryError naming the snapshot if it is damaged."""
     data = storage.get(SNAPSHOTS + snapshot_id)
     what = f"snapshot {snapshot_id[:8]} ({SNAPSHOTS}{snapshot_id})"
-    verify_name(data, snapshot_id, what)
+    key.verify_name(data, snapshot_id, what)
     return decode(snapshot_id, key.open_json(data, "snapshot", what))
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import random
 import sys
 from pathlib import Path
 from typing import BinaryIO, cast
 
+import blake3
 import pytest
 
 from providers.storage import Storage, open_storage
@@ -51,7 +51,7 @@ def test_backup_then_restore_returns_the_stream_byte_for_byte(repo: Repository, 
     data = dump(size)
     snap = repo.backup(io.BytesIO(data), hostname="db-0", tags=["nightly"], filename="dump.sql")
     assert snap.total_size == size
-    assert snap.sha256 == hashlib.sha256(data).hexdigest()
+    assert snap.checksum == "blake3:" + blake3.blake3(data).hexdigest()
     assert (snap.hostname, snap.tags, snap.filename) == ("db-0", ("nightly",), "dump.sql")
     assert restore_bytes(repo, snap.short_id) == data
     assert repo.check(read_data=True).ok
@@ -214,7 +214,7 @@ def test_backup_from_a_real_pipe_with_short_reads_round_trips(repo: Repository) 
     assert proc.wait() == 0
     expected = random.Random(3)
     data = b"".join(expected.randbytes(70001) for _ in range(60))
-    assert snap.total_size == len(data) and snap.sha256 == hashlib.sha256(data).hexdigest()
+    assert snap.total_size == len(data) and snap.checksum == "blake3:" + blake3.blake3(data).hexdigest()
     assert restore_bytes(repo, snap.id) == data
 
 

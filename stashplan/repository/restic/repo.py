@@ -116,7 +116,7 @@ class ResticRepository:
         return nodes[0] if len(nodes) == 1 and nodes[0].type == "file" else None
 
     def as_snapshot(self, snap: ResticSnapshot) -> Snapshot:
-        """A restic snapshot as stashplan's Snapshot value (no stream SHA-256: restic verifies per blob)."""
+        """A restic snapshot as stashplan's Snapshot value (no stream checksum: restic verifies per blob)."""
         loader = self.loader(f"snapshot {snap.short_id}")
         single = self.single_file(snap)
         size = snap.total_bytes if snap.total_bytes is not None else self._tree_size(loader, snap.tree)[0]
@@ -131,7 +131,7 @@ class ResticRepository:
             filename=single.name if single else "",
             total_size=size,
             added_size=snap.data_added,
-            sha256="",
+            checksum="",
         )
 
     def snapshots(self, *, hostname: str | None = None, tags: Sequence[str] = ()) -> list[Snapshot]:
