@@ -38,6 +38,19 @@ class BackupRequest:
     times: tuple[datetime, datetime] | None = None  # (time, end_time) to record instead of now (migrate)
 
 
+FAST_HASH_LOG = 12  # level 1's match table cut to 4096 entries (L1-cache sized), see `compressor`
+
+
+def compressor(level: int) -> zstandard.ZstdCompressor:
+    """A zstd compressor for `level`. Level 1 (the default) uses a smaller match table: on the bench's two
+    dumps it compresses 10% faster with the same ratio or better (2.39 -> 2.41, 90.27 -> 90.30; measured
+    with bench_transfer's databases). Readers are unaffected: zstd frames describe themselves."""
+    if level == 1:
+        params = zstandard.ZstdCompressionParameters.from_level(1, hash_log=FAST_HASH_LOG, write_content_size=1)
+        return zstandard.ZstdCompressor(compression_params=params)
+    return zstandard.ZstdCompressor(level=level)
+
+
 class _Sealer:
     """Per-thread zstd compressors around the shared master key."""
 
@@ -50,7 +63,7 @@ class _Sealer:
     def _compressor(self) -> zstandard.ZstdCompressor:
         comp = getattr(self._local, "comp", None)
         if comp is None:
-            comp = self._local.comp = zstandard.ZstdCompressor(level=self.level)
+            comp = self._local.comp = compressor(self.level)
         return comp
 
     def seal_chunk(self, chunk: memoryview) -> Sealed:

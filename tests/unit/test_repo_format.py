@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import random
 
 import pytest
@@ -11,7 +13,7 @@ from providers.storage import MemoryStorage, RetryingStorage
 from stashplan.errors import TransientError
 from stashplan.repository import chunking
 from stashplan.repository.chunking import chunk_stream, cut_points
-from stashplan.repository.crypto import CorruptData, MasterKey, WrongPassword, unwrap_key, wrap_key
+from stashplan.repository.crypto import CorruptData, MasterKey, WrongPassword, scrypt, unwrap_key, wrap_key
 from stashplan.repository.layout import Params
 from stashplan.repository.packs import PackBuilder, read_header
 
@@ -107,6 +109,14 @@ def test_sealed_data_opens_with_the_same_key_and_aad_only() -> None:
         key.open(bytes(tampered), b"aad")
     with pytest.raises(CorruptData):
         MasterKey.generate().open(sealed, b"aad")
+
+
+@pytest.mark.parametrize(("n", "r", "p", "dklen"), [(16, 1, 1, 32), (2**10, 8, 3, 64), (2**12, 4, 7, 32), (2**14, 8, 2, 64)])
+def test_parallel_scrypt_derives_exactly_the_standard_scrypt_bytes(n: int, r: int, p: int, dklen: int) -> None:
+    # Key files written by any scrypt (restic's included) must open, and ours must open anywhere.
+    salt = os.urandom(32)
+    expected = hashlib.scrypt(b"pass word", salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=1 << 30)
+    assert scrypt(b"pass word", salt, n, r, p, dklen) == expected
 
 
 def test_wrapped_master_key_needs_the_password_and_never_shows_it() -> None:

@@ -8,7 +8,6 @@ Pure (no storage I/O); key material never appears in repr or messages.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
 from stashplan.errors import RepositoryError
+from stashplan.repository.crypto import scrypt
 
 IV_SIZE = 16
 MAC_SIZE = 16
@@ -100,9 +100,7 @@ def open_key_file(doc: dict, password: str, name: str = "key file") -> ResticKey
         raise ResticCorrupt(f"{name} is malformed: {exc}") from None
     if not (1 < n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 0 < r <= 64 and 0 < p <= 64):
         raise ResticCorrupt(f"{name}: scrypt parameters out of range (N={n}, r={r}, p={p})")
-    derived = hashlib.scrypt(
-        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=128 * r * (n + p + 2) + (16 << 20), dklen=64
-    )
+    derived = scrypt(password.encode(), salt, n, r, p, 64)
     user_key = ResticKey.from_bytes(derived)
     try:
         plain = user_key.open(sealed, what=name)
