@@ -174,6 +174,9 @@ def _race_put_if_absent(storage: Storage, name: str, writers: int) -> list[bytes
 NOT_ATOMIC = {
     "swift": "Swift checks If-None-Match: * when a PUT starts; concurrent PUTs of one name can all pass",
     "rest": "rest-server checks for an existing file before writing its temp file, then renames over it",
+    # Amazon S3 itself creates conditionally and atomically; the moto server the tests run checks the header
+    # and then writes, so under load several racers win there (seen in the full suite): not testable here.
+    "s3": "the moto test server checks If-None-Match: * before writing, not atomically (real S3 is atomic)",
 }
 
 
