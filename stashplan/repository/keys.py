@@ -35,7 +35,7 @@ from stashplan.repository.layout import KEYS
 
 # restic calibrates scrypt to 0.5 s of its (Go) scrypt. pycryptodome's, which we call (`crypto.scrypt`), does
 # a lane in about 0.05 s of CPU here, faster than restic's, so 0.5 s of CPU, rounded up, keeps our keys' work at
-# or above what restic chooses; the lanes run on two threads, so opening waits about half of that.
+# or above what restic chooses.
 CALIBRATION_TARGET = 0.5  # seconds of CPU per derivation
 MAX_P = 64
 Warn = Callable[[str], None]
