@@ -14,7 +14,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, TypeVar
+from typing import Annotated, Any, BinaryIO
 
 import typer
 
@@ -26,11 +26,9 @@ from stashplan.repository.cli_options import (
     ManifestOpt,
     PasswordFileOpt,
     RepoNameOpt,
-    RepoOpt,
-    RetryLockOpt,
+    RepositoryArgs,
     fail,
-    opened,
-    os_error,
+    repository_command,
     run,
 )
 from stashplan.repository.locating import locate
@@ -48,10 +46,6 @@ app = typer.Typer(
 )
 app.add_typer(repair_app, name="repair")
 app.add_typer(key_app, name="key")
-T = TypeVar("T")
-_opened = opened
-_run = run
-_fail = fail
 
 
 def _snap_json(s: Snapshot) -> dict[str, Any]:
@@ -91,25 +85,18 @@ def _table(snaps: list[Snapshot]) -> str:
 
 
 @app.command()
-def init(
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
-) -> None:
+@repository_command()
+def init(repository: RepositoryArgs) -> None:
     """Create a new, empty repository."""
-    try:
-        storage, password = locate(repo, password_file, filename, repository_name)
-        created = Repository.init(storage, password)
-    except StashplanError as exc:
-        raise _fail(str(exc)) from None
-    except OSError as exc:
-        raise _fail(os_error(exc)) from None
+    storage, password = repository.locate()
+    created = run(lambda: Repository.init(storage, password))
     typer.echo(f"created repository {created.id[:8]} at {storage.location}")
 
 
 @app.command()
+@repository_command()
 def backup(
+    repository: RepositoryArgs,
     stdin: Annotated[
         bool, typer.Option("--stdin", help="Read the data to back up from standard input")
     ] = False,
@@ -122,19 +109,12 @@ def backup(
         str, typer.Option("--source", help="Description of where the stream came from")
     ] = "stdin",
     json_out: JsonOpt = False,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
 ) -> None:
     """Back up standard input into a new snapshot (the manifest is written last)."""
     if not stdin:
-        raise _fail("only --stdin backups are supported: pipe the data in and pass --stdin")
-    with (
-        _opened(repo, password_file, filename, repository_name) as opened,
-        progress_reporter("backup") as progress,
-    ):
-        snap = _run(
+        raise fail("only --stdin backups are supported: pipe the data in and pass --stdin")
+    with repository.open() as opened, progress_reporter("backup") as progress:
+        snap = run(
             lambda: opened.backup(
                 sys.stdin.buffer,
                 hostname=host or socket.gethostname(),
@@ -155,7 +135,9 @@ def backup(
 
 
 @app.command()
+@repository_command()
 def restore(
+    repository: RepositoryArgs,
     snapshot: Annotated[str, typer.Argument(help="Snapshot id, unique id prefix, or latest")] = "latest",
     target: Annotated[str, typer.Option("--target", help="File to write, or - for standard output")] = "-",
     host: Annotated[
@@ -165,18 +147,14 @@ def restore(
         str | None,
         typer.Option("--path", help="restic repositories: the file inside the snapshot (default: its only file)"),
     ] = None,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
 ) -> None:
     """Stream a snapshot out, verifying its SHA-256; fails naming any missing or corrupt pack or chunk.
 
     A `--target` file is written 0600 beside its final name and renamed only when the SHA-256 matched,
     so a failed restore leaves nothing behind."""
-    with _opened(repo, password_file, filename, repository_name) as opened_repo:
+    with repository.open() as opened_repo:
         if path is not None and not isinstance(opened_repo, ResticRepository):
-            raise _fail("--path applies to restic repositories; a stashplan snapshot is one stream")
+            raise fail("--path applies to restic repositories; a stashplan snapshot is one stream")
 
         def restore_to(out: BinaryIO) -> Snapshot:
             with progress_reporter("restore") as progress:
@@ -185,10 +163,10 @@ def restore(
                 return opened_repo.restore(snapshot, out, hostname=host, progress=progress)
 
         if target == "-":
-            snap = _run(lambda: restore_to(sys.stdout.buffer))
+            snap = run(lambda: restore_to(sys.stdout.buffer))
             sys.stdout.buffer.flush()
         else:
-            snap = _run(lambda: _restore_to_file(restore_to, Path(target)))
+            snap = run(lambda: _restore_to_file(restore_to, Path(target)))
     algorithm = snap.checksum.partition(":")[0]
     verified = f"{algorithm} verified" if algorithm else "every blob's SHA-256 verified"
     typer.echo(f"restored snapshot {snap.short_id}: {human(snap.total_size)}, {verified}", err=True)
@@ -211,18 +189,15 @@ def _restore_to_file(restore_to: Callable[[BinaryIO], Snapshot], target: Path) -
 
 
 @app.command()
+@repository_command()
 def snapshots(
+    repository: RepositoryArgs,
     host: Annotated[str | None, typer.Option("--host")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag")] = None,
     json_out: JsonOpt = False,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
 ) -> None:
     """List snapshots, oldest first, optionally only of a host or with all given tags."""
-    with _opened(repo, password_file, filename, repository_name) as opened:
-        snaps = _run(lambda: opened.snapshots(hostname=host, tags=tag or ()))
+    snaps = repository.call(lambda r: r.snapshots(hostname=host, tags=tag or ()))
     if json_out:
         typer.echo(json.dumps([_snap_json(s) for s in snaps]))
     else:
@@ -231,7 +206,9 @@ def snapshots(
 
 
 @app.command()
+@repository_command(lock=True)
 def forget(
+    repository: RepositoryArgs,
     keep_last: Annotated[int, typer.Option("--keep-last")] = 0,
     keep_hourly: Annotated[int, typer.Option("--keep-hourly")] = 0,
     keep_daily: Annotated[int, typer.Option("--keep-daily")] = 0,
@@ -244,18 +221,12 @@ def forget(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be removed")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Prune after removing snapshots")] = False,
     json_out: JsonOpt = False,
-    retry_lock: RetryLockOpt = 0.0,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
 ) -> None:
     """Remove snapshots by restic's retention rules, per host and file name."""
     policy = RetentionPolicy(
         keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, tuple(keep_tag or ())
     )
-    with _opened(repo, password_file, filename, repository_name, lock_wait=retry_lock) as opened:
-        result = _run(lambda: opened.forget(policy, dry_run=dry_run, prune=prune))
+    result = repository.call(lambda r: r.forget(policy, dry_run=dry_run, prune=prune))
     if json_out:
         typer.echo(
             json.dumps(
@@ -279,16 +250,10 @@ def forget(
 
 
 @app.command(name="prune")
-def prune_cmd(
-    retry_lock: RetryLockOpt = 0.0,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
-) -> None:
+@repository_command(lock=True)
+def prune_cmd(repository: RepositoryArgs) -> None:
     """Delete data no snapshot references (takes the exclusive lock)."""
-    with _opened(repo, password_file, filename, repository_name, lock_wait=retry_lock) as opened:
-        result = _run(opened.prune)
+    result = repository.call(lambda r: r.prune())
     typer.echo(
         f"pruned: {result.packs_deleted} packs deleted, {result.packs_repacked} repacked, "
         f"{result.blobs_removed} blobs removed, {human(result.bytes_freed)} freed"
@@ -301,7 +266,9 @@ def prune_cmd(
 
 
 @app.command()
+@repository_command()
 def check(
+    repository: RepositoryArgs,
     read_data: Annotated[bool, typer.Option("--read-data", help="Also read and verify every pack")] = False,
     read_data_subset: Annotated[
         str | None,
@@ -310,24 +277,20 @@ def check(
             help="Read and verify a share of the packs: n/m (group n of m, by pack id) or p% (random)",
         ),
     ] = None,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
 ) -> None:
     """Check the repository's structure (and with --read-data every pack); exit 1 on any error."""
     if read_data and read_data_subset:
-        raise _fail("--read-data and --read-data-subset exclude each other")
-    with _opened(repo, password_file, filename, repository_name) as opened:
+        raise fail("--read-data and --read-data-subset exclude each other")
+    with repository.open() as opened:
         try:
             if isinstance(opened, Repository):
-                result = _run(lambda: opened.check(read_data=read_data, subset=read_data_subset))
+                result = run(lambda: opened.check(read_data=read_data, subset=read_data_subset))
             elif read_data_subset:
-                raise _fail("--read-data-subset applies to stashplan repositories")
+                raise fail("--read-data-subset applies to stashplan repositories")
             else:
-                result = _run(lambda: opened.check(read_data=read_data))
+                result = run(lambda: opened.check(read_data=read_data))
         except ValueError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     for error in result.errors:
@@ -343,16 +306,10 @@ def check(
 
 
 @app.command()
-def stats(
-    json_out: JsonOpt = False,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
-) -> None:
+@repository_command()
+def stats(repository: RepositoryArgs, json_out: JsonOpt = False) -> None:
     """Stored size, snapshot count, raw size and dedup ratio."""
-    with _opened(repo, password_file, filename, repository_name) as opened:
-        s = _run(opened.stats)
+    s = repository.call(lambda r: r.stats())
     if json_out:
         typer.echo(json.dumps(s.__dict__))
         return
@@ -417,23 +374,20 @@ def migrate(
                     ),
                 )
     except StashplanError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(f"copied {len(result.copied)} snapshots, {len(result.skipped)} already copied before")
 
 
 @app.command()
+@repository_command()
 def unlock(
+    repository: RepositoryArgs,
     remove_all: Annotated[
         bool, typer.Option("--remove-all", help="Remove every lock, not only stale ones")
     ] = False,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
 ) -> None:
     """Remove stale locks (of dead processes, or not refreshed for 30 minutes)."""
-    with _opened(repo, password_file, filename, repository_name) as opened:
-        removed = _run(lambda: opened.unlock(remove_all=remove_all))
+    removed = repository.call(lambda r: r.unlock(remove_all=remove_all))
     typer.echo(f"removed {len(removed)} locks" + "".join(f"\n  {n}" for n in removed))
 
 

@@ -9,17 +9,7 @@ from typing import Annotated
 
 import typer
 
-from stashplan.repository.cli_options import (
-    JsonOpt,
-    ManifestOpt,
-    PasswordFileOpt,
-    RepoNameOpt,
-    RepoOpt,
-    RetryLockOpt,
-    fail,
-    opened_native,
-    run,
-)
+from stashplan.repository.cli_options import JsonOpt, RepositoryArgs, fail, repository_command
 from stashplan.repository.locating import password_from
 from stashplan.repository.repair import RepairResult
 
@@ -45,44 +35,30 @@ def _report(result: RepairResult) -> None:
 
 
 @repair_app.command("index")
-def repair_index(
-    retry_lock: RetryLockOpt = 0.0,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
-) -> None:
+@repository_command(lock=True)
+def repair_index(repository: RepositoryArgs) -> None:
     """Rebuild the index from the packs' own headers (replaces every index file)."""
-    with opened_native(repo, password_file, filename, repository_name, lock_wait=retry_lock) as r:
-        _report(run(r.repair_index))
+    _report(repository.call_native(lambda r: r.repair_index()))
 
 
 @repair_app.command("packs")
+@repository_command(lock=True)
 def repair_packs(
+    repository: RepositoryArgs,
     packs: Annotated[list[str] | None, typer.Argument(help="Pack ids (default: every damaged pack)")] = None,
-    retry_lock: RetryLockOpt = 0.0,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
 ) -> None:
     """Salvage the readable blobs of damaged packs; the rest leave the index, so the next backup stores them."""
-    with opened_native(repo, password_file, filename, repository_name, lock_wait=retry_lock) as r:
-        _report(run(lambda: r.repair_packs(packs or None)))
+    _report(repository.call_native(lambda r: r.repair_packs(packs or None)))
 
 
 @repair_app.command("snapshots")
+@repository_command(lock=True)
 def repair_snapshots(
+    repository: RepositoryArgs,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be removed")] = False,
-    retry_lock: RetryLockOpt = 0.0,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
 ) -> None:
     """Remove snapshots that cannot be read or whose data is gone (after `repair packs`)."""
-    with opened_native(repo, password_file, filename, repository_name, lock_wait=retry_lock) as r:
-        result = run(lambda: r.repair_snapshots(dry_run=dry_run))
+    result = repository.call_native(lambda r: r.repair_snapshots(dry_run=dry_run))
     _report(result)
     if not result.changed:
         typer.echo("every snapshot is complete")
@@ -98,17 +74,10 @@ def _new_password(path: Path | None) -> str:
 
 
 @key_app.command("list")
-def key_list(
-    json_out: JsonOpt = False,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
-) -> None:
+@repository_command()
+def key_list(repository: RepositoryArgs, json_out: JsonOpt = False) -> None:
     """List the key files (one per password); `*` marks the one this password opened."""
-    with opened_native(repo, password_file, filename, repository_name) as r:
-        infos = run(r.list_keys)
-        current = r.key_name
+    infos, current = repository.call_native(lambda r: (r.list_keys(), r.key_name))
     if json_out:
         typer.echo(json.dumps([{**i.__dict__, "current": i.name == current} for i in infos]))
         return
@@ -118,45 +87,29 @@ def key_list(
 
 
 @key_app.command("add")
-def key_add(
-    new_password_file: NewPasswordOpt = None,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
-) -> None:
+@repository_command()
+def key_add(repository: RepositoryArgs, new_password_file: NewPasswordOpt = None) -> None:
     """Add a password (a new key file for the same master key; no data is rewritten)."""
     new = _new_password(new_password_file)
-    with opened_native(repo, password_file, filename, repository_name) as r:
-        name = run(lambda: r.add_key(new))
+    name = repository.call_native(lambda r: r.add_key(new))
     typer.echo(f"added key {name.rsplit('/', 1)[1][:8]}")
 
 
 @key_app.command("remove")
+@repository_command()
 def key_remove(
+    repository: RepositoryArgs,
     key_id: Annotated[str, typer.Argument(help="Key id or unique prefix (see `key list`)")],
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
 ) -> None:
     """Remove a key file; the key this password opened cannot be removed (use `key passwd`)."""
-    with opened_native(repo, password_file, filename, repository_name) as r:
-        name = run(lambda: r.remove_key(key_id))
+    name = repository.call_native(lambda r: r.remove_key(key_id))
     typer.echo(f"removed key {name.rsplit('/', 1)[1][:8]}")
 
 
 @key_app.command("passwd")
-def key_passwd(
-    new_password_file: NewPasswordOpt = None,
-    repo: RepoOpt = None,
-    password_file: PasswordFileOpt = None,
-    filename: ManifestOpt = None,
-    repository_name: RepoNameOpt = None,
-) -> None:
+@repository_command()
+def key_passwd(repository: RepositoryArgs, new_password_file: NewPasswordOpt = None) -> None:
     """Change this password: add a key for the new one, then remove the old key (the master key stays)."""
     new = _new_password(new_password_file)
-    with opened_native(repo, password_file, filename, repository_name) as r:
-        name = run(lambda: r.change_password(new))
+    name = repository.call_native(lambda r: r.change_password(new))
     typer.echo(f"password changed: key {name.rsplit('/', 1)[1][:8]} replaces the old one")
-
