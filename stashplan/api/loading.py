@@ -73,6 +73,9 @@ class _UniqueKeyLoader(_SafeLoader):
     not become "10.1" (nor `value: 1:30` become 90)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+        if len(set(keys)) == len(keys):  # the common case: no key twice (merge keys included)
+            return super().construct_mapping(node, deep=deep)
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
@@ -103,6 +106,13 @@ class _UniqueKeyLoader(_SafeLoader):
 
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _UniqueKeyLoader.construct_yaml_float)
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
+
+
+class _AnchorlessLoader(_UniqueKeyLoader):
+    """For text without any '&': no anchors, so no aliases (an alias needs one), and nothing to expand."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        return super(_UniqueKeyLoader, self).construct_document(node)
 
 
 def manifest_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
@@ -137,7 +147,8 @@ def _documents(path: Path) -> Iterator[tuple[int, Any]]:
             raise ValueError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
         return
     try:
-        yield from enumerate(yaml.load_all(text, Loader=_UniqueKeyLoader), start=1)
+        loader = _UniqueKeyLoader if "&" in text else _AnchorlessLoader
+        yield from enumerate(yaml.load_all(text, Loader=loader), start=1)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -265,6 +276,40 @@ def _default_namespace(obj: dict) -> dict:
     return {**obj, "metadata": meta}
 
 
+class _Validation:
+    """Objects validated one at a time (each raw dict can be dropped as soon as it is checked); problems,
+    refusals and duplicates accumulate across calls in the order the objects came."""
+
+    def __init__(self, refusals: list[str] | None) -> None:
+        self.problems: list[str] = []
+        self.refused = self.problems if refusals is None else refusals
+        self.out: list[dict] = []
+        self.seen: dict[tuple[str, str, str], str] = {}
+
+    def add(self, label: str, raw: dict) -> None:
+        if not isinstance(raw, dict):
+            self.problems.append(f"{label}: expected an object with apiVersion and kind, found {type(raw).__name__}")
+            return
+        kind, name = _ident(raw)
+        if (why := _refused_kind(raw)) is not None:
+            self.refused.append(f"{label}: {kind}/{name}: kind: {why}")
+            return
+        valid, found = _validate_one(raw)
+        self.problems.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in found)
+        if valid is None:
+            return
+        if fields := field_refusals(valid):
+            self.refused.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in fields)
+            return
+        valid = _default_namespace(valid)
+        key = (kind, valid["metadata"].get("namespace", ""), name)
+        if key in self.seen:
+            self.problems.append(f"{label}: {kind}/{name}: metadata.name: duplicate; already defined in {self.seen[key]}")
+            return
+        self.seen[key] = label
+        self.out.append(valid)
+
+
 def validate_objects(objs: Sequence[tuple[str, dict]], refusals: list[str] | None = None) -> list[dict]:
     """Validate (source label, raw dict) pairs; returns Kubernetes-shaped dicts with defaults filled in.
 
@@ -272,49 +317,27 @@ def validate_objects(objs: Sequence[tuple[str, dict]], refusals: list[str] | Non
     including duplicates (same kind, namespace and name twice). Objects of kinds stashplan does not run, or
     with a refused field set (`stashplan.api.fields`), are left out with one such line each: into `refusals`
     when a list is given (the rest still plans), else among the problems."""
-    problems: list[str] = []
-    refused = problems if refusals is None else refusals
-    out: list[dict] = []
-    seen: dict[tuple[str, str, str], str] = {}
+    validation = _Validation(refusals)
     for label, raw in objs:
-        if not isinstance(raw, dict):
-            problems.append(f"{label}: expected an object with apiVersion and kind, found {type(raw).__name__}")
-            continue
-        kind, name = _ident(raw)
-        if (why := _refused_kind(raw)) is not None:
-            refused.append(f"{label}: {kind}/{name}: kind: {why}")
-            continue
-        valid, found = _validate_one(raw)
-        problems.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in found)
-        if valid is None:
-            continue
-        if fields := field_refusals(valid):
-            refused.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in fields)
-            continue
-        valid = _default_namespace(valid)
-        key = (kind, valid["metadata"].get("namespace", ""), name)
-        if key in seen:
-            problems.append(f"{label}: {kind}/{name}: metadata.name: duplicate; already defined in {seen[key]}")
-            continue
-        seen[key] = label
-        out.append(valid)
-    if problems:
-        raise ManifestError(problems)
-    return out
+        validation.add(label, raw)
+    if validation.problems:
+        raise ManifestError(validation.problems)
+    return validation.out
 
 
 def load_paths(paths: Sequence[str | Path], refusals: list[str] | None = None) -> list[dict]:
     """Load and validate manifests from files and directories (*.yaml, *.yml, *.json; multi-document).
 
     Directories are walked recursively in sorted order; empty documents are ignored. Every problem in
-    every file is reported together as one ManifestError; refusals as `validate_objects` says."""
+    every file is reported together as one ManifestError; refusals as `validate_objects` says. Each file is
+    validated as soon as it is parsed, so only the validated objects stay in memory."""
     files, problems = manifest_files(paths)
-    objs, read_problems = read_objects(files)
-    problems.extend(read_problems)
-    try:
-        valid = validate_objects(objs, refusals)
-    except ManifestError as exc:
-        raise ManifestError([*problems, *exc.problems]) from None
-    if problems:
-        raise ManifestError(problems)
-    return valid
+    validation = _Validation(refusals)
+    for path in files:
+        objs, read_problems = read_objects([path])
+        problems.extend(read_problems)
+        for label, raw in objs:
+            validation.add(label, raw)
+    if problems or validation.problems:
+        raise ManifestError([*problems, *validation.problems])
+    return validation.out

@@ -66,17 +66,19 @@ def _closing_brace(text: str, start: int) -> int:
     """Index of the '}' closing the '${' whose body starts at `start`, honouring nested '${...}'; -1 if none."""
     depth = 1
     i = start
-    while i < len(text):
-        if text.startswith("${", i):
+    while True:
+        close = text.find("}", i)
+        if close < 0:
+            return -1
+        opening = text.find("${", i, close)
+        if opening >= 0:  # a nested placeholder opens before this brace
             depth += 1
-            i += 2
+            i = opening + 2
             continue
-        if text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
+        depth -= 1
+        if depth == 0:
+            return close
+        i = close + 1
 
 
 def envsubst(value: str, variables: Mapping[str, str]) -> str:
@@ -88,9 +90,18 @@ def envsubst(value: str, variables: Mapping[str, str]) -> str:
     - defaults may themselves contain placeholders (`${A:=${B}}`); `$${VAR}` yields a literal `${VAR}`.
     - anything else (a lone `$`, `$VAR`, `${1}`, an unclosed `${`) is kept literally, so shell snippets
       in Function args survive."""
+    if "$" not in value:  # most strings: nothing to substitute
+        return value
     out: list[str] = []
     i = 0
     while i < len(value):
+        dollar = value.find("$", i)
+        if dollar < 0:
+            out.append(value[i:])
+            break
+        if dollar > i:
+            out.append(value[i:dollar])
+            i = dollar
         if value.startswith("$${", i):  # escaped: copy "${...}" literally, dropping one "$"
             end = _closing_brace(value, i + 3)
             stop = end + 1 if end >= 0 else len(value)
