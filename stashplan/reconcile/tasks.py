@@ -141,6 +141,12 @@ def _expand(body: str, variables: Mapping[str, str], *, literal: str) -> str:
 
 def substitute(obj: Any, variables: Mapping[str, str]) -> Any:
     """A deep copy of `obj` with envsubst applied to every string (dict keys are kept as they are)."""
+    kind = type(obj)  # plain dicts and lists first, their strings without '$' kept without a call: the common case
+    if kind is dict:
+        return {key: val if type(val) is str and "$" not in val else substitute(val, variables)
+                for key, val in obj.items()}
+    if kind is list:
+        return [item if type(item) is str and "$" not in item else substitute(item, variables) for item in obj]
     if isinstance(obj, str):
         return envsubst(obj, variables)
     if isinstance(obj, dict):
