@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,13 @@ class _UniqueKeyLoader(_SafeLoader):
                                  f"(more than 4x + {ALIAS_BUDGET}); refusing a possible alias bomb")
         return super().construct_document(node)
 
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:  # type: ignore[override]
+        """Short strings interned: 50,000 manifests repeat the same kinds, namespaces and names many times."""
+        if type(node) is not yaml.ScalarNode:  # a mapping tagged !!str: PyYAML's rules (and errors)
+            return self.construct_scalar(node)  # type: ignore[no-any-return]
+        value: str = node.value
+        return sys.intern(value) if len(value) <= 64 else value
+
     def construct_yaml_float(self, node: yaml.ScalarNode) -> str:  # type: ignore[override]
         return str(node.value)
 
@@ -104,6 +112,7 @@ class _UniqueKeyLoader(_SafeLoader):
         return super().construct_yaml_int(node)  # type: ignore[no-any-return]
 
 
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:str", _UniqueKeyLoader.construct_yaml_str)
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _UniqueKeyLoader.construct_yaml_float)
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
 

@@ -137,6 +137,18 @@ class LocalCluster:
         objs = [orjson.loads(r[0]) for r in rows]
         return objs if not labels else [o for o in objs if matches_labels(o, labels)]
 
+    def list_text(self, kind: str, namespace: str | None = None) -> Iterator[tuple[tuple[str, str, str], str]]:
+        """((kind, namespace, name), stored JSON text) of every object of `kind`, in `list` order, unparsed and
+        row by row (consume it before the next call): a planner parses each object as it needs it."""
+        kind_info(kind)
+        if namespace is None or not KINDS[kind].namespaced:
+            rows = self._db.execute(
+                "SELECT kind, namespace, name, body FROM objects WHERE kind=? ORDER BY namespace, name", (kind,))
+        else:
+            rows = self._db.execute("SELECT kind, namespace, name, body FROM objects WHERE kind=? AND namespace=? "
+                                    "ORDER BY name", (kind, namespace))
+        return (((k, ns, name), body) for k, ns, name, body in rows)
+
     def get(self, kind: str, namespace: str, name: str) -> dict:
         return self._get_in_tx(kind, namespace if kind_info(kind).namespaced else "", name)
 

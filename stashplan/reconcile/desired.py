@@ -7,10 +7,11 @@ their Jobs and deadlines; completed sessions beyond `backupHistoryLimit` are del
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from stashplan.errors import StashplanError
-from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE, identity
+from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
 from stashplan.objects import k8s_name, owner_ref, set_condition
 from stashplan.reconcile import tasks
 from stashplan.reconcile.bindings import custom_identity_bindings
@@ -27,6 +28,8 @@ from stashplan.reconcile.world import (
     Desired,
     Settings,
     StatusChange,
+    WantedObjects,
+    WantedStatuses,
     World,
     repository_denied_for,
     repository_of,
@@ -35,8 +38,13 @@ from stashplan.reconcile.world import (
 
 __all__ = ["Deletion", "Desired", "Settings", "StatusChange", "World", "compute", "cronjob_name", "trigger_cronjob"]
 
-def compute(world: World, now: datetime, settings: Settings = Settings()) -> Desired:
-    out = Desired()
+def compute(world: World, now: datetime, settings: Settings = Settings(),
+            settled: Callable[[dict], bool] | None = None,
+            status_settled: Callable[[StatusChange], bool] | None = None) -> Desired:
+    """What should exist; objects `settled` accepts (already there as wanted) are only counted in `identities`,
+    status changes `status_settled` accepts are left out."""
+    wanted = WantedObjects(settled)
+    out = Desired(objects=wanted, statuses=WantedStatuses(status_settled))
     namespaces = {o["metadata"]["namespace"] for kind in ("BackupConfiguration", "BackupSession", "RestoreSession")
                   for o in world.all(kind)}
     for ns in sorted(namespaces):
@@ -48,8 +56,7 @@ def compute(world: World, now: datetime, settings: Settings = Settings()) -> Des
     backup_sessions(world, config_phase, now, settings, out)
     for restore in world.all("RestoreSession"):
         restore_session(world, restore, now, settings, out)
-    unique = {identity(o): o for o in reversed(out.objects)}  # two configurations may want the same binding
-    out.objects = [o for o in out.objects if unique.get(identity(o)) is o]
+    out.objects, out.identities, out.statuses = list(wanted), wanted.identities, list(out.statuses)
     return out
 
 
@@ -106,10 +113,20 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
                           f"CronJob {ns}/{cronjob_name(name, _target_namespace(config), ns)}" if valid
                           else "not created: validation failed", now)
     phase = "Invalid" if not valid else ("Ready" if repo and secret_ok and target else "NotReady")
-    status = {"phase": phase, "observedGeneration": meta.get("generation", 1), "conditions": conds}
+    status = {"phase": phase, "observedGeneration": meta.get("generation", 1),
+              "conditions": _stored_if_equal(conds, (config.get("status") or {}).get("conditions"))}
     out.statuses.append(StatusChange("BackupConfiguration", ns, name, status,
                                      f"phase {phase}" + ("" if valid else f": {message}")))
     return phase
+
+
+def _stored_if_equal(conds: list[dict], stored: list[dict] | None) -> list[dict]:
+    """`conds` with each condition equal to a stored one replaced by the stored dict: a plan of 50,000
+    unchanged configurations then keeps one copy of their conditions, not two."""
+    if not stored:
+        return conds
+    by_type = {c.get("type"): c for c in stored if isinstance(c, dict)}
+    return [old if (old := by_type.get(c["type"])) is not None and old == c else c for c in conds]
 
 
 def _check_functions(world: World, task_name: str) -> None:

@@ -98,7 +98,7 @@ def auto_backup(appbinding: dict, blueprint: dict) -> list[dict]:
     return [repository, config]
 
 
-def generate(manifests: Sequence[dict], actual: Mapping[str, list[dict]]) -> Generated:
+def generate(manifests: Sequence[dict], actual: Mapping[str, Sequence[dict]]) -> Generated:
     """What KubeDB and Stash's auto-backup would create from the manifests and what exists (manifests win)."""
     out = Generated()
     kinds = ("AppBinding", "BackupBlueprint")  # all generation looks at; a plan of thousands stays cheap
@@ -135,7 +135,7 @@ def generate(manifests: Sequence[dict], actual: Mapping[str, list[dict]]) -> Gen
     return out
 
 
-def retired(actual: Mapping[str, list[dict]], held: set[tuple[str, str, str]]) -> list[dict]:
+def retired(actual: Mapping[str, Sequence[dict]], held: set[tuple[str, str, str]]) -> list[dict]:
     """Auto-backup BackupConfigurations no AppBinding asks for any more: Stash deletes them (and keeps the
     Repository, which holds the snapshots: stashplan lists it as an orphan)."""
     return [o for o in actual.get("BackupConfiguration", []) if is_managed(o) and identity(o) not in held

@@ -7,6 +7,7 @@ import logging
 import os
 import select
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -17,9 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+import orjson
+
 from stashplan.cluster.base import Cluster
 from stashplan.cluster.controllers import CronScheduler, JobRunner
 from stashplan.cluster.informer import Informer
+from stashplan.kinds import identity
 from stashplan.operator.health import HealthServer
 from stashplan.operator.leader import LeaderElector
 from stashplan.reconcile import plan as plan_mod
@@ -27,19 +31,47 @@ from stashplan.reconcile.apply import ApplyResult, apply_plan
 from stashplan.reconcile.desired import Settings
 from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
 from stashplan.reconcile.phase_log import PhaseLog
+from stashplan.reconcile.stored import StoredObjects
 
 log = logging.getLogger("stashplan.reconcile.loop")
 
 
-def read_actual(cluster: Cluster, namespace: str | None = None) -> dict[str, list[dict]]:
+def read_actual(cluster: Cluster, namespace: str | None = None,
+                manifests: Sequence[dict] = ()) -> dict[str, Sequence[dict]]:
     """Every object the planner needs: one list call per kind, whatever the number of objects.
 
-    Namespaces (for their labels) are read only when a Repository shares itself by namespace selector."""
-    actual = {kind: cluster.list(kind, namespace) for kind in plan_mod.READ_KINDS}
+    Namespaces (for their labels) are read only when a Repository shares itself by namespace selector. An object
+    whose spec equals its manifest's holds the manifest's spec (one copy, not two). In local mode rows are parsed
+    one by one, and compare-only kinds stay text until compared (StoredObjects)."""
+    by_key = {identity(m): m for m in manifests}
+    list_text = getattr(cluster, "list_text", None)
+    actual: dict[str, Sequence[dict]] = {}
+    for kind in plan_mod.READ_KINDS:
+        if list_text is None:
+            actual[kind] = [_compacted(o, by_key) for o in cluster.list(kind, namespace)]
+        elif kind in plan_mod.COMPARED_KINDS:
+            actual[kind] = StoredObjects(list_text(kind, namespace))
+        else:
+            actual[kind] = [_compacted(orjson.loads(text), by_key) for _, text in list_text(kind, namespace)]
     if any((((r.get("spec") or {}).get("usagePolicy") or {}).get("allowedNamespaces") or {}).get("from") == "Selector"
            for r in actual["Repository"]):
         actual["Namespace"] = cluster.list("Namespace")
     return actual
+
+
+def _compacted(obj: dict, manifests: Mapping[tuple[str, str, str], dict]) -> dict:
+    """`obj`, just read and ours to change, in less memory: holding its manifest's spec when the two are equal, and
+    the short strings of its metadata and status (names, times, condition types and reasons) interned."""
+    if manifests and (m := manifests.get(identity(obj))) is not None and "spec" in m and obj.get("spec") == m["spec"]:
+        obj["spec"] = m["spec"]
+    meta, status = obj.get("metadata"), obj.get("status")
+    for flat in (meta, meta.get("labels") if isinstance(meta, dict) else None, status,
+                 *(status.get("conditions") or () if isinstance(status, dict) else ())):
+        if type(flat) is dict:
+            for key, value in flat.items():
+                if type(value) is str and len(value) <= 64:
+                    flat[key] = sys.intern(value)
+    return obj
 
 
 def make_plan(
@@ -53,8 +85,8 @@ def make_plan(
     now: datetime | None = None,
     prune: bool = False,
 ) -> plan_mod.Plan:
-    inputs = plan_mod.Inputs(actual=read_actual(cluster, namespace), manifests=manifests, addons=addons,
-                             sources=sources, prune=prune)
+    actual = read_actual(cluster, namespace, manifests)
+    inputs = plan_mod.Inputs(actual=actual, manifests=manifests, addons=addons, sources=sources, prune=prune)
     return plan_mod.build(inputs, now or datetime.now(UTC), settings)
 
 

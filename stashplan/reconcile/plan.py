@@ -22,6 +22,7 @@ from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
 from stashplan.objects import is_managed, json_copy, rfc3339
 from stashplan.reconcile import desired as desired_mod
 from stashplan.reconcile import generated as generated_mod
+from stashplan.reconcile.stored import StoredObjects
 from stashplan.secrets import MASK, fold_string_data, mask
 
 PLAN_FORMAT = 1
@@ -32,6 +33,9 @@ READ_KINDS = ("Job", "CronJob", "ServiceAccount", "RoleBinding", "Secret", "AppB
 # orphan (listed; destroyed with --prune). BackupSessions are history (backupHistoryLimit), never orphans.
 SOURCE_KINDS = ("BackupConfiguration", "RestoreSession", "Repository", "AppBinding", "Secret", "Task", "Function",
                 "BackupBlueprint")
+# Kinds the desired-state computation never reads: a plan only compares each wanted one with what exists, so a
+# reader may hand them over as StoredObjects (parsed one at a time).
+COMPARED_KINDS = ("CronJob",)
 # Kinds stashplan derives itself and deletes only with --prune when nothing wants them any more.
 DERIVED_ORPHAN_KINDS = ("ServiceAccount", "RoleBinding")
 
@@ -130,7 +134,7 @@ class Plan:
 class Inputs:
     """What a plan is computed from: the cluster's objects, manifests from files, built-in addons."""
 
-    actual: Mapping[str, list[dict]]
+    actual: Mapping[str, Sequence[dict]]  # a kind's objects may be StoredObjects (parsed when read)
     manifests: Sequence[dict] = ()
     addons: Sequence[dict] = ()
     sources: Sequence[str] = ()
@@ -263,26 +267,50 @@ def normalise_manifest(obj: dict) -> dict:
     return fold_string_data(out) if out.get("kind") == "Secret" else out
 
 
-def _merge_world(inputs: Inputs) -> tuple[dict[str, list[dict]], dict[tuple[str, str, str], dict]]:
-    """Actual objects overlaid by the manifests (a manifest wins over the stored copy of itself)."""
-    actual_index = {identity(o): o for objs in inputs.actual.values() for o in objs}
-    merged_index = dict(actual_index)
+class ActualIndex:
+    """What exists, by identity; objects of StoredObjects kinds are parsed when looked up (a fresh dict each time)."""
+
+    def __init__(self, actual: Mapping[str, Sequence[dict]]) -> None:
+        self._stored = {kind: objs for kind, objs in actual.items() if isinstance(objs, StoredObjects)}
+        self._plain = {identity(o): o for objs in actual.values() if not isinstance(objs, StoredObjects) for o in objs}
+
+    def get(self, key: tuple[str, str, str]) -> dict | None:
+        found = self._plain.get(key)
+        if found is None and (stored := self._stored.get(key[0])) is not None:
+            return stored.get(key)
+        return found
+
+
+def _merge_world(inputs: Inputs) -> tuple[dict[str, Sequence[dict]], ActualIndex]:
+    """Actual objects overlaid by the manifests (a manifest wins over the stored copy of itself). Kinds held as
+    StoredObjects that no manifest names stay so in the world."""
+    manifest_kinds = {m.get("kind") for m in inputs.manifests}
+    actual = {kind: list(objs) if isinstance(objs, StoredObjects) and kind in manifest_kinds else objs
+              for kind, objs in inputs.actual.items()}
+    actual_index = ActualIndex(actual)
+    merged_index: dict[tuple[str, str, str], dict] = {
+        identity(o): o for objs in actual.values() if not isinstance(objs, StoredObjects) for o in objs}
     for m in inputs.manifests:
         key = identity(m)
         current = actual_index.get(key)
         merged = m  # desired-state computation never mutates its inputs
         if current is not None:
             merged = dict(m)
-            merged["metadata"] = {**current["metadata"], **merged.get("metadata", {})}
-            if merged.get("spec") != current.get("spec") and "generation" in current["metadata"]:
+            have, given = current["metadata"], merged.get("metadata", {})
+            # The stored metadata itself when the manifest's adds nothing to it (a copy would be equal).
+            meta = have if all(k in have and have[k] == v for k, v in given.items()) else {**have, **given}
+            if merged.get("spec") != current.get("spec") and "generation" in have:
                 # apply will change the spec: the server bumps generation, so observedGeneration follows.
-                merged["metadata"]["generation"] = int(current["metadata"]["generation"]) + 1
+                meta = {**meta, "generation": int(have["generation"]) + 1}
+            merged["metadata"] = meta
             if "status" in current:
                 merged["status"] = current["status"]
         merged_index[key] = merged
-    world: dict[str, list[dict]] = {kind: [] for kind in inputs.actual}
+    world: dict[str, Sequence[dict]] = {kind: objs if isinstance(objs, StoredObjects) else [] for kind, objs in actual.items()}
     for key, obj in merged_index.items():
-        world.setdefault(key[0], []).append(obj)
+        objs = world.setdefault(key[0], [])
+        assert isinstance(objs, list)
+        objs.append(obj)
     return world, actual_index
 
 
@@ -364,9 +392,11 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
     world_objects, actual_index = _merge_world(inputs)
     gone = {identity(o) for o in [*retire, *(source_orphans if inputs.prune else [])]}
     if gone:  # plan as if they were gone already: their CronJobs go with them
-        world_objects = {k: [o for o in v if identity(o) not in gone] for k, v in world_objects.items()}
+        world_objects = {k: v if isinstance(v, StoredObjects) and all(g[0] != k for g in gone)
+                         else [o for o in v if identity(o) not in gone] for k, v in world_objects.items()}
     world = desired_mod.World(world_objects, list(inputs.addons))
-    want = desired_mod.compute(world, now, settings)
+    want = desired_mod.compute(world, now, settings, settled=lambda obj: _settled(obj, actual_index),
+                               status_settled=lambda st: _status_settled(st, world))
     warnings = [*inputs.extra_warnings, *want.warnings]
     changes: list[Change] = []
 
@@ -384,10 +414,9 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
                               "its BackupBlueprint any more (the Repository is kept for restores)",
                               obj["metadata"].get("resourceVersion")))
 
-    wanted_keys = set()
+    wanted_keys = want.identities
     for obj in want.objects:
         key = identity(obj)
-        wanted_keys.add(key)
         current = actual_index.get(key)
         if key[0] == "Job" and current is not None:
             continue  # a Job's template is immutable and a running Job is never restarted by a plan
@@ -398,7 +427,7 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
     for st in want.statuses:
         key = (st.kind, st.namespace, st.name)
         current = world.get(*key)
-        if covers((current or {}).get("status") or {}, st.status):
+        if _status_settled(st, world):
             continue
         before = project((current or {}).get("status") or {}, st.status)
         diff = field_diff(_keyed_conditions(before), _keyed_conditions(st.status))
@@ -412,15 +441,35 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
             changes.append(Change(Action.DELETE, d.kind, d.namespace, d.name, None, mask(current), (),
                                   d.reason, current["metadata"].get("resourceVersion")))
     deleted = {(d.kind, d.namespace, d.name) for d in want.deletions}
-    for obj in inputs.actual.get("CronJob", []):  # Jobs go with their sessions (ownerReference GC)
-        key = identity(obj)
-        if is_managed(obj) and key not in wanted_keys and key not in deleted:
+    for key, obj in _except_keys(inputs.actual.get("CronJob", []), wanted_keys | deleted):
+        if is_managed(obj):  # Jobs go with their sessions (ownerReference GC)
             changes.append(Change(Action.DELETE, *key, None, obj, (), "its BackupConfiguration is gone or invalid",
                                   obj["metadata"].get("resourceVersion")))
     pruned, orphans = _orphan_changes(inputs, source_orphans, wanted_keys, deleted)
     changes += pruned
     return Plan(tuple(changes), tuple(dict.fromkeys([*made.notes, *want.notes])), tuple(warnings), rfc3339(now),
                 tuple(inputs.sources), tuple(orphans), tuple(dict.fromkeys([*made.refusals, *want.refusals])))
+
+
+def _except_keys(objs: Sequence[dict], skip: set[tuple[str, str, str]]) -> Iterable[tuple[tuple[str, str, str], dict]]:
+    """(identity, object) of `objs` whose identity is not in `skip`, in order (StoredObjects parse only those)."""
+    if isinstance(objs, StoredObjects):
+        return objs.except_keys(skip)
+    return ((key, o) for o in objs if (key := identity(o)) not in skip)
+
+
+def _settled(obj: dict, actual_index: ActualIndex) -> bool:
+    """A desired object the plan would not touch: it exists and covers what is wanted (a Job that exists is never
+    changed by a plan). Such objects are not kept while the rest is computed."""
+    current = actual_index.get(identity(obj))
+    if current is None:
+        return False
+    return obj["kind"] == "Job" or covers(current, obj)
+
+
+def _status_settled(st: desired_mod.StatusChange, world: desired_mod.World) -> bool:
+    """The object already has every status key as wanted."""
+    return covers((world.get(st.kind, st.namespace, st.name) or {}).get("status") or {}, st.status)
 
 
 def _reason_for(obj: dict) -> str:

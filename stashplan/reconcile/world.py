@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stashplan.kinds import identity
+from stashplan.reconcile.stored import StoredObjects
 from stashplan.reconcile.task_params import ParamCheck
 from stashplan.reconcile.usage import repository_denied
 
@@ -40,12 +41,52 @@ class Deletion:
     reason: str
 
 
+class WantedObjects(list[dict]):
+    """Desired objects as they are added: only the first of each identity (two configurations may want the same
+    binding), and only those `settled` does not accept (a plan passes "already exists as wanted", so a large
+    no-change plan never holds a second copy of every CronJob). `identities` holds every identity added."""
+
+    def __init__(self, settled: Callable[[dict], bool] | None = None) -> None:
+        super().__init__()
+        self.settled = settled
+        self.identities: set[tuple[str, str, str]] = set()
+
+    def append(self, obj: dict) -> None:
+        key = identity(obj)
+        if key in self.identities:
+            return
+        self.identities.add(key)
+        if self.settled is None or not self.settled(obj):
+            super().append(obj)
+
+    def extend(self, objs: Iterable[dict]) -> None:
+        for obj in objs:
+            self.append(obj)
+
+    def __iadd__(self, objs: Iterable[dict]) -> WantedObjects:  # type: ignore[override,misc]
+        self.extend(objs)
+        return self
+
+
+class WantedStatuses(list[StatusChange]):
+    """Status changes as they are added, without those `settled` accepts (a plan passes "already so")."""
+
+    def __init__(self, settled: Callable[[StatusChange], bool] | None = None) -> None:
+        super().__init__()
+        self.settled = settled
+
+    def append(self, change: StatusChange) -> None:
+        if self.settled is None or not self.settled(change):
+            super().append(change)
+
+
 @dataclass
 class Desired:
     """What should exist: managed objects (CronJobs, Jobs), status changes, deletions, notes for users, and
     refusals (what the manifests ask for that stashplan cannot run: `plan` exits 1)."""
 
     objects: list[dict] = field(default_factory=list)
+    identities: set[tuple[str, str, str]] = field(default_factory=set)  # of every object wanted, settled or not
     statuses: list[StatusChange] = field(default_factory=list)
     deletions: list[Deletion] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -56,19 +97,25 @@ class Desired:
 class World:
     """Objects by kind and identity, for lookups while computing desired state."""
 
-    def __init__(self, objects: Mapping[str, list[dict]], addons: list[dict] | None = None) -> None:
-        self.by_kind = {k: list(v) for k, v in objects.items()}
-        self._index = {identity(o): o for objs in self.by_kind.values() for o in objs}
+    def __init__(self, objects: Mapping[str, Sequence[dict]], addons: list[dict] | None = None) -> None:
+        self.by_kind: dict[str, Sequence[dict]] = {k: v if isinstance(v, StoredObjects) else list(v)
+                                                   for k, v in objects.items()}
+        self._stored = {k: v for k, v in self.by_kind.items() if isinstance(v, StoredObjects)}
+        self._index = {identity(o): o for objs in self.by_kind.values() if not isinstance(objs, StoredObjects)
+                       for o in objs}
         self.tasks = {o["metadata"]["name"]: o for o in addons or [] if o.get("kind") == "Task"}
         self.functions = {o["metadata"]["name"]: o for o in addons or [] if o.get("kind") == "Function"}
         self.tasks.update({o["metadata"]["name"]: o for o in self.by_kind.get("Task", [])})
         self.functions.update({o["metadata"]["name"]: o for o in self.by_kind.get("Function", [])})
 
-    def all(self, kind: str) -> list[dict]:
+    def all(self, kind: str) -> Sequence[dict]:
         return self.by_kind.get(kind, [])
 
     def get(self, kind: str, namespace: str, name: str) -> dict | None:
-        return self._index.get((kind, namespace, name))
+        found = self._index.get((kind, namespace, name))
+        if found is None and (stored := self._stored.get(kind)) is not None:
+            return stored.get((kind, namespace, name))
+        return found
 
 
 def repository_of(world: World, obj: dict) -> tuple[dict | None, str]:
