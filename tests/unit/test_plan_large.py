@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 
 import pytest
 from rich.console import Console
 
-from stashplan.kinds import MANAGED_LABEL
+from stashplan.kinds import MANAGED_LABEL, identity
 from stashplan.reconcile import plan as plan_mod
 from stashplan.reconcile.render import SUMMARY_OVER, render_json, render_plan
+from stashplan.reconcile.stored import StoredObjects
 from tests.unit.test_plan_diff import build, converged, manifests
 
 
@@ -86,3 +88,26 @@ def test_small_plan_prints_every_change() -> None:
     render_plan(build({}), Console(file=out, width=200, color_system=None))
     assert "+ CronJob/demo/stash-trigger-nightly will be created" in out.getvalue()
     assert "summarised" not in out.getvalue()
+
+
+def _as_stored(actual: dict[str, list[dict]]) -> dict[str, Sequence[dict]]:
+    """`actual` with its CronJobs as local mode hands them to the planner: JSON text, parsed when compared."""
+    out: dict[str, Sequence[dict]] = dict(actual)
+    out["CronJob"] = StoredObjects((identity(o), json.dumps(o)) for o in actual.get("CronJob", []))
+    return out
+
+
+@pytest.mark.parametrize("case", ["converged", "cronjob edited", "configuration gone", "schedule changed"])
+@pytest.mark.parametrize("prune", [False, True])
+def test_cronjobs_kept_as_stored_text_plan_exactly_as_parsed_ones(case: str, prune: bool) -> None:
+    actual = converged()
+    ms = manifests()
+    if case == "cronjob edited":
+        actual["CronJob"][0]["spec"]["suspend"] = True
+    elif case == "configuration gone":
+        ms = [m for m in ms if m["kind"] != "BackupConfiguration"]
+    elif case == "schedule changed":
+        ms = _edit("BackupConfiguration", ("spec", "schedule"), "5 4 * * *")
+    parsed = build(json.loads(json.dumps(actual)), ms, prune=prune)
+    assert build(_as_stored(actual), ms, prune=prune) == parsed  # type: ignore[arg-type]
+    assert case == "converged" or parsed.changes or parsed.orphans
