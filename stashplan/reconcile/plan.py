@@ -19,7 +19,7 @@ from deepdiff import DeepDiff
 
 from stashplan.api.kubedb import is_kubedb
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
-from stashplan.objects import is_managed, json_copy, rfc3339
+from stashplan.objects import is_managed, rfc3339
 from stashplan.reconcile import desired as desired_mod
 from stashplan.reconcile import generated as generated_mod
 from stashplan.reconcile.stored import StoredObjects
@@ -52,7 +52,7 @@ class Action(StrEnum):
         return {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "status": "~"}[self.value]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldDiff:
     path: str  # dotted path, list indexes in brackets: spec.schedule, spec.steps[0].name
     before: Any  # None when added
@@ -60,7 +60,7 @@ class FieldDiff:
     op: str  # "add" | "remove" | "change"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     action: Action
     kind: str
@@ -257,8 +257,9 @@ def secret_digest(secret: dict) -> str:
 
 # -- building the plan --------------------------------------------------------------------------
 def normalise_manifest(obj: dict) -> dict:
-    """A manifest as stashplan applies it: managed label added, Secret stringData folded into data."""
-    out = {k: json_copy(v) for k, v in obj.items() if k != "status"}
+    """A manifest as stashplan applies it: managed label added, Secret stringData folded into data. Its fields
+    are shared with `obj`, not copied (neither is ever changed; apply and the clusters copy what they send)."""
+    out = {k: v for k, v in obj.items() if k != "status"}
     meta = out.setdefault("metadata", {})
     meta = {k: v for k, v in meta.items()
             if k in ("name", "namespace", "labels", "annotations", "generateName", "ownerReferences")}

@@ -24,7 +24,7 @@ class Settings:
     command_available: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatusChange:
     kind: str
     namespace: str
