@@ -7,6 +7,7 @@ their Jobs and deadlines; completed sessions beyond `backupHistoryLimit` are del
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import datetime
 
@@ -90,7 +91,7 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
         resolved = tasks.resolve_task("backup", spec.get("task"), target, world.tasks)
         _check_functions(world, resolved.name)
         out.refusals += _missing_commands(world, resolved.name, settings, f"BackupConfiguration {ns}/{name}")
-        check_backup_params(world, config, settings)
+        check_backup_params(world, config, settings, resolved)
         if resolved.note:
             out.notes.append(f"BackupConfiguration {ns}/{name}: {resolved.note}")
     except (StashplanError, ValueError, KeyError) as exc:
@@ -121,12 +122,17 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
 
 
 def _stored_if_equal(conds: list[dict], stored: list[dict] | None) -> list[dict]:
-    """`conds` with each condition equal to a stored one replaced by the stored dict: a plan of 50,000
-    unchanged configurations then keeps one copy of their conditions, not two."""
-    if not stored:
-        return conds
-    by_type = {c.get("type"): c for c in stored if isinstance(c, dict)}
-    return [old if (old := by_type.get(c["type"])) is not None and old == c else c for c in conds]
+    """`conds` with each condition equal to a stored one replaced by the stored dict, and the short strings of the
+    others interned (their times and most messages repeat): 50,000 configurations then keep one copy of each."""
+    by_type = {c.get("type"): c for c in stored or () if isinstance(c, dict)}
+    out = []
+    for c in conds:
+        old = by_type.get(c["type"])
+        if old is not None and old == c:
+            out.append(old)
+            continue
+        out.append({k: sys.intern(v) if type(v) is str and len(v) <= 64 else v for k, v in c.items()})
+    return out
 
 
 def _check_functions(world: World, task_name: str) -> None:

@@ -61,12 +61,11 @@ def read_actual(cluster: Cluster, namespace: str | None = None,
 
 def _compacted(obj: dict, manifests: Mapping[tuple[str, str, str], dict]) -> dict:
     """`obj`, just read and ours to change, in less memory: holding its manifest's spec when the two are equal, and
-    the short strings of its metadata and status (names, times, condition types and reasons) interned."""
+    the short strings of its status (phase, condition types, reasons, times) interned."""
     if manifests and (m := manifests.get(identity(obj))) is not None and "spec" in m and obj.get("spec") == m["spec"]:
         obj["spec"] = m["spec"]
-    meta, status = obj.get("metadata"), obj.get("status")
-    for flat in (meta, meta.get("labels") if isinstance(meta, dict) else None, status,
-                 *(status.get("conditions") or () if isinstance(status, dict) else ())):
+    status = obj.get("status")
+    for flat in (status, *(status.get("conditions") or () if isinstance(status, dict) else ())):
         if type(flat) is dict:
             for key, value in flat.items():
                 if type(value) is str and len(value) <= 64:

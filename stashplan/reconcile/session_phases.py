@@ -210,14 +210,18 @@ def _start_backup(world: World, config: dict, session: dict, now: datetime, sett
                                      f"Running: Job {job_name('BackupSession', meta['name'])}"))
 
 
-def check_backup_params(world: World, config: dict, settings: Settings) -> None:
+def check_backup_params(world: World, config: dict, settings: Settings,
+                        resolved: tasks.ResolvedTask | None = None) -> None:
     """Refuse, when validating a BackupConfiguration, task params its database tool would refuse (the pod
-    its sessions would get, built for a placeholder session). Needs its Repository and target."""
+    its sessions would get, built for a placeholder session). Needs its Repository and target; `resolved` is its
+    Task when the caller has resolved it already."""
+    if settings.check_params is None:
+        return
     repo, _ = repository_of(world, config)
     target, _ = target_of(world, config)
-    if settings.check_params is None or repo is None or target is None:
+    if repo is None or target is None:
         return
-    resolved = tasks.resolve_task("backup", config["spec"].get("task"), target, world.tasks)
+    resolved = resolved or tasks.resolve_task("backup", config["spec"].get("task"), target, world.tasks)
     placeholder = new_backup_session(config, 0)
     placeholder["metadata"]["namespace"] = config["metadata"]["namespace"]
     inputs = tasks.backup_inputs(config, repo, target, placeholder, pushgateway_url=settings.pushgateway_url)
