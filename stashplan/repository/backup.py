@@ -21,12 +21,12 @@ import zstandard
 
 from providers.storage import Storage
 from stashplan.repository.chunking import chunk_stream
-from stashplan.repository.crypto import MasterKey, content_hasher
+from stashplan.repository.crypto import CHUNK_CHECKSUM, NAMES_BLAKE3, MasterKey, chunk_digest, content_hasher
 from stashplan.repository.layout import BLOB_DATA, BLOB_LIST, Params
 from stashplan.repository.snapshots import Snapshot, encode, write_manifest
 from stashplan.repository.writer import PackWriter
 
-Sealed = tuple[bytes, int, bytearray | None]
+Sealed = tuple[bytes, int, bytearray | None, bytes]  # id, plaintext length, sealed blob or None, digest
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,14 @@ class _Sealer:
         return comp
 
     def seal_chunk(self, chunk: memoryview) -> Sealed:
-        blob_id = self.key.chunk_id(chunk)
+        if self.key.digests:
+            digest = chunk_digest(chunk)
+            blob_id = self.key.id_of_digest(digest)
+        else:
+            digest, blob_id = b"", self.key.chunk_id(chunk)
         if blob_id in self.known:
-            return blob_id, len(chunk), None
-        return blob_id, len(chunk), self.key.seal(self._compressor().compress(chunk), blob_id)
+            return blob_id, len(chunk), None, digest
+        return blob_id, len(chunk), self.key.seal(self._compressor().compress(chunk), blob_id), digest
 
     def seal_list(self, ids: bytes) -> tuple[bytes, bytearray]:
         blob_id = self.key.chunk_id(ids)
@@ -94,7 +98,9 @@ def run_backup(
     sealer = _Sealer(key, params.zstd_level, known)
     writer = PackWriter(storage, key, params.pack_size, known)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-seal")
-    stream_hash = content_hasher(key.names)
+    # The stream checksum: over the chunks' digests (format 4), else over the bytes as they are read.
+    stream_hash = content_hasher(NAMES_BLAKE3 if key.digests else key.names)
+    checksum_algorithm = CHUNK_CHECKSUM if key.digests else key.names
     total = 0
     chunk_count = 0
     ids = bytearray()
@@ -104,7 +110,8 @@ def run_backup(
 
     def on_block(block: memoryview) -> None:
         nonlocal total
-        stream_hash.update(block)
+        if not key.digests:
+            stream_hash.update(block)
         total += len(block)
         if progress is not None:
             progress(total)
@@ -112,7 +119,8 @@ def run_backup(
     def take() -> None:
         nonlocal chunk_count
         future, _slot = window.popleft()
-        blob_id, raw_length, sealed = future.result()
+        blob_id, raw_length, sealed, digest = future.result()
+        stream_hash.update(digest)
         chunk_count += 1
         ids.extend(blob_id)
         if sealed is not None:
@@ -160,7 +168,7 @@ def run_backup(
         filename=request.filename,
         total_size=total,
         added_size=writer.uploaded_bytes,
-        checksum=f"{key.names}:{stream_hash.hexdigest()}",
+        checksum=f"{checksum_algorithm}:{stream_hash.hexdigest()}",
     )
     snapshot_id = write_manifest(storage, key, encode(snapshot, content, chunk_count))
     return Snapshot(**{**snapshot.__dict__, "id": snapshot_id, "short_id": snapshot_id[:8]})

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FORMAT_VERSION = 4  # 4: BLAKE3 object names and stream checksums (`names` in config); 3: sealed documents
+FORMAT_VERSION = 4  # 4: BLAKE3 object names (`names` in config), chunk ids keyed from each chunk's BLAKE3
+# digest and a stream checksum over those digests (one hash pass per byte); 3: sealed documents
 # carry their type as associated data; 2: keyed BLAKE3 chunk ids (`ids` in config); 1: HMAC-SHA256 ids, no
 # `ids` field. Versions 1 and 2 seal documents without a type; versions 1-3 name objects by SHA-256.
 TYPED_DOCUMENTS = 3  # the first version whose sealed documents carry their type
@@ -31,7 +32,7 @@ class Params:
     pack_size: int = 4 * 1024 * 1024
     zstd_level: int = 1
     ids_per_list_blob: int = 16384
-    ids: str = "blake3-keyed"  # chunk id algorithm; repositories of format version 1 use "hmac-sha256"
+    ids: str = "blake3-digest-keyed"  # chunk ids; format 1: "hmac-sha256", formats 2-3: "blake3-keyed"
     names: str = "blake3"  # object name and stream checksum hash; format versions 1-3 use "sha256"
 
     def to_json(self) -> dict:

@@ -15,7 +15,14 @@ import zstandard
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository.crypto import CorruptData, MasterKey, content_hasher
+from stashplan.repository.crypto import (
+    CHUNK_CHECKSUM,
+    NAMES_BLAKE3,
+    CorruptData,
+    MasterKey,
+    chunk_digest,
+    content_hasher,
+)
 from stashplan.repository.index import Index
 from stashplan.repository.layout import pack_name
 from stashplan.repository.packs import BlobRef
@@ -53,6 +60,11 @@ class BlobReader:
 
     def load_run(self, refs: list[BlobRef], what: str = "chunk") -> list[bytes]:
         """The plaintexts of blobs stored back to back in one pack, fetched with one ranged read."""
+        return [plain for plain, _digest in self.read_run(refs, what)]
+
+    def read_run(self, refs: list[BlobRef], what: str = "chunk") -> list[tuple[bytes, bytes]]:
+        """`load_run` with each plaintext's digest: format 4, where it is checked against the blob's id
+        (b"" before format 4, whose ids would cost a second hash pass)."""
         first = refs[0]
         length = refs[-1].offset + refs[-1].length - first.offset
         try:
@@ -67,7 +79,7 @@ class BlobReader:
             for r in refs
         ]
 
-    def _open(self, ref: BlobRef, sealed: memoryview, what: str) -> bytes:
+    def _open(self, ref: BlobRef, sealed: memoryview, what: str) -> tuple[bytes, bytes]:
         label = f"{what} {ref.id.hex()[:16]}"
         if len(sealed) != ref.length:
             raise RepositoryError(f"{self.context}: pack {ref.pack} is truncated (holds {label})")
@@ -82,7 +94,14 @@ class BlobReader:
             ) from None
         if len(plain) != ref.raw_length:
             raise RepositoryError(f"{self.context}: {label} in pack {ref.pack} is corrupt (wrong length)")
-        return plain
+        digest = b""
+        if self.key.digests:
+            digest = chunk_digest(plain)
+            if self.key.id_of_digest(digest) != ref.id:
+                raise RepositoryError(
+                    f"{self.context}: {label} in pack {ref.pack} is corrupt (its content does not match its id)"
+                )
+        return plain, digest
 
 
 def chunk_ids(reader: BlobReader, manifest: Manifest) -> Iterator[bytes]:
@@ -132,23 +151,24 @@ def run_restore(
     snap = manifest.snapshot
     reader = BlobReader(storage, key, index, f"snapshot {snap.short_id}")
     algorithm, _, recorded = snap.checksum.partition(":")
-    digest = content_hasher(algorithm)
+    by_digests = algorithm == CHUNK_CHECKSUM  # format 4: the checksum hashes the chunks' digests
+    digest = content_hasher(NAMES_BLAKE3 if by_digests else algorithm)
     written = 0
-    window: deque[Future[list[bytes]]] = deque()
+    window: deque[Future[list[tuple[bytes, bytes]]]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-restore")
 
-    def emit(parts: list[bytes]) -> None:
+    def emit(parts: list[tuple[bytes, bytes]]) -> None:
         nonlocal written
-        for data in parts:
+        for data, chunk_hash in parts:
             out.write(data)
-            digest.update(data)
+            digest.update(chunk_hash if by_digests else data)
             written += len(data)
         if progress is not None:
             progress(written)
 
     try:
         for refs in runs(reader, chunk_ids(reader, manifest)):
-            window.append(pool.submit(reader.load_run, refs))
+            window.append(pool.submit(reader.read_run, refs))
             if len(window) >= workers * 2:
                 emit(window.popleft().result())
         while window:

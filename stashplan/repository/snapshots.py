@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository.crypto import NAME_ALGORITHMS, MasterKey
+from stashplan.repository.crypto import CHUNK_CHECKSUM, NAME_ALGORITHMS, MasterKey
 from stashplan.repository.layout import DOC_VERSION, SNAPSHOTS
 
 
@@ -53,7 +53,7 @@ def _checksum_field(checksum: str) -> dict[str, str]:
 
 
 def _checksum(doc: dict) -> str:
-    for algorithm in NAME_ALGORITHMS:
+    for algorithm in (*NAME_ALGORITHMS, CHUNK_CHECKSUM):
         if algorithm in doc:
             return f"{algorithm}:{doc[algorithm]}"
     raise KeyError("sha256")

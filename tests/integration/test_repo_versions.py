@@ -12,11 +12,13 @@ from dataclasses import replace
 
 import blake3
 import pytest
+import zstandard
 
 from providers.storage import MemoryStorage
 from stashplan.errors import RepositoryError
-from stashplan.repository.layout import CONFIG, Params
+from stashplan.repository.layout import BLOB_DATA, CONFIG, Params, pack_name
 from stashplan.repository.repo import Repository
+from stashplan.repository.writer import PackWriter
 
 SMALL = Params(chunk_min=16 * 1024, chunk_avg=64 * 1024, chunk_max=256 * 1024)
 
@@ -37,17 +39,18 @@ def restored(repo: Repository) -> bytes:
     return out.getvalue()
 
 
-def test_a_new_repository_is_version_4_with_blake3_ids_names_and_checksums() -> None:
+def test_a_new_repository_is_version_4_with_one_blake3_pass_for_ids_names_and_checksums() -> None:
     storage = MemoryStorage()
     repo = Repository.init(storage, "pw", SMALL)
     assert config_of(storage, repo)["version"] == 4
-    assert config_of(storage, repo)["ids"] == {"algorithm": "blake3-keyed"}
     assert config_of(storage, repo)["names"] == {"algorithm": "blake3"}
+    assert config_of(storage, repo)["ids"] == {"algorithm": "blake3-digest-keyed"}
     chunk = b"a chunk of a dump"
-    assert repo.key.chunk_id(chunk) == blake3.blake3(chunk, key=repo.key.id_key).digest()
+    digest = blake3.blake3(chunk).digest()
+    assert repo.key.chunk_id(chunk) == blake3.blake3(digest, key=repo.key.id_key).digest()
     payload = data(600_000)
     snap = repo.backup(io.BytesIO(payload))
-    assert snap.checksum == "blake3:" + blake3.blake3(payload).hexdigest()
+    assert snap.checksum.startswith("blake3-chunks:")
     for info in storage.list("data/"):
         assert info.name.rsplit("/", 1)[1] == blake3.blake3(storage.get(info.name)).hexdigest()
     for prefix in ("index/", "snapshots/"):
@@ -58,15 +61,16 @@ def test_a_new_repository_is_version_4_with_blake3_ids_names_and_checksums() -> 
     assert reopened.check(read_data=True).ok
 
 
-def test_a_version_3_repository_keeps_sha256_names_and_checksums() -> None:
+def test_a_version_3_repository_keeps_its_ids_and_sha256_names_and_checksums() -> None:
     storage = MemoryStorage()
-    repo = Repository.init(storage, "pw", replace(SMALL, names="sha256"))
+    repo = Repository.init(storage, "pw", replace(SMALL, names="sha256", ids="blake3-keyed"))
     doc = config_of(storage, repo)
     assert "names" not in doc
     storage.put(CONFIG, repo.key.seal_json({**doc, "version": 3}, "config"))
     payload = data(600_000)
     first = Repository.open(storage, "pw").backup(io.BytesIO(payload))
     assert first.checksum == "sha256:" + hashlib.sha256(payload).hexdigest()
+    assert Repository.open(storage, "pw").key.chunk_id(b"x") == blake3.blake3(b"x", key=repo.key.id_key).digest()
     for info in storage.list("data/"):
         assert info.name.rsplit("/", 1)[1] == hashlib.sha256(storage.get(info.name)).hexdigest()
     second = Repository.open(storage, "pw").backup(io.BytesIO(payload))
@@ -117,3 +121,26 @@ def test_a_newer_format_or_an_unknown_id_algorithm_is_refused() -> None:
     storage.put(CONFIG, repo.key.seal_json({**doc, "names": {"algorithm": "md5"}}, "config"))
     with pytest.raises(RepositoryError, match="unknown object name hash 'md5'"):
         Repository.open(storage, "pw")
+
+
+def test_a_restore_of_format_4_checks_every_chunk_against_its_id() -> None:
+    # A blob that authenticates (sealed with the key, bound to its id) but holds other bytes than the chunk
+    # its id names, e.g. written by a buggy or rogue writer, is refused by name, not restored.
+    storage = MemoryStorage()
+    repo = Repository.init(storage, "pw", SMALL)
+    payload = data(600_000)
+    repo.backup(io.BytesIO(payload))
+    refs = list(repo.load_index().refs())
+    victim = next(r for r in refs if r.type == BLOB_DATA)
+    forged = b"-- not the chunk this id names\n".ljust(victim.raw_length, b"x")
+    writer = PackWriter(storage, repo.key, SMALL.pack_size, set())
+    for ref in refs:  # the victim's pack again, with the forged blob in the victim's place
+        if ref.pack == victim.pack:
+            sealed = storage.get(pack_name(ref.pack), ref.offset, ref.length)
+            if ref.id == victim.id:
+                sealed = bytes(repo.key.seal(zstandard.ZstdCompressor().compress(forged), victim.id))
+            writer.add(ref.type, ref.id, sealed, len(forged) if ref.id == victim.id else ref.raw_length)
+    writer.close()
+    storage.delete(pack_name(victim.pack))  # readers now find only the forged copy
+    with pytest.raises(RepositoryError, match="does not match its id"):
+        restored(Repository.open(storage, "pw"))

@@ -73,7 +73,7 @@ def test_migrate_keeps_time_host_tags_and_restores_byte_identical(
         assert mine["filename"] == "dumpfile.sql"
         out = tmp_path / f"{snap['id']}.sql"
         restored = target_cli(target, "restore", mine["id"], "--target", str(out))
-        assert restored.exit_code == 0 and "blake3 verified" in restored.output  # type: ignore[attr-defined]
+        assert restored.exit_code == 0 and "blake3-chunks verified" in restored.output  # type: ignore[attr-defined]
         assert out.read_bytes() == streams[snap["id"]]
 
     again = migrate(r, target)
