@@ -1,6 +1,6 @@
 """Streaming one file of a restic snapshot: its data blobs fetched and opened on a small pool, written in order.
 
-Memory is bounded by the window (2 x workers runs of at most MAX_RUN bytes plus one blob each).
+Memory is bounded by the window (workers + 1 runs of at most MAX_RUN stored bytes plus one blob each).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from stashplan.repository.restic.trees import Node
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-MAX_RUN = 4 * 1024 * 1024
+MAX_RUN = 2 * 1024 * 1024
 
 
 def runs(loader: BlobLoader, content: tuple[bytes, ...]) -> Iterator[list[BlobLoc]]:
@@ -41,7 +41,7 @@ def runs(loader: BlobLoader, content: tuple[bytes, ...]) -> Iterator[list[BlobLo
         yield run
 
 
-def iter_file(loader: BlobLoader, node: Node, *, workers: int = 3) -> Iterator[bytes]:
+def iter_file(loader: BlobLoader, node: Node, *, workers: int = 2) -> Iterator[bytes]:
     """The file's content blob by blob, each verified; raises (before the end) if its size is off."""
     if node.type != "file":
         raise RepositoryError(f"{loader.context}: {node.name} is a {node.type}, not a file")
@@ -51,7 +51,7 @@ def iter_file(loader: BlobLoader, node: Node, *, workers: int = 3) -> Iterator[b
     try:
         for run in runs(loader, node.content):
             window.append(pool.submit(loader.load_run, run))
-            if len(window) >= workers * 2:
+            if len(window) > workers:
                 for data in window.popleft().result():
                     produced += len(data)
                     yield data
