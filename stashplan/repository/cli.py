@@ -139,7 +139,9 @@ def backup(
 def restore(
     repository: RepositoryArgs,
     snapshot: Annotated[str, typer.Argument(help="Snapshot id, unique id prefix, or latest")] = "latest",
-    target: Annotated[str, typer.Option("--target", help="File to write, or - for standard output")] = "-",
+    target: Annotated[
+        str, typer.Option("--target", help="File to write, or - for standard output (restic files: a directory)")
+    ] = "-",
     host: Annotated[
         str | None, typer.Option("--host", help="With latest: newest snapshot of this host")
     ] = None,
@@ -155,6 +157,14 @@ def restore(
     with repository.open() as opened_repo:
         if path is not None and not isinstance(opened_repo, ResticRepository):
             raise fail("--path applies to restic repositories; a stashplan snapshot is one stream")
+        if isinstance(opened_repo, ResticRepository) and target != "-" and run(
+            lambda: opened_repo.selects_directory(snapshot, hostname=host, path=path)
+        ):
+            with progress_reporter("restore") as progress:
+                snap, done = run(lambda: opened_repo.restore_directory(
+                    snapshot, Path(target), hostname=host, path=path, progress=progress))
+            typer.echo(f"restored snapshot {snap.short_id} into {target}: {done.summary()}", err=True)
+            return
 
         def restore_to(out: BinaryIO) -> Snapshot:
             with progress_reporter("restore") as progress:

@@ -64,10 +64,15 @@ def test_files_of_a_file_snapshot_restore_by_path(world: ResticWorld, tmp_path: 
         result = repo_cli(world, "restore", world.files_snapshot, "--path", path, "--target", str(target))
         assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
         assert target.read_bytes() == data
-    # Without --path a snapshot of many files cannot be one stream: the error says how to pick one.
-    result = repo_cli(world, "restore", world.files_snapshot, "--target", str(tmp_path / "x"))
+    # Without --path a snapshot of many files is no stream for standard output: the error says what to do.
+    result = repo_cli(world, "restore", world.files_snapshot)
     assert result.exit_code == 1
-    assert "--path" in result.output and "files" in result.output  # type: ignore[attr-defined]
+    assert "--target DIR" in result.output and "--path" in result.output  # type: ignore[attr-defined]
+    # ... and with a --target it is restored there as a directory tree, by its full paths.
+    result = repo_cli(world, "restore", world.files_snapshot, "--target", str(tmp_path / "tree"))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    for path, data in world.files.items():
+        assert (tmp_path / "tree" / path.lstrip("/")).read_bytes() == data
 
 
 def test_forgotten_and_pruned_snapshot_is_gone(world: ResticWorld) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from providers.storage import Storage
@@ -22,6 +23,7 @@ from stashplan.repository.restic.files import decode_unpacked
 from stashplan.repository.restic.index import ResticIndex, load_index
 from stashplan.repository.restic.layout import CONFIG, ResticLayout, detect, refusal
 from stashplan.repository.restic.locking import shared_lock
+from stashplan.repository.restic.restore_dir import TreeRestored, restore_tree
 from stashplan.repository.restic.snapshots import ResticSnapshot, load_all, select
 from stashplan.repository.restic.streaming import stream_file
 from stashplan.repository.restic.trees import Node, find, load_tree, walk
@@ -41,6 +43,7 @@ class ResticRepository:
         self.id = str(config.get("id", ""))
         self._index: ResticIndex | None = None
         self._sizes: dict[bytes, tuple[int, int]] = {}  # tree id -> (bytes, files) below it
+        self.warnings: list[str] = []  # printed by the CLI when the command ends
 
     @classmethod
     def open(cls, storage: Storage, password: str) -> ResticRepository:
@@ -154,8 +157,42 @@ class ResticRepository:
         examples = [p for p, n in walk(loader, snap.tree) if n.type == "file"][:3]
         raise RepositoryError(
             f"snapshot {snap.short_id} holds {self._tree_size(loader, snap.tree)[1]} files, not one stream: "
-            f"name the file to restore with --path (e.g. {', '.join(examples) or '/path/in/snapshot'})"
+            f"restore them into a directory with --target DIR, or one file with --path "
+            f"(e.g. {', '.join(examples) or '/path/in/snapshot'})"
         )
+
+    def _tree_at(self, snap: ResticSnapshot, path: str | None) -> bytes | None:
+        """The tree id of directory `path` (the root when None), or None when `path` is not a directory,
+        or the snapshot is one --stdin stream."""
+        if not path:
+            return None if self.single_file(snap) is not None else snap.tree
+        node = find(self.loader(f"snapshot {snap.short_id}"), snap.tree, path)
+        return node.subtree if node.type == "dir" else None
+
+    def selects_directory(self, snapshot: str, *, hostname: str | None = None, path: str | None = None) -> bool:
+        """Whether restoring `path` of the snapshot (all of it when None) writes a directory, not one file."""
+        snap = select(self.restic_snapshots(), snapshot, hostname, self.location)
+        return self._tree_at(snap, path) is not None
+
+    def restore_directory(
+        self,
+        snapshot: str,
+        target: Path,
+        *,
+        hostname: str | None = None,
+        path: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[Snapshot, TreeRestored]:
+        """Restore directory `path` of a file snapshot (else the whole snapshot, by its full paths) into
+        `target`, as `restic restore ID:path --target DIR` does; existing files are never overwritten."""
+        with self.reading():
+            snap = select(self.restic_snapshots(), snapshot, hostname, self.location)
+            tree = self._tree_at(snap, path)
+            if tree is None:
+                raise RepositoryError(f"snapshot {snap.short_id}: {path or 'its content'} is not a directory")
+            done = restore_tree(self.loader(f"snapshot {snap.short_id}"), tree, target, progress)
+            self.warnings.extend(done.skipped)
+            return self.as_snapshot(snap), done
 
     def restore(
         self,

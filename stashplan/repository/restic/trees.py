@@ -7,12 +7,13 @@ here (non-UTF-8 bytes come back as surrogate escapes).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
 from stashplan.errors import RepositoryError
 from stashplan.repository.restic.blobs import BlobLoader
+from stashplan.repository.restic.metadata import NodeMeta, check_names, decode_meta
 
 _SIMPLE = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92, '"': 34, "'": 39}
 
@@ -24,6 +25,7 @@ class Node:
     size: int
     content: tuple[bytes, ...]  # data blob ids, in order (files)
     subtree: bytes | None  # tree blob id (dirs)
+    meta: NodeMeta = field(default_factory=NodeMeta)
 
 
 def go_unquote(text: str) -> str:
@@ -70,6 +72,7 @@ def parse_tree(data: bytes, what: str) -> list[Node]:
                     int(n.get("size") or 0),
                     tuple(bytes.fromhex(c) for c in n.get("content") or ()),
                     bytes.fromhex(subtree) if subtree else None,
+                    decode_meta(n),
                 )
             )
         return nodes
@@ -79,6 +82,13 @@ def parse_tree(data: bytes, what: str) -> list[Node]:
 
 def load_tree(loader: BlobLoader, tree_id: bytes) -> list[Node]:
     return parse_tree(loader.load(tree_id, "tree"), f"tree {tree_id.hex()[:16]}")
+
+
+def load_safe_tree(loader: BlobLoader, tree_id: bytes) -> list[Node]:
+    """A tree whose node names are safe to write to a file system (one component each, no repeats)."""
+    nodes = load_tree(loader, tree_id)
+    check_names([n.name for n in nodes], f"{loader.context}: tree {tree_id.hex()[:16]}")
+    return nodes
 
 
 def walk(loader: BlobLoader, tree_id: bytes, prefix: str = "") -> Iterator[tuple[str, Node]]:
