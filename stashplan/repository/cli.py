@@ -383,6 +383,8 @@ def migrate(
                         f"{c.snapshot.hostname}  {human(c.snapshot.total_size)}"
                     ),
                 )
+            for warning in source.warnings:  # nodes a tar archive of a file snapshot cannot hold
+                typer.echo(f"warning: {warning}", err=True)
     except StashplanError as exc:
         raise fail(str(exc)) from None
     typer.echo(f"copied {len(result.copied)} snapshots, {len(result.skipped)} already copied before")

@@ -1,9 +1,11 @@
 """`stashplan repo migrate`: restic snapshots (as Stash takes them) copied into a stashplan repository with
-their time, host and tags, restorable there byte-identical; reruns resume; retention then works there."""
+their time, host and tags, restorable there byte-identical; reruns resume; retention then works there.
+Snapshots of files become tar archives that GNU tar extracts to the tree restic's own restore writes."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from typer.testing import CliRunner
 
 from stashplan.repository.cli import app
 from stashplan.repository.restic.snapshots import parse_time
-from tests.fixtures.restic import PASSWORD, Restic, params, sample
+from tests.fixtures.restic import ODD_NAME, PASSWORD, Restic, make_volume, params, sample, tree_facts
 
 runner = CliRunner()
 TARGET_PASSWORD = "new-stashplan-password"
@@ -84,20 +86,36 @@ def test_migrate_keeps_time_host_tags_and_restores_byte_identical(
     assert r("check", "--read-data").returncode == 0  # the source is untouched
 
 
-def test_migrate_refuses_file_snapshots_unless_the_stdin_ones_are_chosen(
+def test_file_snapshots_migrate_as_tar_archives_that_extract_to_the_same_tree(
     source: tuple[Restic, dict[str, bytes]], tmp_path: Path
 ) -> None:
     r, streams = source
-    files = tmp_path / "files"
-    files.mkdir()
-    (files / "a.txt").write_text("a")
-    (files / "b.txt").write_text("b")
-    r("backup", str(files))
+    volume = make_volume(tmp_path)
+    r("backup", str(volume), "--host", "volume-host", "--tag", "files")
+    (volume / "app" / "run.sh").write_text("#!/bin/sh\necho changed\n")
+    r("backup", str(volume), "--host", "volume-host")
+    first, second = [s for s in r.snapshots() if s["hostname"] == "volume-host"]
     target = tmp_path / "stashplan-repo"
-    refused = migrate(r, target)
-    assert refused.exit_code == 1 and "not one stream" in refused.output  # type: ignore[attr-defined]
-    assert not (target / "snapshots").exists() or not any((target / "snapshots").iterdir())
-    first, second = list(streams)[:2]
-    chosen = migrate(r, target, "--snapshots", f"{first[:8]},{second[:10]}")
+    chosen = migrate(r, target, "--snapshots", f"{first['id'][:8]},{next(iter(streams))[:10]}")
     assert chosen.exit_code == 0, chosen.output  # type: ignore[attr-defined]
-    assert "copied 2 snapshots" in chosen.output  # type: ignore[attr-defined]
+    assert "copied 2 snapshots" in chosen.output and "warning" not in chosen.output  # type: ignore[attr-defined]
+    result = migrate(r, target)
+    assert "copied 3 snapshots, 2 already copied before" in result.output  # type: ignore[attr-defined]
+
+    listed = {s["source"]: s for s in json.loads(target_cli(target, "snapshots", "--json").output)}  # type: ignore[attr-defined]
+    tars = [listed[f"restic:{first['id']}"], listed[f"restic:{second['id']}"]]
+    assert [t["filename"] for t in tars] == [f"{volume}.tar"] * 2  # one retention group, as restic's paths
+    assert tars[0]["tags"] == ["files"] and tars[0]["hostname"] == "volume-host"
+    assert tars[0]["time"] == parse_time(first["time"]).isoformat()
+    for tar, snap in zip(tars, (first, second), strict=True):
+        archive = tmp_path / f"{snap['id']}.tar"
+        restored = target_cli(target, "restore", tar["id"], "--target", str(archive))
+        assert restored.exit_code == 0 and "blake3 verified" in restored.output  # type: ignore[attr-defined]
+        by_restic, by_tar = tmp_path / f"restic-{snap['id']}", tmp_path / f"tar-{snap['id']}"
+        r("restore", snap["id"], "--target", str(by_restic))
+        by_tar.mkdir()
+        subprocess.run(["tar", "-x", "-f", str(archive), "-C", str(by_tar)], check=True)  # GNU tar
+        inside = volume.relative_to("/")
+        assert tree_facts(by_tar / inside) == tree_facts(by_restic / inside)
+    assert (by_tar / inside / ODD_NAME).read_bytes() == b"odd"
+    assert "echo changed" in (by_tar / inside / "app" / "run.sh").read_text()
