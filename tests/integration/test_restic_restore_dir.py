@@ -57,6 +57,8 @@ def test_a_directory_restores_its_content_into_the_target(volume: tuple[Restic, 
     result = restore(r, sid, "--path", str(src / "app"), "--target", str(target))
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert tree_facts(target) == tree_facts(src / "app")
+    to_stdout = restore(r, sid, "--path", str(src / "app"))  # a directory is no stream for standard output
+    assert to_stdout.exit_code == 1 and "--target DIR" in to_stdout.output  # type: ignore[attr-defined]
     # One named file is still a file target.
     one = tmp_path / "db.conf"
     result = restore(r, sid, "--path", str(src / "app" / "conf" / "db.conf"), "--target", str(one))

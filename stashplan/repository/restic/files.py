@@ -7,7 +7,9 @@ Every file but `config` is named by the SHA-256 of its stored bytes, verified on
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import orjson
 import zstandard
@@ -16,6 +18,9 @@ from providers.storage import Storage
 from stashplan.repository.restic.crypto import ResticCorrupt, ResticKey
 
 MAX_UNPACKED = 1 << 30  # an index or snapshot file larger than this is not restic's
+FETCHERS = 8  # small files (snapshots, index files) fetched at once: remote storage is latency-bound
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def decode_unpacked(plain: bytes, what: str) -> Any:
@@ -51,3 +56,12 @@ def load_object(storage: Storage, key: ResticKey, name: str, what: str) -> dict:
     if not isinstance(doc, dict):
         raise ResticCorrupt(f"{what} is corrupt (not a JSON object)")
     return doc
+
+
+def fetch_all(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`fn` over `items` on a few threads, results in order (the first error is raised)."""
+    todo = list(items)
+    if len(todo) < 2:
+        return [fn(item) for item in todo]
+    with ThreadPoolExecutor(min(FETCHERS, len(todo)), thread_name_prefix="stashplan-restic-get") as pool:
+        return list(pool.map(fn, todo))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from providers.storage import Storage
 from stashplan.repository.restic.crypto import OVERHEAD, ResticCorrupt, ResticKey
-from stashplan.repository.restic.files import load_unpacked
+from stashplan.repository.restic.files import fetch_all, load_unpacked
 from stashplan.repository.restic.layout import ResticLayout
 
 DATA = "data"
@@ -97,11 +97,21 @@ def load_index(
     storage: Storage, key: ResticKey, layout: ResticLayout, errors: list[str] | None = None
 ) -> ResticIndex:
     """The whole index; a damaged index file raises, or is recorded in `errors` when a list is given."""
-    index = ResticIndex()
-    for name in index_names(storage, layout):
+    def fetch(name: str) -> tuple[str, object]:
         what = f"index file {name.rsplit('/', 1)[-1][:8]}"
         try:
-            index.add_file(load_unpacked(storage, key, name, what), what)
+            return what, load_unpacked(storage, key, name, what)
+        except ResticCorrupt as exc:
+            if errors is None:
+                raise
+            return what, exc
+
+    index = ResticIndex()
+    for what, doc in fetch_all(fetch, index_names(storage, layout)):
+        try:
+            if isinstance(doc, ResticCorrupt):
+                raise doc
+            index.add_file(doc, what)
         except ResticCorrupt as exc:
             if errors is None:
                 raise

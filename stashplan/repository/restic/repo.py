@@ -24,7 +24,7 @@ from stashplan.repository.restic.index import ResticIndex, load_index
 from stashplan.repository.restic.layout import CONFIG, ResticLayout, detect, refusal
 from stashplan.repository.restic.locking import shared_lock
 from stashplan.repository.restic.restore_dir import TreeRestored, restore_tree
-from stashplan.repository.restic.snapshots import ResticSnapshot, load_all, select
+from stashplan.repository.restic.snapshots import ResticSnapshot, id_prefix, load_all, select, snapshot_ids
 from stashplan.repository.restic.streaming import stream_file
 from stashplan.repository.restic.trees import Node, find, load_tree, walk
 from stashplan.repository.snapshots import Snapshot
@@ -101,6 +101,18 @@ class ResticRepository:
         self.index()
         return snaps
 
+    def find(self, ref: str, hostname: str | None = None) -> ResticSnapshot:
+        """The snapshot `ref` names; an id or prefix reads only the snapshots it matches, "latest" all."""
+        prefix = id_prefix(ref)
+        if prefix is None:
+            return select(self.restic_snapshots(), ref, hostname, self.location)
+        ids = [i for i in snapshot_ids(self.storage, self.layout) if i.startswith(prefix)]
+        if len(ids) > 1:
+            raise RepositoryError(f"snapshot id prefix {ref} is ambiguous ({len(ids)} snapshots match)")
+        snaps = load_all(self.storage, self.key, self.layout, ids)
+        self.index()  # after the snapshots, as restic's design asks
+        return select(snaps, ref, hostname, self.location)
+
     def _tree_size(self, loader: BlobLoader, tree_id: bytes) -> tuple[int, int]:
         if tree_id not in self._sizes:
             total = files = 0
@@ -171,7 +183,7 @@ class ResticRepository:
 
     def selects_directory(self, snapshot: str, *, hostname: str | None = None, path: str | None = None) -> bool:
         """Whether restoring `path` of the snapshot (all of it when None) writes a directory, not one file."""
-        snap = select(self.restic_snapshots(), snapshot, hostname, self.location)
+        snap = self.find(snapshot, hostname)
         return self._tree_at(snap, path) is not None
 
     def restore_directory(
@@ -186,7 +198,7 @@ class ResticRepository:
         """Restore directory `path` of a file snapshot (else the whole snapshot, by its full paths) into
         `target`, as `restic restore ID:path --target DIR` does; existing files are never overwritten."""
         with self.reading():
-            snap = select(self.restic_snapshots(), snapshot, hostname, self.location)
+            snap = self.find(snapshot, hostname)
             tree = self._tree_at(snap, path)
             if tree is None:
                 raise RepositoryError(f"snapshot {snap.short_id}: {path or 'its content'} is not a directory")
@@ -205,7 +217,7 @@ class ResticRepository:
     ) -> Snapshot:
         """Stream one file of a snapshot (id, unique prefix or "latest") to `out`, every blob verified."""
         with self.reading():
-            snap = select(self.restic_snapshots(), snapshot, hostname, self.location)
+            snap = self.find(snapshot, hostname)
             node = self.file_of(snap, path)
             stream_file(self.loader(f"snapshot {snap.short_id}"), node, out, progress)
             return self.as_snapshot(snap)

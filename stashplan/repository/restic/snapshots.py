@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from providers.storage import Storage
 from stashplan.errors import RepositoryError
 from stashplan.repository.restic.crypto import ResticKey
-from stashplan.repository.restic.files import load_object
+from stashplan.repository.restic.files import fetch_all, load_object
 from stashplan.repository.restic.layout import ResticLayout
 
 
@@ -67,10 +67,24 @@ def load_snapshot(storage: Storage, key: ResticKey, layout: ResticLayout, snapsh
     return decode(snapshot_id, load_object(storage, key, name, f"snapshot {snapshot_id[:8]}"))
 
 
-def load_all(storage: Storage, key: ResticKey, layout: ResticLayout) -> list[ResticSnapshot]:
-    """Every snapshot, oldest first."""
-    snaps = [load_snapshot(storage, key, layout, sid) for sid in snapshot_ids(storage, layout)]
+def load_all(
+    storage: Storage, key: ResticKey, layout: ResticLayout, ids: Sequence[str] | None = None
+) -> list[ResticSnapshot]:
+    """Every snapshot (or those of `ids`), oldest first."""
+    wanted = snapshot_ids(storage, layout) if ids is None else ids
+    snaps = fetch_all(lambda sid: load_snapshot(storage, key, layout, sid), wanted)
     return sorted(snaps, key=lambda s: (s.time, s.id))
+
+
+def id_prefix(ref: str) -> str | None:
+    """The snapshot id prefix `ref` names (an id, a prefix, Stash's `<repository>-<short id>`), None for latest."""
+    wanted = ref.lower()
+    if wanted in ("latest", ""):
+        return None
+    stash_name = re.fullmatch(r".+-([0-9a-f]{8})", wanted)
+    if stash_name and not re.fullmatch(r"[0-9a-f]+", wanted):
+        return stash_name.group(1)
+    return wanted
 
 
 def select(snaps: Sequence[ResticSnapshot], ref: str, hostname: str | None, location: str) -> ResticSnapshot:
@@ -82,10 +96,7 @@ def select(snaps: Sequence[ResticSnapshot], ref: str, hostname: str | None, loca
             host = f" of host {hostname}" if hostname else ""
             raise RepositoryError(f"no snapshot{host} in {location}")
         return candidates[-1]
-    wanted = ref.lower()
-    stash_name = re.fullmatch(r".+-([0-9a-f]{8})", wanted)
-    if stash_name and not re.fullmatch(r"[0-9a-f]+", wanted):
-        wanted = stash_name.group(1)  # a Stash Snapshot name: <repository>-<short id>
+    wanted = id_prefix(ref) or ""
     found = [s for s in snaps if s.id.startswith(wanted)]
     if not found:
         raise RepositoryError(f"snapshot {ref} not found in {location}")

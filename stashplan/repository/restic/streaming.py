@@ -44,7 +44,8 @@ def runs(loader: BlobLoader, content: tuple[bytes, ...]) -> Iterator[list[BlobLo
 def iter_file(loader: BlobLoader, node: Node, *, workers: int = 2) -> Iterator[bytes]:
     """The file's content blob by blob, each verified; raises (before the end) if its size is off."""
     if node.type != "file":
-        raise RepositoryError(f"{loader.context}: {node.name} is a {node.type}, not a file")
+        hint = " (a directory restores with --target DIR)" if node.type == "dir" else ""
+        raise RepositoryError(f"{loader.context}: {node.name} is a {node.type}, not a file{hint}")
     produced = 0
     window: deque[Future[list[bytes]]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-restic")
