@@ -2,8 +2,10 @@
 
 For each restic binary (Debian's, and the newer build in .cache/ when present) and repository version
 (1 and 2), backs up a BENCH_RESTIC_MB (default 300) MB dump-like stream with `restic backup --stdin`, then
-runs both readers to /dev/null, interleaved, BENCH_REPS (default 5) times after one warm-up each.
-Prints throughput as median (min-max) MB/s and peak RSS; target: stashplan >= restic dump, bounded RSS.
+runs both readers to /dev/null, interleaved, BENCH_REPS (default 5) times after one warm-up each: the
+`stashplan` command users run (`stashplan repo restore`) and `restic dump`. Prints throughput as median
+(min-max) MB/s and peak RSS; target: stashplan >= restic dump, bounded RSS. The fixed cost of each run
+(start-up, key derivation, reading snapshots and index) is shown by `snapshots` of the same repository.
 """
 
 from __future__ import annotations
@@ -69,17 +71,14 @@ def bench(binary: Path, repo_version: int, stream: Path, goals: Goals) -> None:
             check=True,
             env=env,
         )
+    stashplan = [str(Path(sys.executable).parent / "stashplan"), "repo"]
     tools = {
         "restic dump": [*base, "dump", "latest", "/dumpfile.sql"],
-        "stashplan": [
-            sys.executable,
-            "-m",
-            "stashplan.repository.cli",
-            "restore",
-            "latest",
-            "--repo",
-            f"local:{repo}",
-        ],
+        "stashplan": [*stashplan, "restore", "latest", "--repo", f"local:{repo}"],
+    }
+    fixed = {
+        "restic snapshots": [*base, "snapshots"],
+        "stashplan snapshots": [*stashplan, "snapshots", "--repo", f"local:{repo}"],
     }
     for argv in tools.values():
         run_process(argv, env=env)  # warm-up: restic fills its cache, both fill the page cache
@@ -94,6 +93,9 @@ def bench(binary: Path, repo_version: int, stream: Path, goals: Goals) -> None:
             f"  {name:<12} {rate.fmt(' MB/s', 1)}  cpu {cpus(samples).fmt(' s')}  peak RSS {rss:.1f} MiB",
             flush=True,
         )
+    overhead = interleave({name: (lambda a=argv: run_process(a, env=env)) for name, argv in fixed.items()}, REPEAT)
+    for name, samples in overhead.items():
+        print(f"  {name:<20} fixed cost {Spread.of([s.wall for s in samples]).fmt(' s')}", flush=True)
     label = f"restic {version(binary)} v{repo_version}"
     goals.check(
         f"{label}: stashplan restore vs restic dump (speed)",
