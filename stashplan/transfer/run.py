@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from prometheus_client import CollectorRegistry
+
 from providers.databases import TaskParams, get_provider, wait_ready
 from providers.databases.base import Connection, DatabaseProvider
 from providers.storage import storage_from_repository
@@ -185,6 +187,50 @@ class _Hooks:
             self.errors.append(error)
         return not error
 
+    def before(self, hook_type: str) -> None:
+        """The pre hook; as in Stash its failure fails the session, and nothing is dumped or restored."""
+        if not self.run(hook_type):
+            raise HookError(self.errors[-1])
+
+    def after(self, hook_type: str, outcome: HostOutcome) -> list[str]:
+        """The post hook with the host's outcome (none after a failed pre hook, as Stash); its errors."""
+        if self.errors:
+            return []
+        self.run(hook_type, outcome)
+        return self.errors
+
+
+def _push_session_metrics(
+    url: str, job: str, registry: CollectorRegistry, conds: list[dict], now: datetime
+) -> list[dict]:
+    """Push a session's metrics to the Pushgateway; the MetricsPushed condition says how it went."""
+    return push_metrics(
+        url, job, registry, conds, "MetricsPushed", "SuccessfullyPushedMetrics", "FailedToPushMetrics", now
+    )
+
+
+def _event(
+    cluster: Cluster, ctx: SessionContext, hostname: str, now: datetime, reason: str, message: str, *, warning: bool
+) -> None:
+    emit_event(
+        cluster,
+        ctx.session,
+        reason=reason,
+        warning=warning,
+        now=now,
+        hostname=hostname,
+        component=EVENT_SOURCE,
+        message=message,
+    )
+
+
+def _session_event(
+    cluster: Cluster, ctx: SessionContext, hostname: str, now: datetime, kind: str, name: str, phase: str, error: str
+) -> None:
+    """The session's closing Event: `BackupSession Succeeded`, `RestoreSession Failed: why`, ..."""
+    message = f"{kind} {name} {phase.lower()}" + (f": {error}" if error else "")
+    _event(cluster, ctx, hostname, now, f"{kind} {phase}", message, warning=phase == "Failed")
+
 
 # --- backup ---------------------------------------------------------------------------------------
 
@@ -204,9 +250,7 @@ def backup(
     host = HostOutcome(opts.hostname, False, 0.0)
     repo_state: metrics.RepositoryState | None = None
     try:
-        # Stash: a failed preBackup hook fails the session, and nothing is dumped or stored.
-        if not hooks.run("preBackup"):
-            raise HookError(hooks.errors[-1])
+        hooks.before("preBackup")
         opts.priority.apply()
         with _prepared(ctx, opts, started) as (provider, conn, params, deadline, repo):
             if not isinstance(repo, Repository):
@@ -230,10 +274,7 @@ def backup(
         host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=describe(exc))
         log.error("backup of BackupSession %s/%s failed: %s", namespace, session_name, host.error)
     host = replace(host, duration=time.monotonic() - t0)
-    post_hook_errors: list[str] = []
-    if not hooks.errors:  # Stash runs no postBackup hook after a failed preBackup hook
-        hooks.run("postBackup", host)
-        post_hook_errors = hooks.errors
+    post_hook_errors = hooks.after("postBackup", host)
     failed_post = [
         c
         for c in conds
@@ -258,16 +299,7 @@ def backup(
     registry = metrics.backup_session_registry(
         invoker, target, result, session_duration=host.duration, now=now.timestamp()
     )
-    conds = push_metrics(
-        opts.pushgateway_url,
-        job,
-        registry,
-        conds,
-        "MetricsPushed",
-        "SuccessfullyPushedMetrics",
-        "FailedToPushMetrics",
-        now,
-    )
+    conds = _push_session_metrics(opts.pushgateway_url, job, registry, conds, now)
     if repo_state is not None:
         conds = push_metrics(
             opts.pushgateway_url,
@@ -285,37 +317,11 @@ def backup(
     cluster.patch_status("BackupSession", namespace, session_name, status)
     what = f"backup of {target.kind} {ctx.appbinding['metadata']['name']} on host {opts.hostname}"
     if host.snapshot is not None:
-        emit_event(
-            cluster,
-            ctx.session,
-            reason="Host Backup Succeeded",
-            warning=False,
-            now=now,
-            hostname=opts.hostname,
-            component=EVENT_SOURCE,
-            message=f"{what} succeeded: snapshot {host.snapshot.short_id}",
-        )
+        message = f"{what} succeeded: snapshot {host.snapshot.short_id}"
+        _event(cluster, ctx, opts.hostname, now, "Host Backup Succeeded", message, warning=False)
     else:
-        emit_event(
-            cluster,
-            ctx.session,
-            reason="Host Backup Failed",
-            warning=True,
-            now=now,
-            hostname=opts.hostname,
-            component=EVENT_SOURCE,
-            message=f"{what} failed: {host.error}",
-        )
-    emit_event(
-        cluster,
-        ctx.session,
-        reason=f"BackupSession {phase}",
-        warning=phase == "Failed",
-        now=now,
-        hostname=opts.hostname,
-        component=EVENT_SOURCE,
-        message=f"BackupSession {session_name} {phase.lower()}" + (f": {error}" if error else ""),
-    )
+        _event(cluster, ctx, opts.hostname, now, "Host Backup Failed", f"{what} failed: {host.error}", warning=True)
+    _session_event(cluster, ctx, opts.hostname, now, "BackupSession", session_name, phase, error)
     return TransferResult(phase, host, status, error)
 
 
@@ -369,9 +375,7 @@ def restore(
     restored: list[str] = []
     hooks = _Hooks(ctx, opts, clock, conds, _summary(ctx), [])
     try:
-        # Stash: a failed preRestore hook fails the session and nothing is restored.
-        if not hooks.run("preRestore"):
-            raise HookError(hooks.errors[-1])
+        hooks.before("preRestore")
         opts.priority.apply()
         with _prepared(ctx, opts, started, restoring=True) as (provider, conn, params, deadline, repo):
             for snapshot in wanted:
@@ -384,10 +388,7 @@ def restore(
     except Exception as exc:
         host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=describe(exc))
         log.error("restore of RestoreSession %s/%s failed: %s", namespace, restore_name, host.error)
-    post_hook_errors: list[str] = []
-    if not hooks.errors:  # no postRestore hook after a failed preRestore hook
-        hooks.run("postRestore", host)
-        post_hook_errors = hooks.errors
+    post_hook_errors = hooks.after("postRestore", host)
     conds = hooks.conditions
     error = "; ".join([e for e in (host.error, *post_hook_errors) if e])
     now = clock()
@@ -400,37 +401,12 @@ def restore(
         metrics.HostResult(opts.hostname, phase == "Succeeded", host.duration),
         session_duration=host.duration,
     )
-    conds = push_metrics(
-        opts.pushgateway_url,
-        metrics.job_name(invoker.kind, namespace, invoker.name),
-        registry,
-        conds,
-        "MetricsPushed",
-        "SuccessfullyPushedMetrics",
-        "FailedToPushMetrics",
-        now,
-    )
+    job = metrics.job_name(invoker.kind, namespace, invoker.name)
+    conds = _push_session_metrics(opts.pushgateway_url, job, registry, conds, now)
     status = restore_session_status(ctx.session, host, conds, now, phase)
     cluster.patch_status("RestoreSession", namespace, restore_name, status)
     what = f"restore of {', '.join(restored) or ', '.join(wanted)} into {ctx.appbinding['metadata']['name']}"
-    emit_event(
-        cluster,
-        ctx.session,
-        reason=f"Host Restore {phase}",
-        warning=not host.ok,
-        now=now,
-        hostname=opts.hostname,
-        component=EVENT_SOURCE,
-        message=f"{what} {phase.lower()}" + (f": {host.error}" if host.error else ""),
-    )
-    emit_event(
-        cluster,
-        ctx.session,
-        reason=f"RestoreSession {phase}",
-        warning=phase == "Failed",
-        now=now,
-        hostname=opts.hostname,
-        component=EVENT_SOURCE,
-        message=f"RestoreSession {restore_name} {phase.lower()}" + (f": {error}" if error else ""),
-    )
+    message = f"{what} {phase.lower()}" + (f": {host.error}" if host.error else "")
+    _event(cluster, ctx, opts.hostname, now, f"Host Restore {phase}", message, warning=not host.ok)
+    _session_event(cluster, ctx, opts.hostname, now, "RestoreSession", restore_name, phase, error)
     return TransferResult(phase, host, status, error)
