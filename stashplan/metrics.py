@@ -101,14 +101,21 @@ def job_name(invoker_kind: str, namespace: str, invoker_name: str) -> str:
     return f"{invoker_kind.lower()}-{namespace}-{invoker_name}"
 
 
+def _session_labels(
+    invoker: Invoker, target: Target, host: HostResult
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The labels of a session's metrics, of its target's and of its host's (each adds to the one before)."""
+    common = invoker.labels()
+    tgt = {**common, "kind": target.kind, "group": target.group, "name": target.name}
+    return common, tgt, {**tgt, "hostname": host.hostname}
+
+
 def backup_session_registry(
     invoker: Invoker, target: Target, host: HostResult, *, session_duration: float, now: float
 ) -> CollectorRegistry:
     """Session, target and host metrics of a BackupSession with one target and one host."""
     m = _Metrics()
-    common = invoker.labels()
-    tgt = {**common, "kind": target.kind, "group": target.group, "name": target.name}
-    hst = {**tgt, "hostname": host.hostname}
+    common, tgt, hst = _session_labels(invoker, target, host)
     ok = 1.0 if host.success else 0.0
     m.set("backupsession_success", "stash_backup_session_success", "1 if the session succeeded", common, ok)
     m.set("backupsession_target_success", "stash_backup_target_success", "1 if the target succeeded", tgt, ok)
@@ -238,9 +245,7 @@ def restore_session_registry(
 ) -> CollectorRegistry:
     """Session, target and host metrics of a RestoreSession with one target and one host."""
     m = _Metrics()
-    common = invoker.labels()
-    tgt = {**common, "kind": target.kind, "group": target.group, "name": target.name}
-    hst = {**tgt, "hostname": host.hostname}
+    common, tgt, hst = _session_labels(invoker, target, host)
     ok = 1.0 if host.success else 0.0
     m.set("restoresession_success", "stash_restore_session_success", "1 if the restore succeeded", common, ok)
     m.set(

@@ -184,23 +184,13 @@ class KubeCluster:
         return _typed(info, self._call(target, "GET"))
 
     def create(self, obj: dict) -> dict:
-        info = kind_info(str(obj.get("kind", "")))
-        body = _with_type(info, obj)
-        meta = body.setdefault("metadata", {})
-        ns = _ns(info, meta.get("namespace") or "default")
-        if info.namespaced:
-            meta["namespace"] = ns
+        info, body, meta, ns = _request_body(obj)
         name = meta.get("name") or meta.get("generateName", "")
         target = _Target("create", info, ns, name)
         return _typed(info, self._call(target, "POST", body=body, collection=True))
 
     def replace(self, obj: dict) -> dict:
-        info = kind_info(str(obj.get("kind", "")))
-        body = _with_type(info, obj)
-        meta = body.setdefault("metadata", {})
-        ns = _ns(info, meta.get("namespace") or "default")
-        if info.namespaced:
-            meta["namespace"] = ns
+        info, body, meta, ns = _request_body(obj)
         target = _Target("update", info, ns, meta.get("name", ""))
         if meta.get("resourceVersion"):
             return _typed(info, self._call(target, "PUT", body=body))
@@ -487,6 +477,17 @@ def _with_type(info: KindInfo, obj: dict) -> dict:
     body["apiVersion"] = info.api_version
     body["kind"] = info.kind
     return body
+
+
+def _request_body(obj: dict) -> tuple[KindInfo, dict, dict, str]:
+    """A copy of `obj` to send (apiVersion/kind set, namespace defaulted), with its kind, metadata and namespace."""
+    info = kind_info(str(obj.get("kind", "")))
+    body = _with_type(info, obj)
+    meta = body.setdefault("metadata", {})
+    ns = _ns(info, meta.get("namespace") or "default")
+    if info.namespaced:
+        meta["namespace"] = ns
+    return info, body, meta, ns
 
 
 def _typed(info: KindInfo, obj: dict) -> dict:
