@@ -69,12 +69,16 @@ def test_cronjob_fires_once_per_slot_and_keeps_one_finished_job(tmp_path: Path) 
         "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "every-minute", "namespace": "demo"},
         "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": job("x", "true")["spec"]}}})
     created = datetime.strptime(cronjob["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    # Ticks at fixed seconds into the minutes after creation, so two ticks meant for one slot never straddle
+    # a minute (created at hh:mm:58, "+3 min 1 s" and "+3 min 2 s" would be two slots).
+    minute = created.replace(second=0)
     cron, runner = CronScheduler(cluster), JobRunner(cluster, {}, tmp_path / "logs")
     assert cron.tick(created) == []  # not due yet
     for minutes in (1, 1, 2, 3):  # the same slot twice fires once
-        cron.tick(created + timedelta(minutes=minutes, seconds=1))
+        cron.tick(minute + timedelta(minutes=minutes, seconds=1))
         run_to_end(runner)
-    cron.tick(created + timedelta(minutes=3, seconds=2))
+    later = cron.tick(minute + timedelta(minutes=3, seconds=30))  # later in the last slot
+    assert [c for c in later if "fired" in c] == []
     jobs = cluster.list("Job", "demo")
     assert len(jobs) == 1 and jobs[0]["status"]["succeeded"] == 1  # history limit 1
     suspended = dict(cluster.get("CronJob", "demo", "every-minute"), spec={**cronjob["spec"], "suspend": True})
