@@ -167,8 +167,9 @@ class JobRunner:
                     job = self.cluster.get("Job", *key)
                 except NotFound:
                     continue
-                self._finish_status(job, run.exit_code or 0, run.reason, "\n".join(run.tail), now)
-                verdict = "succeeded" if run.exit_code == 0 and not run.reason else "failed"
+                code = 1 if run.exit_code is None else run.exit_code  # no exit code is never a success
+                self._finish_status(job, code, run.reason, "\n".join(run.tail), now)
+                verdict = "succeeded" if code == 0 and not run.reason else "failed"
                 changes.append(f"Job {key[0]}/{key[1]} {verdict}")
         return changes
 
@@ -249,6 +250,9 @@ class JobRunner:
         except OSError as exc:
             run.tail.append(f"cannot start container: {exc}")
             run.exit_code = 127
+        except Exception as exc:  # e.g. a NUL byte in the command: the Job fails saying why
+            run.tail.append(f"cannot start container: {type(exc).__name__}: {exc}")
+            run.exit_code = 1
         finally:
             self._pid_file(run.namespace, run.name).unlink(missing_ok=True)
             run.done.set()

@@ -63,6 +63,15 @@ def test_job_started_by_a_runner_that_is_gone_is_failed_not_rerun(tmp_path: Path
     assert not (Path.cwd() / "ran-again").exists()
 
 
+def test_job_whose_command_cannot_start_fails_saying_why(tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path / "state.db")
+    cluster.create(job("nul", "exit 0\x00"))  # Popen refuses an argument with a NUL byte (ValueError)
+    run_to_end(JobRunner(cluster, {}, tmp_path / "logs"))
+    status = cluster.get("Job", "demo", "nul")["status"]
+    assert "succeeded" not in status and status["failed"] == 1
+    assert "embedded null byte" in status["conditions"][0]["message"]
+
+
 def test_cronjob_fires_once_per_slot_and_keeps_one_finished_job(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path / "state.db")
     cronjob = cluster.create({
