@@ -11,20 +11,31 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from providers.storage import open_storage
+from stashplan.repository import Repository
 from stashplan.repository.cli import app
 from tests.fixtures.s3 import S3Bucket
 
 runner = CliRunner()
+CHEAP_KDF = (2**14, 8, 1)  # scrypt N, r, p of the fixtures' repositories
 
 
 @pytest.fixture
 def repo_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("STASHPLAN_PASSWORD", "cli-pass")
     url = f"local:{tmp_path}/repo"
-    result = runner.invoke(app, ["init", "--repo", url])
-    assert result.exit_code == 0, result.output
-    assert "created repository" in result.output
+    # A cheap key derivation: each command opens the repository, and scrypt's cost is not what is tested here.
+    Repository.init(open_storage(url), "cli-pass", kdf=CHEAP_KDF).close()
     return url
+
+
+def test_init_creates_a_repository_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STASHPLAN_PASSWORD", "cli-pass")
+    url = f"local:{tmp_path}/repo"
+    result = runner.invoke(app, ["init", "--repo", url])
+    assert result.exit_code == 0 and "created repository" in result.output, result.output
+    again = runner.invoke(app, ["init", "--repo", url])
+    assert again.exit_code == 1 and f"a repository already exists at {url}" in again.stderr
 
 
 def test_backup_stdin_snapshots_and_restore_round_trip(repo_url: str, tmp_path: Path) -> None:
