@@ -38,7 +38,7 @@ def storage(tmp_path: Path) -> Storage:
 
 @pytest.fixture
 def repo(storage: Storage) -> Repository:
-    return Repository.init(storage, "s3cret", SMALL)
+    return Repository.init(storage, "s3cret", SMALL, kdf=(2**14, 8, 1))  # a cheap scrypt: not what is tested here
 
 
 def restore_bytes(repo: Repository, ref: str = "latest") -> bytes:

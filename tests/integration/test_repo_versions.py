@@ -21,6 +21,7 @@ from stashplan.repository.repo import Repository
 from stashplan.repository.writer import PackWriter
 
 SMALL = Params(chunk_min=16 * 1024, chunk_avg=64 * 1024, chunk_max=256 * 1024)
+CHEAP_KDF = (2**14, 8, 1)  # scrypt N, r, p: the key derivation is not what is tested here
 
 
 def data(size: int, seed: int = 3) -> bytes:
@@ -41,7 +42,7 @@ def restored(repo: Repository) -> bytes:
 
 def test_a_new_repository_is_version_4_with_one_blake3_pass_for_ids_names_and_checksums() -> None:
     storage = MemoryStorage()
-    repo = Repository.init(storage, "pw", SMALL)
+    repo = Repository.init(storage, "pw", SMALL, kdf=CHEAP_KDF)
     assert config_of(storage, repo)["version"] == 4
     assert config_of(storage, repo)["names"] == {"algorithm": "blake3"}
     assert config_of(storage, repo)["ids"] == {"algorithm": "blake3-digest-keyed"}
@@ -63,7 +64,7 @@ def test_a_new_repository_is_version_4_with_one_blake3_pass_for_ids_names_and_ch
 
 def test_a_version_3_repository_keeps_its_ids_and_sha256_names_and_checksums() -> None:
     storage = MemoryStorage()
-    repo = Repository.init(storage, "pw", replace(SMALL, names="sha256", ids="blake3-keyed"))
+    repo = Repository.init(storage, "pw", replace(SMALL, names="sha256", ids="blake3-keyed"), kdf=CHEAP_KDF)
     doc = config_of(storage, repo)
     assert "names" not in doc
     storage.put(CONFIG, repo.key.seal_json({**doc, "version": 3}, "config"))
@@ -86,7 +87,7 @@ def test_a_version_3_repository_keeps_its_ids_and_sha256_names_and_checksums() -
 
 def _version_1_repository(storage: MemoryStorage) -> Repository:
     """A repository as stashplan wrote it before version 2: config version 1 without an `ids` field."""
-    repo = Repository.init(storage, "pw", Params(SMALL.chunk_min, SMALL.chunk_avg, SMALL.chunk_max, ids="hmac-sha256"))
+    repo = Repository.init(storage, "pw", Params(SMALL.chunk_min, SMALL.chunk_avg, SMALL.chunk_max, ids="hmac-sha256"), kdf=CHEAP_KDF)
     doc = config_of(storage, repo)
     del doc["ids"]
     doc["version"] = 1
@@ -110,7 +111,7 @@ def test_a_version_1_repository_keeps_its_hmac_ids_and_still_deduplicates_restor
 
 def test_a_newer_format_or_an_unknown_id_algorithm_is_refused() -> None:
     storage = MemoryStorage()
-    repo = Repository.init(storage, "pw", SMALL)
+    repo = Repository.init(storage, "pw", SMALL, kdf=CHEAP_KDF)
     doc = config_of(storage, repo)
     storage.put(CONFIG, repo.key.seal_json({**doc, "version": 5}, "config"))
     with pytest.raises(RepositoryError, match="format version 5"):
@@ -127,7 +128,7 @@ def test_a_restore_of_format_4_checks_every_chunk_against_its_id() -> None:
     # A blob that authenticates (sealed with the key, bound to its id) but holds other bytes than the chunk
     # its id names, e.g. written by a buggy or rogue writer, is refused by name, not restored.
     storage = MemoryStorage()
-    repo = Repository.init(storage, "pw", SMALL)
+    repo = Repository.init(storage, "pw", SMALL, kdf=CHEAP_KDF)
     payload = data(600_000)
     repo.backup(io.BytesIO(payload))
     refs = list(repo.load_index().refs())
