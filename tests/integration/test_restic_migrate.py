@@ -110,7 +110,7 @@ def test_file_snapshots_migrate_as_tar_archives_that_extract_to_the_same_tree(
     for tar, snap in zip(tars, (first, second), strict=True):
         archive = tmp_path / f"{snap['id']}.tar"
         restored = target_cli(target, "restore", tar["id"], "--target", str(archive))
-        assert restored.exit_code == 0 and "blake3 verified" in restored.output  # type: ignore[attr-defined]
+        assert restored.exit_code == 0 and "blake3-chunks verified" in restored.output  # type: ignore[attr-defined]
         by_restic, by_tar = tmp_path / f"restic-{snap['id']}", tmp_path / f"tar-{snap['id']}"
         r("restore", snap["id"], "--target", str(by_restic))
         by_tar.mkdir()
