@@ -21,7 +21,7 @@ import zstandard
 
 from providers.storage import Storage
 from stashplan.repository.chunking import chunk_stream
-from stashplan.repository.crypto import CHUNK_CHECKSUM, NAMES_BLAKE3, MasterKey, chunk_digest, content_hasher
+from stashplan.repository.crypto import MasterKey, checksum_hasher, chunk_digest
 from stashplan.repository.layout import BLOB_DATA, BLOB_LIST, Params
 from stashplan.repository.snapshots import Snapshot, encode, write_manifest
 from stashplan.repository.writer import PackWriter
@@ -99,8 +99,7 @@ def run_backup(
     writer = PackWriter(storage, key, params.pack_size, known)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-seal")
     # The stream checksum: over the chunks' digests (format 4), else over the bytes as they are read.
-    stream_hash = content_hasher(NAMES_BLAKE3 if key.digests else key.names)
-    checksum_algorithm = CHUNK_CHECKSUM if key.digests else key.names
+    stream_hash = checksum_hasher(key.checksum_algorithm)
     total = 0
     chunk_count = 0
     ids = bytearray()
@@ -168,7 +167,7 @@ def run_backup(
         filename=request.filename,
         total_size=total,
         added_size=writer.uploaded_bytes,
-        checksum=f"{checksum_algorithm}:{stream_hash.hexdigest()}",
+        checksum=f"{key.checksum_algorithm}:{stream_hash.hexdigest()}",
     )
     snapshot_id = write_manifest(storage, key, encode(snapshot, content, chunk_count))
     return Snapshot(**{**snapshot.__dict__, "id": snapshot_id, "short_id": snapshot_id[:8]})

@@ -59,6 +59,12 @@ def content_hasher(names: str) -> Hasher:
     raise RepositoryError(f"unknown object name hash {names!r}; this stashplan knows {', '.join(NAME_ALGORITHMS)}")
 
 
+def checksum_hasher(algorithm: str) -> Hasher:
+    """A fresh hasher for a snapshot's stream checksum `algorithm`; CHUNK_CHECKSUM is fed chunk digests,
+    the others the stream's bytes."""
+    return content_hasher(NAMES_BLAKE3 if algorithm == CHUNK_CHECKSUM else algorithm)
+
+
 class CorruptData(RepositoryError):
     """Sealed data failed authentication: damaged, truncated or not written with this key."""
 
@@ -106,6 +112,11 @@ class MasterKey:
     @classmethod
     def generate(cls) -> MasterKey:
         return cls(os.urandom(32), os.urandom(32))
+
+    @property
+    def checksum_algorithm(self) -> str:
+        """The stream checksum a backup records: over chunk digests (format 4), else the `names` hash."""
+        return CHUNK_CHECKSUM if self.digests else self.names
 
     @property
     def digests(self) -> bool:
@@ -168,8 +179,7 @@ def scrypt(password: bytes, salt: bytes, n: int, r: int, p: int, dklen: int) -> 
     Memory: 128 * r * N per lane computed at once (`KDF_THREADS`)."""
     from Crypto.Protocol.KDF import scrypt as pycryptodome_scrypt  # imported when a key is needed
 
-    threads = max(1, min(p, KDF_THREADS, os.cpu_count() or 1))
-    return pycryptodome_scrypt(password, salt, dklen, n, r, p, threads=threads)  # type: ignore[return-value]
+    return pycryptodome_scrypt(password, salt, dklen, n, r, p, threads=KDF_THREADS)  # type: ignore[return-value]
 
 
 def derive_kek(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:

@@ -17,11 +17,10 @@ from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
 from stashplan.repository.crypto import (
     CHUNK_CHECKSUM,
-    NAMES_BLAKE3,
     CorruptData,
     MasterKey,
+    checksum_hasher,
     chunk_digest,
-    content_hasher,
 )
 from stashplan.repository.index import Index
 from stashplan.repository.layout import pack_name
@@ -152,7 +151,7 @@ def run_restore(
     reader = BlobReader(storage, key, index, f"snapshot {snap.short_id}")
     algorithm, _, recorded = snap.checksum.partition(":")
     by_digests = algorithm == CHUNK_CHECKSUM  # format 4: the checksum hashes the chunks' digests
-    digest = content_hasher(NAMES_BLAKE3 if by_digests else algorithm)
+    digest = checksum_hasher(algorithm)
     written = 0
     window: deque[Future[list[tuple[bytes, bytes]]]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-restore")
