@@ -11,7 +11,7 @@ import pytest
 
 from providers.storage import MemoryStorage, RetryingStorage
 from stashplan.errors import TransientError
-from stashplan.repository import chunking
+from stashplan.repository import chunking, crypto
 from stashplan.repository.chunking import chunk_stream, cut_points
 from stashplan.repository.crypto import CorruptData, MasterKey, WrongPassword, scrypt, unwrap_key, wrap_key
 from stashplan.repository.layout import Params
@@ -117,6 +117,15 @@ def test_parallel_scrypt_derives_exactly_the_standard_scrypt_bytes(n: int, r: in
     salt = os.urandom(32)
     expected = hashlib.scrypt(b"pass word", salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=1 << 30)
     assert scrypt(b"pass word", salt, n, r, p, dklen) == expected
+
+
+def test_scrypt_lanes_run_side_by_side_only_within_the_memory_budget() -> None:
+    # Each lane holds 128 * r * N bytes while it runs: two 32 MiB lanes at once, but a 64 MiB lane (a restic key
+    # with N = 2^16) alone, so opening a repository stays within the dump pipe's memory budget.
+    budget_lanes = crypto.KDF_MEMORY // (128 * 8 * 2**15)
+    assert crypto.kdf_threads(2**15, 8) == min(crypto.KDF_THREADS, budget_lanes, len(os.sched_getaffinity(0)))
+    assert crypto.kdf_threads(2**16, 8) == 1
+    assert crypto.kdf_threads(2**20, 8) == 1
 
 
 def test_wrapped_master_key_needs_the_password_and_never_shows_it() -> None:

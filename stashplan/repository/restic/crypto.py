@@ -12,9 +12,8 @@ import hmac
 import json
 import os
 from dataclasses import dataclass, field
-
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.poly1305 import Poly1305
+from types import ModuleType
+from typing import Any
 
 from stashplan.errors import RepositoryError
 from stashplan.repository.crypto import scrypt
@@ -40,12 +39,13 @@ class ResticKey:
     encrypt: bytes = field(repr=False)
     mac_k: bytes = field(repr=False)
     mac_r: bytes = field(repr=False)
-    _aes_k: Cipher = field(init=False, repr=False, compare=False)  # type: ignore[type-arg]
+    _aes_k: Any = field(init=False, repr=False, compare=False)  # AES-128_k in ECB mode
 
     def __post_init__(self) -> None:
         if len(self.encrypt) != 32 or len(self.mac_k) != 16 or len(self.mac_r) != 16:
             raise ResticCorrupt("restic key has wrong lengths (want 32-byte encrypt, 16-byte k and r)")
-        object.__setattr__(self, "_aes_k", Cipher(algorithms.AES(self.mac_k), modes.ECB()))
+        c = _ciphers()
+        object.__setattr__(self, "_aes_k", c.Cipher(c.algorithms.AES(self.mac_k), c.modes.ECB()))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ResticKey:
@@ -58,6 +58,8 @@ class ResticKey:
         return self.mac_r + s  # Poly1305 clamps r itself, as restic's mask does
 
     def mac(self, iv: bytes | memoryview, ciphertext: bytes | memoryview) -> bytes:
+        from cryptography.hazmat.primitives.poly1305 import Poly1305
+
         return Poly1305.generate_tag(self._poly_key(iv), ciphertext)
 
     def open(self, sealed: bytes | bytearray | memoryview, what: str = "data") -> bytes:
@@ -68,15 +70,24 @@ class ResticKey:
         iv, body, tag = view[:IV_SIZE], view[IV_SIZE:-MAC_SIZE], view[-MAC_SIZE:]
         if not hmac.compare_digest(self.mac(iv, body), bytes(tag)):
             raise ResticCorrupt(f"{what} is corrupt (ciphertext verification failed)")
-        dec = Cipher(algorithms.AES(self.encrypt), modes.CTR(bytes(iv))).decryptor()
+        c = _ciphers()
+        dec = c.Cipher(c.algorithms.AES(self.encrypt), c.modes.CTR(bytes(iv))).decryptor()
         return dec.update(body) + dec.finalize()
 
     def seal(self, plaintext: bytes) -> bytes:
         """`IV || CIPHERTEXT || MAC` under a fresh random IV (used only for restic lock files)."""
         iv = os.urandom(IV_SIZE)
-        enc = Cipher(algorithms.AES(self.encrypt), modes.CTR(iv)).encryptor()
+        c = _ciphers()
+        enc = c.Cipher(c.algorithms.AES(self.encrypt), c.modes.CTR(iv)).encryptor()
         body = enc.update(plaintext) + enc.finalize()
         return iv + body + self.mac(iv, body)
+
+
+def _ciphers() -> ModuleType:
+    """cryptography's cipher module, imported on first use: after the key derivation, like `crypto._aesgcm`."""
+    from cryptography.hazmat.primitives import ciphers
+
+    return ciphers
 
 
 def _b64(doc: dict, *path: str) -> bytes:
