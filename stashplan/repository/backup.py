@@ -1,8 +1,8 @@
 """The backup pipeline: read -> FastCDC chunk -> (keyed id, zstd, AES-GCM on a thread pool) -> packs -> upload.
 
-The reader thread reads large blocks, feeds the whole-stream SHA-256 and cuts chunks; a small pool
-hashes, compresses and seals them (the C code releases the GIL); results are taken back in stream
-order, so the content list is exact and memory is bounded by the fixed window and pack queue.
+The reader thread reads large blocks and cuts chunks; a small pool hashes, compresses and seals them (the C
+code releases the GIL); results are taken back in stream order, so the content list and the stream checksum
+are exact and memory is bounded by the fixed window and pack queue.
 The snapshot manifest is written only after every pack and index file is stored.
 """
 

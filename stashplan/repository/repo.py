@@ -253,7 +253,7 @@ class Repository:
         hostname: str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> Snapshot:
-        """Stream a snapshot (id, unique prefix or "latest") to `out`, verifying its SHA-256."""
+        """Stream a snapshot (id, unique prefix or "latest") to `out`, verifying its stream checksum."""
         with self._lock("restore", exclusive=False):
             manifest = resolve(self.storage, self.key, snapshot, hostname, self.warn)
             run_restore(self.storage, self.key, self.load_index(), manifest, out, progress)

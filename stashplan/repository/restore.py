@@ -1,4 +1,4 @@
-"""The restore pipeline: content list -> fetch + open + decompress blobs on a pool -> write in order -> SHA-256.
+"""The restore pipeline: content list -> fetch + open + decompress blobs on a pool -> write in order -> stream checksum.
 
 Every failure names what is missing or corrupt: the chunk, its pack and the snapshot.
 """
@@ -146,7 +146,7 @@ def run_restore(
     *,
     workers: int = 3,
 ) -> None:
-    """Write the snapshot's stream to `out`, verifying its size and SHA-256; RepositoryError otherwise."""
+    """Write the snapshot's stream to `out`, verifying its size and stream checksum; RepositoryError otherwise."""
     snap = manifest.snapshot
     reader = BlobReader(storage, key, index, f"snapshot {snap.short_id}")
     algorithm, _, recorded = snap.checksum.partition(":")
