@@ -121,6 +121,10 @@ class Goals:
         sign = "<=" if at_most else ">="
         self.lines.append(f"  {'PASS' if ok else 'MISS'}  {name}: {value.fmt(unit, digits)}  target {sign} {target:g}{unit}")
 
+    def note(self, name: str, text: str) -> None:
+        """A figure that explains a goal (printed with the goals, neither PASS nor MISS)."""
+        self.lines.append(f"  info  {name}: {text}")
+
     def show(self) -> None:
         print("goals (median, min-max over interleaved rounds):")
         for line in self.lines:
