@@ -153,8 +153,8 @@ def restore(
     """Stream a snapshot out, verifying every chunk and the stream's checksum; fails naming any missing or corrupt
     pack or chunk.
 
-    A `--target` file is written 0600 beside its final name and renamed only when the checksum matched, so a
-    failed restore leaves nothing behind."""
+    A `--target` file is written 0600 and renamed to its name only when the checksum matched:
+    a failed restore leaves nothing behind."""
     with repository.open() as opened_repo:
         if path is not None and not isinstance(opened_repo, ResticRepository):
             raise fail("--path applies to restic repositories; a stashplan snapshot is one stream")
