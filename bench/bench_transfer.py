@@ -241,6 +241,8 @@ def _cpu(fn: Callable[[], object], times: int) -> float:
 def main() -> None:
     hash_costs()
     restic_version = subprocess.run([RESTIC, "version"], capture_output=True, text=True).stdout.strip()
+    print(f"load average at the start: {os.getloadavg()[0]:.2f} (other work on the machine slows every case, "
+          "pg_dump>/dev/null least)")
     print(f"transfer benchmark; {restic_version}; {os.cpu_count()} CPUs; plain pg_dump "
           f"({subprocess.run(['pg_dump', '--version'], capture_output=True, text=True).stdout.strip()})")
     ensure_rows_database("stashplan_bench", int(os.environ.get("BENCH_PG_MB", "1024")))
@@ -250,6 +252,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp:
             report(Bench(db, Path(tmp)), goals)
     goals.show()
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
