@@ -4,7 +4,7 @@ A reader thread fills a small ring of reused buffers (so the producer of the str
 a pipe, never waits while blocks are being chunked) and feeds `on_block` (the stream hash) in order.
 Each block is cut with FastCDC and its last, possibly truncated, chunk is carried into the front of
 the next buffer, so the cuts equal those of chunking the whole stream at once. Memory is fixed:
-SLOTS x (max chunk size + READ_SIZE), allocated once.
+SLOTS x (max chunk size + `read_size`), allocated once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fastcdc.fastcdc_cy import fastcdc_cy
 
 from stashplan.repository.layout import Params
 
-READ_SIZE = 2 * 1024 * 1024
+READ_SIZE = 2 * 1024 * 1024  # at least; `read_size`
 SLOTS = 3  # one being chunked, one waiting for its last chunks to be sealed, one being read
 PIPE_SIZE = 1024 * 1024  # Linux's default limit for unprivileged processes (/proc/sys/fs/pipe-max-size)
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -38,6 +38,12 @@ def cut_points(data: memoryview, params: Params) -> list[int]:
     return [
         c.offset + c.length for c in fastcdc_cy(data, params.chunk_min, params.chunk_avg, params.chunk_max)
     ]
+
+
+def read_size(params: Params) -> int:
+    """Bytes read per block: 4 average chunks or more. The last chunk of a block is carried into the next and
+    scanned again, so blocks of about one chunk (1 MiB chunks in 2 MiB blocks) scanned most bytes twice."""
+    return max(READ_SIZE, 4 * params.chunk_avg)
 
 
 def widen_pipe(stream: Readable) -> None:
@@ -80,24 +86,25 @@ class _Reader:
         stream: Readable,
         buffers: list[bytearray],
         reserve: int,
+        block: int,
         on_block: Callable[[memoryview], None] | None,
     ) -> None:
         self.free: queue.Queue[int | None] = queue.Queue()
         self.filled: queue.Queue[tuple[int, int, BaseException | None]] = queue.Queue()
         for slot in range(len(buffers)):
             self.free.put(slot)
-        self._args = (stream, buffers, reserve, on_block)
+        self._args = (stream, buffers, reserve, block, on_block)
         self.thread = threading.Thread(target=self._run, name="stashplan-read", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        stream, buffers, reserve, on_block = self._args
+        stream, buffers, reserve, block, on_block = self._args
         while True:
             slot = self.free.get()
             if slot is None:
                 return
             try:
-                view = memoryview(buffers[slot])[reserve : reserve + READ_SIZE]
+                view = memoryview(buffers[slot])[reserve : reserve + block]
                 got = fill(stream, view)
                 if got and on_block is not None:
                     on_block(view[:got])
@@ -105,7 +112,7 @@ class _Reader:
                 self.filled.put((slot, 0, exc))
                 return
             self.filled.put((slot, got, None))
-            if got < READ_SIZE:
+            if got < block:
                 return
 
     def stop(self) -> None:
@@ -126,8 +133,9 @@ def chunk_stream(
     """
     reserve = params.chunk_max
     widen_pipe(stream)
-    buffers = [bytearray(reserve + READ_SIZE) for _ in range(SLOTS)]
-    reader = _Reader(stream, buffers, reserve, on_block)
+    block = read_size(params)
+    buffers = [bytearray(reserve + block) for _ in range(SLOTS)]
+    reader = _Reader(stream, buffers, reserve, block, on_block)
     carry: memoryview | None = None
     previous: int | None = None
     try:
@@ -141,7 +149,7 @@ def chunk_stream(
                 start = reserve - len(carry)
                 view[start:reserve] = carry
                 carry = None
-            eof = got < READ_SIZE
+            eof = got < block
             data = view[start : reserve + got]
             ends = cut_points(data, params)
             if not eof:
