@@ -51,8 +51,9 @@ def compute(world: World, now: datetime, settings: Settings = Settings(),
     for ns in sorted(namespaces):
         out.objects += job_identity(ns)
     config_phase: dict[tuple[str, str], str] = {}
+    shared: dict[tuple, dict] = {}  # equal new conditions of different configurations, kept once
     for config in world.all("BackupConfiguration"):
-        phase = _configuration(world, config, now, settings, out)
+        phase = _configuration(world, config, now, settings, out, shared)
         config_phase[(config["metadata"]["namespace"], config["metadata"]["name"])] = phase
     backup_sessions(world, config_phase, now, settings, out)
     for restore in world.all("RestoreSession"):
@@ -61,7 +62,8 @@ def compute(world: World, now: datetime, settings: Settings = Settings(),
     return out
 
 
-def _configuration(world: World, config: dict, now: datetime, settings: Settings, out: Desired) -> str:
+def _configuration(world: World, config: dict, now: datetime, settings: Settings, out: Desired,
+                   shared: dict[tuple, dict]) -> str:
     meta, spec = config["metadata"], config["spec"]
     ns, name = meta["namespace"], meta["name"]
     conds = list((config.get("status") or {}).get("conditions") or [])
@@ -115,15 +117,17 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
                           else "not created: validation failed", now)
     phase = "Invalid" if not valid else ("Ready" if repo and secret_ok and target else "NotReady")
     status = {"phase": phase, "observedGeneration": meta.get("generation", 1),
-              "conditions": _stored_if_equal(conds, (config.get("status") or {}).get("conditions"))}
+              "conditions": _stored_if_equal(conds, (config.get("status") or {}).get("conditions"), shared)}
     out.statuses.append(StatusChange("BackupConfiguration", ns, name, status,
                                      f"phase {phase}" + ("" if valid else f": {message}")))
     return phase
 
 
-def _stored_if_equal(conds: list[dict], stored: list[dict] | None) -> list[dict]:
-    """`conds` with each condition equal to a stored one replaced by the stored dict, and the short strings of the
-    others interned (their times and most messages repeat): 50,000 configurations then keep one copy of each."""
+def _stored_if_equal(conds: list[dict], stored: list[dict] | None, shared: dict[tuple, dict]) -> list[dict]:
+    """`conds` with each condition equal to a stored one replaced by the stored dict, and each other one by the
+    first equal condition of another configuration (`shared`; most repeat: "Repository ns/repo found" at one time),
+    else its short strings interned: 50,000 configurations then keep one copy of each. Nothing changes these dicts
+    (set_condition and the clusters copy what they are given)."""
     by_type = {c.get("type"): c for c in stored or () if isinstance(c, dict)}
     out = []
     for c in conds:
@@ -131,7 +135,15 @@ def _stored_if_equal(conds: list[dict], stored: list[dict] | None) -> list[dict]
         if old is not None and old == c:
             out.append(old)
             continue
-        out.append({k: sys.intern(v) if type(v) is str and len(v) <= 64 else v for k, v in c.items()})
+        # Only all-string conditions (what set_condition makes) are shared: the key keeps 1 and True apart.
+        key = tuple(c.items()) if all(type(v) is str for v in c.values()) else None
+        if key is not None and (same := shared.get(key)) is not None:
+            out.append(same)
+            continue
+        new = {k: sys.intern(v) if type(v) is str and len(v) <= 64 else v for k, v in c.items()}
+        if key is not None:
+            shared[key] = new
+        out.append(new)
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -223,8 +224,8 @@ def field_diff(before: Any, after: Any) -> tuple[FieldDiff, ...]:
         return (FieldDiff("", before, after, "change"),)
     if isinstance(before, dict) and isinstance(after, dict) and (not before or not after):
         return tuple(
-            [FieldDiff(k, None, v, "add") for k, v in _leaves(after, "") if not before]
-            + [FieldDiff(k, v, None, "remove") for k, v in _leaves(before, "") if not after]
+            [FieldDiff(sys.intern(k), None, v, "add") for k, v in _leaves(after, "") if not before]
+            + [FieldDiff(sys.intern(k), v, None, "remove") for k, v in _leaves(before, "") if not after]
         )
     dd = DeepDiff(before, after, view="tree", verbose_level=2)
     diffs: list[FieldDiff] = []
@@ -256,6 +257,10 @@ def secret_digest(secret: dict) -> str:
 
 
 # -- building the plan --------------------------------------------------------------------------
+# The labels of every manifest that has none of its own: one dict for all (never changed, like the rest of a plan).
+_MANAGED_ONLY = {MANAGED_LABEL: MANAGED_VALUE}
+
+
 def normalise_manifest(obj: dict) -> dict:
     """A manifest as stashplan applies it: managed label added, Secret stringData folded into data. Its fields
     are shared with `obj`, not copied (neither is ever changed; apply and the clusters copy what they send)."""
@@ -263,7 +268,8 @@ def normalise_manifest(obj: dict) -> dict:
     meta = out.setdefault("metadata", {})
     meta = {k: v for k, v in meta.items()
             if k in ("name", "namespace", "labels", "annotations", "generateName", "ownerReferences")}
-    meta["labels"] = {**(meta.get("labels") or {}), MANAGED_LABEL: MANAGED_VALUE}
+    labels = meta.get("labels")
+    meta["labels"] = {**labels, MANAGED_LABEL: MANAGED_VALUE} if labels else _MANAGED_ONLY
     out["metadata"] = meta
     return fold_string_data(out) if out.get("kind") == "Secret" else out
 
@@ -425,13 +431,14 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
         if change:
             changes.append(change)
 
+    shared: dict[tuple, FieldDiff] = {}
     for st in want.statuses:
         key = (st.kind, st.namespace, st.name)
         current = world.get(*key)
         if _status_settled(st, world):
             continue
         before = project((current or {}).get("status") or {}, st.status)
-        diff = field_diff(_keyed_conditions(before), _keyed_conditions(st.status))
+        diff = _shared_diffs(field_diff(_keyed_conditions(before), _keyed_conditions(st.status)), shared)
         if diff:
             rv = (actual_index.get(key) or {}).get("metadata", {}).get("resourceVersion")
             changes.append(Change(Action.STATUS, *key, st.status, before, diff, st.reason, rv))
@@ -450,6 +457,19 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
     changes += pruned
     return Plan(tuple(changes), tuple(dict.fromkeys([*made.notes, *want.notes])), tuple(warnings), rfc3339(now),
                 tuple(inputs.sources), tuple(orphans), tuple(dict.fromkeys([*made.refusals, *want.refusals])))
+
+
+def _shared_diffs(diffs: tuple[FieldDiff, ...], shared: dict[tuple, FieldDiff]) -> tuple[FieldDiff, ...]:
+    """`diffs` with each one equal to an earlier one (of another object) replaced by it: the statuses of 50,000
+    new configurations repeat most of theirs. Values compare with their types (1 and True stay apart)."""
+    out = []
+    for d in diffs:
+        key = (d.path, d.op, type(d.before), d.before, type(d.after), d.after)
+        try:
+            out.append(shared.setdefault(key, d))
+        except TypeError:  # a dict or list value: kept as it is
+            out.append(d)
+    return tuple(out)
 
 
 def _except_keys(objs: Sequence[dict], skip: set[tuple[str, str, str]]) -> Iterable[tuple[tuple[str, str, str], dict]]:

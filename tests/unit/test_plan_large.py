@@ -13,7 +13,7 @@ from stashplan.kinds import MANAGED_LABEL, identity
 from stashplan.reconcile import plan as plan_mod
 from stashplan.reconcile.render import SUMMARY_OVER, render_json, render_plan
 from stashplan.reconcile.stored import StoredObjects
-from tests.unit.test_plan_diff import build, converged, manifests
+from tests.unit.test_plan_diff import build, converged, manifests, stored
 
 
 def _edit(kind: str, path: tuple[str, ...], value: object) -> list[dict]:
@@ -111,3 +111,45 @@ def test_cronjobs_kept_as_stored_text_plan_exactly_as_parsed_ones(case: str, pru
     parsed = build(json.loads(json.dumps(actual)), ms, prune=prune)
     assert build(_as_stored(actual), ms, prune=prune) == parsed  # type: ignore[arg-type]
     assert case == "converged" or parsed.changes or parsed.orphans
+
+
+def _converged_pair() -> tuple[list[dict], dict[str, list[dict]]]:
+    """Manifests with two configurations of one AppBinding, and a cluster where all of it is applied."""
+    ms = [*manifests(), _edit("BackupConfiguration", ("metadata", "name"), "nightly-b")[3]]
+    p = build({}, ms)
+    actual = stored([c.after for c in p.changes if c.action is plan_mod.Action.CREATE and c.after is not None])
+    for c in p.changes:
+        if c.action is plan_mod.Action.STATUS:
+            [obj] = [o for o in actual[c.kind] if o["metadata"]["name"] == c.name]
+            obj["status"] = json.loads(json.dumps(c.after))
+    return ms, actual
+
+
+def test_equal_looking_status_diffs_of_two_configurations_keep_each_value_as_stored() -> None:
+    # Equal diffs of many objects are kept once; 0 and False (equal in Python) must not merge into one.
+    ms, actual = _converged_pair()
+    configs = {o["metadata"]["name"]: o for o in actual["BackupConfiguration"]}
+    configs["nightly"]["status"]["observedGeneration"] = 0
+    configs["nightly-b"]["status"]["observedGeneration"] = False
+    changes = json.loads(render_json(build(actual, ms)))["changes"]
+    befores = {c["name"]: [d["before"] for d in c["diff"] if d["path"] == "observedGeneration"]
+               for c in changes if c["action"] == "status"}
+    assert befores == {"nightly": [0], "nightly-b": [False]}
+    assert json.dumps(befores["nightly-b"]) == "[false]"
+
+
+def test_conditions_of_many_configurations_are_each_their_own_and_apply_leaves_manifests_unchanged() -> None:
+    ms = [*manifests(), _edit("BackupConfiguration", ("metadata", "name"), "nightly-b")[3]]
+    given = json.loads(json.dumps(ms))
+    p = build({}, ms)
+    assert ms == given  # normalising (managed label, folded Secret) never writes into the loaded manifests
+    statuses = {c.name: c.after for c in p.changes if c.action is plan_mod.Action.STATUS}
+    target = {n: [c["message"] for c in s["conditions"] if c["type"] == "BackupTargetFound"]
+              for n, s in statuses.items()}
+    assert target == {"nightly": ["AppBinding demo/db found"], "nightly-b": ["AppBinding demo/db found"]}
+    cron = {n: [c["message"] for c in s["conditions"] if c["type"] == "CronJobCreated"] for n, s in statuses.items()}
+    assert cron == {"nightly": ["CronJob demo/stash-trigger-nightly"],
+                    "nightly-b": ["CronJob demo/stash-trigger-nightly-b"]}
+    labels = {c.address: c.after["metadata"]["labels"] for c in p.changes
+              if c.action is plan_mod.Action.CREATE and c.after is not None and c.kind in plan_mod.SOURCE_KINDS}
+    assert len(labels) == 5 and all(v == {MANAGED_LABEL: "stashplan"} for v in labels.values()), labels
