@@ -29,6 +29,8 @@ STATUS_SUBRESOURCE = frozenset(
     {"Repository", "BackupConfiguration", "BackupSession", "RestoreSession", "CronJob", "Job", "Pod"}
 )
 _EVENT_LOG_KEEP = 20_000
+# PRAGMA user_version once the change log holds no Secret values written by versions before the digest (0: unknown).
+_SCRUBBED = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -102,15 +104,19 @@ class LocalCluster:
         self._db.execute("PRAGMA secure_delete=ON")  # old Secret values are zeroed, not left in free pages
         self._db.executescript(_SCHEMA)
         self._closed = False
-        if self._db.execute("SELECT 1 FROM changes WHERE kind='Secret' AND body LIKE '%\"data\"%' LIMIT 1").fetchone():
+        if self._db.execute("PRAGMA user_version").fetchone()[0] < _SCRUBBED:
             self._scrub_change_log()
 
     def _scrub_change_log(self) -> None:
-        """Replace Secret values kept in the change log by older versions with their digest."""
+        """Replace Secret values kept in the change log by older versions with their digest, once per file: the
+        file is then marked (user_version), so later opens skip the scan of the whole log."""
         db = self._tx()
         try:
-            for rv, body in db.execute("SELECT rv, body FROM changes WHERE kind='Secret'").fetchall():
-                db.execute("UPDATE changes SET body=? WHERE rv=?", (_dumps(_logged(orjson.loads(body))), rv))
+            if db.execute("PRAGMA user_version").fetchone()[0] < _SCRUBBED:  # another process may have done it
+                if db.execute("SELECT 1 FROM changes WHERE kind='Secret' AND body LIKE '%\"data\"%' LIMIT 1").fetchone():
+                    for rv, body in db.execute("SELECT rv, body FROM changes WHERE kind='Secret'").fetchall():
+                        db.execute("UPDATE changes SET body=? WHERE rv=?", (_dumps(_logged(orjson.loads(body))), rv))
+                db.execute(f"PRAGMA user_version = {_SCRUBBED}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

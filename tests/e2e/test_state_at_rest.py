@@ -38,3 +38,44 @@ def test_state_is_private_and_its_change_log_holds_no_secret_values(tmp_path: Pa
         for form in (value, base64.b64encode(value.encode()).decode()):
             assert not any(form in body for body in log), f"{form} is in the change log"
     db.close()
+
+
+def _old_style_secret_in_log(state: Path, rv: int) -> None:
+    """What a version before the digest wrote: a Secret's values in the change log."""
+    db = sqlite3.connect(state)
+    db.execute("INSERT INTO changes (rv, type, kind, body) VALUES (?,?,?,?)",
+               (rv, "ADDED", "Secret", json.dumps({"apiVersion": "v1", "kind": "Secret",
+                                                   "metadata": {"name": "old", "namespace": "demo"},
+                                                   "data": {"RESTIC_PASSWORD": base64.b64encode(OLD.encode()).decode()}})))
+    db.commit()
+    db.close()
+
+
+def _log_text(state: Path) -> str:
+    db = sqlite3.connect(state)
+    try:
+        return " ".join(body for (body,) in db.execute("SELECT body FROM changes WHERE kind='Secret'"))
+    finally:
+        db.close()
+
+
+def test_a_state_file_of_an_older_version_is_scrubbed_once_and_then_not_scanned_again(tmp_path: Path) -> None:
+    from stashplan.cluster.local import LocalCluster
+
+    state = tmp_path / "state.db"
+    LocalCluster(state).close()
+    db = sqlite3.connect(state)
+    db.execute("PRAGMA user_version = 0")  # as every file older versions wrote
+    db.commit()
+    db.close()
+    _old_style_secret_in_log(state, 1_000_001)
+    encoded = base64.b64encode(OLD.encode()).decode()
+    assert encoded in _log_text(state)
+    result = runner.invoke(app, ["get", "secret", "--state", str(state)])  # any command that opens the state
+    assert result.exit_code == 0, result.output
+    assert encoded not in _log_text(state) and "dataDigest" in _log_text(state)
+    # The file is marked as scrubbed: later opens skip the scan of the whole change log (what only a version
+    # before the digest could have written is no longer looked for).
+    _old_style_secret_in_log(state, 1_000_002)
+    LocalCluster(state).close()
+    assert encoded in _log_text(state)
