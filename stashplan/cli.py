@@ -6,6 +6,7 @@ Errors are one line on stderr with exit code 1; `--debug` shows the traceback.
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import logging
 import os
@@ -22,17 +23,44 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from stashplan import __version__
 from stashplan.cluster.factory import ClusterSettings, open_cluster, settings
 from stashplan.errors import ManifestError, StashplanError
-from stashplan.repository import cli as repository_cli
-from stashplan.transfer import cli as transfer_cli
 
 if TYPE_CHECKING:  # the reconcile core (and the API models it loads) only for commands that plan
+    from typer import _click as click  # the click that typer's groups are built on
+
     from stashplan.reconcile.desired import Settings
 
+# Command groups of their own modules, imported only when used or listed (`stashplan plan` starts without them).
+SUBCOMMAND_GROUPS = {"repo": "stashplan.repository.cli", "transfer": "stashplan.transfer.cli"}
+
+
+class _Commands(TyperGroup):
+    """The top-level commands, with the SUBCOMMAND_GROUPS added when first looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in SUBCOMMAND_GROUPS if n not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in SUBCOMMAND_GROUPS and cmd_name not in self.commands:
+            group = typer.main.get_group(importlib.import_module(SUBCOMMAND_GROUPS[cmd_name]).app)
+            group.name = cmd_name
+            self.commands[cmd_name] = group
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                             list[str]]:
+        if args and args[0] not in self.commands and args[0] not in SUBCOMMAND_GROUPS:
+            for name in SUBCOMMAND_GROUPS:  # an unknown command: "Did you mean" considers every command
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="stashplan",
     help="Stash-style database backups, planned and applied like Terraform, run as a loop.",
     no_args_is_help=True,
@@ -556,9 +584,6 @@ def root(
 
     configure_logging(logging.DEBUG if verbose else logging.INFO, structured=not sys.stderr.isatty())
 
-
-app.add_typer(repository_cli.app, name="repo")
-app.add_typer(transfer_cli.app, name="transfer")
 
 
 def main() -> None:

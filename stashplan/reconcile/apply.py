@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from stashplan.cluster.base import Cluster
 from stashplan.errors import Conflict, NotFound, StalePlanError
 from stashplan.reconcile.events import emit_event
-from stashplan.reconcile.failure_metrics import push_session_failure
 from stashplan.reconcile.plan import Action, Change, Plan, secret_digest
 
 
@@ -113,6 +112,9 @@ def apply_plan(
         if events:
             _record(cluster, change)
         if pushgateway_url and _fails_session(change):
+            # The metrics client is imported only by an apply that pushes.
+            from stashplan.reconcile.failure_metrics import push_session_failure
+
             push_session_failure(cluster, change.kind, change.namespace, change.name, pushgateway_url)
     return result
 

@@ -17,21 +17,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import orjson
 
 from stashplan.cluster.base import Cluster
-from stashplan.cluster.controllers import CronScheduler, JobRunner
 from stashplan.cluster.informer import Informer
 from stashplan.kinds import identity
-from stashplan.operator.health import HealthServer
-from stashplan.operator.leader import LeaderElector
 from stashplan.reconcile import plan as plan_mod
 from stashplan.reconcile.apply import ApplyResult, apply_plan
 from stashplan.reconcile.desired import Settings
 from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
 from stashplan.reconcile.phase_log import PhaseLog
 from stashplan.reconcile.stored import StoredObjects
+
+if TYPE_CHECKING:  # the loop's parts; a one-shot plan or apply starts without importing them
+    from stashplan.cluster.controllers import CronScheduler, JobRunner
+    from stashplan.operator.health import HealthServer
+    from stashplan.operator.leader import LeaderElector
 
 log = logging.getLogger("stashplan.reconcile.loop")
 
@@ -118,6 +121,8 @@ class LocalControllers:
 
     @classmethod
     def create(cls, cluster: Cluster, env: Mapping[str, str], log_dir: Path) -> LocalControllers:
+        from stashplan.cluster.controllers import CronScheduler, JobRunner
+
         return cls(CronScheduler(cluster), JobRunner(cluster, env, log_dir))
 
     def tick(self, now: datetime) -> list[str]:

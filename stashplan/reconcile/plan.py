@@ -16,8 +16,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from stashplan.api.kubedb import is_kubedb
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
 from stashplan.objects import is_managed, rfc3339
@@ -227,6 +225,9 @@ def field_diff(before: Any, after: Any) -> tuple[FieldDiff, ...]:
             [FieldDiff(sys.intern(k), None, v, "add") for k, v in _leaves(after, "") if not before]
             + [FieldDiff(sys.intern(k), v, None, "remove") for k, v in _leaves(before, "") if not after]
         )
+    # Only lists that differ get here: a plan without such a change starts without importing deepdiff.
+    from deepdiff import DeepDiff
+
     dd = DeepDiff(before, after, view="tree", verbose_level=2)
     diffs: list[FieldDiff] = []
     for report, levels in dd.items():

@@ -44,3 +44,25 @@ def test_help_and_errors_keep_the_full_command_name() -> None:
     bad = run("repo", "snapshots", "--no-such-flag")
     assert bad.returncode == 2 and b"stashplan repo snapshots" in bad.stderr
     assert run("--version").stdout.startswith(b"stashplan ")
+
+
+LOOP_ONLY_MODULES = ("stashplan.repository", "stashplan.transfer", "stashplan.operator.health",
+                     "stashplan.cluster.controllers", "prometheus_client", "deepdiff")
+
+
+def test_plan_and_apply_start_without_the_repository_transfer_and_loop_modules(tmp_path: Path) -> None:
+    from tests.fixtures.examples import copy_examples
+
+    manifests = copy_examples(tmp_path / "m", tmp_path / "demo")
+    state = tmp_path / "state.db"
+    for command in (["apply", "--auto-approve"], ["plan", "--detailed-exitcode"]):
+        probe = ("import sys\nfrom stashplan.entry import main\n"
+                 f"try:\n    main({[*command, '-f', str(manifests), '--state', str(state)]!r})\n"
+                 "except SystemExit as e:\n    code = e.code\n"
+                 f"print([m for m in sys.modules if m.startswith({LOOP_ONLY_MODULES!r})], code, file=sys.stderr)")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+        assert done.stderr.strip().endswith("[] 0"), (command, done.stdout, done.stderr)
+    assert "No changes" in done.stdout
+    assert run("repo", "--help").returncode == 0 and run("transfer", "--help").returncode == 0
+    typo = run("tranfer")
+    assert typo.returncode == 2 and b"Did you mean 'transfer'?" in typo.stderr

@@ -43,3 +43,12 @@ def test_substitute_is_deep_and_leaves_keys_and_non_strings_alone() -> None:
     obj: dict[str, Any] = {"${B}": ["${NAMESPACE}", {"n": 3, "flag": True, "s": "${UNSET:=d}"}], "none": None}
     assert substitute(obj, VARS) == {"${B}": ["demo", {"n": 3, "flag": True, "s": "d"}], "none": None}
     assert obj["${B}"][0] == "${NAMESPACE}"  # input not modified
+
+
+def test_a_text_substituted_again_takes_the_new_values() -> None:
+    # Each text is parsed once and kept; the values are looked up at every substitution.
+    text = "--host=${HOST} --db=${DB:=${FALLBACK=app}} --mode=${MODE-plain}"
+    assert envsubst(text, {"HOST": "a"}) == "--host=a --db=app --mode=plain"
+    assert envsubst(text, {"HOST": "b", "FALLBACK": ""}) == "--host=b --db= --mode=plain"
+    assert envsubst(text, {"HOST": "c", "DB": "x", "MODE": ""}) == "--host=c --db=x --mode="
+    assert envsubst(text, {}) == "--host= --db=app --mode=plain"
