@@ -101,16 +101,18 @@ class Watcher:
                 self.history[name].append(phase)
             if phase == "Running":
                 running[s["spec"]["invoker"]["name"]] += 1
-        transfers: Counter[str] = Counter()
+        # Sessions with a transfer process, per invoker. A set: a transfer's child between fork and exec shows the
+        # same command line for a moment, and is not a second transfer.
+        transfers: defaultdict[str, set[str]] = defaultdict(set)
         for proc in psutil.process_iter(["cmdline", "status"]):
             cmd = proc.info["cmdline"] or []
             if proc.info["status"] == psutil.STATUS_ZOMBIE or "transfer" not in cmd or "--namespace=soak" not in cmd:
                 continue
             session = next((a.split("=", 1)[1] for a in cmd if a.startswith("--backupsession=")), "")
             if session:
-                transfers[session.rsplit("-", 1)[0]] += 1
+                transfers[session.rsplit("-", 1)[0]].add(session)
         self.most_running_sessions = max(self.most_running_sessions, *running.values(), 0)
-        self.most_transfers = max(self.most_transfers, *transfers.values(), 0)
+        self.most_transfers = max(self.most_transfers, *map(len, transfers.values()), 0)
         self.samples += 1
 
     def start(self) -> Watcher:
