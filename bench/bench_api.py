@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from stashplan.api import builtin_addons, load_paths, validate_objects
-from stashplan.reconcile.tasks import backup_inputs, build_pod_spec, resolve_task
+from stashplan.desired.tasks import backup_inputs, build_pod_spec, resolve_task
 
 N = int(os.environ.get("BENCH_CONFIGS", "10000"))
 REPO = {"apiVersion": "stash.appscode.com/v1alpha1", "kind": "Repository",

@@ -32,7 +32,7 @@ from stashplan.errors import ManifestError, StashplanError
 if TYPE_CHECKING:  # the reconcile core (and the API models it loads) only for commands that plan
     from typer import _click as click  # the click that typer's groups are built on
 
-    from stashplan.reconcile.desired import Settings
+    from stashplan.desired.compute import Settings
 
 # Command groups of their own modules, imported only when used or listed (`stashplan plan` starts without them).
 SUBCOMMAND_GROUPS = {"repo": "stashplan.repository.cli", "transfer": "stashplan.transfer.cli"}
@@ -139,7 +139,7 @@ def _settings(cs: ClusterSettings, image: str, pushgateway_url: str) -> Settings
     import shutil
 
     from providers.databases import check_task_params
-    from stashplan.reconcile.desired import Settings
+    from stashplan.desired.compute import Settings
 
     local = cs.mode == "local"
     return Settings(image=image, pushgateway_url=pushgateway_url, check_params=check_task_params,
@@ -149,7 +149,7 @@ def _settings(cs: ClusterSettings, image: str, pushgateway_url: str) -> Settings
 def _plain_settings(image: str, pushgateway_url: str) -> Settings:
     """Settings for apply and the loop: task params checked against the providers' allow-lists."""
     from providers.databases import check_task_params
-    from stashplan.reconcile.desired import Settings
+    from stashplan.desired.compute import Settings
 
     return Settings(image=image, pushgateway_url=pushgateway_url, check_params=check_task_params)
 
@@ -448,7 +448,7 @@ def trigger(
     debug: DebugOpt = False,
 ) -> None:
     """Create a BackupSession for a BackupConfiguration (what the trigger CronJob runs)."""
-    from stashplan.reconcile.sessions import new_backup_session
+    from stashplan.desired.sessions import new_backup_session
 
     def body() -> int:
         c = open_cluster(_cluster_settings(cluster, state, kubeconfig, context))

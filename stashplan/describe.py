@@ -9,9 +9,9 @@ from datetime import datetime
 
 import yaml
 
+from stashplan.desired.pods import job_name
 from stashplan.listing import session_reason
 from stashplan.objects import parse_time
-from stashplan.reconcile.pods import job_name
 from stashplan.secrets import mask
 
 SESSION_JOB_PREFIX = {"BackupSession": "stash-backup-", "RestoreSession": "stash-restore-"}

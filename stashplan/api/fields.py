@@ -29,15 +29,15 @@ class Rule:
 
 
 _BC, _RS, _BS = "BackupConfiguration", "RestoreSession", "BackupSession"
-_TASKS = "stashplan/reconcile/tasks.py"
+_TASKS = "stashplan/desired/tasks.py"
 _INPUTS = "stashplan/api/inputs.py"
 _CONTEXT = "stashplan/transfer/context.py"
-_PODS = "stashplan/reconcile/pods.py"
-_PHASES = "stashplan/reconcile/session_phases.py"
-_WORLD = "stashplan/reconcile/world.py"
+_PODS = "stashplan/desired/pods.py"
+_PHASES = "stashplan/desired/session_phases.py"
+_WORLD = "stashplan/desired/world.py"
 _STORAGE = "providers/storage/__init__.py"
 _DB = "providers/databases/base.py"
-_GENERATED = "stashplan/reconcile/generated.py"
+_GENERATED = "stashplan/desired/generated.py"
 
 # Pod and container keys of Stash's runtimeSettings (kmodules offshoot-api) that stashplan copies onto its pods.
 RUNTIME_POD_KEYS = ("serviceAccountName", "nodeSelector", "affinity", "tolerations", "securityContext",
@@ -152,25 +152,25 @@ HONOURED: tuple[Rule, ...] = (
     Rule("Repository", "spec.backend.rest.url", "the rest-server repository URL (REST protocol v2)",
          "providers/storage/rest.py"),
     Rule("Repository", "spec.usagePolicy.allowedNamespaces.from", "which namespaces may use it",
-         "stashplan/reconcile/usage.py"),
+         "stashplan/desired/usage.py"),
     Rule("Repository", "spec.usagePolicy.allowedNamespaces.selector", "namespaces by label",
-         "stashplan/reconcile/usage.py"),
+         "stashplan/desired/usage.py"),
     # BackupConfiguration
     *_invoker_rules(_BC),
     *_hook_rules(_BC, "preBackup", "postBackup"),
-    Rule(_BC, "spec.schedule", "the trigger CronJob's schedule", "stashplan/reconcile/desired.py"),
-    Rule(_BC, "spec.paused", "suspends the trigger CronJob", "stashplan/reconcile/desired.py"),
+    Rule(_BC, "spec.schedule", "the trigger CronJob's schedule", "stashplan/desired/compute.py"),
+    Rule(_BC, "spec.paused", "suspends the trigger CronJob", "stashplan/desired/compute.py"),
     Rule(_BC, "spec.driver", "Restic (the only driver stashplan runs)", "stashplan/api/fields.py"),
     Rule(_BC, "spec.backupHistoryLimit", "completed sessions kept", _PHASES),
-    Rule(_BC, "spec.retryConfig.maxRetry", "retries of a failed session", "stashplan/reconcile/sessions.py"),
+    Rule(_BC, "spec.retryConfig.maxRetry", "retries of a failed session", "stashplan/desired/sessions.py"),
     Rule(_BC, "spec.retryConfig.delay", "wait before a retry", _PHASES),
     Rule(_BC, "spec.retentionPolicy.name", "recorded in status", _CONTEXT),
     *(Rule(_BC, f"spec.retentionPolicy.{k}", "restic forget policy after each backup", _CONTEXT)
       for k in ("keepLast", "keepHourly", "keepDaily", "keepWeekly", "keepMonthly", "keepYearly", "keepTags",
                 "prune", "dryRun")),
     # BackupSession
-    Rule(_BS, "spec.invoker.apiGroup", "stash.appscode.com", "stashplan/reconcile/sessions.py"),
-    Rule(_BS, "spec.invoker.kind", "BackupConfiguration", "stashplan/reconcile/sessions.py"),
+    Rule(_BS, "spec.invoker.apiGroup", "stash.appscode.com", "stashplan/desired/sessions.py"),
+    Rule(_BS, "spec.invoker.kind", "BackupConfiguration", "stashplan/desired/sessions.py"),
     Rule(_BS, "spec.invoker.name", "the BackupConfiguration run", _PHASES),
     Rule(_BS, "spec.retryLeft", "retries left", _PHASES),
     # RestoreSession

@@ -1,5 +1,5 @@
 """The variables Stash provides to Tasks and Functions (reference section 1.6), computed from the invoker,
-its Repository and target AppBinding. Pure; re-exported by stashplan.reconcile.tasks."""
+its Repository and target AppBinding. Pure; re-exported by stashplan.desired.tasks."""
 
 from __future__ import annotations
 

@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from stashplan.cluster.informer import Informer, Key
+from stashplan.desired.compute import Settings, cronjob_name
+from stashplan.desired.pods import job_name
+from stashplan.desired.world import TERMINAL
 from stashplan.kinds import INVOKER_NAME
 from stashplan.objects import rfc3339
 from stashplan.reconcile import plan as plan_mod
 from stashplan.reconcile.apply import ApplyResult, apply_plan
-from stashplan.reconcile.desired import Settings, cronjob_name
-from stashplan.reconcile.pods import job_name
-from stashplan.reconcile.world import TERMINAL
 
 # What the informer caches: every kind the planner reads but Secrets (which the operator may not watch).
 INFORMED_KINDS = tuple(k for k in plan_mod.READ_KINDS if k != "Secret")

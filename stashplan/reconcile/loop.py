@@ -23,13 +23,13 @@ import orjson
 
 from stashplan.cluster.base import Cluster
 from stashplan.cluster.informer import Informer
+from stashplan.desired.compute import Settings
+from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import identity
 from stashplan.reconcile import plan as plan_mod
 from stashplan.reconcile.apply import ApplyResult, apply_plan
-from stashplan.reconcile.desired import Settings
 from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
 from stashplan.reconcile.phase_log import PhaseLog
-from stashplan.reconcile.stored import StoredObjects
 
 if TYPE_CHECKING:  # the loop's parts; a one-shot plan or apply starts without importing them
     from stashplan.cluster.controllers import CronScheduler, JobRunner

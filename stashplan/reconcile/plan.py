@@ -17,11 +17,11 @@ from enum import StrEnum
 from typing import Any
 
 from stashplan.api.kubedb import is_kubedb
+from stashplan.desired import compute as desired_mod
+from stashplan.desired import generated as generated_mod
+from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
 from stashplan.objects import is_managed, rfc3339
-from stashplan.reconcile import desired as desired_mod
-from stashplan.reconcile import generated as generated_mod
-from stashplan.reconcile.stored import StoredObjects
 from stashplan.secrets import MASK, fold_string_data, mask
 
 PLAN_FORMAT = 1

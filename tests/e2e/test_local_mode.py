@@ -197,7 +197,7 @@ def test_bad_input_is_one_line_with_exit_1(tmp_path: Path, args: list[str], mess
 def test_session_the_loop_fails_pushes_success_0_to_the_pushgateway(
     manifests: Path, tmp_path: Path, pushgateway: str
 ) -> None:
-    from stashplan.reconcile.desired import Settings
+    from stashplan.desired.compute import Settings
     from tests.fixtures.pushgateway import read_metrics
 
     state = tmp_path / "state.db"

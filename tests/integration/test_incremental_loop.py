@@ -12,10 +12,10 @@ import pytest
 from stashplan.api import builtin_addons
 from stashplan.cluster.informer import Informer
 from stashplan.cluster.local import LocalCluster
+from stashplan.desired.sessions import new_backup_session
 from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
 from stashplan.reconcile.loop import make_plan
 from stashplan.reconcile.plan import Plan
-from stashplan.reconcile.sessions import new_backup_session
 
 NS = "demo"
 ADDONS = builtin_addons()

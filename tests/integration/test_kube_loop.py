@@ -12,10 +12,10 @@ import pytest
 
 from stashplan.api import builtin_addons, load_paths
 from stashplan.cluster.kube import KubeCluster, RetryPolicy
+from stashplan.desired.sessions import new_backup_session
 from stashplan.errors import Forbidden
 from stashplan.operator.leader import LeaderElector
 from stashplan.reconcile.loop import StopFlag, run_loop, run_once
-from stashplan.reconcile.sessions import new_backup_session
 from tests.fixtures.examples import copy_examples
 from tests.fixtures.kube import OPERATOR_TOKEN, KubeAPI
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stashplan.api import builtin_addons
-from stashplan.reconcile.tasks import (
+from stashplan.desired.tasks import (
     BUILTIN_ADDONS,
     backup_inputs,
     build_pod_spec,

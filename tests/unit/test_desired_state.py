@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stashplan.api import builtin_addons
+from stashplan.desired import compute as desired
 from stashplan.kinds import MANAGED_LABEL
-from stashplan.reconcile import desired
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

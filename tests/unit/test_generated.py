@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stashplan.api.kubedb import appbinding_for
-from stashplan.reconcile.generated import auto_backup, generate, retired
+from stashplan.desired.generated import auto_backup, generate, retired
 
 BLUEPRINT = {
     "apiVersion": "stash.appscode.com/v1beta1", "kind": "BackupBlueprint", "metadata": {"name": "mysql-backup"},

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from stashplan.api import validate_objects
 from stashplan.api.modes import mode_problems
 from stashplan.cli import app
+from stashplan.desired.pods import session_pod
 from stashplan.errors import ManifestError, StashplanError
-from stashplan.reconcile.pods import session_pod
 from stashplan.transfer.hooks import Summary, allowed, render
 
 

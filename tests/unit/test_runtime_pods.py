@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from stashplan.api import builtin_addons, validate_objects
-from stashplan.reconcile.desired import Settings, World, compute
+from stashplan.desired.compute import Settings, World, compute
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 RUNTIME = {

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stashplan.reconcile.tasks import envsubst, substitute
+from stashplan.desired.tasks import envsubst, substitute
 
 VARS = {"NAMESPACE": "demo", "EMPTY": "", "args": "--clean", "B": "bee"}
 

@@ -6,7 +6,7 @@ import kubernetes_validate
 import pytest
 
 from stashplan.api import validate_objects
-from stashplan.reconcile.tasks import TaskError, backup_inputs, build_pod_spec, restore_inputs
+from stashplan.desired.tasks import TaskError, backup_inputs, build_pod_spec, restore_inputs
 
 STASH = "stash.appscode.com/v1beta1"
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from stashplan.api import builtin_addons
-from stashplan.reconcile.tasks import TaskError, resolve_task
+from stashplan.desired.tasks import TaskError, resolve_task
 
 BUILTIN = {o["metadata"]["name"]: o for o in builtin_addons() if o["kind"] == "Task"}
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from stashplan.api import kubedb
 from stashplan.api.loading import validate_objects
+from stashplan.desired.tasks import substitute
 from stashplan.errors import ManifestError
 from stashplan.kinds import identity
 from stashplan.objects import is_managed, k8s_name
-from stashplan.reconcile.tasks import substitute
 
 BLUEPRINT_ANNOTATION = "stash.appscode.com/backup-blueprint"
 SCHEDULE_ANNOTATION = "stash.appscode.com/schedule"

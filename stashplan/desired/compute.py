@@ -1,7 +1,7 @@
 """Desired state: a pure function of the Stash resources, the objects that exist, and `now`.
 
 Each BackupConfiguration gets a trigger CronJob and a status; each pending BackupSession or
-RestoreSession gets a Job built from its Task (`stashplan.reconcile.session_phases`); session phases follow
+RestoreSession gets a Job built from its Task (`stashplan.desired.session_phases`); session phases follow
 their Jobs and deadlines; completed sessions beyond `backupHistoryLimit` are deleted.
 """
 
@@ -11,20 +11,17 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 
-from stashplan.errors import StashplanError
-from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
-from stashplan.objects import k8s_name, owner_ref, set_condition
-from stashplan.reconcile import tasks
-from stashplan.reconcile.bindings import custom_identity_bindings
-from stashplan.reconcile.pods import (
+from stashplan.desired import tasks
+from stashplan.desired.bindings import custom_identity_bindings
+from stashplan.desired.pods import (
     JOB_IDENTITY,
     apply_runtime,
     cross_namespace_binding,
     job_identity,
     managed_labels,
 )
-from stashplan.reconcile.session_phases import backup_sessions, check_backup_params, restore_session
-from stashplan.reconcile.world import (
+from stashplan.desired.session_phases import backup_sessions, check_backup_params, restore_session
+from stashplan.desired.world import (
     Deletion,
     Desired,
     Settings,
@@ -36,6 +33,9 @@ from stashplan.reconcile.world import (
     repository_of,
     target_of,
 )
+from stashplan.errors import StashplanError
+from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
+from stashplan.objects import k8s_name, owner_ref, set_condition
 
 __all__ = ["Deletion", "Desired", "Settings", "StatusChange", "World", "compute", "cronjob_name", "trigger_cronjob"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from stashplan.desired.stored import StoredObjects
+from stashplan.desired.task_params import ParamCheck
+from stashplan.desired.usage import repository_denied
 from stashplan.kinds import identity
-from stashplan.reconcile.stored import StoredObjects
-from stashplan.reconcile.task_params import ParamCheck
-from stashplan.reconcile.usage import repository_denied
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Skipped"})
 

@@ -4,8 +4,8 @@ Pure: dicts in, dicts out."""
 
 from __future__ import annotations
 
+from stashplan.desired.pods import JOB_IDENTITY, managed_labels
 from stashplan.objects import k8s_name
-from stashplan.reconcile.pods import JOB_IDENTITY, managed_labels
 
 
 def _binding(namespace: str, name: str, subjects: list[tuple[str, str]]) -> dict:

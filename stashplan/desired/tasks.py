@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from stashplan.api.inputs import backup_inputs, restore_inputs
+from stashplan.desired.envsubst import envsubst, substitute
+from stashplan.desired.pods import priority_env
 from stashplan.errors import StashplanError
-from stashplan.reconcile.envsubst import envsubst, substitute
-from stashplan.reconcile.pods import priority_env
 
 __all__ = [
     "BUILTIN_ADDONS",

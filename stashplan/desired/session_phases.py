@@ -6,12 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from stashplan.errors import StashplanError
-from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
-from stashplan.objects import format_duration, is_managed, parse_duration, parse_time, rfc3339, set_condition
-from stashplan.reconcile import tasks
-from stashplan.reconcile.bindings import custom_identity_bindings
-from stashplan.reconcile.pods import (
+from stashplan.desired import tasks
+from stashplan.desired.bindings import custom_identity_bindings
+from stashplan.desired.pods import (
     COMPONENT,
     cross_namespace_binding,
     job_name,
@@ -19,9 +16,9 @@ from stashplan.reconcile.pods import (
     session_job,
     session_pod,
 )
-from stashplan.reconcile.sessions import new_backup_session
-from stashplan.reconcile.task_params import check_pod
-from stashplan.reconcile.world import (
+from stashplan.desired.sessions import new_backup_session
+from stashplan.desired.task_params import check_pod
+from stashplan.desired.world import (
     TERMINAL,
     Deletion,
     Desired,
@@ -32,6 +29,9 @@ from stashplan.reconcile.world import (
     repository_of,
     target_of,
 )
+from stashplan.errors import StashplanError
+from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
+from stashplan.objects import format_duration, is_managed, parse_duration, parse_time, rfc3339, set_condition
 
 
 def _job_outcome(job: dict | None) -> tuple[str, str]:
