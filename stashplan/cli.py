@@ -216,9 +216,9 @@ def plan(
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
     """Show what apply would change: CronJobs, Jobs, status updates, deletions."""
+    from stashplan.plan.build import to_json
+    from stashplan.plan.render import render_json, render_plan
     from stashplan.reconcile.loop import make_plan
-    from stashplan.reconcile.plan import to_json
-    from stashplan.reconcile.render import render_json, render_plan
 
     def body() -> int:
         if prune and not filename:
@@ -274,9 +274,9 @@ def apply(
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
     """Carry out a plan: a saved FILE exactly, or a fresh plan of -f manifests (with --watch: forever)."""
+    from stashplan.plan.render import render_plan, summary_line
     from stashplan.reconcile.apply import apply_plan
     from stashplan.reconcile.loop import make_plan
-    from stashplan.reconcile.render import render_plan, summary_line
 
     cs = _cluster_settings(cluster, state, kubeconfig, context)
     opts = _plain_settings(image, pushgateway_url)
@@ -325,9 +325,9 @@ def apply(
 
 def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> int:
     from stashplan.kinds import identity
+    from stashplan.plan.build import from_json, normalise_manifest
+    from stashplan.plan.render import summary_line
     from stashplan.reconcile.apply import apply_plan
-    from stashplan.reconcile.plan import from_json, normalise_manifest
-    from stashplan.reconcile.render import summary_line
 
     try:
         saved, digests = from_json(json.loads(plan_file.read_text()))
@@ -474,7 +474,7 @@ def get(
 ) -> None:
     """List or show objects in the cluster (secret values masked)."""
     from stashplan.listing import canonical_kind, table
-    from stashplan.reconcile.render import render_object
+    from stashplan.plan.render import render_object
 
     def body() -> int:
         k = canonical_kind(kind)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from stashplan.cluster.base import Cluster
 from stashplan.errors import Conflict, NotFound, StalePlanError
+from stashplan.plan.build import Action, Change, Plan, secret_digest
 from stashplan.reconcile.events import emit_event
-from stashplan.reconcile.plan import Action, Change, Plan, secret_digest
 
 
 @dataclass

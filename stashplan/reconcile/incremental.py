@@ -19,7 +19,7 @@ from stashplan.desired.pods import job_name
 from stashplan.desired.world import TERMINAL
 from stashplan.kinds import INVOKER_NAME
 from stashplan.objects import rfc3339
-from stashplan.reconcile import plan as plan_mod
+from stashplan.plan import build as plan_mod
 from stashplan.reconcile.apply import ApplyResult, apply_plan
 
 # What the informer caches: every kind the planner reads but Secrets (which the operator may not watch).

@@ -26,7 +26,7 @@ from stashplan.cluster.informer import Informer
 from stashplan.desired.compute import Settings
 from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import identity
-from stashplan.reconcile import plan as plan_mod
+from stashplan.plan import build as plan_mod
 from stashplan.reconcile.apply import ApplyResult, apply_plan
 from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
 from stashplan.reconcile.phase_log import PhaseLog

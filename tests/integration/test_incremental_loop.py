@@ -13,9 +13,9 @@ from stashplan.api import builtin_addons
 from stashplan.cluster.informer import Informer
 from stashplan.cluster.local import LocalCluster
 from stashplan.desired.sessions import new_backup_session
+from stashplan.plan.build import Plan
 from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
 from stashplan.reconcile.loop import make_plan
-from stashplan.reconcile.plan import Plan
 
 NS = "demo"
 ADDONS = builtin_addons()

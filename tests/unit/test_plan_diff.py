@@ -11,8 +11,8 @@ from rich.console import Console
 
 from stashplan.api import builtin_addons
 from stashplan.kinds import MANAGED_LABEL
-from stashplan.reconcile import plan as plan_mod
-from stashplan.reconcile.render import render_json, render_plan
+from stashplan.plan import build as plan_mod
+from stashplan.plan.render import render_json, render_plan
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import MANAGED_LABEL, identity
-from stashplan.reconcile import plan as plan_mod
-from stashplan.reconcile.render import SUMMARY_OVER, render_json, render_plan
+from stashplan.plan import build as plan_mod
+from stashplan.plan.render import SUMMARY_OVER, render_json, render_plan
 from tests.unit.test_plan_diff import build, converged, manifests, stored
 
 

@@ -9,7 +9,7 @@ import yaml
 from rich.console import Console
 from rich.text import Text
 
-from stashplan.reconcile.plan import Action, Change, Plan, to_json
+from stashplan.plan.build import Action, Change, Plan, to_json
 from stashplan.secrets import mask
 
 _STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta",
