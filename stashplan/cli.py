@@ -216,8 +216,8 @@ def plan(
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
     """Show what apply would change: CronJobs, Jobs, status updates, deletions."""
-    from stashplan.plan.build import to_json
     from stashplan.plan.render import render_json, render_plan
+    from stashplan.plan.saved import to_json
     from stashplan.reconcile.loop import make_plan
 
     def body() -> int:
@@ -325,8 +325,9 @@ def apply(
 
 def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> int:
     from stashplan.kinds import identity
-    from stashplan.plan.build import from_json, normalise_manifest
+    from stashplan.plan.build import normalise_manifest
     from stashplan.plan.render import summary_line
+    from stashplan.plan.saved import from_json
     from stashplan.reconcile.apply import apply_plan
 
     try:

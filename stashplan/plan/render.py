@@ -9,15 +9,15 @@ import yaml
 from rich.console import Console
 from rich.text import Text
 
-from stashplan.plan.build import Action, Change, Plan, to_json
+from stashplan.plan.model import Action, Change, Plan
+from stashplan.plan.saved import to_json
 from stashplan.secrets import mask
 
-_STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta",
-          Action.DELETE: "red", Action.STATUS: "cyan"}
+_STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.DELETE: "red", Action.STATUS: "cyan"}
 _VERB = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in-place",
-         Action.REPLACE: "must be replaced", Action.DELETE: "will be destroyed",
+         Action.DELETE: "will be destroyed",
          Action.STATUS: "status will be updated"}
-_ORDER = {Action.DELETE: 0, Action.REPLACE: 1, Action.CREATE: 2, Action.UPDATE: 3, Action.STATUS: 4}
+_ORDER = {Action.DELETE: 0, Action.CREATE: 1, Action.UPDATE: 2, Action.STATUS: 3}
 
 
 def _value(v: Any) -> str:

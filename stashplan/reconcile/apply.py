@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 from stashplan.cluster.base import Cluster
 from stashplan.errors import Conflict, NotFound, StalePlanError
-from stashplan.plan.build import Action, Change, Plan, secret_digest
+from stashplan.plan.model import Action, Change, Plan
+from stashplan.plan.saved import secret_digest
 from stashplan.reconcile.events import emit_event
 
 
@@ -79,7 +80,7 @@ def apply_plan(
         if change.action is Action.CREATE:
             assert obj is not None
             cluster.create(_with_owner_uids(cluster, obj))
-        elif change.action in (Action.UPDATE, Action.REPLACE):
+        elif change.action is Action.UPDATE:
             assert obj is not None
             body = copy.deepcopy(obj)
             current = _current(cluster, change)

@@ -20,6 +20,7 @@ from stashplan.desired.world import TERMINAL
 from stashplan.kinds import INVOKER_NAME
 from stashplan.objects import rfc3339
 from stashplan.plan import build as plan_mod
+from stashplan.plan.model import Plan
 from stashplan.reconcile.apply import ApplyResult, apply_plan
 
 # What the informer caches: every kind the planner reads but Secrets (which the operator may not watch).
@@ -72,7 +73,7 @@ class Incremental:
 
     def run_once(self, *, manifests: Sequence[dict] = (), addons: Sequence[dict] = (),
                  settings: Settings = Settings(), namespace: str | None = None,
-                 now: datetime | None = None) -> tuple[plan_mod.Plan, ApplyResult]:
+                 now: datetime | None = None) -> tuple[Plan, ApplyResult]:
         now = now or datetime.now(UTC)
         changed = self.informer.drain()
         resync_due = self._last_full is None or self.clock() - self._last_full >= self.resync
@@ -90,7 +91,7 @@ class Incremental:
             units = {u for u in units if u[1] == namespace}
         self.last_scope = len(units)
         if not units:
-            return plan_mod.Plan((), created=rfc3339(now)), ApplyResult()
+            return Plan((), created=rfc3339(now)), ApplyResult()
         actual = self._subset(units)
         p = plan_mod.build(plan_mod.Inputs(actual=actual, addons=addons), now, settings)
         result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url)
@@ -99,7 +100,7 @@ class Incremental:
 
     # -- full iterations -------------------------------------------------------------------------
     def _full(self, manifests: Sequence[dict], addons: Sequence[dict], settings: Settings,
-              namespace: str | None, now: datetime) -> tuple[plan_mod.Plan, ApplyResult]:
+              namespace: str | None, now: datetime) -> tuple[Plan, ApplyResult]:
         self._last_full = self.clock()
         self.last_scope = None
         self._owner.clear()

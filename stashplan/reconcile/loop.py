@@ -27,6 +27,7 @@ from stashplan.desired.compute import Settings
 from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import identity
 from stashplan.plan import build as plan_mod
+from stashplan.plan.model import Plan
 from stashplan.reconcile.apply import ApplyResult, apply_plan
 from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
 from stashplan.reconcile.phase_log import PhaseLog
@@ -86,7 +87,7 @@ def make_plan(
     settings: Settings = Settings(),
     now: datetime | None = None,
     prune: bool = False,
-) -> plan_mod.Plan:
+) -> Plan:
     actual = read_actual(cluster, namespace, manifests)
     inputs = plan_mod.Inputs(actual=actual, manifests=manifests, addons=addons, sources=sources, prune=prune)
     return plan_mod.build(inputs, now or datetime.now(UTC), settings)
@@ -94,7 +95,7 @@ def make_plan(
 
 @dataclass
 class Iteration:
-    plan: plan_mod.Plan
+    plan: Plan
     result: ApplyResult
     controller_changes: list[str] = field(default_factory=list)
 

@@ -13,7 +13,7 @@ from stashplan.api import builtin_addons
 from stashplan.cluster.informer import Informer
 from stashplan.cluster.local import LocalCluster
 from stashplan.desired.sessions import new_backup_session
-from stashplan.plan.build import Plan
+from stashplan.plan.model import Plan
 from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
 from stashplan.reconcile.loop import make_plan
 

@@ -12,7 +12,9 @@ from rich.console import Console
 from stashplan.api import builtin_addons
 from stashplan.kinds import MANAGED_LABEL
 from stashplan.plan import build as plan_mod
+from stashplan.plan.model import Action, Plan
 from stashplan.plan.render import render_json, render_plan
+from stashplan.plan.saved import from_json, to_json
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
@@ -52,7 +54,7 @@ def stored(objs: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-def build(actual: dict[str, list[dict]], ms: list[dict] | None = None, prune: bool = False) -> plan_mod.Plan:
+def build(actual: dict[str, list[dict]], ms: list[dict] | None = None, prune: bool = False) -> Plan:
     return plan_mod.build(plan_mod.Inputs(actual=actual, manifests=manifests() if ms is None else ms,
                                           addons=builtin_addons(), prune=prune), NOW)
 
@@ -60,10 +62,10 @@ def build(actual: dict[str, list[dict]], ms: list[dict] | None = None, prune: bo
 def converged() -> dict[str, list[dict]]:
     """A cluster where the manifests, their CronJob and statuses are all applied."""
     p = build({})
-    objs = [c.after for c in p.changes if c.action is plan_mod.Action.CREATE]
+    objs = [c.after for c in p.changes if c.action is Action.CREATE]
     actual = stored([o for o in objs if o is not None])
     for c in p.changes:
-        if c.action is plan_mod.Action.STATUS:
+        if c.action is Action.STATUS:
             [obj] = [o for o in actual[c.kind] if o["metadata"]["name"] == c.name]
             obj["status"] = c.after
     return actual
@@ -71,7 +73,7 @@ def converged() -> dict[str, list[dict]]:
 
 def test_empty_cluster_plans_creates_for_manifests_and_cronjob() -> None:
     p = build({})
-    creates = sorted(c.address for c in p.changes if c.action is plan_mod.Action.CREATE)
+    creates = sorted(c.address for c in p.changes if c.action is Action.CREATE)
     assert creates == ["AppBinding/demo/db", "BackupConfiguration/demo/nightly", "CronJob/demo/stash-trigger-nightly",
                        "Repository/demo/repo", "RoleBinding/demo/stashplan-job", "Secret/demo/repo-secret",
                        "ServiceAccount/demo/stashplan-job"]
@@ -86,7 +88,7 @@ def test_schedule_change_is_a_one_field_update_on_config_and_cronjob() -> None:
     ms = manifests()
     ms[3]["spec"]["schedule"] = "*/10 * * * *"
     p = build(converged(), ms)
-    updates = {c.address: c.diff for c in p.changes if c.action is plan_mod.Action.UPDATE}
+    updates = {c.address: c.diff for c in p.changes if c.action is Action.UPDATE}
     assert set(updates) == {"BackupConfiguration/demo/nightly", "CronJob/demo/stash-trigger-nightly"}
     for diff in updates.values():
         assert [(d.path, d.before, d.after) for d in diff] == [("spec.schedule", "0 3 * * *", "*/10 * * * *")]
@@ -118,16 +120,16 @@ def test_owned_cronjob_of_deleted_config_is_destroyed_but_unowned_is_kept() -> N
     del stray["metadata"]["labels"][MANAGED_LABEL]
     actual["CronJob"].append(stray)
     p = build(actual, [m for m in manifests() if m["kind"] != "BackupConfiguration"])
-    deletes = [c.address for c in p.changes if c.action is plan_mod.Action.DELETE]
+    deletes = [c.address for c in p.changes if c.action is Action.DELETE]
     assert deletes == ["CronJob/demo/stash-trigger-nightly"]
 
 
 def test_prune_destroys_applied_objects_missing_from_manifests() -> None:
     actual = converged()
     p = build(actual, [m for m in manifests() if m["kind"] != "AppBinding"], prune=True)
-    assert "AppBinding/demo/db" in [c.address for c in p.changes if c.action is plan_mod.Action.DELETE]
+    assert "AppBinding/demo/db" in [c.address for c in p.changes if c.action is Action.DELETE]
     p = build(actual, [m for m in manifests() if m["kind"] != "AppBinding"], prune=False)
-    assert not [c for c in p.changes if c.action is plan_mod.Action.DELETE]
+    assert not [c for c in p.changes if c.action is Action.DELETE]
 
 
 def test_secret_values_never_appear_in_rendered_or_json_plans() -> None:
@@ -139,7 +141,7 @@ def test_secret_values_never_appear_in_rendered_or_json_plans() -> None:
     ms2[0]["stringData"]["RESTIC_PASSWORD"] = "another-secret-value"
     changed = build(converged(), ms2)
     render_plan(changed, Console(file=out, width=200, color_system=None))
-    text = out.getvalue() + render_json(p) + render_json(changed) + json.dumps(plan_mod.to_json(p, for_file=True))
+    text = out.getvalue() + render_json(p) + render_json(changed) + json.dumps(to_json(p, for_file=True))
     assert "hunter2" not in text and "aHVudGVy" not in text and "another-secret" not in text
     assert "(sensitive value)" in text
     assert "~ data.RESTIC_PASSWORD: \"(sensitive value)\" -> \"(sensitive value)\"" in out.getvalue()
@@ -165,7 +167,7 @@ def test_json_plan_follows_documented_schema_and_round_trips() -> None:
     for change in data["changes"]:
         assert set(change) >= {"address", "action", "symbol", "kind", "namespace", "name", "reason", "before",
                                "after", "diff", "resource_version"}
-        assert change["action"] in ("create", "update", "replace", "delete", "status")
-    back, digests = plan_mod.from_json(plan_mod.to_json(p, for_file=True))
+        assert change["action"] in ("create", "update", "delete", "status")
+    back, digests = from_json(to_json(p, for_file=True))
     assert [c.address for c in back.changes] == [c.address for c in p.changes]
     assert set(digests) == {"Secret/demo/repo-secret"}

@@ -12,6 +12,7 @@ from rich.console import Console
 from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import MANAGED_LABEL, identity
 from stashplan.plan import build as plan_mod
+from stashplan.plan.model import Action, Plan
 from stashplan.plan.render import SUMMARY_OVER, render_json, render_plan
 from tests.unit.test_plan_diff import build, converged, manifests, stored
 
@@ -39,7 +40,7 @@ def test_converged_cluster_plans_no_change() -> None:
 ])
 def test_every_edit_of_a_manifest_is_planned(kind: str, path: tuple[str, ...], value: object) -> None:
     p = build(converged(), _edit(kind, path, value))
-    assert f"{kind}/demo/" in " ".join(c.address for c in p.changes if c.action is plan_mod.Action.UPDATE)
+    assert f"{kind}/demo/" in " ".join(c.address for c in p.changes if c.action is Action.UPDATE)
 
 
 def test_object_that_lost_the_managed_label_is_relabelled() -> None:
@@ -57,7 +58,7 @@ def test_cronjob_edited_in_the_cluster_is_set_back() -> None:
     assert [c.address for c in p.changes] == ["CronJob/demo/stash-trigger-nightly"]
 
 
-def _many(n: int) -> plan_mod.Plan:
+def _many(n: int) -> Plan:
     ms = manifests()
     for i in range(n):
         extra = _edit("BackupConfiguration", ("metadata", "name"), f"nightly-{i:03d}")[3]
@@ -117,9 +118,9 @@ def _converged_pair() -> tuple[list[dict], dict[str, list[dict]]]:
     """Manifests with two configurations of one AppBinding, and a cluster where all of it is applied."""
     ms = [*manifests(), _edit("BackupConfiguration", ("metadata", "name"), "nightly-b")[3]]
     p = build({}, ms)
-    actual = stored([c.after for c in p.changes if c.action is plan_mod.Action.CREATE and c.after is not None])
+    actual = stored([c.after for c in p.changes if c.action is Action.CREATE and c.after is not None])
     for c in p.changes:
-        if c.action is plan_mod.Action.STATUS:
+        if c.action is Action.STATUS:
             [obj] = [o for o in actual[c.kind] if o["metadata"]["name"] == c.name]
             obj["status"] = json.loads(json.dumps(c.after))
     return ms, actual
@@ -143,7 +144,7 @@ def test_conditions_of_many_configurations_are_each_their_own_and_apply_leaves_m
     given = json.loads(json.dumps(ms))
     p = build({}, ms)
     assert ms == given  # normalising (managed label, folded Secret) never writes into the loaded manifests
-    statuses = {c.name: c.after for c in p.changes if c.action is plan_mod.Action.STATUS}
+    statuses = {c.name: c.after for c in p.changes if c.action is Action.STATUS}
     target = {n: [c["message"] for c in s["conditions"] if c["type"] == "BackupTargetFound"]
               for n, s in statuses.items()}
     assert target == {"nightly": ["AppBinding demo/db found"], "nightly-b": ["AppBinding demo/db found"]}
@@ -151,5 +152,5 @@ def test_conditions_of_many_configurations_are_each_their_own_and_apply_leaves_m
     assert cron == {"nightly": ["CronJob demo/stash-trigger-nightly"],
                     "nightly-b": ["CronJob demo/stash-trigger-nightly-b"]}
     labels = {c.address: c.after["metadata"]["labels"] for c in p.changes
-              if c.action is plan_mod.Action.CREATE and c.after is not None and c.kind in plan_mod.SOURCE_KINDS}
+              if c.action is Action.CREATE and c.after is not None and c.kind in plan_mod.SOURCE_KINDS}
     assert len(labels) == 5 and all(v == {MANAGED_LABEL: "stashplan"} for v in labels.values()), labels
