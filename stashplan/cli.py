@@ -274,8 +274,8 @@ def apply(
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
     """Carry out a plan: a saved FILE exactly, or a fresh plan of -f manifests (with --watch: forever)."""
+    from stashplan.apply.writer import apply_plan
     from stashplan.plan.render import render_plan, summary_line
-    from stashplan.reconcile.apply import apply_plan
     from stashplan.reconcile.loop import make_plan
 
     cs = _cluster_settings(cluster, state, kubeconfig, context)
@@ -324,11 +324,11 @@ def apply(
 
 
 def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> int:
+    from stashplan.apply.writer import apply_plan
     from stashplan.kinds import identity
     from stashplan.plan.build import normalise_manifest
     from stashplan.plan.render import summary_line
     from stashplan.plan.saved import from_json
-    from stashplan.reconcile.apply import apply_plan
 
     try:
         saved, digests = from_json(json.loads(plan_file.read_text()))

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from stashplan.apply.writer import ApplyResult, apply_plan
 from stashplan.cluster.informer import Informer, Key
 from stashplan.desired.compute import Settings, cronjob_name
 from stashplan.desired.pods import job_name
@@ -21,7 +22,6 @@ from stashplan.kinds import INVOKER_NAME
 from stashplan.objects import rfc3339
 from stashplan.plan import build as plan_mod
 from stashplan.plan.model import Plan
-from stashplan.reconcile.apply import ApplyResult, apply_plan
 
 # What the informer caches: every kind the planner reads but Secrets (which the operator may not watch).
 INFORMED_KINDS = tuple(k for k in plan_mod.READ_KINDS if k != "Secret")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from stashplan.apply.writer import ApplyResult, apply_plan
 from stashplan.cluster.base import Cluster
 from stashplan.cluster.informer import Informer
 from stashplan.desired.compute import Settings
@@ -28,7 +29,6 @@ from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import identity
 from stashplan.plan import build as plan_mod
 from stashplan.plan.model import Plan
-from stashplan.reconcile.apply import ApplyResult, apply_plan
 from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
 from stashplan.reconcile.phase_log import PhaseLog
 

@@ -21,9 +21,9 @@ from providers.databases import TaskParams, get_provider, wait_ready
 from providers.databases.base import Connection, DatabaseProvider
 from providers.storage import storage_from_repository
 from stashplan import metrics
+from stashplan.apply.events import emit_event
 from stashplan.cluster.base import Cluster
 from stashplan.errors import TransferError
-from stashplan.reconcile.events import emit_event
 from stashplan.repository import Repository
 from stashplan.repository.opening import AnyRepository, open_repository
 from stashplan.repository.progress import progress_reporter

@@ -1,5 +1,5 @@
 """The statuses and Events a transfer writes, in Stash's shape: host stats, target, session and
-Repository status. Pure builders; Events are written with `stashplan.reconcile.events.emit_event`.
+Repository status. Pure builders; Events are written with `stashplan.apply.events.emit_event`.
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from stashplan.apply.events import emit_event
 from stashplan.cluster.base import Cluster
 from stashplan.errors import Conflict, NotFound, StalePlanError
 from stashplan.plan.model import Action, Change, Plan
 from stashplan.plan.saved import secret_digest
-from stashplan.reconcile.events import emit_event
 
 
 @dataclass
@@ -114,7 +114,7 @@ def apply_plan(
             _record(cluster, change)
         if pushgateway_url and _fails_session(change):
             # The metrics client is imported only by an apply that pushes.
-            from stashplan.reconcile.failure_metrics import push_session_failure
+            from stashplan.apply.failure_metrics import push_session_failure
 
             push_session_failure(cluster, change.kind, change.namespace, change.name, pushgateway_url)
     return result

@@ -10,7 +10,7 @@ from stashplan.errors import StashplanError
 from stashplan.kinds import KINDS
 from stashplan.objects import rfc3339
 
-log = logging.getLogger("stashplan.reconcile.events")
+log = logging.getLogger("stashplan.apply.events")
 
 
 def event_for(obj: dict, *, reason: str, message: str, warning: bool, now: datetime, component: str,

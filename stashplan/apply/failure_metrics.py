@@ -11,7 +11,7 @@ from stashplan import metrics
 from stashplan.cluster.base import Cluster
 from stashplan.errors import NotFound, StashplanError
 
-log = logging.getLogger("stashplan.reconcile.failure_metrics")
+log = logging.getLogger("stashplan.apply.failure_metrics")
 
 
 def push_session_failure(cluster: Cluster, kind: str, namespace: str, name: str, url: str) -> None:
