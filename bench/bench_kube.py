@@ -1,4 +1,4 @@
-"""Kube-mode benchmark: loop iterations over an informer cache (`stashplan.reconcile.incremental`) at two fleet
+"""Kube-mode benchmark: loop iterations over an informer cache (`stashplan.operator.incremental`) at two fleet
 sizes, against the API emulator (tests/fixtures/kube.py) over real HTTP, one emulator per size.
 
 Per size in BENCH_KUBE_CONFIGS (default "1000,10000"): N BackupConfigurations are created and the loop runs
@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from harness import REPS, Goals, Sample, Spread, interleave, ratio, walls  # noqa: E402
 
 from stashplan.api import builtin_addons  # noqa: E402
-from stashplan.cluster.informer import Informer  # noqa: E402
 from stashplan.cluster.kube import KubeCluster  # noqa: E402
-from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental  # noqa: E402
-from stashplan.reconcile.loop import gc_paused  # noqa: E402
+from stashplan.operator.incremental import INFORMED_KINDS, Incremental  # noqa: E402
+from stashplan.operator.informer import Informer  # noqa: E402
+from stashplan.operator.loop import gc_paused  # noqa: E402
 from tests.fixtures.kube import KubeAPI, running_emulator  # noqa: E402
 
 SIZES = [int(n) for n in os.environ.get("BENCH_KUBE_CONFIGS", "1000,10000").split(",")]

@@ -216,9 +216,9 @@ def plan(
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
     """Show what apply would change: CronJobs, Jobs, status updates, deletions."""
+    from stashplan.operator.loop import make_plan
     from stashplan.plan.render import render_json, render_plan
     from stashplan.plan.saved import to_json
-    from stashplan.reconcile.loop import make_plan
 
     def body() -> int:
         if prune and not filename:
@@ -275,8 +275,8 @@ def apply(
 ) -> None:
     """Carry out a plan: a saved FILE exactly, or a fresh plan of -f manifests (with --watch: forever)."""
     from stashplan.apply.writer import apply_plan
+    from stashplan.operator.loop import make_plan
     from stashplan.plan.render import render_plan, summary_line
-    from stashplan.reconcile.loop import make_plan
 
     cs = _cluster_settings(cluster, state, kubeconfig, context)
     opts = _plain_settings(image, pushgateway_url)
@@ -362,7 +362,7 @@ class LoopOptions:
 
 def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str | None, lo: LoopOptions,
            opts: Settings) -> int:
-    from stashplan.reconcile.loop import StopFlag
+    from stashplan.operator.loop import StopFlag
 
     gc.enable()  # a long-running process: run_once pauses the collector only during each iteration
     _load(filename, mode=cs.mode)  # fail fast on bad manifests before starting
@@ -370,7 +370,7 @@ def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str 
     stop.install()
     lock = None
     if cs.mode == "local":  # one loop per state database
-        from stashplan.cluster.state_lock import StateLock
+        from stashplan.cluster.local.state_lock import StateLock
 
         lock = StateLock(cs.state)
         if not lock.acquire(wait=lo.wait_for_lock, cancelled=stop.is_set,
@@ -388,7 +388,7 @@ def _watch_locked(cs: ClusterSettings, filename: Sequence[Path] | None, namespac
                   opts: Settings, stop: Any) -> int:
     from stashplan.operator.health import HealthServer
     from stashplan.operator.leader import LeaderElector
-    from stashplan.reconcile.loop import Iteration, LocalControllers, run_loop
+    from stashplan.operator.loop import Iteration, LocalControllers, run_loop
 
     interval, iterations = lo.interval, lo.iterations
     c = open_cluster(cs)

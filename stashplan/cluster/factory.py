@@ -65,7 +65,7 @@ def open_cluster(s: ClusterSettings) -> Cluster:
         from stashplan.cluster.kube import KubeCluster
 
         return KubeCluster(kubeconfig=s.kubeconfig, context=s.context)  # type: ignore[no-any-return]
-    from stashplan.cluster.local import LocalCluster
+    from stashplan.cluster.local.store import LocalCluster
 
     return LocalCluster(s.state)
 

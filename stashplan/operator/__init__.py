@@ -1,3 +1,3 @@
-"""What runs beside the loop in a cluster: Lease leader election, health and metrics endpoints, JSON
-logs, and the install manifests.
-"""
+"""What runs only as the loop (`apply --watch`, in a cluster or in local mode): the loop itself, the incremental
+scope over an informer cache, Lease leader election, health and metrics endpoints, JSON logs, the per-session
+phase log, and the install manifests."""

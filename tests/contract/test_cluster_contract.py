@@ -11,7 +11,7 @@ import pytest
 
 from stashplan.cluster.base import Cluster, WatchEvent
 from stashplan.cluster.kube import KubeCluster
-from stashplan.cluster.local import LocalCluster
+from stashplan.cluster.local.store import LocalCluster
 from stashplan.errors import AlreadyExists, Conflict, NotFound
 from tests.fixtures.kube import KubeAPI
 from tests.fixtures.kube_real import RealKube

@@ -17,8 +17,8 @@ from providers.storage import open_storage
 from stashplan.api import builtin_addons, load_paths
 from stashplan.cli import app
 from stashplan.cluster.factory import settings as cluster_settings
-from stashplan.cluster.local import LocalCluster
-from stashplan.reconcile.loop import LocalControllers, run_once
+from stashplan.cluster.local.store import LocalCluster
+from stashplan.operator.loop import LocalControllers, run_once
 from stashplan.repository import Repository
 
 runner = CliRunner()

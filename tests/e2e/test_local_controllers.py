@@ -6,8 +6,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from stashplan.cluster.controllers import CronScheduler, JobRunner
-from stashplan.cluster.local import LocalCluster
+from stashplan.cluster.local.controllers import CronScheduler, JobRunner
+from stashplan.cluster.local.store import LocalCluster
 
 
 def job(name: str, script: str, deadline: int | None = None, **meta: object) -> dict:

@@ -16,7 +16,7 @@ import psutil
 import pytest
 import yaml
 
-from stashplan.cluster.local import LocalCluster
+from stashplan.cluster.local.store import LocalCluster
 from stashplan.errors import Conflict
 from tests.fixtures.examples import copy_examples
 
@@ -24,7 +24,7 @@ from tests.fixtures.examples import copy_examples
 def slow_addon(marker: Path, seconds: int, retry_seconds: int | None = None) -> list[dict]:
     """A backup Function that runs `seconds` (a retry: `retry_seconds`), then reports Succeeded for its session
     as a transfer does."""
-    report = (f"{sys.executable} -c \"import os; from stashplan.cluster.local import LocalCluster; "
+    report = (f"{sys.executable} -c \"import os; from stashplan.cluster.local.store import LocalCluster; "
               f"LocalCluster(os.environ['STASHPLAN_STATE']).patch_status('BackupSession', 'demo', "
               f"'${{BACKUP_SESSION}}', {{'phase': 'Succeeded'}})\"")
     first = marker.with_name("first-attempt")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stashplan.cluster.local import LocalCluster
+from stashplan.cluster.local.store import LocalCluster
 from tests.fixtures.examples import copy_examples
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("STASHPLAN_")} | {"COLUMNS": "200"}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from stashplan.cli import app
-from stashplan.cluster.local import LocalCluster
+from stashplan.cluster.local.store import LocalCluster
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "specs" / "examples" / "local-sqlite"
 runner = CliRunner()

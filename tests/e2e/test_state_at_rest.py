@@ -60,7 +60,7 @@ def _log_text(state: Path) -> str:
 
 
 def test_a_state_file_of_an_older_version_is_scrubbed_once_and_then_not_scanned_again(tmp_path: Path) -> None:
-    from stashplan.cluster.local import LocalCluster
+    from stashplan.cluster.local.store import LocalCluster
 
     state = tmp_path / "state.db"
     LocalCluster(state).close()

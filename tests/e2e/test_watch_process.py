@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stashplan.cluster.local import LocalCluster
+from stashplan.cluster.local.store import LocalCluster
 from tests.fixtures.examples import copy_examples
 
 
@@ -45,7 +45,7 @@ def test_watch_loop_applies_then_exits_cleanly_on_signal(tmp_path: Path, sig: si
 
 def test_a_failing_iteration_is_reported_backed_off_and_the_loop_continues(tmp_path: Path) -> None:
     from stashplan.api import builtin_addons, load_paths
-    from stashplan.reconcile.loop import StopFlag, run_loop
+    from stashplan.operator.loop import StopFlag, run_loop
 
     cluster = LocalCluster(tmp_path / "state.db")
     manifests = load_paths([copy_examples(tmp_path / "m", tmp_path / "demo")])
@@ -66,7 +66,7 @@ def test_a_failing_iteration_is_reported_backed_off_and_the_loop_continues(tmp_p
 
 
 def test_waker_notices_a_change_made_during_an_iteration(tmp_path: Path) -> None:
-    from stashplan.reconcile.loop import StopFlag, Waker
+    from stashplan.operator.loop import StopFlag, Waker
 
     cluster = LocalCluster(tmp_path / "state.db")
     waker = Waker(cluster, chunk=0.5).start()

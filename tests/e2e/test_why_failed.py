@@ -67,7 +67,7 @@ def test_a_failed_session_says_why_in_the_log_the_table_and_describe(tmp_path: P
 
 
 def test_describe_of_a_missing_object_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    from stashplan.cluster.local import LocalCluster
+    from stashplan.cluster.local.store import LocalCluster
 
     LocalCluster(tmp_path / "s.db").close()
     proc = subprocess.run([sys.executable, "-m", "stashplan", "describe", "bc", "nope", "-n", "demo", "--state",

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from stashplan.api import builtin_addons
-from stashplan.cluster.informer import Informer
-from stashplan.cluster.local import LocalCluster
+from stashplan.cluster.local.store import LocalCluster
 from stashplan.desired.sessions import new_backup_session
+from stashplan.operator.incremental import INFORMED_KINDS, Incremental
+from stashplan.operator.informer import Informer
+from stashplan.operator.loop import make_plan
 from stashplan.plan.model import Plan
-from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
-from stashplan.reconcile.loop import make_plan
 
 NS = "demo"
 ADDONS = builtin_addons()

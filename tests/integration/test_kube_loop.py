@@ -15,7 +15,7 @@ from stashplan.cluster.kube import KubeCluster, RetryPolicy
 from stashplan.desired.sessions import new_backup_session
 from stashplan.errors import Forbidden
 from stashplan.operator.leader import LeaderElector
-from stashplan.reconcile.loop import StopFlag, run_loop, run_once
+from stashplan.operator.loop import StopFlag, run_loop, run_once
 from tests.fixtures.examples import copy_examples
 from tests.fixtures.kube import OPERATOR_TOKEN, KubeAPI
 

@@ -21,7 +21,7 @@ import psutil
 import yaml
 
 from providers.storage.local import LocalStorage
-from stashplan.cluster.local import LocalCluster
+from stashplan.cluster.local.store import LocalCluster
 from stashplan.repository import Repository
 
 CONFIGS = 20

@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from stashplan.cluster.local import LocalCluster
+from stashplan.cluster.local.store import LocalCluster
 from tests.e2e.test_loop_crash import setup, start_loop, wait_until
 
 ROUNDS = 10

@@ -47,7 +47,7 @@ def test_help_and_errors_keep_the_full_command_name() -> None:
 
 
 LOOP_ONLY_MODULES = ("stashplan.repository", "stashplan.transfer", "stashplan.operator.health",
-                     "stashplan.cluster.controllers", "prometheus_client", "deepdiff")
+                     "stashplan.cluster.local.controllers", "prometheus_client", "deepdiff")
 
 
 def test_plan_and_apply_start_without_the_repository_transfer_and_loop_modules(tmp_path: Path) -> None:

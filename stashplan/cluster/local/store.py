@@ -2,7 +2,7 @@
 
 Several processes share the file (the loop and the Job processes it starts): every write is one
 IMMEDIATE transaction, readers use WAL. resourceVersion is a global counter; a change log table
-serves `watch`. The controllers that a cluster would run live in `stashplan.cluster.controllers`.
+serves `watch`. The controllers that a cluster would run live in `stashplan.cluster.local.controllers`.
 """
 
 from __future__ import annotations

@@ -23,21 +23,21 @@ import orjson
 
 from stashplan.apply.writer import ApplyResult, apply_plan
 from stashplan.cluster.base import Cluster
-from stashplan.cluster.informer import Informer
 from stashplan.desired.compute import Settings
 from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import identity
+from stashplan.operator.incremental import INFORMED_KINDS, Incremental
+from stashplan.operator.informer import Informer
+from stashplan.operator.phase_log import PhaseLog
 from stashplan.plan import build as plan_mod
 from stashplan.plan.model import Plan
-from stashplan.reconcile.incremental import INFORMED_KINDS, Incremental
-from stashplan.reconcile.phase_log import PhaseLog
 
 if TYPE_CHECKING:  # the loop's parts; a one-shot plan or apply starts without importing them
-    from stashplan.cluster.controllers import CronScheduler, JobRunner
+    from stashplan.cluster.local.controllers import CronScheduler, JobRunner
     from stashplan.operator.health import HealthServer
     from stashplan.operator.leader import LeaderElector
 
-log = logging.getLogger("stashplan.reconcile.loop")
+log = logging.getLogger("stashplan.operator.loop")
 
 
 def read_actual(cluster: Cluster, namespace: str | None = None,
@@ -122,7 +122,7 @@ class LocalControllers:
 
     @classmethod
     def create(cls, cluster: Cluster, env: Mapping[str, str], log_dir: Path) -> LocalControllers:
-        from stashplan.cluster.controllers import CronScheduler, JobRunner
+        from stashplan.cluster.local.controllers import CronScheduler, JobRunner
 
         return cls(CronScheduler(cluster), JobRunner(cluster, env, log_dir))
 
@@ -230,7 +230,7 @@ def run_loop(
     With `leader`, only the holder of the Lease plans and applies; the others wait and keep trying.
     With `watch_wakeups` (kube mode), reads come from an informer cache kept current by watches: the
     wait between iterations ends early on a change, an iteration plans only what changed, and a full
-    relist and plan happen every `resync` seconds (`stashplan.reconcile.incremental`).
+    relist and plan happen every `resync` seconds (`stashplan.operator.incremental`).
     """
     stop = stop or StopFlag()
     failures = 0

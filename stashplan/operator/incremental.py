@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from stashplan.apply.writer import ApplyResult, apply_plan
-from stashplan.cluster.informer import Informer, Key
 from stashplan.desired.compute import Settings, cronjob_name
 from stashplan.desired.pods import job_name
 from stashplan.desired.world import TERMINAL
 from stashplan.kinds import INVOKER_NAME
 from stashplan.objects import rfc3339
+from stashplan.operator.informer import Informer, Key
 from stashplan.plan import build as plan_mod
 from stashplan.plan.model import Plan
 

@@ -19,7 +19,7 @@ from stashplan.cluster.base import Cluster, WatchEvent, matches_labels
 from stashplan.errors import NotFound
 from stashplan.kinds import identity, kind_info
 
-log = logging.getLogger("stashplan.cluster.informer")
+log = logging.getLogger("stashplan.operator.informer")
 Key = tuple[str, str, str]
 
 

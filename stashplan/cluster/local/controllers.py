@@ -22,7 +22,7 @@ from pathlib import Path
 from croniter import croniter
 
 from stashplan.cluster.base import Cluster
-from stashplan.cluster.orphans import end_orphan, record_process
+from stashplan.cluster.local.orphans import end_orphan, record_process
 from stashplan.errors import AlreadyExists, NotFound, StashplanError
 from stashplan.objects import owner_ref, parse_time, rfc3339
 from stashplan.secrets import secret_data
