@@ -30,7 +30,7 @@ from stashplan.api import builtin_addons  # noqa: E402
 from stashplan.cluster.kube import KubeCluster  # noqa: E402
 from stashplan.operator.incremental import INFORMED_KINDS, Incremental  # noqa: E402
 from stashplan.operator.informer import Informer  # noqa: E402
-from stashplan.operator.loop import gc_paused  # noqa: E402
+from stashplan.operator.iteration import gc_paused  # noqa: E402
 from tests.fixtures.kube import KubeAPI, running_emulator  # noqa: E402
 
 SIZES = [int(n) for n in os.environ.get("BENCH_KUBE_CONFIGS", "1000,10000").split(",")]

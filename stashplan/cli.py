@@ -11,11 +11,9 @@ import json
 import logging
 import os
 import re
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -216,7 +214,7 @@ def plan(
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
     """Show what apply would change: CronJobs, Jobs, status updates, deletions."""
-    from stashplan.operator.loop import make_plan
+    from stashplan.apply.actual import make_plan
     from stashplan.plan.render import render_json, render_plan
     from stashplan.plan.saved import to_json
 
@@ -274,16 +272,20 @@ def apply(
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
     """Carry out a plan: a saved FILE exactly, or a fresh plan of -f manifests (with --watch: forever)."""
+    from stashplan.apply.actual import make_plan
     from stashplan.apply.writer import apply_plan
-    from stashplan.operator.loop import make_plan
     from stashplan.plan.render import render_plan, summary_line
 
     cs = _cluster_settings(cluster, state, kubeconfig, context)
     opts = _plain_settings(image, pushgateway_url)
     if watch:
-        loop_opts = LoopOptions(interval, iterations, cs.mode == "kube" if leader_elect is None else leader_elect,
+        from stashplan.operator.watch import WatchOptions
+        from stashplan.operator.watch import watch as run_watch
+
+        loop_opts = WatchOptions(interval, iterations, cs.mode == "kube" if leader_elect is None else leader_elect,
                                 lease_namespace, health_port, resync, wait_for_lock)
-        raise typer.Exit(_run(debug, lambda: _watch(cs, filename, namespace, loop_opts, opts)))
+        raise typer.Exit(_run(debug, lambda: run_watch(cs, lambda: _load(filename, mode=cs.mode)[0], _addons(),
+                                                       namespace, loop_opts, opts)))
 
     def body() -> int:
         c = open_cluster(cs)
@@ -347,98 +349,6 @@ def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> in
         err.print(f"deferred {change.address}: {why}")
     typer.echo(f"Apply complete! {summary_line(saved).removeprefix('Plan: ')}")
     return 0
-
-
-@dataclass(frozen=True)
-class LoopOptions:
-    interval: float
-    iterations: int | None
-    leader_elect: bool
-    lease_namespace: str
-    health_port: int | None
-    resync: float = 300.0
-    wait_for_lock: bool = False
-
-
-def _watch(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str | None, lo: LoopOptions,
-           opts: Settings) -> int:
-    from stashplan.operator.loop import StopFlag
-
-    gc.enable()  # a long-running process: run_once pauses the collector only during each iteration
-    _load(filename, mode=cs.mode)  # fail fast on bad manifests before starting
-    stop = StopFlag()
-    stop.install()
-    lock = None
-    if cs.mode == "local":  # one loop per state database
-        from stashplan.cluster.local.state_lock import StateLock
-
-        lock = StateLock(cs.state)
-        if not lock.acquire(wait=lo.wait_for_lock, cancelled=stop.is_set,
-                            on_wait=lambda holder: err.print(f"waiting for {holder} to release {cs.state}",
-                                                             markup=False)):
-            return 0
-    try:
-        return _watch_locked(cs, filename, namespace, lo, opts, stop)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _watch_locked(cs: ClusterSettings, filename: Sequence[Path] | None, namespace: str | None, lo: LoopOptions,
-                  opts: Settings, stop: Any) -> int:
-    from stashplan.operator.health import HealthServer
-    from stashplan.operator.leader import LeaderElector
-    from stashplan.operator.loop import Iteration, LocalControllers, run_loop
-
-    interval, iterations = lo.interval, lo.iterations
-    c = open_cluster(cs)
-    controllers = None
-    if cs.mode == "local":
-        controllers = LocalControllers.create(c, cs.env(), cs.state.parent / "logs")
-    identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-    leader = LeaderElector(c, "stashplan-operator", lo.lease_namespace, identity) if lo.leader_elect else None
-    health = HealthServer(lo.health_port) if lo.health_port is not None else None
-    if health:
-        health.start()
-    console = _console()
-    structured = not sys.stdout.isatty()
-
-    def report(it: Iteration) -> None:
-        if structured:
-            typer.echo(json.dumps({
-                "time": datetime.now(UTC).isoformat(timespec="seconds"), "level": "info", "msg": "iteration",
-                "summary": it.summary(), "controller": it.controller_changes,
-                "applied": [{"action": ch.action.value, "address": ch.address, "reason": ch.reason}
-                            for ch in it.result.applied],
-                "deferred": [{"address": ch.address, "why": why} for ch, why in it.result.skipped]}))
-            return
-        stamp = datetime.now(UTC).strftime("%H:%M:%S")
-        console.print(f"[{stamp}] {it.summary()}", highlight=False, markup=False)
-        for line in it.controller_changes:
-            console.print(f"           {line}", highlight=False, markup=False)
-        for change in it.result.applied:
-            console.print(f"           {change.action.symbol} {change.address}: {change.reason}",
-                          highlight=False, markup=False)
-
-    def report_error(exc: Exception, delay: float) -> None:
-        if structured:
-            typer.echo(json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"), "level": "error",
-                                   "msg": "iteration failed", "error": str(exc), "retry_in": delay}), err=True)
-        else:
-            err.print(f"iteration failed: {exc}; retrying in {delay:.0f}s", markup=False)
-
-    console.print(f"stashplan {__version__}: watching ({cs.mode} mode"
-                  + (f", state {cs.state}" if cs.mode == "local" else "") + f", every {interval:g}s); Ctrl-C stops.",
-                  markup=False)
-    try:
-        return run_loop(c, interval=interval, load_manifests=lambda: _load(filename, mode=cs.mode)[0], addons=_addons(),
-                        settings=opts, controllers=controllers, namespace=namespace, stop=stop,
-                        report=report, report_error=report_error, max_iterations=iterations,
-                        leader=leader, health=health, watch_wakeups=cs.mode == "kube", resync=lo.resync)
-    finally:
-        if health:
-            health.stop()
-        c.close()
 
 
 @app.command()

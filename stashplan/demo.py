@@ -21,7 +21,7 @@ from rich.console import Console
 from stashplan.api import builtin_addons, load_paths
 from stashplan.cluster.factory import settings
 from stashplan.cluster.local.store import LocalCluster
-from stashplan.operator.loop import LocalControllers, run_once
+from stashplan.operator.iteration import LocalControllers, run_once
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKUP = ROOT / "specs" / "examples" / "local-sqlite"

@@ -59,6 +59,10 @@ class StalePlanError(StashplanError):
     """A saved plan was computed against objects that have changed since."""
 
 
+class LeadershipLost(StashplanError):
+    """This loop can no longer be sure it holds the Lease: it stops writing at once."""
+
+
 class RepositoryError(StashplanError):
     """The snapshot repository is missing, damaged, locked, or the password is wrong."""
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from stashplan.apply.events import emit_event
 from stashplan.cluster.base import Cluster
-from stashplan.errors import Conflict, NotFound, StalePlanError
+from stashplan.errors import Conflict, LeadershipLost, NotFound, StalePlanError
 from stashplan.plan.model import Action, Change, Plan
 from stashplan.plan.saved import secret_digest
 
@@ -63,15 +63,20 @@ def apply_plan(
     digests: Mapping[str, str] | None = None,
     events: bool = True,
     pushgateway_url: str = "",
+    may_write: Callable[[], bool] | None = None,
 ) -> ApplyResult:
     """Apply every change in order. With `saved`, the plan must not be stale and Secrets come from
     `secrets` (address -> manifest), each matching the digest the plan recorded. With `pushgateway_url`,
-    sessions this plan fails get their `…_success 0` metrics pushed."""
+    sessions this plan fails get their `…_success 0` metrics pushed. With `may_write` (the loop's leadership), it is
+    asked before every write: once it says no, nothing more is written (LeadershipLost)."""
     if saved:
         check_stale(cluster, plan)
     result = ApplyResult()
     written: set[str] = set()  # objects this apply changed: their newer resourceVersion is ours
     for change in plan.changes:
+        if may_write is not None and not may_write():
+            raise LeadershipLost(f"leadership lost: stopped applying after {len(result.applied)} of "
+                                 f"{len(plan.changes)} changes")
         obj = change.after
         if change.kind == "Secret" and change.action in (Action.CREATE, Action.UPDATE) and saved:
             obj = (secrets or {}).get(change.address)

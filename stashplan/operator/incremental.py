@@ -73,7 +73,8 @@ class Incremental:
 
     def run_once(self, *, manifests: Sequence[dict] = (), addons: Sequence[dict] = (),
                  settings: Settings = Settings(), namespace: str | None = None,
-                 now: datetime | None = None) -> tuple[Plan, ApplyResult]:
+                 now: datetime | None = None,
+                 may_write: Callable[[], bool] | None = None) -> tuple[Plan, ApplyResult]:
         now = now or datetime.now(UTC)
         changed = self.informer.drain()
         resync_due = self._last_full is None or self.clock() - self._last_full >= self.resync
@@ -84,7 +85,7 @@ class Incremental:
             self._track(key, self.informer.lookup(*key))
         # Auto-backup (BackupBlueprints) derives configurations from every AppBinding: always planned whole.
         if manifests or resync_due or self._shared_change(changed) or self.informer.list("BackupBlueprint"):
-            return self._full(manifests, addons, settings, namespace, now)
+            return self._full(manifests, addons, settings, namespace, now, may_write)
         units = {u for key in changed if (u := self._owner.get(key) or unit_of(key, None)) is not None}
         units |= self._active
         if namespace is not None:
@@ -94,13 +95,14 @@ class Incremental:
             return Plan((), created=rfc3339(now)), ApplyResult()
         actual = self._subset(units)
         p = plan_mod.build(plan_mod.Inputs(actual=actual, addons=addons), now, settings)
-        result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url)
+        result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url, may_write=may_write)
         self._refresh_active(units)
         return p, result
 
     # -- full iterations -------------------------------------------------------------------------
     def _full(self, manifests: Sequence[dict], addons: Sequence[dict], settings: Settings,
-              namespace: str | None, now: datetime) -> tuple[Plan, ApplyResult]:
+              namespace: str | None, now: datetime,
+              may_write: Callable[[], bool] | None = None) -> tuple[Plan, ApplyResult]:
         self._last_full = self.clock()
         self.last_scope = None
         self._owner.clear()
@@ -113,7 +115,7 @@ class Incremental:
                == "Selector" for r in actual["Repository"]):
             actual["Namespace"] = self.informer.list("Namespace")
         p = plan_mod.build(plan_mod.Inputs(actual=actual, manifests=manifests, addons=addons), now, settings)
-        result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url)
+        result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url, may_write=may_write)
         units = {("BackupConfiguration", *k[1:]) for k in self._keys("BackupConfiguration")}
         units |= {("RestoreSession", *k[1:]) for k in self._keys("RestoreSession")}
         self._active.clear()

@@ -7,6 +7,7 @@ it read, so two candidates racing for an expired lease cannot both win (the lose
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 
 from stashplan.cluster.base import Cluster
@@ -21,7 +22,9 @@ def _micro(now: datetime) -> str:
 
 
 class LeaderElector:
-    """Holds or waits for the Lease `namespace/name`; call `try_acquire_or_renew(now)` once per iteration."""
+    """Holds or waits for the Lease `namespace/name`. `start_renewing` renews it on its own timer (every third of
+    the lease); `still_leading` says whether writes are still safe: only while the last renewal is within two thirds
+    of the lease duration, so a loop that stalls stops writing before a standby may take over."""
 
     def __init__(
         self, cluster: Cluster, name: str, namespace: str, identity: str, lease_seconds: int = 15
@@ -34,13 +37,49 @@ class LeaderElector:
         self.identity = identity
         self.lease_seconds = int(lease_seconds)
         self._renewed: datetime | None = None  # when we last wrote the lease as its holder
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
 
     @property
     def is_leader(self) -> bool:
         return self._renewed is not None
 
+    def still_leading(self, now: datetime | None = None) -> bool:
+        """True while this candidate's last renewal is safely inside the lease duration."""
+        renewed = self._renewed
+        now = now or datetime.now(UTC)
+        return renewed is not None and now - renewed < timedelta(seconds=self.lease_seconds) * 2 / 3
+
+    def start_renewing(self) -> None:
+        """Try to acquire the lease now, then acquire or renew it every third of its duration in a thread."""
+        self._attempt_logged()
+        self._thread = threading.Thread(target=self._renew_loop, name="stashplan-lease", daemon=True)
+        self._thread.start()
+
+    def stop_renewing(self) -> None:
+        """End the renewal thread (the lease then expires unless released)."""
+        self._stopped.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.lease_seconds)
+
+    def _renew_loop(self) -> None:
+        while not self._stopped.wait(self.lease_seconds / 3):
+            self._attempt_logged()
+
+    def _attempt_logged(self) -> None:
+        try:
+            self.try_acquire_or_renew(datetime.now(UTC))
+        except Exception as exc:  # the lease API failing in an unexpected way: not leading until it works
+            log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
+            self._renewed = None
+
     def try_acquire_or_renew(self, now: datetime) -> bool:
         """True when this candidate holds the lease until now + lease_seconds; never raises Conflict."""
+        with self._lock:
+            return self._try_acquire_or_renew(now)
+
+    def _try_acquire_or_renew(self, now: datetime) -> bool:
         try:
             held = self._attempt(now)
         except (Conflict, AlreadyExists):
@@ -70,7 +109,8 @@ class LeaderElector:
         return held
 
     def release(self) -> None:
-        """Give the lease up at once (on shutdown) so that a standby takes over without waiting."""
+        """Stop renewing and give the lease up at once (on shutdown) so that a standby takes over without waiting."""
+        self.stop_renewing()
         if self._renewed is None:
             return
         self._renewed = None

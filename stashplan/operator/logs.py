@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
+
+
+def json_line(level: str, logger: str, msg: str, *, created: float | None = None, **fields: Any) -> str:
+    """One JSON log line, the one shape of every structured line stashplan writes (logs and the loop's reports)."""
+    when = datetime.now(UTC) if created is None else datetime.fromtimestamp(created, UTC)
+    return json.dumps({"time": when.isoformat(timespec="milliseconds"), "level": level, "logger": logger,
+                       "msg": msg, **fields})
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out)
+        fields = {"exception": self.formatException(record.exc_info)} if record.exc_info else {}
+        return json_line(record.levelname.lower(), record.name, record.getMessage(), created=record.created, **fields)
 
 
 def configure_logging(level: int, *, structured: bool) -> None:

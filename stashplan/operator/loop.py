@@ -1,167 +1,32 @@
-"""One reconcile iteration (read -> plan -> apply) and the loop that repeats it (`apply --watch`)."""
+"""The loop (`apply --watch`): iterations repeated until stopped, woken by watch events or a timer, one leader
+at a time in a cluster. Everything it needs comes in one frozen LoopContext."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import select
 import signal
-import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-import orjson
-
-from stashplan.apply.writer import ApplyResult, apply_plan
 from stashplan.cluster.base import Cluster
 from stashplan.desired.compute import Settings
-from stashplan.desired.stored import StoredObjects
-from stashplan.kinds import identity
+from stashplan.errors import LeadershipLost
 from stashplan.operator.incremental import INFORMED_KINDS, Incremental
 from stashplan.operator.informer import Informer
+from stashplan.operator.iteration import Iteration, LocalControllers, gc_paused, run_once
 from stashplan.operator.phase_log import PhaseLog
-from stashplan.plan import build as plan_mod
-from stashplan.plan.model import Plan
 
 if TYPE_CHECKING:  # the loop's parts; a one-shot plan or apply starts without importing them
-    from stashplan.cluster.local.controllers import CronScheduler, JobRunner
     from stashplan.operator.health import HealthServer
     from stashplan.operator.leader import LeaderElector
 
 log = logging.getLogger("stashplan.operator.loop")
-
-
-def read_actual(cluster: Cluster, namespace: str | None = None,
-                manifests: Sequence[dict] = ()) -> dict[str, Sequence[dict]]:
-    """Every object the planner needs: one list call per kind, whatever the number of objects.
-
-    Namespaces (for their labels) are read only when a Repository shares itself by namespace selector. An object
-    whose spec equals its manifest's holds the manifest's spec (one copy, not two). In local mode rows are parsed
-    one by one, and compare-only kinds stay text until compared (StoredObjects)."""
-    by_key = {identity(m): m for m in manifests}
-    list_text = getattr(cluster, "list_text", None)
-    actual: dict[str, Sequence[dict]] = {}
-    for kind in plan_mod.READ_KINDS:
-        if list_text is None:
-            actual[kind] = [_compacted(o, by_key) for o in cluster.list(kind, namespace)]
-        elif kind in plan_mod.COMPARED_KINDS:
-            actual[kind] = StoredObjects(list_text(kind, namespace))
-        else:
-            actual[kind] = [_compacted(orjson.loads(text), by_key) for _, text in list_text(kind, namespace)]
-    if any((((r.get("spec") or {}).get("usagePolicy") or {}).get("allowedNamespaces") or {}).get("from") == "Selector"
-           for r in actual["Repository"]):
-        actual["Namespace"] = cluster.list("Namespace")
-    return actual
-
-
-def _compacted(obj: dict, manifests: Mapping[tuple[str, str, str], dict]) -> dict:
-    """`obj`, just read and ours to change, in less memory: holding its manifest's spec when the two are equal, and
-    the short strings of its status (phase, condition types, reasons, times) interned."""
-    if manifests and (m := manifests.get(identity(obj))) is not None and "spec" in m and obj.get("spec") == m["spec"]:
-        obj["spec"] = m["spec"]
-    status = obj.get("status")
-    for flat in (status, *(status.get("conditions") or () if isinstance(status, dict) else ())):
-        if type(flat) is dict:
-            for key, value in flat.items():
-                if type(value) is str and len(value) <= 64:
-                    flat[key] = sys.intern(value)
-    return obj
-
-
-def make_plan(
-    cluster: Cluster,
-    *,
-    manifests: Sequence[dict] = (),
-    addons: Sequence[dict] = (),
-    sources: Sequence[str] = (),
-    namespace: str | None = None,
-    settings: Settings = Settings(),
-    now: datetime | None = None,
-    prune: bool = False,
-) -> Plan:
-    actual = read_actual(cluster, namespace, manifests)
-    inputs = plan_mod.Inputs(actual=actual, manifests=manifests, addons=addons, sources=sources, prune=prune)
-    return plan_mod.build(inputs, now or datetime.now(UTC), settings)
-
-
-@dataclass
-class Iteration:
-    plan: Plan
-    result: ApplyResult
-    controller_changes: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.result.applied or self.controller_changes)
-
-    def summary(self) -> str:
-        counts = self.plan.counts()
-        parts = [f"{n} {k}" for k, n in counts.items() if n]
-        if self.controller_changes:
-            parts.append(f"{len(self.controller_changes)} controller event(s)")
-        if self.result.skipped:
-            parts.append(f"{len(self.result.skipped)} deferred")
-        return ", ".join(parts) or "no changes"
-
-
-@dataclass
-class LocalControllers:
-    """The CronJob and Job controllers of local mode, ticked by the loop (any Cluster works)."""
-
-    cron: CronScheduler
-    jobs: JobRunner
-
-    @classmethod
-    def create(cls, cluster: Cluster, env: Mapping[str, str], log_dir: Path) -> LocalControllers:
-        from stashplan.cluster.local.controllers import CronScheduler, JobRunner
-
-        return cls(CronScheduler(cluster), JobRunner(cluster, env, log_dir))
-
-    def tick(self, now: datetime) -> list[str]:
-        return self.jobs.tick(now) + self.cron.tick(now)
-
-
-def run_once(
-    cluster: Cluster,
-    *,
-    manifests: Sequence[dict] = (),
-    addons: Sequence[dict] = (),
-    settings: Settings = Settings(),
-    controllers: LocalControllers | None = None,
-    namespace: str | None = None,
-    now: datetime | None = None,
-) -> Iteration:
-    now = now or datetime.now(UTC)
-    with gc_paused():
-        events = controllers.tick(now) if controllers else []
-        plan = make_plan(cluster, manifests=manifests, addons=addons, namespace=namespace, settings=settings,
-                         now=now)
-        result = apply_plan(cluster, plan, pushgateway_url=settings.pushgateway_url)
-        if controllers:
-            events += controllers.jobs.tick(now)  # start the Jobs this iteration created at once
-    return Iteration(plan, result, events)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside (planning allocates many long-lived trees, which the collector
-    would scan over and over); the previous state is restored after."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class StopFlag:
@@ -204,138 +69,119 @@ class StopFlag:
         signal.signal(signal.SIGTERM, handler)
 
 
-WAKE_KINDS = ("BackupConfiguration", "BackupSession", "RestoreSession", "Repository", "Job")
+def _no_manifests() -> Sequence[dict]:
+    return ()
 
 
-def run_loop(
-    cluster: Cluster,
-    *,
-    interval: float,
-    load_manifests: Callable[[], Sequence[dict]] = lambda: (),
-    addons: Sequence[dict] = (),
-    settings: Settings = Settings(),
-    controllers: LocalControllers | None = None,
-    namespace: str | None = None,
-    stop: StopFlag | None = None,
-    report: Callable[[Iteration], None] = lambda it: None,
-    report_error: Callable[[Exception, float], None] = lambda exc, delay: None,
-    max_iterations: int | None = None,
-    leader: LeaderElector | None = None,
-    health: HealthServer | None = None,
-    watch_wakeups: bool = False,
-    resync: float = 300.0,
-) -> int:
+def _ignore_iteration(it: Iteration) -> None:
+    pass
+
+
+def _ignore_error(exc: Exception, delay: float) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class LoopContext:
+    """What one loop runs with. Only `cluster` and `interval` are required."""
+
+    cluster: Cluster
+    interval: float  # seconds between iterations (the longest wait without a wake-up)
+    load_manifests: Callable[[], Sequence[dict]] = _no_manifests  # re-read every iteration (-f files)
+    addons: Sequence[dict] = ()
+    settings: Settings = field(default_factory=Settings)
+    controllers: LocalControllers | None = None  # local mode: the cron and job controllers, ticked each iteration
+    namespace: str | None = None
+    stop: StopFlag = field(default_factory=StopFlag)
+    report: Callable[[Iteration], None] = _ignore_iteration  # each iteration that changed something
+    report_error: Callable[[Exception, float], None] = _ignore_error  # a failed iteration and the back-off
+    max_iterations: int | None = None
+    leader: LeaderElector | None = None  # only the holder of the Lease plans and applies
+    health: HealthServer | None = None
+    watch_wakeups: bool = False  # kube mode: an informer cache kept current by watches, incremental iterations
+    resync: float = 300.0  # seconds between full relists and plans with watch_wakeups
+
+
+def run_loop(ctx: LoopContext) -> int:
     """Repeat plan+apply until stopped. A failing iteration is reported, backed off, and retried.
 
-    With `leader`, only the holder of the Lease plans and applies; the others wait and keep trying.
-    With `watch_wakeups` (kube mode), reads come from an informer cache kept current by watches: the
-    wait between iterations ends early on a change, an iteration plans only what changed, and a full
-    relist and plan happen every `resync` seconds (`stashplan.operator.incremental`).
+    With a leader, the Lease is renewed on its own timer; only its holder plans and applies, and apply stops
+    writing as soon as the holder can no longer be sure it still holds it. With `watch_wakeups` (kube mode),
+    reads come from an informer cache kept current by watches: the wait between iterations ends early on a change,
+    an iteration plans only what changed, and a full relist and plan happen every `resync` seconds.
     """
-    stop = stop or StopFlag()
+    stop, leader, health = ctx.stop, ctx.leader, ctx.health
     failures = 0
     iterations = 0
-    wait = min(interval, leader.lease_seconds / 3) if leader else interval
+    wait = min(ctx.interval, leader.lease_seconds / 3) if leader else ctx.interval
     incremental: Incremental | None = None
     phases = PhaseLog()
+    if leader:
+        leader.start_renewing()
+    may_write = leader.still_leading if leader else None
     try:
         while not stop.is_set():
             iterations += 1
             delay = wait
-            leading = leader.try_acquire_or_renew(datetime.now(UTC)) if leader else True
+            leading = leader.still_leading() if leader else True
             if not leading and incremental is not None:
                 incremental.informer.close()  # a leader again later starts from a fresh cache
                 incremental = None
             if leading:
                 try:
-                    if watch_wakeups and incremental is None:
-                        incremental = Incremental(Informer(cluster, INFORMED_KINDS).start(), resync=resync)
+                    if ctx.watch_wakeups and incremental is None:
+                        incremental = Incremental(Informer(ctx.cluster, INFORMED_KINDS).start(), resync=ctx.resync)
                     if incremental is not None:
                         with gc_paused():
-                            plan, result = incremental.run_once(manifests=load_manifests(), addons=addons,
-                                                                settings=settings, namespace=namespace)
+                            plan, result = incremental.run_once(manifests=ctx.load_manifests(), addons=ctx.addons,
+                                                                settings=ctx.settings, namespace=ctx.namespace,
+                                                                may_write=may_write)
                         it = Iteration(plan, result)
                     else:
-                        it = run_once(cluster, manifests=load_manifests(), addons=addons, settings=settings,
-                                      controllers=controllers, namespace=namespace)
-                    source = incremental.informer if incremental is not None else cluster
-                    for line in phases.observe([*source.list("BackupSession", namespace),
-                                                *source.list("RestoreSession", namespace)]):
+                        it = run_once(ctx.cluster, manifests=ctx.load_manifests(), addons=ctx.addons,
+                                      settings=ctx.settings, controllers=ctx.controllers, namespace=ctx.namespace,
+                                      may_write=may_write)
+                    source = incremental.informer if incremental is not None else ctx.cluster
+                    for line in phases.observe([*source.list("BackupSession", ctx.namespace),
+                                                *source.list("RestoreSession", ctx.namespace)]):
                         log.info("%s", line)
                     failures = 0
                     if health:
                         health.heartbeat(leader=True)
                         health.mark_iteration(True, Counter(c.action.value for c in it.result.applied))
                     if it.changed:
-                        report(it)
+                        ctx.report(it)
+                except LeadershipLost as exc:
+                    log.warning("%s", exc)
+                    if incremental is not None:
+                        incremental.informer.close()
+                        incremental = None
                 except Exception as exc:
                     failures += 1
-                    delay = min(60.0, interval * 2 ** min(failures, 6))
+                    delay = min(60.0, ctx.interval * 2 ** min(failures, 6))
                     log.exception("iteration failed")
                     if health:
                         health.mark_iteration(False, {})
-                    report_error(exc, delay)
+                    ctx.report_error(exc, delay)
             elif health:
                 health.heartbeat(leader=False)
-            if max_iterations is not None and iterations >= max_iterations:
+            if ctx.max_iterations is not None and iterations >= ctx.max_iterations:
                 break
             if incremental is not None and leading and not failures:
                 incremental.informer.wait(delay, stop)
             else:
-                _sleep(delay, stop, controllers)
+                _sleep(delay, stop, ctx.controllers)
     finally:
         if incremental is not None:
             incremental.informer.close()
         if stop.signum is not None:
             log.info("signal %s received; stopping", stop.signum)
-        if controllers:
-            for line in controllers.jobs.stop():
+        if ctx.controllers:
+            for line in ctx.controllers.jobs.stop():
                 log.info("%s", line)
         if leader:
             leader.release()
     return 0
-
-
-class Waker:
-    """Watches what the planner reads, in a background thread, from `start` on: `wait` returns early
-    when anything changed since the previous wait, so a change made during an iteration is never left for
-    the periodic resync (the informer pattern). A failing watch is logged and restarted; it only ever costs
-    the early wake-up."""
-
-    def __init__(self, cluster: Cluster, kinds: Sequence[str] = WAKE_KINDS, chunk: float = 10.0) -> None:
-        self.cluster, self.kinds, self.chunk = cluster, tuple(kinds), chunk
-        self.dirty = threading.Event()
-        self._closed = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _run(self) -> None:
-        since: str | None = None
-        while not self._closed.is_set():
-            try:
-                for event in self.cluster.watch(self.kinds, since, timeout=self.chunk):
-                    since = (event.object.get("metadata") or {}).get("resourceVersion") or since
-                    self.dirty.set()
-                    if self._closed.is_set():
-                        return
-            except Exception as exc:
-                log.warning("watch for wake-ups failed: %s; retrying", exc)
-                since = None
-                self._closed.wait(1.0)
-
-    def start(self) -> Waker:
-        self._thread = threading.Thread(target=self._run, name="stashplan-waker", daemon=True)
-        self._thread.start()
-        return self
-
-    def wait(self, delay: float, stop: StopFlag) -> None:
-        end = time.monotonic() + delay
-        while not stop.is_set() and time.monotonic() < end:
-            if self.dirty.wait(min(0.2, max(0.0, end - time.monotonic()))):
-                break
-        self.dirty.clear()
-
-    def close(self) -> None:
-        self._closed.set()
 
 
 def _sleep(delay: float, stop: StopFlag, controllers: LocalControllers | None) -> None:

@@ -14,7 +14,7 @@ import pytest
 from stashplan.api import builtin_addons
 from stashplan.cluster.factory import settings as cluster_settings
 from stashplan.cluster.kube import KubeCluster
-from stashplan.operator.loop import LocalControllers, run_once
+from stashplan.operator.iteration import LocalControllers, run_once
 from tests.fixtures.kube import KubeAPI
 
 NS = "demo"

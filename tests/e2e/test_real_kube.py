@@ -17,7 +17,7 @@ from stashplan.api import builtin_addons
 from stashplan.cluster.kube import KubeCluster
 from stashplan.errors import Forbidden
 from stashplan.kinds import KINDS
-from stashplan.operator.loop import run_once
+from stashplan.operator.iteration import run_once
 from tests.fixtures.databases import PgDatabase
 from tests.fixtures.kube_real import RealKube
 from tests.fixtures.pushgateway import read_metrics

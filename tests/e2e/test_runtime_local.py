@@ -14,7 +14,7 @@ from stashplan.api import builtin_addons, load_paths
 from stashplan.cli import app
 from stashplan.cluster.factory import settings as cluster_settings
 from stashplan.cluster.local.store import LocalCluster
-from stashplan.operator.loop import LocalControllers, run_once
+from stashplan.operator.iteration import LocalControllers, run_once
 
 runner = CliRunner()
 

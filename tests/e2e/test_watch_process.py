@@ -45,7 +45,7 @@ def test_watch_loop_applies_then_exits_cleanly_on_signal(tmp_path: Path, sig: si
 
 def test_a_failing_iteration_is_reported_backed_off_and_the_loop_continues(tmp_path: Path) -> None:
     from stashplan.api import builtin_addons, load_paths
-    from stashplan.operator.loop import StopFlag, run_loop
+    from stashplan.operator.loop import LoopContext, StopFlag, run_loop
 
     cluster = LocalCluster(tmp_path / "state.db")
     manifests = load_paths([copy_examples(tmp_path / "m", tmp_path / "demo")])
@@ -59,27 +59,7 @@ def test_a_failing_iteration_is_reported_backed_off_and_the_loop_continues(tmp_p
         return manifests
 
     stop = StopFlag()
-    run_loop(cluster, interval=0.01, load_manifests=flaky_manifests, addons=builtin_addons(), stop=stop,
-             report_error=lambda exc, delay: errors.append((str(exc), delay)), max_iterations=2)
+    run_loop(LoopContext(cluster, 0.01, load_manifests=flaky_manifests, addons=builtin_addons(), stop=stop,
+                         report_error=lambda exc, delay: errors.append((str(exc), delay)), max_iterations=2))
     assert errors == [("manifests folder is on a disconnected share", 0.02)]  # backed off: 2x the interval
     assert cluster.list("CronJob", "demo")  # the next iteration applied
-
-
-def test_waker_notices_a_change_made_during_an_iteration(tmp_path: Path) -> None:
-    from stashplan.operator.loop import StopFlag, Waker
-
-    cluster = LocalCluster(tmp_path / "state.db")
-    waker = Waker(cluster, chunk=0.5).start()
-    try:
-        # Changes keep coming while the loop plans and applies; the first ones may precede the watch.
-        for i in range(20):
-            cluster.create({"apiVersion": "stash.appscode.com/v1beta1", "kind": "BackupSession",
-                            "metadata": {"name": f"by-hand-{i}", "namespace": "demo"},
-                            "spec": {"invoker": {"kind": "BackupConfiguration", "name": "x"}}})
-            if waker.dirty.wait(1.0):
-                break
-        assert waker.dirty.is_set(), "no change was seen"
-        waker.wait(60, StopFlag())  # returns at once: something changed since the last wait
-        assert not waker.dirty.is_set()
-    finally:
-        waker.close()

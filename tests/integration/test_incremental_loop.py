@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from stashplan.api import builtin_addons
+from stashplan.apply.actual import make_plan
 from stashplan.cluster.local.store import LocalCluster
 from stashplan.desired.sessions import new_backup_session
 from stashplan.operator.incremental import INFORMED_KINDS, Incremental
 from stashplan.operator.informer import Informer
-from stashplan.operator.loop import make_plan
 from stashplan.plan.model import Plan
 
 NS = "demo"

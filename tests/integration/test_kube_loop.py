@@ -14,8 +14,9 @@ from stashplan.api import builtin_addons, load_paths
 from stashplan.cluster.kube import KubeCluster, RetryPolicy
 from stashplan.desired.sessions import new_backup_session
 from stashplan.errors import Forbidden
+from stashplan.operator.iteration import run_once
 from stashplan.operator.leader import LeaderElector
-from stashplan.operator.loop import StopFlag, run_loop, run_once
+from stashplan.operator.loop import LoopContext, StopFlag, run_loop
 from tests.fixtures.examples import copy_examples
 from tests.fixtures.kube import OPERATOR_TOKEN, KubeAPI
 
@@ -49,21 +50,22 @@ class Operator:
 
     def start(self) -> None:
         def run() -> None:
-            run_loop(
+            run_loop(LoopContext(
                 self.cluster,
-                interval=0.1,
+                0.1,
                 addons=builtin_addons(),
                 stop=self.stop,
                 leader=self.elector,
                 report_error=lambda exc, delay: self.errors.append(exc),
                 watch_wakeups=self.wakeups,
-            )
+            ))
 
         self.thread = threading.Thread(target=run, name=f"loop-{self.name}", daemon=True)
         self.thread.start()
 
     def kill(self) -> None:
         """Stop without releasing the lease, as a crashed pod would."""
+        self.elector.stop_renewing()
         self.elector.release = lambda: None  # type: ignore[method-assign]
         self.stop.set()
         if self.thread:

@@ -1,0 +1,70 @@
+"""Reading what exists for a plan (one list call per kind) and planning against it: the I/O front of the pure
+planner, used by `plan`, `apply` and every loop iteration."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import orjson
+
+from stashplan.cluster.base import Cluster
+from stashplan.desired.compute import Settings
+from stashplan.desired.stored import StoredObjects
+from stashplan.kinds import identity
+from stashplan.plan.build import COMPARED_KINDS, READ_KINDS, Inputs, build
+from stashplan.plan.model import Plan
+
+
+def read_actual(cluster: Cluster, namespace: str | None = None,
+                manifests: Sequence[dict] = ()) -> dict[str, Sequence[dict]]:
+    """Every object the planner needs: one list call per kind, whatever the number of objects.
+
+    Namespaces (for their labels) are read only when a Repository shares itself by namespace selector. An object
+    whose spec equals its manifest's holds the manifest's spec (one copy, not two). In local mode rows are parsed
+    one by one, and compare-only kinds stay text until compared (StoredObjects)."""
+    by_key = {identity(m): m for m in manifests}
+    list_text = getattr(cluster, "list_text", None)
+    actual: dict[str, Sequence[dict]] = {}
+    for kind in READ_KINDS:
+        if list_text is None:
+            actual[kind] = [_compacted(o, by_key) for o in cluster.list(kind, namespace)]
+        elif kind in COMPARED_KINDS:
+            actual[kind] = StoredObjects(list_text(kind, namespace))
+        else:
+            actual[kind] = [_compacted(orjson.loads(text), by_key) for _, text in list_text(kind, namespace)]
+    if any((((r.get("spec") or {}).get("usagePolicy") or {}).get("allowedNamespaces") or {}).get("from") == "Selector"
+           for r in actual["Repository"]):
+        actual["Namespace"] = cluster.list("Namespace")
+    return actual
+
+
+def _compacted(obj: dict, manifests: Mapping[tuple[str, str, str], dict]) -> dict:
+    """`obj`, just read and ours to change, in less memory: holding its manifest's spec when the two are equal, and
+    the short strings of its status (phase, condition types, reasons, times) interned."""
+    if manifests and (m := manifests.get(identity(obj))) is not None and "spec" in m and obj.get("spec") == m["spec"]:
+        obj["spec"] = m["spec"]
+    status = obj.get("status")
+    for flat in (status, *(status.get("conditions") or () if isinstance(status, dict) else ())):
+        if type(flat) is dict:
+            for key, value in flat.items():
+                if type(value) is str and len(value) <= 64:
+                    flat[key] = sys.intern(value)
+    return obj
+
+
+def make_plan(
+    cluster: Cluster,
+    *,
+    manifests: Sequence[dict] = (),
+    addons: Sequence[dict] = (),
+    sources: Sequence[str] = (),
+    namespace: str | None = None,
+    settings: Settings = Settings(),
+    now: datetime | None = None,
+    prune: bool = False,
+) -> Plan:
+    actual = read_actual(cluster, namespace, manifests)
+    inputs = Inputs(actual=actual, manifests=manifests, addons=addons, sources=sources, prune=prune)
+    return build(inputs, now or datetime.now(UTC), settings)
