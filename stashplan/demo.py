@@ -22,6 +22,7 @@ from stashplan.api import builtin_addons, load_paths
 from stashplan.cluster.factory import settings
 from stashplan.cluster.local.store import LocalCluster
 from stashplan.operator.iteration import LocalControllers, run_once
+from stashplan.phases import SETTLED
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKUP = ROOT / "specs" / "examples" / "local-sqlite"
@@ -85,7 +86,7 @@ def wait_for(cluster: LocalCluster, controllers: LocalControllers, manifests: li
             if phase != seen:
                 console.print(f"   {kind} demo/{s['metadata']['name']}: [bold]{phase}[/bold]")
                 seen = phase
-            if phase in ("Succeeded", "Failed", "Skipped", "Invalid"):
+            if phase in SETTLED:
                 return s
         controllers.jobs.wait_all(0.3)
     raise SystemExit(f"demo failed: no {kind} finished within {timeout:.0f}s")

@@ -102,12 +102,16 @@ def apply_plan(
                 continue
         elif change.action is Action.STATUS:
             assert obj is not None
-            if change.resource_version is not None and change.address not in written:
-                current = _current(cluster, change)
-                if current is None or current["metadata"].get("resourceVersion") != change.resource_version:
-                    result.skipped.append((change, "changed since it was read"))
-                    continue
-            cluster.patch_status(change.kind, change.namespace, change.name, obj)
+            # Conditional on what the plan read (unless this apply wrote the object itself just before).
+            rv = change.resource_version if change.address not in written else None
+            try:
+                cluster.patch_status(change.kind, change.namespace, change.name, obj, resource_version=rv)
+            except NotFound:
+                result.skipped.append((change, "it no longer exists"))
+                continue
+            except Conflict as exc:
+                result.skipped.append((change, f"changed since it was read: {exc}"))
+                continue
         elif change.action is Action.DELETE:
             try:
                 cluster.delete(change.kind, change.namespace, change.name)

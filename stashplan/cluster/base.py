@@ -7,7 +7,9 @@ Rules (the contract suite in tests/contract/ checks them on every adapter):
 - `replace` requires the object to exist (NotFound) and, when the body carries a resourceVersion,
   that it is current (Conflict otherwise). Status in the body is ignored for kinds with a status
   subresource; generation increases when spec changes.
-- `patch_status` merges into .status only (top-level keys replaced) and bumps resourceVersion.
+- `patch_status` merges into .status only (top-level keys replaced) and bumps resourceVersion. It is conditional:
+  with `resource_version`, Conflict unless that is still the object's; always, Conflict when it would move a
+  session (BackupSession, RestoreSession) out of a final phase (stashplan.phases) — atomically, on every adapter.
 - `delete` raises NotFound; dependants whose ownerReferences name the deleted uid are deleted too
   (background propagation, eventually).
 - `list` filters by namespace (None = all) and by equality label selector.
@@ -42,7 +44,9 @@ class Cluster(Protocol):
 
     def delete(self, kind: str, namespace: str, name: str) -> None: ...
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: dict) -> dict: ...
+    def patch_status(
+        self, kind: str, namespace: str, name: str, status: dict, *, resource_version: str | None = None
+    ) -> dict: ...
 
     def watch(
         self, kinds: Sequence[str], since: str | None = None, timeout: float = 10.0

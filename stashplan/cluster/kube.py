@@ -36,6 +36,7 @@ from stashplan.errors import (
     TransientError,
 )
 from stashplan.kinds import KINDS, KindInfo, kind_info
+from stashplan.phases import refuse_final_phase_change
 
 T = TypeVar("T")
 log = logging.getLogger("stashplan.cluster.kube")
@@ -211,17 +212,35 @@ class KubeCluster:
         target = _Target("delete", info, _ns(info, namespace), name)
         self._call(target, "DELETE", query={"propagationPolicy": "Background"})
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: dict) -> dict:
-        """Replace the given top-level .status keys (JSON patch); a merge patch when .status is absent."""
+    def patch_status(self, kind: str, namespace: str, name: str, status: dict, *,
+                     resource_version: str | None = None) -> dict:
+        """Replace the given top-level .status keys, conditionally: one JSON patch whose first op tests the
+        resourceVersion read (`resource_version` when given), so the server refuses it if anything was written in
+        between; a final session phase never changes. Without `resource_version`, a write that lost such a race
+        reads again and retries (a few times); with it, the race is the caller's Conflict."""
         info = kind_info(kind)
-        target = _Target("patch", info, _ns(info, namespace), name, "status")
-        ops = [{"op": "add", "path": f"/status/{_pointer(k)}", "value": v} for k, v in status.items()]
-        try:
-            out = self._call(target, "PATCH", body=ops, content_type="application/json-patch+json")
-        except Invalid:  # /status does not exist yet: a merge patch creates it
-            merge = {"status": status}
-            out = self._call(target, "PATCH", body=merge, content_type="application/merge-patch+json")
-        return _typed(info, out)
+        ns = _ns(info, namespace)
+        target = _Target("patch", info, ns, name, "status")
+        for attempt in range(5):
+            current = self.get(kind, namespace, name)
+            have = current["metadata"].get("resourceVersion")
+            if resource_version is not None and have != resource_version:
+                raise Conflict(kind, ns, name, f"changed since it was read (resourceVersion {resource_version} -> {have})")
+            refuse_final_phase_change(current, status)
+            ops: list[dict] = [{"op": "test", "path": "/metadata/resourceVersion", "value": have}]
+            if isinstance(current.get("status"), dict):
+                ops += [{"op": "add", "path": f"/status/{_pointer(k)}", "value": v} for k, v in status.items()]
+            else:
+                ops.append({"op": "add", "path": "/status", "value": status})
+            try:
+                return _typed(info, self._call(target, "PATCH", body=ops, content_type="application/json-patch+json"))
+            except (Invalid, Conflict) as exc:
+                now = self.get(kind, namespace, name)["metadata"].get("resourceVersion")
+                if now == have:
+                    raise  # refused for another reason than a concurrent write
+                if resource_version is not None or attempt == 4:
+                    raise Conflict(kind, ns, name, f"changed while its status was written ({exc})") from None
+        raise AssertionError("unreachable")
 
     def watch(
         self, kinds: Sequence[str], since: str | None = None, timeout: float = 10.0

@@ -19,7 +19,6 @@ from stashplan.desired.pods import (
 from stashplan.desired.sessions import new_backup_session
 from stashplan.desired.task_params import check_pod
 from stashplan.desired.world import (
-    TERMINAL,
     Deletion,
     Desired,
     Settings,
@@ -32,6 +31,7 @@ from stashplan.desired.world import (
 from stashplan.errors import StashplanError
 from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
 from stashplan.objects import format_duration, is_managed, parse_duration, parse_time, rfc3339, set_condition
+from stashplan.phases import FINAL, SETTLED
 
 
 def _job_outcome(job: dict | None) -> tuple[str, str]:
@@ -112,7 +112,7 @@ def backup_sessions(world: World, config_phase: Mapping[tuple[str, str], str], n
         phase = status.get("phase") or "Pending"
         if phase == "Failed":
             _retry(world, session, now, out)
-        if phase in TERMINAL:
+        if phase in FINAL:
             continue
         if phase == "Running":
             _follow_running(world, "BackupSession", session, now, out)
@@ -237,7 +237,7 @@ def _history(world: World, out: Desired) -> None:
     """Delete completed, stashplan-created BackupSessions beyond each invoker's backupHistoryLimit."""
     by_invoker: dict[tuple[str, str], list[dict]] = {}
     for s in world.all("BackupSession"):
-        if (s.get("status") or {}).get("phase") in TERMINAL and is_managed(s):
+        if (s.get("status") or {}).get("phase") in FINAL and is_managed(s):
             key = (s["metadata"]["namespace"], (s["spec"].get("invoker") or {}).get("name"))
             by_invoker.setdefault(key, []).append(s)  # type: ignore[arg-type]
     for config in world.all("BackupConfiguration"):
@@ -254,7 +254,7 @@ def _history(world: World, out: Desired) -> None:
 def restore_session(world: World, restore: dict, now: datetime, settings: Settings, out: Desired) -> None:
     meta, status = restore["metadata"], restore.get("status") or {}
     phase = status.get("phase") or "Pending"
-    if phase in TERMINAL or phase in ("Invalid", "Unknown"):
+    if phase in SETTLED:
         return
     if phase == "Running":
         _follow_running(world, "RestoreSession", restore, now, out)

@@ -10,8 +10,6 @@ from stashplan.desired.task_params import ParamCheck
 from stashplan.desired.usage import repository_denied
 from stashplan.kinds import identity
 
-TERMINAL = frozenset({"Succeeded", "Failed", "Skipped"})
-
 
 @dataclass(frozen=True)
 class Settings:

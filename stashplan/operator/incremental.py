@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from stashplan.apply.writer import ApplyResult, apply_plan
 from stashplan.desired.compute import Settings, cronjob_name
 from stashplan.desired.pods import job_name
-from stashplan.desired.world import TERMINAL
 from stashplan.kinds import INVOKER_NAME
 from stashplan.objects import rfc3339
 from stashplan.operator.informer import Informer, Key
+from stashplan.phases import FINAL, SETTLED
 from stashplan.plan import build as plan_mod
 from stashplan.plan.model import Plan
 
@@ -53,9 +53,9 @@ def _active(kind: str, obj: dict) -> bool:
     status = obj.get("status") or {}
     phase = status.get("phase") or "Pending"
     if kind == "RestoreSession":
-        return phase not in TERMINAL and phase not in ("Invalid", "Unknown")
+        return phase not in SETTLED
     retry_pending = phase == "Failed" and int(obj["spec"].get("retryLeft") or 0) > 0 and not status.get("retried")
-    return phase not in TERMINAL or retry_pending
+    return phase not in FINAL or retry_pending
 
 
 class Incremental:

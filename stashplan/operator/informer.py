@@ -126,8 +126,9 @@ class Informer:
     def replace(self, obj: dict) -> dict:
         return self._store(self.cluster.replace(obj))
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: dict) -> dict:
-        return self._store(self.cluster.patch_status(kind, namespace, name, status))
+    def patch_status(self, kind: str, namespace: str, name: str, status: dict, *,
+                     resource_version: str | None = None) -> dict:
+        return self._store(self.cluster.patch_status(kind, namespace, name, status, resource_version=resource_version))
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         try:

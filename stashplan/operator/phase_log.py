@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from stashplan.listing import session_reason
+from stashplan.phases import SETTLED
 
-FINAL = frozenset({"Succeeded", "Failed", "Skipped", "Invalid"})
 SESSION_KINDS = ("BackupSession", "RestoreSession")
 
 
@@ -25,7 +25,7 @@ class PhaseLog:
             phase = (s.get("status") or {}).get("phase") or "Pending"
             current[key] = phase
             before = self._seen.get(key)
-            if phase in FINAL and phase != before and (self._started or before is not None):
+            if phase in SETTLED and phase != before and (self._started or before is not None):
                 reason = session_reason(s)
                 lines.append(f"{key[0]} {key[1]}/{key[2]} {phase}" + (f": {reason}" if reason else ""))
         self._seen = current

@@ -36,6 +36,20 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
 NAMESPACES = ("default", "team-a", "team-b", "team-c", "ns")
 
 
+@pytest.fixture
+def second_client(request: pytest.FixtureRequest, cluster: Cluster, tmp_path: Path) -> Iterator[Cluster]:
+    """Another client of the same cluster, as a second process (the Job beside the loop) would have."""
+    param = request.node.callspec.params["cluster"]
+    if param == "local":
+        impl: Cluster = LocalCluster(tmp_path / "state.db")
+    elif param == "kube":
+        impl = KubeCluster(request.getfixturevalue("kube_api").kubeconfig)
+    else:
+        impl = KubeCluster(request.getfixturevalue("real_kube").kubeconfig)
+    yield impl
+    impl.close()
+
+
 def job(name: str, ns: str, **meta: object) -> dict:
     """A valid Job a real API server accepts; suspended, so that no controller runs it."""
     pod = {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}
@@ -195,6 +209,52 @@ def test_patch_status_replaces_top_level_keys_and_keeps_the_rest(cluster: Cluste
     assert second["spec"] == created["spec"]
     assert second["metadata"]["generation"] == 1
     assert cluster.get("BackupSession", "team-a", "s1")["status"]["phase"] == "Succeeded"
+
+
+def test_a_final_session_phase_never_changes(cluster: Cluster) -> None:
+    cluster.create(session("s1"))
+    cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Failed"})
+    with pytest.raises(Conflict, match="final phase never changes"):
+        cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Succeeded"})
+    # other keys may still be written, and the same phase again (a condition added after the fact)
+    cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Failed", "sessionDuration": "1s"})
+    assert cluster.get("BackupSession", "team-a", "s1")["status"] == {"phase": "Failed", "sessionDuration": "1s"}
+
+
+def test_patch_status_with_a_stale_resource_version_raises_conflict_and_writes_nothing(cluster: Cluster) -> None:
+    created = cluster.create(session("s1"))
+    read = created["metadata"]["resourceVersion"]
+    cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Running"})  # someone else wrote since
+    with pytest.raises(Conflict):
+        cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Skipped"}, resource_version=read)
+    assert cluster.get("BackupSession", "team-a", "s1")["status"]["phase"] == "Running"
+    current = cluster.get("BackupSession", "team-a", "s1")["metadata"]["resourceVersion"]
+    done = cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Skipped"}, resource_version=current)
+    assert done["status"]["phase"] == "Skipped"
+
+
+def test_racing_final_phases_one_wins_and_it_sticks(cluster: Cluster, second_client: Cluster) -> None:
+    """The loop (deadline: Failed) and the Job (Succeeded) write at once: exactly one final phase is ever seen."""
+    cluster.create(session("s1"))
+    cluster.patch_status("BackupSession", "team-a", "s1", {"phase": "Running"})
+    outcomes: dict[str, str] = {}
+
+    def write(client: Cluster, phase: str) -> None:
+        try:
+            client.patch_status("BackupSession", "team-a", "s1", {"phase": phase})
+            outcomes[phase] = "written"
+        except Conflict:
+            outcomes[phase] = "refused"
+
+    threads = [threading.Thread(target=write, args=(c, p))
+               for c, p in ((cluster, "Failed"), (second_client, "Succeeded"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    final = cluster.get("BackupSession", "team-a", "s1")["status"]["phase"]
+    assert sorted(outcomes.values()) == ["refused", "written"], outcomes
+    assert outcomes[final] == "written"
 
 
 def test_delete_removes_the_object(cluster: Cluster) -> None:

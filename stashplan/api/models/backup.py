@@ -26,6 +26,7 @@ from stashplan.api.models.common import (
 )
 from stashplan.api.models.hooks import BackupHooks
 from stashplan.api.models.runtime import InterimVolumeTemplate, RuntimeSettings
+from stashplan.phases import SessionPhase
 
 DEFAULT_HOST = "host-0"
 
@@ -117,15 +118,6 @@ class Invoker(StashModel):
 class BackupSessionSpec(StashModel):
     invoker: Invoker
     retry_left: int | None = None
-
-
-class SessionPhase(StrEnum):
-    PENDING = "Pending"
-    SKIPPED = "Skipped"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    UNKNOWN = "Unknown"
 
 
 class TargetPhase(StrEnum):

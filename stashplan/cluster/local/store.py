@@ -22,6 +22,7 @@ from stashplan.cluster.base import WatchEvent, matches_labels
 from stashplan.errors import AlreadyExists, Conflict, Invalid, NotFound
 from stashplan.kinds import KINDS, identity, kind_info
 from stashplan.objects import json_copy, rfc3339
+from stashplan.phases import refuse_final_phase_change
 from stashplan.secrets import fold_string_data
 
 # Kinds whose status is written only through patch_status (replace keeps the stored status).
@@ -49,8 +50,6 @@ def _dumps(obj: dict) -> str:
     return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-SESSION_KINDS = frozenset({"BackupSession", "RestoreSession"})
-FINAL_PHASES = frozenset({"Succeeded", "Failed", "Skipped"})
 
 
 def _private_file(path: Path) -> None:
@@ -76,16 +75,6 @@ def _logged(obj: dict) -> dict:
     values = {k: obj[k] for k in ("data", "stringData") if k in obj}
     digest = hashlib.sha256(orjson.dumps(values, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return {**{k: v for k, v in obj.items() if k not in values}, "dataDigest": f"sha256:{digest}"}
-
-
-def _refuse_final_phase_change(obj: dict, status: dict) -> None:
-    """A session's phase, once final, never changes (as an admission rule would refuse it)."""
-    if obj.get("kind") not in SESSION_KINDS or "phase" not in status:
-        return
-    old = (obj.get("status") or {}).get("phase")
-    if old in FINAL_PHASES and status["phase"] != old:
-        raise Conflict(*identity(obj), f"the session is already {old}; a final phase never changes "
-                                        f"(refused: {status['phase']})")
 
 
 def _spec_part(obj: dict) -> dict:
@@ -252,12 +241,16 @@ class LocalCluster:
             raise
         return obj
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: dict) -> dict:
+    def patch_status(self, kind: str, namespace: str, name: str, status: dict, *,
+                     resource_version: str | None = None) -> dict:
         ns = namespace if kind_info(kind).namespaced else ""
         db = self._tx()
         try:
             obj = self._get_in_tx(kind, ns, name)
-            _refuse_final_phase_change(obj, status)
+            have = obj["metadata"].get("resourceVersion")
+            if resource_version is not None and have != resource_version:
+                raise Conflict(kind, ns, name, f"changed since it was read (resourceVersion {resource_version} -> {have})")
+            refuse_final_phase_change(obj, status)
             merged = dict(obj.get("status") or {})
             merged.update(json_copy(status))
             obj["status"] = merged
