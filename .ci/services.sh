@@ -11,6 +11,7 @@ fi
 need=()
 command -v restic >/dev/null || need+=(restic)
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
+command -v promtool >/dev/null || need+=(prometheus)  # the server and promtool: alert rules and dashboard queries
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v pg_dump >/dev/null || need+=(postgresql postgresql-client)
 command -v mariadb-dump >/dev/null || need+=(mariadb-server mariadb-client)
