@@ -1,0 +1,109 @@
+"""The alert rules and the dashboard on a real Prometheus: it scrapes a real Pushgateway after real
+backups and restores (one backup failing, one failing then retried, one restore failing) and the
+operator's /metrics endpoint, and every alert expression and dashboard query runs through its HTTP API."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from stashplan.operator.health import HealthServer
+from stashplan.transfer.run import TransferOptions, backup, restore
+from tests.fixtures.prometheus import PROPOSED, Prometheus, alerts, concrete, dashboard_targets, metric_names
+from tests.fixtures.transfer import StashWorld
+
+pytestmark = pytest.mark.slow
+# The alerts whose expression holds right after these backups, and for which invokers.
+EXPECTED = {
+    "StashplanBackupFailed": {"cfg-bad"},
+    "StashplanRestoreFailed": {"r-bad"},
+}
+
+
+@pytest.fixture
+def monitored(
+    stash_world: StashWorld, sqlite_file: Path, tmp_path: Path, pushgateway: str,
+    prometheus_factory: Callable[[dict[str, str]], Prometheus],
+) -> Iterator[Prometheus]:
+    """Prometheus after the backups and restores, while the operator's endpoint still answers."""
+    w = stash_world
+    opts = TransferOptions(database="sqlite", pushgateway_url=pushgateway)
+    w.appbinding("ok-db", f"sqlite://{sqlite_file}")
+    w.appbinding("bad-db", f"sqlite://{tmp_path}/missing.db")
+    w.appbinding("retry-db", f"sqlite://{tmp_path}/retry.db")
+    w.appbinding("new-db", f"sqlite://{tmp_path}/new.db")
+    w.repository()
+    for name, db in (("cfg-ok", "ok-db"), ("cfg-bad", "bad-db"), ("cfg-retry", "retry-db")):
+        w.backup_config(name, db)
+    w.backup_session("cfg-ok", "ok-1")
+    assert backup(w.cluster, w.namespace, "ok-1", opts).ok
+    w.backup_session("cfg-bad", "bad-1")
+    assert not backup(w.cluster, w.namespace, "bad-1", opts).ok
+    w.backup_session("cfg-retry", "retry-1")
+    assert not backup(w.cluster, w.namespace, "retry-1", opts).ok
+    shutil.copy(sqlite_file, tmp_path / "retry.db")
+    w.backup_session("cfg-retry", "retry-2")
+    assert backup(w.cluster, w.namespace, "retry-2", opts).ok
+    w.restore_session("r-ok", "new-db")
+    assert restore(w.cluster, w.namespace, "r-ok", opts).ok
+    w.restore_session("r-bad", "new-db", snapshots=["0123abcd"])
+    assert not restore(w.cluster, w.namespace, "r-bad", opts).ok
+
+    health = HealthServer(0, host="127.0.0.1")
+    health.start()
+    health.heartbeat(leader=True)
+    health.mark_iteration(True, {"create": 3, "status": 2})
+    health.mark_iteration(False, {})
+    prom = prometheus_factory({
+        "pushgateway": pushgateway.removeprefix("http://"),
+        "operator": f"127.0.0.1:{health.port}",
+    })
+    try:
+        # a few scrapes, so that rate() and delta() have two samples of every series
+        assert prom.wait_for("count_over_time(stashplan_leader[1m]) >= 4"), "the operator was not scraped"
+        health.mark_iteration(True, {"update": 1})
+        assert prom.wait_for("count_over_time(stash_appscode_com_restoresession_success[1m]) >= 4")
+        assert prom.wait_for('ALERTS{alertname="StashplanRestoreFailed"}'), "the rules were not evaluated"
+        yield prom
+    finally:
+        health.stop()
+
+
+def test_alerts_hold_exactly_for_the_failed_backup_and_restore_not_the_retried_one(monitored: Prometheus) -> None:
+    for alert in alerts():
+        result = monitored.query(alert["expr"])
+        got = {r["metric"].get("invoker_name", "") for r in result}
+        assert got == EXPECTED.get(alert["alert"], set()), alert["alert"]
+        for r in result:
+            assert r["metric"]["namespace"] == "demo" and r["metric"]["invoker_kind"]
+    # the real rule evaluation: the restore alert (no `for`) fires, the backup one waits its 15 minutes
+    firing = monitored.query('ALERTS{alertname="StashplanRestoreFailed", alertstate="firing"}')
+    assert [(a["metric"]["invoker_name"], a["metric"]["severity"]) for a in firing] == [("r-bad", "critical")]
+    assert firing[0]["metric"]["job"] == "restoresession-demo-r-bad"
+    pending = monitored.wait_for('ALERTS{alertname="StashplanBackupFailed", alertstate="pending"}')
+    assert [a["metric"]["invoker_name"] for a in pending] == ["cfg-bad"]
+    assert pending[0]["metric"]["invoker_kind"] == "BackupConfiguration"
+    # the recording rules the alerts compare
+    allowed = monitored.query("stashplan:backupconfiguration_allowed_age_seconds")
+    assert {r["metric"]["invoker_name"]: float(r["value"][1]) for r in allowed} == {
+        "cfg-ok": 90000.0, "cfg-bad": 90000.0, "cfg-retry": 90000.0}  # no schedule metric yet: 25 h
+    success = monitored.query("stashplan:backupconfiguration_last_success_age_seconds")
+    assert {r["metric"]["invoker_name"] for r in success} == {"cfg-ok", "cfg-retry"}
+    pushed = monitored.query("stashplan:backupconfiguration_last_push_age_seconds")
+    assert {r["metric"]["invoker_name"] for r in pushed} == {"cfg-ok", "cfg-bad", "cfg-retry"}
+    assert all(0 <= float(r["value"][1]) < 300 for r in pushed)
+
+
+def test_every_dashboard_query_runs_and_those_on_exported_metrics_return_data(monitored: Prometheus) -> None:
+    empty = []
+    for title, expr, legend in dashboard_targets():
+        result = monitored.query(concrete(expr))
+        if not result and not metric_names(expr) & set(PROPOSED):
+            empty.append(title)
+        for label in re.findall(r"\{\{(\w+)\}\}", legend):  # the legend's labels are on every series
+            assert all(r["metric"].get(label) for r in result), f"{title}: no label {label} in {result}"
+    assert not empty, f"panels without data: {empty}"
