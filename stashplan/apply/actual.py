@@ -11,6 +11,7 @@ import orjson
 
 from stashplan.cluster.base import Cluster
 from stashplan.desired.compute import Settings
+from stashplan.desired.reads import reads_namespaces
 from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import identity
 from stashplan.plan.build import COMPARED_KINDS, READ_KINDS, Inputs, build
@@ -34,8 +35,7 @@ def read_actual(cluster: Cluster, namespace: str | None = None,
             actual[kind] = StoredObjects(list_text(kind, namespace))
         else:
             actual[kind] = [_compacted(orjson.loads(text), by_key) for _, text in list_text(kind, namespace)]
-    if any((((r.get("spec") or {}).get("usagePolicy") or {}).get("allowedNamespaces") or {}).get("from") == "Selector"
-           for r in actual["Repository"]):
+    if reads_namespaces(actual["Repository"]):
         actual["Namespace"] = cluster.list("Namespace")
     return actual
 

@@ -16,6 +16,7 @@ from stashplan.desired.bindings import custom_identity_bindings
 from stashplan.desired.pods import (
     JOB_IDENTITY,
     apply_runtime,
+    cronjob_name,
     cross_namespace_binding,
     job_identity,
     managed_labels,
@@ -31,13 +32,14 @@ from stashplan.desired.world import (
     World,
     repository_denied_for,
     repository_of,
+    storage_secret_of,
     target_of,
 )
 from stashplan.errors import StashplanError
 from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
-from stashplan.objects import k8s_name, owner_ref, set_condition
+from stashplan.objects import owner_ref, set_condition
 
-__all__ = ["Deletion", "Desired", "Settings", "StatusChange", "World", "compute", "cronjob_name", "trigger_cronjob"]
+__all__ = ["Deletion", "Desired", "Settings", "StatusChange", "World", "compute", "trigger_cronjob"]
 
 def compute(world: World, now: datetime, settings: Settings = Settings(),
             settled: Callable[[dict], bool] | None = None,
@@ -73,12 +75,11 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
                           f"Repository {repo_id} {'found' if repo else 'does not exist'}", now)
     secret_ok = False
     if repo is not None:
-        secret_name = (repo["spec"].get("backend") or {}).get("storageSecretName", "")
-        secret_ok = world.get("Secret", repo["metadata"]["namespace"], secret_name) is not None
+        secret, secret_id = storage_secret_of(world, repo)
+        secret_ok = secret is not None
         conds = set_condition(conds, "BackendSecretFound", secret_ok,
                               "BackendSecretAvailable" if secret_ok else "BackendSecretNotAvailable",
-                              f"Secret {repo['metadata']['namespace']}/{secret_name} "
-                              f"{'found' if secret_ok else 'does not exist'}", now)
+                              f"Secret {secret_id} {'found' if secret_ok else 'does not exist'}", now)
     target, target_id = target_of(world, config)
     missing = f"BackupConfiguration {ns}/{name}: spec.target.ref: {target_id} does not exist"
     conds = set_condition(conds, "BackupTargetFound", target is not None,
@@ -173,14 +174,6 @@ def _missing_commands(world: World, task_name: str, settings: Settings, who: str
 def _target_namespace(config: dict) -> str:
     ref = (config["spec"].get("target") or {}).get("ref") or {}
     return str(ref.get("namespace") or config["metadata"]["namespace"])
-
-
-def cronjob_name(config_name: str, target_namespace: str = "", namespace: str = "") -> str:
-    """`stash-trigger-<name>`, or `stash-trigger-<target-namespace>-<name>` for a target in another namespace
-    (as Stash names it), at most 52 characters (a CronJob's limit)."""
-    prefix = f"stash-trigger-{target_namespace}-" if target_namespace and target_namespace != namespace else \
-        "stash-trigger-"
-    return k8s_name(prefix, config_name, limit=52)
 
 
 

@@ -183,3 +183,11 @@ def mount_local_backend(pod: dict, repository: dict) -> None:
     for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
         mount = {"name": LOCAL_BACKEND_VOLUME, "mountPath": local["mountPath"]}
         container["volumeMounts"] = [*(container.get("volumeMounts") or []), mount]
+
+
+def cronjob_name(config_name: str, target_namespace: str = "", namespace: str = "") -> str:
+    """`stash-trigger-<name>`, or `stash-trigger-<target-namespace>-<name>` for a target in another namespace
+    (as Stash names it), at most 52 characters (a CronJob's limit)."""
+    prefix = f"stash-trigger-{target_namespace}-" if target_namespace and target_namespace != namespace else \
+        "stash-trigger-"
+    return k8s_name(prefix, config_name, limit=52)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from stashplan.desired.reads import namespace_key, repository_key, storage_secret_key, target_key
 from stashplan.desired.stored import StoredObjects
 from stashplan.desired.task_params import ParamCheck
 from stashplan.desired.usage import repository_denied
@@ -117,20 +118,23 @@ class World:
 
 
 def repository_of(world: World, obj: dict) -> tuple[dict | None, str]:
-    ref = obj["spec"].get("repository") or {}
-    ns = ref.get("namespace") or obj["metadata"]["namespace"]
-    return world.get("Repository", ns, ref.get("name", "")), f"{ns}/{ref.get('name', '')}"
+    key = repository_key(obj)
+    return world.get(*key), f"{key[1]}/{key[2]}"
+
+
+def storage_secret_of(world: World, repo: dict) -> tuple[dict | None, str]:
+    key = storage_secret_key(repo)
+    return world.get(*key), f"{key[1]}/{key[2]}"
 
 
 def repository_denied_for(world: World, repo: dict | None, user_ns: str) -> str | None:
     if repo is None:
         return None
-    ns_obj = world.get("Namespace", "", user_ns)
+    ns_obj = world.get(*namespace_key(user_ns))
     labels = {"kubernetes.io/metadata.name": user_ns, **((ns_obj or {}).get("metadata", {}).get("labels") or {})}
     return repository_denied(repo, user_ns, labels)
 
 
 def target_of(world: World, obj: dict) -> tuple[dict | None, str]:
-    ref = (obj["spec"].get("target") or {}).get("ref") or {}
-    ns = ref.get("namespace") or obj["metadata"]["namespace"]
-    return world.get(ref.get("kind", "AppBinding"), ns, ref.get("name", "")), f"{ref.get('kind', 'AppBinding')} {ns}/{ref.get('name', '')}"
+    key = target_key(obj)
+    return world.get(*key), f"{key[0]} {key[1]}/{key[2]}"

@@ -10,42 +10,32 @@ cost follows the changes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from stashplan.apply.writer import ApplyResult, apply_plan
-from stashplan.desired.compute import Settings, cronjob_name
-from stashplan.desired.pods import job_name
-from stashplan.kinds import INVOKER_NAME
+from stashplan.desired.compute import Settings
+from stashplan.desired.reads import (
+    READ_PER_NAMESPACE,
+    READ_WHOLE,
+    Key,
+    Unit,
+    job_key,
+    reads_namespaces,
+    unit_of,
+    unit_reads,
+)
 from stashplan.objects import rfc3339
-from stashplan.operator.informer import Informer, Key
+from stashplan.operator.informer import Informer
 from stashplan.phases import FINAL, SETTLED
-from stashplan.plan import build as plan_mod
+from stashplan.plan.build import READ_KINDS, Inputs, build
 from stashplan.plan.model import Plan
 
 # What the informer caches: every kind the planner reads but Secrets (which the operator may not watch).
-INFORMED_KINDS = tuple(k for k in plan_mod.READ_KINDS if k != "Secret")
-Unit = tuple[str, str, str]  # ("BackupConfiguration" | "RestoreSession", namespace, name)
-SHARED_KINDS = frozenset({"Repository", "AppBinding", "Task", "Function", "ServiceAccount", "RoleBinding",
-                          "BackupBlueprint"})
-RESTORE_LABEL = "stash.appscode.com/restore-session"
-
-
-def unit_of(key: Key, obj: dict | None) -> Unit | None:
-    """The configuration or restore a changed object belongs to (None: not one stashplan plans for)."""
-    kind, ns, name = key
-    if kind in ("BackupConfiguration", "RestoreSession"):
-        return (kind, ns, name)
-    if obj is None:
-        return None
-    labels = obj["metadata"].get("labels") or {}
-    if kind == "BackupSession":
-        return ("BackupConfiguration", ns, (obj.get("spec", {}).get("invoker") or {}).get("name", ""))
-    if kind in ("CronJob", "Job") and INVOKER_NAME in labels:
-        return ("BackupConfiguration", ns, labels[INVOKER_NAME])
-    if kind == "Job" and RESTORE_LABEL in labels:
-        return ("RestoreSession", ns, labels[RESTORE_LABEL])
-    return None
+INFORMED_KINDS = tuple(k for k in READ_KINDS if k != "Secret")
+# Objects several units read: a change to one plans everything (reads.py says who reads what).
+SHARED_KINDS = frozenset({"Repository", "AppBinding", "BackupBlueprint", *READ_WHOLE, *READ_PER_NAMESPACE})
 
 
 def _active(kind: str, obj: dict) -> bool:
@@ -94,7 +84,7 @@ class Incremental:
         if not units:
             return Plan((), created=rfc3339(now)), ApplyResult()
         actual = self._subset(units)
-        p = plan_mod.build(plan_mod.Inputs(actual=actual, addons=addons), now, settings)
+        p = build(Inputs(actual=actual, addons=addons), now, settings)
         result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url, may_write=may_write)
         self._refresh_active(units)
         return p, result
@@ -110,11 +100,10 @@ class Incremental:
         for kind in ("CronJob", "BackupSession", "Job"):
             for obj in self.informer.list(kind):
                 self._track((kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]), obj)
-        actual = {kind: self.informer.list(kind, namespace) for kind in plan_mod.READ_KINDS}
-        if any((((r.get("spec") or {}).get("usagePolicy") or {}).get("allowedNamespaces") or {}).get("from")
-               == "Selector" for r in actual["Repository"]):
+        actual = {kind: self.informer.list(kind, namespace) for kind in READ_KINDS}
+        if reads_namespaces(actual["Repository"]):
             actual["Namespace"] = self.informer.list("Namespace")
-        p = plan_mod.build(plan_mod.Inputs(actual=actual, manifests=manifests, addons=addons), now, settings)
+        p = build(Inputs(actual=actual, manifests=manifests, addons=addons), now, settings)
         result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url, may_write=may_write)
         units = {("BackupConfiguration", *k[1:]) for k in self._keys("BackupConfiguration")}
         units |= {("RestoreSession", *k[1:]) for k in self._keys("RestoreSession")}
@@ -157,46 +146,50 @@ class Incremental:
                 self._owner.pop(key, None)
 
     def _subset(self, units: set[Unit]) -> dict[str, list[dict]]:
-        """The objects a plan of `units` reads: each unit, its CronJob, sessions and Jobs, what it refers to,
-        the pods' identity objects of the namespaces involved, and every Task and Function."""
-        found: dict[Key, dict] = {}
-        namespaces: set[str] = set()
+        return subset(units, self.informer, self._members)
 
-        def add(kind: str, ns: str, name: str) -> dict | None:
-            obj = self.informer.lookup(kind, ns, name)
-            if obj is not None:
-                found[(kind, ns, name)] = obj
-            return obj
 
-        for kind, ns, name in units:
-            namespaces.add(ns)
-            obj = add(kind, ns, name)
-            for member in self._members.get((kind, ns, name), set()):
-                add(*member)
-            if kind == "RestoreSession":
-                add("Job", ns, job_name("RestoreSession", name))
-            if obj is None:
-                continue
-            repo_ref = obj["spec"].get("repository") or {}
-            repo = add("Repository", repo_ref.get("namespace") or ns, repo_ref.get("name", ""))
-            if repo is not None:
-                namespaces.add(repo["metadata"]["namespace"])
-                add("Secret", repo["metadata"]["namespace"], (repo["spec"].get("backend") or {}).get("storageSecretName", ""))
-            ref = (obj["spec"].get("target") or {}).get("ref") or {}
-            target_ns = ref.get("namespace") or ns
-            namespaces.add(target_ns)  # cross-namespace targets get a RoleBinding there
-            add(ref.get("kind", "AppBinding"), target_ns, ref.get("name", ""))
-            if kind == "BackupConfiguration":
-                add("CronJob", ns, cronjob_name(name, target_ns, ns))
-        for key in [k for k in found if k[0] == "BackupSession"]:
-            add("Job", key[1], job_name("BackupSession", key[2]))
-        actual: dict[str, list[dict]] = {kind: [] for kind in plan_mod.READ_KINDS}
-        for (kind, _, _), obj in found.items():
-            actual.setdefault(kind, []).append(obj)
-        actual["Task"], actual["Function"] = self.informer.list("Task"), self.informer.list("Function")
-        for kind in ("ServiceAccount", "RoleBinding"):
-            actual[kind] = [o for ns in sorted(namespaces) for o in self.informer.in_namespace(kind, ns)]
-        if any((((r.get("spec") or {}).get("usagePolicy") or {}).get("allowedNamespaces") or {}).get("from")
-               == "Selector" for r in actual["Repository"]):
-            actual["Namespace"] = self.informer.list("Namespace")
-        return actual
+class Source(Protocol):
+    """Where a subset is read from (the informer; a plain index in tests)."""
+
+    def lookup(self, kind: str, namespace: str, name: str) -> dict | None: ...
+
+    def in_namespace(self, kind: str, namespace: str) -> Sequence[dict]: ...
+
+    def list(self, kind: str, namespace: str | None = None) -> Sequence[dict]: ...
+
+
+def subset(units: set[Unit], source: Source, members: Mapping[Unit, set[Key]]) -> dict[str, list[dict]]:
+    """The objects a plan of `units` reads (stashplan.desired.reads): each unit and its members (CronJob,
+    sessions, Jobs), what it reads by name, every Task and Function, and the identity objects of the namespaces
+    it involves."""
+    found: dict[Key, dict] = {}
+    namespaces: set[str] = set()
+
+    def add(kind: str, ns: str, name: str) -> dict | None:
+        obj = source.lookup(kind, ns, name)
+        if obj is not None:
+            found[(kind, ns, name)] = obj
+        return obj
+
+    for unit in units:
+        namespaces.add(unit[1])  # its sessions' pods run there even when the unit itself is gone
+        for member in members.get(unit, set()):
+            add(*member)
+        obj = add(*unit)
+        if obj is None:
+            continue
+        keys, involved = unit_reads(unit, obj, source.lookup)
+        namespaces |= involved
+        for key in keys:
+            add(*key)
+    for key in [k for k in found if k[0] == "BackupSession"]:
+        add(*job_key("BackupSession", key[1], key[2]))
+    actual: dict[str, list[dict]] = {kind: [] for kind in READ_KINDS}
+    for (kind, _, _), obj in found.items():
+        actual.setdefault(kind, []).append(obj)
+    for kind in READ_WHOLE:
+        actual[kind] = list(source.list(kind))
+    for kind in READ_PER_NAMESPACE:
+        actual[kind] = [o for ns in sorted(namespaces) for o in source.in_namespace(kind, ns)]
+    return actual
