@@ -26,53 +26,53 @@ from providers.databases.base import (
     TaskParams,
     resolve_connection,
 )
+from providers.databases.grammars import MARIADB_CLIENT, MARIADB_DUMP, MYSQL_CLIENT, MYSQLDUMP
 from providers.databases.options import (
     COMMANDS,
     ERRORS,
     FILES,
+    OTHER,
     OUTPUT,
     TARGET,
     ToolOptions,
     check_backup_cmd,
+    rebuild,
     refuse,
     tool_options,
 )
 
-_CONNECTION = {**refuse(TARGET, "--host", "-h", "--port", "-P", "--user", "-u", "--password", "-p", "--socket", "-S",
-                        "--protocol", "--ssl-ca", "--ssl-cert", "--ssl-key", "--login-path", "--bind-address"),
-               **refuse(FILES, "--defaults-file", "--defaults-extra-file", "--defaults-group-suffix",
-                        "--plugin-dir", "--print-defaults", "--load-data-local-dir"),
-               **refuse(OUTPUT, "--log-error", "--debug", "-#", "--tee"), **refuse(ERRORS, "--force", "-f")}
+_CONNECTION = {**refuse(TARGET, "--host", "--port", "--user", "--password", "--socket", "--protocol", "--ssl-ca",
+                        "--ssl-capath", "--ssl-cert", "--ssl-key", "--ssl-crl", "--ssl-crlpath", "--ssl-mode",
+                        "--login-path", "--default-auth", "--server-public-key-path", "--get-server-public-key"),
+               **refuse(FILES, "--defaults-file", "--defaults-extra-file", "--defaults-group-suffix", "--no-defaults",
+                        "--plugin-dir", "--print-defaults", "--load-data-local-dir", "--character-sets-dir"),
+               **refuse(OUTPUT, "--debug", "--debug-check", "--debug-info", "--xml"), **refuse(ERRORS, "--force"),
+               **refuse(OTHER, "--help", "--version")}
 _DUMP_ALLOWED = (
-    "--all-databases", "-A", "--databases", "-B", "--add-drop-database", "--add-drop-table", "--skip-add-drop-table",
-    "--add-drop-trigger", "--add-locks", "--skip-add-locks", "--complete-insert", "-c", "--compact", "--compress",
-    "-C", "--create-options", "--skip-create-options", "--disable-keys", "--skip-disable-keys", "--events", "-E",
-    "--skip-events", "--extended-insert", "-e", "--skip-extended-insert", "--hex-blob", "--insert-ignore",
-    "--lock-tables", "-l", "--skip-lock-tables", "--no-create-db", "-n", "--no-create-info", "-t", "--no-data",
-    "-d", "--no-tablespaces", "-y", "--opt", "--skip-opt", "--quick", "-q", "--skip-quick", "--quote-names", "-Q",
-    "--skip-quote-names", "--replace", "--routines", "-R", "--skip-routines", "--single-transaction",
-    "--skip-comments", "--comments", "--triggers", "--skip-triggers", "--tz-utc", "--skip-tz-utc",
-    "--order-by-primary", "--skip-column-statistics", "--column-statistics", "--verbose", "-v", "--flush-privileges",
-    "--skip-dump-date", "--dump-date", "--system", "--no-autocommit", "--allow-keywords",
+    "--all-databases", "--databases", "--add-drop-database", "--add-drop-table", "--add-drop-trigger", "--add-locks",
+    "--complete-insert", "--compact", "--compress", "--create-options", "--disable-keys", "--events",
+    "--extended-insert", "--hex-blob", "--insert-ignore", "--lock-tables", "--no-create-db", "--no-create-info",
+    "--no-data", "--no-tablespaces", "--opt", "--skip-opt", "--quick", "--quote-names", "--replace", "--routines",
+    "--single-transaction", "--comments", "--triggers", "--tz-utc", "--order-by-primary", "--column-statistics",
+    "--verbose", "--flush-privileges", "--dump-date", "--system", "--no-autocommit", "--allow-keywords",
+    "--ignore-table", "--default-character-set", "--where", "--max-allowed-packet", "--net-buffer-length",
+    "--set-gtid-purged", "--ignore-database", "--ignore-table-data",
 )
-_DUMP_VALUED = ("--ignore-table", "--default-character-set", "--where", "-w", "--max-allowed-packet",
-                "--net-buffer-length", "--set-gtid-purged", "--ignore-database", "--ignore-table-data")
-_DUMP_REFUSED = {**_CONNECTION, **refuse(OUTPUT, "--result-file", "-r", "--tab", "-T", "--xml", "-X"),
-                 **refuse(COMMANDS, "--init-command")}
-_CLIENT_REFUSED = {**_CONNECTION, **refuse(COMMANDS, "--execute", "-e", "--init-command", "--pager",
-                                           "--system-command", "--local-infile"),
-                   **refuse(OUTPUT, "--html", "-H", "--xml", "-X")}
-_CLIENT_ALLOWED = ("--verbose", "-v", "--one-database", "-o", "--binary-mode", "--comments", "-c",
-                   "--skip-comments", "--show-warnings", "--sigint-ignore", "--compress", "-C")
-_CLIENT_VALUED = ("--default-character-set", "--max-allowed-packet", "--net-buffer-length")
+_DUMP_REFUSED = {**_CONNECTION, **refuse(OUTPUT, "--result-file", "--tab", "--log-error", "--log-queries")}
+_CLIENT_REFUSED = {**_CONNECTION, **refuse(TARGET, "--database", "--connect-expired-password", "--server-arg"),
+                   **refuse(COMMANDS, "--execute", "--init-command", "--pager", "--system-command", "--local-infile",
+                            "--named-commands", "--enable-cleartext-plugin"),
+                   **refuse(OUTPUT, "--html", "--tee")}
+_CLIENT_ALLOWED = ("--verbose", "--one-database", "--binary-mode", "--comments", "--show-warnings",
+                   "--sigint-ignore", "--compress", "--default-character-set", "--max-allowed-packet",
+                   "--net-buffer-length")
 OPTIONS = {
-    **{t: tool_options(t, _DUMP_ALLOWED, _DUMP_VALUED, _DUMP_REFUSED, positional=True) for t in ("mysqldump", "mariadb-dump")},
-    **{t: tool_options(t, _CLIENT_ALLOWED, _CLIENT_VALUED, _CLIENT_REFUSED) for t in ("mysql", "mariadb")},
+    **{g.tool: tool_options(g, _DUMP_ALLOWED, _DUMP_REFUSED, positional=True) for g in (MYSQLDUMP, MARIADB_DUMP)},
+    **{g.tool: tool_options(g, _CLIENT_ALLOWED, _CLIENT_REFUSED) for g in (MYSQL_CLIENT, MARIADB_CLIENT)},
 }
 BACKUP_TOOLS: tuple[str, ...] = ("mysqldump", "mariadb-dump")
 
-_ALL = ("--all-databases", "-A")
-_SELECTS = (*_ALL, "--databases", "-B")
+_SELECTS = {"--all-databases", "--databases"}
 
 
 class MySQLProvider:
@@ -117,7 +117,7 @@ class MySQLProvider:
 
     def _dump_argv(self, cmd: str, conn: Connection, args: Sequence[str]) -> list[str]:
         argv = [cmd, *self._target(conn), "--single-transaction", *args]
-        selects = any(a in _SELECTS for a in args)
+        selects = bool(OPTIONS[cmd].names(args) & _SELECTS)
         if conn.database:
             argv += ["--", conn.database]
         elif not selects:
@@ -125,9 +125,10 @@ class MySQLProvider:
         return argv
 
     def _part_argv(self, cmd: str, conn: Connection, common: Sequence[str], part: Sequence[str]) -> list[str]:
-        if not any(a in _SELECTS for a in part):
+        if not OPTIONS[cmd].names(part) & _SELECTS:
             return self._dump_argv(cmd, conn, [*common, *part])
-        return [cmd, *self._target(conn), "--single-transaction", *(a for a in common if a not in _ALL), *part]
+        kept = [p for p in OPTIONS[cmd].parse(common) if p.opt is None or p.opt.name != "--all-databases"]
+        return [cmd, *self._target(conn), "--single-transaction", *rebuild(kept), *part]
 
     def dump(self, conn: Connection, params: TaskParams) -> ProcessSpec:
         cmd = self.dump_tool("", params)

@@ -1,4 +1,5 @@
-"""Which options a task's `args` may carry, per tool: an allow-list, and the refused options with why.
+"""Which options a task's `args` may carry, per tool: the words read with the tool's own grammar
+(`providers.databases.grammars`: bundles, attached values, long prefixes, `--`), then an allow-list by name.
 
 Options that redirect output, run commands, read options or commands from files, or change the connection
 target are refused with a reason; anything not on the allow-list is refused too. Checked at plan time (the
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from providers.databases.getopt import GetoptError, Grammar, Parsed
 from stashplan.errors import TransferError
 
 OUTPUT = "it writes output somewhere other than the backup stream"
@@ -18,54 +20,80 @@ FILES = "it reads options or commands from a file"
 TARGET = "it changes the connection target (the AppBinding sets it)"
 FORMAT = "the restore replays plain SQL, so the dump must stay plain SQL"
 ERRORS = "it hides errors (a failure must fail the session)"
+OTHER = "it does not do the transfer's work (help, version, interactive or listing modes)"
 
 
 @dataclass(frozen=True)
 class ToolOptions:
-    """The options `args` may pass to `tool`. `valued` options take a value (`--opt=v` or `--opt v`);
-    `refused` maps options to why they are refused; `positional`: whether plain words are allowed."""
+    """The options `args` may pass to a tool, read with the tool's own `grammar`: `allowed` names pass,
+    `refused` maps names to why not (anything else is refused too); `positional`: operands may pass."""
 
-    tool: str
+    grammar: Grammar
     allowed: frozenset[str]
-    valued: frozenset[str] = frozenset()
     refused: Mapping[str, str] = field(default_factory=dict)
     positional: bool = False
-    single_dash_long: bool = False  # sqlite3: `-cmd` and `--cmd` are the same option
 
-    def check(self, words: Sequence[str], param: str = "args") -> None:
-        """TransferError naming `param` and the first option that is not allowed."""
-        skip = False
-        for word in words:
-            if skip:
-                skip = False
-                continue
-            if word == "--" or not word.startswith("-") or word == "-":
+    @property
+    def tool(self) -> str:
+        return self.grammar.tool
+
+    def parse(self, words: Sequence[str], param: str = "args") -> list[Parsed]:
+        """The words as the tool reads them; TransferError naming `param` where the tool would stop."""
+        try:
+            return self.grammar.parse(words)
+        except GetoptError as exc:
+            head = next((w.partition("=")[0] for w in words if "=" in w and w.startswith("-")), "")
+            key = "-" + head.lstrip("-") if self.grammar.style == "sqlite" else head
+            if key in self.refused:  # e.g. sqlite3's `--cmd=.shell`: name the option, not the parse error
+                raise TransferError(f"task param {param}: option {key} is not allowed for {self.tool}: "
+                                    f"{self.refused[key]}") from None
+            raise TransferError(f"task param {param}: {self.tool} would refuse it: {exc}") from None
+
+    def check(self, words: Sequence[str], param: str = "args") -> list[Parsed]:
+        """TransferError naming `param` and the first option (as the tool reads it) that is not allowed."""
+        parsed = self.parse(words, param)
+        for item in parsed:
+            if item.opt is None:
                 if not self.positional:
-                    raise TransferError(f"task param {param}: {word!r} is not allowed for {self.tool}: "
+                    raise TransferError(f"task param {param}: {item.spelled!r} is not allowed for {self.tool}: "
                                         "only options are, and no plain arguments")
                 continue
-            name, has_value = self._name(word)
+            name = item.opt.name
+            shown = name if item.spelled == name or item.spelled.startswith("--") else f"{item.spelled} ({name})"
             if name in self.refused:
-                raise TransferError(f"task param {param}: option {name} is not allowed for {self.tool}: "
+                raise TransferError(f"task param {param}: option {shown} is not allowed for {self.tool}: "
                                     f"{self.refused[name]}")
-            if name not in self.allowed and name not in self.valued:
-                raise TransferError(f"task param {param}: option {name} is not allowed for {self.tool} "
+            if name not in self.allowed:
+                raise TransferError(f"task param {param}: option {shown} is not allowed for {self.tool} "
                                     "(not on its allow-list)")
-            skip = name in self.valued and not has_value
+        return parsed
 
-    def _name(self, word: str) -> tuple[str, bool]:
-        if self.single_dash_long:
-            head, eq, _ = word.lstrip("-").partition("=")
-            return "-" + head, bool(eq)
-        if word.startswith("--"):
-            head, eq, _ = word.partition("=")
-            return head, bool(eq)
-        return word[:2], len(word) > 2  # -n schema / -nschema
+    def names(self, words: Sequence[str]) -> set[str]:
+        """The option names the tool reads from `words` (after `check` passed)."""
+        return {p.opt.name for p in self.parse(words) if p.opt is not None}
 
 
-def tool_options(tool: str, allowed: Iterable[str], valued: Iterable[str] = (), refused: Mapping[str, str] | None = None,
-          *, positional: bool = False, single_dash_long: bool = False) -> ToolOptions:
-    return ToolOptions(tool, frozenset(allowed), frozenset(valued), dict(refused or {}), positional, single_dash_long)
+def tool_options(grammar: Grammar, allowed: Iterable[str], refused: Mapping[str, str] | None = None,
+                 *, positional: bool = False) -> ToolOptions:
+    """Options for a grammar; every allowed or refused name must be one of the grammar's options."""
+    known = {o.name for o in grammar.options()}
+    unknown = sorted({*allowed, *(refused or {})} - known)
+    if unknown:
+        raise ValueError(f"{grammar.tool}: no such options in its grammar: {', '.join(unknown)}")
+    return ToolOptions(grammar, frozenset(allowed), dict(refused or {}), positional)
+
+
+def rebuild(parsed: Sequence[Parsed]) -> list[str]:
+    """Words that a my_getopt tool (which reads options after operands too) reads as `parsed`."""
+    words: list[str] = []
+    for p in parsed:
+        if p.opt is None and p.spelled.startswith("-"):
+            raise TransferError(f"task param args: operand {p.spelled!r} cannot be combined with multiDumpArgs")
+        if p.opt is None or p.value is None:
+            words.append(p.spelled)
+        else:
+            words.append(f"{p.spelled if p.spelled.startswith('--') else p.opt.name}={p.value}")
+    return words
 
 
 def refuse(reason: str, *names: str) -> dict[str, str]:

@@ -25,11 +25,13 @@ from providers.databases.base import (
     TaskParams,
     resolve_connection,
 )
+from providers.databases.grammars import PG_DUMP, PG_DUMPALL, PSQL
 from providers.databases.options import (
     COMMANDS,
     ERRORS,
     FILES,
     FORMAT,
+    OTHER,
     OUTPUT,
     TARGET,
     ToolOptions,
@@ -40,33 +42,31 @@ from providers.databases.options import (
 
 SUPERUSERS = ("postgres",)
 
-_CONNECTION = refuse(TARGET, "--host", "-h", "--port", "-p", "--username", "-U", "--dbname", "-d", "--role",
-                     "--password", "-W", "--database", "-l")
+_CONNECTION = refuse(TARGET, "--host", "--port", "--username", "--dbname", "--password")
+_OTHER = refuse(OTHER, "--help", "--version")
 _COMMON_DUMP = (
-    "--data-only", "-a", "--schema-only", "-s", "--clean", "-c", "--if-exists", "--no-owner", "-O",
-    "--no-privileges", "-x", "--no-acl", "--no-comments", "--no-publications", "--no-subscriptions",
-    "--no-tablespaces", "--no-security-labels", "--no-unlogged-table-data", "--no-sync", "--inserts",
-    "--column-inserts", "--on-conflict-do-nothing", "--quote-all-identifiers", "--disable-triggers",
-    "--disable-dollar-quoting", "--load-via-partition-root", "--use-set-session-authorization", "--verbose",
-    "-v", "--no-password", "-w",
+    "--data-only", "--schema-only", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--no-comments",
+    "--no-publications", "--no-subscriptions", "--no-tablespaces", "--no-security-labels",
+    "--no-unlogged-table-data", "--no-sync", "--inserts", "--column-inserts", "--on-conflict-do-nothing",
+    "--quote-all-identifiers", "--disable-triggers", "--disable-dollar-quoting", "--load-via-partition-root",
+    "--use-set-session-authorization", "--verbose", "--no-password", "--encoding", "--lock-wait-timeout",
+    "--rows-per-insert", "--extra-float-digits",
 )
-_COMMON_VALUED = ("--encoding", "-E", "--lock-wait-timeout", "--rows-per-insert", "--extra-float-digits")
-_DUMP_REFUSED = {**_CONNECTION, **refuse(OUTPUT, "--file", "-f"),
-                 **refuse(FORMAT, "--format", "-F", "--compress", "-Z", "--jobs", "-j")}
+_DUMP_REFUSED = {**_CONNECTION, **_OTHER, **refuse(OUTPUT, "--file")}
 OPTIONS = {
-    "pg_dump": tool_options("pg_dump", (*_COMMON_DUMP, "--create", "-C", "--blobs", "-b", "--no-blobs", "-B",
-                                 "--large-objects", "--no-large-objects", "--enable-row-security",
-                                 "--serializable-deferrable", "--strict-names", "--no-synchronized-snapshots"),
-                     (*_COMMON_VALUED, "--schema", "-n", "--exclude-schema", "-N", "--table", "-t",
-                      "--exclude-table", "-T", "--exclude-table-data", "--extension", "-e", "--section",
-                      "--snapshot"), _DUMP_REFUSED),
-    "pg_dumpall": tool_options("pg_dumpall", (*_COMMON_DUMP, "--globals-only", "-g", "--roles-only", "-r",
-                                       "--tablespaces-only", "-t", "--no-role-passwords"),
-                        (*_COMMON_VALUED, "--exclude-database"), _DUMP_REFUSED),
-    "psql": tool_options("psql", ("--echo-errors", "-b", "--echo-queries", "-e", "--echo-all", "-a", "--quiet", "-q"),
-                  (), {**_CONNECTION, **refuse(COMMANDS, "--command", "-c"), **refuse(FILES, "--file", "-f"),
-                       **refuse(OUTPUT, "--output", "-o", "--log-file", "-L"),
-                       **refuse(ERRORS, "--variable", "-v", "--set")}),
+    "pg_dump": tool_options(PG_DUMP, (*_COMMON_DUMP, "--create", "--blobs", "--no-blobs", "--enable-row-security",
+                                      "--serializable-deferrable", "--strict-names", "--no-synchronized-snapshots",
+                                      "--schema", "--exclude-schema", "--table", "--exclude-table",
+                                      "--exclude-table-data", "--extension", "--section", "--snapshot"),
+                            {**_DUMP_REFUSED, **refuse(TARGET, "--include-foreign-data", "--role"),
+                             **refuse(FORMAT, "--format", "--compress", "--jobs")}),
+    "pg_dumpall": tool_options(PG_DUMPALL, (*_COMMON_DUMP, "--globals-only", "--roles-only", "--tablespaces-only",
+                                            "--no-role-passwords", "--exclude-database"),
+                               {**_DUMP_REFUSED, **refuse(TARGET, "--database", "--role")}),
+    "psql": tool_options(PSQL, ("--echo-errors", "--echo-queries", "--echo-all", "--quiet"),
+                         {**_CONNECTION, **_OTHER, **refuse(OTHER, "-?"), **refuse(TARGET, "--list"), **refuse(COMMANDS, "--command"),
+                          **refuse(FILES, "--file"), **refuse(OUTPUT, "--output", "--log-file"),
+                          **refuse(ERRORS, "--set")}),
 }
 BACKUP_TOOLS: tuple[str, ...] = ("pg_dumpall", "pg_dump")
 

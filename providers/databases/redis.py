@@ -25,9 +25,11 @@ from providers.databases.base import (
     appbinding_name,
     resolve_connection,
 )
+from providers.databases.grammars import REDIS_CLI
 from providers.databases.options import (
     COMMANDS,
     FILES,
+    OTHER,
     OUTPUT,
     TARGET,
     ToolOptions,
@@ -37,11 +39,16 @@ from providers.databases.options import (
 )
 from stashplan.errors import TransferError
 
-_REDIS_REFUSED = {**refuse(TARGET, "-h", "-p", "-s", "-a", "--user", "--pass", "--askpass", "-u", "-n", "-c"),
-                  **refuse(OUTPUT, "--rdb", "--functions-rdb", "--pipe", "-e"),
-                  **refuse(COMMANDS, "--eval", "-x", "-r", "-i"), **refuse(FILES, "--cacert", "--cert", "--key")}
-OPTIONS = {"redis-cli": tool_options("redis-cli", ("--tls", "--insecure", "--no-auth-warning"),
-                              ("--sni", "--pipe-timeout"), _REDIS_REFUSED)}
+_REDIS_REFUSED = {**refuse(TARGET, "-h", "-p", "-s", "-a", "--user", "--pass", "--askpass", "-u", "-n", "-c",
+                          "--cluster"),
+                  **refuse(OUTPUT, "--rdb", "--functions-rdb", "--pipe", "-e", "--replica", "--slave"),
+                  **refuse(COMMANDS, "--eval", "-x", "-X", "-r", "-i", "--ldb", "--ldb-sync-mode"),
+                  **refuse(FILES, "--cacert", "--cacertdir", "--cert", "--key"),
+                  **refuse(OTHER, "--help", "--version", "-v", "--stat", "--latency", "--latency-history",
+                           "--latency-dist", "--lru-test", "--bigkeys", "--memkeys", "--hotkeys", "--scan",
+                           "--intrinsic-latency")}
+OPTIONS = {"redis-cli": tool_options(REDIS_CLI, ("--tls", "--insecure", "--no-auth-warning", "--sni", "--pipe-timeout"),
+                                     _REDIS_REFUSED)}
 BACKUP_TOOLS: tuple[str, ...] = ("redis-cli",)
 
 

@@ -21,9 +21,11 @@ from providers.databases.base import (
     appbinding_name,
     resolve_connection,
 )
+from providers.databases.grammars import SQLITE3
 from providers.databases.options import (
     COMMANDS,
     FILES,
+    OTHER,
     OUTPUT,
     TARGET,
     ToolOptions,
@@ -33,14 +35,12 @@ from providers.databases.options import (
 )
 from stashplan.errors import TransferError
 
-_SQLITE_REFUSED = {**refuse(COMMANDS, "-cmd", "-interactive", "-unsafe-testing"), **refuse(FILES, "-init"),
-                   **refuse(OUTPUT, "-echo", "-header", "-html", "-markdown", "-json", "-line", "-list"),
-                   **refuse(TARGET, "-append", "-deserialize", "-zip", "-A", "-archive", "-vfs", "-memtrace")}
-OPTIONS = {
-    tool: tool_options(tool, ("-bail", "-batch", "-safe", "-nofollow", "-readonly"), (), _SQLITE_REFUSED,
-                single_dash_long=True)
-    for tool in ("sqlite3",)
-}
+_SQLITE_REFUSED = {**refuse(COMMANDS, "-cmd", "-interactive", "-unsafe-testing", "-nonce"), **refuse(FILES, "-init"),
+                   **refuse(OUTPUT, "-echo", "-header", "-html", "-markdown", "-json", "-line", "-list", "-stats",
+                            "-memtrace", "-vfstrace"),
+                   **refuse(TARGET, "-append", "-deserialize", "-zip", "-A", "-archive", "-vfs", "-multiplex"),
+                   **refuse(OTHER, "-help", "-version")}
+OPTIONS = {"sqlite3": tool_options(SQLITE3, ("-bail", "-batch", "-safe", "-nofollow", "-readonly"), _SQLITE_REFUSED)}
 BACKUP_TOOLS: tuple[str, ...] = ("sqlite3",)
 
 

@@ -55,7 +55,10 @@ def with_params(tmp_path: Path, params: dict[str, str], postgres: bool) -> Path:
      "task param backupCMD: must be one of pg_dumpall, pg_dump (a tool name, found on PATH), not '/tmp/evil/pg_dump'"),
     ({"backupCMD": "pg_dump", "args": "--host=evil.example.com"}, True,
      "task param args: option --host is not allowed for pg_dump: it changes the connection target"),
-    ({"args": "--schema=public"}, True, "task param args: option --schema is not allowed for pg_dumpall (not on its allow-list)"),
+    ({"args": "--schema=public"}, True,  # pg_dumpall reads --schema as its --schema-only, which takes no value
+     "task param args: pg_dumpall would refuse it: option '--schema' (--schema-only) doesn't allow an argument"),
+    ({"backupCMD": "pg_dump", "args": "-ap5499"}, True,  # getopt reads -a -p 5499
+     "task param args: option -p (--port) is not allowed for pg_dump: it changes the connection target"),
 ])
 def test_plan_refuses_task_params_that_redirect_run_or_retarget(
     tmp_path: Path, params: dict[str, str], postgres: bool, message: str
