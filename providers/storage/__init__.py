@@ -17,12 +17,13 @@ from collections.abc import Callable, Mapping
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from providers.storage.base import ObjectInfo, ObjectNotFound, Storage, StorageError
+from providers.storage.base import IncompleteListing, ObjectInfo, ObjectNotFound, Storage, StorageError
 from providers.storage.local import LocalStorage
 from providers.storage.memory import MemoryStorage
 from providers.storage.retry import RetryingStorage
 
 __all__ = [
+    "IncompleteListing",
     "LocalStorage",
     "MemoryStorage",
     "ObjectInfo",

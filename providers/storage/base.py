@@ -6,7 +6,12 @@ Rules (the contract suite in tests/contract/test_storage_contract.py checks them
   may be bytes or a binary stream read to EOF; a stream source is not rewound by the backend.
 - `get` returns the object's bytes, or the `length` bytes at `offset`; `open` streams them.
 - A missing object raises `ObjectNotFound` (also through wrappers) from `get`, `open`, `delete`.
-- `list(prefix)` yields every object whose name starts with `prefix`, with its size, in no set order.
+- `list(prefix)` yields every object whose name starts with `prefix`, with its size, in no set order, and
+  says when it is complete: its iteration ends normally only when the backend confirmed the listing whole
+  (a parsed answer for every page, the page chain followed to its end, counts and the echoed prefix
+  agreeing; each backend's module says what it checks). Anything else raises `IncompleteListing` (a
+  TransientError, so the retry wrapper lists again), possibly after some entries: a caller that acts on
+  what is absent (prune) reads a listing to its end before acting. A failed listing is never empty.
 - `put_if_absent` creates an object only when no object of that name exists, atomically: of any
   number of concurrent callers exactly one gets True and its bytes are what everyone reads after.
   Exceptions, documented in their modules: `swift` and `rest`, whose servers check before the upload
@@ -23,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from stashplan.errors import StashplanError
+from stashplan.errors import StashplanError, TransientError
 
 
 class ObjectNotFound(StashplanError):
@@ -37,6 +42,17 @@ class ObjectNotFound(StashplanError):
 
 class StorageError(StashplanError):
     """A permanent storage failure (access denied, no such bucket, bad configuration)."""
+
+
+class IncompleteListing(TransientError):
+    """A listing the backend did not confirm complete: no body, a short or unparseable one, counts or an
+    echoed prefix that disagree, a page chain cut short. Never to be read as an empty or shorter list."""
+
+    def __init__(self, location: str, prefix: str, reason: str) -> None:
+        self.location = location
+        self.prefix = prefix
+        self.reason = " ".join(reason.split())  # one line, whatever the library's message held
+        super().__init__(f"{location}: listing {prefix or '(all objects)'} is incomplete: {self.reason}")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Files are created 0600 and directories 0700: a repository holds key files and encrypted data that no
 other local user needs to read. `put_if_absent` links the finished temp file, which fails if the name
 exists. Operating-system failures (disk full, permission denied) become one-line StorageErrors naming
-the path and the cause; the temp file is removed.
+the path and the cause; the temp file is removed. A listing is complete when every directory under the
+prefix was read: one that cannot be read (or is a file) is such an error, never an empty listing.
 """
 
 from __future__ import annotations
@@ -152,11 +153,23 @@ class LocalStorage:
             raise self._error("read", path, exc) from exc
 
     def _walk(self, prefix: str) -> Iterator[tuple[str, str]]:
-        """(full path, file name) of every file under the directory holding `prefix`."""
+        """(full path, file name) of every file under the directory holding `prefix`.
+
+        A directory that does not exist holds nothing; one that cannot be read (or is not a directory)
+        is a StorageError, never an empty listing. A directory removed while walking held nothing."""
         base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
-        if not base.is_dir():
+
+        def failed(exc: OSError) -> None:
+            if not isinstance(exc, FileNotFoundError) or Path(exc.filename or "") == base:
+                raise self._error("list", Path(exc.filename or base), exc)
+
+        try:
+            os.stat(base)
+        except FileNotFoundError:
             return
-        for dirpath, _dirs, files in os.walk(base):
+        except OSError as exc:
+            raise self._error("list", base, exc) from exc
+        for dirpath, _dirs, files in os.walk(base, onerror=failed):
             for fname in files:
                 yield os.path.join(dirpath, fname), fname
 
@@ -169,7 +182,9 @@ class LocalStorage:
                 try:
                     size = os.stat(full).st_size
                 except FileNotFoundError:
-                    continue
+                    continue  # deleted since the directory was read
+                except OSError as exc:
+                    raise self._error("list", Path(full), exc) from exc
                 yield ObjectInfo(rel, size)
 
     def delete(self, name: str) -> None:

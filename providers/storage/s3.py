@@ -1,4 +1,6 @@
-"""The `s3` backend (boto3): AWS S3, MinIO, Ceph...; errors mapped to TransientError/ObjectNotFound/StorageError."""
+"""The `s3` backend (boto3): AWS S3, MinIO, Ceph...; errors mapped to TransientError/ObjectNotFound/StorageError.
+A listing counts only when every ListObjectsV2 page parsed, echoed the bucket and prefix, held KeyCount
+entries, and the last said IsTruncated false; anything else raises IncompleteListing."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 from providers.storage.base import (
+    IncompleteListing,
     ObjectInfo,
     ObjectNotFound,
     Source,
@@ -25,6 +28,7 @@ TRANSIENT_CODES = {
 NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 # A conditional write racing another on the same key: AWS answers 409; retrying then gives 412.
 CONFLICT_CODES = {"ConditionalRequestConflict"}
+LIST_PAGE = 1000  # MaxKeys of each ListObjectsV2 request (S3's own maximum)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class S3Storage:
         from botocore.config import Config
 
         self.settings = settings
+        self.list_page = LIST_PAGE
         verify: bool | str = True
         if settings.insecure_tls:
             import urllib3
@@ -186,16 +191,72 @@ class S3Storage:
             raise self._map(exc, f"open {name}", name) from exc
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """ListObjectsV2 pages, each checked (`_page`), followed by continuation token to the last one."""
         base = f"{self.settings.prefix}/" if self.settings.prefix else ""
-        try:
-            pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.settings.bucket, Prefix=base + prefix
-            )
-            for page in pages:
-                for item in page.get("Contents", []):
-                    yield ObjectInfo(item["Key"][len(base) :], int(item["Size"]))
-        except Exception as exc:
-            raise self._map(exc, f"list {prefix}") from exc
+        kwargs: dict[str, Any] = {"Bucket": self.settings.bucket, "Prefix": base + prefix, "MaxKeys": self.list_page}
+        tokens: set[str] = set()
+        while True:
+            try:
+                page = self._client.list_objects_v2(**kwargs)
+            except Exception as exc:  # a body cut short, unparseable XML, a lost connection, 5xx
+                mapped = self._map(exc, f"list {prefix}")
+                if isinstance(mapped, TransientError) or self._parser_error(exc):
+                    raise IncompleteListing(self.location, prefix, self._list_failure(exc)) from exc
+                raise mapped from exc
+            items, token = self._page(page, base, prefix)
+            yield from items
+            if token is None:
+                return
+            if token in tokens:
+                raise IncompleteListing(self.location, prefix, "the continuation token came back again")
+            tokens.add(token)
+            kwargs["ContinuationToken"] = token
+
+    def _list_failure(self, exc: Exception) -> str:
+        if not isinstance(exc, self._client_error):
+            return f"{type(exc).__name__}: {exc}"
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in ("", str(status)):  # botocore turns a 200 whose XML does not parse into a bare 500
+            return f"HTTP {status} without an S3 error code (a body cut short or not XML reads so)"
+        return f"{code} (HTTP {status})"
+
+    def _parser_error(self, exc: Exception) -> bool:
+        from botocore.parsers import ResponseParserError
+
+        return isinstance(exc, ResponseParserError)
+
+    def _page(self, page: Mapping[str, Any], base: str, prefix: str) -> tuple[Sequence[ObjectInfo], str | None]:
+        """A page's objects and the next page's token (None after the last), once the page proves whole:
+        a parsed body (Name, KeyCount, IsTruncated), our bucket and prefix echoed, KeyCount equal to the
+        entries, every key under the prefix, and a NextContinuationToken whenever IsTruncated."""
+
+        def incomplete(reason: str) -> IncompleteListing:
+            return IncompleteListing(self.location, prefix, reason)
+
+        missing = [f for f in ("Name", "KeyCount", "IsTruncated") if f not in page]
+        if missing:
+            raise incomplete(f"no ListBucketResult in the response body ({', '.join(missing)} missing)")
+        if page["Name"] != self.settings.bucket:
+            raise incomplete(f"the response is for bucket {page['Name']!r}, not {self.settings.bucket!r}")
+        if page.get("Prefix", "") != base + prefix:
+            raise incomplete(f"the response echoes prefix {page.get('Prefix')!r}, not {base + prefix!r}")
+        contents = page.get("Contents", [])
+        entries = len(contents) + len(page.get("CommonPrefixes", []))
+        if int(page["KeyCount"]) != entries:
+            raise incomplete(f"KeyCount is {page['KeyCount']} but the body holds {entries} entries")
+        items = []
+        for item in contents:
+            key = str(item.get("Key", ""))
+            if not key.startswith(base + prefix) or "Size" not in item:
+                raise incomplete(f"entry {key!r} is outside the prefix or has no Size")
+            items.append(ObjectInfo(key[len(base) :], int(item["Size"])))
+        if not page["IsTruncated"]:
+            return items, None
+        token = page.get("NextContinuationToken")
+        if not token:
+            raise incomplete("IsTruncated without a NextContinuationToken")
+        return items, str(token)
 
     def delete(self, name: str) -> None:
         if not self.exists(name):
