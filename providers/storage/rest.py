@@ -4,6 +4,8 @@ The protocol stores restic's object kinds only: `config`, `data/<2 hex>/<64 hex>
 and `index|keys|locks|snapshots/<64 hex>`; other names are refused. The server refuses to overwrite, so
 replacing an object is delete + create (not atomic on this backend). rest-server checks that a name is the
 SHA-256 of the content unless started with `--no-verify-upload`, which stashplan repositories need.
+A listing counts when every kind answered a v2 JSON list of names and sizes that parsed; the protocol
+has no count, so entries dropped from a well-formed answer cannot be seen here.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
-from providers.storage.base import ObjectInfo, ObjectNotFound, Source, StorageError, as_bytes, check_name
+from providers.storage.base import (
+    IncompleteListing,
+    ObjectInfo,
+    ObjectNotFound,
+    Source,
+    StorageError,
+    as_bytes,
+    check_name,
+)
 from providers.storage.streams import chunk_stream
 from stashplan.errors import TransientError
 
@@ -161,15 +171,42 @@ class RestStorage:
         for kind in KINDS:
             if not (kind + "/").startswith(prefix) and not prefix.startswith(kind + "/"):
                 continue
-            try:
-                resp = self._request("GET", kind + "/", f"list {kind}/", "-", headers={"Accept": V2})
-            except ObjectNotFound:
-                continue
-            for item in resp.json():
-                blob = str(item["name"])
+            for blob, size in self._list_kind(kind, prefix):
                 full = f"data/{blob[:2]}/{blob}" if kind == "data" else f"{kind}/{blob}"
                 if full.startswith(prefix):
-                    yield ObjectInfo(full, int(item["size"]))
+                    yield ObjectInfo(full, size)
+
+    def _list_kind(self, kind: str, prefix: str) -> Sequence[tuple[str, int]]:
+        """One kind's (name, size) pairs from a v2 answer that parsed whole; else IncompleteListing."""
+
+        def incomplete(reason: str) -> IncompleteListing:
+            return IncompleteListing(self.location, prefix, f"{kind}/: {reason}")
+
+        try:
+            resp = self._request("GET", kind + "/", f"list {kind}/", "-", headers={"Accept": V2})
+        except ObjectNotFound:
+            if self._exists("config", "config"):  # a created repository has every kind's directory
+                raise incomplete("HTTP 404 in a repository that exists") from None
+            return []
+        except TransientError as exc:
+            raise incomplete(str(exc).removeprefix(f"{self.location}: ")) from exc
+        media = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if media != V2:
+            raise incomplete(f"the answer is {media or 'untyped'}, not the v2 listing")
+        try:
+            items = resp.json()
+        except ValueError:
+            items = None
+        if not isinstance(items, list):
+            raise incomplete(f"the body ({len(resp.content)} bytes) is not a JSON list")
+        out = []
+        for item in items:
+            name = item.get("name") if isinstance(item, dict) else None
+            size = item.get("size") if isinstance(item, dict) else None
+            if not isinstance(name, str) or not _HEX64.fullmatch(name) or not isinstance(size, int) or size < 0:
+                raise incomplete(f"entry {str(item)[:80]!r} is not a name and size")
+            out.append((name, size))
+        return out
 
     def delete(self, name: str) -> None:
         path = self._path(name)
