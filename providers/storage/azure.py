@@ -2,7 +2,9 @@
 
 Secret keys: AZURE_ACCOUNT_NAME, AZURE_ACCOUNT_KEY, and AZURE_ENDPOINT (the blob service URL, e.g.
 `http://127.0.0.1:10000/devstoreaccount1` for Azurite or a sovereign cloud's). The SDK's retries are off:
-RetryingStorage retries. Large blobs go up and down in `connections` parallel blocks.
+RetryingStorage retries. Large blobs go up and down in `connections` parallel blocks. A listing counts
+when every page parsed and echoed our container and prefix; the XML carries no count, so entries dropped
+from a well-formed page cannot be seen here.
 """
 
 from __future__ import annotations
@@ -12,12 +14,20 @@ import binascii
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
-from providers.storage.base import ObjectInfo, ObjectNotFound, Source, StorageError, check_name
+from providers.storage.base import (
+    IncompleteListing,
+    ObjectInfo,
+    ObjectNotFound,
+    Source,
+    StorageError,
+    check_name,
+)
 from providers.storage.streams import chunk_stream
 from stashplan.errors import TransientError
 
 NAME, KEY = "AZURE_ACCOUNT_NAME", "AZURE_ACCOUNT_KEY"
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+LIST_PAGE = 5000  # maxresults of each List Blobs request (Azure's own maximum)
 
 
 class AzureStorage:
@@ -46,6 +56,7 @@ class AzureStorage:
             max_single_put_size=8 << 20, max_block_size=4 << 20, max_single_get_size=8 << 20,
         )  # fmt: skip
         self._client = service.get_container_client(container)
+        self.list_page = LIST_PAGE
         self._aexc = aexc
 
     @property
@@ -70,6 +81,8 @@ class AzureStorage:
             if status == 403:
                 return StorageError(f"{self.location}: {what}: access denied (HTTP 403 {exc.error_code}): "
                                     f"check {NAME} and {KEY}")
+            if status == 0:  # no whole response: the connection ended inside it
+                return TransientError(f"{self.location}: {what}: {exc.message or 'no complete response'}")
             if status in TRANSIENT_STATUS:
                 return TransientError(f"{self.location}: {what}: HTTP {status}")
             return StorageError(f"{self.location}: {what}: HTTP {status} {getattr(exc, 'error_code', '')}")
@@ -115,12 +128,36 @@ class AzureStorage:
         return chunk_stream(iter(stream.chunks()))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """List Blobs pages, each a parsed EnumerationResults echoing our container and prefix, followed
+        while a NextMarker comes; anything else raises IncompleteListing."""
         base = f"{self.prefix}/" if self.prefix else ""
-        try:
-            for item in self._client.list_blobs(name_starts_with=base + prefix):
-                yield ObjectInfo(item.name[len(base):], int(item.size))
-        except Exception as exc:
-            raise self._map(exc, f"list {prefix}") from exc
+        wanted = base + prefix
+        pager = self._client.list_blobs(name_starts_with=wanted, results_per_page=self.list_page).by_page()
+        while True:
+            try:
+                page = next(pager, None)
+                blobs = [] if page is None else list(page)
+            except AttributeError as exc:  # no body: the SDK deserialises it to None
+                raise IncompleteListing(self.location, prefix, "the response has no body") from exc
+            except self._aexc.DecodeError as exc:  # a body cut short
+                raise IncompleteListing(self.location, prefix, "the body is not XML") from exc
+            except Exception as exc:
+                mapped = self._map(exc, f"list {prefix}")
+                if isinstance(mapped, TransientError):
+                    raise IncompleteListing.caused_by(mapped, self.location, prefix) from exc
+                raise mapped from exc
+            if page is None:
+                return
+            echoed = (getattr(pager, "container", None), getattr(pager, "prefix", None) or "")
+            if echoed != (self.container, wanted):
+                raise IncompleteListing(self.location, prefix, f"the response echoes {echoed}, not "
+                                        f"{(self.container, wanted)}")
+            found = []
+            for item in blobs:
+                if not str(item.name).startswith(wanted) or item.size is None:
+                    raise IncompleteListing(self.location, prefix, f"entry {item.name!r} is outside it or sizeless")
+                found.append(ObjectInfo(item.name[len(base):], int(item.size)))
+            yield from found
 
     def delete(self, name: str) -> None:
         try:

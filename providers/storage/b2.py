@@ -4,6 +4,8 @@ Secret keys: B2_ACCOUNT_ID (the application key id) and B2_ACCOUNT_KEY, both req
 every version of the file, so a deleted object is gone as on the other backends. b2sdk retries some
 calls inside itself; what still fails transiently is raised as TransientError for RetryingStorage.
 `RAW_API` is the seam for b2sdk's own RawSimulator in tests (no B2 server exists here); None is real B2.
+A listing counts when every page parsed with its files in order and a nextFileName, null on the last;
+no count comes with it, so entries dropped from a well-formed page cannot be seen here.
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
-from providers.storage.base import ObjectInfo, ObjectNotFound, Source, StorageError, as_bytes, check_name
+from providers.storage.base import (
+    IncompleteListing,
+    ObjectInfo,
+    ObjectNotFound,
+    Source,
+    StorageError,
+    as_bytes,
+    check_name,
+)
 from stashplan.errors import TransientError
 
 ID, KEY = "B2_ACCOUNT_ID", "B2_ACCOUNT_KEY"
 RAW_API: Any = None  # tests: a callable returning b2sdk's RawSimulator (shared so state outlives one client)
 _login_lock = threading.Lock()
+LIST_PAGE = 1000  # maxFileCount of each b2_list_file_names call (one class C transaction per 1000)
 
 
 class B2Storage:
@@ -36,6 +47,7 @@ class B2Storage:
         self.bucket_name = bucket
         self.prefix = prefix.strip("/")
         self._e = bexc
+        self.list_page = LIST_PAGE
         config = B2HttpApiConfig(_raw_api_class=RAW_API) if RAW_API is not None else B2HttpApiConfig()
         self._api = B2Api(InMemoryAccountInfo(), api_config=config, max_upload_workers=max(1, connections))
         try:
@@ -118,15 +130,54 @@ class B2Storage:
         return io.BytesIO(self.get(name))  # whole object: B2 files here are packs of a few MB
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """b2_list_file_names pages from the prefix on, each a parsed object with a `files` list (at most a
+        page of names under the prefix, in order, with sizes) and a `nextFileName` that moves forward,
+        null after the last page; anything else raises IncompleteListing."""
         base = f"{self.prefix}/" if self.prefix else ""
-        folder, _, _ = (base + prefix).rpartition("/")
-        try:
-            for version, _ in self._bucket.ls(folder, recursive=True):
-                rel = str(version.file_name)[len(base):]
-                if rel.startswith(prefix):
-                    yield ObjectInfo(rel, int(version.size))
-        except Exception as exc:
-            raise self._map(exc, f"list {prefix}") from exc
+        wanted = base + prefix
+        start = wanted  # the first name that can match
+        while True:
+            try:
+                answer = self._api.session.list_file_names(self._bucket.id_, start or None, self.list_page,
+                                                           wanted or None)
+            except ValueError as exc:  # a body cut short or not JSON
+                raise IncompleteListing(self.location, prefix, f"the body is not JSON ({exc})") from exc
+            except Exception as exc:
+                mapped = self._map(exc, f"list {prefix}")
+                if isinstance(mapped, TransientError):
+                    raise IncompleteListing.caused_by(mapped, self.location, prefix) from exc
+                raise mapped from exc
+            found, following = self._page(answer, wanted, start, prefix)
+            yield from (ObjectInfo(name[len(base):], size) for name, size in found)
+            if following is None:
+                return
+            start = following
+
+    def _page(self, answer: Any, wanted: str, start: str, prefix: str) -> tuple[Sequence[tuple[str, int]], str | None]:
+        def incomplete(reason: str) -> IncompleteListing:
+            return IncompleteListing(self.location, prefix, reason)
+
+        if not isinstance(answer, dict) or not isinstance(answer.get("files"), list) or "nextFileName" not in answer:
+            raise incomplete("the answer has no files list and nextFileName")
+        files = answer["files"]
+        if len(files) > self.list_page:
+            raise incomplete(f"{len(files)} files in a page of {self.list_page}")
+        out = []
+        last = ""
+        for item in files:
+            name = item.get("fileName") if isinstance(item, dict) else None
+            size = item.get("contentLength") if isinstance(item, dict) else None
+            if not isinstance(name, str) or not name.startswith(wanted) or not isinstance(size, int):
+                raise incomplete(f"entry {str(item)[:80]!r} is not a name under the prefix and a size")
+            if name < start or name <= last:
+                raise incomplete(f"entry {name!r} is out of order")
+            last = name
+            if item.get("action", "upload") == "upload":  # not hide markers, folders, unfinished large files
+                out.append((name, size))
+        following = answer["nextFileName"]
+        if following is not None and (not isinstance(following, str) or following <= start):
+            raise incomplete(f"nextFileName {following!r} does not move past {start!r}")
+        return out, following
 
     def delete(self, name: str) -> None:
         key = self._key(name)

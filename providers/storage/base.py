@@ -51,8 +51,15 @@ class IncompleteListing(TransientError):
     def __init__(self, location: str, prefix: str, reason: str) -> None:
         self.location = location
         self.prefix = prefix
-        self.reason = " ".join(reason.split())  # one line, whatever the library's message held
+        reason = " ".join(reason.split())  # one line, whatever the library's message held
+        self.reason = reason if len(reason) <= 200 else reason[:200] + "..."
         super().__init__(f"{location}: listing {prefix or '(all objects)'} is incomplete: {self.reason}")
+
+    @classmethod
+    def caused_by(cls, error: Exception, location: str, prefix: str) -> IncompleteListing:
+        """The listing was cut by a transient failure: its cause, without the location and `list ...:`."""
+        reason = str(error).removeprefix(f"{location}: ").removeprefix(f"list {prefix}: ")
+        return cls(location, prefix, reason)
 
 
 @dataclass(frozen=True)

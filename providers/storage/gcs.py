@@ -2,7 +2,9 @@
 
 Secret keys: GOOGLE_PROJECT_ID, GOOGLE_SERVICE_ACCOUNT_JSON_KEY (the service account's JSON key), and
 GCS_ENDPOINT for emulators or sovereign clouds (there, without a key, requests go unauthenticated).
-The library's own retries are off: RetryingStorage retries.
+The library's own retries are off: RetryingStorage retries. A listing counts when every page parsed as
+a `storage#objects` JSON object; JSON listings carry no count, so entries dropped from a well-formed
+page cannot be seen here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,14 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
-from providers.storage.base import ObjectInfo, ObjectNotFound, Source, StorageError, check_name
+from providers.storage.base import (
+    IncompleteListing,
+    ObjectInfo,
+    ObjectNotFound,
+    Source,
+    StorageError,
+    check_name,
+)
 from providers.storage.streams import chunk_stream
 from stashplan.errors import TransientError
 
@@ -19,6 +28,7 @@ KEY = "GOOGLE_SERVICE_ACCOUNT_JSON_KEY"
 PROJECT = "GOOGLE_PROJECT_ID"
 SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 READ_CHUNK = 8 << 20
+LIST_PAGE = 1000  # maxResults of each objects.list request
 
 
 def _credentials(secret: Mapping[str, str], endpoint: str) -> Any:
@@ -58,6 +68,7 @@ class GCSStorage:
         client._http.mount("https://", adapter)
         client._http.mount("http://", adapter)
         self._bucket = client.bucket(bucket)
+        self.list_page = LIST_PAGE
         self._gexc = gexc
         self._auth_error = GoogleAuthError
 
@@ -149,12 +160,34 @@ class GCSStorage:
         return int(blob.size or 0)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """objects.list pages, each a parsed `storage#objects` JSON object whose items lie under the prefix
+        and have a size, followed while a nextPageToken comes; anything else raises IncompleteListing."""
         base = f"{self.prefix}/" if self.prefix else ""
-        try:
-            for blob in self._bucket.list_blobs(prefix=base + prefix, retry=None):
-                yield ObjectInfo(blob.name[len(base):], int(blob.size or 0))
-        except Exception as exc:
-            raise self._map(exc, f"list {prefix}") from exc
+        wanted = base + prefix
+        pages = iter(self._bucket.list_blobs(prefix=wanted, page_size=self.list_page, retry=None).pages)
+        while True:
+            try:
+                page = next(pages, None)
+                blobs = [] if page is None else list(page)
+            except AttributeError as exc:  # no body: the library hands back b"" where a dict belongs
+                raise IncompleteListing(self.location, prefix, "the response has no body") from exc
+            except ValueError as exc:  # a body cut short
+                raise IncompleteListing(self.location, prefix, f"the body is not JSON ({exc})") from exc
+            except Exception as exc:
+                mapped = self._map(exc, f"list {prefix}")
+                if isinstance(mapped, TransientError):
+                    raise IncompleteListing.caused_by(mapped, self.location, prefix) from exc
+                raise mapped from exc
+            if page is None:
+                return
+            if not isinstance(page.raw_page, dict) or page.raw_page.get("kind") != "storage#objects":
+                raise IncompleteListing(self.location, prefix, "the response is not a storage#objects listing")
+            found = []
+            for blob in blobs:
+                if not str(blob.name).startswith(wanted) or blob.size is None:
+                    raise IncompleteListing(self.location, prefix, f"entry {blob.name!r} is outside it or sizeless")
+                found.append(ObjectInfo(blob.name[len(base):], int(blob.size)))
+            yield from found
 
     def delete(self, name: str) -> None:
         try:

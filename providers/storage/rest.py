@@ -189,7 +189,7 @@ class RestStorage:
                 raise incomplete("HTTP 404 in a repository that exists") from None
             return []
         except TransientError as exc:
-            raise incomplete(str(exc).removeprefix(f"{self.location}: ")) from exc
+            raise incomplete(str(exc).removeprefix(f"{self.location}: list {kind}/: ")) from exc
         media = resp.headers.get("Content-Type", "").split(";")[0].strip()
         if media != V2:
             raise incomplete(f"the answer is {media or 'untyped'}, not the v2 listing")

@@ -3,6 +3,8 @@
 Authentication as restic reads it from the storage Secret: ST_AUTH + ST_USER + ST_KEY (v1, e.g. tempauth),
 or a pre-authenticated OS_STORAGE_URL + OS_AUTH_TOKEN. Keystone (OS_AUTH_URL ...) is refused with a
 one-line error: it cannot be tested here. One connection per thread; swiftclient's retries are off.
+A listing counts when every page parsed as a JSON list in order and the last was shorter than a page;
+no count comes with it, so entries dropped from a well-formed page cannot be seen here.
 """
 
 from __future__ import annotations
@@ -12,13 +14,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from providers.storage.base import ObjectInfo, ObjectNotFound, Source, StorageError, check_name
+import urllib3
+
+from providers.storage.base import (
+    IncompleteListing,
+    ObjectInfo,
+    ObjectNotFound,
+    Source,
+    StorageError,
+    check_name,
+)
 from providers.storage.streams import chunk_stream
 from stashplan.errors import TransientError
 
 V1_KEYS = ("ST_AUTH", "ST_USER", "ST_KEY")
 TOKEN_KEYS = ("OS_STORAGE_URL", "OS_AUTH_TOKEN")
 TRANSIENT_STATUS = {408, 429, 498, 500, 502, 503, 504}
+LIST_PAGE = 10000  # limit of each container GET (Swift's default maximum)
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,7 @@ class SwiftStorage:
         self._local = threading.local()
         self._client_error = ClientException
         self._container_checked = False
+        self.list_page = LIST_PAGE
 
     @property
     def location(self) -> str:
@@ -99,7 +112,7 @@ class SwiftStorage:
             if status in TRANSIENT_STATUS or status == 0:
                 return TransientError(f"{self.location}: {what}: {exc.msg} {status or ''}".rstrip())
             return StorageError(f"{self.location}: {what}: {exc.msg} {status}")
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError | urllib3.exceptions.HTTPError):  # lost connections, bodies cut short
             return TransientError(f"{self.location}: {what}: {type(exc).__name__}: {exc}")
         return exc
 
@@ -161,17 +174,55 @@ class SwiftStorage:
         return chunk_stream(iter(body), getattr(body, "close", None))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Container GET pages of `list_page` names from a marker, each a parsed JSON list of names (in
+        order, after the marker, under the prefix) and sizes; a page shorter than `list_page` is the last.
+        A missing container (404) holds nothing. Anything else raises IncompleteListing."""
+        import http.client
+
         base = f"{self.prefix}/" if self.prefix else ""
-        try:
-            _, items = self._conn().get_container(self.container, prefix=base + prefix, full_listing=True)
-        except self._client_error as exc:
-            if exc.http_status == 404:
+        wanted = base + prefix
+        marker = ""
+        while True:
+            try:
+                _, items = self._conn().get_container(self.container, prefix=wanted, marker=marker,
+                                                      limit=self.list_page)
+            except (ValueError, http.client.HTTPException) as exc:  # a body cut short or not JSON
+                raise IncompleteListing(self.location, prefix, f"{type(exc).__name__}: {exc}") from exc
+            except Exception as exc:
+                status = getattr(exc, "http_status", None) if isinstance(exc, self._client_error) else None
+                if status == 404 and not marker:
+                    return
+                mapped = self._map(exc, f"list {prefix}")
+                if isinstance(mapped, TransientError) or status == 404:
+                    raise IncompleteListing.caused_by(mapped, self.location, prefix) from exc
+                raise mapped from exc
+            found = self._page(items, wanted, marker, prefix)
+            yield from (ObjectInfo(name[len(base):], size) for name, size in found)
+            if len(found) < self.list_page:
                 return
-            raise self._map(exc, f"list {prefix}") from exc
-        except Exception as exc:
-            raise self._map(exc, f"list {prefix}") from exc
+            marker = found[-1][0]
+
+    def _page(self, items: Any, wanted: str, marker: str, prefix: str) -> Sequence[tuple[str, int]]:
+        """A page's (name, size) pairs once it proves whole: a JSON list of at most `list_page` entries,
+        each a name under the prefix, after the marker and in order, with its byte count."""
+
+        def incomplete(reason: str) -> IncompleteListing:
+            return IncompleteListing(self.location, prefix, reason)
+
+        if not isinstance(items, list) or len(items) > self.list_page:
+            raise incomplete(f"the body is not a JSON list of at most {self.list_page} entries")
+        out: list[tuple[str, int]] = []
+        last = marker
         for item in items:
-            yield ObjectInfo(str(item["name"])[len(base):], int(item["bytes"]))
+            name = item.get("name") if isinstance(item, dict) else None
+            size = item.get("bytes") if isinstance(item, dict) else None
+            if not isinstance(name, str) or not name.startswith(wanted) or not isinstance(size, int):
+                raise incomplete(f"entry {str(item)[:80]!r} is not a name under the prefix and a size")
+            if name <= last:
+                raise incomplete(f"entry {name!r} is out of order")
+            out.append((name, size))
+            last = name
+        return out
 
     def delete(self, name: str) -> None:
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.storage import ObjectNotFound, Storage, open_storage
+from providers.storage import ObjectNotFound, RetryingStorage, Storage, open_storage
 from providers.storage.local import LocalStorage
 from providers.storage.memory import MemoryStorage
 from tests.fixtures.s3 import S3Bucket
@@ -96,6 +96,34 @@ def test_list_yields_names_and_sizes_under_a_prefix_only(storage: Storage) -> No
     assert {i.name for i in storage.list()} == {data("one"), data("two"), f"index/{h('three')}", "config"}
     assert {i.name for i in storage.list("index/")} == {f"index/{h('three')}"}
     assert list(storage.list("snapshots/")) == []
+
+
+def test_list_follows_every_page_to_the_end(storage: Storage) -> None:
+    """A listing is whole or an error: backends that list in pages (pages of 3 here) follow them all."""
+    inner = storage.inner if isinstance(storage, RetryingStorage) else storage
+    if hasattr(inner, "list_page"):
+        inner.list_page = 3
+    packs = {data(f"paged-{n}") for n in range(8)}
+    for name in [*packs, f"index/{h('paged')}", "config"]:
+        storage.put(name, b"x")
+    assert {i.name for i in storage.list("data/")} == packs
+    assert {i.name for i in storage.list()} == packs | {f"index/{h('paged')}", "config"}
+    assert list(storage.list("snapshots/")) == []
+
+
+def test_local_listing_of_an_unreadable_directory_is_an_error_not_empty(tmp_path: Path) -> None:
+    from providers.storage import StorageError
+
+    storage = LocalStorage(tmp_path / "repo")
+    storage.put("data/aa/x", b"payload")
+    (tmp_path / "repo" / "index").write_bytes(b"a file where the index directory belongs")
+    (tmp_path / "repo" / "data" / "bb").symlink_to(tmp_path / "repo" / "data" / "bb")  # a loop: cannot be read
+    for prefix, path, cause in (("index/", "repo/index", "Not a directory"),
+                                ("data/", "repo/data/bb", "Too many levels of symbolic links")):
+        with pytest.raises(StorageError, match=f"cannot list .*{path}: {cause}") as info:
+            list(storage.list(prefix))
+        assert "\n" not in str(info.value)
+    assert list(storage.list("snapshots/")) == []  # a directory not made yet holds nothing
 
 
 def test_delete_removes_the_object(storage: Storage) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -133,3 +134,37 @@ def test_rest_listing_with_a_cut_body_raises_incomplete_after_retries(
 ) -> None:
     storage, proxy = rest_through_proxy
     _assert_incomplete_after_retries(storage, proxy, rest_listing("data"), cut, reason)
+
+
+def _gcs_listing(req: Request) -> bool:
+    return req.method == "GET" and req.path.startswith("/storage/v1/b/") and req.path.endswith("/o")
+
+
+def _azure_listing(req: Request) -> bool:
+    return req.method == "GET" and req.query.get("comp") == ["list"] and req.query.get("restype") == ["container"]
+
+
+def _swift_listing(req: Request) -> bool:
+    return req.method == "GET" and req.path.startswith("/v1/") and req.path.count("/") == 3
+
+
+# Which Secret key names each emulated backend's endpoint (swift: tempauth hands out a storage URL on the
+# host the client asked, so authenticating through the proxy keeps every later request on it).
+ENDPOINTS = {"gcs": ("GCS_ENDPOINT", _gcs_listing), "azure": ("AZURE_ENDPOINT", _azure_listing),
+             "swift": ("ST_AUTH", _swift_listing)}  # fmt: skip
+
+
+@pytest.mark.parametrize("cut", [Cut.CLOSE, Cut.EMPTY, Cut.SHORT], ids=lambda c: c.value)
+@pytest.mark.parametrize("provider", sorted(ENDPOINTS))
+def test_emulated_backend_listing_with_a_cut_body_raises_incomplete_after_retries(
+    request: pytest.FixtureRequest, cutting_proxy: Callable[[str], CuttingProxy], provider: str, cut: Cut
+) -> None:
+    target: StorageTarget = request.getfixturevalue(f"{provider}_target")
+    key, matches = ENDPOINTS[provider]
+    endpoint = urlsplit(target.secret[key])
+    proxy = cutting_proxy(f"http://{endpoint.netloc}")
+    secret = {**target.secret, key: target.secret[key].replace(endpoint.netloc, f"127.0.0.1:{proxy.port}")}
+    storage = target.storage(f"listing/{uuid.uuid4().hex[:12]}", secret)
+    for name in PACKS:
+        storage.put(name, b"pack " + name.encode())
+    _assert_incomplete_after_retries(storage, proxy, matches, cut, "is incomplete: ")
