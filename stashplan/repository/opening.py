@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from providers.storage import Storage
+from stashplan.repository.formats import detect
 from stashplan.repository.repo import Repository
-from stashplan.repository.restic.layout import detect
 from stashplan.repository.restic.repo import ResticRepository
 
 AnyRepository = Repository | ResticRepository

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository import keys, locks, repair
+from stashplan.repository import formats, keys, locks, repair
 from stashplan.repository.backup import BackupRequest, normalise_tags, run_backup
 from stashplan.repository.check import CheckResult, run_check
 from stashplan.repository.crypto import CorruptData, MasterKey, WrongPassword
@@ -31,7 +31,6 @@ from stashplan.repository.layout import (
 )
 from stashplan.repository.prune import PruneResult, run_prune
 from stashplan.repository.repair import RepairResult
-from stashplan.repository.restic import layout as restic_layout
 from stashplan.repository.restore import run_restore
 from stashplan.repository.retention import ForgetResult, RetentionPolicy, apply_policy
 from stashplan.repository.snapshots import Snapshot, load_all, matches, resolve
@@ -161,8 +160,8 @@ class Repository:
         try:
             _key, key_name = keys.find_master_key(storage, password, fits, warnings.append)
         except WrongPassword:
-            if restic_layout.detect(storage) is not None:
-                raise restic_layout.refusal(storage.location, "writing") from None
+            if formats.detect(storage) is not None:
+                raise formats.refusal(storage.location, "writing") from None
             raise
         config, key = found[0]
         if int(config.get("version", 0)) > FORMAT_VERSION:

@@ -25,9 +25,9 @@ from stashplan.apply.events import emit_event
 from stashplan.cluster.base import Cluster
 from stashplan.errors import TransferError
 from stashplan.repository import Repository
+from stashplan.repository.formats import refusal
 from stashplan.repository.opening import AnyRepository, open_repository
 from stashplan.repository.progress import progress_reporter
-from stashplan.repository.restic.layout import refusal
 from stashplan.transfer.context import (
     SessionContext,
     load_backup,

@@ -13,9 +13,9 @@ import zstandard
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
+from stashplan.repository.formats import ResticLayout
 from stashplan.repository.restic.crypto import ResticCorrupt, ResticKey
 from stashplan.repository.restic.index import BlobLoc, ResticIndex
-from stashplan.repository.restic.layout import ResticLayout
 
 
 class BlobLoader:

@@ -10,10 +10,10 @@ import hashlib
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
 from stashplan.repository.check import CheckResult
+from stashplan.repository.formats import ResticLayout
 from stashplan.repository.restic.blobs import BlobLoader
 from stashplan.repository.restic.crypto import ResticCorrupt, ResticKey
 from stashplan.repository.restic.index import ResticIndex, load_index, parse_header
-from stashplan.repository.restic.layout import ResticLayout
 from stashplan.repository.restic.snapshots import load_snapshot, snapshot_ids
 from stashplan.repository.restic.trees import load_tree
 

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from providers.storage import Storage
+from stashplan.repository.formats import ResticLayout
 from stashplan.repository.restic.crypto import OVERHEAD, ResticCorrupt, ResticKey
 from stashplan.repository.restic.files import fetch_all, load_unpacked
-from stashplan.repository.restic.layout import ResticLayout
 
 DATA = "data"
 TREE = "tree"

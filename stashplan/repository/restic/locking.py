@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 
 from providers.storage import ObjectNotFound, Storage, StorageError
 from stashplan.errors import RepositoryError
+from stashplan.repository.formats import ResticLayout
 from stashplan.repository.restic.crypto import ResticKey
 from stashplan.repository.restic.files import load_object
-from stashplan.repository.restic.layout import ResticLayout
 from stashplan.repository.restic.snapshots import parse_time
 
 STALE = timedelta(minutes=30)

@@ -15,13 +15,13 @@ from providers.storage import Storage
 from stashplan.errors import RepositoryError
 from stashplan.repository.backup import normalise_tags
 from stashplan.repository.check import CheckResult
+from stashplan.repository.formats import CONFIG, ResticLayout, detect, refusal
 from stashplan.repository.repo import RepoStats
 from stashplan.repository.restic.blobs import BlobLoader
 from stashplan.repository.restic.check import run_check
 from stashplan.repository.restic.crypto import ResticCorrupt, ResticKey, ResticWrongPassword, open_key_file
 from stashplan.repository.restic.files import decode_unpacked
 from stashplan.repository.restic.index import ResticIndex, load_index
-from stashplan.repository.restic.layout import CONFIG, ResticLayout, detect, refusal
 from stashplan.repository.restic.locking import shared_lock
 from stashplan.repository.restic.restore_dir import TreeRestored, restore_tree
 from stashplan.repository.restic.snapshots import ResticSnapshot, id_prefix, load_all, select, snapshot_ids

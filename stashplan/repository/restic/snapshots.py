@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from providers.storage import Storage
 from stashplan.errors import RepositoryError
+from stashplan.repository.formats import ResticLayout
 from stashplan.repository.restic.crypto import ResticKey
 from stashplan.repository.restic.files import fetch_all, load_object
-from stashplan.repository.restic.layout import ResticLayout
 
 
 @dataclass(frozen=True)

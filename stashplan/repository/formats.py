@@ -1,4 +1,6 @@
-"""Where restic keeps each kind of file in a storage, and detecting a restic repository there.
+"""Which repository format a storage holds: where restic keeps each kind of file, detecting a restic
+repository, and the refusal of writes into one. Shared by the native repository (which refuses to write
+there) and the restic reader beside it (which reads it), so neither imports the other's package.
 
 The default layout (`keys/`, `snapshots/`, `index/`, `locks/`, `data/<2 hex>/<id>`) and the old S3
 layout restic used on S3 before 0.7 (`key/`, `snapshot/`, `lock/`, `data/<id>`), both read-only here.
