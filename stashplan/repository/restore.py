@@ -5,16 +5,14 @@ Every failure names what is missing or corrupt: the chunk, its pack and the snap
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 import zstandard
 
-from providers.storage import ObjectNotFound, Storage
+from providers.storage import Storage
 from stashplan.errors import RepositoryError
+from stashplan.repository.blobreader import PackReader, read_ahead, runs
 from stashplan.repository.crypto import (
     CHUNK_CHECKSUM,
     CorruptData,
@@ -23,28 +21,22 @@ from stashplan.repository.crypto import (
     chunk_digest,
 )
 from stashplan.repository.index import Index
-from stashplan.repository.layout import pack_name
+from stashplan.repository.layout import BLOB_DATA, BLOB_LIST, pack_name
 from stashplan.repository.packs import BlobRef
 from stashplan.repository.snapshots import Manifest
 
-MAX_RUN = 2 * 1024 * 1024
+_KINDS = {BLOB_DATA: "chunk", BLOB_LIST: "content list"}  # how messages name a blob of each type
 
 
 class BlobReader:
-    """Loads single blobs by id through the index, with per-thread zstd decompressors."""
+    """Loads native blobs by id through the index: the shared pack reader with this format's opening."""
 
     def __init__(self, storage: Storage, key: MasterKey, index: Index, context: str) -> None:
         self.storage = storage
         self.key = key
         self.index = index
         self.context = context
-        self._local = threading.local()
-
-    def _decompressor(self) -> zstandard.ZstdDecompressor:
-        dec = getattr(self._local, "dec", None)
-        if dec is None:
-            dec = self._local.dec = zstandard.ZstdDecompressor()
-        return dec
+        self.packs: PackReader[BlobRef, tuple[bytes, bytes]] = PackReader(storage, self._open, pack_name, context)
 
     def ref(self, blob_id: bytes, what: str = "chunk") -> BlobRef:
         ref = self.index.get(blob_id)
@@ -59,32 +51,18 @@ class BlobReader:
 
     def load_run(self, refs: list[BlobRef], what: str = "chunk") -> list[bytes]:
         """The plaintexts of blobs stored back to back in one pack, fetched with one ranged read."""
-        return [plain for plain, _digest in self.read_run(refs, what)]
+        return [plain for plain, _digest in self.packs.read_run(refs, what)]
 
     def read_run(self, refs: list[BlobRef], what: str = "chunk") -> list[tuple[bytes, bytes]]:
         """`load_run` with each plaintext's digest: format 4, where it is checked against the blob's id
         (b"" before format 4, whose ids would cost a second hash pass)."""
-        first = refs[0]
-        length = refs[-1].offset + refs[-1].length - first.offset
-        try:
-            data = self.storage.get(pack_name(first.pack), first.offset, length)
-        except ObjectNotFound:
-            raise RepositoryError(
-                f"{self.context}: pack {first.pack} is missing (holds {what} {first.id.hex()[:16]})"
-            ) from None
-        view = memoryview(data)
-        return [
-            self._open(r, view[r.offset - first.offset : r.offset - first.offset + r.length], what)
-            for r in refs
-        ]
+        return self.packs.read_run(refs, what)
 
-    def _open(self, ref: BlobRef, sealed: memoryview, what: str) -> tuple[bytes, bytes]:
-        label = f"{what} {ref.id.hex()[:16]}"
-        if len(sealed) != ref.length:
-            raise RepositoryError(f"{self.context}: pack {ref.pack} is truncated (holds {label})")
+    def _open(self, ref: BlobRef, sealed: memoryview, dec: zstandard.ZstdDecompressor) -> tuple[bytes, bytes]:
+        label = f"{_KINDS.get(ref.type, 'blob')} {ref.id.hex()[:16]}"
         try:
             compressed = self.key.open(sealed, ref.id, what=f"{label} in pack {ref.pack}")
-            plain = self._decompressor().decompress(compressed, max_output_size=ref.raw_length)
+            plain = dec.decompress(compressed, max_output_size=ref.raw_length)
         except CorruptData as exc:
             raise RepositoryError(f"{self.context}: {exc}") from None
         except zstandard.ZstdError:
@@ -117,25 +95,6 @@ def chunk_ids(reader: BlobReader, manifest: Manifest) -> Iterator[bytes]:
         )
 
 
-def runs(reader: BlobReader, ids: Iterator[bytes]) -> Iterator[list[BlobRef]]:
-    """Chunk refs grouped into runs stored back to back in one pack (at most MAX_RUN plaintext bytes)."""
-    run: list[BlobRef] = []
-    size = 0
-    for blob_id in ids:
-        ref = reader.ref(blob_id)
-        if run and (
-            ref.pack != run[-1].pack
-            or ref.offset != run[-1].offset + run[-1].length
-            or size + ref.raw_length > MAX_RUN
-        ):
-            yield run
-            run, size = [], 0
-        run.append(ref)
-        size += ref.raw_length
-    if run:
-        yield run
-
-
 def run_restore(
     storage: Storage,
     key: MasterKey,
@@ -153,29 +112,14 @@ def run_restore(
     by_digests = algorithm == CHUNK_CHECKSUM  # format 4: the checksum hashes the chunks' digests
     digest = checksum_hasher(algorithm)
     written = 0
-    window: deque[Future[list[tuple[bytes, bytes]]]] = deque()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-restore")
-
-    def emit(parts: list[tuple[bytes, bytes]]) -> None:
-        nonlocal written
+    refs = (reader.ref(blob_id) for blob_id in chunk_ids(reader, manifest))
+    for parts in read_ahead(runs(refs), reader.read_run, workers=workers, depth=workers * 2, name="stashplan-restore"):
         for data, chunk_hash in parts:
             out.write(data)
             digest.update(chunk_hash if by_digests else data)
             written += len(data)
         if progress is not None:
             progress(written)
-
-    try:
-        for refs in runs(reader, chunk_ids(reader, manifest)):
-            window.append(pool.submit(reader.read_run, refs))
-            if len(window) >= workers * 2:
-                emit(window.popleft().result())
-        while window:
-            emit(window.popleft().result())
-    finally:
-        for future in window:
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
     if written != snap.total_size:
         raise RepositoryError(
             f"snapshot {snap.short_id}: restored {written} bytes, the snapshot records {snap.total_size}"

@@ -1,4 +1,4 @@
-"""Loading restic blobs: one ranged read per run of neighbouring blobs, decrypt, decompress, verify the id.
+"""Loading restic blobs through the shared pack reader (`repository.blobreader`): restic's decrypt, decompress, verify.
 
 Every blob is checked against its id (the SHA-256 of its plaintext) and its recorded length; a
 failure names the blob, its pack and what it was read for.
@@ -7,19 +7,19 @@ failure names the blob, its pack and what it was read for.
 from __future__ import annotations
 
 import hashlib
-import threading
 
 import zstandard
 
-from providers.storage import ObjectNotFound, Storage
+from providers.storage import Storage
 from stashplan.errors import RepositoryError
+from stashplan.repository.blobreader import PackReader
 from stashplan.repository.formats import ResticLayout
 from stashplan.repository.restic.crypto import ResticCorrupt, ResticKey
 from stashplan.repository.restic.index import BlobLoc, ResticIndex
 
 
 class BlobLoader:
-    """Blobs by id through the index; thread-safe (per-thread zstd decompressors)."""
+    """Blobs by id through the index: the shared pack reader with restic's opening; thread-safe."""
 
     def __init__(
         self, storage: Storage, key: ResticKey, layout: ResticLayout, index: ResticIndex, context: str
@@ -29,13 +29,9 @@ class BlobLoader:
         self.layout = layout
         self.index = index
         self.context = context
-        self._local = threading.local()
-
-    def _decompressor(self) -> zstandard.ZstdDecompressor:
-        dec = getattr(self._local, "dec", None)
-        if dec is None:
-            dec = self._local.dec = zstandard.ZstdDecompressor()
-        return dec
+        self.packs: PackReader[BlobLoc, bytes] = PackReader(
+            storage, self._open, layout.pack, context, pack_label=lambda pack: pack[:8]
+        )
 
     def loc(self, blob_id: bytes, what: str) -> BlobLoc:
         loc = self.index.get(blob_id)
@@ -50,29 +46,18 @@ class BlobLoader:
 
     def load_run(self, locs: list[BlobLoc], what: str = "data") -> list[bytes]:
         """The plaintexts of blobs stored back to back in one pack, fetched with one ranged read."""
-        first, last = locs[0], locs[-1]
-        length = last.offset + last.length - first.offset
-        try:
-            data = self.storage.get(self.layout.pack(first.pack), first.offset, length)
-        except ObjectNotFound:
-            raise RepositoryError(
-                f"{self.context}: pack {first.pack[:8]} is missing (holds {what} blob {first.id.hex()[:16]})"
-            ) from None
-        view = memoryview(data)
-        if len(view) != length:
-            raise RepositoryError(f"{self.context}: pack {first.pack[:8]} is truncated")
-        return [
-            self.open(loc, view[loc.offset - first.offset : loc.offset - first.offset + loc.length])
-            for loc in locs
-        ]
+        return self.packs.read_run(locs, f"{what} blob")
 
-    def open(self, loc: BlobLoc, sealed: memoryview | bytes) -> bytes:
+    def open(self, loc: BlobLoc, sealed: memoryview) -> bytes:
         """Decrypt, decompress and verify one stored blob; RepositoryError naming it if anything is off."""
+        return self._open(loc, sealed, self.packs.decompressor())
+
+    def _open(self, loc: BlobLoc, sealed: memoryview, dec: zstandard.ZstdDecompressor) -> bytes:
         label = f"{loc.kind} blob {loc.id.hex()[:16]} in pack {loc.pack[:8]}"
         try:
             plain = self.key.open(sealed, what=label)
             if loc.compressed:
-                plain = self._decompressor().decompress(plain, max_output_size=loc.raw_length)
+                plain = dec.decompress(plain, max_output_size=loc.raw_length)
         except ResticCorrupt as exc:
             raise RepositoryError(f"{self.context}: {exc}") from None
         except zstandard.ZstdError:

@@ -1,44 +1,22 @@
 """Streaming one file of a restic snapshot: its data blobs fetched and opened on a small pool, written in order.
 
-Memory is bounded by the window (workers + 1 runs of at most MAX_RUN stored bytes plus one blob each).
+Memory is bounded by the read-ahead: workers + 1 runs of at most `blobreader.MAX_RUN` plaintext bytes
+(a larger blob alone).
 """
 
 from __future__ import annotations
 
 import io
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
 from stashplan.errors import RepositoryError
+from stashplan.repository.blobreader import read_ahead, runs
 from stashplan.repository.restic.blobs import BlobLoader
-from stashplan.repository.restic.index import BlobLoc
 from stashplan.repository.restic.trees import Node
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
-
-MAX_RUN = 2 * 1024 * 1024
-
-
-def runs(loader: BlobLoader, content: tuple[bytes, ...]) -> Iterator[list[BlobLoc]]:
-    """Blob locations grouped into runs stored back to back in one pack (at most MAX_RUN bytes)."""
-    run: list[BlobLoc] = []
-    size = 0
-    for blob_id in content:
-        loc = loader.loc(blob_id, "data")
-        if run and (
-            loc.pack != run[-1].pack
-            or loc.offset != run[-1].offset + run[-1].length
-            or size + loc.length > MAX_RUN
-        ):
-            yield run
-            run, size = [], 0
-        run.append(loc)
-        size += loc.length
-    if run:
-        yield run
 
 
 def iter_file(loader: BlobLoader, node: Node, *, workers: int = 2) -> Iterator[bytes]:
@@ -47,23 +25,11 @@ def iter_file(loader: BlobLoader, node: Node, *, workers: int = 2) -> Iterator[b
         hint = " (a directory restores with --target DIR)" if node.type == "dir" else ""
         raise RepositoryError(f"{loader.context}: {node.name} is a {node.type}, not a file{hint}")
     produced = 0
-    window: deque[Future[list[bytes]]] = deque()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-restic")
-    try:
-        for run in runs(loader, node.content):
-            window.append(pool.submit(loader.load_run, run))
-            if len(window) > workers:
-                for data in window.popleft().result():
-                    produced += len(data)
-                    yield data
-        while window:
-            for data in window.popleft().result():
-                produced += len(data)
-                yield data
-    finally:
-        for future in window:
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+    locs = (loader.loc(blob_id, "data") for blob_id in node.content)
+    for blobs in read_ahead(runs(locs), loader.load_run, workers=workers, depth=workers + 1, name="stashplan-restic"):
+        for data in blobs:
+            produced += len(data)
+            yield data
     if produced != node.size:
         raise RepositoryError(
             f"{loader.context}: {node.name} has {produced} bytes, its tree records {node.size}"
