@@ -33,6 +33,7 @@ from stashplan.repository.cli_options import (
 )
 from stashplan.repository.locating import locate
 from stashplan.repository.progress import human, progress_reporter
+from stashplan.repository.prune import plan_lines
 from stashplan.repository.repo import Repository
 from stashplan.repository.restic.repo import ResticRepository
 from stashplan.repository.retention import RetentionPolicy
@@ -262,8 +263,17 @@ def forget(
 
 @app.command(name="prune")
 @repository_command(lock=True)
-def prune_cmd(repository: RepositoryArgs) -> None:
+def prune_cmd(
+    repository: RepositoryArgs,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only print the plan: the packs to delete or repack; writes nothing")
+    ] = False,
+) -> None:
     """Delete data no snapshot references (takes the exclusive lock)."""
+    if dry_run:
+        plan = repository.call(lambda r: r.prune_plan() if isinstance(r, Repository) else r.prune())
+        typer.echo("\n".join(plan_lines(plan)))
+        return
     result = repository.call(lambda r: r.prune())
     typer.echo(
         f"pruned: {result.packs_deleted} packs deleted, {result.packs_repacked} repacked, "

@@ -29,7 +29,14 @@ from stashplan.repository.layout import (
     Params,
     pack_id_of,
 )
-from stashplan.repository.prune import PruneResult, run_prune
+from stashplan.repository.prune import (
+    PrunePlan,
+    PruneResult,
+    execute_prune,
+    plan_prune,
+    read_state,
+    run_prune,
+)
 from stashplan.repository.repair import RepairResult
 from stashplan.repository.restore import run_restore
 from stashplan.repository.retention import ForgetResult, RetentionPolicy, apply_policy
@@ -282,9 +289,15 @@ class Repository:
                 run_prune(self.storage, self.key, self.params, warn=self.warn)
             return result
 
+    def prune_plan(self) -> PrunePlan:
+        """What `prune` would do now; reads without taking a lock and writes nothing (`repo prune --dry-run`)."""
+        stored, index, used = read_state(self.storage, self.key, self.warn)
+        return plan_prune(stored, index, used)
+
     def prune(self) -> PruneResult:
+        """Plan under the exclusive lock, then carry the plan out."""
         with self._lock("prune", exclusive=True):
-            return run_prune(self.storage, self.key, self.params, warn=self.warn)
+            return execute_prune(self.storage, self.key, self.params, self.prune_plan())
 
     def check(self, *, read_data: bool = False, subset: str | None = None) -> CheckResult:
         """Check the structure; with `read_data` every pack, with `subset` ("n/m" or "p%") a share."""

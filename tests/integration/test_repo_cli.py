@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from providers.storage import open_storage
-from stashplan.repository import Repository
+from stashplan.repository import Params, Repository
 from stashplan.repository.cli import app
 from tests.fixtures.s3 import S3Bucket
 
@@ -178,3 +180,42 @@ def test_the_module_runs_as_a_program_with_plain_progress(repo_url: str) -> None
     )
     assert proc.returncode == 0, proc.stderr
     assert b"snapshot " in proc.stdout and b"saved" in proc.stdout
+
+
+def test_prune_dry_run_lists_exactly_the_packs_prune_then_deletes_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STASHPLAN_PASSWORD", "cli-pass")
+    url = f"local:{tmp_path}/repo"
+    storage = open_storage(url)
+    rnd = random.Random(11)
+    shared, own_a, own_b, own_c = (rnd.randbytes(1 << 20) for _ in range(4))
+    params = Params(chunk_min=16384, chunk_avg=65536, chunk_max=262144, pack_size=8 << 20)
+    with Repository.init(storage, "cli-pass", params, kdf=CHEAP_KDF) as repo:
+        gone = repo.backup(io.BytesIO(shared + own_a))  # its pack is then partly used: repacked
+        kept = repo.backup(io.BytesIO(shared + own_b))
+        unused = repo.backup(io.BytesIO(own_c))  # its pack is then unused: deleted
+    for snap in (gone, unused):
+        storage.delete(f"snapshots/{snap.id}")
+    storage.put("data/ee/" + "ee" * 32, b"an interrupted backup's pack")  # an orphan: deleted
+
+    def listing() -> list[tuple[str, int]]:
+        return sorted((i.name, i.size) for i in storage.list(""))
+
+    before = listing()
+    dry = runner.invoke(app, ["prune", "--dry-run", "-r", url])
+    assert dry.exit_code == 0, dry.output
+    assert listing() == before  # nothing written: no lock, no index, no pack deleted
+    planned = {line.split()[0]: line.split()[-1] for line in dry.stdout.splitlines() if line.startswith("  ")}
+    assert sorted(planned.values()) == ["blobs)", "orphan", "unused"]  # "repacked (keeps n of m blobs)"
+    assert "3 packs to delete (1 repacked)" in dry.stdout
+
+    packs_before = {i.name.rsplit("/", 1)[1] for i in storage.list("data/")}
+    real = runner.invoke(app, ["prune", "-r", url])
+    assert real.exit_code == 0 and "pruned: 3 packs deleted, 1 repacked" in real.stdout, real.output
+    packs_after = {i.name.rsplit("/", 1)[1] for i in storage.list("data/")}
+    assert set(planned) == packs_before - packs_after
+    target = tmp_path / "kept"
+    restored = runner.invoke(app, ["restore", kept.id, "-r", url, "--target", str(target)])
+    assert restored.exit_code == 0 and target.read_bytes() == shared + own_b
+    assert runner.invoke(app, ["prune", "--dry-run", "-r", url]).stdout.strip() == "prune plan: nothing to delete"
