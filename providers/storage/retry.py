@@ -1,25 +1,23 @@
-"""A Storage wrapper that retries TransientError with exponential backoff; backends never retry themselves."""
+"""A Storage wrapper that retries TransientError with `stashplan.backoff`; backends never retry themselves."""
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, TypeVar
 
 from providers.storage.base import ObjectInfo, Source, Storage, as_bytes
-from stashplan.errors import TransientError
+from stashplan.backoff import RetryPolicy, retrying
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 class RetryingStorage:
-    """Retries each call up to `attempts` times on TransientError, sleeping base*2^n (+jitter, capped).
-
-    A stream source of `put` is rewound before a retry when it is seekable; otherwise it is not retried.
-    """
+    """Retries each call on TransientError by `stashplan.backoff` (default: 5 attempts, 0.2 s doubling to
+    at most 10 s, with jitter). A stream source of `put` is rewound before a retry when it is seekable;
+    otherwise it is not retried."""
 
     def __init__(
         self,
@@ -31,9 +29,7 @@ class RetryingStorage:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.inner = inner
-        self.attempts = max(1, attempts)
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+        self.policy = RetryPolicy(max(1, attempts), base_delay, max_delay)
         self._sleep = sleep
 
     @property
@@ -41,17 +37,10 @@ class RetryingStorage:
         return self.inner.location
 
     def _call(self, what: str, fn: Callable[[], T], rewind: Callable[[], bool] | None = None) -> T:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return fn()
-            except TransientError as exc:
-                if attempt == self.attempts or (rewind is not None and not rewind()):
-                    raise
-                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-                delay *= 0.5 + random.random() / 2
-                log.warning("%s: %s failed (%s); retry %d in %.1fs", self.location, what, exc, attempt, delay)
-                self._sleep(delay)
-        raise AssertionError("unreachable")
+        def warn(exc: BaseException, retry: int, delay: float) -> None:
+            log.warning("%s: %s failed (%s); retry %d in %.1fs", self.location, what, exc, retry, delay)
+
+        return retrying(self.policy, fn, may_retry=rewind, on_retry=warn, sleep=self._sleep)
 
     def put(self, name: str, source: Source) -> None:
         rewind: Callable[[], bool] | None = None

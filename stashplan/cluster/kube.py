@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,6 +23,7 @@ import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from stashplan.backoff import RetryPolicy, retrying
 from stashplan.cluster.base import WatchEvent
 from stashplan.errors import (
     AlreadyExists,
@@ -83,15 +83,6 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff for transient API failures: delay = min(max_delay, base_delay * 2**attempt) with jitter."""
-
-    attempts: int = 5
-    base_delay: float = 0.1
-    max_delay: float = 5.0
-
-
 class _Retryable(Exception):
     def __init__(self, detail: str, retry_after: float | None = None) -> None:
         super().__init__(detail)
@@ -100,15 +91,10 @@ class _Retryable(Exception):
 
 def with_retry(policy: RetryPolicy, what: str, call: Callable[[], T]) -> T:
     """Run `call`, retrying on _Retryable with backoff; TransientError naming `what` when attempts run out."""
-    for attempt in range(policy.attempts):
-        try:
-            return call()
-        except _Retryable as exc:
-            if attempt == policy.attempts - 1:
-                raise TransientError(f"{what}: {exc} (gave up after {policy.attempts} attempts)") from None
-            delay = min(policy.max_delay, policy.base_delay * 2**attempt) * (0.5 + random.random() / 2)
-            time.sleep(min(max(delay, exc.retry_after or 0.0), policy.max_delay))
-    raise AssertionError("unreachable")
+    try:
+        return retrying(policy, call, transient=_Retryable)
+    except _Retryable as exc:
+        raise TransientError(f"{what}: {exc} (gave up after {policy.attempts} attempts)") from None
 
 
 @dataclass(frozen=True)
