@@ -32,12 +32,13 @@ from stashplan.repository.cli_options import (
     run,
 )
 from stashplan.repository.locating import locate
-from stashplan.repository.progress import human, progress_reporter
+from stashplan.repository.progress import progress_reporter
 from stashplan.repository.prune import plan_lines
 from stashplan.repository.repo import Repository
 from stashplan.repository.restic.repo import ResticRepository
 from stashplan.repository.retention import RetentionPolicy
 from stashplan.repository.snapshots import Snapshot
+from stashplan.units import human_size
 
 app = typer.Typer(
     help="Snapshot repository commands: init, backup --stdin, restore, snapshots, forget, prune, check, "
@@ -74,7 +75,7 @@ def _table(snaps: list[Snapshot]) -> str:
             f"{s.time:%Y-%m-%d %H:%M:%S}",
             s.hostname,
             ",".join(s.tags),
-            human(s.total_size),
+            human_size(s.total_size),
             s.source,
         )
         for s in snaps
@@ -130,8 +131,8 @@ def backup(
         return
     seconds = max((snap.end_time - snap.time).total_seconds(), 1e-6)
     typer.echo(
-        f"snapshot {snap.short_id} saved: {human(snap.total_size)} read, {human(snap.added_size)} added, "
-        f"{human(snap.total_size / seconds)}/s, {snap.checksum.replace(':', ' ', 1)}"
+        f"snapshot {snap.short_id} saved: {human_size(snap.total_size)} read, {human_size(snap.added_size)} added, "
+        f"{human_size(snap.total_size / seconds)}/s, {snap.checksum.replace(':', ' ', 1)}"
     )
 
 
@@ -181,7 +182,7 @@ def restore(
             snap = run(lambda: _restore_to_file(restore_to, Path(target)))
     algorithm = snap.checksum.partition(":")[0]
     verified = f"{algorithm} verified" if algorithm else "every blob's SHA-256 verified"
-    typer.echo(f"restored snapshot {snap.short_id}: {human(snap.total_size)}, {verified}", err=True)
+    typer.echo(f"restored snapshot {snap.short_id}: {human_size(snap.total_size)}, {verified}", err=True)
 
 
 def _restore_to_file(restore_to: Callable[[BinaryIO], Snapshot], target: Path) -> Snapshot:
@@ -277,7 +278,7 @@ def prune_cmd(
     result = repository.call(lambda r: r.prune())
     typer.echo(
         f"pruned: {result.packs_deleted} packs deleted, {result.packs_repacked} repacked, "
-        f"{result.blobs_removed} blobs removed, {human(result.bytes_freed)} freed"
+        f"{result.blobs_removed} blobs removed, {human_size(result.bytes_freed)} freed"
         + (
             f", {result.leftovers_removed} leftovers of interrupted writes removed"
             if result.leftovers_removed
@@ -335,8 +336,8 @@ def stats(repository: RepositoryArgs, json_out: JsonOpt = False) -> None:
         typer.echo(json.dumps(s.__dict__))
         return
     typer.echo(f"snapshots:     {s.snapshot_count}")
-    typer.echo(f"stored size:   {human(s.total_size)} in {s.pack_count} packs, {s.blob_count} blobs")
-    typer.echo(f"raw size:      {human(s.raw_size)}")
+    typer.echo(f"stored size:   {human_size(s.total_size)} in {s.pack_count} packs, {s.blob_count} blobs")
+    typer.echo(f"raw size:      {human_size(s.raw_size)}")
     typer.echo(f"dedup ratio:   {s.dedup_ratio:.2f}")
 
 
@@ -391,7 +392,7 @@ def migrate(
                     wanted,
                     lambda c: typer.echo(
                         f"restic {c.restic_id[:8]} -> {c.snapshot.short_id}  {c.snapshot.time:%Y-%m-%d %H:%M:%S}  "
-                        f"{c.snapshot.hostname}  {human(c.snapshot.total_size)}"
+                        f"{c.snapshot.hostname}  {human_size(c.snapshot.total_size)}"
                     ),
                 )
             for warning in source.warnings:  # nodes a tar archive of a file snapshot cannot hold

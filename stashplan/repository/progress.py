@@ -10,15 +10,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
+from stashplan.units import human_size
+
 PLAIN_EVERY = 5.0
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 @contextmanager
@@ -60,8 +54,8 @@ def progress_reporter(
         now = time.monotonic()
         if now - last[0] >= every:
             rate = done / max(now - start, 1e-9)
-            of = f" of {human(total)}" if total else ""
-            print(f"{label}: {human(done)}{of} done, {human(rate)}/s", file=out, flush=True)
+            of = f" of {human_size(total)}" if total else ""
+            print(f"{label}: {human_size(done)}{of} done, {human_size(rate)}/s", file=out, flush=True)
             last[0] = now
         last[1] = done
 

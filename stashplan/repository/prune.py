@@ -19,10 +19,10 @@ from stashplan.repository.crypto import CorruptData, MasterKey
 from stashplan.repository.index import Index, load_index, write_index
 from stashplan.repository.layout import DATA, Params, pack_id_of, pack_name
 from stashplan.repository.packs import BlobRef
-from stashplan.repository.progress import human
 from stashplan.repository.restore import BlobReader
 from stashplan.repository.snapshots import list_ids, load_manifest
 from stashplan.repository.writer import INDEX_FLUSH, PackWriter
+from stashplan.units import human_size
 
 MAX_UNUSED = 0.05
 LEFTOVER_AGE = 60.0  # seconds: a partial write older than this under the exclusive lock is a leftover
@@ -205,7 +205,7 @@ def plan_lines(plan: PrunePlan) -> list[str]:
     repacks = {r.pack: r for r in plan.repack}
     lines = []
     for pack, why in plan.delete:
-        line = f"  {pack}  {human(plan.pack_sizes.get(pack, 0)):>10}  {why.value}"
+        line = f"  {pack}  {human_size(plan.pack_sizes.get(pack, 0)):>10}  {why.value}"
         if pack in repacks:
             line += f" (keeps {len(repacks[pack].keep)} of {repacks[pack].blobs} blobs)"
         lines.append(line)
@@ -215,7 +215,7 @@ def plan_lines(plan: PrunePlan) -> list[str]:
         "prune plan (nothing written):",
         *lines,
         f"{len(plan.delete)} packs to delete ({len(plan.repack)} repacked), {plan.blobs_removed} blobs removed, "
-        f"{len(plan.index_files)} index files replaced, about {human(plan.bytes_freed)} freed",
+        f"{len(plan.index_files)} index files replaced, about {human_size(plan.bytes_freed)} freed",
     ]
 
 

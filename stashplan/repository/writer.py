@@ -44,9 +44,6 @@ class PackWriter:
         self.index_files: list[str] = []
         self.packs_stored: list[str] = []
 
-    def wants(self, blob_id: bytes) -> bool:
-        return blob_id not in self.known
-
     def add(self, blob_type: int, blob_id: bytes, sealed: bytes | bytearray, raw_length: int) -> bool:
         """Queue a sealed blob; False (and nothing stored) when the repository already has it."""
         if blob_id in self.known:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from stashplan.objects import format_duration, parse_time, rfc3339, set_condition
 from stashplan.repository import Snapshot
+from stashplan.units import human_size
 
 EVENT_SOURCE = "stashplan-transfer"
 
@@ -21,15 +22,6 @@ def go_duration(seconds: float) -> str:
     m, s = divmod(rest, 60)
     sec = f"{s:.3f}".rstrip("0").rstrip(".") + "s"
     return (f"{int(h)}h" if h else "") + (f"{int(m)}m" if h or m else "") + sec
-
-
-def human_size(n: float) -> str:
-    """Bytes as restic/Stash print them: "512 B", "1.234 KiB", "10.5 MiB"."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -57,8 +49,8 @@ class HostOutcome:
                 {
                     "name": snap.short_id,
                     "path": "/" + snap.filename,
-                    "totalSize": human_size(snap.total_size),
-                    "uploaded": human_size(snap.added_size),
+                    "totalSize": human_size(snap.total_size, 3),
+                    "uploaded": human_size(snap.added_size, 3),
                     "processingTime": go_duration(processing),
                     "fileStats": {"totalFiles": 1},
                 }
@@ -127,7 +119,7 @@ def repository_status(
 ) -> dict:
     old = repository.get("status") or {}
     out: dict = {
-        "totalSize": human_size(total_size),
+        "totalSize": human_size(total_size, 3),
         "snapshotCount": snapshot_count,
         "firstBackupTime": old.get("firstBackupTime") or rfc3339(backup_time),
         "lastBackupTime": rfc3339(backup_time),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from stashplan.repository.progress import human, progress_reporter
+from stashplan.repository.progress import progress_reporter
 
 
 def test_plain_progress_prints_bytes_and_rate_lines() -> None:
@@ -29,6 +29,3 @@ def test_terminal_progress_renders_a_rich_bar_and_clears_it() -> None:
         report(1024)
     assert "backup" in out.getvalue()
 
-
-def test_human_sizes_use_binary_units() -> None:
-    assert [human(0), human(1536), human(5 * 1024**3)] == ["0 B", "1.5 KiB", "5.0 GiB"]
