@@ -15,9 +15,10 @@ from enum import StrEnum
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
+from stashplan.repository.crosscheck import require_indexed, require_still_listed
 from stashplan.repository.crypto import CorruptData, MasterKey
 from stashplan.repository.index import Index, load_index, write_index
-from stashplan.repository.layout import DATA, Params, pack_id_of, pack_name
+from stashplan.repository.layout import DATA, INDEX, Params, pack_id_of, pack_name
 from stashplan.repository.packs import BlobRef
 from stashplan.repository.restore import BlobReader
 from stashplan.repository.snapshots import list_ids, load_manifest
@@ -105,7 +106,9 @@ def read_state(
             f"prune: index file {index.unreadable[0]} cannot be read, so what is used is unknown; nothing "
             "deleted (`stashplan repo repair index` rebuilds the index)"
         )
-    return stored, index, used_blobs(storage, key, index)
+    used = used_blobs(storage, key, index)
+    require_indexed(used, index)  # an index/ listing short of a file would make its packs look unused
+    return stored, index, used
 
 
 def plan_prune(
@@ -229,4 +232,6 @@ def run_prune(
 ) -> PruneResult:
     """Plan and execute a prune (under the exclusive lock)."""
     stored, index, used = read_state(storage, key, warn)
-    return execute_prune(storage, key, params, plan_prune(stored, index, used, max_unused=max_unused))
+    plan = plan_prune(stored, index, used, max_unused=max_unused)
+    require_still_listed(storage, INDEX, plan.index_files)  # the index files the plan was made from
+    return execute_prune(storage, key, params, plan)

@@ -132,3 +132,38 @@ def test_prune_through_a_cut_snapshots_listing_deletes_nothing(setup: Setup, tmp
     pruned = runner.invoke(app, ["prune", "-r", setup.url])  # the same prune with honest listings
     assert pruned.exit_code == 0 and "0 packs deleted" in pruned.stdout, pruned.output
     _assert_every_snapshot_restores(setup.url, made, tmp_path)
+
+
+def _drop_entry(position: int) -> Callable[[bytes], bytes]:
+    """A rest-server v2 listing without one of its entries: well-formed JSON, no count to tell."""
+
+    def drop(body: bytes) -> bytes:
+        items = json.loads(body)
+        return json.dumps(items[:position] + items[position + 1 :]).encode()
+
+    drop.__name__ = f"drop_entry_{position}"
+    return drop
+
+
+def test_prune_after_forget_with_an_index_listing_short_of_a_file_keeps_the_kept_snapshot_restorable(
+    request: pytest.FixtureRequest, cutting_proxy: Callable[[str], CuttingProxy], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A listing that silently leaves an index file out makes its packs look unused; the cross-check refuses."""
+    monkeypatch.setenv("STASHPLAN_PASSWORD", PASSWORD)
+    setup = _rest_setup(request, cutting_proxy, monkeypatch)
+    made = _backups(setup.url)
+    kept = list(made)[-1]
+    forgot = runner.invoke(app, ["forget", "--keep-last", "1", "-r", setup.url])
+    assert forgot.exit_code == 0, forgot.output
+    before = setup.objects()
+    assert sum(1 for name, _ in before if name.startswith("index/")) >= 2
+    for position in (0, 1):
+        setup.proxy.arm(rest_listing("index"), _drop_entry(position))
+        pruned = runner.invoke(app, ["prune", "-r", setup.url])
+        setup.proxy.disarm()
+        if pruned.exit_code != 0:
+            assert "nothing deleted" in pruned.stderr and len(pruned.stderr.strip().splitlines()) == 1, pruned.stderr
+            assert setup.objects() == before
+        _assert_every_snapshot_restores(setup.url, {kept: made[kept]}, tmp_path)
+        before = setup.objects()
