@@ -10,7 +10,6 @@ import importlib
 import json
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,10 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from typer.core import TyperGroup
 
-from stashplan import __version__
+from stashplan import __version__, exits
 from stashplan.cluster.factory import ClusterSettings, open_cluster, settings
 from stashplan.errors import ManifestError, StashplanError
 
@@ -84,41 +82,16 @@ PushgatewayOpt = Annotated[str, typer.Option("--pushgateway-url", envvar="PROMET
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
-def one_line(text: object) -> str:
-    """`text` on one line: line breaks inside a message become spaces, other control characters (a field
-    name may hold any) are escaped."""
-    flat = re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in flat)
-
-
 def _error(message: object) -> None:
-    err.print(f"[red]error:[/red] {escape(one_line(message))}", soft_wrap=True, markup=True)
+    exits.error(message)
 
 
 def _run(debug: bool, fn: Callable[[], T]) -> T:
-    """Run a command body, mapping stashplan's errors to one line on stderr and exit code 1.
-
-    One-shot commands run without the cyclic garbage collector (their objects are trees, freed by reference
-    counting; the collector cost a third of a large plan); `apply --watch` re-enables it per iteration."""
+    """Run a command body (errors end it as stashplan.exits says). One-shot commands run without the cyclic
+    garbage collector (their objects are trees, freed by reference counting; the collector cost a third of a
+    large plan); `apply --watch` re-enables it per iteration."""
     gc.disable()
-    try:
-        return fn()
-    except typer.Exit:
-        raise
-    except ManifestError as exc:
-        for problem in exc.problems:
-            _error(problem)
-        raise typer.Exit(1) from None
-    except (StashplanError, ValueError, OSError) as exc:
-        if debug:
-            raise
-        _error(exc)
-        raise typer.Exit(1) from None
-    except Exception as exc:  # a bug or an unforeseen failure: still one line, the traceback on request
-        if debug:
-            raise
-        _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
-        raise typer.Exit(1) from None
+    return exits.run(fn, debug=debug)
 
 
 def _console() -> Console:

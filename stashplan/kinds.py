@@ -42,7 +42,6 @@ KINDS: dict[str, KindInfo] = {
     ]
 }
 
-STASH_KINDS = ("Repository", "BackupConfiguration", "BackupSession", "RestoreSession", "Task", "Function")
 MANAGED_LABEL = "app.kubernetes.io/managed-by"
 INVOKER_TYPE = "stash.appscode.com/invoker-type"
 INVOKER_NAME = "stash.appscode.com/invoker-name"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE
+from stashplan.units import parse_go_duration
 
 
 def json_copy(value: Any) -> Any:
@@ -51,9 +52,6 @@ def parse_duration(value: str | int | float | None) -> timedelta | None:
         return None
     if isinstance(value, int | float) or str(value).strip().isdigit():
         return timedelta(seconds=float(value))
-    # Imported here: it loads the API models, which `stashplan repo` and the transfer never need.
-    from stashplan.api.models.common import parse_duration as parse_go_duration
-
     return parse_go_duration(str(value))
 
 
@@ -65,15 +63,6 @@ def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-
-
-def format_duration(delta: timedelta) -> str:
-    """Like Go's time.Duration String for whole seconds: "1h2m3s", "45s"."""
-    secs = int(delta.total_seconds())
-    h, rest = divmod(secs, 3600)
-    m, s = divmod(rest, 60)
-    out = (f"{h}h" if h else "") + (f"{m}m" if h or m else "") + f"{s}s"
-    return out
 
 
 def condition(conditions: list[dict] | None, type_: str) -> dict | None:

@@ -30,8 +30,9 @@ from stashplan.desired.world import (
 )
 from stashplan.errors import StashplanError
 from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE
-from stashplan.objects import format_duration, is_managed, parse_duration, parse_time, rfc3339, set_condition
+from stashplan.objects import is_managed, parse_duration, parse_time, rfc3339, set_condition
 from stashplan.phases import FINAL, SETTLED
+from stashplan.units import whole_seconds
 
 
 def _job_outcome(job: dict | None) -> tuple[str, str]:
@@ -76,7 +77,7 @@ def _fail(out: Desired, kind: str, session: dict, message: str, now: datetime, d
 
 def _duration(start: datetime, now: datetime) -> str:
 
-    return format_duration(now - start)
+    return whole_seconds(now - start)
 
 
 def _follow_running(world: World, kind: str, session: dict, now: datetime, out: Desired) -> None:

@@ -20,6 +20,7 @@ import typer
 
 from providers.storage import open_storage
 from stashplan.errors import StashplanError
+from stashplan.exits import error, fail
 from stashplan.repository.cli_maintenance import key_app, repair_app
 from stashplan.repository.cli_options import (
     JsonOpt,
@@ -27,7 +28,6 @@ from stashplan.repository.cli_options import (
     PasswordFileOpt,
     RepoNameOpt,
     RepositoryArgs,
-    fail,
     repository_command,
     run,
 )
@@ -315,8 +315,8 @@ def check(
             raise fail(str(exc)) from None
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    for error in result.errors:
-        typer.echo(f"error: {error}", err=True)
+    for problem in result.errors:
+        error(problem)
     if not result.ok:
         raise typer.Exit(1)
     extra = (

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from stashplan.repository.cli_options import JsonOpt, RepositoryArgs, fail, repository_command
+from stashplan.exits import fail
+from stashplan.repository.cli_options import JsonOpt, RepositoryArgs, repository_command
 from stashplan.repository.locating import password_from
 from stashplan.repository.repair import RepairResult
 

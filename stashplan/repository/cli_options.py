@@ -18,6 +18,7 @@ import typer
 
 from providers.storage import Storage
 from stashplan.errors import StashplanError
+from stashplan.exits import fail, os_error
 from stashplan.repository.locating import locate
 from stashplan.repository.locks import Terminated
 from stashplan.repository.opening import AnyRepository, open_repository
@@ -47,17 +48,6 @@ RetryLockOpt = Annotated[
     float,
     typer.Option("--retry-lock", help="Seconds to keep retrying when another process holds the lock"),
 ]
-
-
-def os_error(exc: OSError) -> str:
-    """An operating-system error as one line: the path and the cause."""
-    where = f"{exc.filename}: " if exc.filename else ""
-    return f"{where}{exc.strerror or type(exc).__name__}"
-
-
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
 
 
 @dataclass(frozen=True)
@@ -164,9 +154,10 @@ def repository_command(*, lock: bool = False) -> Callable[[Callable[..., None]],
 
 
 def run(fn: Callable[[], T]) -> T:
+    """A repository command's body: stashplan's and OS errors become one line and exit 1 (stashplan.exits)."""
     try:
         return fn()
     except StashplanError as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     except OSError as exc:
         raise fail(os_error(exc)) from None

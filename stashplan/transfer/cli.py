@@ -15,6 +15,7 @@ import typer
 from stashplan.cluster.base import Cluster
 from stashplan.cluster.factory import connect
 from stashplan.errors import StashplanError
+from stashplan.exits import BAD_INPUT, fail
 from stashplan.transfer.priority import Priority
 from stashplan.transfer.run import TransferOptions, TransferResult, backup, restore
 
@@ -50,8 +51,7 @@ def _finish(kind: str, name: str, result: TransferResult) -> None:
 
 
 def _fail_input(exc: StashplanError) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(2)
+    raise fail(exc, BAD_INPUT)
 
 
 def _pushgateway(url: str) -> str:

@@ -43,9 +43,9 @@ from stashplan.transfer.status import (
     EVENT_SOURCE,
     HostOutcome,
     backup_session_status,
-    go_duration,
     restore_session_status,
 )
+from stashplan.units import go_duration
 
 MULTI_DUMP_DATABASES = ("mysql", "mariadb")
 PROGRESS_EVERY = 30.0  # seconds between progress lines in a Job log (Stash: one a minute)

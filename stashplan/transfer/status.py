@@ -7,21 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from stashplan.objects import format_duration, parse_time, rfc3339, set_condition
+from stashplan.objects import parse_time, rfc3339, set_condition
 from stashplan.repository import Snapshot
-from stashplan.units import human_size
+from stashplan.units import go_duration, human_size, whole_seconds
 
 EVENT_SOURCE = "stashplan-transfer"
-
-
-def go_duration(seconds: float) -> str:
-    """Like Go's time.Duration String: "850ms", "3.25s", "2m5.5s", "1h0m3s"."""
-    if seconds < 1:
-        return f"{max(seconds, 0) * 1000:.0f}ms"
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    sec = f"{s:.3f}".rstrip("0").rstrip(".") + "s"
-    return (f"{int(h)}h" if h else "") + (f"{int(m)}m" if h or m else "") + sec
 
 
 @dataclass(frozen=True)
@@ -61,7 +51,7 @@ class HostOutcome:
 def session_duration(session: dict, now: datetime) -> dict:
     """`sessionDuration` from the session's creation to `now` (empty when it has no creationTimestamp)."""
     start = parse_time((session.get("metadata") or {}).get("creationTimestamp"))
-    return {"sessionDuration": format_duration(now - start)} if start else {}
+    return {"sessionDuration": whole_seconds(now - start)} if start else {}
 
 
 def backup_session_status(

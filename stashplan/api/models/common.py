@@ -13,6 +13,8 @@ from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from stashplan.units import parse_go_duration
+
 FreeForm = dict[str, Any]
 """A free-form object (runtimeSettings, volumes, hooks...): kept as is, never checked field by field."""
 
@@ -41,9 +43,6 @@ class OpenModel(StashModel):
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 
 
@@ -88,15 +87,7 @@ def check_cron(value: str) -> str:
 
 def parse_duration(value: str) -> timedelta:
     """A Go/Kubernetes duration such as "30m", "1h30m", "90s" or "1.5h" as a timedelta."""
-    text = value.strip()
-    if text in ("0", "0s"):
-        return timedelta(0)
-    if not _DURATION.match(text):
-        raise ValueError(
-            f"{value!r} is not a valid duration: use a number with a unit (h, m, s, ms), e.g. '30m' or '1h30m'"
-        )
-    seconds = sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _DURATION_PART.findall(text))
-    return timedelta(seconds=seconds)
+    return parse_go_duration(value)
 
 
 def check_duration(value: str) -> str:
