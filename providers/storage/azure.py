@@ -142,10 +142,7 @@ class AzureStorage:
             except self._aexc.DecodeError as exc:  # a body cut short
                 raise IncompleteListing(self.location, prefix, "the body is not XML") from exc
             except Exception as exc:
-                mapped = self._map(exc, f"list {prefix}")
-                if isinstance(mapped, TransientError):
-                    raise IncompleteListing.caused_by(mapped, self.location, prefix) from exc
-                raise mapped from exc
+                raise IncompleteListing.or_error(self._map(exc, f"list {prefix}"), self.location, prefix) from exc
             if page is None:
                 return
             echoed = (getattr(pager, "container", None), getattr(pager, "prefix", None) or "")

@@ -143,10 +143,7 @@ class B2Storage:
             except ValueError as exc:  # a body cut short or not JSON
                 raise IncompleteListing(self.location, prefix, f"the body is not JSON ({exc})") from exc
             except Exception as exc:
-                mapped = self._map(exc, f"list {prefix}")
-                if isinstance(mapped, TransientError):
-                    raise IncompleteListing.caused_by(mapped, self.location, prefix) from exc
-                raise mapped from exc
+                raise IncompleteListing.or_error(self._map(exc, f"list {prefix}"), self.location, prefix) from exc
             found, following = self._page(answer, wanted, start, prefix)
             yield from (ObjectInfo(name[len(base):], size) for name, size in found)
             if following is None:

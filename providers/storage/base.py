@@ -61,6 +61,12 @@ class IncompleteListing(TransientError):
         reason = str(error).removeprefix(f"{location}: ").removeprefix(f"list {prefix}: ")
         return cls(location, prefix, reason)
 
+    @classmethod
+    def or_error(cls, mapped: Exception, location: str, prefix: str, *, cut: bool = False) -> Exception:
+        """What a failed listing page raises: an IncompleteListing when the failure was transient (or `cut`),
+        else the backend's own mapped error."""
+        return cls.caused_by(mapped, location, prefix) if cut or isinstance(mapped, TransientError) else mapped
+
 
 @dataclass(frozen=True)
 class ObjectInfo:

@@ -174,10 +174,7 @@ class GCSStorage:
             except ValueError as exc:  # a body cut short
                 raise IncompleteListing(self.location, prefix, f"the body is not JSON ({exc})") from exc
             except Exception as exc:
-                mapped = self._map(exc, f"list {prefix}")
-                if isinstance(mapped, TransientError):
-                    raise IncompleteListing.caused_by(mapped, self.location, prefix) from exc
-                raise mapped from exc
+                raise IncompleteListing.or_error(self._map(exc, f"list {prefix}"), self.location, prefix) from exc
             if page is None:
                 return
             if not isinstance(page.raw_page, dict) or page.raw_page.get("kind") != "storage#objects":

@@ -192,10 +192,8 @@ class SwiftStorage:
                 status = getattr(exc, "http_status", None) if isinstance(exc, self._client_error) else None
                 if status == 404 and not marker:
                     return
-                mapped = self._map(exc, f"list {prefix}")
-                if isinstance(mapped, TransientError) or status == 404:
-                    raise IncompleteListing.caused_by(mapped, self.location, prefix) from exc
-                raise mapped from exc
+                raise IncompleteListing.or_error(self._map(exc, f"list {prefix}"), self.location, prefix,
+                                                  cut=status == 404) from exc
             found = self._page(items, wanted, marker, prefix)
             yield from (ObjectInfo(name[len(base):], size) for name, size in found)
             if len(found) < self.list_page:

@@ -13,6 +13,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,17 +100,12 @@ class LocalCluster:
     def _scrub_change_log(self) -> None:
         """Replace Secret values kept in the change log by older versions with their digest, once per file: the
         file is then marked (user_version), so later opens skip the scan of the whole log."""
-        db = self._tx()
-        try:
+        with self._transaction() as db:
             if db.execute("PRAGMA user_version").fetchone()[0] < _SCRUBBED:  # another process may have done it
                 if db.execute("SELECT 1 FROM changes WHERE kind='Secret' AND body LIKE '%\"data\"%' LIMIT 1").fetchone():
                     for rv, body in db.execute("SELECT rv, body FROM changes WHERE kind='Secret'").fetchall():
                         db.execute("UPDATE changes SET body=? WHERE rv=?", (_dumps(_logged(orjson.loads(body))), rv))
                 db.execute(f"PRAGMA user_version = {_SCRUBBED}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         self._closed = True  # watch streams (own connections, other threads) end at their next poll
@@ -151,9 +147,16 @@ class LocalCluster:
         return str(self._db.execute("SELECT rv FROM counter WHERE id=1").fetchone()[0])
 
     # -- writes ------------------------------------------------------------------------------
-    def _tx(self) -> sqlite3.Connection:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE): committed when the block ends, rolled back when it raises."""
         self._db.execute("BEGIN IMMEDIATE")
-        return self._db
+        try:
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def _next_rv(self) -> int:
         self._db.execute("UPDATE counter SET rv = rv + 1 WHERE id=1")
@@ -200,24 +203,18 @@ class LocalCluster:
             obj = fold_string_data(obj)
         meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=rfc3339(datetime.now(UTC)))
         meta.pop("deletionTimestamp", None)
-        db = self._tx()
-        try:
+        with self._transaction():
             rv = self._next_rv()
             try:
                 self._write(obj, rv, "ADDED", insert=True)
             except sqlite3.IntegrityError:
                 raise AlreadyExists(*identity(obj)) from None
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return obj
 
     def replace(self, obj: dict) -> dict:
         obj = json_copy(obj)
         kind, ns, name = identity(obj)
-        db = self._tx()
-        try:
+        with self._transaction():
             current = self._get_in_tx(kind, ns, name)
             meta = obj.setdefault("metadata", {})
             sent_rv = meta.get("resourceVersion")
@@ -235,17 +232,12 @@ class LocalCluster:
             if _spec_part(obj) != _spec_part(current):
                 meta["generation"] = int(current["metadata"]["generation"]) + 1
             self._write(obj, self._next_rv(), "MODIFIED", insert=False)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return obj
 
     def patch_status(self, kind: str, namespace: str, name: str, status: dict, *,
                      resource_version: str | None = None) -> dict:
         ns = namespace if kind_info(kind).namespaced else ""
-        db = self._tx()
-        try:
+        with self._transaction():
             obj = self._get_in_tx(kind, ns, name)
             have = obj["metadata"].get("resourceVersion")
             if resource_version is not None and have != resource_version:
@@ -255,22 +247,13 @@ class LocalCluster:
             merged.update(json_copy(status))
             obj["status"] = merged
             self._write(obj, self._next_rv(), "MODIFIED", insert=False)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return obj
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         ns = namespace if kind_info(kind).namespaced else ""
-        db = self._tx()
-        try:
+        with self._transaction():
             obj = self._get_in_tx(kind, ns, name)
             self._delete_tree(obj)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def _delete_tree(self, obj: dict) -> None:
         kind, ns, name = identity(obj)
