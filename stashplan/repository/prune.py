@@ -90,7 +90,10 @@ def used_blobs(storage: Storage, key: MasterKey, index: Index) -> set[bytes]:
         reader = BlobReader(storage, key, index, f"prune: snapshot {sid[:8]}")
         for list_id in manifest.content:
             used.add(list_id)
-            ids = reader.load(list_id, "content list")
+            try:
+                ids = reader.load(list_id, "content list")
+            except RepositoryError as exc:  # its pack lost, or an index/ listing short of a file
+                raise RepositoryError(f"{exc}; nothing deleted") from None
             used.update(ids[pos : pos + 32] for pos in range(0, len(ids), 32))
     return used
 
