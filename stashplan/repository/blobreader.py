@@ -17,6 +17,35 @@ from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
 
 MAX_RUN = 2 * 1024 * 1024  # plaintext bytes of one run: with the read-ahead depth, what bounds memory
+_PIECE = 1 << 20  # decompressed bytes produced per step by `decompress_capped`
+
+
+class TooLarge(ValueError):
+    """Compressed data that declares or produces more bytes than its cap."""
+
+
+def decompress_capped(dec: zstandard.ZstdDecompressor, data: bytes | memoryview, limit: int) -> bytes:
+    """The zstd frames of `data` decompressed, never more than `limit` bytes produced or allocated.
+
+    A frame header declaring a larger content size is refused before anything is decompressed (zstd's
+    one-shot `decompress` would allocate that size whatever `max_output_size` says); output is produced
+    in bounded pieces. TooLarge past `limit`; zstandard.ZstdError for data that is not zstd.
+    """
+    declared = zstandard.frame_content_size(data)
+    if declared > limit:
+        raise TooLarge(f"declares {declared} bytes")
+    reader = dec.stream_reader(data, read_across_frames=True)
+    parts: list[bytes] = []
+    total = 0
+    while total <= limit:
+        piece = reader.read(min(limit + 1 - total, _PIECE))
+        if not piece:
+            break
+        parts.append(piece)
+        total += len(piece)
+    if total > limit:
+        raise TooLarge(f"produces more than {limit} bytes")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class Located(Protocol):

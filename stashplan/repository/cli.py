@@ -151,6 +151,13 @@ def restore(
         str | None,
         typer.Option("--path", help="restic repositories: the file inside the snapshot (default: its only file)"),
     ] = None,
+    restore_special: Annotated[
+        bool,
+        typer.Option(
+            "--restore-special",
+            help="restic directory restores: also recreate device nodes (as root) and setuid/setgid bits",
+        ),
+    ] = False,
 ) -> None:
     """Stream a snapshot out, verifying every chunk and the stream's checksum; fails naming any missing or corrupt
     pack or chunk.
@@ -165,7 +172,8 @@ def restore(
         ):
             with progress_reporter("restore") as progress:
                 snap, done = run(lambda: opened_repo.restore_directory(
-                    snapshot, Path(target), hostname=host, path=path, progress=progress))
+                    snapshot, Path(target), hostname=host, path=path, progress=progress,
+                    restore_special=restore_special))
             typer.echo(f"restored snapshot {snap.short_id} into {target}: {done.summary()}", err=True)
             return
 

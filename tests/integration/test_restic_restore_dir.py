@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import struct
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,3 +124,39 @@ def test_node_names_that_leave_the_target_are_refused(volume: tuple[Restic, Path
         assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
         assert why in result.output  # type: ignore[attr-defined]
         assert not (tmp_path / "jail").exists()  # nothing written, not even the target
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="device nodes and foreign owners need root")
+def test_as_root_devices_and_setuid_only_with_restore_special(tmp_path: Path) -> None:
+    r = Restic(Path("/usr/bin/restic"), tmp_path / "restic-repo", tmp_path / "cache")
+    r("init")
+    src = tmp_path / "src"
+    (src / "shared").mkdir(parents=True)
+    os.mknod(src / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    (src / "tool").write_bytes(b"#!/bin/sh\n")
+    os.chmod(src / "tool", 0o4755)
+    os.chmod(src / "shared", 0o2777)
+    os.chown(src / "shared", 4321, 4321)
+    r("backup", str(src))
+    sid = r.snapshots()[-1]["id"]
+
+    plain = tmp_path / "plain"
+    (plain / "shared").mkdir(parents=True)  # an existing directory: merged into, never re-chmodded or chowned
+    os.chmod(plain / "shared", 0o700)
+    result = restore(r, sid, "--path", str(src), "--target", str(plain))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert not (plain / "null").exists()
+    assert "null: chardev not recreated (device nodes only with --restore-special)" in result.output  # type: ignore[attr-defined]
+    assert stat.S_IMODE((plain / "tool").stat().st_mode) == 0o755
+    assert "tool: setuid/setgid bits not restored (pass --restore-special)" in result.output  # type: ignore[attr-defined]
+    existing = (plain / "shared").stat()
+    assert (stat.S_IMODE(existing.st_mode), existing.st_uid) == (0o700, 0)
+
+    special = tmp_path / "special"
+    result = restore(r, sid, "--path", str(src), "--target", str(special), "--restore-special")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    node = (special / "null").lstat()
+    assert stat.S_ISCHR(node.st_mode) and node.st_rdev == os.makedev(1, 3)
+    assert stat.S_IMODE((special / "tool").stat().st_mode) == 0o4755
+    created = (special / "shared").stat()
+    assert (stat.S_IMODE(created.st_mode), created.st_uid) == (0o2777, 4321)  # a new directory gets its owner and mode

@@ -1,7 +1,8 @@
 """Loading restic blobs through the shared pack reader (`repository.blobreader`): restic's decrypt, decompress, verify.
 
-Every blob is checked against its id (the SHA-256 of its plaintext) and its recorded length; a
-failure names the blob, its pack and what it was read for.
+Every blob is decompressed into at most its recorded length (bounded by restic's largest blob, see
+`index.check_bounds`) and checked against its id (the SHA-256 of what was produced); a failure names the
+blob, its pack and what it was read for.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import zstandard
 
 from providers.storage import Storage
 from stashplan.errors import RepositoryError
-from stashplan.repository.blobreader import PackReader
+from stashplan.repository.blobreader import PackReader, TooLarge, decompress_capped
 from stashplan.repository.formats import ResticLayout
 from stashplan.repository.restic.crypto import ResticCorrupt, ResticKey
 from stashplan.repository.restic.index import BlobLoc, ResticIndex
@@ -57,11 +58,15 @@ class BlobLoader:
         try:
             plain = self.key.open(sealed, what=label)
             if loc.compressed:
-                plain = dec.decompress(plain, max_output_size=loc.raw_length)
+                plain = decompress_capped(dec, plain, loc.raw_length)
         except ResticCorrupt as exc:
             raise RepositoryError(f"{self.context}: {exc}") from None
         except zstandard.ZstdError:
             raise RepositoryError(f"{self.context}: {label} is corrupt (bad zstd data)") from None
+        except TooLarge as exc:
+            raise RepositoryError(
+                f"{self.context}: {label} is corrupt (its zstd data {exc}; its index records {loc.raw_length})"
+            ) from None
         if len(plain) != loc.raw_length or hashlib.sha256(plain).digest() != loc.id:
             raise RepositoryError(f"{self.context}: {label} is corrupt (content does not match its id)")
         return plain

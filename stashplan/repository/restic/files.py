@@ -15,6 +15,7 @@ import orjson
 import zstandard
 
 from providers.storage import Storage
+from stashplan.repository.blobreader import TooLarge, decompress_capped
 from stashplan.repository.restic.crypto import ResticCorrupt, ResticKey
 
 MAX_UNPACKED = 1 << 30  # an index or snapshot file larger than this is not restic's
@@ -31,9 +32,11 @@ def decode_unpacked(plain: bytes, what: str) -> Any:
         body = plain
     elif plain[0] == 2:
         try:
-            body = zstandard.ZstdDecompressor().decompress(plain[1:], max_output_size=MAX_UNPACKED)
+            body = decompress_capped(zstandard.ZstdDecompressor(), memoryview(plain)[1:], MAX_UNPACKED)
         except zstandard.ZstdError:
             raise ResticCorrupt(f"{what} is corrupt (bad zstd data)") from None
+        except TooLarge as exc:
+            raise ResticCorrupt(f"{what} is corrupt (its zstd data {exc}, more than restic writes)") from None
     else:
         raise ResticCorrupt(f"{what} has unknown encoding version {plain[0]}")
     try:

@@ -3,6 +3,7 @@
 Index files: `{"packs": [{"id", "blobs": [{"id", "type", "offset", "length", "uncompressed_length"?}]}]}`.
 A pack ends with its sealed header and the header's length (4 bytes, little-endian); each header entry
 is a type byte, the stored length, for compressed blobs the plaintext length, and the blob's SHA-256.
+Every length is checked against restic's bounds before anything is allocated for it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,35 @@ TREE = "tree"
 _HEADER_TYPES = {0: (DATA, False), 1: (TREE, False), 2: (DATA, True), 3: (TREE, True)}
 _PLAIN_ENTRY = struct.Struct("<BI32s")
 _PACKED_ENTRY = struct.Struct("<BII32s")
+MAX_DATA_BLOB = 8 * 1024 * 1024  # restic's chunker never cuts a larger chunk
+MAX_TREE_BLOB = 128 * 1024 * 1024  # restic's largest pack size; a tree (one directory's JSON) is far smaller
+MAX_PACK = 1 << 32  # restic's pack header stores lengths in 32 bits
+
+
+def max_plain(kind: str) -> int:
+    """The largest plaintext a blob of `kind` may have."""
+    return MAX_DATA_BLOB if kind == DATA else MAX_TREE_BLOB
+
+
+def max_stored(raw_length: int) -> int:
+    """The largest stored (sealed) length of a blob of `raw_length` plaintext bytes (zstd's worst case)."""
+    return raw_length + (raw_length >> 7) + 1024 + OVERHEAD
+
+
+def check_bounds(loc: BlobLoc, what: str) -> BlobLoc:
+    """`loc`, or ResticCorrupt naming the blob and its pack when a length or offset is out of restic's bounds."""
+    label = f"{what}: {loc.kind} blob {loc.id.hex()[:16]} in pack {loc.pack[:8]}"
+    if loc.offset < 0 or loc.offset >= MAX_PACK:
+        raise ResticCorrupt(f"{label} has offset {loc.offset}, outside any pack")
+    if not 0 <= loc.raw_length <= max_plain(loc.kind):
+        raise ResticCorrupt(
+            f"{label} has length {loc.raw_length}, beyond restic's largest {loc.kind} blob ({max_plain(loc.kind)})"
+        )
+    if not OVERHEAD <= loc.length <= max_stored(loc.raw_length) or (
+        not loc.compressed and loc.length != loc.raw_length + OVERHEAD
+    ):
+        raise ResticCorrupt(f"{label} has stored length {loc.length}, impossible for {loc.raw_length} bytes")
+    return loc
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +102,7 @@ class ResticIndex:
                         int(raw) if raw is not None else length - OVERHEAD,
                         raw is not None,
                     )
-                    self._blobs.setdefault(blob_id, loc)
+                    self._blobs.setdefault(blob_id, check_bounds(loc, what))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise ResticCorrupt(f"{what} is malformed: {exc}") from None
 
@@ -128,7 +158,10 @@ def parse_header(key: ResticKey, pack_id: str, pack: bytes | memoryview) -> list
     if header_len < OVERHEAD or header_len > len(pack) - 4:
         raise ResticCorrupt(f"{what}: header length {header_len} is invalid")
     header = key.open(pack[len(pack) - 4 - header_len : len(pack) - 4], what=f"{what} header")
-    return list(_entries(header, pack_id, what))
+    entries = [check_bounds(loc, what) for loc in _entries(header, pack_id, what)]
+    if entries and entries[-1].offset + entries[-1].length > len(pack) - 4 - header_len:
+        raise ResticCorrupt(f"{what}: header lists blobs beyond the pack's data ({len(pack)} bytes)")
+    return entries
 
 
 def _entries(header: bytes, pack_id: str, what: str) -> Iterable[BlobLoc]:

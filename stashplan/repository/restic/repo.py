@@ -114,15 +114,30 @@ class ResticRepository:
         return select(snaps, ref, hostname, self.location)
 
     def _tree_size(self, loader: BlobLoader, tree_id: bytes) -> tuple[int, int]:
-        if tree_id not in self._sizes:
-            total = files = 0
-            for node in load_tree(loader, tree_id):
-                if node.type == "file":
-                    total, files = total + node.size, files + 1
-                elif node.type == "dir" and node.subtree is not None:
-                    size, count = self._tree_size(loader, node.subtree)
-                    total, files = total + size, files + count
-            self._sizes[tree_id] = (total, files)
+        """(bytes, files) below the tree, each tree read once; without recursion (any depth)."""
+        stack = [tree_id]
+        loaded: dict[bytes, list[Node]] = {}  # trees on the stack waiting for their subtrees' sizes
+        while stack:
+            current = stack[-1]
+            if current in self._sizes:
+                stack.pop()
+                continue
+            if current not in loaded:
+                loaded[current] = load_tree(loader, current)
+            nodes = loaded[current]
+            subtrees = [n.subtree for n in nodes if n.type == "dir" and n.subtree is not None]
+            todo = [t for t in subtrees if t not in self._sizes]
+            if todo:
+                stack.extend(todo)  # their sizes first; this tree is summed when it is on top again
+                continue
+            stack.pop()
+            del loaded[current]
+            total = sum(n.size for n in nodes if n.type == "file")
+            files = sum(1 for n in nodes if n.type == "file")
+            for sub in subtrees:
+                size, count = self._sizes[sub]
+                total, files = total + size, files + count
+            self._sizes[current] = (total, files)
         return self._sizes[tree_id]
 
     def single_file(self, snap: ResticSnapshot) -> Node | None:
@@ -194,15 +209,19 @@ class ResticRepository:
         hostname: str | None = None,
         path: str | None = None,
         progress: Callable[[int], None] | None = None,
+        restore_special: bool = False,
     ) -> tuple[Snapshot, TreeRestored]:
         """Restore directory `path` of a file snapshot (else the whole snapshot, by its full paths) into
-        `target`, as `restic restore ID:path --target DIR` does; existing files are never overwritten."""
+        `target`, as `restic restore ID:path --target DIR` does; existing files are never overwritten,
+        device nodes and setuid/setgid bits only with `restore_special`."""
         with self.reading():
             snap = self.find(snapshot, hostname)
             tree = self._tree_at(snap, path)
             if tree is None:
                 raise RepositoryError(f"snapshot {snap.short_id}: {path or 'its content'} is not a directory")
-            done = restore_tree(self.loader(f"snapshot {snap.short_id}"), tree, target, progress)
+            done = restore_tree(
+                self.loader(f"snapshot {snap.short_id}"), tree, target, progress, restore_special=restore_special
+            )
             self.warnings.extend(done.skipped)
             return self.as_snapshot(snap), done
 

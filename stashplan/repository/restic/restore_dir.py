@@ -2,16 +2,18 @@
 
 Every tree is read and every node name checked before anything is written, and existing files are
 never overwritten: a path that already exists (other than a directory where the snapshot has one)
-refuses the restore up front. Files get their content (every blob verified), mode, times, and when
-running as root their owner; symlinks, hardlinks, FIFOs and (as root) device nodes are recreated.
-All writes are relative to directory descriptors opened without following symlinks.
+refuses the restore up front. Files and new directories get their content (every blob verified), mode,
+times, and when running as root their owner; an existing directory keeps its own. Symlinks, hardlinks
+and FIFOs are recreated; device nodes (as root) and setuid/setgid bits only with `restore_special`
+(`--restore-special`). Writes are relative to directory descriptors opened without following
+symlinks, one at a time, so a tree of any depth restores.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,23 +77,101 @@ def conflicts(loader: BlobLoader, tree_id: bytes, target: Path) -> list[str]:
     return sorted(found)
 
 
+@dataclass
+class _Level:
+    """A directory being restored: its remaining nodes, its path, its node (None for the target itself),
+    whether this restore created it, and its identity (device, inode) to return to it from below."""
+
+    nodes: Iterator[Node]
+    path: Path
+    node: Node | None
+    created: bool
+    identity: tuple[int, int]
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
 class _Writer:
-    def __init__(self, loader: BlobLoader, progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self, loader: BlobLoader, progress: Callable[[int], None] | None, restore_special: bool
+    ) -> None:
         self.loader = loader
         self.progress = progress
         self.done = TreeRestored()
         self.as_root = os.geteuid() == 0
+        self.special = restore_special
         self.links: dict[tuple[int, int], Path] = {}
 
-    def tree(self, dir_fd: int, tree_id: bytes, path: Path) -> None:
-        for node in load_safe_tree(self.loader, tree_id):
-            self.node(dir_fd, node, path / node.name)
+    def tree(self, root_fd: int, tree_id: bytes, target: Path) -> None:
+        """Restore the tree into the directory `root_fd`, depth first without recursion: one directory
+        descriptor open at a time (a child opened from its parent, the parent reopened as `..` and checked
+        to be the same directory), so a tree of any depth restores."""
+        fd = os.dup(root_fd)
+        stack = [_Level(iter(load_safe_tree(self.loader, tree_id)), target, None, False, _identity(fd))]
+        try:
+            while stack:
+                level = stack[-1]
+                node = next(level.nodes, None)
+                if node is None:
+                    stack.pop()
+                    if level.node is not None:
+                        fd = self._leave(fd, level, stack[-1])
+                    continue
+                path = level.path / node.name
+                if node.type != "dir":
+                    self.node(fd, node, path)
+                    continue
+                if node.subtree is None:
+                    raise RepositoryError(f"{self.loader.context}: directory {path} has no subtree")
+                created = self._mkdir(fd, node.name)
+                sub = os.open(node.name, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = sub
+                nodes = load_safe_tree(self.loader, node.subtree)
+                stack.append(_Level(iter(nodes), path, node, created, _identity(fd)))
+        finally:
+            os.close(fd)
+
+    def _mkdir(self, dir_fd: int, name: str) -> bool:
+        try:
+            os.mkdir(name, 0o700, dir_fd=dir_fd)
+        except FileExistsError:
+            return False  # checked before: an existing directory, merged into
+        self.done.dirs += 1
+        return True
+
+    def _leave(self, fd: int, level: _Level, parent: _Level) -> int:
+        """Give a finished directory its attributes (only if this restore created it: an existing directory
+        keeps its owner, mode and times) and return the descriptor of its parent."""
+        up = os.open("..", _DIR_FLAGS, dir_fd=fd)
+        try:
+            if _identity(up) != parent.identity:
+                raise RepositoryError(f"{parent.path} was moved or replaced during the restore")
+            if level.created and level.node is not None:
+                meta = level.node.meta
+                self._own(fd, meta)
+                os.chmod(fd, self._mode(meta, level.path))
+                self._times(fd, meta)
+        except BaseException:
+            os.close(up)
+            raise
+        os.close(fd)
+        return up
+
+    def _mode(self, meta: NodeMeta, path: Path) -> int:
+        """The node's permissions; setuid and setgid only with `restore_special` (a warning names what lost them)."""
+        bits = meta.permissions
+        if bits & (stat.S_ISUID | stat.S_ISGID) and not self.special:
+            self.done.skipped.append(f"{path}: setuid/setgid bits not restored (pass --restore-special)")
+            bits &= ~(stat.S_ISUID | stat.S_ISGID)
+        return bits
 
     def node(self, dir_fd: int, node: Node, path: Path) -> None:
         meta, name = node.meta, node.name
-        if node.type == "dir":
-            self.directory(dir_fd, node, path)
-        elif node.type == "file":
+        if node.type == "file":
             key = meta.hardlink_key
             if key is not None and key in self.links:
                 os.link(self.links[key], path, follow_symlinks=False)
@@ -107,32 +187,19 @@ class _Writer:
             self._times(name, meta, dir_fd=dir_fd, follow_symlinks=False)
             self.done.symlinks += 1
         elif node.type == "fifo":
-            os.mkfifo(name, meta.permissions, dir_fd=dir_fd)
-            self._attributes(name, meta, dir_fd)
-        elif node.type in ("dev", "chardev") and self.as_root:
+            os.mkfifo(name, 0o600, dir_fd=dir_fd)
+            self._attributes(name, meta, dir_fd, path)
+        elif node.type in ("dev", "chardev") and self.as_root and self.special:
             kind = stat.S_IFBLK if node.type == "dev" else stat.S_IFCHR
-            os.mknod(name, kind | meta.permissions, meta.device, dir_fd=dir_fd)
-            self._attributes(name, meta, dir_fd)
+            os.mknod(name, kind | 0o600, meta.device, dir_fd=dir_fd)
+            self._attributes(name, meta, dir_fd, path)
         else:
-            why = "device nodes need root" if node.type in ("dev", "chardev") else "cannot be restored"
+            why = (
+                "cannot be restored" if node.type not in ("dev", "chardev")
+                else "device nodes need root" if not self.as_root
+                else "device nodes only with --restore-special"
+            )
             self.done.skipped.append(f"{path}: {node.type} not recreated ({why})")
-
-    def directory(self, dir_fd: int, node: Node, path: Path) -> None:
-        if node.subtree is None:
-            raise RepositoryError(f"{self.loader.context}: directory {path} has no subtree")
-        try:
-            os.mkdir(node.name, 0o700, dir_fd=dir_fd)
-            self.done.dirs += 1
-        except FileExistsError:
-            pass  # checked before: an existing directory, merged into
-        sub = os.open(node.name, _DIR_FLAGS, dir_fd=dir_fd)
-        try:
-            self.tree(sub, node.subtree, path)
-            self._own(sub, node.meta)
-            os.chmod(sub, node.meta.permissions)
-            self._times(sub, node.meta)
-        finally:
-            os.close(sub)
 
     def file(self, dir_fd: int, node: Node, path: Path) -> None:
         fd = os.open(node.name, _NEW_FILE, 0o600, dir_fd=dir_fd)
@@ -144,7 +211,7 @@ class _Writer:
                     if self.progress is not None:
                         self.progress(self.done.bytes)
             self._own(fd, node.meta)
-            os.chmod(fd, node.meta.permissions)
+            os.chmod(fd, self._mode(node.meta, path))
             self._times(fd, node.meta)
         except BaseException:
             os.unlink(node.name, dir_fd=dir_fd)  # never leave a partial file behind
@@ -153,10 +220,10 @@ class _Writer:
             os.close(fd)
         self.done.files += 1
 
-    def _attributes(self, name: str, meta: NodeMeta, dir_fd: int) -> None:
+    def _attributes(self, name: str, meta: NodeMeta, dir_fd: int, path: Path) -> None:
         if self.as_root:
             os.chown(name, meta.uid, meta.gid, dir_fd=dir_fd, follow_symlinks=False)
-        os.chmod(name, meta.permissions, dir_fd=dir_fd)
+        os.chmod(name, self._mode(meta, path), dir_fd=dir_fd)
         self._times(name, meta, dir_fd=dir_fd)
         self.done.special += 1
 
@@ -172,10 +239,16 @@ class _Writer:
 
 
 def restore_tree(
-    loader: BlobLoader, tree_id: bytes, target: Path, progress: Callable[[int], None] | None = None
+    loader: BlobLoader,
+    tree_id: bytes,
+    target: Path,
+    progress: Callable[[int], None] | None = None,
+    *,
+    restore_special: bool = False,
 ) -> TreeRestored:
     """Restore the tree's content into `target` (created if absent); refuses before writing if any
-    path exists already or a node name is unsafe."""
+    path exists already or a node name is unsafe. Device nodes (as root) and setuid/setgid bits only
+    with `restore_special`."""
     if _exists(target) is not None and not target.is_dir():
         raise RepositoryError(f"--target {target} exists and is not a directory")
     clash = conflicts(loader, tree_id, target)
@@ -185,7 +258,7 @@ def restore_tree(
             f"refusing to overwrite {', '.join(clash[:3])}{more}: restore into an empty or new --target directory"
         )
     target.mkdir(parents=True, exist_ok=True)
-    writer = _Writer(loader, progress)
+    writer = _Writer(loader, progress, restore_special)
     root = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         writer.tree(root, tree_id, target)

@@ -15,21 +15,12 @@ from collections.abc import Iterator
 from stashplan.repository.restic.blobs import BlobLoader
 from stashplan.repository.restic.metadata import NodeMeta
 from stashplan.repository.restic.streaming import iter_file
-from stashplan.repository.restic.trees import Node, load_safe_tree
+from stashplan.repository.restic.trees import walk
 
 BLOCK = 512
 RECORD = 20 * BLOCK  # tar's default blocking factor, as GNU tar and Python's tarfile pad to
 _TYPES = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "fifo": tarfile.FIFOTYPE,
           "dev": tarfile.BLKTYPE, "chardev": tarfile.CHRTYPE}
-
-
-def _walk(loader: BlobLoader, tree_id: bytes, prefix: str) -> Iterator[tuple[str, Node]]:
-    """Every node with its tar path, a directory before its content, names checked to be safe."""
-    for node in load_safe_tree(loader, tree_id):
-        path = f"{prefix}{node.name}"
-        yield path, node
-        if node.type == "dir" and node.subtree is not None:
-            yield from _walk(loader, node.subtree, path + "/")
 
 
 def _member(path: str, meta: NodeMeta) -> tarfile.TarInfo:
@@ -52,8 +43,8 @@ def tar_stream(loader: BlobLoader, tree_id: bytes, skipped: list[str]) -> Iterat
     """The tar archive of everything below `tree_id`, in pieces; nodes without a tar form go to `skipped`."""
     written = 0
     hardlinks: dict[tuple[int, int], str] = {}
-    for path, node in _walk(loader, tree_id, ""):
-        meta = node.meta
+    for slashed, node in walk(loader, tree_id, safe=True):
+        path, meta = slashed[1:], node.meta
         info = _member(path, meta)
         key = meta.hardlink_key if node.type == "file" else None
         if key is not None and key in hardlinks:

@@ -91,13 +91,22 @@ def load_safe_tree(loader: BlobLoader, tree_id: bytes) -> list[Node]:
     return nodes
 
 
-def walk(loader: BlobLoader, tree_id: bytes, prefix: str = "") -> Iterator[tuple[str, Node]]:
-    """Every node under the tree with its path ("/a/b"), depth first in stored order."""
-    for node in load_tree(loader, tree_id):
-        path = f"{prefix}/{node.name}"
+def walk(loader: BlobLoader, tree_id: bytes, prefix: str = "", *, safe: bool = False) -> Iterator[tuple[str, Node]]:
+    """Every node under the tree with its path ("/a/b"), depth first in stored order, a directory before
+    its content; without recursion, so a tree of any depth is walked. With `safe`, names are checked as
+    `load_safe_tree` does."""
+    load = load_safe_tree if safe else load_tree
+    stack: list[tuple[str, Iterator[Node]]] = [(prefix, iter(load(loader, tree_id)))]
+    while stack:
+        where, nodes = stack[-1]
+        node = next(nodes, None)
+        if node is None:
+            stack.pop()
+            continue
+        path = f"{where}/{node.name}"
         yield path, node
         if node.type == "dir" and node.subtree is not None:
-            yield from walk(loader, node.subtree, path)
+            stack.append((path, iter(load(loader, node.subtree))))
 
 
 def find(loader: BlobLoader, tree_id: bytes, path: str) -> Node:
