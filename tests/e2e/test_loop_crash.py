@@ -224,3 +224,25 @@ def test_sigterm_stops_the_loop_within_5s_and_ends_its_running_job(tmp_path: Pat
     assert "LoopStopped: the loop stopped while this Job ran" in str(session["status"]["conditions"])
     assert not marker.exists()
 
+
+
+def test_every_path_to_the_state_file_shares_its_lock(tmp_path: Path) -> None:
+    """The lock is the state file's own, not its path's: a symlinked folder, a symlink to the file under another
+    name, and `x/../state.db` all meet the first loop's lock."""
+    manifests, state, _ = setup(tmp_path, seconds=1)
+    state.parent.mkdir(parents=True)
+    (tmp_path / "linked-folder").symlink_to(state.parent, target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "other.db").symlink_to(state)
+    (tmp_path / "x").mkdir()
+    first = start_loop(manifests, tmp_path / "linked-folder" / "state.db", tmp_path / "first.log")
+    try:
+        wait_until("the first loop to apply", lambda: state.exists() and LocalCluster(state).list("CronJob", "demo"))
+        for other in (state, tmp_path / "elsewhere" / "other.db", tmp_path / "x" / ".." / "state" / "state.db"):
+            second = subprocess.run(
+                [sys.executable, "-m", "stashplan", "apply", "--watch", "--interval", "0.5", "-f", str(manifests),
+                 "--state", str(other)], capture_output=True, text=True, timeout=30)
+            assert second.returncode == 1, (other, second.stdout[-500:])
+            assert f"is in use by the loop pid {first.pid}" in " ".join(second.stderr.split()), other
+    finally:
+        stop(first)

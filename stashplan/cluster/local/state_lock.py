@@ -1,7 +1,9 @@
-"""One loop per local state database: an exclusive `flock` on `<state>.lock`, holding who owns it.
+"""One loop per local state database: an exclusive `flock` on the state file itself, so every path to it
+(a symlink, `x/../state.db`, a bind mount) contends for the one lock; `<real path>.lock` says who holds it.
 
 The kernel drops the lock when its holder exits, even after `kill -9`, so a stale lock never survives
-its loop. The descriptor is not inherited by the Job processes the loop starts.
+its loop. The descriptor is not inherited by the Job processes the loop starts. (SQLite locks with
+`fcntl` byte ranges, which `flock` does not touch on local file systems.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ class StateLocked(StashplanError):
 
 
 def lock_path(state: Path) -> Path:
-    return state.with_name(state.name + ".lock")
+    """Where the holder of the state file's lock is written: beside the file's real path."""
+    real = Path(os.path.realpath(state))
+    return real.with_name(real.name + ".lock")
 
 
 def _holder(path: Path) -> str:
@@ -46,9 +50,11 @@ class StateLock:
 
     def acquire(self, *, wait: bool = False, cancelled: Callable[[], bool] = lambda: False,
                 on_wait: Callable[[str], None] = lambda holder: None) -> bool:
-        """True once held; False only when `cancelled` ended a wait."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        """True once held; False only when `cancelled` ended a wait. Creates the state file (empty: SQLite
+        takes it as a new database) so that the lock is the file's own."""
+        self.state.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.state, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.path = lock_path(self.state)  # the real path, now that the file exists
         told = False
         while True:
             try:
@@ -72,13 +78,12 @@ class StateLock:
             time.sleep(0.2)
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "since": datetime.now(UTC).isoformat(timespec="seconds")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self.path.write_text(json.dumps(info))
         self._fd = fd
         return True
 
     def release(self) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            self.path.write_text("")
             os.close(self._fd)  # closing drops the flock
             self._fd = None
