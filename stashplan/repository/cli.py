@@ -137,7 +137,7 @@ def backup(
 
 
 @app.command()
-@repository_command()
+@repository_command(reads=True)
 def restore(
     repository: RepositoryArgs,
     snapshot: Annotated[str, typer.Argument(help="Snapshot id, unique id prefix, or latest")] = "latest",
@@ -210,7 +210,7 @@ def _restore_to_file(restore_to: Callable[[BinaryIO], Snapshot], target: Path) -
 
 
 @app.command()
-@repository_command()
+@repository_command(reads=True)
 def snapshots(
     repository: RepositoryArgs,
     host: Annotated[str | None, typer.Option("--host")] = None,
@@ -296,7 +296,7 @@ def prune_cmd(
 
 
 @app.command()
-@repository_command()
+@repository_command(reads=True)
 def check(
     repository: RepositoryArgs,
     read_data: Annotated[bool, typer.Option("--read-data", help="Also read and verify every pack")] = False,
@@ -336,7 +336,7 @@ def check(
 
 
 @app.command()
-@repository_command()
+@repository_command(reads=True)
 def stats(repository: RepositoryArgs, json_out: JsonOpt = False) -> None:
     """Stored size, snapshot count, raw size and dedup ratio."""
     s = repository.call(lambda r: r.stats())

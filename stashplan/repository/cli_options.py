@@ -44,6 +44,13 @@ RepoNameOpt = Annotated[
     str | None, typer.Option("--repository-name", help="Which Repository of the -f manifests (if several)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
+NoLockOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-lock",
+        help="Neither take nor check locks (as restic's --no-lock): read a read-only or full repository",
+    ),
+]
 RetryLockOpt = Annotated[
     float,
     typer.Option("--retry-lock", help="Seconds to keep retrying when another process holds the lock"),
@@ -59,6 +66,7 @@ class RepositoryArgs:
     manifests: list[Path] | None
     name: str | None
     lock_wait: float = 0.0
+    no_lock: bool = False
 
     def locate(self) -> tuple[Storage, str]:
         """The storage and password, without opening anything; errors become one line and exit 1."""
@@ -71,6 +79,7 @@ class RepositoryArgs:
         try:
             storage, password = locate(self.repo, self.password_file, self.manifests, self.name)
             with open_repository(storage, password) as repository:
+                repository.no_lock = self.no_lock
                 if isinstance(repository, Repository):
                     repository.lock_wait = self.lock_wait
                 try:
@@ -124,13 +133,17 @@ _REPOSITORY_OPTIONS = [
 ]
 
 
-def repository_command(*, lock: bool = False) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Give a command the shared options after its own (`--retry-lock` first when it takes the lock);
-    the command receives them as its `repository` argument, a `RepositoryArgs`."""
+def repository_command(
+    *, lock: bool = False, reads: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the shared options after its own (`--retry-lock` first when it takes the lock,
+    `--no-lock` when it only `reads`); the command receives them as its `repository` argument, a
+    `RepositoryArgs`."""
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         own = inspect.signature(command, eval_str=True)
         shared = [_option("retry_lock", RetryLockOpt, 0.0)] if lock else []
+        shared += [_option("no_lock", NoLockOpt, False)] if reads else []
         shared += _REPOSITORY_OPTIONS
         params = [p for p in own.parameters.values() if p.name != "repository"] + shared
 
@@ -142,6 +155,7 @@ def repository_command(*, lock: bool = False) -> Callable[[Callable[..., None]],
                 kwargs.pop("filename"),
                 kwargs.pop("repository_name"),
                 kwargs.pop("retry_lock", 0.0),
+                kwargs.pop("no_lock", False),
             )
             command(repository=repository, **kwargs)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import BinaryIO
 
-from providers.storage import ObjectNotFound, Storage
+from providers.storage import ObjectNotFound, Storage, StorageError
 from stashplan.errors import RepositoryError
 from stashplan.repository import formats, keys, locks, repair
 from stashplan.repository.backup import BackupRequest, normalise_tags, run_backup
@@ -78,6 +78,9 @@ def _open_config(key: MasterKey, data: bytes) -> tuple[dict, MasterKey] | None:
     return config, _algorithms(legacy, config)
 
 
+READ_ONLY = frozenset({"restore", "check"})  # the locked operations `no_lock` may run without a lock
+
+
 class Repository:
     """An opened repository. Not thread-safe; one operation at a time per instance.
 
@@ -92,6 +95,7 @@ class Repository:
         self.id = repo_id
         self.warnings: list[str] = []
         self.lock_wait = 0.0  # seconds an operation waits for a conflicting lock (restic's --retry-lock)
+        self.no_lock = False  # reading operations neither take nor check locks (restic's --no-lock)
         self.key_name = ""  # the key file the password opened
         self._held: list[locks.Lock] = []
 
@@ -198,16 +202,27 @@ class Repository:
     # --- locking --------------------------------------------------------------------------------
     @contextmanager
     def _lock(self, operation: str, *, exclusive: bool) -> Iterator[None]:
+        if self.no_lock and operation in READ_ONLY:
+            yield  # as restic's --no-lock: a read-only or full repository is read; a prune may run meanwhile
+            return
         with locks.released_on_sigterm():
             lock = locks.Lock(self.storage, exclusive=exclusive, operation=operation)
+            unwritable = False
             try:  # released however the block ends, SIGTERM between two statements included
-                lock.acquire(self.lock_wait)
+                try:
+                    lock.acquire(self.lock_wait)
+                except StorageError as exc:
+                    if operation not in READ_ONLY:
+                        raise
+                    unwritable = True  # nothing was written that a release could remove
+                    raise RepositoryError(f"{exc} (a repository that cannot be written is read with --no-lock)") from None
                 self._held.append(lock)
                 yield
             finally:
                 if lock in self._held:
                     self._held.remove(lock)
-                lock.release()
+                if not unwritable:
+                    lock.release()
 
     def close(self) -> None:
         """Release every lock this instance still holds."""

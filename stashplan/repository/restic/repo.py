@@ -7,7 +7,7 @@ stats — with restic snapshots shown as stashplan `Snapshot` values; every writ
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
@@ -44,6 +44,7 @@ class ResticRepository:
         self._index: ResticIndex | None = None
         self._sizes: dict[bytes, tuple[int, int]] = {}  # tree id -> (bytes, files) below it
         self.warnings: list[str] = []  # printed by the CLI when the command ends
+        self.no_lock = False  # read without taking or checking restic locks (restic's --no-lock)
 
     @classmethod
     def open(cls, storage: Storage, password: str) -> ResticRepository:
@@ -84,7 +85,10 @@ class ResticRepository:
 
     # --- reading ----------------------------------------------------------------------------------
     def reading(self) -> AbstractContextManager[None]:
-        """A non-exclusive restic lock held while reading (refused under restic's exclusive lock)."""
+        """A non-exclusive restic lock held while reading (refused under restic's exclusive lock); nothing
+        with `no_lock`."""
+        if self.no_lock:
+            return nullcontext()
         return shared_lock(self.storage, self.key, self.layout)
 
     def index(self) -> ResticIndex:
