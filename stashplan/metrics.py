@@ -1,8 +1,8 @@
 """Prometheus metrics with Stash's names (new `stash_appscode_com_*` and legacy), pushed to a Pushgateway.
 
-All metrics are gauges, each emitted under both names. Builders are pure (values -> registry); `push`
-does the I/O with `pushadd_to_gateway` (POST: replaces only same-named metrics in the job group).
-Labels hold object names only, never secrets.
+All metrics are gauges, each emitted under both names (stashplan's own, e.g. the last failure's reason,
+under one). Builders are pure (values -> registry); `push` does the I/O with `pushadd_to_gateway` (POST:
+replaces only same-named metrics in the job group). Labels hold object names only, never secrets.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import urllib.error
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
@@ -17,6 +18,22 @@ from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
 from stashplan.errors import StashplanError
 
 NEW = "stash_appscode_com_"
+APPBINDING_GROUP, APPBINDING_RESOURCE = "appcatalog.appscode.com", "appbindings"
+LAST_FAILURE = "stashplan_backupsession_last_failure_timestamp_seconds"
+
+
+class FailureReason(StrEnum):
+    """Why a backup session failed: the `reason` label of stashplan_backupsession_last_failure_timestamp_seconds."""
+
+    TARGET_NOT_READY = "TargetNotReady"  # the database did not answer its readiness check in time
+    DUMP_FAILED = "DumpFailed"  # the dump tool failed (non-zero exit, no output)
+    REPOSITORY_WRITE_FAILED = "RepositoryWriteFailed"  # the repository or its storage refused or failed
+    HOOK_FAILED = "HookFailed"  # a preBackup or postBackup hook failed
+    RETENTION_FAILED = "RetentionFailed"  # the retention policy could not be applied
+    INTEGRITY_CHECK_FAILED = "IntegrityCheckFailed"  # the repository check after the backup failed
+    DEADLINE_EXCEEDED = "DeadlineExceeded"  # the session ran past its timeOut
+    JOB_FAILED = "JobFailed"  # the Job failed or vanished before the transfer could report (set by the loop)
+    UNKNOWN = "Unknown"
 
 
 class MetricsPushError(StashplanError):
@@ -45,20 +62,23 @@ class Invoker:
 
 @dataclass(frozen=True)
 class Target:
-    """The app behind the AppBinding: kind/group from its `spec.type` (e.g. Postgres, kubedb.com)."""
+    """The app behind the AppBinding, labelled as Stash labels it: `kind` and `group` are the resource and the
+    group of the AppBinding's `spec.type`, verbatim (`kubedb.com/postgres` -> kind `postgres`, group
+    `kubedb.com`; `stashplan.dev/sqlite` -> `sqlite`); without a type, `appbindings` and
+    `appcatalog.appscode.com` (the AppBinding's own resource and group)."""
 
     kind: str
     group: str
     name: str
 
     @classmethod
-    def from_appbinding(cls, appbinding: dict, default_kind: str) -> Target:
+    def from_appbinding(cls, appbinding: dict) -> Target:
         app_type = str((appbinding.get("spec") or {}).get("type") or "")
-        group, _, kind = app_type.rpartition("/")
+        group, _, resource = app_type.rpartition("/")
         name = (appbinding.get("metadata") or {}).get("name", "")
-        if not kind:
-            return cls(default_kind, "appcatalog.appscode.com", name)
-        return cls(kind[:1].upper() + kind[1:], group, name)
+        if not group and not resource:
+            return cls(APPBINDING_RESOURCE, APPBINDING_GROUP, name)
+        return cls(resource, group, name)
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,10 @@ class _Metrics:
             gauge = Gauge(name, doc, labelnames=list(labels), registry=self.registry)
             gauge.labels(**labels).set(value)
 
+    def set_one(self, name: str, doc: str, labels: Mapping[str, str], value: float) -> None:
+        """A gauge of stashplan's own, under this one name (Stash has no counterpart)."""
+        Gauge(name, doc, labelnames=list(labels), registry=self.registry).labels(**labels).set(value)
+
 
 def job_name(invoker_kind: str, namespace: str, invoker_name: str) -> str:
     """Stash's push job name: `<lowercase invoker kind>-<namespace>-<invoker name>`."""
@@ -111,9 +135,11 @@ def _session_labels(
 
 
 def backup_session_registry(
-    invoker: Invoker, target: Target, host: HostResult, *, session_duration: float, now: float
+    invoker: Invoker, target: Target, host: HostResult, *, session_duration: float, now: float,
+    failure_reason: FailureReason = FailureReason.UNKNOWN,
 ) -> CollectorRegistry:
-    """Session, target and host metrics of a BackupSession with one target and one host."""
+    """Session, target and host metrics of a BackupSession with one target and one host. A failed one also
+    carries `stashplan_backupsession_last_failure_timestamp_seconds` (`now`) with its `failure_reason`."""
     m = _Metrics()
     common, tgt, hst = _session_labels(invoker, target, host)
     ok = 1.0 if host.success else 0.0
@@ -127,6 +153,8 @@ def backup_session_registry(
         ok,
     )
     if not host.success:
+        m.set_one(LAST_FAILURE, "Unix time of the last failed backup session, and why it failed (reason)",
+                  {**common, "reason": failure_reason.value}, now)
         return m.registry
     m.set(
         "backupsession_duration_seconds",

@@ -20,6 +20,7 @@ from stashplan.errors import LeadershipLost
 from stashplan.operator.incremental import INFORMED_KINDS, Incremental
 from stashplan.operator.informer import Informer
 from stashplan.operator.iteration import Iteration, LocalControllers, gc_paused, run_once
+from stashplan.operator.loop_metrics import observe
 from stashplan.operator.phase_log import PhaseLog
 
 if TYPE_CHECKING:  # the loop's parts; a one-shot plan or apply starts without importing them
@@ -128,6 +129,7 @@ def run_loop(ctx: LoopContext) -> int:
                 incremental.informer.close()  # a leader again later starts from a fresh cache
                 incremental = None
             if leading:
+                started = time.monotonic()
                 try:
                     if ctx.watch_wakeups and incremental is None:
                         incremental = Incremental(Informer(ctx.cluster, INFORMED_KINDS).start(), resync=ctx.resync)
@@ -142,13 +144,15 @@ def run_loop(ctx: LoopContext) -> int:
                                       settings=ctx.settings, controllers=ctx.controllers, namespace=ctx.namespace,
                                       may_write=may_write)
                     source = incremental.informer if incremental is not None else ctx.cluster
-                    for line in phases.observe([*source.list("BackupSession", ctx.namespace),
-                                                *source.list("RestoreSession", ctx.namespace)]):
+                    sessions = [*source.list("BackupSession", ctx.namespace), *source.list("RestoreSession", ctx.namespace)]
+                    for line in phases.observe(sessions):
                         log.info("%s", line)
                     failures = 0
                     if health:
                         health.heartbeat(leader=True)
-                        health.mark_iteration(True, Counter(c.action.value for c in it.result.applied))
+                        health.observe(observe(source.list("BackupConfiguration", ctx.namespace), sessions))
+                        health.mark_iteration(True, Counter(c.action.value for c in it.result.applied),
+                                              time.monotonic() - started)
                     if it.changed:
                         ctx.report(it)
                 except LeadershipLost as exc:
@@ -161,7 +165,7 @@ def run_loop(ctx: LoopContext) -> int:
                     delay = min(60.0, ctx.interval * 2 ** min(failures, 6))
                     log.exception("iteration failed")
                     if health:
-                        health.mark_iteration(False, {})
+                        health.mark_iteration(False, {}, time.monotonic() - started, type(exc).__name__)
                     ctx.report_error(exc, delay)
             elif health:
                 health.heartbeat(leader=False)

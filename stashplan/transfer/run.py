@@ -28,6 +28,7 @@ from stashplan.repository import Repository
 from stashplan.repository.formats import refusal
 from stashplan.repository.opening import AnyRepository, open_repository
 from stashplan.repository.progress import progress_reporter
+from stashplan.transfer import failure
 from stashplan.transfer.context import (
     SessionContext,
     load_backup,
@@ -128,13 +129,6 @@ def _prepared(
             yield provider, conn, params, deadline, repo
         finally:
             repo.close()
-
-
-def _app_kind(database: str) -> str:
-    try:
-        return get_provider(database).app_kind
-    except ValueError:
-        return "AppBinding"
 
 
 def _invoker(ctx: SessionContext) -> metrics.Invoker:
@@ -249,6 +243,7 @@ def backup(
     hooks = _Hooks(ctx, opts, clock, list(first_target.get("conditions") or []), _summary(ctx, retry_left), [])
     host = HostOutcome(opts.hostname, False, 0.0)
     repo_state: metrics.RepositoryState | None = None
+    failed_with: BaseException | None = None
     try:
         hooks.before("preBackup")
         opts.priority.apply()
@@ -271,6 +266,7 @@ def backup(
             host = HostOutcome(opts.hostname, True, time.monotonic() - t0, snapshot=snap)
             conds, repo_state = after_backup(cluster, ctx, repo, conds, clock)
     except Exception as exc:  # every failure becomes a Failed session with one clear line
+        failed_with = exc
         host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=describe(exc))
         log.error("backup of BackupSession %s/%s failed: %s", namespace, session_name, host.error)
     host = replace(host, duration=time.monotonic() - t0)
@@ -286,7 +282,7 @@ def backup(
     now = clock()
     invoker = _invoker(ctx)
     job = metrics.job_name(invoker.kind, namespace, invoker.name)
-    target = metrics.Target.from_appbinding(ctx.appbinding, _app_kind(opts.database))
+    target = metrics.Target.from_appbinding(ctx.appbinding)
     size = host.snapshot.total_size if host.snapshot else 0
     result = metrics.HostResult(
         opts.hostname,
@@ -297,7 +293,8 @@ def backup(
         (host.snapshot.end_time - host.snapshot.time).total_seconds() if host.snapshot else 0,
     )
     registry = metrics.backup_session_registry(
-        invoker, target, result, session_duration=host.duration, now=now.timestamp()
+        invoker, target, result, session_duration=host.duration, now=now.timestamp(),
+        failure_reason=failure.of_backup(failed_with, bool(post_hook_errors), failed_post),
     )
     conds = _push_session_metrics(opts.pushgateway_url, job, registry, conds, now)
     if repo_state is not None:
@@ -394,7 +391,7 @@ def restore(
     now = clock()
     phase = "Succeeded" if host.ok and not post_hook_errors else "Failed"
     invoker = _invoker(ctx)
-    target = metrics.Target.from_appbinding(ctx.appbinding, _app_kind(opts.database))
+    target = metrics.Target.from_appbinding(ctx.appbinding)
     registry = metrics.restore_session_registry(
         invoker,
         target,

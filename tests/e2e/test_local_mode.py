@@ -194,7 +194,7 @@ def test_bad_input_is_one_line_with_exit_1(tmp_path: Path, args: list[str], mess
     assert "Traceback" not in out
 
 
-def test_session_the_loop_fails_pushes_success_0_to_the_pushgateway(
+def test_session_the_loop_fails_pushes_success_0_and_the_failure_reason_to_the_pushgateway(
     manifests: Path, tmp_path: Path, pushgateway: str
 ) -> None:
     from stashplan.desired.compute import Settings
@@ -219,3 +219,6 @@ def test_session_the_loop_fails_pushes_success_0_to_the_pushgateway(
     wanted = ('stash_appscode_com_backupsession_success{', 'invoker_name="app-db-backup"', 'job="backupconfiguration-demo-app-db-backup"')
     lines = [line for line in text.splitlines() if all(w in line for w in wanted)]
     assert lines and lines[0].endswith(" 0"), text[-2000:]
+    failed = [line for line in text.splitlines() if line.startswith("stashplan_backupsession_last_failure_timestamp_seconds{")
+              and 'invoker_name="app-db-backup"' in line]
+    assert len(failed) == 1 and 'reason="JobFailed"' in failed[0], text[-2000:]

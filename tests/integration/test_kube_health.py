@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stashplan.operator.health import HealthServer
+from stashplan.operator.loop_metrics import observe
 
 
 @pytest.fixture
@@ -59,11 +60,13 @@ def test_liveness_fails_when_the_loop_stops_reporting(health: HealthServer) -> N
     assert fetch(health, "/healthz") == (503, "loop stalled\n")
 
 
-def test_metrics_count_iterations_actions_errors_and_the_last_success(health: HealthServer) -> None:
+def test_metrics_count_iterations_actions_errors_by_reason_durations_and_the_last_success(
+    health: HealthServer,
+) -> None:
     before = time.time()
-    health.mark_iteration(True, {"create": 2, "status": 1, "delete": 0})
-    health.mark_iteration(True, {"create": 1})
-    health.mark_iteration(False, {})
+    health.mark_iteration(True, {"create": 2, "status": 1, "delete": 0}, 0.02)
+    health.mark_iteration(True, {"create": 1}, 3.0)
+    health.mark_iteration(False, {}, 0.5, "Conflict")
     health.heartbeat(leader=True)
     code, text = fetch(health, "/metrics")
     assert code == 200
@@ -73,7 +76,10 @@ def test_metrics_count_iterations_actions_errors_and_the_last_success(health: He
     assert got[("stashplan_plan_actions_total", (("action", "create"),))] == 3
     assert got[("stashplan_plan_actions_total", (("action", "status"),))] == 1
     assert ("stashplan_plan_actions_total", (("action", "delete"),)) not in got
-    assert got[("stashplan_apply_errors_total", ())] == 1
+    assert got[("stashplan_apply_errors_total", (("reason", "Conflict"),))] == 1
+    assert got[("stashplan_loop_iteration_duration_seconds_count", ())] == 3
+    assert got[("stashplan_loop_iteration_duration_seconds_bucket", (("le", "0.025"),))] == 1
+    assert got[("stashplan_loop_iteration_duration_seconds_bucket", (("le", "5.0"),))] == 3
     assert got[("stashplan_leader", ())] == 1
     assert before <= got[("stashplan_last_successful_iteration_timestamp_seconds", ())] <= time.time()
 
@@ -88,3 +94,34 @@ def test_unknown_paths_are_404_and_stop_frees_the_port(health: HealthServer) -> 
         assert fetch(again, "/healthz")[0] == 200
     finally:
         again.stop()
+
+
+def test_metrics_show_what_the_last_iteration_read_and_forget_what_is_gone(health: HealthServer) -> None:
+    def config(name: str, schedule: str, paused: bool = False) -> dict:
+        return {"kind": "BackupConfiguration", "metadata": {"name": name, "namespace": "demo",
+                                                            "creationTimestamp": "2024-05-01T10:00:00Z"},
+                "spec": {"schedule": schedule, "paused": paused}, "status": {"phase": "Ready"}}
+
+    running = {"kind": "BackupSession", "metadata": {"name": "daily-1", "namespace": "demo"},
+               "spec": {"invoker": {"name": "daily"}},
+               "status": {"phase": "Running", "sessionDeadline": "2024-05-02T02:30:00Z"}}
+    restore = {"kind": "RestoreSession", "metadata": {"name": "r1", "namespace": "demo"}}
+    health.observe(observe([config("daily", "0 2 * * *"), config("weekdays", "0 2 * * 1-5", paused=True)],
+                           [running, restore]))
+    got = samples(fetch(health, "/metrics")[1])
+    daily = (("invoker_kind", "BackupConfiguration"), ("invoker_name", "daily"), ("namespace", "demo"))
+    weekdays = (("invoker_kind", "BackupConfiguration"), ("invoker_name", "weekdays"), ("namespace", "demo"))
+    assert got[("stashplan_backupconfiguration_schedule_interval_seconds", daily)] == 86400
+    assert got[("stashplan_backupconfiguration_schedule_interval_seconds", weekdays)] == 3 * 86400  # Fri -> Mon
+    assert got[("stashplan_backupconfiguration_paused", daily)] == 0
+    assert got[("stashplan_backupconfiguration_paused", weekdays)] == 1
+    assert got[("stashplan_backupconfiguration_created_timestamp_seconds", daily)] == 1714557600
+    assert got[("stashplan_session_deadline_timestamp_seconds", (*daily, ("session", "daily-1")))] == 1714617000
+    assert got[("stashplan_objects", (("kind", "BackupConfiguration"), ("phase", "Ready")))] == 2
+    assert got[("stashplan_objects", (("kind", "BackupSession"), ("phase", "Running")))] == 1
+    assert got[("stashplan_objects", (("kind", "RestoreSession"), ("phase", "Pending")))] == 1
+    # the next iteration: the weekday configuration deleted, the session finished
+    health.observe(observe([config("daily", "0 2 * * *")], [{**running, "status": {"phase": "Succeeded"}}]))
+    text = fetch(health, "/metrics")[1]
+    assert "weekdays" not in text and "stashplan_session_deadline_timestamp_seconds{" not in text
+    assert samples(text)[("stashplan_objects", (("kind", "BackupSession"), ("phase", "Succeeded")))] == 1

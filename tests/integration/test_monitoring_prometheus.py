@@ -1,19 +1,35 @@
 """The alert rules and the dashboard on a real Prometheus: it scrapes a real Pushgateway after real
 backups and restores (one backup failing, one failing then retried, one restore failing) and the
-operator's /metrics endpoint, and every alert expression and dashboard query runs through its HTTP API."""
+operator's /metrics endpoint while the real loop iterates over the same local-mode cluster (a paused
+configuration, a session running with a timeOut), and every alert expression and dashboard query runs
+through its HTTP API."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from stashplan.api import builtin_addons
+from stashplan.objects import rfc3339
 from stashplan.operator.health import HealthServer
+from stashplan.operator.loop import LoopContext, StopFlag, run_loop
 from stashplan.transfer.run import TransferOptions, backup, restore
-from tests.fixtures.prometheus import PROPOSED, Prometheus, alerts, concrete, dashboard_targets, metric_names
+from tests.fixtures.prometheus import (
+    PROPOSED,
+    Prometheus,
+    alerts,
+    concrete,
+    dashboard_targets,
+    metric_names,
+    recorded,
+    rules,
+)
 from tests.fixtures.transfer import StashWorld
 
 pytestmark = pytest.mark.slow
@@ -32,13 +48,16 @@ def monitored(
     """Prometheus after the backups and restores, while the operator's endpoint still answers."""
     w = stash_world
     opts = TransferOptions(database="sqlite", pushgateway_url=pushgateway)
-    w.appbinding("ok-db", f"sqlite://{sqlite_file}")
-    w.appbinding("bad-db", f"sqlite://{tmp_path}/missing.db")
-    w.appbinding("retry-db", f"sqlite://{tmp_path}/retry.db")
-    w.appbinding("new-db", f"sqlite://{tmp_path}/new.db")
+    sqlite = "stashplan.dev/sqlite"
+    w.appbinding("ok-db", f"sqlite://{sqlite_file}", app_type=sqlite)
+    w.appbinding("bad-db", f"sqlite://{tmp_path}/missing.db", app_type=sqlite)
+    w.appbinding("retry-db", f"sqlite://{tmp_path}/retry.db", app_type=sqlite)
+    w.appbinding("new-db", f"sqlite://{tmp_path}/new.db", app_type=sqlite)
     w.repository()
     for name, db in (("cfg-ok", "ok-db"), ("cfg-bad", "bad-db"), ("cfg-retry", "retry-db")):
-        w.backup_config(name, db)
+        w.backup_config(name, db, timeout="1h")
+    paused = w.backup_config("cfg-paused", "ok-db")
+    w.cluster.replace({**paused, "spec": {**paused["spec"], "paused": True}})
     w.backup_session("cfg-ok", "ok-1")
     assert backup(w.cluster, w.namespace, "ok-1", opts).ok
     w.backup_session("cfg-bad", "bad-1")
@@ -53,11 +72,17 @@ def monitored(
     w.restore_session("r-bad", "new-db", snapshots=["0123abcd"])
     assert not restore(w.cluster, w.namespace, "r-bad", opts).ok
 
+    # a session of cfg-ok still running within its timeOut, its Job started (no controller runs it here)
+    w.backup_session("cfg-ok", "ok-2", deadline=rfc3339(datetime.now(UTC) + timedelta(hours=1)))
+    w.cluster.create({"apiVersion": "batch/v1", "kind": "Job",
+                      "metadata": {"name": "stash-backup-ok-2", "namespace": w.namespace}, "spec": {}})
+
     health = HealthServer(0, host="127.0.0.1")
     health.start()
-    health.heartbeat(leader=True)
-    health.mark_iteration(True, {"create": 3, "status": 2})
-    health.mark_iteration(False, {})
+    stop = StopFlag()
+    loop = threading.Thread(target=run_loop, args=(LoopContext(
+        w.cluster, interval=0.5, addons=builtin_addons(), stop=stop, health=health),), daemon=True)
+    loop.start()
     prom = prometheus_factory({
         "pushgateway": pushgateway.removeprefix("http://"),
         "operator": f"127.0.0.1:{health.port}",
@@ -65,11 +90,12 @@ def monitored(
     try:
         # a few scrapes, so that rate() and delta() have two samples of every series
         assert prom.wait_for("count_over_time(stashplan_leader[1m]) >= 4"), "the operator was not scraped"
-        health.mark_iteration(True, {"update": 1})
         assert prom.wait_for("count_over_time(stash_appscode_com_restoresession_success[1m]) >= 4")
         assert prom.wait_for('ALERTS{alertname="StashplanRestoreFailed"}'), "the rules were not evaluated"
         yield prom
     finally:
+        stop.set()
+        loop.join(timeout=30)
         health.stop()
 
 
@@ -89,8 +115,8 @@ def test_alerts_hold_exactly_for_the_failed_backup_and_restore_not_the_retried_o
     assert pending[0]["metric"]["invoker_kind"] == "BackupConfiguration"
     # the recording rules the alerts compare
     allowed = monitored.query("stashplan:backupconfiguration_allowed_age_seconds")
-    assert {r["metric"]["invoker_name"]: float(r["value"][1]) for r in allowed} == {
-        "cfg-ok": 90000.0, "cfg-bad": 90000.0, "cfg-retry": 90000.0}  # no schedule metric yet: 25 h
+    assert {r["metric"]["invoker_name"]: float(r["value"][1]) for r in allowed} == {  # */5: 5 min + 1 h
+        "cfg-ok": 3900.0, "cfg-bad": 3900.0, "cfg-retry": 3900.0, "cfg-paused": 3900.0}
     success = monitored.query("stashplan:backupconfiguration_last_success_age_seconds")
     assert {r["metric"]["invoker_name"] for r in success} == {"cfg-ok", "cfg-retry"}
     pushed = monitored.query("stashplan:backupconfiguration_last_push_age_seconds")
@@ -107,3 +133,29 @@ def test_every_dashboard_query_runs_and_those_on_exported_metrics_return_data(mo
         for label in re.findall(r"\{\{(\w+)\}\}", legend):  # the legend's labels are on every series
             assert all(r["metric"].get(label) for r in result), f"{title}: no label {label} in {result}"
     assert not empty, f"panels without data: {empty}"
+
+
+def test_every_metric_the_rules_read_has_data_from_the_backups_and_the_loop(monitored: Prometheus) -> None:
+    names = set().union(*(metric_names(r["expr"]) for r in rules())) - recorded()
+    empty = sorted(n for n in names if not monitored.query(n))
+    assert not empty, f"metrics the rules read without data: {empty}"
+
+
+def test_the_loop_exports_each_configuration_and_the_running_session(monitored: Prometheus) -> None:
+    def by_config(expr: str) -> dict[str, float]:
+        return {r["metric"]["invoker_name"]: float(r["value"][1]) for r in monitored.query(expr)}
+
+    assert by_config("stashplan_backupconfiguration_paused") == {
+        "cfg-ok": 0, "cfg-bad": 0, "cfg-retry": 0, "cfg-paused": 1}
+    assert set(by_config("stashplan_backupconfiguration_schedule_interval_seconds").values()) == {300}
+    deadline = monitored.query("stashplan_session_deadline_timestamp_seconds")
+    assert [(d["metric"]["session"], d["metric"]["invoker_name"]) for d in deadline] == [("ok-2", "cfg-ok")]
+    objects = {(r["metric"]["kind"], r["metric"]["phase"]): float(r["value"][1])
+               for r in monitored.query("stashplan_objects")}
+    assert objects[("BackupSession", "Failed")] == 2 and objects[("BackupSession", "Running")] == 1
+    assert objects[("BackupConfiguration", "Ready")] == 4
+    failure = monitored.query("stashplan_backupsession_last_failure_timestamp_seconds")
+    # the retried configuration keeps its last failure after its success: "last failure", not "failing"
+    assert sorted((f["metric"]["invoker_name"], f["metric"]["reason"]) for f in failure) == [
+        ("cfg-bad", "TargetNotReady"), ("cfg-retry", "TargetNotReady")]
+    assert monitored.wait_for("sum(rate(stashplan_loop_iteration_duration_seconds_count[1m])) > 0")

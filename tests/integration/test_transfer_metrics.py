@@ -53,7 +53,7 @@ def test_successful_backup_pushes_session_target_host_and_repository_metrics(
     }
     for name in ("stash_appscode_com_backupsession_success", "stash_backup_session_success"):
         assert sample(text, name, **common) == 1
-    target = {**common, "kind": "Sqlite", "group": "stashplan.dev", "name": "app-db"}
+    target = {**common, "kind": "sqlite", "group": "stashplan.dev", "name": "app-db"}
     assert sample(text, "stash_appscode_com_backupsession_target_success", **target) == 1
     assert sample(text, "stash_backup_target_host_count_total", **target) == 1
     host = {**target, "hostname": "host-0"}
@@ -89,7 +89,7 @@ def test_down_pushgateway_is_a_condition_and_the_backup_still_succeeds(
     assert w.condition("BackupSession", "s1", "RepositoryMetricsPushed")["status"] == "False"
 
 
-def test_failed_backup_pushes_only_success_zero(
+def test_failed_backup_pushes_success_zero_and_when_and_why_it_failed(
     stash_world: StashWorld, tmp_path: Path, pushgateway: str
 ) -> None:
     w = stash_world
@@ -105,6 +105,9 @@ def test_failed_backup_pushes_only_success_zero(
     assert sample(text, "stash_backup_host_backup_success", hostname="host-0") == 0
     assert "stash_appscode_com_backupsession_last_success_time_seconds" not in text
     assert "stash_repository_integrity" not in text
+    failed = sample(text, "stashplan_backupsession_last_failure_timestamp_seconds", invoker_name="cfg",
+                    invoker_kind="BackupConfiguration", namespace="demo", reason="TargetNotReady")
+    assert failed is not None and failed > 1.7e9
     assert w.condition("BackupSession", "s1", "MetricsPushed")["status"] == "True"
 
 
