@@ -428,6 +428,33 @@ def describe(
 
 
 @app.command()
+def status(
+    namespace: NamespaceOpt = None,
+    output: Annotated[str | None, typer.Option("-o", "--output", help="json for scripts.")] = None,
+    cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """One table of every BackupConfiguration: last success and its age against the schedule, next run,
+    duration, stored size and growth, integrity."""
+    from stashplan.overview import rows
+    from stashplan.overview_render import render
+
+    def body() -> int:
+        cs = _cluster_settings(cluster, state, kubeconfig, context)
+        _existing_state(cs)
+        c, now = open_cluster(cs), datetime.now(UTC)
+        try:
+            found = rows(c.list("BackupConfiguration", namespace), c.list("BackupSession", namespace),
+                         c.list("Repository", namespace), now)
+        finally:
+            c.close()
+        render(found, now, _console(), output or "")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command()
 def crds(
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write one file per CRD here.")] = None,
 ) -> None:
