@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install services demo test lint bench fuzz soak crds clean kube-env kube-e2e
+.PHONY: install services demo test lint bench fuzz soak docs crds clean kube-env kube-e2e
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ kube-env: install
 # The cluster contract, install, RBAC and end-to-end tests against that control plane.
 kube-e2e: kube-env services
 	$(BIN)/python -m pytest -q --real-kube -m real_kube
+
+# The README's screenshot of `stashplan status` (docs/status.png), rendered from a terminal by its test.
+docs: install services
+	STASHPLAN_WRITE_DOCS=1 $(BIN)/python -m pytest -q -p no:randomly tests/integration/test_status_overview.py -k screenshot
 
 crds: install
 	$(BIN)/stashplan crds --out-dir specs/crds

@@ -12,6 +12,7 @@ need=()
 command -v restic >/dev/null || need+=(restic)
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
 command -v promtool >/dev/null || need+=(prometheus)  # the server and promtool: alert rules and dashboard queries
+command -v rsvg-convert >/dev/null || need+=(librsvg2-bin)  # the README screenshot of `stashplan status`: SVG -> PNG
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v pg_dump >/dev/null || need+=(postgresql postgresql-client)
 command -v mariadb-dump >/dev/null || need+=(mariadb-server mariadb-client)

@@ -4,9 +4,13 @@ paused — the rows, the table a person reads, and `-o json` through the CLI."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
+import shutil
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +26,8 @@ from stashplan.transfer.run import TransferOptions, backup
 from tests.fixtures.transfer import StashWorld
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "status.png"  # rewritten by `make docs` (STASHPLAN_WRITE_DOCS=1)
 
 
 @pytest.fixture
@@ -98,3 +104,23 @@ def test_status_json_lists_every_configuration_for_scripts(world: StashWorld) ->
     assert doc["daily"]["interval"] == 86400 and len(doc["daily"]["sizes"]) == 2
     bad = CliRunner().invoke(app, ["status", "-o", "yaml", "--state", str(world.state)])
     assert bad.exit_code == 1 and "--output must be json" in bad.output
+
+
+def test_the_table_renders_from_the_terminal_into_the_readme_screenshot(world: StashWorld, tmp_path: Path) -> None:
+    """The README's picture of `stashplan status`: rich records the terminal as SVG, Debian's rsvg-convert
+    (librsvg2-bin, from .ci/services.sh) turns it into a PNG; `make docs` stores it as docs/status.png."""
+    converter = shutil.which("rsvg-convert")
+    assert converter, "rsvg-convert is not installed: run .ci/services.sh (Debian package librsvg2-bin)"
+    console = Console(record=True, width=180, force_terminal=True, color_system="truecolor", file=io.StringIO())
+    now = datetime.now(UTC) + timedelta(hours=2)
+    render(list(overview(world, now).values()), now, console)
+    svg = tmp_path / "status.svg"
+    svg.write_text(console.export_svg(title="stashplan status"))
+    png = tmp_path / "status.png"
+    subprocess.run([converter, "--zoom", "1.5", "-o", str(png), str(svg)], check=True)
+    data = png.read_bytes()
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and width > 1000 and 200 < height < width
+    if os.environ.get("STASHPLAN_WRITE_DOCS") == "1":
+        shutil.copyfile(png, SCREENSHOT)
+    assert SCREENSHOT.is_file(), "docs/status.png is missing: run `make docs`"
