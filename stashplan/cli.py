@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the reconcile core (and the API models it loads) only for c
     from stashplan.desired.compute import Settings
 
 # Command groups of their own modules, imported only when used or listed (`stashplan plan` starts without them).
-SUBCOMMAND_GROUPS = {"repo": "stashplan.repository.cli", "transfer": "stashplan.transfer.cli"}
+SUBCOMMAND_GROUPS = {"repo": "stashplan.repository.cli", "transfer": "stashplan.transfer.cli", "pg": "stashplan.pitr.cli"}
 
 
 class _Commands(TyperGroup):

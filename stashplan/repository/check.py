@@ -17,6 +17,7 @@ from stashplan.errors import RepositoryError
 from stashplan.repository.crypto import CorruptData, MasterKey
 from stashplan.repository.index import Index, load_index
 from stashplan.repository.layout import DATA, pack_id_of, pack_name
+from stashplan.repository.named_objects import check_named
 from stashplan.repository.packs import BlobRef, read_header
 from stashplan.repository.restore import BlobReader
 from stashplan.repository.snapshots import list_ids, load_manifest
@@ -174,6 +175,10 @@ def run_check(
         errors.extend(problems)
         if problems and pack not in damaged:
             damaged.append(pack)
+    # Named objects (archived WAL under wal/, written by `stashplan pg`) are not packs and no snapshot lists
+    # them: they are never orphans. With --read-data (or a subset) each one is opened and its content checked.
+    _named, named_errors = check_named(storage, key, read_data=read_data or subset is not None)
+    errors.extend(named_errors)
     if damaged:
         errors.append(
             f"{len(damaged)} damaged or missing packs: {', '.join(damaged)} "

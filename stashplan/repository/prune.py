@@ -102,6 +102,8 @@ def read_state(
     storage: Storage, key: MasterKey, warn: Callable[[str], None] | None = None
 ) -> tuple[dict[str, int], Index, set[bytes]]:
     """What prune decides from, read without writing: stored pack sizes, the index, the blobs in use."""
+    # Only data/ is listed: named objects (archived WAL under wal/, `named_objects.NAMED_PREFIXES`) are never
+    # candidates for deletion here; WAL retention belongs to `stashplan pg` (docs/repository-format.md).
     stored = {pack_id_of(i.name): i.size for i in storage.list(DATA)}
     index = load_index(storage, key, stored=stored, warn=warn or (lambda _m: None))
     if index.unreadable:

@@ -1,0 +1,234 @@
+"""`stashplan pg ...`: PostgreSQL point-in-time recovery — `basebackup`, `wal-push` (archive_command),
+`wal-fetch` (restore_command), `restore` to a time, LSN, restore point or the latest WAL, and `wal-verify`.
+
+Each command parses its options, calls one function of stashplan.pitr and prints a summary; errors are one
+line on stderr. Exit codes follow what PostgreSQL expects of archive and restore commands (see wal-fetch).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stashplan.errors import StashplanError
+from stashplan.exits import BAD_INPUT, fail
+from stashplan.pitr import basebackup as base
+from stashplan.pitr import restore as restoring
+from stashplan.pitr import walstore
+from stashplan.pitr.inventory import take_inventory
+from stashplan.pitr.labels import BaseBackup
+from stashplan.pitr.recovery_conf import restore_command
+from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn, parse_lsn
+from stashplan.pitr.window import Target, TargetKind, Window, describe
+from stashplan.repository.cli_options import JsonOpt, RepositoryArgs, repository_command, run
+from stashplan.units import human_size
+
+app = typer.Typer(
+    help="PostgreSQL point-in-time recovery: base backups and WAL in the repository, restore to a point.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+FETCH_ERROR = 126  # restore_command: above 125 PostgreSQL stops recovery instead of taking "not found"
+SegSizeOpt = Annotated[
+    int, typer.Option("--wal-segsize", help="WAL segment size in MiB (initdb --wal-segsize; default 16)")
+]
+
+
+@app.command()
+@repository_command(lock=True)
+def basebackup(
+    repository: RepositoryArgs,
+    host: Annotated[str, typer.Option("--host", "-h", help="Database server host or socket directory")],
+    port: Annotated[int, typer.Option("--port", "-p", help="Database server port")] = 5432,
+    user: Annotated[
+        str, typer.Option("--user", "-U", help="Role with the REPLICATION attribute")
+    ] = "postgres",
+    pg_basebackup: Annotated[
+        str, typer.Option("--pg-basebackup", help="The pg_basebackup binary (13 or newer)")
+    ] = "pg_basebackup",
+    json_out: JsonOpt = False,
+) -> None:
+    """Stream a base backup (pg_basebackup -Ft -D - -X none) into the repository. The password is
+    PGPASSWORD (or ~/.pgpass), never an option."""
+    argv = base.basebackup_argv(pg_basebackup, host, port, user)
+    with repository.open_native() as repo:
+        found, snap = run(
+            lambda: base.run_basebackup(repo, argv, hostname=host, source=f"postgres:{host}:{port}")
+        )
+    if json_out:
+        typer.echo(
+            json.dumps(_backup_json(found) | {"total_size": snap.total_size, "added_size": snap.added_size})
+        )
+        return
+    typer.echo(
+        f"base backup {snap.short_id} saved: timeline {found.timeline}, WAL {format_lsn(found.start_lsn)}.."
+        f"{format_lsn(found.stop_lsn)}, {human_size(snap.total_size)} read, {human_size(snap.added_size)} added"
+    )
+
+
+@app.command("wal-push")
+@repository_command()
+def wal_push(
+    repository: RepositoryArgs,
+    path: Annotated[Path, typer.Argument(help="The WAL file (%p in archive_command)")],
+) -> None:
+    """Archive one WAL file (segment, .history, .backup or .partial). The same file again is a no-op (exit 0);
+    a different file under an archived name is refused (exit 1)."""
+    with repository.open_native() as repo:
+        result = run(lambda: walstore.push(repo, path))
+    typer.echo(f"{path.name}: {result.value}", err=True)
+
+
+@app.command("wal-fetch")
+@repository_command()
+def wal_fetch(
+    repository: RepositoryArgs,
+    name: Annotated[str, typer.Argument(help="The WAL file name (%f in restore_command)")],
+    destination: Annotated[Path, typer.Argument(help="Where to write it (%p in restore_command)")],
+) -> None:
+    """Restore one archived WAL file. Exit 1 when the archive does not hold it (PostgreSQL then ends recovery
+    there); exit 126 on any other failure (wrong password, storage down, a damaged object), which makes
+    PostgreSQL stop instead of promoting early."""
+    try:
+        with repository.open_native() as repo:
+            found = walstore.fetch(repo, name, destination)
+    except typer.Exit as exc:
+        raise typer.Exit(FETCH_ERROR if exc.exit_code else 0) from None
+    except ValueError as exc:
+        raise fail(exc, FETCH_ERROR) from None
+    except (StashplanError, OSError) as exc:
+        raise fail(f"wal-fetch {name}: {exc}", FETCH_ERROR) from None
+    if not found:
+        typer.echo(f"{name}: not in the archive", err=True)
+        raise typer.Exit(1)
+
+
+def _target(time: str | None, lsn: str | None, name: str | None, latest: bool) -> Target:
+    given = [t for t in (time, lsn, name) if t is not None] + (["latest"] if latest else [])
+    if len(given) != 1:
+        raise fail("give exactly one of --target-time, --target-lsn, --target-name, --latest", BAD_INPUT)
+    try:
+        if time is not None:
+            when = datetime.fromisoformat(time.replace("Z", "+00:00"))
+            return Target(TargetKind.TIME, time=when if when.tzinfo else when.replace(tzinfo=UTC))
+        if lsn is not None:
+            return Target(TargetKind.LSN, lsn=parse_lsn(lsn))
+    except ValueError as exc:
+        raise fail(f"--target-{'time' if time is not None else 'lsn'}: {exc}", BAD_INPUT) from None
+    return Target(TargetKind.NAME, name=name) if name is not None else Target(TargetKind.LATEST)
+
+
+@app.command("restore")
+@repository_command()
+def restore_cmd(
+    repository: RepositoryArgs,
+    pgdata: Annotated[Path, typer.Option("--pgdata", "-D", help="Empty (or new) data directory to write")],
+    target_time: Annotated[
+        str | None, typer.Option("--target-time", help="ISO 8601 time; UTC unless it says")
+    ] = None,
+    target_lsn: Annotated[str | None, typer.Option("--target-lsn", help="LSN, e.g. 0/3000060")] = None,
+    target_name: Annotated[
+        str | None, typer.Option("--target-name", help="A pg_create_restore_point name")
+    ] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="Replay every archived segment")] = False,
+    backup: Annotated[
+        str | None, typer.Option("--backup", help="Use this base backup (snapshot id prefix)")
+    ] = None,
+    command: Annotated[
+        str | None,
+        typer.Option("--stashplan-command", help="How the server runs stashplan (default: this one)"),
+    ] = None,
+    segsize: SegSizeOpt = DEFAULT_SEGMENT_SIZE >> 20,
+) -> None:
+    """Write a data directory that recovers to the target and promotes when PostgreSQL starts on it; refuses a
+    target outside the recoverable window, printing the window."""
+    target = _target(target_time, target_lsn, target_name, latest)
+    if not repository.repo:
+        raise fail("pg restore needs --repo: the restore_command it writes names the repository", BAD_INPUT)
+    stashplan = shlex.split(command) if command else [sys.executable, "-m", "stashplan"]
+    password_file = str(repository.password_file.resolve()) if repository.password_file else None
+    fetch = restore_command(stashplan, repository.repo, password_file)
+    with repository.open_native() as repo:
+        done = run(
+            lambda: restoring.restore(repo, target, pgdata, fetch, segment_size=segsize << 20, backup=backup)
+        )
+    typer.echo(
+        f"restored base backup {done.backup.snapshot_id[:8]} into {pgdata}; window {describe(done.window)}\n"
+        f"start PostgreSQL on it to recover ({'; '.join(done.settings[2:])})"
+        + ("" if password_file else "; its environment needs STASHPLAN_PASSWORD for restore_command")
+    )
+
+
+@app.command("wal-verify")
+@repository_command()
+def wal_verify(
+    repository: RepositoryArgs, segsize: SegSizeOpt = DEFAULT_SEGMENT_SIZE >> 20, json_out: JsonOpt = False
+) -> None:
+    """The recoverable window per timeline, every gap in the archive, and base backups whose WAL is
+    incomplete. Exit 1 when a gap is found or nothing is recoverable."""
+    with repository.open_native() as repo:
+        inv = run(lambda: take_inventory(repo, segsize << 20))
+    gap_lines = [g.describe(segsize << 20) for g in inv.gaps]
+    usable = {b.snapshot_id for w in inv.windows for b in w.backups}
+    unusable = [b.snapshot_id for b in inv.backups if b.snapshot_id not in usable]
+    if json_out:
+        doc = {
+            "windows": [_window_json(w) for w in inv.windows],
+            "gaps": gap_lines,
+            "base_backups": [_backup_json(b) for b in inv.backups],
+            "unusable_base_backups": unusable,
+            "incomplete_base_backups": list(inv.incomplete),
+            "segments": {f"{tl:08X}": len(s) for tl, s in sorted(inv.archive.segments.items())},
+        }
+        typer.echo(json.dumps(doc))
+    else:
+        counts = (
+            ", ".join(f"timeline {tl}: {len(s)}" for tl, s in sorted(inv.archive.segments.items())) or "none"
+        )
+        typer.echo(f"base backups: {len(inv.backups)}; WAL segments archived: {counts}")
+        for line in restoring.describe_backups(inv.backups):
+            typer.echo(f"  {line}")
+        for w in inv.windows:
+            typer.echo(f"recoverable: {describe(w)}")
+        if not inv.windows:
+            typer.echo("recoverable: nothing (no base backup with all the WAL it needs)")
+        for line in gap_lines:
+            typer.echo(f"gap: {line}")
+        for sid in unusable:
+            typer.echo(f"base backup {sid[:8]}: WAL it needs to become consistent is missing")
+        for sid in inv.incomplete:
+            typer.echo(f"base backup {sid[:8]}: its stop was never recorded; not usable")
+    if gap_lines or not inv.windows:
+        raise typer.Exit(1)
+
+
+def _lsn_time(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _window_json(w: Window) -> dict[str, object]:
+    return {
+        "timeline": w.timeline,
+        "start_lsn": format_lsn(w.start_lsn),
+        "end_lsn": format_lsn(w.end_lsn),
+        "start_time": _lsn_time(w.start_time),
+        "end_time": _lsn_time(w.end_time),
+        "base_backups": [b.snapshot_id for b in w.backups],
+    }
+
+
+def _backup_json(b: BaseBackup) -> dict[str, object]:
+    return {
+        "id": b.snapshot_id,
+        "timeline": b.timeline,
+        "start_lsn": format_lsn(b.start_lsn),
+        "stop_lsn": format_lsn(b.stop_lsn),
+        "start_time": _lsn_time(b.start_time),
+        "stop_time": _lsn_time(b.stop_time),
+    }

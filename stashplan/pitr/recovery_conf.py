@@ -1,0 +1,47 @@
+"""The recovery settings a restore appends to `postgresql.auto.conf` (pure): `restore_command`, the recovery
+target and `recovery_target_action = 'promote'`, quoted as postgresql.conf quotes strings.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from datetime import UTC
+
+from stashplan.pitr.walnames import format_lsn
+from stashplan.pitr.window import Target, TargetKind
+
+SIGNAL_FILE = "recovery.signal"
+AUTO_CONF = "postgresql.auto.conf"
+HEADER = "# Added by `stashplan pg restore`: recover from the repository's WAL archive, then promote."
+
+
+def quote(value: str) -> str:
+    """A postgresql.conf string literal: single quotes, a quote inside doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def restore_command(stashplan: Sequence[str], repository: str, password_file: str | None) -> str:
+    """`<stashplan> pg wal-fetch -r REPO [--password-file F] %f %p` as one shell command line; the password
+    itself never appears (the server's environment holds STASHPLAN_PASSWORD, or the file names it)."""
+    argv = [*stashplan, "pg", "wal-fetch", "-r", repository]
+    if password_file:
+        argv += ["--password-file", password_file]
+    return " ".join(shlex.quote(a) for a in argv) + " %f %p"
+
+
+def recovery_settings(command: str, target: Target) -> list[str]:
+    """The lines for postgresql.auto.conf. The base backup's own timeline is followed (`current`): WAL of
+    later timelines is not yet looked for. `--latest` sets no target: recovery replays every archived
+    segment, and promotes when the next one is not found (the setting below is then ignored)."""
+    lines = [HEADER, f"restore_command = {quote(command)}"]
+    if target.kind is TargetKind.TIME and target.time is not None:
+        stamp = target.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        lines.append(f"recovery_target_time = {quote(stamp)}")
+    elif target.kind is TargetKind.LSN and target.lsn is not None:
+        lines.append(f"recovery_target_lsn = {quote(format_lsn(target.lsn))}")
+    elif target.kind is TargetKind.NAME:
+        lines.append(f"recovery_target_name = {quote(target.name)}")
+    lines.append("recovery_target_action = 'promote'")
+    lines.append("recovery_target_timeline = 'current'")
+    return lines

@@ -1,0 +1,132 @@
+"""The WAL archive in a repository: `wal-push` stores one file PostgreSQL hands to `archive_command`,
+`wal-fetch` gives one back to `restore_command`, and the listing feeds the recoverable window.
+
+Each file is a named object `wal/<timeline>/<file name>` (`repository.named_objects`): zstd-compressed,
+sealed, bound to its name, with a header recording its size, BLAKE3 and when PostgreSQL last wrote it.
+Pushing is idempotent: the same content again is a no-op, different content under an existing name is
+refused (as pgBackRest does), and of two concurrent pushes exactly one object lands (create-if-absent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import blake3
+
+from providers.storage import ObjectNotFound
+from stashplan.errors import StashplanError
+from stashplan.pitr.walnames import (
+    DEFAULT_SEGMENT_SIZE,
+    WAL_PREFIX,
+    WalFile,
+    WalKind,
+    parse_wal_name,
+    segment_number,
+)
+from stashplan.repository.crypto import CorruptData
+from stashplan.repository.named_objects import open_named, seal_named
+from stashplan.repository.repo import Repository
+
+
+class WalConflict(StashplanError):
+    """A different file is archived under the name being pushed."""
+
+
+class Pushed(StrEnum):
+    STORED = "stored"
+    ALREADY = "already archived (same content)"
+
+
+@dataclass(frozen=True)
+class Archived:
+    """What the archive holds: per timeline, the segment numbers, and every other file (history, backup,
+    partial) by name."""
+
+    segments: dict[int, set[int]]
+    others: tuple[str, ...]
+
+
+def _same(repo: Repository, wal: WalFile, digest: str, size: int) -> bool:
+    header, _body = open_named(repo.key, wal.object_name, repo.storage.get(wal.object_name))
+    return bool(header.get("blake3") == digest and header.get("size") == size)
+
+
+def push(repo: Repository, path: Path) -> Pushed:
+    """Archive the WAL file at `path` (its name says what it is); WalConflict when the archive holds other
+    content under that name."""
+    wal = parse_wal_name(path.name)
+    data = path.read_bytes()
+    mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    digest = blake3.blake3(data).hexdigest()
+    name = wal.object_name
+    for _attempt in range(2):
+        if repo.storage.exists(name):
+            if _same(repo, wal, digest, len(data)):
+                return Pushed.ALREADY
+            raise WalConflict(
+                f"WAL file {wal.name}: the repository already holds a different file under this name "
+                f"({name}); refusing to overwrite it (is another database archiving into this repository?)"
+            )
+        header = {"version": 1, "name": wal.name, "kind": wal.kind.value, "last_written": mtime.isoformat()}
+        if repo.storage.put_if_absent(name, seal_named(repo.key, name, header, data, repo.params.zstd_level)):
+            return Pushed.STORED
+    raise StashplanError(
+        f"WAL file {wal.name}: {name} appeared and vanished while pushing; retry"
+    )  # pragma: no cover
+
+
+def fetch(repo: Repository, file_name: str, destination: Path) -> bool:
+    """Write the archived `file_name` to `destination` (via a temporary file renamed into place); False
+    when the archive does not hold it. CorruptData when the stored object is damaged."""
+    wal = parse_wal_name(file_name)
+    try:
+        data = repo.storage.get(wal.object_name)
+    except ObjectNotFound:
+        return False
+    _header, body = open_named(repo.key, wal.object_name, data)
+    temporary = destination.with_name(destination.name + ".stashplan-tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, destination)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+    return True
+
+
+def archived(repo: Repository, segment_size: int = DEFAULT_SEGMENT_SIZE) -> Archived:
+    """One listing of `wal/`: what the archive holds. Objects under names that are not WAL names are
+    left out (they were not written by `wal-push`)."""
+    segments: dict[int, set[int]] = {}
+    others: list[str] = []
+    for info in repo.storage.list(WAL_PREFIX):
+        try:
+            wal = parse_wal_name(info.name.rsplit("/", 1)[-1])
+        except ValueError:
+            continue
+        if wal.object_name != info.name:
+            continue
+        if wal.kind is WalKind.SEGMENT:
+            segments.setdefault(wal.timeline, set()).add(segment_number(wal.name, segment_size))
+        else:
+            others.append(wal.name)
+    return Archived(segments, tuple(sorted(others)))
+
+
+def last_written(repo: Repository, segment: str) -> datetime | None:
+    """When PostgreSQL last wrote the archived `segment` (from its header); None if it cannot be read."""
+    wal = parse_wal_name(segment)
+    try:
+        header, _body = open_named(repo.key, wal.object_name, repo.storage.get(wal.object_name))
+        return datetime.fromisoformat(str(header["last_written"]))
+    except (ObjectNotFound, CorruptData, KeyError, ValueError):
+        return None
