@@ -185,6 +185,7 @@ def wal_verify(
             "unusable_base_backups": unusable,
             "incomplete_base_backups": list(inv.incomplete),
             "segments": {f"{tl:08X}": len(s) for tl, s in sorted(inv.archive.segments.items())},
+            "other_files": list(inv.archive.others),
         }
         typer.echo(json.dumps(doc))
     else:

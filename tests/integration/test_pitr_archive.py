@@ -1,0 +1,111 @@
+"""`stashplan pg wal-push` / `wal-fetch` against a real local repository, as PostgreSQL runs them: the same
+file twice is a no-op, a different file under an archived name is refused, history and backup files are kept,
+a missing file is exit 1 (recovery ends there) and a damaged one exit 126 (recovery stops); `repo check
+--read-data` opens every archived file and `repo prune` keeps them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from providers.storage import open_storage
+from stashplan.repository import Repository
+
+CHEAP_KDF = (2**14, 8, 1)  # scrypt N, r, p: the key derivation is not what is tested here
+PASSWORD = "wal-archive-pass"
+SEGMENT = "000000010000000000000003"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> str:
+    url = f"local:{tmp_path / 'repo'}"
+    Repository.init(open_storage(url), PASSWORD, kdf=CHEAP_KDF).close()
+    return url
+
+
+def stashplan(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "STASHPLAN_PASSWORD": PASSWORD}
+    return subprocess.run(
+        [sys.executable, "-m", "stashplan", *args], env=env, capture_output=True, text=True, cwd=cwd
+    )
+
+
+def _wal(directory: Path, name: str, data: bytes) -> Path:
+    path = directory / name
+    path.write_bytes(data)
+    return path
+
+
+def test_pushing_the_same_segment_twice_is_a_no_op_and_fetch_returns_its_bytes(
+    repo: str, tmp_path: Path
+) -> None:
+    data = os.urandom(1 << 20) * 4
+    segment = _wal(tmp_path, SEGMENT, data)
+    first = stashplan("pg", "wal-push", "-r", repo, str(segment))
+    second = stashplan("pg", "wal-push", "-r", repo, str(segment))
+    assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
+    assert "stored" in first.stderr and "already archived" in second.stderr
+    fetched = stashplan("pg", "wal-fetch", "-r", repo, SEGMENT, "pg_wal/RECOVERYXLOG", cwd=_datadir(tmp_path))
+    assert fetched.returncode == 0, fetched.stderr
+    assert (tmp_path / "data" / "pg_wal" / "RECOVERYXLOG").read_bytes() == data
+
+
+def _datadir(tmp_path: Path) -> Path:
+    (tmp_path / "data" / "pg_wal").mkdir(parents=True, exist_ok=True)
+    return tmp_path / "data"
+
+
+def test_a_different_segment_under_an_archived_name_is_refused(repo: str, tmp_path: Path) -> None:
+    stashplan("pg", "wal-push", "-r", repo, str(_wal(tmp_path, SEGMENT, b"A" * 4096)))
+    other = tmp_path / "other"
+    other.mkdir()
+    refused = stashplan("pg", "wal-push", "-r", repo, str(_wal(other, SEGMENT, b"B" * 4096)))
+    assert refused.returncode == 1
+    assert f"WAL file {SEGMENT}: the repository already holds a different file" in refused.stderr
+    fetched = stashplan("pg", "wal-fetch", "-r", repo, SEGMENT, "out", cwd=tmp_path)
+    assert fetched.returncode == 0 and (tmp_path / "out").read_bytes() == b"A" * 4096  # the first one stays
+
+
+def test_history_and_backup_files_are_archived_and_fetched(repo: str, tmp_path: Path) -> None:
+    history = _wal(tmp_path, "00000002.history", b"1\t0/3000000\tno recovery target specified\n")
+    backup = _wal(tmp_path, "000000010000000000000002.00000028.backup", b"START WAL LOCATION: 0/2000028\n")
+    for path in (history, backup):
+        assert stashplan("pg", "wal-push", "-r", repo, str(path)).returncode == 0
+    assert (Path(repo[6:]) / "wal" / "00000002" / "00000002.history").exists()
+    fetched = stashplan("pg", "wal-fetch", "-r", repo, "00000002.history", "h", cwd=tmp_path)
+    assert fetched.returncode == 0 and (tmp_path / "h").read_bytes() == history.read_bytes()
+
+
+def test_fetch_exits_1_for_a_missing_file_and_126_for_a_damaged_one(repo: str, tmp_path: Path) -> None:
+    missing = stashplan("pg", "wal-fetch", "-r", repo, "00000003.history", "x", cwd=tmp_path)
+    assert missing.returncode == 1 and not (tmp_path / "x").exists()
+    stashplan("pg", "wal-push", "-r", repo, str(_wal(tmp_path, SEGMENT, os.urandom(8192))))
+    stored = Path(repo[6:]) / "wal" / "00000001" / SEGMENT
+    damaged = bytearray(stored.read_bytes())
+    damaged[40] ^= 0xFF
+    stored.write_bytes(bytes(damaged))
+    broken = stashplan("pg", "wal-fetch", "-r", repo, SEGMENT, "y", cwd=tmp_path)
+    assert broken.returncode == 126, broken.stderr
+    assert f"wal/00000001/{SEGMENT} is corrupt" in broken.stderr and not (tmp_path / "y").exists()
+    check = stashplan("repo", "check", "--read-data", "-r", repo)
+    assert check.returncode == 1 and f"wal/00000001/{SEGMENT} is corrupt" in check.stdout + check.stderr
+
+
+def test_prune_keeps_archived_wal_and_check_reads_it(repo: str, tmp_path: Path) -> None:
+    data = os.urandom(65536)
+    stashplan("pg", "wal-push", "-r", repo, str(_wal(tmp_path, SEGMENT, data)))
+    pruned = stashplan("repo", "prune", "-r", repo)
+    assert pruned.returncode == 0, pruned.stderr
+    check = stashplan("repo", "check", "--read-data", "-r", repo)
+    assert check.returncode == 0, check.stdout + check.stderr
+    fetched = stashplan("pg", "wal-fetch", "-r", repo, SEGMENT, "z", cwd=tmp_path)
+    assert fetched.returncode == 0 and (tmp_path / "z").read_bytes() == data
+
+
+def test_a_file_postgresql_would_not_archive_is_refused(repo: str, tmp_path: Path) -> None:
+    refused = stashplan("pg", "wal-push", "-r", repo, str(_wal(tmp_path, "postgresql.conf", b"x")))
+    assert refused.returncode == 1 and "WAL file name 'postgresql.conf'" in refused.stderr

@@ -1,0 +1,107 @@
+"""The pure parts of point-in-time recovery: WAL names and LSNs, the recoverable window and its gaps, which base
+backup a target needs, the recovery settings, and members picked out of a passing tar stream."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stashplan.pitr.labels import BackupStart, backup_tags, from_tags, parse_backup_label
+from stashplan.pitr.recovery_conf import recovery_settings, restore_command
+from stashplan.pitr.tarscan import TarScanner
+from stashplan.pitr.walnames import WalKind, parse_lsn, parse_wal_name, segment_name, segment_number
+from stashplan.pitr.window import BaseBackup, OutsideWindow, Target, TargetKind, choose, gaps, windows
+
+MB16 = 16 * 1024 * 1024
+T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+
+def test_segment_names_follow_postgresql() -> None:
+    assert segment_name(1, 0x1FF) == "0000000100000001000000FF"
+    assert segment_number("0000000100000001000000FF") == 0x1FF
+    assert segment_name(2, 3, 64 * 1024 * 1024) == "000000020000000000000003"
+    assert parse_lsn("16/B374D848") == 0x16B374D848
+    assert parse_wal_name("00000002.history").kind is WalKind.HISTORY
+    backup = parse_wal_name("000000010000000000000002.00000028.backup")
+    assert (backup.kind, backup.timeline, backup.object_name) == (
+        WalKind.BACKUP, 1, "wal/00000001/000000010000000000000002.00000028.backup",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="WAL file name"):
+        parse_wal_name("../000000010000000000000002")
+
+
+def _backup(sid: str, start_seg: int, minutes: int) -> BaseBackup:
+    return BaseBackup(
+        sid, 1, start_seg * MB16 + 0x28, start_seg * MB16 + 0x100, T0, T0 + timedelta(minutes=minutes)
+    )
+
+
+def test_a_gap_splits_the_window_and_a_target_past_it_is_refused() -> None:
+    backups = [_backup("aaaa", 2, 1), _backup("bbbb", 7, 10)]
+    segments = {1: {2, 3, 4, 7, 8}}
+    found = windows(backups, segments)
+    assert [(w.start_lsn, w.end_lsn, [b.snapshot_id for b in w.backups]) for w in found] == [
+        (2 * MB16 + 0x100, 5 * MB16, ["aaaa"]),
+        (7 * MB16 + 0x100, 9 * MB16, ["bbbb"]),
+    ]
+    assert [(g.first, g.last) for g in gaps(backups, segments)] == [(5, 6)]
+    assert choose(found, Target(TargetKind.LSN, lsn=4 * MB16))[0].snapshot_id == "aaaa"
+    assert choose(found, Target(TargetKind.LATEST))[0].snapshot_id == "bbbb"
+    with pytest.raises(
+        OutsideWindow, match=r"LSN 0/5800000 is outside the recoverable window: timeline 1: 0/2000100"
+    ):
+        choose(found, Target(TargetKind.LSN, lsn=5 * MB16 + 0x800000))
+
+
+def test_a_base_backup_whose_wal_is_incomplete_is_in_no_window() -> None:
+    backup = BaseBackup("cccc", 1, 2 * MB16, 4 * MB16 + 8, T0, T0)
+    assert windows([backup], {1: {2, 3}}) == []
+    assert [(g.first, g.last) for g in gaps([backup], {1: {3}})] == [(2, 2)]
+
+
+def test_the_tags_carry_what_a_base_backup_needs() -> None:
+    start = parse_backup_label(
+        "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nSTART TIME: 2026-12-06 02:52:50 UTC\n"
+        "START TIMELINE: 1\n"
+    )
+    assert start == BackupStart(0x2000028, 1, datetime(2026, 12, 6, 2, 52, 50, tzinfo=UTC))
+    found = from_tags("id", backup_tags(start, 0x2000100), T0)
+    assert found is not None and (found.start_lsn, found.stop_lsn, found.stop_time) == (
+        0x2000028,
+        0x2000100,
+        T0,
+    )
+    assert from_tags("id", ["pg-basebackup"], T0) is None
+
+
+def test_recovery_settings_quote_the_command_and_promote() -> None:
+    command = restore_command(["/usr/bin/python3", "-m", "stashplan"], "local:/srv/it's here", None)
+    lines = recovery_settings(command, Target(TargetKind.TIME, time=T0))
+    # the shell quoting of the path, then every single quote doubled for postgresql.conf
+    expected = "restore_command = '/usr/bin/python3 -m stashplan pg wal-fetch -r ''local:/srv/it''\"''\"''s here'' %f %p'"
+    assert lines[1] == expected
+    assert "recovery_target_time = '2026-12-01 10:00:00.000000+00'" in lines
+    assert "recovery_target_action = 'promote'" in lines
+
+
+def test_members_are_picked_out_of_a_passing_tar_stream() -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for name, data in (
+            ("backup_label", b"label"),
+            ("base/1/big", b"x" * 100_000),
+            ("backup_manifest", b"{}"),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    scanner = TarScanner(io.BytesIO(raw.getvalue()), ("backup_label", "backup_manifest"))
+    out = bytearray()
+    buffer = bytearray(777)  # odd reads: headers and members split across them
+    while n := scanner.readinto(buffer):
+        out += buffer[:n]
+    assert bytes(out) == raw.getvalue()
+    assert scanner.members == {"backup_label": b"label", "backup_manifest": b"{}"} and scanner.finished
