@@ -97,3 +97,19 @@ def test_restore_refuses_a_target_before_the_first_base_backup_and_a_non_empty_d
     pg.run("pg", "restore", "-r", pg.repo, "--latest", "--pgdata", str(busy))
     again = pg.run("pg", "restore", "-r", pg.repo, "--latest", "--pgdata", str(busy), check=False)
     assert again.returncode == 1 and "not empty" in again.stderr
+
+
+def test_a_failed_base_backup_records_no_snapshot_and_names_the_cause(archiving_postgres: ArchivingPostgres) -> None:
+    pg = archiving_postgres
+    env_password, pg.password = pg.password, "wrong-" + pg.password
+    try:
+        failed = pg.run(
+            "pg", "basebackup", "-r", pg.repo, "--host", "127.0.0.1", "--port", str(pg.port),
+            "--pg-basebackup", BASEBACKUP, check=False,
+        )  # fmt: skip
+    finally:
+        pg.password = env_password
+    assert failed.returncode == 1
+    assert "pg_basebackup exited with code 1" in failed.stderr and "password authentication failed" in failed.stderr
+    assert env_password not in failed.stderr
+    assert pg.run("repo", "snapshots", "-r", pg.repo, "--json").stdout.strip() in ("[]", "")
