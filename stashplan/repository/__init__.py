@@ -9,12 +9,13 @@ from stashplan.repository.locks import LockedError
 from stashplan.repository.prune import PruneResult
 from stashplan.repository.repo import Repository, RepoStats
 from stashplan.repository.retention import ForgetResult, RetentionPolicy, apply_policy
-from stashplan.repository.snapshots import Snapshot
+from stashplan.repository.snapshots import InvokerRef, Snapshot, TargetRef
 
 __all__ = [
     "FORMAT_VERSION",
     "CheckResult",
     "ForgetResult",
+    "InvokerRef",
     "LockedError",
     "Params",
     "PruneResult",
@@ -22,5 +23,6 @@ __all__ = [
     "Repository",
     "RetentionPolicy",
     "Snapshot",
+    "TargetRef",
     "apply_policy",
 ]

@@ -23,7 +23,7 @@ from providers.storage import Storage
 from stashplan.repository.chunking import chunk_stream
 from stashplan.repository.crypto import MasterKey, checksum_hasher, chunk_digest
 from stashplan.repository.layout import BLOB_DATA, BLOB_LIST, Params
-from stashplan.repository.snapshots import Snapshot, encode, write_manifest
+from stashplan.repository.snapshots import InvokerRef, Snapshot, TargetRef, encode, write_manifest
 from stashplan.repository.writer import PackWriter
 
 Sealed = tuple[bytes, int, bytearray | None, bytes]  # id, plaintext length, sealed blob or None, digest
@@ -36,6 +36,8 @@ class BackupRequest:
     source: str
     filename: str
     times: tuple[datetime, datetime] | None = None  # (time, end_time) to record instead of now (migrate)
+    invoker: InvokerRef | None = None  # recorded in the manifest: retention after a backup is per invoker
+    target: TargetRef | None = None
 
 
 FAST_HASH_LOG = 12  # level 1's match table cut to 4096 entries (L1-cache sized), see `compressor`
@@ -168,6 +170,8 @@ def run_backup(
         total_size=total,
         added_size=writer.uploaded_bytes,
         checksum=f"{key.checksum_algorithm}:{stream_hash.hexdigest()}",
+        invoker=request.invoker,
+        target=request.target,
     )
     snapshot_id = write_manifest(storage, key, encode(snapshot, content, chunk_count))
     return Snapshot(**{**snapshot.__dict__, "id": snapshot_id, "short_id": snapshot_id[:8]})

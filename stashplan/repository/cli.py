@@ -14,7 +14,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, TypeVar
 
 import typer
 
@@ -37,7 +37,7 @@ from stashplan.repository.prune import plan_lines
 from stashplan.repository.repo import Repository
 from stashplan.repository.restic.repo import ResticRepository
 from stashplan.repository.retention import RetentionPolicy
-from stashplan.repository.snapshots import Snapshot
+from stashplan.repository.snapshots import InvokerRef, Snapshot, TargetRef
 from stashplan.units import human_size
 
 app = typer.Typer(
@@ -64,7 +64,29 @@ def _snap_json(s: Snapshot) -> dict[str, Any]:
         "added_size": s.added_size,
         "checksum": s.checksum,  # "<algorithm>:<hex>" of the stream: blake3 (format 4) or sha256
         **({"sha256": s.checksum[7:]} if s.checksum.startswith("sha256:") else {}),
+        **({"invoker": str(s.invoker)} if s.invoker is not None else {}),
+        **({"target": str(s.target)} if s.target is not None else {}),
     }
+
+
+RefT = TypeVar("RefT")
+InvokerOpt = Annotated[
+    str,
+    typer.Option(
+        "--invoker",
+        help="KIND/NAMESPACE/NAME of the object the backup is for (e.g. BackupConfiguration/demo/app-db-backup)",
+    ),
+]
+
+
+def _ref(parse: Callable[[str], RefT], option: str, text: str) -> RefT | None:
+    """`text` parsed by `parse`, None when empty; a bad value exits 1 with one line naming the option."""
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise fail(f"{option}: {exc}") from None
 
 
 def _table(snaps: list[Snapshot]) -> str:
@@ -110,11 +132,17 @@ def backup(
     source: Annotated[
         str, typer.Option("--source", help="Description of where the stream came from")
     ] = "stdin",
+    invoker: InvokerOpt = "",
+    target: Annotated[
+        str, typer.Option("--target", help="NAMESPACE/NAME of the AppBinding the stream was dumped from")
+    ] = "",
     json_out: JsonOpt = False,
 ) -> None:
     """Back up standard input into a new snapshot (the manifest is written last)."""
     if not stdin:
         raise fail("only --stdin backups are supported: pipe the data in and pass --stdin")
+    invoker_ref = _ref(InvokerRef.parse, "--invoker", invoker)
+    target_ref = _ref(TargetRef.parse, "--target", target)
     with repository.open() as opened, progress_reporter("backup") as progress:
         snap = run(
             lambda: opened.backup(
@@ -124,6 +152,8 @@ def backup(
                 source=source,
                 filename=stdin_filename,
                 progress=progress,
+                invoker=invoker_ref,
+                target=target_ref,
             )
         )
     if json_out:
@@ -241,13 +271,17 @@ def forget(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be removed")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Prune after removing snapshots")] = False,
+    invoker: Annotated[
+        str, typer.Option("--invoker", help="Only the snapshots of this KIND/NAMESPACE/NAME (its retention)")
+    ] = "",
     json_out: JsonOpt = False,
 ) -> None:
-    """Remove snapshots by restic's retention rules, per host and file name."""
+    """Remove snapshots by restic's retention rules, per invoker, host and file name."""
     policy = RetentionPolicy(
         keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, tuple(keep_tag or ())
     )
-    result = repository.call(lambda r: r.forget(policy, dry_run=dry_run, prune=prune))
+    only = _ref(InvokerRef.parse, "--invoker", invoker)
+    result = repository.call(lambda r: r.forget(policy, dry_run=dry_run, prune=prune, invoker=only))
     if json_out:
         typer.echo(
             json.dumps(

@@ -40,7 +40,7 @@ from stashplan.repository.prune import (
 from stashplan.repository.repair import RepairResult
 from stashplan.repository.restore import run_restore
 from stashplan.repository.retention import ForgetResult, RetentionPolicy, apply_policy
-from stashplan.repository.snapshots import Snapshot, load_all, matches, resolve
+from stashplan.repository.snapshots import InvokerRef, Snapshot, TargetRef, load_all, matches, resolve
 
 log = logging.getLogger(__name__)
 
@@ -254,14 +254,17 @@ class Repository:
         filename: str = "stdin",
         progress: Callable[[int], None] | None = None,
         times: tuple[datetime, datetime] | None = None,
+        invoker: InvokerRef | None = None,
+        target: TargetRef | None = None,
     ) -> Snapshot:
         """Read `stream` to EOF into a new snapshot; if the stream raises, no snapshot is recorded.
-        `times` records a given (time, end_time) instead of now (copying snapshots from elsewhere).
+        `times` records a given (time, end_time) instead of now (copying snapshots from elsewhere);
+        `invoker` and `target` are recorded in the manifest (retention after a backup is per invoker).
 
         Deduplicates only against blobs whose pack one listing shows with its indexed length (the
         shared lock keeps prune away until the manifest is written); anything else is stored again.
         """
-        request = BackupRequest(hostname, normalise_tags(tags), source, filename, times)
+        request = BackupRequest(hostname, normalise_tags(tags), source, filename, times, invoker, target)
         with self._lock("backup", exclusive=False):
             known = load_ids(self.storage, self.key, self.stored_packs(), warn=self.warn)
             return run_backup(self.storage, self.key, self.params, known, stream, request, progress)
@@ -289,10 +292,18 @@ class Repository:
             if matches(m.snapshot, hostname, wanted)
         ]
 
-    def forget(self, policy: RetentionPolicy, *, dry_run: bool = False, prune: bool = False) -> ForgetResult:
-        """Remove the snapshots `policy` does not keep (nothing with dry_run); then prune if asked."""
+    def forget(
+        self,
+        policy: RetentionPolicy,
+        *,
+        dry_run: bool = False,
+        prune: bool = False,
+        invoker: InvokerRef | None = None,
+    ) -> ForgetResult:
+        """Remove the snapshots `policy` does not keep (nothing with dry_run); then prune if asked.
+        With `invoker`, only that invoker's snapshots are considered (the retention of one BackupConfiguration)."""
         with self._lock("forget", exclusive=True):
-            result = apply_policy(self.snapshots(), policy)
+            result = apply_policy(self.snapshots(), policy, invoker)
             if dry_run:
                 return result
             for snap in result.remove:

@@ -2,7 +2,8 @@
 
 keep_last keeps the n newest; keep_hourly/daily/weekly/monthly/yearly keep the newest snapshot of each
 of the last n hours/days/ISO weeks/months/years that have snapshots; keep_tags keeps every snapshot
-carrying all tags of any entry ("a,b" means both a and b). An empty policy keeps everything. Pure.
+carrying all tags of any entry ("a,b" means both a and b). An empty policy keeps everything. Groups are
+per invoker, host and file name; a policy can be limited to one invoker's snapshots. Pure.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from stashplan.repository.snapshots import Snapshot
+from stashplan.repository.snapshots import InvokerRef, Snapshot
 
 
 @dataclass(frozen=True)
@@ -118,11 +119,22 @@ def apply_group(snapshots: Sequence[Snapshot], policy: RetentionPolicy) -> Forge
     return ForgetResult(list(reversed(keep)), list(reversed(remove)), reasons)
 
 
-def apply_policy(snapshots: Sequence[Snapshot], policy: RetentionPolicy) -> ForgetResult:
-    """Group snapshots by (hostname, filename) like restic's default `--group-by host,paths`, apply to each."""
-    groups: dict[tuple[str, str], list[Snapshot]] = {}
+def group_of(snap: Snapshot) -> tuple[str, str, str]:
+    """A snapshot's retention group: its invoker, host and file name. Snapshots recording no invoker (older
+    ones, copies of restic snapshots) form groups of their own by host and file name, as restic's default
+    `--group-by host,paths` and Stash's."""
+    return (str(snap.invoker or ""), snap.hostname, snap.filename)
+
+
+def apply_policy(
+    snapshots: Sequence[Snapshot], policy: RetentionPolicy, invoker: InvokerRef | None = None
+) -> ForgetResult:
+    """Apply `policy` to each group (`group_of`). With `invoker`, only that invoker's snapshots are considered:
+    the others are neither kept nor removed (two BackupConfigurations sharing a repository each keep their own)."""
+    groups: dict[tuple[str, str, str], list[Snapshot]] = {}
     for snap in snapshots:
-        groups.setdefault((snap.hostname, snap.filename), []).append(snap)
+        if invoker is None or snap.invoker == invoker:
+            groups.setdefault(group_of(snap), []).append(snap)
     keep: list[Snapshot] = []
     remove: list[Snapshot] = []
     reasons: dict[str, tuple[str, ...]] = {}

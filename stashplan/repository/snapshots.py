@@ -2,7 +2,8 @@
 
 A manifest holds the metadata below plus `content`: the ids of the list blobs that, concatenated,
 give the stream's chunk ids in order. Its object name is `snapshots/<SHA-256 of the stored bytes>`,
-checked on every read; a manifest that cannot be read is skipped with a warning naming it.
+checked on every read; a manifest that cannot be read is skipped with a warning naming it. Snapshots
+made by a transfer also record their invoker and target (absent in older manifests and in copies).
 """
 
 from __future__ import annotations
@@ -18,6 +19,45 @@ from stashplan.repository.layout import DOC_VERSION, SNAPSHOTS
 
 
 @dataclass(frozen=True)
+class InvokerRef:
+    """The object whose backup made a snapshot (a BackupConfiguration); retention is applied per invoker."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> InvokerRef:
+        """`KIND/NAMESPACE/NAME`; ValueError saying the expected shape otherwise."""
+        parts = text.split("/")
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"{text!r} is not KIND/NAMESPACE/NAME (e.g. BackupConfiguration/demo/app-db-backup)")
+        return cls(*parts)
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    """The AppBinding a snapshot was dumped from."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> TargetRef:
+        """`NAMESPACE/NAME`; ValueError saying the expected shape otherwise."""
+        parts = text.split("/")
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(f"{text!r} is not NAMESPACE/NAME (e.g. demo/app-db)")
+        return cls(*parts)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     id: str
     short_id: str
@@ -30,6 +70,8 @@ class Snapshot:
     total_size: int  # plaintext bytes of the stream
     added_size: int  # bytes uploaded by this backup, after dedup and compression
     checksum: str  # "<algorithm>:<hex>" of the whole plaintext stream (blake3; sha256 before format 4)
+    invoker: InvokerRef | None = None  # None: made before invokers were recorded, or by `repo backup` without one
+    target: TargetRef | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +115,28 @@ def encode(snapshot: Snapshot, content: Sequence[bytes], chunk_count: int) -> di
         **_checksum_field(snapshot.checksum),
         "chunk_count": chunk_count,
         "content": [c.hex() for c in content],
+        **_origin_fields(snapshot),
     }
+
+
+def _origin_fields(snapshot: Snapshot) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    if snapshot.invoker is not None:
+        inv = snapshot.invoker
+        out["invoker"] = {"kind": inv.kind, "namespace": inv.namespace, "name": inv.name}
+    if snapshot.target is not None:
+        out["target"] = {"namespace": snapshot.target.namespace, "name": snapshot.target.name}
+    return out
+
+
+def _invoker(doc: dict) -> InvokerRef | None:
+    raw = doc.get("invoker")
+    return None if raw is None else InvokerRef(str(raw["kind"]), str(raw["namespace"]), str(raw["name"]))
+
+
+def _target(doc: dict) -> TargetRef | None:
+    raw = doc.get("target")
+    return None if raw is None else TargetRef(str(raw["namespace"]), str(raw["name"]))
 
 
 def decode(snapshot_id: str, doc: dict) -> Manifest:
@@ -90,6 +153,8 @@ def decode(snapshot_id: str, doc: dict) -> Manifest:
             total_size=int(doc["total_size"]),
             added_size=int(doc.get("added_size", 0)),
             checksum=_checksum(doc),
+            invoker=_invoker(doc),
+            target=_target(doc),
         )
         return Manifest(snap, tuple(bytes.fromhex(c) for c in doc["content"]), int(doc["chunk_count"]))
     except (KeyError, ValueError, TypeError) as exc:
@@ -143,6 +208,28 @@ def matches(snap: Snapshot, hostname: str | None, tags: Sequence[str]) -> bool:
     return (hostname is None or snap.hostname == hostname) and all(t in snap.tags for t in tags)
 
 
+def latest_of(
+    snaps: Sequence[Snapshot], location: str, hostname: str | None = None, target: TargetRef | None = None
+) -> Snapshot:
+    """The newest of `snaps` (of `hostname` when given). With `target`: the newest of that target when the
+    repository has any; otherwise refused when snapshots of several targets would compete for "latest"."""
+    candidates = sorted((s for s in snaps if matches(s, hostname, ())), key=lambda s: (s.time, s.id))
+    host = f" of host {hostname}" if hostname else ""
+    if not candidates:
+        raise RepositoryError(f"no snapshot{host} in {location}")
+    if target is not None:
+        own = [s for s in candidates if s.target == target]
+        if own:
+            return own[-1]
+        targets = sorted({str(s.target) for s in candidates if s.target is not None})
+        if len(targets) > 1:
+            raise RepositoryError(
+                f"latest snapshot{host} in {location} is ambiguous: none is of {target}, and snapshots of "
+                f"{len(targets)} targets ({', '.join(targets)}) are there; name the snapshot to restore"
+            )
+    return candidates[-1]
+
+
 def resolve(
     storage: Storage,
     key: MasterKey,
@@ -152,11 +239,9 @@ def resolve(
 ) -> Manifest:
     """The manifest named by id, unique id prefix or "latest" (newest readable, of `hostname` when given)."""
     if ref in ("latest", ""):
-        candidates = [m for m in load_all(storage, key, warn) if matches(m.snapshot, hostname, ())]
-        if not candidates:
-            host = f" of host {hostname}" if hostname else ""
-            raise RepositoryError(f"no snapshot{host} in {storage.location}")
-        return candidates[-1]
+        manifests = {m.snapshot.id: m for m in load_all(storage, key, warn)}
+        snap = latest_of([m.snapshot for m in manifests.values()], storage.location, hostname)
+        return manifests[snap.id]
     found = [sid for sid in list_ids(storage) if sid.startswith(ref.lower())]
     if not found:
         raise RepositoryError(f"snapshot {ref} not found in {storage.location}")

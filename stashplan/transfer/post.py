@@ -1,5 +1,6 @@
 """Post-backup actions of a transfer, each recorded as a session condition and never raised:
-retention (`forget` + prune), the integrity check, Repository status, and metrics pushes.
+retention (`forget` + prune, of this invoker's snapshots only), the integrity check, Repository status,
+and metrics pushes.
 
 Maintenance shares the repository with other sessions: it waits up to MAINTENANCE_LOCK_WAIT for their
 locks. If they still hold it, the snapshot stays stored and the session is not failed: the condition
@@ -17,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from stashplan import metrics
 from stashplan.cluster.base import Cluster
 from stashplan.errors import StashplanError
-from stashplan.repository import LockedError, Repository
+from stashplan.repository import InvokerRef, LockedError, Repository, TargetRef
 from stashplan.transfer.context import SessionContext
 from stashplan.transfer.status import repository_status, with_condition
 
@@ -30,6 +31,17 @@ def deferred(conds: list[dict], type_: str, reason: str, exc: LockedError, now: 
     the repository; it is not a failure of this session."""
     out = with_condition(conds, type_, False, reason, f"deferred to the next session: {exc}", now)
     return [{**c, "status": "Unknown"} if c.get("type") == type_ else c for c in out]
+
+
+def invoker_ref(ctx: SessionContext) -> InvokerRef:
+    """The invoker a backup's snapshot records and its retention is limited to."""
+    return InvokerRef(str(ctx.invoker["kind"]), ctx.namespace, str(ctx.invoker["metadata"]["name"]))
+
+
+def target_ref(ctx: SessionContext) -> TargetRef:
+    """The AppBinding a snapshot is dumped from, or restored into."""
+    meta = ctx.appbinding["metadata"]
+    return TargetRef(str(meta.get("namespace") or ctx.namespace), str(meta["name"]))
 
 
 def describe(exc: BaseException) -> str:
@@ -68,7 +80,12 @@ def after_backup(
     repo.lock_wait = MAINTENANCE_LOCK_WAIT
     if ctx.retention is not None:
         try:
-            res = repo.forget(ctx.retention.policy, dry_run=ctx.retention.dry_run, prune=ctx.retention.prune)
+            res = repo.forget(
+                ctx.retention.policy,
+                dry_run=ctx.retention.dry_run,
+                prune=ctx.retention.prune,
+                invoker=invoker_ref(ctx),
+            )
             removed = 0 if ctx.retention.dry_run else len(res.remove)
             verb = "would remove" if ctx.retention.dry_run else "removed"
             conds = with_condition(

@@ -24,10 +24,11 @@ from stashplan import metrics
 from stashplan.apply.events import emit_event
 from stashplan.cluster.base import Cluster
 from stashplan.errors import TransferError
-from stashplan.repository import Repository
+from stashplan.repository import Repository, TargetRef
 from stashplan.repository.formats import refusal
 from stashplan.repository.opening import AnyRepository, open_repository
 from stashplan.repository.progress import progress_reporter
+from stashplan.repository.snapshots import latest_of
 from stashplan.transfer import failure
 from stashplan.transfer.context import (
     SessionContext,
@@ -38,7 +39,14 @@ from stashplan.transfer.context import (
 )
 from stashplan.transfer.hooks import DEFAULT_TIMEOUT, HookError, Summary, default_host, execute
 from stashplan.transfer.pipe import ProcessReader, ProcessWriter
-from stashplan.transfer.post import MAINTENANCE_LOCK_WAIT, after_backup, describe, push_metrics
+from stashplan.transfer.post import (
+    MAINTENANCE_LOCK_WAIT,
+    after_backup,
+    describe,
+    invoker_ref,
+    push_metrics,
+    target_ref,
+)
 from stashplan.transfer.priority import Priority
 from stashplan.transfer.status import (
     EVENT_SOURCE,
@@ -262,6 +270,8 @@ def backup(
                     filename=provider.filename,
                     tags=(f"session={session_name}",),
                     progress=progress,
+                    invoker=invoker_ref(ctx),
+                    target=target_ref(ctx),
                 )
             host = HostOutcome(opts.hostname, True, time.monotonic() - t0, snapshot=snap)
             conds, repo_state = after_backup(cluster, ctx, repo, conds, clock)
@@ -334,7 +344,11 @@ def _restore_one(
     source_host: str,
     deadline: float | None,
     progress_every: float = PROGRESS_EVERY,
+    target: TargetRef | None = None,
 ) -> str:
+    if snapshot == "latest" and isinstance(repo, Repository):
+        # In a repository shared by several BackupConfigurations, "latest" is the newest of this target.
+        snapshot = latest_of(repo.snapshots(), repo.storage.location, source_host, target).id
     spec = provider.restore(conn, params)
     ok = False
     try:
@@ -378,7 +392,15 @@ def restore(
             for snapshot in wanted:
                 restored.append(
                     _restore_one(
-                        provider, conn, params, repo, snapshot.strip(), source_host, deadline, opts.progress_every
+                        provider,
+                        conn,
+                        params,
+                        repo,
+                        snapshot.strip(),
+                        source_host,
+                        deadline,
+                        opts.progress_every,
+                        target_ref(ctx),
                     )
                 )
         host = HostOutcome(opts.hostname, True, time.monotonic() - t0)

@@ -6,12 +6,13 @@ import hashlib
 import io
 import os
 import random
+from datetime import UTC, datetime
 
 import pytest
 
 from providers.storage import MemoryStorage, RetryingStorage
 from stashplan.errors import TransientError
-from stashplan.repository import chunking, crypto
+from stashplan.repository import chunking, crypto, snapshots
 from stashplan.repository.chunking import chunk_stream, cut_points
 from stashplan.repository.crypto import CorruptData, MasterKey, WrongPassword, scrypt, unwrap_key, wrap_key
 from stashplan.repository.layout import Params
@@ -190,3 +191,19 @@ def test_retry_wrapper_gives_up_after_its_attempts() -> None:
     storage = RetryingStorage(FlakyStorage(failures=10), attempts=3, sleep=lambda _s: None)
     with pytest.raises(TransientError, match="SlowDown"):
         storage.put("config", b"abc")
+
+
+def test_manifest_records_invoker_and_target_and_older_manifests_without_them_still_decode() -> None:
+    when = datetime(2024, 5, 1, 10, tzinfo=UTC)
+    snap = snapshots.Snapshot(
+        "", "", when, when, "host-0", ("session=s1",), "sqlite:app", "dumpfile.sql", 10, 5, "blake3-chunks:ab",
+        invoker=snapshots.InvokerRef("BackupConfiguration", "demo", "app-backup"),
+        target=snapshots.TargetRef("demo", "app"),
+    )
+    doc = snapshots.encode(snap, [b"\x01" * 32], 1)
+    assert doc["invoker"] == {"kind": "BackupConfiguration", "namespace": "demo", "name": "app-backup"}
+    assert doc["target"] == {"namespace": "demo", "name": "app"}
+    back = snapshots.decode("f" * 64, doc).snapshot
+    assert (back.invoker, back.target) == (snap.invoker, snap.target)
+    old = {k: v for k, v in doc.items() if k not in ("invoker", "target")}
+    assert snapshots.decode("f" * 64, old).snapshot.invoker is None

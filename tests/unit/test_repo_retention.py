@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from stashplan.repository import RetentionPolicy, Snapshot, apply_policy
+from stashplan.repository import InvokerRef, RetentionPolicy, Snapshot, apply_policy
 
 
 def snap(
@@ -98,3 +99,19 @@ def test_policies_apply_per_host_and_filename_group() -> None:
 def test_an_empty_policy_removes_nothing() -> None:
     result = apply_policy(sundays(), RetentionPolicy())
     assert result.remove == [] and len(result.keep) == 12
+
+
+def test_each_invoker_is_its_own_group_and_a_scoped_policy_touches_no_other_invoker() -> None:
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    a = InvokerRef("BackupConfiguration", "demo", "a")
+    b = InvokerRef("BackupConfiguration", "demo", "b")
+    snaps = [
+        replace(snap(base + timedelta(hours=n, minutes=m)), id=f"{n}{m}", invoker=inv)
+        for n in range(3)
+        for m, inv in ((0, a), (1, b), (2, None))
+    ]
+    every = apply_policy(snaps, RetentionPolicy(keep_last=1))
+    assert sorted(s.id for s in every.keep) == ["20", "21", "22"]  # newest of a, of b, and of the old grouping
+    scoped = apply_policy(snaps, RetentionPolicy(keep_last=1), invoker=b)
+    assert [s.id for s in scoped.keep] == ["21"]
+    assert [s.id for s in scoped.remove] == ["01", "11"]  # a's and unattributed snapshots are left alone
