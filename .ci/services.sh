@@ -17,6 +17,7 @@ command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v pg_dump >/dev/null || need+=(postgresql postgresql-client)
 command -v mariadb-dump >/dev/null || need+=(mariadb-server mariadb-client)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v faketime >/dev/null || need+=(faketime)  # skews one process's clock: lock staleness tests
 if [ ${#need[@]} -gt 0 ]; then
   install "${need[@]}"
 fi

@@ -3,7 +3,8 @@
 The reader thread reads large blocks and cuts chunks; a small pool hashes, compresses and seals them (the C
 code releases the GIL); results are taken back in stream order, so the content list and the stream checksum
 are exact and memory is bounded by the fixed window and pack queue.
-The snapshot manifest is written only after every pack and index file is stored.
+The snapshot manifest is written only after every pack and index file is stored, and stays only if the
+backup's lock was never removed meanwhile.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import zstandard
 from providers.storage import Storage
 from stashplan.repository.chunking import chunk_stream
 from stashplan.repository.crypto import MasterKey, checksum_hasher, chunk_digest
-from stashplan.repository.layout import BLOB_DATA, BLOB_LIST, Params
+from stashplan.repository.layout import BLOB_DATA, BLOB_LIST, SNAPSHOTS, Params
+from stashplan.repository.locks import Lock
 from stashplan.repository.snapshots import InvokerRef, Snapshot, TargetRef, encode, write_manifest
 from stashplan.repository.writer import PackWriter
 
@@ -40,6 +42,7 @@ class BackupRequest:
     target: TargetRef | None = None
 
 
+NOT_WRITTEN = "no snapshot written"
 FAST_HASH_LOG = 12  # level 1's match table cut to 4096 entries (L1-cache sized), see `compressor`
 
 
@@ -93,12 +96,18 @@ def run_backup(
     progress: Callable[[int], None] | None = None,
     *,
     workers: int | None = None,
+    lock: Lock | None = None,
 ) -> Snapshot:
-    """Store `stream` as a new snapshot; if reading or storing fails, no snapshot is written."""
+    """Store `stream` as a new snapshot; if reading or storing fails, no snapshot is written. With the
+    `lock` it holds: stops as soon as the lock is known lost, and commits the manifest only if the lock
+    was intact before and after writing it (a prune that removed the lock may have deleted our packs)."""
     workers = workers or max(2, min(4, os.cpu_count() or 2))
     started = datetime.now(UTC)
     sealer = _Sealer(key, params.zstd_level, known)
-    writer = PackWriter(storage, key, params.pack_size, known)
+    # Index files and the manifest are written only while the lock is intact: a prune that removed it
+    # may have deleted this backup's packs as unreferenced, and nothing may reference them then.
+    verify = None if lock is None else (lambda: lock.verify(NOT_WRITTEN))
+    writer = PackWriter(storage, key, params.pack_size, known, before_index=verify)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stashplan-seal")
     # The stream checksum: over the chunks' digests (format 4), else over the bytes as they are read.
     stream_hash = checksum_hasher(key.checksum_algorithm)
@@ -121,6 +130,8 @@ def run_backup(
         nonlocal chunk_count
         future, _slot = window.popleft()
         blob_id, raw_length, sealed, digest = future.result()
+        if lock is not None:
+            lock.check(NOT_WRITTEN)
         stream_hash.update(digest)
         chunk_count += 1
         ids.extend(blob_id)
@@ -173,7 +184,15 @@ def run_backup(
         invoker=request.invoker,
         target=request.target,
     )
+    if lock is not None:
+        lock.verify(NOT_WRITTEN)
     snapshot_id = write_manifest(storage, key, encode(snapshot, content, chunk_count))
+    if lock is not None:
+        try:
+            lock.verify(NOT_WRITTEN)
+        except BaseException:  # removed while the manifest was written: its packs may be gone already
+            storage.delete(SNAPSHOTS + snapshot_id)
+            raise
     return Snapshot(**{**snapshot.__dict__, "id": snapshot_id, "short_id": snapshot_id[:8]})
 
 

@@ -201,9 +201,9 @@ class Repository:
 
     # --- locking --------------------------------------------------------------------------------
     @contextmanager
-    def _lock(self, operation: str, *, exclusive: bool) -> Iterator[None]:
+    def _lock(self, operation: str, *, exclusive: bool) -> Iterator[locks.Lock | None]:
         if self.no_lock and operation in READ_ONLY:
-            yield  # as restic's --no-lock: a read-only or full repository is read; a prune may run meanwhile
+            yield None  # as restic's --no-lock: a read-only or full repository is read; a prune may run meanwhile
             return
         with locks.released_on_sigterm():
             lock = locks.Lock(self.storage, exclusive=exclusive, operation=operation)
@@ -217,7 +217,7 @@ class Repository:
                     unwritable = True  # nothing was written that a release could remove
                     raise RepositoryError(f"{exc} (a repository that cannot be written is read with --no-lock)") from None
                 self._held.append(lock)
-                yield
+                yield lock
             finally:
                 if lock in self._held:
                     self._held.remove(lock)
@@ -263,11 +263,12 @@ class Repository:
 
         Deduplicates only against blobs whose pack one listing shows with its indexed length (the
         shared lock keeps prune away until the manifest is written); anything else is stored again.
+        If the lock is removed meanwhile (found stale by a prune), LockLostError and no snapshot.
         """
         request = BackupRequest(hostname, normalise_tags(tags), source, filename, times, invoker, target)
-        with self._lock("backup", exclusive=False):
+        with self._lock("backup", exclusive=False) as lock:
             known = load_ids(self.storage, self.key, self.stored_packs(), warn=self.warn)
-            return run_backup(self.storage, self.key, self.params, known, stream, request, progress)
+            return run_backup(self.storage, self.key, self.params, known, stream, request, progress, lock=lock)
 
     def restore(
         self,
@@ -302,16 +303,19 @@ class Repository:
     ) -> ForgetResult:
         """Remove the snapshots `policy` does not keep (nothing with dry_run); then prune if asked.
         With `invoker`, only that invoker's snapshots are considered (the retention of one BackupConfiguration)."""
-        with self._lock("forget", exclusive=True):
+        with self._lock("forget", exclusive=True) as lock:
+            assert lock is not None  # only read-only operations go without one
             result = apply_policy(self.snapshots(), policy, invoker)
             if dry_run:
                 return result
+            lock.verify("nothing forgotten")
             for snap in result.remove:
                 try:
                     self.storage.delete(SNAPSHOTS + snap.id)
                 except ObjectNotFound:
                     continue
             if prune and result.remove:
+                lock.verify("snapshots forgotten, not pruned")
                 run_prune(self.storage, self.key, self.params, warn=self.warn)
             return result
 
@@ -322,8 +326,11 @@ class Repository:
 
     def prune(self) -> PruneResult:
         """Plan under the exclusive lock, then carry the plan out."""
-        with self._lock("prune", exclusive=True):
-            return execute_prune(self.storage, self.key, self.params, self.prune_plan())
+        with self._lock("prune", exclusive=True) as lock:
+            assert lock is not None  # only read-only operations go without one
+            plan = self.prune_plan()
+            lock.verify("nothing pruned")  # a backup that found it stale may use what the plan deletes
+            return execute_prune(self.storage, self.key, self.params, plan)
 
     def check(self, *, read_data: bool = False, subset: str | None = None) -> CheckResult:
         """Check the structure; with `read_data` every pack, with `subset` ("n/m" or "p%") a share."""

@@ -1,12 +1,14 @@
 """The pack writer: sealed blobs -> packs of `pack_size` -> uploads on a small bounded pool -> index files.
 
 Memory is bounded: one pack being filled plus at most `max_in_flight` packs uploading. Index files are
-written only for packs whose upload finished, every INDEX_FLUSH blobs and at `close`.
+written only for packs whose upload finished, every INDEX_FLUSH blobs and at `close`, each after the
+`before_index` check (a backup's lock still held) passed.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from providers.storage import Storage
@@ -29,6 +31,7 @@ class PackWriter:
         known: set[bytes],
         *,
         threads: int = 2,
+        before_index: Callable[[], None] | None = None,
     ) -> None:
         self.storage = storage
         self.key = key
@@ -42,6 +45,7 @@ class PackWriter:
         self._done: list[BlobRef] = []
         self._sizes: dict[str, int] = {}  # pack id -> stored length, for the packs in `_done`
         self.index_files: list[str] = []
+        self._before_index = before_index  # raises to stop before an index file is written
         self.packs_stored: list[str] = []
 
     def add(self, blob_type: int, blob_id: bytes, sealed: bytes | bytearray, raw_length: int) -> bool:
@@ -76,6 +80,8 @@ class PackWriter:
 
     def _write_index(self) -> None:
         if self._done:
+            if self._before_index is not None:
+                self._before_index()
             name = write_index(self.storage, self.key, self._done, self._sizes)
             self.index_files.append(name)
             self._done = []
