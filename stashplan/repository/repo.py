@@ -40,7 +40,16 @@ from stashplan.repository.prune import (
 from stashplan.repository.repair import RepairResult
 from stashplan.repository.restore import run_restore
 from stashplan.repository.retention import ForgetResult, RetentionPolicy, apply_policy
-from stashplan.repository.snapshots import InvokerRef, Snapshot, TargetRef, load_all, matches, resolve
+from stashplan.repository.snapshots import (
+    InvokerRef,
+    Snapshot,
+    TargetRef,
+    latest_of,
+    load_all,
+    load_all_or_refuse,
+    matches,
+    resolve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +301,12 @@ class Repository:
             for m in load_all(self.storage, self.key, self.warn)
             if matches(m.snapshot, hostname, wanted)
         ]
+
+    def latest(self, *, hostname: str | None = None, target: TargetRef | None = None) -> Snapshot:
+        """The newest snapshot by the time sealed in its manifest (of `hostname`; of `target` when it has
+        any); refused while a snapshot file holds another snapshot's manifest (swapped or renamed)."""
+        snaps = [m.snapshot for m in load_all_or_refuse(self.storage, self.key, self.warn)]
+        return latest_of(snaps, self.storage.location, hostname, target)
 
     def forget(
         self,

@@ -203,6 +203,34 @@ def load_all(
     return sorted(manifests, key=lambda m: (m.snapshot.time, m.snapshot.id))
 
 
+def _substituted(storage: Storage, key: MasterKey, snapshot_id: str) -> bool:
+    """True when the file named `snapshot_id` holds a whole manifest of this repository that belongs under
+    another name: a snapshot file swapped for (or renamed from) another one, not damage."""
+    try:
+        data = storage.get(SNAPSHOTS + snapshot_id)
+        key.open_json(data, "snapshot", f"snapshot {snapshot_id[:8]}")
+    except (ObjectNotFound, RepositoryError):
+        return False
+    return key.object_id(data) != snapshot_id
+
+
+def load_all_or_refuse(storage: Storage, key: MasterKey, warn: Callable[[str], None] | None = None) -> list[Manifest]:
+    """Every readable manifest, for choosing "latest" by the time sealed inside them; RepositoryError when a
+    snapshot file holds another snapshot's manifest (swapped for an older one, or renamed): the one it
+    replaced may be the latest. Files that do not open at all are skipped with a warning, as by `load_all`."""
+    unreadable: list[str] = []
+    manifests = load_all(storage, key, warn, unreadable)
+    swapped = [sid for sid in unreadable if _substituted(storage, key, sid)]
+    if swapped:
+        names = ", ".join(f"{SNAPSHOTS}{sid[:8]}…" for sid in swapped[:3])
+        raise RepositoryError(
+            f"latest snapshot in {storage.location} cannot be decided: {len(swapped)} snapshot file(s) hold "
+            f"another snapshot's manifest ({names}); name the snapshot to restore, or remove them with "
+            "`stashplan repo repair snapshots`"
+        )
+    return manifests
+
+
 def matches(snap: Snapshot, hostname: str | None, tags: Sequence[str]) -> bool:
     """True when `snap` has `hostname` (if given) and every tag in `tags`."""
     return (hostname is None or snap.hostname == hostname) and all(t in snap.tags for t in tags)
@@ -239,7 +267,7 @@ def resolve(
 ) -> Manifest:
     """The manifest named by id, unique id prefix or "latest" (newest readable, of `hostname` when given)."""
     if ref in ("latest", ""):
-        manifests = {m.snapshot.id: m for m in load_all(storage, key, warn)}
+        manifests = {m.snapshot.id: m for m in load_all_or_refuse(storage, key, warn)}
         snap = latest_of([m.snapshot for m in manifests.values()], storage.location, hostname)
         return manifests[snap.id]
     found = [sid for sid in list_ids(storage) if sid.startswith(ref.lower())]

@@ -28,7 +28,6 @@ from stashplan.repository import Repository, TargetRef
 from stashplan.repository.formats import refusal
 from stashplan.repository.opening import AnyRepository, open_repository
 from stashplan.repository.progress import progress_reporter
-from stashplan.repository.snapshots import latest_of
 from stashplan.transfer import failure
 from stashplan.transfer.context import (
     SessionContext,
@@ -348,7 +347,7 @@ def _restore_one(
 ) -> str:
     if snapshot == "latest" and isinstance(repo, Repository):
         # In a repository shared by several BackupConfigurations, "latest" is the newest of this target.
-        snapshot = latest_of(repo.snapshots(), repo.storage.location, source_host, target).id
+        snapshot = repo.latest(hostname=source_host, target=target).id
     spec = provider.restore(conn, params)
     ok = False
     try:
