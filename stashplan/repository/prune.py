@@ -172,6 +172,7 @@ def plan_prune(
 def execute_prune(storage: Storage, key: MasterKey, params: Params, plan: PrunePlan) -> PruneResult:
     """Carry out `plan` (under the exclusive lock): copy the repacked blobs into new packs, write the new
     index, then delete the old index files and the planned packs; also removes leftovers of killed writes."""
+    require_still_listed(storage, INDEX, plan.index_files)  # the index files the plan was made from
     leftovers = len(storage.remove_leftovers(LEFTOVER_AGE))
     if plan.empty:
         return PruneResult(0, 0, 0, 0, leftovers)
@@ -237,6 +238,4 @@ def run_prune(
 ) -> PruneResult:
     """Plan and execute a prune (under the exclusive lock)."""
     stored, index, used = read_state(storage, key, warn)
-    plan = plan_prune(stored, index, used, max_unused=max_unused)
-    require_still_listed(storage, INDEX, plan.index_files)  # the index files the plan was made from
-    return execute_prune(storage, key, params, plan)
+    return execute_prune(storage, key, params, plan_prune(stored, index, used, max_unused=max_unused))
