@@ -59,7 +59,8 @@ def monitored(
     paused = w.backup_config("cfg-paused", "ok-db")
     w.cluster.replace({**paused, "spec": {**paused["spec"], "paused": True}})
     w.backup_session("cfg-ok", "ok-1")
-    assert backup(w.cluster, w.namespace, "ok-1", opts).ok
+    ok = backup(w.cluster, w.namespace, "ok-1", opts)
+    assert ok.ok and ok.host.snapshot is not None
     w.backup_session("cfg-bad", "bad-1")
     assert not backup(w.cluster, w.namespace, "bad-1", opts).ok
     w.backup_session("cfg-retry", "retry-1")
@@ -67,7 +68,8 @@ def monitored(
     shutil.copy(sqlite_file, tmp_path / "retry.db")
     w.backup_session("cfg-retry", "retry-2")
     assert backup(w.cluster, w.namespace, "retry-2", opts).ok
-    w.restore_session("r-ok", "new-db")
+    # into another database: `latest` would be ambiguous between two targets' snapshots, so it is named
+    w.restore_session("r-ok", "new-db", snapshots=[ok.host.snapshot.short_id])
     assert restore(w.cluster, w.namespace, "r-ok", opts).ok
     w.restore_session("r-bad", "new-db", snapshots=["0123abcd"])
     assert not restore(w.cluster, w.namespace, "r-bad", opts).ok
