@@ -1,7 +1,9 @@
-"""MySQL and MariaDB: `mysqldump`/`mariadb-dump --single-transaction`, restore with `mysql`/`mariadb`.
+r"""MySQL and MariaDB: `mysqldump`/`mariadb-dump --single-transaction`, restore with `mysql`/`mariadb`.
 
 A database named in the AppBinding URL/service path is dumped alone (and restored into the target's
-database); otherwise `--all-databases`. The password travels in MYSQL_PWD only. TLS: caBundle (else the
+database); otherwise `--all-databases`. The restore client runs with `--binary-mode` (no client command but
+DELIMITER: no `\!`, `source`, `connect`); a restore into a named database rewrites the dump's `USE`/`CREATE`/
+`DROP`/`ALTER DATABASE` to it and refuses a dump of several databases (`providers.databases.confine`). The password travels in MYSQL_PWD only. TLS: caBundle (else the
 tlsSecret's ca.crt) is `--ssl-ca`, the tlsSecret's certificate and key `--ssl-cert`/`--ssl-key` (paths).
 
 `multiDumpArgs` (Stash v2024.12.18): one dump per `$args=` part, each with the connection args and the
@@ -26,6 +28,7 @@ from providers.databases.base import (
     TaskParams,
     resolve_connection,
 )
+from providers.databases.confine import MySQLConfine
 from providers.databases.grammars import MARIADB_CLIENT, MARIADB_DUMP, MYSQL_CLIENT, MYSQLDUMP
 from providers.databases.options import (
     COMMANDS,
@@ -143,7 +146,9 @@ class MySQLProvider:
 
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
         OPTIONS[self._client].check(params.args)
-        argv = [self._client, *self._target(conn), "--batch", *params.args]
+        argv = [self._client, *self._target(conn), "--batch", "--binary-mode", *params.args]
         if conn.database:
             argv.append(f"--database={conn.database}")
+            target = conn.database
+            return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)), lambda: MySQLConfine(target))
         return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)))

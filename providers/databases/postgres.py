@@ -1,11 +1,14 @@
-"""PostgreSQL: `pg_dumpall` (Stash's default `backupCMD`), or `pg_dump` of the database named in the
+r"""PostgreSQL: `pg_dumpall` (Stash's default `backupCMD`), or `pg_dump` of the database named in the
 AppBinding's URL/service path, which wins over `backupCMD`; restore with `psql`.
 
 The restore stream drops the superuser's `CREATE ROLE`/`ALTER ROLE ... PASSWORD` lines, as Stash's `sed`
 does, so restoring into a server with other credentials never resets the password we connect with; other
 `CREATE ROLE` lines tolerate roles that already exist. An existing database is not overwritten: its
 `CREATE DATABASE` fails the restore (dump with `--clean` to replace databases).
-psql runs with ON_ERROR_STOP; a single-database restore runs in one transaction.
+psql runs with ON_ERROR_STOP; a single-database restore runs in one transaction. The stream runs restricted
+(`providers.databases.confine.PsqlConfine`): no meta-command runs (`\!`, `\o`, `\copy`...), and `\connect`
+only in a restore into the whole server (an AppBinding naming a database refuses it). Server-side
+`COPY ... PROGRAM` is SQL, not filtered: it needs a superuser (or pg_execute_server_program).
 TLS: caBundle (else the tlsSecret's ca.crt) is PGSSLROOTCERT, the tlsSecret's client certificate and key
 are PGSSLCERT/PGSSLKEY; with a client certificate and no sslmode in the URL, PGSSLMODE is verify-full.
 """
@@ -25,6 +28,7 @@ from providers.databases.base import (
     TaskParams,
     resolve_connection,
 )
+from providers.databases.confine import Chain, PsqlConfine
 from providers.databases.grammars import PG_DUMP, PG_DUMPALL, PSQL
 from providers.databases.options import (
     COMMANDS,
@@ -182,4 +186,5 @@ class PostgresProvider:
         else:
             argv.append("--dbname=postgres")
         roles = (*SUPERUSERS, conn.username)
-        return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)), lambda: SuperuserLineFilter(roles))
+        return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)),
+                           lambda: Chain(SuperuserLineFilter(roles), PsqlConfine(conn.database)))
