@@ -2,8 +2,11 @@ r"""MySQL and MariaDB: `mysqldump`/`mariadb-dump --single-transaction`, restore 
 
 A database named in the AppBinding URL/service path is dumped alone (and restored into the target's
 database); otherwise `--all-databases`. The restore client runs with `--binary-mode` (no client command but
-DELIMITER: no `\!`, `source`, `connect`); a restore into a named database rewrites the dump's `USE`/`CREATE`/
-`DROP`/`ALTER DATABASE` to it and refuses a dump of several databases (`providers.databases.confine`). The password travels in MYSQL_PWD only. TLS: caBundle (else the
+DELIMITER, `\C` and `\-`: no `\!`, `source`, `connect`); a restore into a named database runs with
+`--skip-comments` and a single-byte-safe `--default-character-set` (utf8mb4 unless args name another), rewrites
+the dump's `USE`/`CREATE`/`DROP`/`ALTER DATABASE` to it, refuses a dump of several databases and anything that
+changes how statements are lexed (`providers.databases.mysql_confine`). The password travels in MYSQL_PWD only.
+TLS: caBundle (else the
 tlsSecret's ca.crt) is `--ssl-ca`, the tlsSecret's certificate and key `--ssl-cert`/`--ssl-key` (paths).
 
 `multiDumpArgs` (Stash v2024.12.18): one dump per `$args=` part, each with the connection args and the
@@ -28,8 +31,9 @@ from providers.databases.base import (
     TaskParams,
     resolve_connection,
 )
-from providers.databases.confine import MySQLConfine
 from providers.databases.grammars import MARIADB_CLIENT, MARIADB_DUMP, MYSQL_CLIENT, MYSQLDUMP
+from providers.databases.mysql_confine import MySQLConfine
+from providers.databases.mysql_session import SAFE_CHARSETS
 from providers.databases.options import (
     COMMANDS,
     ERRORS,
@@ -43,6 +47,7 @@ from providers.databases.options import (
     refuse,
     tool_options,
 )
+from stashplan.errors import TransferError
 
 _CONNECTION = {**refuse(TARGET, "--host", "--port", "--user", "--password", "--socket", "--protocol", "--ssl-ca",
                         "--ssl-capath", "--ssl-cert", "--ssl-key", "--ssl-crl", "--ssl-crlpath", "--ssl-mode",
@@ -148,7 +153,19 @@ class MySQLProvider:
         OPTIONS[self._client].check(params.args)
         argv = [self._client, *self._target(conn), "--batch", "--binary-mode", *params.args]
         if conn.database:
-            argv.append(f"--database={conn.database}")
+            argv += [f"--database={conn.database}", "--skip-comments",
+                     f"--default-character-set={self._client_charset(params.args)}"]
             target = conn.database
             return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)), lambda: MySQLConfine(target))
         return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)))
+
+    def _client_charset(self, args: Sequence[str]) -> str:
+        """The client character set of a confined restore: the one `args` name (it must keep quotes and
+        backslashes single bytes, as the restore filter reads them), else utf8mb4."""
+        named = [p.value for p in OPTIONS[self._client].parse(args)
+                 if p.opt is not None and p.opt.name == "--default-character-set" and p.value]
+        charset = named[-1] if named else "utf8mb4"
+        if charset.lower() not in SAFE_CHARSETS:
+            raise TransferError(f"task param args: --default-character-set={charset} is not allowed for a restore "
+                                "into a named database (its characters can hide quotes and backslashes)")
+        return charset

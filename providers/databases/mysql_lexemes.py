@@ -1,0 +1,60 @@
+"""The byte patterns of MariaDB/MySQL lexing that the restore filter (`providers.databases.mysql_confine`)
+scans with: string bodies as the client and server read them, runs of bytes that need no look, and the
+scanner that finds the next byte that does."""
+
+from __future__ import annotations
+
+import re
+
+SPACE = frozenset(b" \t\n\v\f\r")
+HEAD = 4096  # bytes looked at after a statement's first word (a database name and what precedes it)
+SET_MAX = 64 * 1024  # a SET statement is held until its end; longer ones are refused
+
+
+def match_end(pattern: re.Pattern[bytes], buf: bytes, pos: int, endpos: int | None = None) -> int:
+    """Where a pattern that always matches (a run of zero or more) ends."""
+    m = pattern.match(buf, pos, len(buf) if endpos is None else endpos)
+    assert m is not None
+    return m.end()
+
+
+def body(q: int) -> bytes:
+    """A quoted string's body: backslash escapes (in binary mode the client keeps an escaped NUL in a string)
+    and doubled quotes. It stops before a backslash ending a line, which the client mangles (refused).
+    Possessive loops, unrolled: the scanning stays in C."""
+    return rb"[^%c\\]*+(?:\\[^\n][^%c\\]*+|%c%c[^%c\\]*+)*+" % (q, q, q, q, q)
+
+
+BODY = {q: re.compile(body(q)) for q in b"'\""}
+BODY[0x60] = re.compile(rb"[^`]*+(?:``[^`]*+)*+")
+WORD = re.compile(rb"[A-Za-z0-9_$\x80-\xff]+")
+DIGITS = re.compile(rb"\d*")
+NAME = re.compile(rb"`(?:[^`]|``)*`|[A-Za-z0-9_$\x80-\xff]+")
+SKIP = re.compile(rb"(?:[ \t\n\v\f\r]+|/\*M?!\d*|\*/|/\*(?:[^*]|\*(?!/))*\*/|(?i:IF)\b|(?i:NOT)\b|(?i:EXISTS)\b)*")
+GAP = re.compile(rb"(?:[ \t\n\v\f\r]+|/\*M?!\d*|\*/|/\*(?:[^*]|\*(?!/))*\*/)*")
+NOT_A_NAME = {b"CHARACTER", b"CHARSET", b"DEFAULT", b"COLLATE", b"COMMENT", b"UPGRADE", b"READ"}
+DB_VERBS = {b"CREATE", b"DROP", b"ALTER", b"REPLACE"}
+REFUSED_WORDS = {b"PREPARE": "builds statements at run time (PREPARE)", b"EXECUTE": "runs statements built at "
+                  "run time (EXECUTE)", b"SQL_MODE": "sets sql_mode outside a SET statement",
+                  b"CHARACTER_SET_CLIENT": "sets the client character set outside a SET statement"}
+SPECIAL = frozenset(b";'\"`\\#-/*\n\x00")
+LOOKAHEAD = {b"DATABASE", b"SCHEMA", b"SQL_MODE", b"CHARACTER_SET_CLIENT", b"CHARACTER"}
+
+
+def scanner(delimiter: bytes, words: bool) -> re.Pattern[bytes]:
+    """The next byte at top level that needs a look: the delimiter first (the client checks it before
+    comments), then quotes, backslash, comment starts, `;`, newline; in word mode every token."""
+    alts = [re.escape(delimiter)] if delimiter != b";" else []
+    alts.append(rb"[A-Za-z0-9_$\x80-\xff]+|[^ \t\v\f\r]" if words else rb"[;'\"`\\#\-/*\n\x00]")
+    return re.compile(b"|".join(alts))
+
+
+def runner(delimiter: bytes) -> re.Pattern[bytes]:
+    """A run of top-level bytes that need no look, whole strings included (closed before the buffer's last
+    byte, so that a doubled quote is never cut); stops before anything else."""
+    first = re.escape(delimiter[:1])
+    plain = rb"[^;'\"`\\#\-/*\n\x00" + first + rb"]++"
+    strings = [rb"%c%s%c(?=[^%c])" % (q, body(q), q, q) for q in b"'\""]
+    ident = rb"`[^`]*+(?:``[^`]*+)*+`(?=[^`])"
+    lone = [rb"\%c(?=[^%c])" % (c, d) for c, d in (b"--", b"/*", b"*/") if c != delimiter[0]]
+    return re.compile(rb"(?:" + b"|".join([plain, *strings, ident, *lone]) + rb")*+")
