@@ -4,7 +4,9 @@ Dump: `providers.databases.redis_stream` fetches an RDB (`redis-cli --rdb`, a po
 server), loads it into a private redis-server and writes `RESTORE key pttl payload REPLACE` commands.
 A database number in the URL path (`redis://host:6379/3`) dumps only that database, and a restore
 replays into the target's database number (`redis-cli -n`); with no number every database is dumped
-with `SELECT` commands. Restore works against a running server and replaces keys of the same name;
+with `SELECT` commands. The restore stream may carry only those RESTORE and SELECT commands
+(`providers.databases.redis_confine`); into a numbered database, the dump's one database is rewritten to it
+and a second one is refused. Restore works against a running server and replaces keys of the same name;
 other keys stay. The password travels in REDISCLI_AUTH only. The server sends the RDB after its
 `repl-diskless-sync-delay` (5 s by default), which adds that much to every dump.
 """
@@ -37,6 +39,7 @@ from providers.databases.options import (
     refuse,
     tool_options,
 )
+from providers.databases.redis_confine import RedisConfine
 from stashplan.errors import TransferError
 
 _REDIS_REFUSED = {**refuse(TARGET, "-h", "-p", "-s", "-a", "--user", "--pass", "--askpass", "-u", "-n", "-c",
@@ -113,4 +116,5 @@ class RedisProvider:
         argv = ["redis-cli", *self._target(conn), *params.args]
         if conn.database:
             argv += ["-n", conn.database]
-        return RestoreSpec(ProcessSpec((*argv, "--pipe"), self._env(conn)))
+        target = conn.database
+        return RestoreSpec(ProcessSpec((*argv, "--pipe"), self._env(conn)), lambda: RedisConfine(target))
