@@ -24,6 +24,8 @@ from providers.databases.mysql_lexemes import (
     SPACE,
     SPECIAL,
     WORD,
+    assigns,
+    delimiter_argument,
     match_end,
     runner,
     scanner,
@@ -250,8 +252,6 @@ class MySQLConfine:
             self._hold -= keep
         return out
 
-    # --- pieces of the top level -----------------------------------------------------------------------
-
     def _dashes(self, buf: bytes, j: int, n: int) -> int:
         """-1 when `--` at `j` starts a comment for the client, else where lexing goes on."""
         third = buf[j + 2] if j + 2 < n else 0x0A
@@ -287,12 +287,8 @@ class MySQLConfine:
         return j + 1
 
     def _finish_set(self, buf: bytes, end: int) -> None:
-        start = self._hold
-        assert start is not None
-        self._hold = None
-        stmt = buf[start:end]
-        new = self._session.statement(stmt)
-        if new != stmt:
+        start, self._hold = self._hold or 0, None
+        if (new := self._session.statement(buf[start:end])) != buf[start:end]:
             self._buf = buf[:start] + new + buf[end:]
 
     def _delimiter_line(self, buf: bytes, i: int, final: bool) -> int | None:
@@ -312,20 +308,13 @@ class MySQLConfine:
                     raise self._refuse("has a DELIMITER line longer than 4096 bytes")
                 return None
             end = len(buf)
-        line = buf[p:end]
-        if b"\x00" in line:
+        if b"\x00" in buf[p:end]:
             raise self._refuse(_NUL)
-        q = 0
-        while q < len(line) and line[q] not in SPACE:
-            q += 1
-        while q < len(line) and line[q] in SPACE:
-            q += 1
-        if q < len(line):
-            if line[q] in b"'\"`":
-                raise self._refuse("sets a quoted DELIMITER, which the restore does not read")
-            arg = line[q:].split(b" ", 1)[0]
-            if b"\\" not in arg:  # the client refuses a backslash and keeps its delimiter
-                self._set_delimiter(arg)
+        arg = delimiter_argument(buf[p:end])
+        if arg is None:
+            raise self._refuse("sets a quoted DELIMITER, which the restore does not read")
+        if arg and b"\\" not in arg:  # the client refuses a backslash and keeps its delimiter
+            self._set_delimiter(arg)
         return end
 
     def _statement_start(self, buf: bytes, i: int, final: bool) -> int | None:
@@ -378,7 +367,7 @@ class MySQLConfine:
     def _word(self, buf: bytes, end: int, word: bytes) -> None:
         """Word mode: a word at top level, with the token before it in `_prev`."""
         prev, self._prev = self._prev, word
-        if word in REFUSED_WORDS and (word in (b"PREPARE", b"EXECUTE") or self._assigns(buf, end)):
+        if word in REFUSED_WORDS and (word in (b"PREPARE", b"EXECUTE") or assigns(buf, end)):
             raise self._refuse(REFUSED_WORDS[word])
         after = buf[match_end(GAP, buf, end, min(len(buf), end + HEAD)):][:3].upper()
         if (word in (b"NAMES", b"CHARSET") or (word == b"CHARACTER" and after == b"SET")) \
@@ -386,12 +375,6 @@ class MySQLConfine:
             raise self._refuse("sets the client character set outside a SET statement")
         if word in (b"DATABASE", b"SCHEMA") and prev in DB_VERBS:
             self._name_after(buf, end)
-
-    @staticmethod
-    def _assigns(buf: bytes, end: int) -> bool:
-        """Whether what follows (past spaces and comments) assigns, or cannot be told (refused alike)."""
-        rest = buf[match_end(GAP, buf, end, min(len(buf), end + HEAD)):][:2]
-        return not rest or rest.startswith((b"=", b":=", b"#", b"-"))
 
     def _name_after(self, buf: bytes, p: int) -> None:
         """The database name after USE/DATABASE at `p` (spaces, comments, IF [NOT] EXISTS skipped) rewritten to
