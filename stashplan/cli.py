@@ -476,7 +476,7 @@ def install(
     """Print the manifests that run stashplan in a cluster: `stashplan install | kubectl apply -f -`."""
     from stashplan.operator.install import render_install
 
-    typer.echo(render_install(namespace, image), nl=False)
+    typer.echo(_run(False, lambda: render_install(namespace, image)), nl=False)  # a missing part: one line, exit 1
 
 
 def version_callback(value: bool) -> None:

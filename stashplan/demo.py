@@ -22,11 +22,9 @@ from stashplan.api import builtin_addons, load_paths
 from stashplan.cluster.factory import settings
 from stashplan.cluster.local.store import LocalCluster
 from stashplan.operator.iteration import LocalControllers, run_once
+from stashplan.packaged import specs_dir
 from stashplan.phases import SETTLED
 
-ROOT = Path(__file__).resolve().parents[1]
-BACKUP = ROOT / "specs" / "examples" / "local-sqlite"
-RESTORE = ROOT / "specs" / "examples" / "local-sqlite-restore"
 DEMO_DIR = "/tmp/stashplan-demo"  # the example manifests point here
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
@@ -108,8 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    backup = copy_manifests(BACKUP, work / "manifests" / "local-sqlite", work)
-    restore_dir = copy_manifests(RESTORE, work / "manifests" / "local-sqlite-restore", work)
+    examples = specs_dir("examples")  # shipped with the package
+    backup = copy_manifests(examples / "local-sqlite", work / "manifests" / "local-sqlite", work)
+    restore_dir = copy_manifests(examples / "local-sqlite-restore", work / "manifests" / "local-sqlite-restore", work)
     state = work / "state.db"
 
     step(f"Creating a sample SQLite database at {work / 'app.db'}")

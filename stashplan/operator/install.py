@@ -1,6 +1,7 @@
 """`stashplan install`: the cluster manifests (Namespace, CRDs, RBAC, operator, Pushgateway) as one YAML stream.
 
-Reads specs/deploy/*.yaml and the Stash CRDs, and rewrites namespace and image. Pure apart from reading files.
+Reads the shipped specs/deploy/*.yaml and specs/crds (stashplan.packaged), refuses an installation that lacks
+any of them, and rewrites namespace and image. Pure apart from reading files.
 """
 
 from __future__ import annotations
@@ -10,37 +11,48 @@ from pathlib import Path
 
 import yaml
 
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "specs" / "deploy"
-CRD_DIR = Path(__file__).resolve().parents[2] / "specs" / "crds"
+from stashplan.errors import StashplanError
+from stashplan.packaged import specs_dir
+
 DEFAULT_NAMESPACE = "stashplan-system"
 DEFAULT_IMAGE = "ghcr.io/stashplan/stashplan:0.1.0"
+DEPLOY_FILES = ("namespace.yaml", "operator.yaml", "pushgateway.yaml", "rbac.yaml")  # each must be there
 _ORDER = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 _CLUSTER_SCOPED = frozenset({"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"})
 
 
-def _load_dir(folder: Path) -> list[dict]:
-    docs: list[dict] = []
-    for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
-        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+def _load(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise StashplanError(f"install: {path.name} is missing from {path.parent} (a broken installation: reinstall "
+                             "stashplan)")
+    docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+    if not docs:
+        raise StashplanError(f"install: {path} holds no object")
     return docs
 
 
-def crds() -> list[dict]:
-    """The CustomResourceDefinitions: generated files in specs/crds, else generated now by stashplan.api."""
-    docs = _load_dir(CRD_DIR) if CRD_DIR.is_dir() else []
-    if not docs:
-        from stashplan.api import crd_manifests
+def crds(folder: Path | None = None) -> list[dict]:
+    """The CustomResourceDefinitions shipped in specs/crds (`folder`): one file for each Stash kind."""
+    from stashplan.api.crds import CRD_KINDS
+    from stashplan.kinds import KINDS
 
-        docs = crd_manifests()
-    return [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
+    where = folder or specs_dir("crds")
+    out: list[dict] = []
+    for kind in CRD_KINDS:
+        name = f"{KINDS[kind].plural}.{KINDS[kind].group}"
+        out.extend(d for d in _load(where / f"{name}.yaml") if d.get("kind") == "CustomResourceDefinition")
+    return out
 
 
-def deploy_manifests(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE) -> list[dict]:
-    """specs/deploy's objects (without CRDs) moved to `namespace` and running `image`."""
+def deploy_manifests(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE,
+                     folder: Path | None = None) -> list[dict]:
+    """specs/deploy's objects (`folder`; without CRDs) moved to `namespace` and running `image`."""
     if not namespace or not image:
         raise ValueError("install: --namespace and --image must not be empty")
+    where = folder or specs_dir("deploy")
     out: list[dict] = []
-    for doc in _load_dir(DEPLOY_DIR):
+    files = sorted({*DEPLOY_FILES, *(p.name for p in where.glob("*.yaml"))})  # the required ones and any added
+    for doc in (d for name in files for d in _load(where / name)):
         obj = copy.deepcopy(doc)
         meta = obj.setdefault("metadata", {})
         kind = obj.get("kind")
@@ -60,6 +72,8 @@ def deploy_manifests(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IM
                     elif env.get("name") == "STASHPLAN_IMAGE":  # the image of the Jobs it creates
                         env["value"] = image
         out.append(obj)
+    if not any(o.get("kind") == "Deployment" and o["metadata"].get("name") == "stashplan" for o in out):
+        raise StashplanError(f"install: {where / 'operator.yaml'} holds no Deployment named stashplan")
     return out
 
 

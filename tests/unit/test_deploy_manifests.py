@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
 
-from stashplan.operator.install import DEFAULT_IMAGE, deploy_manifests, install_objects, render_install
+from stashplan.errors import StashplanError
+from stashplan.operator.install import DEFAULT_IMAGE, crds, deploy_manifests, install_objects, render_install
+from stashplan.packaged import specs_dir
 
 K8S_VERSION = "1.30.0"
 
@@ -74,6 +77,21 @@ def test_install_refuses_an_empty_namespace_or_image() -> None:
         render_install("", "img")
     with pytest.raises(ValueError, match="--image"):
         render_install("ns", "")
+
+
+def test_install_names_the_deploy_file_missing_from_a_broken_installation(tmp_path: Path) -> None:
+    deploy = shutil.copytree(specs_dir("deploy"), tmp_path / "deploy")
+    (deploy / "pushgateway.yaml").unlink()
+    with pytest.raises(StashplanError, match=r"install: pushgateway.yaml is missing from .*/deploy"):
+        deploy_manifests(folder=deploy)
+
+
+def test_install_names_the_crd_missing_from_a_broken_installation(tmp_path: Path) -> None:
+    folder = shutil.copytree(specs_dir("crds"), tmp_path / "crds")
+    assert len(crds(folder)) == 8
+    (folder / "backupsessions.stash.appscode.com.yaml").unlink()
+    with pytest.raises(StashplanError, match=r"install: backupsessions.stash.appscode.com.yaml is missing"):
+        crds(folder)
 
 
 def test_operator_runs_two_non_root_replicas_with_probes_and_resources() -> None:
