@@ -1,10 +1,10 @@
-# stashplan: make install | demo | test | lint | bench | kube-env | kube-e2e
+# stashplan: make install | demo | test | lint | bench | kube-env | kube-e2e | image
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install services demo test lint bench fuzz soak docs crds clean kube-env kube-e2e
+.PHONY: install services demo test lint bench fuzz soak docs crds clean kube-env kube-e2e image
 
 install: $(STAMP)
 
@@ -56,6 +56,12 @@ kube-e2e: kube-env services
 # The README's screenshot of `stashplan status` (docs/status.png), rendered from a terminal by its test.
 docs: install services
 	STASHPLAN_WRITE_DOCS=1 $(BIN)/python -m pytest -q -p no:randomly tests/integration/test_status_overview.py -k screenshot
+
+# The OCI image from Debian packages (mmdebstrap, trixie) and the wheel, with no registry: build/image/*.oci.tar,
+# its digest printed (.ci/image.sh; needs the Debian packages mmdebstrap and umoci, and user namespaces).
+image: install
+	@command -v mmdebstrap >/dev/null && command -v umoci >/dev/null || apt-get install -y -q mmdebstrap umoci
+	PY=$(BIN)/python bash .ci/image.sh
 
 crds: install
 	$(BIN)/stashplan crds --out-dir specs/crds

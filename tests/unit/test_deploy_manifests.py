@@ -112,13 +112,11 @@ def test_operator_runs_two_non_root_replicas_with_probes_and_resources() -> None
     assert port == 8080
 
 
-def test_dockerfile_installs_the_database_clients_and_runs_as_the_manifests_non_root_user() -> None:
-    text = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
-    assert text.startswith("#") and "FROM python:3.11-slim" in text
-    for package in ("postgresql-client", "mariadb-client", "redis-tools"):
+def test_image_build_installs_the_database_clients_and_runs_as_the_manifests_non_root_user() -> None:
+    text = (Path(__file__).resolve().parents[2] / ".ci" / "image.sh").read_text()
+    for package in ("postgresql-client", "mariadb-client", "redis-tools", "sqlite3", "python3"):
         assert package in text
-    assert "pip install --no-cache-dir ." in text
     uid = by_kind(deploy_manifests(), "Deployment", "stashplan")["spec"]["template"]["spec"][
         "securityContext"
     ]["runAsUser"]
-    assert f"USER {uid}:" in text
+    assert f"--config.user {uid}:{uid}" in text and f"stashplan:x:{uid}:{uid}:" in text
