@@ -354,7 +354,7 @@ def _restore_one(
         with ProcessWriter(
             spec.spec, deadline=deadline, stream_filter=spec.make_filter() if spec.make_filter else None
         ) as writer:
-            with progress_reporter(f"restore of snapshot {snapshot}", every=progress_every) as progress:
+            with progress_reporter(f"restore of snapshot {snapshot[:8]}", every=progress_every) as progress:
                 snap = repo.restore(
                     snapshot,
                     cast(BinaryIO, writer),
