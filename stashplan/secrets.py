@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+from collections.abc import MutableMapping
 
 MASK = "(sensitive value)"
 
@@ -40,4 +42,31 @@ def fold_string_data(secret: dict) -> dict:
     data = dict(secret.get("data") or {})
     data.update({k: base64.b64encode(str(v).encode()).decode() for k, v in (secret["stringData"] or {}).items()})
     out["data"] = data
+    return out
+
+
+# How a Job pod receives its session's Secrets (no Secret permission needed: the kubelet resolves them). The
+# planner names them in SECRETS_ENV ({"<secret name>": "<env prefix>"}) and adds an optional `envFrom` secretRef
+# with that prefix per Secret; the transfer reads them back with `given_secrets`.
+SECRETS_ENV = "STASHPLAN_SECRETS"
+SECRET_PREFIX = "STASHPLAN_SECRET_"
+# A Repository of another namespace (shared by its usagePolicy) is given to the pod as JSON: the Job may read
+# objects of its own namespace only.
+REPOSITORY_ENV = "STASHPLAN_REPOSITORY"
+
+
+def given_secrets(environ: MutableMapping[str, str]) -> dict[str, dict[str, str]] | None:
+    """The Secrets the pod spec gave ({name: data}; a Secret that does not exist has no data), removed from
+    `environ` so that no child process inherits them; None when the pod was given none (the transfer then reads
+    through the API)."""
+    raw = environ.pop(SECRETS_ENV, None)
+    if raw is None:
+        return None
+    prefixes = {str(k): str(v) for k, v in (json.loads(raw) or {}).items()}
+    out: dict[str, dict[str, str]] = {name: {} for name in prefixes}
+    for var in [v for v in environ if v.startswith(SECRET_PREFIX)]:
+        value = environ.pop(var)
+        for name, prefix in prefixes.items():
+            if var.startswith(prefix):
+                out[name][var[len(prefix):]] = value
     return out

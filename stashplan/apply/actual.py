@@ -13,8 +13,9 @@ from stashplan.cluster.base import Cluster
 from stashplan.desired.compute import Settings
 from stashplan.desired.reads import reads_namespaces
 from stashplan.desired.stored import StoredObjects
+from stashplan.errors import NotFound
 from stashplan.kinds import identity
-from stashplan.plan.build import COMPARED_KINDS, READ_KINDS, Inputs, build
+from stashplan.plan.build import COMPARED_KINDS, Inputs, build, read_kinds, reads_secrets
 from stashplan.plan.model import Plan
 
 
@@ -28,16 +29,26 @@ def read_actual(cluster: Cluster, namespace: str | None = None,
     by_key = {identity(m): m for m in manifests}
     list_text = getattr(cluster, "list_text", None)
     actual: dict[str, Sequence[dict]] = {}
-    for kind in READ_KINDS:
+    for kind in read_kinds(cluster):
         if list_text is None:
             actual[kind] = [_compacted(o, by_key) for o in cluster.list(kind, namespace)]
         elif kind in COMPARED_KINDS:
             actual[kind] = StoredObjects(list_text(kind, namespace))
         else:
             actual[kind] = [_compacted(orjson.loads(text), by_key) for _, text in list_text(kind, namespace)]
+    if "Secret" not in actual and (named := [m for m in manifests if m.get("kind") == "Secret"]):
+        # Secrets are not listed (kube mode); the manifests' own are read by name to compare (the CLI's identity).
+        actual["Secret"] = [o for m in named if (o := _get_or_none(cluster, m)) is not None]
     if reads_namespaces(actual["Repository"]):
         actual["Namespace"] = cluster.list("Namespace")
     return actual
+
+
+def _get_or_none(cluster: Cluster, obj: dict) -> dict | None:
+    try:
+        return cluster.get(obj["kind"], obj["metadata"].get("namespace") or "default", obj["metadata"]["name"])
+    except NotFound:
+        return None
 
 
 def _compacted(obj: dict, manifests: Mapping[tuple[str, str, str], dict]) -> dict:
@@ -66,5 +77,6 @@ def make_plan(
     prune: bool = False,
 ) -> Plan:
     actual = read_actual(cluster, namespace, manifests)
-    inputs = Inputs(actual=actual, manifests=manifests, addons=addons, sources=sources, prune=prune)
+    inputs = Inputs(actual=actual, manifests=manifests, addons=addons, sources=sources, prune=prune,
+                    secrets_read=reads_secrets(cluster))
     return build(inputs, now or datetime.now(UTC), settings)

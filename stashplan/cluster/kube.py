@@ -54,7 +54,6 @@ API_USAGE: dict[str, frozenset[str]] = {
     "Function": _READ,
     "BackupBlueprint": _READ,
     "AppBinding": _READ,
-    "Secret": frozenset({"get", "list"}),
     "Namespace": frozenset({"get", "list"}),
     "Event": frozenset({"create"}),
     "Pod": _READ,
@@ -71,7 +70,6 @@ JOB_API_USAGE: dict[str, frozenset[str]] = {
     "Repository": frozenset({"get"}),
     "BackupSession": frozenset({"get", "create"}),
     "AppBinding": frozenset({"get"}),
-    "Secret": frozenset({"get"}),
     "Event": frozenset({"create"}),
 }
 JOB_STATUS_WRITERS = ("BackupSession", "RestoreSession", "Repository")
@@ -144,6 +142,9 @@ def _api_client(kubeconfig: str | None, context: str | None) -> k8s_client.ApiCl
 
 class KubeCluster:
     """A Kubernetes API server as a Cluster: typed errors, optimistic writes, label-selected lists, watches."""
+
+    # Plans over a cluster read no Secrets (the operator holds no Secret permission; a Job reports a missing one).
+    reads_secrets = False
 
     def __init__(
         self,

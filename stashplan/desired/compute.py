@@ -13,14 +13,8 @@ from datetime import datetime
 
 from stashplan.desired import tasks
 from stashplan.desired.bindings import custom_identity_bindings
-from stashplan.desired.pods import (
-    JOB_IDENTITY,
-    apply_runtime,
-    cronjob_name,
-    cross_namespace_binding,
-    job_identity,
-    managed_labels,
-)
+from stashplan.desired.boundaries import foreign_target
+from stashplan.desired.pods import JOB_IDENTITY, apply_runtime, cronjob_name, job_identity, managed_labels
 from stashplan.desired.session_phases import backup_sessions, check_backup_params, restore_session
 from stashplan.desired.world import (
     Deletion,
@@ -64,6 +58,14 @@ def compute(world: World, now: datetime, settings: Settings = Settings(),
     return out
 
 
+class _Refused(StashplanError):
+    """A configuration that crosses a namespace boundary: refused at plan time (plan exits 1) with `line`."""
+
+    def __init__(self, message: str, line: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 def _configuration(world: World, config: dict, now: datetime, settings: Settings, out: Desired,
                    shared: dict[tuple, dict]) -> str:
     meta, spec = config["metadata"], config["spec"]
@@ -73,9 +75,11 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
     conds = set_condition(conds, "RepositoryFound", repo is not None,
                           "RepositoryAvailable" if repo else "RepositoryNotAvailable",
                           f"Repository {repo_id} {'found' if repo else 'does not exist'}", now)
-    secret_ok = False
-    if repo is not None:
-        secret, secret_id = storage_secret_of(world, repo)
+    secret_ok = repo is not None and not world.secrets_known
+    if not world.secrets_known:  # kube mode: the operator holds no Secret permission; the Job reports a missing one
+        conds = [c for c in conds if c.get("type") != "BackendSecretFound"]
+    elif repo is not None:
+        secret, secret_id = storage_secret_of(world, repo, ns)
         secret_ok = secret is not None
         conds = set_condition(conds, "BackendSecretFound", secret_ok,
                               "BackendSecretAvailable" if secret_ok else "BackendSecretNotAvailable",
@@ -87,8 +91,10 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
                           f"{target_id} {'found' if target else 'does not exist'}", now)
     valid, message = True, "all checks passed"
     try:
+        if crossing := foreign_target("BackupConfiguration", config):
+            raise _Refused(crossing.split(": ", 1)[1], crossing)
         if denied := repository_denied_for(world, repo, ns):
-            raise StashplanError(denied)
+            raise _Refused(denied, f"BackupConfiguration {ns}/{name}: spec.repository: {denied}")
         if not spec.get("schedule"):
             raise StashplanError("spec.schedule is required: it is the trigger CronJob's schedule")
         resolved = tasks.resolve_task("backup", spec.get("task"), target, world.tasks)
@@ -101,6 +107,8 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
         valid, message = False, str(exc)
         if isinstance(exc, tasks.NoAddonError):
             out.refusals.append(f"BackupConfiguration {ns}/{name}: spec.task: {exc}")
+        elif isinstance(exc, _Refused):
+            out.refusals.append(exc.line)
         elif target is None:
             out.refusals.append(f"{missing}, and without it no Task can be chosen (spec.task.name is empty)")
     if valid and target is None:
@@ -109,9 +117,7 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
                           "ResourceValidationPassed" if valid else "ResourceValidationFailed", message, now)
     if valid:
         out.objects.append(trigger_cronjob(config, settings))
-        if repo is not None and repo["metadata"]["namespace"] != ns:
-            out.objects.append(cross_namespace_binding(repo, ns))
-        out.objects += custom_identity_bindings(config, repo, target)
+        out.objects += custom_identity_bindings(config)
     conds = set_condition(conds, "CronJobCreated", valid,
                           "CronJobCreationSucceeded" if valid else "CronJobCreationFailed",
                           f"CronJob {ns}/{cronjob_name(name, _target_namespace(config), ns)}" if valid

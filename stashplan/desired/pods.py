@@ -33,16 +33,6 @@ def job_identity(namespace: str) -> list[dict]:
     ]
 
 
-def cross_namespace_binding(repo: dict, user_ns: str) -> dict:
-    """Lets the pods of `user_ns` read a Repository (and its Secret) that its usagePolicy shares with them."""
-    repo_ns = repo["metadata"]["namespace"]
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": k8s_name(f"{JOB_IDENTITY}-", user_ns), "namespace": repo_ns,
-                         "labels": managed_labels("job-identity", {})},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": JOB_IDENTITY},
-            "subjects": [{"kind": "ServiceAccount", "name": JOB_IDENTITY, "namespace": user_ns}]}
-
-
 _POD_FIELDS = ("serviceAccountName", "nodeSelector", "affinity", "tolerations", "securityContext",
                "imagePullSecrets", "priorityClassName", "priority", "automountServiceAccountToken", "nodeName",
                "schedulerName", "readinessGates", "runtimeClassName", "enableServiceLinks",

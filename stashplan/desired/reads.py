@@ -1,7 +1,7 @@
 """What desired state reads, declared once. A unit is a BackupConfiguration or a RestoreSession; its desired
 state is computed from the objects named here (its Repository and that Repository's Secret, its target, the
 Namespace a Selector usage policy looks at, its CronJob or Job, its sessions and their Jobs) plus every Task and
-Function and the pods' identity objects of the namespaces it involves. The desired-state computation looks its
+Function and the pods' identity objects of its namespace. The desired-state computation looks its
 objects up through these functions, and the loop's incremental scope (operator/incremental.py) is derived from
 `unit_reads` and `unit_of`, so an incremental plan reads what a full plan reads. Pure."""
 
@@ -17,7 +17,7 @@ Unit = Key  # ("BackupConfiguration" | "RestoreSession", namespace, name)
 UNIT_KINDS = ("BackupConfiguration", "RestoreSession")
 # Read whole by every unit (the addons are merged in): a change to one may change any unit's plan.
 READ_WHOLE = ("Task", "Function")
-# Read per namespace a unit involves (its own, its Repository's, its target's): the pods' identity.
+# Read in the unit's own namespace: the pods' identity.
 READ_PER_NAMESPACE = ("ServiceAccount", "RoleBinding")
 RESTORE_LABEL = "stash.appscode.com/restore-session"
 
@@ -28,9 +28,11 @@ def repository_key(obj: dict) -> Key:
     return ("Repository", ref.get("namespace") or obj["metadata"]["namespace"], ref.get("name", ""))
 
 
-def storage_secret_key(repo: dict) -> Key:
-    """The Secret holding a Repository's storage credentials and password."""
-    return ("Secret", repo["metadata"]["namespace"], (repo["spec"].get("backend") or {}).get("storageSecretName", ""))
+def storage_secret_key(repo: dict, user_namespace: str) -> Key:
+    """The Secret holding a Repository's storage credentials and password, as the pods of `user_namespace` get it:
+    of that namespace (a pod receives only its own namespace's Secrets), also for a Repository of another
+    namespace that its usagePolicy shares."""
+    return ("Secret", user_namespace, (repo["spec"].get("backend") or {}).get("storageSecretName", ""))
 
 
 def target_key(obj: dict) -> Key:
@@ -68,11 +70,10 @@ def unit_reads(unit: Unit, obj: dict, lookup: Callable[[str, str, str], dict | N
     `lookup` finds an object by key (the Repository, to follow it to its Secret and policy)."""
     kind, ns, name = unit
     keys = {unit, repository_key(obj), target_key(obj)}
-    namespaces = {ns, target_key(obj)[1]}  # a target in another namespace gets a RoleBinding there
+    namespaces = {ns}  # no RoleBinding is made outside the unit's namespace
     repo = lookup(*repository_key(obj))
     if repo is not None:
-        namespaces.add(repo["metadata"]["namespace"])
-        keys.add(storage_secret_key(repo))
+        keys.add(storage_secret_key(repo, ns))
         if uses_namespace_labels(repo):
             keys.add(namespace_key(ns))
     if kind == "BackupConfiguration":

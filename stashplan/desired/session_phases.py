@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 
 from stashplan.desired import tasks
 from stashplan.desired.bindings import custom_identity_bindings
+from stashplan.desired.boundaries import foreign_target
+from stashplan.desired.pod_secrets import give_secrets, session_secrets
 from stashplan.desired.pods import (
     COMPONENT,
-    cross_namespace_binding,
     job_name,
     mount_local_backend,
     session_job,
@@ -189,6 +190,7 @@ def _start_backup(world: World, config: dict, session: dict, now: datetime, sett
     mount_local_backend(pod, repo)
     check_pod(pod, settings.check_params)
     session_pod(pod, config["spec"])
+    give_secrets(pod, session_secrets(target, repo), repo, meta["namespace"])
     timeout = _timeout(config)
     invoker = {INVOKER_TYPE: "BackupConfiguration", INVOKER_NAME: config["metadata"]["name"]}
     out.objects.append(session_job("BackupSession", session, pod, int(timeout.total_seconds()) if timeout else None,
@@ -260,7 +262,18 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
     if phase == "Running":
         _follow_running(world, "RestoreSession", restore, now, out)
         return
+    refusal = foreign_target("RestoreSession", restore)
     repo, repo_id = repository_of(world, restore)
+    if refusal is None and (denied := repository_denied_for(world, repo, meta["namespace"])):
+        refusal = f"RestoreSession {meta['namespace']}/{meta['name']}: spec.repository: {denied}"
+    if refusal is not None:  # never looks at the other namespace's target: refused at plan time
+        out.refusals.append(refusal)
+        message = refusal.split(": ", 1)[1]
+        out.statuses.append(StatusChange("RestoreSession", meta["namespace"], meta["name"],
+                                         {"phase": "Invalid", "conditions": set_condition(
+                                             status.get("conditions"), "RestoreExecutorEnsured", False,
+                                             "FailedToEnsureRestoreExecutor", message, now)}, f"Invalid: {message}"))
+        return
     target, target_id = target_of(world, restore)
     problems = [f"Repository {repo_id} does not exist"] if repo is None else []
     if target is None:
@@ -274,8 +287,6 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
         return
     assert repo is not None
     try:
-        if denied := repository_denied_for(world, repo, meta["namespace"]):
-            raise StashplanError(denied)
         resolved = tasks.resolve_task("restore", restore["spec"].get("task"), target, world.tasks)
         if resolved.note:
             out.notes.append(f"RestoreSession {meta['namespace']}/{meta['name']}: {resolved.note}")
@@ -285,6 +296,7 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
         mount_local_backend(pod, repo)
         check_pod(pod, settings.check_params)
         session_pod(pod, restore["spec"])
+        give_secrets(pod, session_secrets(target, repo), repo, meta["namespace"])
     except (StashplanError, ValueError, KeyError) as exc:
         if isinstance(exc, tasks.NoAddonError):
             out.refusals.append(f"RestoreSession {meta['namespace']}/{meta['name']}: spec.task: {exc}")
@@ -294,9 +306,7 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
                                              "FailedToEnsureRestoreExecutor", str(exc), now)}, f"Invalid: {exc}"))
         return
     timeout = _timeout(restore)
-    if repo["metadata"]["namespace"] != meta["namespace"]:
-        out.objects.append(cross_namespace_binding(repo, meta["namespace"]))
-    out.objects += custom_identity_bindings(restore, repo, target)
+    out.objects += custom_identity_bindings(restore)
     labels = {"stash.appscode.com/restore-session": meta["name"]}
     out.objects.append(session_job("RestoreSession", restore, pod,
                                     int(timeout.total_seconds()) if timeout else None, labels,

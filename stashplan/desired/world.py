@@ -96,7 +96,10 @@ class Desired:
 class World:
     """Objects by kind and identity, for lookups while computing desired state."""
 
-    def __init__(self, objects: Mapping[str, Sequence[dict]], addons: list[dict] | None = None) -> None:
+    def __init__(self, objects: Mapping[str, Sequence[dict]], addons: list[dict] | None = None,
+                 secrets_known: bool = True) -> None:
+        # False when Secrets were not read (kube mode: the operator holds no Secret permission).
+        self.secrets_known = secrets_known
         self.by_kind: dict[str, Sequence[dict]] = {k: v if isinstance(v, StoredObjects) else list(v)
                                                    for k, v in objects.items()}
         self._stored = {k: v for k, v in self.by_kind.items() if isinstance(v, StoredObjects)}
@@ -122,8 +125,8 @@ def repository_of(world: World, obj: dict) -> tuple[dict | None, str]:
     return world.get(*key), f"{key[1]}/{key[2]}"
 
 
-def storage_secret_of(world: World, repo: dict) -> tuple[dict | None, str]:
-    key = storage_secret_key(repo)
+def storage_secret_of(world: World, repo: dict, user_ns: str) -> tuple[dict | None, str]:
+    key = storage_secret_key(repo, user_ns)
     return world.get(*key), f"{key[1]}/{key[2]}"
 
 

@@ -29,10 +29,11 @@ from stashplan.desired.reads import (
 from stashplan.objects import rfc3339
 from stashplan.operator.informer import Informer
 from stashplan.phases import FINAL, SETTLED
-from stashplan.plan.build import READ_KINDS, Inputs, build
+from stashplan.plan.build import READ_KINDS, Inputs, build, read_kinds, reads_secrets
 from stashplan.plan.model import Plan
 
-# What the informer caches: every kind the planner reads but Secrets (which the operator may not watch).
+# What the informer caches: every kind the planner reads but Secrets (which the operator may not watch; in kube mode
+# it reads none).
 INFORMED_KINDS = tuple(k for k in READ_KINDS if k != "Secret")
 # Objects several units read: a change to one plans everything (reads.py says who reads what).
 SHARED_KINDS = frozenset({"Repository", "AppBinding", "BackupBlueprint", *READ_WHOLE, *READ_PER_NAMESPACE})
@@ -84,7 +85,7 @@ class Incremental:
         if not units:
             return Plan((), created=rfc3339(now)), ApplyResult()
         actual = self._subset(units)
-        p = build(Inputs(actual=actual, addons=addons), now, settings)
+        p = build(Inputs(actual=actual, addons=addons, secrets_read=reads_secrets(self.informer)), now, settings)
         result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url, may_write=may_write)
         self._refresh_active(units)
         return p, result
@@ -100,10 +101,11 @@ class Incremental:
         for kind in ("CronJob", "BackupSession", "Job"):
             for obj in self.informer.list(kind):
                 self._track((kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]), obj)
-        actual = {kind: self.informer.list(kind, namespace) for kind in READ_KINDS}
+        actual = {kind: self.informer.list(kind, namespace) for kind in read_kinds(self.informer)}
         if reads_namespaces(actual["Repository"]):
             actual["Namespace"] = self.informer.list("Namespace")
-        p = build(Inputs(actual=actual, manifests=manifests, addons=addons), now, settings)
+        p = build(Inputs(actual=actual, manifests=manifests, addons=addons,
+                         secrets_read=reads_secrets(self.informer)), now, settings)
         result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url, may_write=may_write)
         units = {("BackupConfiguration", *k[1:]) for k in self._keys("BackupConfiguration")}
         units |= {("RestoreSession", *k[1:]) for k in self._keys("RestoreSession")}
@@ -166,7 +168,11 @@ def subset(units: set[Unit], source: Source, members: Mapping[Unit, set[Key]]) -
     found: dict[Key, dict] = {}
     namespaces: set[str] = set()
 
+    secrets = reads_secrets(source)
+
     def add(kind: str, ns: str, name: str) -> dict | None:
+        if kind == "Secret" and not secrets:  # kube mode: the operator holds no Secret permission
+            return None
         obj = source.lookup(kind, ns, name)
         if obj is not None:
             found[(kind, ns, name)] = obj

@@ -42,6 +42,22 @@ class Inputs:
     sources: Sequence[str] = ()
     prune: bool = False  # delete stashplan-applied objects that are no longer in the manifests (orphans)
     extra_warnings: list[str] = field(default_factory=list)
+    secrets_read: bool = True  # False in kube mode: the operator holds no Secret permission and reads none
+
+
+def reads_secrets(cluster: object) -> bool:
+    """Whether plans over `cluster` read Secrets: not a Kubernetes cluster's (`reads_secrets = False`; the
+    operator holds no Secret permission), also through an informer wrapping it (`.cluster`)."""
+    while cluster is not None:
+        if hasattr(cluster, "reads_secrets"):
+            return bool(cluster.reads_secrets)
+        cluster = getattr(cluster, "cluster", None)
+    return True
+
+
+def read_kinds(cluster: object) -> tuple[str, ...]:
+    """The kinds a plan over `cluster` reads: READ_KINDS, without Secret unless the cluster reads Secrets."""
+    return READ_KINDS if reads_secrets(cluster) else tuple(k for k in READ_KINDS if k != "Secret")
 
 
 # -- building the plan --------------------------------------------------------------------------
@@ -189,7 +205,8 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
     if gone:  # plan as if they were gone already: their CronJobs go with them
         world_objects = {k: v if isinstance(v, StoredObjects) and all(g[0] != k for g in gone)
                          else [o for o in v if identity(o) not in gone] for k, v in world_objects.items()}
-    world = desired_mod.World(world_objects, list(inputs.addons))
+    # Secrets not read at all (kube mode: the operator holds no Secret permission): their existence is not checked.
+    world = desired_mod.World(world_objects, list(inputs.addons), secrets_known=inputs.secrets_read)
     want = desired_mod.compute(world, now, settings, settled=lambda obj: _settled(obj, actual_index),
                                status_settled=lambda st: _status_settled(st, world))
     warnings = [*inputs.extra_warnings, *want.warnings]

@@ -16,6 +16,7 @@ from stashplan.cluster.base import Cluster
 from stashplan.cluster.factory import connect
 from stashplan.errors import StashplanError
 from stashplan.exits import BAD_INPUT, fail
+from stashplan.transfer.context import pod_inputs
 from stashplan.transfer.priority import Priority
 from stashplan.transfer.run import TransferOptions, TransferResult, backup, restore
 
@@ -121,6 +122,7 @@ def backup_command(
         pushgateway_url=_pushgateway(pushgateway_url),
         progress_every=progress_interval,
         priority=_priority(),
+        given=pod_inputs(os.environ),
     )
     _transfer("BackupSession", "--backupsession", backupsession, namespace, backup, opts)
 
@@ -153,6 +155,7 @@ def restore_command(
         pushgateway_url=_pushgateway(pushgateway_url),
         progress_every=progress_interval,
         priority=_priority(),
+        given=pod_inputs(os.environ),
     )
     _transfer("RestoreSession", "--restoresession", restoresession, namespace, restore, opts)
 

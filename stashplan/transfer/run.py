@@ -30,6 +30,7 @@ from stashplan.repository.opening import AnyRepository, open_repository
 from stashplan.repository.progress import progress_reporter
 from stashplan.transfer import failure
 from stashplan.transfer.context import (
+    PodInputs,
     SessionContext,
     load_backup,
     load_restore,
@@ -77,6 +78,7 @@ class TransferOptions:
     progress_every: float = PROGRESS_EVERY  # seconds between progress lines (off a terminal)
     hook_timeout: float = DEFAULT_TIMEOUT  # seconds each hook may take (never beyond the session deadline)
     priority: Priority = field(default_factory=Priority)  # nice/ionice for the dump or restore and the upload (from the Job's env)
+    given: PodInputs | None = None  # the Secrets (and a shared Repository) the Job's pod spec gave it
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,7 @@ def backup(
     """Run one BackupSession's transfer and record its outcome; ContextError if the session is unreadable."""
     started = clock()
     t0 = time.monotonic()
-    ctx = load_backup(cluster, namespace, session_name)
+    ctx = load_backup(cluster, namespace, session_name, opts.given)
     status_now = ctx.session.get("status") or {}
     conds = list(status_now.get("conditions") or [])
     first_target = (status_now.get("targets") or [{}])[0]
@@ -375,7 +377,7 @@ def restore(
     """Run one RestoreSession's transfer and record its outcome; ContextError if it is unreadable."""
     started = clock()
     t0 = time.monotonic()
-    ctx = load_restore(cluster, namespace, restore_name)
+    ctx = load_restore(cluster, namespace, restore_name, opts.given)
     conds = list((ctx.session.get("status") or {}).get("conditions") or [])
     rule_snaps, rule_source = restore_selection(ctx.session, opts.hostname)
     wanted = [s for s in opts.snapshot.split(",") if s.strip()] if opts.snapshot else []

@@ -142,7 +142,7 @@ def test_a_deleted_configuration_loses_its_cronjob(cluster: LocalCluster, loop: 
     assert not [o for o in cluster.list("CronJob", NS) if o["metadata"]["name"] == "stash-trigger-db-11"]
 
 
-def test_a_configuration_with_a_target_in_another_namespace_is_planned_as_a_full_plan_would(
+def test_a_configuration_with_a_target_in_another_namespace_is_refused_as_a_full_plan_would(
     cluster: LocalCluster, loop: Incremental
 ) -> None:
     cluster.create({"apiVersion": "appcatalog.appscode.com/v1alpha1", "kind": "AppBinding",
@@ -153,21 +153,20 @@ def test_a_configuration_with_a_target_in_another_namespace_is_planned_as_a_full
     obj = config("cross")
     obj["spec"]["target"]["ref"]["namespace"] = "apps"
     cluster.create(obj)
-    wait_for_change(loop)
-    now = datetime.now(UTC)
-    full = make_plan(cluster, addons=ADDONS, now=now)
-    plan, _ = loop.run_once(addons=ADDONS, now=now)
-    assert loop.last_scope == 1
-    assert addresses(plan) == addresses(full)
-    assert any(a.startswith("CronJob/demo/stash-trigger-apps-cross:create") for a in addresses(plan))
-    assert any(a.startswith("RoleBinding/apps/") for a in addresses(plan))
-    settle(loop)
-    edited = cluster.get("BackupConfiguration", NS, "cross")
-    edited["spec"]["schedule"] = "15 2 * * *"
-    cluster.replace(edited)
-    wait_for_change(loop)
-    now = datetime.now(UTC)
-    full = make_plan(cluster, addons=ADDONS, now=now)
-    plan, _ = loop.run_once(addons=ADDONS, now=now)
-    assert addresses(plan) == addresses(full)
-    assert "CronJob/demo/stash-trigger-apps-cross:update" in addresses(plan)
+    refusal = ("BackupConfiguration demo/cross: spec.target.ref.namespace: AppBinding apps/db is in another "
+               "namespace; a target must be in the BackupConfiguration's own namespace (demo), as in Stash")
+    for edit in (False, True):
+        if edit:
+            edited = cluster.get("BackupConfiguration", NS, "cross")
+            edited["spec"]["schedule"] = "15 2 * * *"
+            cluster.replace(edited)
+        wait_for_change(loop)
+        now = datetime.now(UTC)
+        full = make_plan(cluster, addons=ADDONS, now=now)
+        plan, _ = loop.run_once(addons=ADDONS, now=now)
+        assert loop.last_scope == 1
+        assert addresses(plan) == addresses(full)
+        assert refusal in plan.refusals and refusal in full.refusals
+        assert not [a for a in addresses(plan) if a.startswith(("CronJob/demo/stash-trigger-apps-cross", "RoleBinding/apps/"))]
+        assert cluster.get("BackupConfiguration", NS, "cross")["status"]["phase"] == "Invalid"
+    assert not cluster.list("RoleBinding", "apps")

@@ -169,7 +169,7 @@ def test_a_missing_permission_is_reported_as_forbidden_with_verb_and_resource(
     kube_api: KubeAPI, admin: KubeCluster, operators: Callable[[str], Operator]
 ) -> None:
     grants = kube_api.emulator.rbac[OPERATOR_TOKEN]
-    kube_api.emulator.rbac[OPERATOR_TOKEN] = grants - {("list", "/secrets")}
+    kube_api.emulator.rbac[OPERATOR_TOKEN] = grants - {("list", "appcatalog.appscode.com/appbindings")}
     try:
         op = operators("pod-a")
         op.start()
@@ -178,7 +178,7 @@ def test_a_missing_permission_is_reported_as_forbidden_with_verb_and_resource(
         kube_api.emulator.rbac[OPERATOR_TOKEN] = grants
     error = op.errors[0]
     assert isinstance(error, Forbidden)
-    assert "cannot list secrets" in str(error)
+    assert "cannot list appbindings" in str(error)
     assert names(kube_api, "CronJob") == []
 
 

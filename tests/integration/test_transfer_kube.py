@@ -1,5 +1,6 @@
 """The transfer in kube mode: the same backup and restore through the Kubernetes API (emulator), with the
-operator's RBAC from specs/deploy — statuses, Repository status and Events land as in local mode."""
+operator's RBAC from specs/deploy (no Secret permission: the Secrets come as the kubelet gives them from the pod
+spec) — statuses, Repository status and Events land as in local mode."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from stashplan.cluster.kube import KubeCluster
 from stashplan.transfer.run import TransferOptions, backup, restore
 from tests.fixtures.kube import KubeAPI
-from tests.fixtures.transfer import StashWorld
+from tests.fixtures.transfer import StashWorld, kubelet_gives
 
 
 def test_backup_and_restore_through_the_kubernetes_api(
@@ -26,7 +27,8 @@ def test_backup_and_restore_through_the_kubernetes_api(
         setup.repository()
         setup.backup_config("cfg", "app-db")
         setup.backup_session("cfg", "s1")
-        result = backup(operator, "kube-demo", "s1", TransferOptions(database="sqlite"))
+        given = kubelet_gives(admin, "kube-demo", "app-db")
+        result = backup(operator, "kube-demo", "s1", TransferOptions(database="sqlite", given=given))
         assert result.ok, result.error
         assert setup.status("BackupSession", "s1")["phase"] == "Succeeded"
         assert setup.status("Repository", "repo")["snapshotCount"] == 1
@@ -35,7 +37,8 @@ def test_backup_and_restore_through_the_kubernetes_api(
             "BackupSession Succeeded",
         }
         setup.restore_session("r1", "new-db")
-        assert restore(operator, "kube-demo", "r1", TransferOptions(database="sqlite")).ok
+        given = kubelet_gives(admin, "kube-demo", "new-db")
+        assert restore(operator, "kube-demo", "r1", TransferOptions(database="sqlite", given=given)).ok
         rows = subprocess.run(
             ["sqlite3", f"{tmp_path}/new.db", "SELECT count(*) FROM items"],
             capture_output=True,
@@ -67,7 +70,8 @@ def test_hooks_run_in_the_job_and_their_conditions_land_through_the_kubernetes_a
         }
         admin.replace(config)
         setup.backup_session("cfg", "s1")
-        result = backup(operator, "kube-hooks", "s1", TransferOptions(database="sqlite"))
+        given = kubelet_gives(admin, "kube-hooks", "app-db")
+        result = backup(operator, "kube-hooks", "s1", TransferOptions(database="sqlite", given=given))
         assert not result.ok and "postBackup hook failed: exec sh exited with code 2: notify failed" in result.error
         assert marker.read_text().strip() == "kube-hooks"
         status = setup.status("BackupSession", "s1")

@@ -259,7 +259,7 @@ def _cross_namespace_world(policy: dict | None, ns_labels: dict | None = None) -
     world = base_world()
     repo = world["Repository"][0]
     repo["metadata"] = _meta("repo", ns="backups")
-    world["Secret"][0]["metadata"] = _meta("repo-secret", ns="backups")
+    # The pods of demo receive demo's Secret of the Repository's storageSecretName (only their own namespace's).
     if policy is not None:
         repo["spec"]["usagePolicy"] = {"allowedNamespaces": policy}
     world["BackupConfiguration"][0]["spec"]["repository"] = {"name": "repo", "namespace": "backups"}
@@ -295,12 +295,20 @@ def test_usage_policy_all_or_selector_shares_a_repository_across_namespaces(
     out = compute(_cross_namespace_world(policy, labels))
     st = status_of(out, "BackupConfiguration", "nightly")
     assert st["phase"] == ("Ready" if allowed else "Invalid")
-    bindings = [o for o in out.objects if o["kind"] == "RoleBinding" and o["metadata"]["namespace"] == "backups"]
-    if allowed:  # the demo namespace's backup pods may read the shared Repository and its Secret
-        [binding] = bindings
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "stashplan-job", "namespace": "demo"}]
-    else:
-        assert not bindings
+    # No RoleBinding outside the invoker's namespace, shared Repository or not.
+    assert not [o for o in out.objects if o["kind"] == "RoleBinding" and o["metadata"]["namespace"] != "demo"]
+    refusal = ("BackupConfiguration demo/nightly: spec.repository: Repository backups/repo does not allow namespace "
+               "'demo'")
+    assert any(r.startswith(refusal) for r in out.refusals) is not allowed
+
+
+def test_a_shared_repository_is_used_with_the_storage_secret_of_the_users_namespace() -> None:
+    world = _cross_namespace_world({"from": "All"})
+    world["Secret"][0]["metadata"] = _meta("repo-secret", ns="backups")  # only in the Repository's namespace
+    st = status_of(compute(world), "BackupConfiguration", "nightly")
+    assert st["phase"] == "NotReady"
+    cond = {c["type"]: c for c in st["conditions"]}["BackendSecretFound"]
+    assert (cond["status"], cond["message"]) == ("False", "Secret demo/repo-secret does not exist")
 
 
 def test_failed_session_with_retries_left_is_retried_after_the_delay() -> None:
@@ -331,3 +339,49 @@ def test_failed_session_without_retries_left_stays_failed() -> None:
     out = compute(world)
     assert not [o for o in out.objects if o["kind"] == "BackupSession"]
     assert not [s for s in out.statuses if s.kind == "BackupSession"]
+
+
+def _target_in_team_b(world: dict[str, list[dict]]) -> None:
+    world["AppBinding"][0]["metadata"] = _meta("pg", ns="team-b")
+    world["Secret"].append({"apiVersion": "v1", "kind": "Secret", "metadata": _meta("pg-auth", ns="team-b"),
+                            "data": {"password": "c2VjcmV0"}})
+
+
+def test_a_backup_configuration_whose_target_is_in_another_namespace_is_refused_and_gets_no_binding_there() -> None:
+    world = base_world()
+    _target_in_team_b(world)
+    world["BackupConfiguration"][0]["spec"]["target"]["ref"]["namespace"] = "team-b"
+    out = compute(world)
+    assert out.refusals == [
+        "BackupConfiguration demo/nightly: spec.target.ref.namespace: AppBinding team-b/pg is in another namespace; "
+        "a target must be in the BackupConfiguration's own namespace (demo), as in Stash"]
+    assert status_of(out, "BackupConfiguration", "nightly")["phase"] == "Invalid"
+    assert not [o for o in out.objects if o["kind"] == "CronJob"]
+    assert not [o for o in out.objects if o["metadata"].get("namespace") != "demo"]
+
+
+def test_a_restore_session_whose_target_is_in_another_namespace_is_refused_and_gets_no_job() -> None:
+    world = base_world()
+    _target_in_team_b(world)
+    world["RestoreSession"] = [{
+        "apiVersion": "stash.appscode.com/v1beta1", "kind": "RestoreSession", "metadata": _meta("overwrite"),
+        "spec": {"task": {"name": "postgres-restore-15"}, "repository": {"name": "repo"},
+                 "target": {"ref": {"apiVersion": "appcatalog.appscode.com/v1alpha1", "kind": "AppBinding",
+                                    "name": "pg", "namespace": "team-b"}, "rules": [{"snapshots": ["latest"]}]}}}]
+    world["BackupConfiguration"] = []
+    out = compute(world)
+    assert out.refusals == [
+        "RestoreSession demo/overwrite: spec.target.ref.namespace: AppBinding team-b/pg is in another namespace; "
+        "a target must be in the RestoreSession's own namespace (demo), as in Stash"]
+    assert status_of(out, "RestoreSession", "overwrite")["phase"] == "Invalid"
+    assert not [o for o in out.objects if o["kind"] in ("Job", "RoleBinding") and o["metadata"]["name"] != "stashplan-job"]
+    assert not [o for o in out.objects if o["metadata"].get("namespace") != "demo"]
+
+
+def test_a_custom_service_account_is_bound_only_in_the_invokers_namespace() -> None:
+    world = _cross_namespace_world({"from": "All"})
+    world["BackupConfiguration"][0]["spec"]["runtimeSettings"] = {"pod": {"serviceAccountName": "backup-sa"}}
+    out = compute(world)
+    bindings = [o for o in out.objects if o["kind"] == "RoleBinding"]
+    assert {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in bindings} == {
+        ("demo", "stashplan-job"), ("demo", "stashplan-job-backup-sa")}

@@ -66,8 +66,12 @@ def test_runtime_settings_shape_the_backup_job_pod() -> None:
         assert pod[key] == RUNTIME["pod"][key], key
     [container] = pod["containers"]
     assert container["args"][:2] == ["transfer", "backup"]
-    for key in ("resources", "securityContext", "envFrom", "livenessProbe"):
+    for key in ("resources", "securityContext", "livenessProbe"):
         assert container[key] == RUNTIME["container"][key], key
+    # The session's Secrets come first (resolved by the kubelet: the Job needs no Secret permission).
+    assert container["envFrom"] == [
+        {"prefix": "STASHPLAN_SECRET_0_", "secretRef": {"name": "repo-secret", "optional": True}},
+        *RUNTIME["container"]["envFrom"]]
     env = container["env"]
     names = [e["name"] for e in env]
     assert names[-5:] == ["NICE_ADJUSTMENT", "IONICE_CLASS", "IONICE_CLASS_DATA", "LEVEL", "TOKEN"]

@@ -265,6 +265,15 @@ class JobRunner:
             argv = [sys.executable, "-m", "stashplan", *argv[1:]]
         env = dict(os.environ)
         env.update(self.env)
+        for source in container.get("envFrom") or []:  # Secrets given by the pod spec (optional: may not exist)
+            if ref := source.get("secretRef"):
+                try:
+                    data = secret_data(self.cluster.get("Secret", namespace, ref["name"]))
+                except NotFound:
+                    if not ref.get("optional"):
+                        raise StashplanError(f"Secret {namespace}/{ref['name']} not found") from None
+                    data = {}
+                env.update({str(source.get("prefix") or "") + k: v for k, v in data.items()})
         for item in container.get("env") or []:
             if "value" in item:
                 env[item["name"]] = str(item["value"])
