@@ -34,6 +34,7 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("Namespace", "", "v1", "namespaces", namespaced=False),
         KindInfo("Event", "", "v1", "events"),
         KindInfo("ServiceAccount", "", "v1", "serviceaccounts"),
+        KindInfo("Role", "rbac.authorization.k8s.io", "v1", "roles"),
         KindInfo("RoleBinding", "rbac.authorization.k8s.io", "v1", "rolebindings"),
         KindInfo("Pod", "", "v1", "pods"),
         KindInfo("CronJob", "batch", "v1", "cronjobs"),

@@ -35,6 +35,7 @@ _CONTEXT = "stashplan/transfer/context.py"
 _PODS = "stashplan/desired/pods.py"
 _PHASES = "stashplan/desired/session_phases.py"
 _WORLD = "stashplan/desired/world.py"
+_BOUNDARIES = "stashplan/desired/boundaries.py"
 _STORAGE = "providers/storage/__init__.py"
 _DB = "providers/databases/base.py"
 _GENERATED = "stashplan/desired/generated.py"
@@ -61,12 +62,13 @@ def _invoker_rules(kind: str) -> list[Rule]:
         Rule(kind, f"{spec}.target.ref.apiVersion", "TARGET_API_VERSION", _INPUTS),
         Rule(kind, f"{spec}.target.ref.kind", "AppBinding: the database to back up or restore", _WORLD),
         Rule(kind, f"{spec}.target.ref.name", "the AppBinding", _WORLD),
-        Rule(kind, f"{spec}.target.ref.namespace", "an AppBinding in another namespace", _WORLD),
+        Rule(kind, f"{spec}.target.ref.namespace", "the invoker's own namespace only: another one is refused at plan "
+             "time and by the Job (a target is in its invoker's namespace, as in Stash)", _BOUNDARIES),
         Rule(kind, f"{spec}.target.alias", "the snapshot host (HOSTNAME, default host-0)", _INPUTS),
         Rule(kind, f"{spec}.target.replicas", "TARGET_APP_REPLICAS", _INPUTS),
         Rule(kind, f"{spec}.repository.name", "the Repository", _WORLD),
-        Rule(kind, f"{spec}.repository.namespace", "a Repository of another namespace (its usagePolicy decides)",
-             _WORLD),
+        Rule(kind, f"{spec}.repository.namespace", "a Repository of another namespace (its usagePolicy decides; its "
+             "storageSecretName is the Secret of that name in the invoker's namespace)", _WORLD),
         Rule(kind, f"{spec}.timeOut", "the session deadline (Job activeDeadlineSeconds, session Failed)", _PHASES),
         Rule(kind, f"{spec}.tempDir.disableCaching", "ENABLE_CACHE; stashplan's repository keeps no local cache",
              _INPUTS),
@@ -203,7 +205,8 @@ HONOURED: tuple[Rule, ...] = (
     # for each annotated AppBinding; those are then checked like any other (refused fields refused there).
     *(Rule("BackupBlueprint", f"spec.{k}", "copied into the generated Repository", _GENERATED)
       for k in ("backend", "wipeOut", "usagePolicy")),
-    Rule("BackupBlueprint", "spec.backupNamespace", "where the BackupConfiguration (`<target-ns>-app-<name>`) goes",
+    Rule("BackupBlueprint", "spec.backupNamespace", "where the BackupConfiguration (`<target-ns>-app-<name>`) goes; "
+         "one outside its target's namespace is refused at plan time",
          _GENERATED),
     Rule("BackupBlueprint", "spec.repoNamespace", "where the generated Repository goes", _GENERATED),
     Rule("BackupBlueprint", "spec.schedule", "the schedule (annotation stash.appscode.com/schedule wins)",

@@ -61,6 +61,7 @@ API_USAGE: dict[str, frozenset[str]] = {
     "Job": _READ | {"create", "update", "delete"},
     "Lease": frozenset({"get", "create", "update"}),
     "ServiceAccount": _READ | {"create", "update"},
+    "Role": _READ | {"create", "update"},  # a custom ServiceAccount's Role of its invoker's objects only
     "RoleBinding": _READ | {"create", "update"},
 }
 # What the Job and trigger pods call (ClusterRole stashplan-job, bound per namespace by the planner).

@@ -18,7 +18,7 @@ UNIT_KINDS = ("BackupConfiguration", "RestoreSession")
 # Read whole by every unit (the addons are merged in): a change to one may change any unit's plan.
 READ_WHOLE = ("Task", "Function")
 # Read in the unit's own namespace: the pods' identity.
-READ_PER_NAMESPACE = ("ServiceAccount", "RoleBinding")
+READ_PER_NAMESPACE = ("ServiceAccount", "Role", "RoleBinding")
 RESTORE_LABEL = "stash.appscode.com/restore-session"
 
 

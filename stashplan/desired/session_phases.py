@@ -306,7 +306,7 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
                                              "FailedToEnsureRestoreExecutor", str(exc), now)}, f"Invalid: {exc}"))
         return
     timeout = _timeout(restore)
-    out.objects += custom_identity_bindings(restore)
+    out.objects += custom_identity_bindings(restore, "RestoreSession")
     labels = {"stash.appscode.com/restore-session": meta["name"]}
     out.objects.append(session_job("RestoreSession", restore, pod,
                                     int(timeout.total_seconds()) if timeout else None, labels,

@@ -19,7 +19,7 @@ from stashplan.plan.model import Action, Change, FieldDiff, Orphan, Plan
 from stashplan.secrets import fold_string_data, mask
 
 # Read order matters: Jobs before sessions, so a finished Job's reported status is always seen.
-READ_KINDS = ("Job", "CronJob", "ServiceAccount", "RoleBinding", "Secret", "AppBinding", "Repository", "Task",
+READ_KINDS = ("Job", "CronJob", "ServiceAccount", "Role", "RoleBinding", "Secret", "AppBinding", "Repository", "Task",
               "Function", "BackupBlueprint", "BackupConfiguration", "RestoreSession", "BackupSession")
 # Kinds stashplan applies from manifests: one of these it applied earlier that the manifests no longer hold is an
 # orphan (listed; destroyed with --prune). BackupSessions are history (backupHistoryLimit), never orphans.
@@ -29,7 +29,7 @@ SOURCE_KINDS = ("BackupConfiguration", "RestoreSession", "Repository", "AppBindi
 # reader may hand them over as StoredObjects (parsed one at a time).
 COMPARED_KINDS = ("CronJob",)
 # Kinds stashplan derives itself and deletes only with --prune when nothing wants them any more.
-DERIVED_ORPHAN_KINDS = ("ServiceAccount", "RoleBinding")
+DERIVED_ORPHAN_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 
 
 @dataclass
@@ -288,7 +288,7 @@ def _status_settled(st: desired_mod.StatusChange, world: desired_mod.World) -> b
 def _reason_for(obj: dict) -> str:
     if obj["kind"] == "BackupSession":
         return f"retry ({obj['spec'].get('retryLeft', 0)} more left after this one)"
-    if obj["kind"] in ("ServiceAccount", "RoleBinding"):
+    if obj["kind"] in ("ServiceAccount", "Role", "RoleBinding"):
         return "identity of backup and restore pods in this namespace"
     if obj["kind"] == "CronJob":
         return "triggers BackupConfiguration " + obj["metadata"]["ownerReferences"][0]["name"]

@@ -74,8 +74,9 @@ class TestKubelet:
 
     def __init__(self, api: Rest, workdir: Path, *, node: str = "test-node", api_port: int,
                  ca_file: Path, entrypoints: dict[str, list[str]] | None = None,
-                 path_prefix: str = "", poll: float = 0.3) -> None:  # fmt: skip
+                 path_prefix: str = "", poll: float = 0.3, image_env: dict[str, str] | None = None) -> None:  # fmt: skip
         self.api = api
+        self.image_env = dict(image_env or {})  # what the image itself sets (e.g. where its code is)
         self.workdir = workdir
         self.node = node
         self.api_port = api_port
@@ -204,7 +205,8 @@ class TestKubelet:
         tmp.mkdir(exist_ok=True)
         env = {"PATH": self.path_prefix + os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder),
                "TMPDIR": str(tmp), "LANG": "C.UTF-8", "HOSTNAME": pod["metadata"]["name"],
-               "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(self.api_port)}  # fmt: skip
+               "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(self.api_port),
+               **self.image_env}  # fmt: skip
         spec = pod["spec"]
         if spec.get("automountServiceAccountToken") is not False:
             sa_dir = folder / "serviceaccount"

@@ -378,10 +378,22 @@ def test_a_restore_session_whose_target_is_in_another_namespace_is_refused_and_g
     assert not [o for o in out.objects if o["metadata"].get("namespace") != "demo"]
 
 
-def test_a_custom_service_account_is_bound_only_in_the_invokers_namespace() -> None:
+@pytest.mark.parametrize("account", ["backup-sa", "default"])
+def test_a_custom_service_account_gets_a_role_of_its_own_invokers_objects_only(account: str) -> None:
     world = _cross_namespace_world({"from": "All"})
-    world["BackupConfiguration"][0]["spec"]["runtimeSettings"] = {"pod": {"serviceAccountName": "backup-sa"}}
+    world["BackupConfiguration"][0]["spec"]["runtimeSettings"] = {"pod": {"serviceAccountName": account}}
     out = compute(world)
-    bindings = [o for o in out.objects if o["kind"] == "RoleBinding"]
-    assert {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in bindings} == {
-        ("demo", "stashplan-job"), ("demo", "stashplan-job-backup-sa")}
+    rbac = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o for o in out.objects
+            if o["kind"] in ("Role", "RoleBinding")}
+    assert set(rbac) == {("RoleBinding", "demo", "stashplan-job"), ("Role", "demo", "stashplan-job-backup-nightly"),
+                         ("RoleBinding", "demo", "stashplan-job-backup-nightly")}
+    binding = rbac[("RoleBinding", "demo", "stashplan-job-backup-nightly")]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "stashplan-job-backup-nightly"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "demo"}]
+    rules = rbac[("Role", "demo", "stashplan-job-backup-nightly")]["rules"]
+    assert not [r for r in rules if "secrets" in r["resources"]]
+    named = {r["resources"][0]: r.get("resourceNames") for r in rules}
+    # Its own configuration and AppBinding only; the shared Repository (another namespace) comes in the pod spec.
+    assert named == {"backupconfigurations": ["nightly"], "appbindings": ["pg"], "backupsessions": None,
+                     "backupsessions/status": None, "events": None}
