@@ -353,10 +353,12 @@ def get(
     name: Annotated[str | None, typer.Argument()] = None,
     namespace: NamespaceOpt = None,
     output: Annotated[str | None, typer.Option("-o", "--output", help="yaml or json.")] = None,
+    show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Print Secret values (masked by default).")]
+    = False,
     cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """List or show objects in the cluster (secret values masked)."""
+    """List or show objects in the cluster (Secret values masked unless --show-secrets)."""
     from stashplan.listing import canonical_kind, table
     from stashplan.plan.render import render_object
 
@@ -372,9 +374,10 @@ def get(
             c.close()
         if output in ("yaml", "json"):
             if name:
-                typer.echo(render_object(objs[0], output))
+                typer.echo(render_object(objs[0], output, reveal=show_secrets))
             else:
-                typer.echo(render_object({"apiVersion": "v1", "kind": "List", "items": objs}, output))
+                typer.echo(render_object({"apiVersion": "v1", "kind": "List", "items": objs}, output,
+                                         reveal=show_secrets))
         elif output:
             raise ValueError(f"--output must be yaml or json, not {output!r}")
         else:

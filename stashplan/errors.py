@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class StashplanError(Exception):
     """Base of every error stashplan raises on purpose. The message is one line meant for a user."""
@@ -69,3 +71,12 @@ class RepositoryError(StashplanError):
 
 class TransferError(StashplanError):
     """A backup or restore pipe failed; the message holds the failing side and its stderr tail."""
+
+
+_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)([^/\s@:]*):([^/\s@]+)@")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the password of every `scheme://user:password@host` URL in it replaced by `***` (what an error
+    may quote of a storage URL that carries credentials)."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", text)

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import typer
 
-from stashplan.errors import ManifestError, StashplanError
+from stashplan.errors import ManifestError, StashplanError, redact_urls
 
 T = TypeVar("T")
 FAILED = 1  # the command could not do what it was asked
@@ -20,7 +20,7 @@ BAD_INPUT = 2  # what it was given is wrong (as click's usage errors)
 def one_line(text: object) -> str:
     """`text` on one line: line breaks inside a message become spaces, other control characters (a field name
     may hold any) are escaped."""
-    flat = re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()
+    flat = redact_urls(re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip())  # never a storage URL's password
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in flat)
 
 

@@ -1,13 +1,18 @@
-"""Reading Secret objects (data base64 / stringData) and masking secret values for display. Pure."""
+"""Reading Secret objects (data base64 / stringData), masking Secret values and URL credentials in what is shown or
+stored, and how a Job pod receives its Secrets. Pure."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
+
+from stashplan.errors import redact_urls
 
 MASK = "(sensitive value)"
+__all__ = ["MASK", "Masker", "given_secrets", "mask", "redact_urls", "secret_data", "secret_values"]
 
 
 def secret_data(secret: dict) -> dict[str, str]:
@@ -70,3 +75,37 @@ def given_secrets(environ: MutableMapping[str, str]) -> dict[str, dict[str, str]
             if var.startswith(prefix):
                 out[name][var[len(prefix):]] = value
     return out
+
+
+MIN_MASKED = 4  # shorter values are not masked: they would hide ordinary words; a password that short is weak
+# Secret keys whose values are not secret and are quoted by database errors ("access denied for user ..."):
+# masking a user name such as `backup` would hide every such word in a log.
+PUBLIC_KEYS = frozenset({"username", "user", "USERNAME", "USER", "tls.crt", "ca.crt", "CA_CERT_DATA"})
+
+
+def secret_values(data: Mapping[str, str]) -> list[str]:
+    """The values of a Secret's data that are secret (all but PUBLIC_KEYS)."""
+    return [v for k, v in data.items() if k not in PUBLIC_KEYS]
+
+
+class Masker:
+    """Replaces each Secret value (of at least MIN_MASKED characters) in text with MASK, and URL credentials."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self.values = sorted({v for v in values if len(v) >= MIN_MASKED}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self.values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return redact_urls(text)
+
+    def deep(self, obj: Any) -> Any:
+        """A copy of a JSON-like value with every string masked."""
+        if isinstance(obj, str):
+            return self(obj)
+        if isinstance(obj, dict):
+            return {k: self.deep(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self.deep(v) for v in obj]
+        return obj

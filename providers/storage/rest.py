@@ -28,7 +28,7 @@ from providers.storage.base import (
     check_name,
 )
 from providers.storage.streams import chunk_stream
-from stashplan.errors import TransientError
+from stashplan.errors import TransientError, redact_urls
 
 V2 = "application/vnd.x.restic.rest.v2"
 KINDS = ("data", "index", "keys", "locks", "snapshots")
@@ -45,7 +45,7 @@ class RestStorage:
     ) -> None:  # fmt: skip
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise StorageError(f"rest: url {url!r}: expected http(s)://host[:port]/path/")
+            raise StorageError(f"rest: url {redact_urls(url)!r}: expected http(s)://host[:port]/path/")
         username = username or (parts.username or "")
         password = password or (parts.password or "")
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")

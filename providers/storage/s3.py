@@ -19,7 +19,7 @@ from providers.storage.base import (
     as_bytes,
     check_name,
 )
-from stashplan.errors import TransientError
+from stashplan.errors import TransientError, redact_urls
 
 TRANSIENT_CODES = {
     "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
@@ -46,7 +46,8 @@ class S3Settings:
 
     @property
     def location(self) -> str:
-        return f"s3:{self.endpoint.rstrip('/')}/{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        where = f"s3:{self.endpoint.rstrip('/')}/{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        return redact_urls(where)  # never a password given in the URL
 
 
 def settings_from_env(

@@ -36,12 +36,17 @@ def read_actual(cluster: Cluster, namespace: str | None = None,
             actual[kind] = StoredObjects(list_text(kind, namespace))
         else:
             actual[kind] = [_compacted(orjson.loads(text), by_key) for _, text in list_text(kind, namespace)]
-    if "Secret" not in actual and (named := [m for m in manifests if m.get("kind") == "Secret"]):
-        # Secrets are not listed (kube mode); the manifests' own are read by name to compare (the CLI's identity).
-        actual["Secret"] = [o for m in named if (o := _get_or_none(cluster, m)) is not None]
+    if "Secret" not in actual and (named := manifest_secrets(cluster, manifests)):
+        actual["Secret"] = named
     if reads_namespaces(actual["Repository"]):
         actual["Namespace"] = cluster.list("Namespace")
     return actual
+
+
+def manifest_secrets(cluster: Cluster, manifests: Sequence[dict]) -> list[dict]:
+    """The Secrets the manifests hold, as they exist, read by name: where Secrets are not listed (kube mode) a
+    plan still compares the manifests' own (with the identity applying them)."""
+    return [o for m in manifests if m.get("kind") == "Secret" and (o := _get_or_none(cluster, m)) is not None]
 
 
 def _get_or_none(cluster: Cluster, obj: dict) -> dict | None:

@@ -21,18 +21,26 @@ def session_secrets(appbinding: dict | None, repository: dict) -> list[str]:
     return sorted({n for n in names if n})
 
 
+def env_secrets(container: dict) -> list[str]:
+    """The Secrets a container's own env (secretKeyRef) and envFrom (secretRef) name."""
+    refs = [((e.get("valueFrom") or {}).get("secretKeyRef") or {}) for e in container.get("env") or []]
+    refs += [(e.get("secretRef") or {}) for e in container.get("envFrom") or []]
+    return [str(r["name"]) for r in refs if r.get("name")]
+
+
 def give_secrets(pod: dict, names: list[str], repository: dict, namespace: str) -> None:
     """Add to every container of `pod` that runs `stashplan transfer` the Secrets `names` (optional: a missing one
     is reported by the Job) and, for a Repository of another namespace, the Repository itself."""
+    transfer = [c for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])] if runs_transfer(c)]
+    # Secrets the user's runtimeSettings env puts in the environment are given too: the transfer masks their values.
+    names = sorted({*names, *(n for c in transfer for n in env_secrets(c))})
     prefixes = {name: f"{SECRET_PREFIX}{i}_" for i, name in enumerate(names)}
     env = [{"name": SECRETS_ENV, "value": json.dumps(prefixes, sort_keys=True)}]
     if repository["metadata"].get("namespace", namespace) != namespace:
         shared = {"metadata": {k: repository["metadata"][k] for k in ("name", "namespace")},
                   "spec": repository.get("spec") or {}}
         env.append({"name": REPOSITORY_ENV, "value": json.dumps(shared, sort_keys=True)})
-    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
-        if not runs_transfer(container):
-            continue
+    for container in transfer:
         # First, so that the user's runtimeSettings env and envFrom come after and win.
         container["envFrom"] = [*({"prefix": prefix, "secretRef": {"name": name, "optional": True}}
                                   for name, prefix in prefixes.items()), *(container.get("envFrom") or [])]

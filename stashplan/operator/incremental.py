@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
+from stashplan.apply.actual import manifest_secrets
 from stashplan.apply.writer import ApplyResult, apply_plan
 from stashplan.desired.compute import Settings
 from stashplan.desired.reads import (
@@ -102,6 +103,8 @@ class Incremental:
             for obj in self.informer.list(kind):
                 self._track((kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]), obj)
         actual = {kind: self.informer.list(kind, namespace) for kind in read_kinds(self.informer)}
+        if "Secret" not in actual and (named := manifest_secrets(self.informer, manifests)):
+            actual["Secret"] = named
         if reads_namespaces(actual["Repository"]):
             actual["Namespace"] = self.informer.list("Namespace")
         p = build(Inputs(actual=actual, manifests=manifests, addons=addons,

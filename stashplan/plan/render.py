@@ -148,7 +148,10 @@ def render_json(plan: Plan) -> str:
     return json.dumps(to_json(plan), indent=2, sort_keys=False, default=str)
 
 
-def render_object(obj: dict, output: str) -> str:
+def render_object(obj: dict, output: str, reveal: bool = False) -> str:
+    """An object (or a List of them) as JSON or YAML, every Secret's values masked unless `reveal`."""
+    if not reveal:
+        obj = dict(obj, items=[mask(o) for o in obj["items"]]) if obj.get("kind") == "List" else mask(obj) or obj
     if output == "json":
-        return json.dumps(mask(obj), indent=2)
-    return yaml.safe_dump(mask(obj), sort_keys=False)
+        return json.dumps(obj, indent=2)
+    return yaml.safe_dump(obj, sort_keys=False)

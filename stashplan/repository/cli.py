@@ -19,7 +19,7 @@ from typing import Annotated, Any, BinaryIO, TypeVar
 import typer
 
 from providers.storage import open_storage
-from stashplan.errors import StashplanError
+from stashplan.errors import StashplanError, redact_urls
 from stashplan.exits import error, fail
 from stashplan.repository.cli_maintenance import key_app, repair_app
 from stashplan.repository.cli_options import (
@@ -114,7 +114,7 @@ def init(repository: RepositoryArgs) -> None:
     """Create a new, empty repository."""
     storage, password = repository.locate()
     created = run(lambda: Repository.init(storage, password))
-    typer.echo(f"created repository {created.id[:8]} at {storage.location}")
+    typer.echo(f"created repository {created.id[:8]} at {redact_urls(storage.location)}")
 
 
 @app.command()

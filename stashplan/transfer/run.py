@@ -38,6 +38,7 @@ from stashplan.transfer.context import (
     seconds_until,
 )
 from stashplan.transfer.hooks import DEFAULT_TIMEOUT, HookError, Summary, default_host, execute
+from stashplan.transfer.masking import MaskingCluster, masked_logs, session_masker
 from stashplan.transfer.pipe import ProcessReader, ProcessWriter
 from stashplan.transfer.post import (
     MAINTENANCE_LOCK_WAIT,
@@ -241,10 +242,19 @@ def _session_event(
 def backup(
     cluster: Cluster, namespace: str, session_name: str, opts: TransferOptions, clock: Clock = _now
 ) -> TransferResult:
-    """Run one BackupSession's transfer and record its outcome; ContextError if the session is unreadable."""
+    """Run one BackupSession's transfer and record its outcome; ContextError if the session is unreadable.
+    Everything it writes and logs is masked against the session's Secret values."""
+    ctx = load_backup(cluster, namespace, session_name, opts.given)
+    masker = session_masker(ctx, opts.given)
+    with masked_logs(masker):
+        result = _backup(MaskingCluster(cluster, masker), ctx, namespace, session_name, opts, clock)
+    return replace(result, error=masker(result.error), host=replace(result.host, error=masker(result.host.error)))
+
+
+def _backup(cluster: Cluster, ctx: SessionContext, namespace: str, session_name: str, opts: TransferOptions,
+            clock: Clock) -> TransferResult:
     started = clock()
     t0 = time.monotonic()
-    ctx = load_backup(cluster, namespace, session_name, opts.given)
     status_now = ctx.session.get("status") or {}
     conds = list(status_now.get("conditions") or [])
     first_target = (status_now.get("targets") or [{}])[0]
@@ -374,10 +384,19 @@ def _restore_one(
 def restore(
     cluster: Cluster, namespace: str, restore_name: str, opts: TransferOptions, clock: Clock = _now
 ) -> TransferResult:
-    """Run one RestoreSession's transfer and record its outcome; ContextError if it is unreadable."""
+    """Run one RestoreSession's transfer and record its outcome; ContextError if it is unreadable. Everything
+    it writes and logs is masked against the session's Secret values."""
+    ctx = load_restore(cluster, namespace, restore_name, opts.given)
+    masker = session_masker(ctx, opts.given)
+    with masked_logs(masker):
+        result = _restore(MaskingCluster(cluster, masker), ctx, namespace, restore_name, opts, clock)
+    return replace(result, error=masker(result.error), host=replace(result.host, error=masker(result.host.error)))
+
+
+def _restore(cluster: Cluster, ctx: SessionContext, namespace: str, restore_name: str, opts: TransferOptions,
+             clock: Clock) -> TransferResult:
     started = clock()
     t0 = time.monotonic()
-    ctx = load_restore(cluster, namespace, restore_name, opts.given)
     conds = list((ctx.session.get("status") or {}).get("conditions") or [])
     rule_snaps, rule_source = restore_selection(ctx.session, opts.hostname)
     wanted = [s for s in opts.snapshot.split(",") if s.strip()] if opts.snapshot else []

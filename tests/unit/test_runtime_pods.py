@@ -68,9 +68,11 @@ def test_runtime_settings_shape_the_backup_job_pod() -> None:
     assert container["args"][:2] == ["transfer", "backup"]
     for key in ("resources", "securityContext", "livenessProbe"):
         assert container[key] == RUNTIME["container"][key], key
-    # The session's Secrets come first (resolved by the kubelet: the Job needs no Secret permission).
+    # The session's Secrets come first (resolved by the kubelet: the Job needs no Secret permission), with the one
+    # the user's env names (given too, so that the transfer masks its value).
     assert container["envFrom"] == [
         {"prefix": "STASHPLAN_SECRET_0_", "secretRef": {"name": "repo-secret", "optional": True}},
+        {"prefix": "STASHPLAN_SECRET_1_", "secretRef": {"name": "s", "optional": True}},
         *RUNTIME["container"]["envFrom"]]
     env = container["env"]
     names = [e["name"] for e in env]

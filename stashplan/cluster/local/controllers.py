@@ -2,7 +2,8 @@
 
 `CronScheduler` fires CronJobs on schedule (croniter) by creating Jobs from their templates;
 `JobRunner` runs each Job's containers as local processes (init containers in order, then the main
-one) with the container's env, and turns exit codes and deadlines into Job status.
+one) with the container's env (of the loop's own only PATH, HOME, locale: no credential), and turns exit codes
+and deadlines into Job status.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from stashplan.cluster.base import Cluster
 from stashplan.cluster.local.orphans import end_orphan, record_process
 from stashplan.errors import AlreadyExists, NotFound, StashplanError
 from stashplan.objects import owner_ref, parse_time, rfc3339
-from stashplan.secrets import secret_data
+from stashplan.secrets import Masker, secret_data, secret_values
 
 RUNNER_ANNOTATION = "stashplan.dev/runner"
 
@@ -113,6 +114,7 @@ class _Run:
     exit_code: int | None = None
     reason: str = ""
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    masker: Masker = field(default_factory=Masker)  # the Secret values its pod was given: masked in its log
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -122,6 +124,17 @@ def _signal_group(proc: subprocess.Popen[bytes] | None, sig: int) -> None:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             pass
+
+
+# What a local Job inherits of the loop's environment: what any process needs to run here, no credential. The
+# rest of its environment is its own: the pod spec's env/envFrom and how to reach the cluster.
+HOST_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH",
+            "VIRTUAL_ENV")
+
+
+def host_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of the loop's environment a local Job starts from (HOST_ENV and the LC_* locale settings)."""
+    return {k: v for k, v in environ.items() if k in HOST_ENV or k.startswith("LC_")}
 
 
 class JobRunner:
@@ -227,7 +240,8 @@ class JobRunner:
             with open(log_path, "ab") as log:
                 for container in containers:
                     try:
-                        argv, env, cwd = self._process_args(run.namespace, container)
+                        argv, env, cwd, secrets = self._process_args(run.namespace, container)
+                        run.masker = Masker([*run.masker.values, *secrets])
                     except StashplanError as exc:
                         run.tail.append(str(exc))
                         run.exit_code = 1
@@ -240,10 +254,11 @@ class JobRunner:
                     )
                     record_process(self._pid_file(run.namespace, run.name), run.proc.pid)
                     assert run.proc.stdout is not None
-                    for line in run.proc.stdout:
-                        log.write(line)
+                    for raw in run.proc.stdout:
+                        line = run.masker(raw.decode(errors="replace"))
+                        log.write(line.encode())
                         log.flush()
-                        run.tail.append(line.decode(errors="replace").rstrip())
+                        run.tail.append(line.rstrip())
                     run.exit_code = run.proc.wait()
                     if run.exit_code != 0:
                         return
@@ -257,14 +272,17 @@ class JobRunner:
             self._pid_file(run.namespace, run.name).unlink(missing_ok=True)
             run.done.set()
 
-    def _process_args(self, namespace: str, container: dict) -> tuple[list[str], dict[str, str], str | None]:
+    def _process_args(self, namespace: str, container: dict) -> tuple[list[str], dict[str, str], str | None,
+                                                                      list[str]]:
+        """argv, environment and working directory of a container, and the Secret values in that environment."""
         argv = [str(a) for a in (container.get("command") or [])] + [str(a) for a in container.get("args") or []]
         if not argv:
             raise StashplanError(f"container {container.get('name')!r} has no command")
         if argv[0] == "stashplan":
             argv = [sys.executable, "-m", "stashplan", *argv[1:]]
-        env = dict(os.environ)
+        env = host_env(os.environ)  # never the loop's own credentials (AWS_*, STASHPLAN_PASSWORD, ...)
         env.update(self.env)
+        secrets: list[str] = []
         for source in container.get("envFrom") or []:  # Secrets given by the pod spec (optional: may not exist)
             if ref := source.get("secretRef"):
                 try:
@@ -274,6 +292,7 @@ class JobRunner:
                         raise StashplanError(f"Secret {namespace}/{ref['name']} not found") from None
                     data = {}
                 env.update({str(source.get("prefix") or "") + k: v for k, v in data.items()})
+                secrets += secret_values(data)
         for item in container.get("env") or []:
             if "value" in item:
                 env[item["name"]] = str(item["value"])
@@ -283,7 +302,8 @@ class JobRunner:
                 if ref["key"] not in data:
                     raise StashplanError(f"Secret {namespace}/{ref['name']} has no key {ref['key']!r}")
                 env[item["name"]] = data[ref["key"]]
-        return argv, env, container.get("workingDir") or None
+                secrets += secret_values({ref["key"]: data[ref["key"]]})
+        return argv, env, container.get("workingDir") or None, secrets
 
     def _finish_status(self, job: dict, exit_code: int, reason: str, tail: str, now: datetime) -> None:
         meta = job["metadata"]
