@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from stashplan.cli import app
 from stashplan.cluster.local.store import LocalCluster
-from stashplan.transfer.context import ContextError
+from stashplan.transfer.context import ContextError, PodInputs
 from stashplan.transfer.run import TransferOptions, backup, restore
 from tests.fixtures.counting_proxy import CountingProxy
 from tests.fixtures.databases import PG_PORT, PgDatabase
@@ -128,3 +128,55 @@ def test_a_restore_job_refuses_a_target_of_another_namespace_and_leaves_its_tabl
     with pytest.raises(ContextError, match=r"AppBinding team-b/db is in another namespace"):
         restore(w.cluster, w.namespace, "overwrite", TransferOptions(database="postgres"))
     assert proxy.connections == 0 and db.sql(CHECKSUM) == checksum
+
+
+def test_a_job_uses_a_shared_repository_only_as_its_usage_policy_allows(
+    stash_world: StashWorld, pg_database: Callable[[], PgDatabase]
+) -> None:
+    w = stash_world
+    db = pg_database()
+    db.sql("CREATE TABLE accounts(id serial primary key, name text); INSERT INTO accounts(name) VALUES ('a')")
+    w.appbinding("own", db.url, app_type="kubedb.com/postgres", username="postgres")
+    shared = {"apiVersion": "stash.appscode.com/v1alpha1", "kind": "Repository",
+              "metadata": {"name": "shared", "namespace": "backups"},
+              "spec": {"backend": {"local": {"mountPath": str(w.root / "shared")}, "storageSecretName": "shared-secret"}}}
+    w.cluster.create(shared)
+    w.secret("shared-secret", {"RESTIC_PASSWORD": "demo-holds-the-password"})  # of the session's namespace
+    config = w.backup_config("to-shared", "own", repo="shared")
+    config["spec"]["repository"]["namespace"] = "backups"
+    w.cluster.replace(config)
+    w.backup_session("to-shared", "to-shared-1")
+    with pytest.raises(ContextError) as err:  # usagePolicy absent: Same
+        backup(w.cluster, w.namespace, "to-shared-1", TransferOptions(database="postgres"))
+    assert str(err.value) == ("BackupConfiguration demo/to-shared: spec.repository: Repository backups/shared does not "
+                              "allow namespace 'demo' (spec.usagePolicy.allowedNamespaces.from: Same)")
+    # Shared with every namespace, and given to the pod by its spec (a Job reads only its own namespace).
+    allowed = dict(shared, spec={**shared["spec"], "usagePolicy": {"allowedNamespaces": {"from": "All"}}})
+    given = PodInputs(kubelet_gives_secrets(w, ["own-auth", "shared-secret"]), repository=allowed)
+    result = backup(w.cluster, w.namespace, "to-shared-1", TransferOptions(database="postgres", given=given))
+    assert result.ok, result.error
+
+
+def kubelet_gives_secrets(w: StashWorld, names: list[str]) -> dict[str, dict[str, str]]:
+    from stashplan.secrets import secret_data
+
+    return {n: secret_data(w.cluster.get("Secret", w.namespace, n)) for n in names}
+
+
+def test_a_job_names_a_secret_its_pod_was_not_given_or_that_does_not_exist(
+    stash_world: StashWorld, pg_database: Callable[[], PgDatabase]
+) -> None:
+    w = stash_world
+    w.appbinding("own", pg_database().url, app_type="kubedb.com/postgres", username="postgres")
+    w.repository()
+    w.backup_config("cfg", "own")
+    w.backup_session("cfg", "cfg-1")
+    for secrets, message in (
+        ({"repo-secret": {"RESTIC_PASSWORD": "x"}},
+         "AppBinding demo/own: spec.secret: Secret demo/own-auth was not given to this pod by its spec"),
+        ({"repo-secret": {"RESTIC_PASSWORD": "x"}, "own-auth": {}},
+         "AppBinding demo/own: spec.secret: Secret demo/own-auth not found (or it holds no data)"),
+    ):
+        with pytest.raises(ContextError) as err:
+            backup(w.cluster, w.namespace, "cfg-1", TransferOptions(database="postgres", given=PodInputs(secrets)))
+        assert str(err.value) == message
