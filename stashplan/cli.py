@@ -205,7 +205,11 @@ def plan(
             c.close()
         p = _with_refusals(p, refusals)
         if out is not None and not p.refusals:
-            out.write_text(json.dumps(to_json(p, for_file=True), indent=2, default=str))
+            from stashplan.apply.plan_key import plan_key, write_private
+            from stashplan.plan.saved import seal
+
+            key = plan_key(cs, create=True)
+            write_private(out, json.dumps(seal(to_json(p, secret_key=key), key), indent=2, default=str))
         if json_out:
             typer.echo(render_json(p))
         else:
@@ -264,7 +268,7 @@ def apply(
         c = open_cluster(cs)
         try:
             if plan_file is not None:
-                return _apply_saved(c, plan_file, filename)
+                return _apply_saved(c, plan_file, filename, cs)
             if prune and not filename:
                 raise StashplanError("--prune needs -f: orphans are what the manifests no longer hold")
             refusals: list[str] = []
@@ -298,17 +302,28 @@ def apply(
     raise typer.Exit(_run(debug, body))
 
 
-def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> int:
+def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None, cs: ClusterSettings) -> int:
+    from stashplan.apply.plan_key import plan_key
     from stashplan.apply.writer import apply_plan
     from stashplan.kinds import identity
     from stashplan.plan.build import normalise_manifest
     from stashplan.plan.render import summary_line
-    from stashplan.plan.saved import from_json
+    from stashplan.plan.saved import SealError, unseal
 
+    not_a_plan = f"{plan_file}: not a plan saved by `stashplan plan --out`"
     try:
-        saved, digests = from_json(json.loads(plan_file.read_text()))
+        data = json.loads(plan_file.read_text())
+    except ValueError as exc:
+        raise StashplanError(f"{not_a_plan} ({exc})") from None
+    if not isinstance(data, dict) or "seal" not in data:
+        raise StashplanError(f"{not_a_plan} (it carries no seal)")
+    key = plan_key(cs, create=False)
+    try:
+        saved, digests = unseal(data, key)
+    except SealError as exc:
+        raise StashplanError(f"{plan_file}: refused: {exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise StashplanError(f"{plan_file}: not a plan saved by `stashplan plan --out` ({exc})") from None
+        raise StashplanError(f"{not_a_plan} ({exc})") from None
     secrets: dict[str, dict] = {}
     if digests:
         manifests, _ = _load(filename or [Path(s) for s in saved.sources])
@@ -317,7 +332,7 @@ def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None) -> in
                 obj = normalise_manifest(m)
                 kind, ns, name = identity(obj)
                 secrets[f"{kind}/{ns}/{name}"] = obj
-    result = apply_plan(c, saved, saved=True, secrets=secrets, digests=digests)
+    result = apply_plan(c, saved, saved=True, secrets=secrets, digests=digests, digest_key=key)
     for change, why in result.skipped:
         err.print(f"deferred {change.address}: {why}")
     typer.echo(f"Apply complete! {summary_line(saved).removeprefix('Plan: ')}")

@@ -61,6 +61,7 @@ def apply_plan(
     saved: bool = False,
     secrets: Mapping[str, dict] | None = None,
     digests: Mapping[str, str] | None = None,
+    digest_key: bytes | None = None,
     events: bool = True,
     pushgateway_url: str = "",
     may_write: Callable[[], bool] | None = None,
@@ -80,7 +81,7 @@ def apply_plan(
         obj = change.after
         if change.kind == "Secret" and change.action in (Action.CREATE, Action.UPDATE) and saved:
             obj = (secrets or {}).get(change.address)
-            if obj is None or secret_digest(obj) != (digests or {}).get(change.address):
+            if obj is None or digest_key is None or secret_digest(obj, digest_key) != (digests or {}).get(change.address):
                 raise StalePlanError(f"{change.address}: the Secret in the manifests differs from the saved plan; run plan again")
         if change.action is Action.CREATE:
             assert obj is not None

@@ -1,9 +1,13 @@
 """The plan's JSON form: what `plan --json` prints and `plan --out` saves (docs/plan-json.md). Secret values
-never appear; a saved plan records only their digest, which apply checks against the manifest. Pure."""
+never appear. A saved plan is sealed: an HMAC-SHA256 over its content with a key kept beside the state (never in
+the file), so `apply FILE` refuses a plan altered since it was saved; the Secrets it will write are recorded only
+as digests keyed the same way (not guessable from the file alone), which apply checks against the manifests. Pure.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 
 from stashplan.plan.model import Action, Change, FieldDiff, Orphan, Plan
@@ -12,13 +16,42 @@ from stashplan.secrets import mask
 PLAN_FORMAT = 1
 
 
-def secret_digest(secret: dict) -> str:
-    """A digest of a Secret's data, recorded in saved plans instead of the values."""
-    return hashlib.sha256(json.dumps(secret.get("data") or {}, sort_keys=True).encode()).hexdigest()
+class SealError(ValueError):
+    """A saved plan whose seal does not verify: altered since it was saved, or sealed with another key."""
 
 
-def to_json(plan: Plan, *, for_file: bool = False) -> dict:
-    """The documented JSON shape of a plan (see docs/plan-json.md). Secret values never appear."""
+def _subkey(key: bytes, purpose: bytes) -> bytes:
+    return hmac.digest(key, purpose, hashlib.sha256)
+
+
+def secret_digest(secret: dict, key: bytes) -> str:
+    """A keyed digest of a Secret's data, recorded in saved plans instead of the values."""
+    data = json.dumps(secret.get("data") or {}, sort_keys=True).encode()
+    return hmac.digest(_subkey(key, b"secret-digest"), data, hashlib.sha256).hex()
+
+
+def _seal_of(data: dict, key: bytes) -> str:
+    body = json.dumps({k: v for k, v in data.items() if k != "seal"}, sort_keys=True, default=str).encode()
+    return hmac.digest(_subkey(key, b"plan-seal"), body, hashlib.sha256).hex()
+
+
+def seal(data: dict, key: bytes) -> dict:
+    """`data` (a plan's JSON with secret digests) with its seal added."""
+    return {**data, "seal": _seal_of(data, key)}
+
+
+def unseal(data: dict, key: bytes) -> tuple[Plan, dict[str, str]]:
+    """The Plan of a sealed file and its Secret digests; SealError unless the seal verifies with `key`."""
+    found = data.get("seal")
+    if not isinstance(found, str) or not hmac.compare_digest(found, _seal_of(data, key)):
+        raise SealError("its seal does not verify: the file was altered since `plan --out` wrote it, or it was saved "
+                        "with another key (another machine or state folder); run plan again")
+    return from_json(data)
+
+
+def to_json(plan: Plan, *, secret_key: bytes | None = None) -> dict:
+    """The documented JSON shape of a plan (see docs/plan-json.md). Secret values never appear; with
+    `secret_key` (a saved plan), each Secret the plan writes carries its keyed digest."""
 
     def change(c: Change) -> dict:
         after = mask(c.after) if c.kind == "Secret" and c.action is not Action.STATUS else c.after
@@ -29,8 +62,8 @@ def to_json(plan: Plan, *, for_file: bool = False) -> dict:
             "diff": [{"path": d.path, "op": d.op, "before": d.before, "after": d.after} for d in c.diff],
             "resource_version": c.resource_version,
         }
-        if for_file and c.kind == "Secret" and c.after is not None:
-            out["secret_digest"] = secret_digest(c.after)
+        if secret_key is not None and c.kind == "Secret" and c.after is not None:
+            out["secret_digest"] = secret_digest(c.after, secret_key)
         return out
 
     return {

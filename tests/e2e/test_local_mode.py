@@ -91,6 +91,33 @@ def test_saved_plan_applies_exactly_and_stale_plan_is_refused(manifests: Path, t
     assert cluster.get("BackupConfiguration", "demo", "app-db-backup")["spec"]["retentionPolicy"]["keepLast"] == 5
 
 
+def test_a_saved_plan_is_private_sealed_and_refused_when_altered(manifests: Path, tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    state = str(tmp_path / "state.db")
+    saved = tmp_path / "plan.json"
+    code, out = cli("plan", "-f", str(manifests), "--state", state, "--out", str(saved))
+    assert code == 0, out
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "plan.key").stat().st_mode & 0o777 == 0o600  # beside the state, never in the file
+    data = json.loads(saved.read_text())
+    [digest] = [c["secret_digest"] for c in data["changes"] if "secret_digest" in c]
+    import yaml
+
+    from stashplan.secrets import fold_string_data
+
+    secret = next(d for d in yaml.safe_load_all((manifests / "repository.yaml").read_text()) if d["kind"] == "Secret")
+    plain = hashlib.sha256(json.dumps(fold_string_data(secret)["data"], sort_keys=True).encode()).hexdigest()
+    assert digest != plain  # keyed: not checkable against guesses without the key
+    config = next(c for c in data["changes"] if c["kind"] == "BackupConfiguration")
+    config["after"]["spec"]["schedule"] = "* * * * *"  # tampered with after it was saved
+    saved.write_text(json.dumps(data))
+    code, out = cli("apply", str(saved), "--state", state)
+    assert code == 1 and "seal does not verify" in out, out
+    assert not LocalCluster(state).list("BackupConfiguration", "demo")  # nothing applied
+
+
 def shell_addon(script: str) -> list[dict]:
     """A Task whose Function runs a plain shell command (what a user-written Function may do)."""
     return [

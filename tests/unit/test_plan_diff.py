@@ -141,7 +141,7 @@ def test_secret_values_never_appear_in_rendered_or_json_plans() -> None:
     ms2[0]["stringData"]["RESTIC_PASSWORD"] = "another-secret-value"
     changed = build(converged(), ms2)
     render_plan(changed, Console(file=out, width=200, color_system=None))
-    text = out.getvalue() + render_json(p) + render_json(changed) + json.dumps(to_json(p, for_file=True))
+    text = out.getvalue() + render_json(p) + render_json(changed) + json.dumps(to_json(p, secret_key=b"k" * 32))
     assert "hunter2" not in text and "aHVudGVy" not in text and "another-secret" not in text
     assert "(sensitive value)" in text
     assert "~ data.RESTIC_PASSWORD: \"(sensitive value)\" -> \"(sensitive value)\"" in out.getvalue()
@@ -168,6 +168,6 @@ def test_json_plan_follows_documented_schema_and_round_trips() -> None:
         assert set(change) >= {"address", "action", "symbol", "kind", "namespace", "name", "reason", "before",
                                "after", "diff", "resource_version"}
         assert change["action"] in ("create", "update", "delete", "status")
-    back, digests = from_json(to_json(p, for_file=True))
+    back, digests = from_json(to_json(p, secret_key=b"k" * 32))
     assert [c.address for c in back.changes] == [c.address for c in p.changes]
     assert set(digests) == {"Secret/demo/repo-secret"}
