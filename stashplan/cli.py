@@ -144,15 +144,32 @@ def _load(files: Sequence[Path] | None, refusals: list[str] | None = None,
     if not files:
         return [], []
     from stashplan.api import load_paths
-    from stashplan.api.modes import mode_problems
+    from stashplan.api.modes import split_by_mode
 
     manifests = load_paths(list(files), refusals)
-    problems = mode_problems(manifests, mode) if mode else []
+    manifests, problems = split_by_mode(manifests, mode) if mode else (manifests, [])
     if problems and refusals is None:
         raise ManifestError(problems)
     if refusals is not None:
-        refusals.extend(problems)  # the objects still plan (their other problems show too); nothing is applied
+        refusals.extend(problems)  # left out whole, like every refused object; the others still plan
     return manifests, [str(f) for f in files]
+
+
+def _loop_manifests(files: Sequence[Path] | None, mode: str) -> Callable[[], list[dict]]:
+    """The loop's manifests, read each iteration: a refused or invalid object is left out and logged once as an
+    error (the others are still planned, applied and run)."""
+    logged: set[str] = set()
+
+    def load() -> list[dict]:
+        refusals: list[str] = []
+        manifests, _ = _load(files, refusals, mode)
+        for line in refusals:
+            if line not in logged:
+                logged.add(line)
+                logging.getLogger("stashplan.operator.loop").error("%s", exits.one_line(line))
+        return manifests
+
+    return load
 
 
 def _with_refusals(p: Any, refusals: list[str]) -> Any:
@@ -261,7 +278,7 @@ def apply(
 
         loop_opts = WatchOptions(interval, iterations, cs.mode == "kube" if leader_elect is None else leader_elect,
                                 lease_namespace, health_port, resync, wait_for_lock)
-        raise typer.Exit(_run(debug, lambda: run_watch(cs, lambda: _load(filename, mode=cs.mode)[0], _addons(),
+        raise typer.Exit(_run(debug, lambda: run_watch(cs, _loop_manifests(filename, cs.mode), _addons(),
                                                        namespace, loop_opts, opts)))
 
     def body() -> int:
@@ -278,12 +295,10 @@ def apply(
             p = _with_refusals(p, refusals)
             console = _console()
             render_plan(p, console, full=full)
-            if p.refusals:
+            if p.refusals:  # each refused or invalid object is left out of what is applied; the others are applied
                 _print_refusals(p)
-                err.print("nothing applied: the manifests ask for what stashplan cannot run (see above)")
-                return 1
             if p.empty:
-                return 0
+                return 1 if p.refusals else 0
             if not auto_approve:
                 if not sys.stdin.isatty():
                     raise StashplanError("refusing to apply without approval: stdin is not a terminal; use --auto-approve")
@@ -295,6 +310,9 @@ def apply(
             for change, why in result.skipped:
                 err.print(f"deferred {change.address}: {why}")
             typer.echo(f"\nApply complete! {summary_line(p).removeprefix('Plan: ')}")
+            if p.refusals:
+                err.print(f"{len(p.refusals)} error(s) above: those objects were not applied (exit 1)", markup=False)
+                return 1
             return 0
         finally:
             c.close()

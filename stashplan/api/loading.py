@@ -304,7 +304,8 @@ class _Validation:
             self.refused.append(f"{label}: {kind}/{name}: kind: {why}")
             return
         valid, found = _validate_one(raw)
-        self.problems.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in found)
+        # An invalid object is left out with its lines (into `refusals` when given: the others still plan).
+        self.refused.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in found)
         if valid is None:
             return
         if fields := field_refusals(valid):
@@ -313,7 +314,7 @@ class _Validation:
         valid = _default_namespace(valid)
         key = (kind, valid["metadata"].get("namespace", ""), name)
         if key in self.seen:
-            self.problems.append(f"{label}: {kind}/{name}: metadata.name: duplicate; already defined in {self.seen[key]}")
+            self.refused.append(f"{label}: {kind}/{name}: metadata.name: duplicate; already defined in {self.seen[key]}")
             return
         self.seen[key] = label
         self.out.append(valid)
@@ -323,9 +324,10 @@ def validate_objects(objs: Sequence[tuple[str, dict]], refusals: list[str] | Non
     """Validate (source label, raw dict) pairs; returns Kubernetes-shaped dicts with defaults filled in.
 
     Raises ManifestError with one line per problem: "<source>: <Kind>/<name>: <field.path>: <message>",
-    including duplicates (same kind, namespace and name twice). Objects of kinds stashplan does not run, or
-    with a refused field set (`stashplan.api.fields`), are left out with one such line each: into `refusals`
-    when a list is given (the rest still plans), else among the problems."""
+    including duplicates (same kind, namespace and name twice). Invalid objects, objects of kinds stashplan does
+    not run, or with a refused field set (`stashplan.api.fields`), are left out with one such line each: into
+    `refusals` when a list is given (the rest still plans: one bad object never blocks the others), else among
+    the problems."""
     validation = _Validation(refusals)
     for label, raw in objs:
         validation.add(label, raw)

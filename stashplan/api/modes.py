@@ -67,3 +67,18 @@ def mode_problems(objs: Sequence[dict[str, Any]], mode: str) -> list[str]:
     """One line per field the `mode` ("local" or "kube") cannot honour: "<Kind>/<ns>/<name>: <field>: <why>"."""
     check = _local if mode == "local" else _kube
     return [f"{_label(obj)}: {path}: {why}" for obj in objs for path, why in check(obj)]
+
+
+def split_by_mode(objs: Sequence[dict[str, Any]], mode: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """(the objects the `mode` can honour, one line per field of the others): an object with such a field is left
+    out whole, never applied with the field ignored."""
+    check = _local if mode == "local" else _kube
+    kept: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for obj in objs:
+        found = [f"{_label(obj)}: {path}: {why}" for path, why in check(obj)]
+        if found:
+            lines += found
+        else:
+            kept.append(obj)
+    return kept, lines

@@ -59,11 +59,12 @@ def compute(world: World, now: datetime, settings: Settings = Settings(),
 
 
 class _Refused(StashplanError):
-    """A configuration that crosses a namespace boundary: refused at plan time (plan exits 1) with `line`."""
+    """A configuration refused at plan time (it crosses a namespace boundary, or its Task needs commands this
+    machine lacks): Invalid, with `lines` as its error lines (plan and apply exit 1)."""
 
-    def __init__(self, message: str, line: str) -> None:
+    def __init__(self, message: str, *lines: str) -> None:
         super().__init__(message)
-        self.line = line
+        self.lines = list(lines)
 
 
 def _configuration(world: World, config: dict, now: datetime, settings: Settings, out: Desired,
@@ -76,6 +77,7 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
                           "RepositoryAvailable" if repo else "RepositoryNotAvailable",
                           f"Repository {repo_id} {'found' if repo else 'does not exist'}", now)
     secret_ok = repo is not None and not world.secrets_known
+    secret_id = ""
     if not world.secrets_known:  # kube mode: the operator holds no Secret permission; the Job reports a missing one
         conds = [c for c in conds if c.get("type") != "BackendSecretFound"]
     elif repo is not None:
@@ -99,7 +101,8 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
             raise StashplanError("spec.schedule is required: it is the trigger CronJob's schedule")
         resolved = tasks.resolve_task("backup", spec.get("task"), target, world.tasks)
         _check_functions(world, resolved.name)
-        out.refusals += _missing_commands(world, resolved.name, settings, f"BackupConfiguration {ns}/{name}")
+        if missing_commands := _missing_commands(world, resolved.name, settings, f"BackupConfiguration {ns}/{name}"):
+            raise _Refused(missing_commands[0].split(": ", 1)[-1], *missing_commands)
         check_backup_params(world, config, settings, resolved)
         if resolved.note:
             out.notes.append(f"BackupConfiguration {ns}/{name}: {resolved.note}")
@@ -108,11 +111,19 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
         if isinstance(exc, tasks.NoAddonError):
             out.refusals.append(f"BackupConfiguration {ns}/{name}: spec.task: {exc}")
         elif isinstance(exc, _Refused):
-            out.refusals.append(exc.line)
+            out.refusals += exc.lines
         elif target is None:
             out.refusals.append(f"{missing}, and without it no Task can be chosen (spec.task.name is empty)")
+        else:  # Invalid: one error line naming it, and plan/apply exit 1 (everything else is still applied)
+            out.refusals.append(f"BackupConfiguration {ns}/{name}: {message}")
     if valid and target is None:
         out.warnings.append(f"{missing}; no backup runs until it does (KubeDB creates it with its database)")
+    if valid and repo is None:
+        out.warnings.append(f"BackupConfiguration {ns}/{name}: spec.repository: Repository {repo_id} does not exist; "
+                            "no backup runs until it does")
+    elif valid and not secret_ok and secret_id:
+        out.warnings.append(f"BackupConfiguration {ns}/{name}: Repository {repo_id}: spec.backend.storageSecretName: "
+                            f"Secret {secret_id} does not exist; no backup runs until it does")
     conds = set_condition(conds, "ValidationPassed", valid,
                           "ResourceValidationPassed" if valid else "ResourceValidationFailed", message, now)
     if valid:

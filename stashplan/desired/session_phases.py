@@ -298,8 +298,9 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
         session_pod(pod, restore["spec"])
         give_secrets(pod, session_secrets(target, repo), repo, meta["namespace"])
     except (StashplanError, ValueError, KeyError) as exc:
-        if isinstance(exc, tasks.NoAddonError):
-            out.refusals.append(f"RestoreSession {meta['namespace']}/{meta['name']}: spec.task: {exc}")
+        # Invalid: one error line naming it, and plan/apply exit 1 (everything else is still applied)
+        field = "spec.task: " if isinstance(exc, tasks.NoAddonError) else ""
+        out.refusals.append(f"RestoreSession {meta['namespace']}/{meta['name']}: {field}{exc}")
         out.statuses.append(StatusChange("RestoreSession", meta["namespace"], meta["name"],
                                          {"phase": "Invalid", "conditions": set_condition(
                                              status.get("conditions"), "RestoreExecutorEnsured", False,

@@ -122,7 +122,10 @@ def render_plan(plan: Plan, console: Console, *, full: bool = False) -> None:
             console.print(Text(f"  ? {orphan.address}  ({orphan.reason})", style="yellow"), soft_wrap=True)
         console.print()
     if plan.empty:
-        if plan.orphans:
+        if plan.refusals:
+            console.print(Text(f"No changes to apply to the other objects; {len(plan.refusals)} error(s) below.",
+                               style="bold yellow"))
+        elif plan.orphans:
             console.print(Text(f"No changes to apply; {len(plan.orphans)} orphaned object(s) listed above.",
                                style="bold yellow"))
         else:

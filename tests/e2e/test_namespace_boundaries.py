@@ -78,7 +78,10 @@ def test_plan_refuses_targets_of_another_namespace_and_apply_writes_nothing(
             "namespace; a target must be in the RestoreSession's own namespace (team-a), as in Stash"], result.output
     cluster = LocalCluster(state)
     try:
-        assert not cluster.list("CronJob") and not cluster.list("Job") and not cluster.list("BackupConfiguration")
+        assert not cluster.list("CronJob") and not cluster.list("Job")  # nothing of them ever runs
+        # Stored with their phase and reason (issue 22: one bad object never blocks the others; apply exits 1)
+        assert [c["status"]["phase"] for c in cluster.list("BackupConfiguration")] == ["Invalid"]
+        assert [r["status"]["phase"] for r in cluster.list("RestoreSession")] == ["Invalid"]
         assert not [b for b in cluster.list("RoleBinding") if b["metadata"]["namespace"] != "team-a"]
     finally:
         cluster.close()

@@ -55,13 +55,16 @@ def test_a_guide_adapted_to_an_appbinding_refuses_each_field_it_cannot_honour(tm
     assert code == 1 and not saved.exists()  # a refused plan is never saved for apply
 
 
-def test_apply_applies_nothing_when_anything_is_refused(tmp_path: Path) -> None:
+def test_apply_leaves_out_only_what_is_refused_and_exits_1(tmp_path: Path) -> None:
+    """One refused object never blocks the others (issue 22): the BackupBatch is refused with an error line and
+    left out, the rest of the folder is applied, and apply exits 1."""
     state = str(tmp_path / "s.db")
     result = runner.invoke(app, ["apply", "-f", str(DOCS / "10-backupbatch"), "--state", state, "--auto-approve"])
     assert result.exit_code == 1
-    assert "nothing applied" in result.output
+    assert "error:" in result.output and "BackupBatch" in result.output
+    assert "error(s) above: those objects were not applied" in result.output
     result = runner.invoke(app, ["get", "appbinding", "-n", "demo", "--state", state, "-o", "json"])
-    assert '"items": []' in result.output
+    assert '"items": []' not in result.output and '"kind": "AppBinding"' in result.output
 
 
 def test_the_adapted_instant_backupsession_works(tmp_path: Path) -> None:
@@ -135,10 +138,12 @@ def test_a_dedicated_backup_namespace_is_refused_whether_or_not_its_target_exist
         assert "RoleBinding/prod/" not in out
 
 
-def test_in_local_mode_a_foreign_images_command_is_refused_at_plan_time(tmp_path: Path) -> None:
+def test_in_local_mode_a_foreign_function_is_refused_and_its_configuration_is_invalid(tmp_path: Path) -> None:
+    """The Function asks for container resources local mode cannot enforce: it is left out with an error line,
+    so the configuration that needs it is Invalid (an error line too) and gets no CronJob: never shown as Ready."""
     code, out, errors = plan("15-concepts-task-function", tmp_path)
     assert code == 1, out
-    assert ("error: BackupConfiguration demo/sample-postgres-backup: Function postgres-backup-11.2 (image "
-            "stashed/postgres-stash:11.2) runs 'backup-pg', which is not a command on this machine: local mode runs "
-            "each container's command here") in errors
-    assert "+ CronJob/demo/stash-trigger-sample-postgres-backup will be created" in out  # still planned
+    assert any(e.startswith("error: Function/postgres-backup-11.2: spec.runtimeSettings.resources:") for e in errors)
+    assert any(e.startswith("error: BackupConfiguration demo/sample-postgres-backup:") for e in errors), errors
+    assert "CronJob/demo/stash-trigger-sample-postgres-backup" not in out
+    assert 'phase Invalid' in out and '(phase Ready)' not in out

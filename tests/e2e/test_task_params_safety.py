@@ -67,11 +67,12 @@ def test_plan_refuses_task_params_that_redirect_run_or_retarget(
     state = str(tmp_path / "state.db")
     result = runner.invoke(app, ["plan", "-f", str(manifests), "--state", state])
     out = " ".join(result.output.split())
-    assert result.exit_code == 0, out
+    assert result.exit_code == 1, out  # an Invalid object is an error (issue 22): exit 1, one line naming it
     assert f"phase Invalid: {message}" in out
+    assert f"error: BackupConfiguration demo/app-db-backup: {message}" in out
     assert "CronJob/demo/stash-trigger-app-db-backup" not in out  # nothing would ever run it
     result = runner.invoke(app, ["apply", "-f", str(manifests), "--state", state, "--auto-approve"])
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # the rest is applied; the configuration is stored Invalid
     result = runner.invoke(app, ["trigger", "app-db-backup", "-n", "demo", "--state", state])
     assert result.exit_code == 0  # a session made by hand is skipped, never run
     result = runner.invoke(app, ["apply", "-f", str(manifests), "--state", state, "--auto-approve"])
