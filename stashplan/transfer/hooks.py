@@ -4,12 +4,9 @@ timeout; templates rendered from the session summary; executionPolicy decided fr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import re
-import signal
 import socket
 import ssl
 import subprocess
@@ -24,6 +21,7 @@ from typing import Any
 
 from stashplan.errors import TransferError
 from stashplan.objects import set_condition
+from stashplan.transfer.hook_processes import HookProcesses
 
 DEFAULT_TIMEOUT = 300.0  # seconds, Stash's prober default; Stash's exec has none (stashed/stash#1340)
 OUTPUT_LIMIT = 10 * 1024  # bytes of a hook's output or response kept for the error message
@@ -110,22 +108,26 @@ def _tail(data: bytes) -> str:
 def _exec(argv: list[str], timeout: float) -> None:
     if not argv:
         raise HookError("exec has an empty command")
+    processes = HookProcesses()
     with tempfile.TemporaryFile() as out:
+        processes.begin()
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        except OSError as exc:
-            raise HookError(f"exec {argv[0]}: cannot run it: {exc.strerror or exc}") from None
-        try:
-            code = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise HookError(f"exec {argv[0]} did not finish within {timeout:g}s and was killed") from None
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+            except OSError as exc:
+                raise HookError(f"exec {argv[0]}: cannot run it: {exc.strerror or exc}") from None
+            processes.started(proc.pid)
+            try:
+                code = proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                processes.end()
+                proc.wait()
+                raise HookError(f"exec {argv[0]} did not finish within {timeout:g}s and was killed") from None
         finally:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)  # nothing it started outlives the hook
+            left = processes.end()  # nothing it started outlives the hook: its session, and what left it
+            if left:
+                log.info("ended %d process(es) the %s hook had left running", left, argv[0])
         if code != 0:
             out.seek(0)
             tail = _tail(out.read())

@@ -3,11 +3,14 @@ executionPolicy, and a hook that hangs is killed at its timeout instead of block
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from stashplan.transfer.hooks import Summary, run_hook
 from stashplan.transfer.run import TransferOptions, backup, restore
 from tests.fixtures.databases import PG_HOST, PG_PORT, PgDatabase
 from tests.fixtures.transfer import StashWorld
@@ -109,3 +112,53 @@ def test_tcp_hook_to_a_closed_port_fails_the_session_with_the_reason(
     result = backup(w.cluster, w.namespace, "db-backup-1", TransferOptions(database="sqlite"))
     assert not result.ok
     assert f"tcpSocket 127.0.0.1:{closed}: Connection refused" in result.error  # no host: this machine
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+            except OSError:
+                continue
+            if marker.encode() in argv and state != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_hook_timeout_ends_children_that_left_the_hook_session(
+    stash_world: StashWorld, sqlite_file: Path
+) -> None:
+    # The hook's child calls setsid (as a daemonizing script does): it leaves the hook's session and process
+    # group, yet it is the hook's and must end with it.
+    marker = f"300.{time.time_ns() % 1_000_000_007}"
+    w = stash_world
+    w.appbinding("app-db", f"sqlite:///{sqlite_file}")
+    w.repository()
+    w.backup_config("db-backup", "app-db")
+    script = f'setsid sh -c "sleep {marker}" & setsid sh -c "sh -c \\"sleep {marker}\\" &" ; sleep {marker}'
+    with_hooks(w, "BackupConfiguration", "db-backup", {"preBackup": {"exec": {"command": ["sh", "-c", script]}}})
+    w.backup_session("db-backup", "db-backup-1")
+    try:
+        result = backup(w.cluster, w.namespace, "db-backup-1", TransferOptions(database="sqlite", hook_timeout=1.0))
+        assert not result.ok
+        assert "preBackup hook failed: exec sh did not finish within 1s and was killed" in result.error
+        assert "\n" not in result.error
+        assert _processes_with(marker) == []
+    finally:
+        for pid in _processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_hook_that_succeeds_leaves_no_daemon_behind() -> None:
+    marker = f"301.{time.time_ns() % 1_000_000_007}"
+    summary = Summary("s", "demo", {}, {})
+    try:
+        run_hook({"exec": {"command": ["sh", "-c", f'setsid sh -c "sleep {marker} & sleep {marker}" &']}},
+                 summary, timeout=10, default_host="127.0.0.1")
+        assert _processes_with(marker) == []
+    finally:
+        for pid in _processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
