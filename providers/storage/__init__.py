@@ -72,6 +72,19 @@ def _s3_from_url(rest: str, env: Mapping[str, str]) -> Storage:
     return S3Storage(settings_from_env(endpoint, bucket, prefix, env))
 
 
+def _inside_mount(name: str, mount: str, sub_path: str) -> str:
+    """`<mountPath>/<subPath>` with symlinks resolved, refused unless it stays inside mountPath (resolved too): a
+    `..`, an absolute subPath or a symlink under mountPath pointing elsewhere would put the repository outside."""
+    if sub_path.startswith("/") or ".." in sub_path.split("/"):
+        raise StorageError(f"Repository {name}: spec.backend.local.subPath {sub_path!r} must stay inside mountPath")
+    root = os.path.realpath(mount)
+    path = os.path.realpath(posixpath.join(mount, sub_path))
+    if os.path.commonpath([root, path]) != root:
+        raise StorageError(f"Repository {name}: spec.backend.local.subPath {sub_path!r} leads outside mountPath "
+                           f"(through a symbolic link to {path})")
+    return path
+
+
 def storage_from_repository(repository: dict, secret_data: Mapping[str, str]) -> Storage:
     """The storage of a Repository dict (stash.appscode.com/v1alpha1) with its decoded storage Secret."""
     name = (repository.get("metadata") or {}).get("name", "?")
@@ -81,8 +94,7 @@ def storage_from_repository(repository: dict, secret_data: Mapping[str, str]) ->
         mount = str(local.get("mountPath") or "")
         if not mount.startswith("/"):
             raise StorageError(f"Repository {name}: spec.backend.local.mountPath must be an absolute path")
-        path = posixpath.join(mount, str(local.get("subPath") or "").lstrip("/"))
-        return RetryingStorage(LocalStorage(path.rstrip("/") or "/"))
+        return RetryingStorage(LocalStorage(_inside_mount(name, mount, str(local.get("subPath") or ""))))
     if "s3" in backend:
         from providers.storage.s3 import S3Storage, settings_from_env
 

@@ -196,3 +196,28 @@ def test_wrong_shapes_get_plain_messages() -> None:
         "f: Task/t: spec.steps[1].params[0].value: must be a string (quote the value in YAML)",
         "f: Task/t: spec.volumes: must be a list",
     ]
+
+
+@pytest.mark.parametrize("sub_path", ["../..", "a/../../b", "/etc", "x/.."])
+def test_a_local_subpath_outside_mountpath_is_refused_naming_the_field(sub_path: str) -> None:
+    repo = {
+        "apiVersion": "stash.appscode.com/v1alpha1", "kind": "Repository",
+        "metadata": {"name": "escape", "namespace": "demo"},
+        "spec": {"backend": {"local": {"mountPath": "/r", "subPath": sub_path}}},
+    }
+    with pytest.raises(ManifestError) as err:
+        validate_objects([("mem", repo)])
+    message = str(err.value)
+    assert "\n" not in message
+    assert "Repository" in message and "escape" in message and "spec.backend.local.subPath" in message
+    assert "mountPath" in message
+
+
+def test_a_local_subpath_inside_mountpath_is_accepted() -> None:
+    repo = {
+        "apiVersion": "stash.appscode.com/v1alpha1", "kind": "Repository",
+        "metadata": {"name": "ok", "namespace": "demo"},
+        "spec": {"backend": {"local": {"mountPath": "/r", "subPath": "team-a/db..old"}}},
+    }
+    (out,) = validate_objects([("mem", repo)])
+    assert out["spec"]["backend"]["local"]["subPath"] == "team-a/db..old"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from stashplan.api.models.common import (
     DnsName,
@@ -43,6 +43,16 @@ class LocalSpec(StashModel):
     projected: FreeForm | None = None
     flex_volume: FreeForm | None = None
     cinder: FreeForm | None = None
+
+    @field_validator("sub_path")
+    @classmethod
+    def _inside_the_mount(cls, value: str | None) -> str | None:
+        """As Kubernetes' volumeMount subPath: relative, no `..` component, so it stays inside mountPath."""
+        if value is not None and value.startswith("/"):
+            raise ValueError(f"{value!r} is absolute: subPath is a directory inside mountPath")
+        if value is not None and ".." in value.replace("\\", "/").split("/"):
+            raise ValueError(f"{value!r} has a '..' component: subPath must stay inside mountPath")
+        return value
 
     @model_validator(mode="after")
     def _a_volume_that_outlives_the_job(self) -> LocalSpec:
