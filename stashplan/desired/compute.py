@@ -14,6 +14,7 @@ from datetime import datetime
 from stashplan.desired import tasks
 from stashplan.desired.bindings import custom_identity_bindings
 from stashplan.desired.boundaries import foreign_target
+from stashplan.desired.hook_notes import local_exec_hook_notes
 from stashplan.desired.pods import JOB_IDENTITY, apply_runtime, cronjob_name, job_identity, managed_labels
 from stashplan.desired.session_phases import backup_sessions, check_backup_params, restore_session
 from stashplan.desired.world import (
@@ -91,6 +92,7 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
     conds = set_condition(conds, "BackupTargetFound", target is not None,
                           "TargetAvailable" if target else "TargetNotAvailable",
                           f"{target_id} {'found' if target else 'does not exist'}", now)
+    out.notes += local_exec_hook_notes("BackupConfiguration", config, settings)
     valid, message = True, "all checks passed"
     try:
         if crossing := foreign_target("BackupConfiguration", config):

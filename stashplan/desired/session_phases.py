@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from stashplan.desired import tasks
 from stashplan.desired.bindings import custom_identity_bindings
 from stashplan.desired.boundaries import foreign_target
+from stashplan.desired.hook_notes import local_exec_hook_notes
 from stashplan.desired.pod_secrets import give_secrets, session_secrets
 from stashplan.desired.pods import (
     COMPONENT,
@@ -290,6 +291,7 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
         resolved = tasks.resolve_task("restore", restore["spec"].get("task"), target, world.tasks)
         if resolved.note:
             out.notes.append(f"RestoreSession {meta['namespace']}/{meta['name']}: {resolved.note}")
+        out.notes += local_exec_hook_notes("RestoreSession", restore, settings)
         inputs = tasks.restore_inputs(restore, repo, target, pushgateway_url=settings.pushgateway_url)
         inputs["STASHPLAN_IMAGE"] = settings.image
         pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)

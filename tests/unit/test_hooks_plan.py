@@ -103,3 +103,16 @@ def test_templates_render_from_the_summary_and_policies_follow_stash() -> None:
     assert allowed("OnFailure", "Failed", 2) and not allowed("OnSuccess", "Failed", 0)
     assert allowed("OnFinalRetryFailure", "Failed", 0) and not allowed("OnFinalRetryFailure", "Failed", 1)
     assert allowed("Always", "Succeeded", 0)
+
+
+def test_plan_notes_that_a_local_exec_hook_runs_on_this_machine(tmp_path: Path) -> None:
+    path = tmp_path / "bc.yaml"
+    path.write_text(yaml.safe_dump_all([
+        config({"preBackup": {"exec": {"command": ["pg_ctl", "stop"]}}, "postBackup": {"tcpSocket": {"port": 5432}}}),
+        restore({"postRestore": {"exec": {"command": ["touch", "/tmp/restored"]}}}),
+    ]))
+    result = CliRunner().invoke(app, ["plan", "-f", str(path), "--state", str(tmp_path / "s.db")])
+    output = " ".join(result.output.split())
+    assert ("BackupConfiguration demo/bc: spec.hooks.preBackup exec 'pg_ctl' runs on this machine (local mode), "
+            "as the user running stashplan") in output
+    assert "postBackup exec" not in output  # a tcpSocket hook is not a command run here
