@@ -11,19 +11,19 @@ import orjson
 
 from stashplan.cluster.base import Cluster
 from stashplan.desired.compute import Settings
-from stashplan.desired.reads import reads_namespaces
 from stashplan.desired.stored import StoredObjects
 from stashplan.errors import NotFound
 from stashplan.kinds import identity
-from stashplan.plan.build import COMPARED_KINDS, Inputs, build, read_kinds, reads_secrets
+from stashplan.plan.build import COMPARED_KINDS, Inputs, build, lists_namespaces, read_kinds, reads_secrets
 from stashplan.plan.model import Plan
 
 
 def read_actual(cluster: Cluster, namespace: str | None = None,
-                manifests: Sequence[dict] = ()) -> dict[str, Sequence[dict]]:
+                manifests: Sequence[dict] = (), from_files: bool = False) -> dict[str, Sequence[dict]]:
     """Every object the planner needs: one list call per kind, whatever the number of objects.
 
-    Namespaces (for their labels) are read only when a Repository shares itself by namespace selector. An object
+    Namespaces are read when planning from files (-f: a Namespace among the manifests is compared, one applied
+    earlier is an orphan) or when a Repository shares itself by namespace selector (their labels). An object
     whose spec equals its manifest's holds the manifest's spec (one copy, not two). In local mode rows are parsed
     one by one, and compare-only kinds stay text until compared (StoredObjects)."""
     by_key = {identity(m): m for m in manifests}
@@ -38,7 +38,7 @@ def read_actual(cluster: Cluster, namespace: str | None = None,
             actual[kind] = [_compacted(orjson.loads(text), by_key) for _, text in list_text(kind, namespace)]
     if "Secret" not in actual and (named := manifest_secrets(cluster, manifests)):
         actual["Secret"] = named
-    if reads_namespaces(actual["Repository"]):
+    if lists_namespaces(actual["Repository"], manifests, from_files):
         actual["Namespace"] = cluster.list("Namespace")
     return actual
 
@@ -81,7 +81,7 @@ def make_plan(
     now: datetime | None = None,
     prune: bool = False,
 ) -> Plan:
-    actual = read_actual(cluster, namespace, manifests)
+    actual = read_actual(cluster, namespace, manifests, from_files=bool(sources))
     inputs = Inputs(actual=actual, manifests=manifests, addons=addons, sources=sources, prune=prune,
                     secrets_read=reads_secrets(cluster))
     return build(inputs, now or datetime.now(UTC), settings)

@@ -23,14 +23,13 @@ from stashplan.desired.reads import (
     Key,
     Unit,
     job_key,
-    reads_namespaces,
     unit_of,
     unit_reads,
 )
 from stashplan.objects import rfc3339
 from stashplan.operator.informer import Informer
 from stashplan.phases import FINAL, SETTLED
-from stashplan.plan.build import READ_KINDS, Inputs, build, read_kinds, reads_secrets
+from stashplan.plan.build import READ_KINDS, Inputs, build, lists_namespaces, read_kinds, reads_secrets
 from stashplan.plan.model import Plan
 
 # What the informer caches: every kind the planner reads but Secrets (which the operator may not watch; in kube mode
@@ -105,7 +104,7 @@ class Incremental:
         actual = {kind: self.informer.list(kind, namespace) for kind in read_kinds(self.informer)}
         if "Secret" not in actual and (named := manifest_secrets(self.informer, manifests)):
             actual["Secret"] = named
-        if reads_namespaces(actual["Repository"]):
+        if lists_namespaces(actual["Repository"], manifests):
             actual["Namespace"] = self.informer.list("Namespace")
         p = build(Inputs(actual=actual, manifests=manifests, addons=addons,
                          secrets_read=reads_secrets(self.informer)), now, settings)

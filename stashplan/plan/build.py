@@ -11,6 +11,7 @@ from datetime import datetime
 from stashplan.api.kubedb import is_kubedb
 from stashplan.desired import compute as desired_mod
 from stashplan.desired import generated as generated_mod
+from stashplan.desired.reads import reads_namespaces
 from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
 from stashplan.objects import is_managed, rfc3339
@@ -23,8 +24,12 @@ READ_KINDS = ("Job", "CronJob", "ServiceAccount", "Role", "RoleBinding", "Secret
               "Function", "BackupBlueprint", "BackupConfiguration", "RestoreSession", "BackupSession")
 # Kinds stashplan applies from manifests: one of these it applied earlier that the manifests no longer hold is an
 # orphan (listed; destroyed with --prune). BackupSessions are history (backupHistoryLimit), never orphans.
-SOURCE_KINDS = ("BackupConfiguration", "RestoreSession", "Repository", "AppBinding", "Secret", "Task", "Function",
-                "BackupBlueprint")
+SOURCE_KINDS = ("Namespace", "BackupConfiguration", "RestoreSession", "Repository", "AppBinding", "Secret", "Task",
+                "Function", "BackupBlueprint")
+# Source kinds --prune never deletes: deleting a Namespace deletes everything in it. Listed as orphans, saying why.
+NEVER_PRUNED = ("Namespace",)
+NEVER_PRUNED_WHY = ("no longer in the manifests; never pruned: deleting a Namespace deletes everything in it "
+                    "(delete it yourself, or remove its label " + MANAGED_LABEL + ")")
 # Kinds the desired-state computation never reads: a plan only compares each wanted one with what exists, so a
 # reader may hand them over as StoredObjects (parsed one at a time).
 COMPARED_KINDS = ("CronJob",)
@@ -53,6 +58,13 @@ def reads_secrets(cluster: object) -> bool:
             return bool(cluster.reads_secrets)
         cluster = getattr(cluster, "cluster", None)
     return True
+
+
+def lists_namespaces(repositories: Iterable[dict], manifests: Sequence[dict] = (), from_files: bool = False) -> bool:
+    """Whether a plan lists Namespace objects: when a Repository (stored or in the manifests) shares itself by
+    namespace selector (their labels decide), or when planning from files (-f): a Namespace in the manifests is
+    compared with the one that exists, and one applied earlier that they no longer hold is an orphan."""
+    return from_files or bool(manifests) or reads_namespaces(repositories)
 
 
 def read_kinds(cluster: object) -> tuple[str, ...]:
@@ -190,6 +202,9 @@ def _orphan_changes(inputs: Inputs, source: list[dict], wanted: set, deleted: se
         key = identity(obj)
         if key in deleted:
             continue
+        if key[0] in NEVER_PRUNED:
+            orphans.append(Orphan(*key, NEVER_PRUNED_WHY))
+            continue
         why = "no longer in the manifests" if key[0] in SOURCE_KINDS else "nothing in the manifests needs it any more"
         if inputs.prune:
             changes.append(Change(Action.DELETE, *key, None, mask(obj), (), why, obj["metadata"].get("resourceVersion")))
@@ -201,7 +216,7 @@ def _orphan_changes(inputs: Inputs, source: list[dict], wanted: set, deleted: se
 def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desired_mod.Settings()) -> Plan:
     inputs, made, source_orphans, retire = _with_generated(inputs)
     world_objects, actual_index = _merge_world(inputs)
-    gone = {identity(o) for o in [*retire, *(source_orphans if inputs.prune else [])]}
+    gone = {identity(o) for o in [*retire, *(source_orphans if inputs.prune else [])] if o["kind"] not in NEVER_PRUNED}
     if gone:  # plan as if they were gone already: their CronJobs go with them
         world_objects = {k: v if isinstance(v, StoredObjects) and all(g[0] != k for g in gone)
                          else [o for o in v if identity(o) not in gone] for k, v in world_objects.items()}
@@ -212,7 +227,9 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
     warnings = [*inputs.extra_warnings, *want.warnings]
     changes: list[Change] = []
 
-    for m in inputs.manifests:
+    # Namespaces first: what the manifests put in a new Namespace is created after it.
+    namespaces = [m for m in inputs.manifests if m.get("kind") == "Namespace"]
+    for m in [*namespaces, *(m for m in inputs.manifests if m.get("kind") != "Namespace")] if namespaces else inputs.manifests:
         key = identity(m)
         current = actual_index.get(key)
         if current is not None and key[0] != "Secret" and _manifest_unchanged(m, current):

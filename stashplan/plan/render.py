@@ -116,7 +116,8 @@ def render_plan(plan: Plan, console: Console, *, full: bool = False) -> None:
     for warning in plan.warnings:
         console.print(Text(f"warning: {warning}", style="bold yellow"))
     if plan.orphans:
-        console.print(Text("Applied earlier by stashplan, no longer in the manifests (destroyed with --prune):",
+        kept = " except Namespaces" if any(o.kind == "Namespace" for o in plan.orphans) else ""
+        console.print(Text(f"Applied earlier by stashplan, no longer in the manifests (destroyed with --prune{kept}):",
                            style="bold yellow"))
         for orphan in plan.orphans:
             console.print(Text(f"  ? {orphan.address}  ({orphan.reason})", style="yellow"), soft_wrap=True)
