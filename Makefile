@@ -37,10 +37,12 @@ lint: install
 bench: install services
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# Repository fault injection at scale: FUZZ_KILLS seeded random SIGKILLs (FUZZ_SEED replays a run);
+# Repository fault injection at scale: FUZZ_KILLS seeded random SIGKILLs (a tenth on S3 through a proxy cutting
+# the listings of every prune and forget), FUZZ_CUTS operations under cut listings (FUZZ_SEED replays a run);
 # then 20,000 generated and mutated manifests per strategy thrown at `plan` (make test runs 670 each).
 fuzz: install
 	FUZZ_KILLS=$${FUZZ_KILLS:-500} $(BIN)/python -m pytest -q -p no:randomly tests/integration/test_repo_fault_injection.py
+	FUZZ_CUTS=$${FUZZ_CUTS:-240} $(BIN)/python -m pytest -q -p no:randomly tests/integration/test_repo_cut_listings_fuzz.py
 	STASHPLAN_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest -q tests/unit/test_plan_fuzz.py
 
 # A real control plane (etcd, kube-apiserver, kube-controller-manager) built from tests/kube/go.mod
