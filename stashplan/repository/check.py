@@ -1,6 +1,7 @@
 """`check`: the repository's structure (snapshots -> content lists -> index -> packs) and, with
 `read_data` (or a `subset` of packs, restic's `--read-data-subset`), each pack's SHA-256 against its
-name and every blob's authenticity, length and keyed id. Reports problems naming the file; never repairs.
+name and every blob's authenticity, length and keyed id. Reports problems naming the file; never repairs,
+but a pack a read finds damaged is marked so (`damage.py`): backups then store its data again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import zstandard
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
 from stashplan.repository.crypto import CorruptData, MasterKey
+from stashplan.repository.damage import mark_damaged, marked_packs
 from stashplan.repository.index import Index, load_index
 from stashplan.repository.layout import DATA, pack_id_of, pack_name
 from stashplan.repository.named_objects import check_named
@@ -58,6 +60,20 @@ def select_subset(packs: Iterable[str], subset: str, rng: random.Random | None =
     raise ValueError(f"--read-data-subset {subset!r}: expected n/m (e.g. 2/5) or a percentage (e.g. 10%)")
 
 
+def read_and_mark(
+    storage: Storage, key: MasterKey, pack: str, refs: list[BlobRef], dec: zstandard.ZstdDecompressor
+) -> tuple[list[str], int]:
+    """`read_pack`, marking the pack damaged when its bytes fail (a missing pack is known from listings)."""
+    problems, good = read_pack(storage, key, pack, refs, dec)
+    if problems and problems != [_missing(pack)]:
+        mark_damaged(storage, key, pack, problems[0])
+    return problems, good
+
+
+def _missing(pack: str) -> str:
+    return f"pack {pack} is missing"
+
+
 def read_pack(
     storage: Storage, key: MasterKey, pack: str, refs: list[BlobRef], dec: zstandard.ZstdDecompressor
 ) -> tuple[list[str], int]:
@@ -65,7 +81,7 @@ def read_pack(
     try:
         data = storage.get(pack_name(pack))
     except ObjectNotFound:
-        return [f"pack {pack} is missing"], 0
+        return [_missing(pack)], 0
     errors = []
     try:
         key.verify_name(data, pack, f"pack {pack}")
@@ -142,6 +158,7 @@ def run_check(
     for name in index.unreadable:
         errors.append(f"index file {name} cannot be read (`stashplan repo repair index` rebuilds the index)")
     indexed = index.packs()
+    marked = marked_packs(storage)
     bad = set()
     for pack, refs in sorted(indexed.items()):
         end = max(r.offset + r.length for r in refs)
@@ -149,6 +166,12 @@ def run_check(
         if pack not in stored:
             bad.add(pack)
             errors.append(f"pack {pack} is missing ({len(refs)} blobs in the index live in it)")
+        elif pack in marked:
+            bad.add(pack)
+            errors.append(
+                f"pack {pack} was found damaged by a read (marked damaged/{pack}); {len(refs)} blobs in the "
+                "index live only in it"
+            )
         elif (expected is not None and stored[pack] != expected) or stored[pack] <= end:
             bad.add(pack)
             want = f"{expected} bytes" if expected is not None else f"more than {end} bytes"
@@ -170,7 +193,7 @@ def run_check(
     damaged = sorted(bad)
     dec = zstandard.ZstdDecompressor()
     for pack in to_read:
-        problems, good = read_pack(storage, key, pack, indexed[pack], dec)
+        problems, good = read_and_mark(storage, key, pack, indexed[pack], dec)
         blobs_read += good
         errors.extend(problems)
         if problems and pack not in damaged:

@@ -3,7 +3,8 @@
 An index file is sealed JSON `{"version": 1, "packs": [{"id": pack, "size": bytes, "blobs": [[id, type,
 offset, length, raw_length], ...]}]}` named by the SHA-256 of its stored bytes (checked on read).
 Files only ever add blobs; prune writes a replacement before deleting the files it supersedes. An
-unreadable file is skipped with a warning naming it and listed in `Index.unreadable`.
+unreadable file is skipped with a warning naming it and listed in `Index.unreadable`. Packs marked damaged
+(`damage.py`) count as unusable wherever the stored packs are given.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
 from stashplan.repository.crypto import MasterKey
+from stashplan.repository.damage import usable
 from stashplan.repository.layout import DOC_VERSION, INDEX
 from stashplan.repository.packs import BlobRef
 
@@ -141,8 +143,10 @@ def load_index(
     storage: Storage, key: MasterKey, *, stored: Mapping[str, int] | None = None, warn: Warn = _ignore
 ) -> Index:
     """Every readable index file merged. With `stored` (pack id -> size, one listing of `data/`),
-    entries whose pack is missing or has the wrong length never displace a usable copy."""
+    entries whose pack is missing, has the wrong length or is marked damaged never displace a usable copy."""
     index = Index()
+    if stored is not None:
+        stored = usable(storage, stored)
     for name, doc in _readable(storage, key, warn, index.unreadable):
         for pack in doc.get("packs", []):
             if stored is not None and not pack_usable(pack, stored):
@@ -159,8 +163,10 @@ def load_ids(
     storage: Storage, key: MasterKey, stored: Mapping[str, int], *, warn: Warn = _ignore
 ) -> set[bytes]:
     """The ids of every blob indexed in a pack that `stored` shows with its indexed length: what a
-    backup may deduplicate against. Blobs of missing, short or unreadably indexed packs are stored again."""
+    backup may deduplicate against. Blobs of missing, short, marked damaged or unreadably indexed packs are
+    stored again."""
     ids: set[bytes] = set()
+    stored = usable(storage, stored)
     for _name, doc in _readable(storage, key, warn, []):
         for pack in doc.get("packs", []):
             if pack_usable(pack, stored):

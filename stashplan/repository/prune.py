@@ -17,6 +17,7 @@ from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
 from stashplan.repository.crosscheck import require_indexed, require_still_listed
 from stashplan.repository.crypto import CorruptData, MasterKey
+from stashplan.repository.damage import clear_markers, mark_damaged
 from stashplan.repository.index import Index, load_index, write_index
 from stashplan.repository.layout import DATA, INDEX, Params, pack_id_of, pack_name
 from stashplan.repository.packs import BlobRef
@@ -183,6 +184,7 @@ def execute_prune(storage: Storage, key: MasterKey, params: Params, plan: PruneP
             try:
                 key.verify_name(data, repack.pack, f"pack {repack.pack}")
             except CorruptData as exc:
+                mark_damaged(storage, key, repack.pack, str(exc))
                 raise RepositoryError(
                     f"prune: {exc}; nothing deleted (`stashplan repo repair packs` salvages it)"
                 ) from None
@@ -204,6 +206,7 @@ def execute_prune(storage: Storage, key: MasterKey, params: Params, plan: PruneP
             freed += plan.pack_sizes.get(pack, 0)
         except ObjectNotFound:
             continue
+    clear_markers(storage, (pack_id_of(i.name) for i in storage.list(DATA)))
     return PruneResult(
         len(plan.delete), len(plan.repack), plan.blobs_removed, max(0, freed - writer.uploaded_bytes), leftovers
     )

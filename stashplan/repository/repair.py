@@ -14,6 +14,7 @@ import zstandard
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
 from stashplan.repository.crypto import CorruptData, MasterKey
+from stashplan.repository.damage import clear_markers
 from stashplan.repository.index import Index, load_index, write_index
 from stashplan.repository.layout import DATA, INDEX, SNAPSHOTS, Params, pack_id_of, pack_name
 from stashplan.repository.packs import ENTRY, TRAILER, BlobRef, read_header
@@ -185,6 +186,7 @@ def repair_packs(
         except ObjectNotFound:
             continue
         changed.append(f"deleted pack {pack}")
+    changed += [f"removed marker damaged/{pack}" for pack in clear_markers(storage, _stored(storage))]
     return RepairResult(changed, problems)
 
 

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from providers.storage import ObjectNotFound, Storage, StorageError
@@ -40,6 +40,7 @@ from stashplan.repository.prune import (
 from stashplan.repository.repair import RepairResult
 from stashplan.repository.restore import run_restore
 from stashplan.repository.retention import ForgetResult, RetentionPolicy, apply_policy
+from stashplan.repository.rolling import GROUPS, RollingResult, record, run_rolling
 from stashplan.repository.snapshots import (
     InvokerRef,
     Snapshot,
@@ -350,7 +351,17 @@ class Repository:
     def check(self, *, read_data: bool = False, subset: str | None = None) -> CheckResult:
         """Check the structure; with `read_data` every pack, with `subset` ("n/m" or "p%") a share."""
         with self._lock("check", exclusive=False):
-            return run_check(self.storage, self.key, read_data=read_data, subset=subset)
+            started = datetime.now(UTC)
+            result = run_check(self.storage, self.key, read_data=read_data, subset=subset)
+            if read_data and not self.no_lock:  # every pack was read: the rolling read starts over from now
+                record(self.storage, self.key, list(range(GROUPS)), started, self.warn)
+            return result
+
+    def read_rolling(self, now: datetime, window: timedelta) -> RollingResult:
+        """Read in full the packs whose turn has come, so every pack is read at least once per `window`
+        (`rolling.py`); packs found damaged are marked, so a backup made next stores their data again."""
+        with self._lock("check", exclusive=False):
+            return run_rolling(self.storage, self.key, now, window, self.warn)
 
     def stats(self) -> RepoStats:
         total = 0

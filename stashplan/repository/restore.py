@@ -1,6 +1,7 @@
 """The restore pipeline: content list -> fetch + open + decompress blobs on a pool -> write in order -> stream checksum.
 
-Every failure names what is missing or corrupt: the chunk, its pack and the snapshot.
+Every failure names what is missing or corrupt: the chunk, its pack and the snapshot. A blob that fails
+authentication, decompression or its id marks its pack damaged (`damage.py`), so the next backup stores it again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from stashplan.repository.crypto import (
     checksum_hasher,
     chunk_digest,
 )
+from stashplan.repository.damage import Marker
 from stashplan.repository.index import Index
 from stashplan.repository.layout import BLOB_DATA, BLOB_LIST, pack_name
 from stashplan.repository.packs import BlobRef
@@ -37,6 +39,7 @@ class BlobReader:
         self.index = index
         self.context = context
         self.packs: PackReader[BlobRef, tuple[bytes, bytes]] = PackReader(storage, self._open, pack_name, context)
+        self.mark = Marker(storage, key)
 
     def ref(self, blob_id: bytes, what: str = "chunk") -> BlobRef:
         ref = self.index.get(blob_id)
@@ -59,6 +62,13 @@ class BlobReader:
         return self.packs.read_run(refs, what)
 
     def _open(self, ref: BlobRef, sealed: memoryview, dec: zstandard.ZstdDecompressor) -> tuple[bytes, bytes]:
+        try:
+            return self._verified(ref, sealed, dec)
+        except RepositoryError as exc:
+            self.mark(ref.pack, str(exc))
+            raise
+
+    def _verified(self, ref: BlobRef, sealed: memoryview, dec: zstandard.ZstdDecompressor) -> tuple[bytes, bytes]:
         label = f"{_KINDS.get(ref.type, 'blob')} {ref.id.hex()[:16]}"
         try:
             compressed = self.key.open(sealed, ref.id, what=f"{label} in pack {ref.pack}")

@@ -1,6 +1,7 @@
 """Post-backup actions of a transfer, each recorded as a session condition and never raised:
 retention (`forget` + prune, of this invoker's snapshots only), the integrity check, Repository status,
-and metrics pushes.
+and metrics pushes. Before the backup, the rolling read (`read_before_backup`) reads the packs whose turn has
+come, so the snapshot reuses only packs read within the window; the condition says what was verified.
 
 Maintenance shares the repository with other sessions: it waits up to MAINTENANCE_LOCK_WAIT for their
 locks. If they still hold it, the snapshot stays stored and the session is not failed: the condition
@@ -10,20 +11,105 @@ is set to Unknown (reason ...Deferred) and the next session applies retention or
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 
 from stashplan import metrics
 from stashplan.cluster.base import Cluster
 from stashplan.errors import StashplanError
-from stashplan.repository import InvokerRef, LockedError, Repository, TargetRef
+from stashplan.repository import CheckResult, InvokerRef, LockedError, Repository, TargetRef
+from stashplan.repository.rolling import DEFAULT_WINDOW, RollingResult
 from stashplan.transfer.context import SessionContext
 from stashplan.transfer.status import repository_status, with_condition
+from stashplan.units import parse_go_duration
 
 log = logging.getLogger(__name__)
 MAINTENANCE_LOCK_WAIT = 300.0  # seconds retention and check wait for other sessions' locks
+WINDOW_ENV = "STASHPLAN_READ_DATA_WINDOW"  # every pack is read at least once per this window (Go duration)
+
+
+@dataclass(frozen=True)
+class PreRead:
+    """The rolling read before a backup: its result, or why it did not run (`deferred`: another session's lock)."""
+
+    result: RollingResult | None
+    problem: str = ""
+    deferred: bool = False
+
+
+def read_window(env: Mapping[str, str] = os.environ) -> timedelta:
+    """STASHPLAN_READ_DATA_WINDOW (e.g. "168h"), else 7 days; ValueError naming the variable when invalid."""
+    value = env.get(WINDOW_ENV, "").strip()
+    if not value:
+        return DEFAULT_WINDOW
+    try:
+        window = parse_go_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{WINDOW_ENV}: {exc}") from None
+    if window <= timedelta(0):
+        raise ValueError(f"{WINDOW_ENV}: {value!r} must be longer than 0s")
+    return window
+
+
+def read_before_backup(repo: Repository, clock: Callable[[], datetime]) -> PreRead:
+    """The rolling read, never raising: packs found damaged are marked before the backup deduplicates."""
+    try:
+        return PreRead(repo.read_rolling(clock(), read_window()))
+    except LockedError as exc:
+        return PreRead(None, str(exc), deferred=True)
+    except Exception as exc:
+        return PreRead(None, describe(exc))
+
+
+def _window_text(window: timedelta) -> str:
+    days = window / timedelta(days=1)
+    if days == int(days):
+        return f"{int(days)} day{'s' if days != 1 else ''}"
+    return f"{window.total_seconds() / 3600:g} hours"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def integrity_condition(check: CheckResult, pre: PreRead | None) -> tuple[str, str, str]:
+    """(status "True", "False" or "Unknown", reason, message) of RepositoryIntegrityVerified: the
+    message says what was verified — the structure, and how many packs were read — never more."""
+    parts = [f"structure checked ({_count(check.snapshots, 'snapshot')}, {_count(check.packs, 'pack')})"]
+    problems = list(check.errors[:3])
+    status: str | None = "True" if check.ok else "False"
+    if pre is not None and pre.result is not None:
+        r = pre.result
+        parts.append(
+            f"{r.packs_read} of {r.packs_total} packs read before the backup "
+            f"(rolling, every pack within {_window_text(r.window)})"
+        )
+        if r.damaged:
+            status = "False"
+            problems.insert(
+                0,
+                f"the rolling read found {_count(len(r.damaged), 'damaged pack')} ({', '.join(p[:12] for p in r.damaged)}), "
+                "marked so that this backup stored their data again (`stashplan repo repair packs` salvages them): "
+                + "; ".join(r.errors[:2]),
+            )
+    elif pre is not None:
+        problems.insert(0, f"no packs read: the rolling read {'was deferred' if pre.deferred else 'failed'}: {pre.problem}")
+        if pre.deferred and check.ok:
+            status = None
+        else:
+            status = "False"
+    message = "; ".join(parts)
+    if problems:
+        message += "; " + "; ".join(problems)
+    if status == "True":
+        return status, "SuccessfullyVerifiedRepositoryIntegrity", message
+    if status is None:
+        return "Unknown", "IntegrityCheckDeferred", message
+    return status, "FailedToVerifyRepositoryIntegrity", message
 
 
 def deferred(conds: list[dict], type_: str, reason: str, exc: LockedError, now: datetime) -> list[dict]:
@@ -73,9 +159,15 @@ def push_metrics(
 
 
 def after_backup(
-    cluster: Cluster, ctx: SessionContext, repo: Repository, conds: list[dict], clock: Callable[[], datetime]
+    cluster: Cluster,
+    ctx: SessionContext,
+    repo: Repository,
+    conds: list[dict],
+    clock: Callable[[], datetime],
+    pre: PreRead | None = None,
 ) -> tuple[list[dict], metrics.RepositoryState]:
-    """Retention, integrity check, stats, Repository status; each sets its condition and never raises."""
+    """Retention, integrity check (the structure, with what the rolling read `pre` read), stats, Repository
+    status; each sets its condition and never raises."""
     removed = 0
     repo.lock_wait = MAINTENANCE_LOCK_WAIT
     if ctx.retention is not None:
@@ -111,15 +203,11 @@ def after_backup(
     integrity: bool | None = None
     try:
         check = repo.check()
-        integrity = check.ok
-        conds = with_condition(
-            conds,
-            "RepositoryIntegrityVerified",
-            check.ok,
-            "SuccessfullyVerifiedRepositoryIntegrity" if check.ok else "FailedToVerifyRepositoryIntegrity",
-            "repository check passed" if check.ok else "; ".join(check.errors[:3]),
-            clock(),
-        )
+        verdict, reason, message = integrity_condition(check, pre)
+        integrity = None if verdict == "Unknown" else verdict == "True"
+        conds = with_condition(conds, "RepositoryIntegrityVerified", verdict == "True", reason, message, clock())
+        if verdict == "Unknown":
+            conds = [{**c, "status": "Unknown"} if c.get("type") == "RepositoryIntegrityVerified" else c for c in conds]
     except LockedError as exc:
         conds = deferred(conds, "RepositoryIntegrityVerified", "IntegrityCheckDeferred", exc, clock())
     except Exception as exc:

@@ -46,6 +46,7 @@ from stashplan.transfer.post import (
     describe,
     invoker_ref,
     push_metrics,
+    read_before_backup,
     target_ref,
 )
 from stashplan.transfer.priority import Priority
@@ -270,6 +271,7 @@ def _backup(cluster: Cluster, ctx: SessionContext, namespace: str, session_name:
             if not isinstance(repo, Repository):
                 raise refusal(repo.location, "backup")
             source = f"{provider.name}:{ctx.appbinding['metadata']['name']}"
+            pre = read_before_backup(repo, clock)  # packs found damaged now are stored again by this backup
             with ProcessReader(provider.dump(conn, params), deadline=deadline,
                                empty_ok=provider.empty_dump_ok) as reader, progress_reporter(
                 f"backup {namespace}/{session_name}", every=opts.progress_every
@@ -285,7 +287,7 @@ def _backup(cluster: Cluster, ctx: SessionContext, namespace: str, session_name:
                     target=target_ref(ctx),
                 )
             host = HostOutcome(opts.hostname, True, time.monotonic() - t0, snapshot=snap)
-            conds, repo_state = after_backup(cluster, ctx, repo, conds, clock)
+            conds, repo_state = after_backup(cluster, ctx, repo, conds, clock, pre)
     except Exception as exc:  # every failure becomes a Failed session with one clear line
         failed_with = exc
         host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=describe(exc))

@@ -210,10 +210,12 @@ def test_a_damaged_pack_is_named_by_check_read_data_and_by_a_subset_holding_it(
     local_storage.put(name, bytes(data))
     pack = name.rsplit("/", 1)[1]
     assert repo.check().ok  # structure alone cannot see it
+    group = int(pack[:2], 16) % 3 + 1
+    assert repo.check(subset=f"{group % 3 + 1}/3").damaged_packs == []
     full = repo.check(read_data=True)
     assert pack in full.damaged_packs
-    group = int(pack[:2], 16) % 3 + 1
     assert pack in repo.check(subset=f"{group}/3").damaged_packs
-    assert repo.check(subset=f"{group % 3 + 1}/3").damaged_packs == []
     assert pack in repo.check(subset="100%").damaged_packs
+    # Found by a read, it is marked: every check names it from now on, reading or not, and no backup reuses it.
+    assert pack in repo.check().damaged_packs
     assert pack_name(pack) == name
