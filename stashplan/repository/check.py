@@ -61,10 +61,16 @@ def select_subset(packs: Iterable[str], subset: str, rng: random.Random | None =
 
 
 def read_and_mark(
-    storage: Storage, key: MasterKey, pack: str, refs: list[BlobRef], dec: zstandard.ZstdDecompressor
+    storage: Storage,
+    key: MasterKey,
+    pack: str,
+    refs: list[BlobRef],
+    dec: zstandard.ZstdDecompressor,
+    *,
+    full: bool = True,
 ) -> tuple[list[str], int]:
     """`read_pack`, marking the pack damaged when its bytes fail (a missing pack is known from listings)."""
-    problems, good = read_pack(storage, key, pack, refs, dec)
+    problems, good = read_pack(storage, key, pack, refs, dec, full=full)
     if problems and problems != [_missing(pack)]:
         mark_damaged(storage, key, pack, problems[0])
     return problems, good
@@ -75,9 +81,17 @@ def _missing(pack: str) -> str:
 
 
 def read_pack(
-    storage: Storage, key: MasterKey, pack: str, refs: list[BlobRef], dec: zstandard.ZstdDecompressor
+    storage: Storage,
+    key: MasterKey,
+    pack: str,
+    refs: list[BlobRef],
+    dec: zstandard.ZstdDecompressor,
+    *,
+    full: bool = True,
 ) -> tuple[list[str], int]:
-    """Problems found reading one whole pack against its index entries, and the blobs read intact."""
+    """Problems found reading one whole pack against its index entries, and the blobs read intact. Without
+    `full`, blobs are only authenticated (not decompressed and hashed to their ids): with the pack's hash, that
+    proves the stored bytes are those written, at a seventh of the cost (what the rolling read needs)."""
     try:
         data = storage.get(pack_name(pack))
     except ObjectNotFound:
@@ -98,10 +112,11 @@ def read_pack(
         if header and header.get(ref.id) != ref:
             errors.append(f"{label} does not match the pack's header")
         try:
-            plain = dec.decompress(
-                key.open(memoryview(data)[ref.offset : ref.offset + ref.length], ref.id, what=label),
-                max_output_size=ref.raw_length,
-            )
+            compressed = key.open(memoryview(data)[ref.offset : ref.offset + ref.length], ref.id, what=label)
+            if not full:
+                good += 1
+                continue
+            plain = dec.decompress(compressed, max_output_size=ref.raw_length)
         except CorruptData as exc:
             errors.append(str(exc))
             continue

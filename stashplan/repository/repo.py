@@ -354,7 +354,10 @@ class Repository:
             started = datetime.now(UTC)
             result = run_check(self.storage, self.key, read_data=read_data, subset=subset)
             if read_data and not self.no_lock:  # every pack was read: the rolling read starts over from now
-                record(self.storage, self.key, list(range(GROUPS)), started, self.warn)
+                try:
+                    record(self.storage, self.key, list(range(GROUPS)), started, self.warn)
+                except StorageError as exc:
+                    self.warn(f"could not record the read in `verified`: {exc}")
             return result
 
     def read_rolling(self, now: datetime, window: timedelta) -> RollingResult:

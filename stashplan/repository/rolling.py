@@ -1,10 +1,12 @@
 """The rolling read: every pack a backup may reuse is read in full at least once per window (default 7 days).
 
-Packs fall in 256 groups by the first byte of their id (restic's `--read-data-subset n/256`). Group g is due
-at the slots g/256 of a window apart, one window apart each: `run_rolling` (run before a transfer's backup)
+Packs fall in 256 groups by the first byte of their id (restic's `--read-data-subset n/256`). Group g has a
+slot every window, at offset g/256 of a window: `run_rolling` (run before a transfer's backup)
 reads every group whose latest slot passed since it was last read, so at any backup each group was read less
 than a window ago, whatever the schedule (missed runs are caught up; a daily schedule reads about 1/7 of the
-packs each time). When each group was last read is kept in the sealed object `verified`.
+packs each time). When each group was last read is kept in the sealed object `verified`. A pack is read as bit
+rot needs: its hash against its name, its header against the index and every blob's authentication (decompressing
+and re-hashing each blob to its id, as `check --read-data` does, would cost seven times as much).
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def record(storage: Storage, key: MasterKey, groups: list[int], when: datetime, 
 def run_rolling(
     storage: Storage, key: MasterKey, now: datetime, window: timedelta, warn: Callable[[str], None]
 ) -> RollingResult:
-    """Read the due groups' packs in full (under a shared lock), marking damaged ones; record the groups read."""
+    """Read the due groups' packs (under a shared lock), marking damaged ones; record the groups read."""
     stored = {pack_id_of(i.name): i.size for i in storage.list(DATA)}
     index = load_index(storage, key, stored=stored, warn=warn)
     packs = index.packs()
@@ -99,7 +101,7 @@ def run_rolling(
     errors: list[str] = []
     dec = zstandard.ZstdDecompressor()
     for pack in to_read:
-        problems, _good = read_and_mark(storage, key, pack, packs[pack], dec)
+        problems, _good = read_and_mark(storage, key, pack, packs[pack], dec, full=False)
         if problems:
             damaged.append(pack)
             errors.extend(problems[:3])
