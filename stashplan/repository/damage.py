@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from providers.storage import ObjectNotFound, Storage, StorageError
+from providers.storage import IncompleteListing, ObjectNotFound, Storage, StorageError
 from stashplan.repository.crypto import MasterKey
 from stashplan.repository.layout import pack_id_of
 
@@ -20,8 +20,16 @@ log = logging.getLogger(__name__)
 
 
 def marked_packs(storage: Storage) -> set[str]:
-    """The ids of every pack a read found damaged (one listing of `damaged/`)."""
-    return {pid for info in storage.list(DAMAGED) if _PACK_ID.fullmatch(pid := pack_id_of(info.name))}
+    """The ids of every pack a read found damaged (one listing of `damaged/`; none on a backend that holds only
+    restic's object types, such as rest: there a damaged pack is reported by the read that finds it and the
+    session fails, but no marker keeps later backups from reusing it)."""
+    try:
+        infos = storage.list(DAMAGED)
+    except IncompleteListing:
+        raise
+    except StorageError:
+        return set()
+    return {pid for info in infos if _PACK_ID.fullmatch(pid := pack_id_of(info.name))}
 
 
 def usable(storage: Storage, stored: Mapping[str, int]) -> dict[str, int]:

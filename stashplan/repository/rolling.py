@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 import zstandard
 
-from providers.storage import ObjectNotFound, Storage
+from providers.storage import ObjectNotFound, Storage, StorageError
 from stashplan.errors import RepositoryError
 from stashplan.repository.check import read_and_mark
 from stashplan.repository.crypto import MasterKey
@@ -71,6 +71,8 @@ def load_state(storage: Storage, key: MasterKey, warn: Callable[[str], None]) ->
         warn("rolling read state `verified` is malformed; every pack is read again")
     except ObjectNotFound:
         pass
+    except StorageError as exc:  # a backend that holds only restic's object types (rest): no state is kept
+        warn(f"{exc}; the rolling read keeps no state here, so every pack is read at every backup")
     except (RepositoryError, KeyError, TypeError, ValueError) as exc:
         warn(f"{exc}; every pack is read again")
     return [0.0] * GROUPS
@@ -83,7 +85,10 @@ def record(storage: Storage, key: MasterKey, groups: list[int], when: datetime, 
     for group in groups:
         read[group] = max(read[group], when.timestamp())
     doc = {"version": 1, "groups": GROUPS, "read": [round(t, 3) for t in read]}
-    storage.put(VERIFIED, key.seal_json(doc, "verified"))
+    try:
+        storage.put(VERIFIED, key.seal_json(doc, "verified"))
+    except StorageError:  # said by load_state: this backend keeps no state, every pack is read each time
+        pass
 
 
 def run_rolling(

@@ -61,13 +61,15 @@ def _one_file_snapshot(crafter: Crafter, blob: Blob, size: int, **pack: object) 
 
 
 def _restore_rss(r: Restic, snapshot: str, target: Path) -> tuple[int, str, int]:
-    """Exit code, stderr and peak RSS (MB) of `stashplan repo restore` in its own process."""
+    """Exit code, stderr and peak RSS (MB) of `stashplan repo restore` in its own process. The peak is VmHWM of
+    the process's own memory: ru_maxrss would carry over the peak of the pytest process it was forked from."""
     code = (
-        "import resource, sys\n"
+        "import re, sys\n"
         "from stashplan.repository.cli import app\n"
         "try:\n    app(sys.argv[1:])\n"
         "except SystemExit as exc:\n"
-        "    print(f'RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}', file=sys.stderr)\n"
+        "    hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+        "    print(f'RSS {hwm // 1024}', file=sys.stderr)\n"
         "    raise\n"
     )
     env = {**os.environ, "STASHPLAN_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT)}
