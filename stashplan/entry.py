@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> None:
         configure_logging(level, structured=not sys.stderr.isatty())
         app(args=args[flags + 1 :], prog_name="stashplan repo")
         return
+    if args[flags:flags + 2] == ["transfer", "pg-restore"]:  # a restore pipe: the lean start as for repo
+        from stashplan.transfer.pg_restore_cli import main as pg_restore
+
+        pg_restore(args[flags + 2:])
+        return
     from stashplan.cli import app as full
 
     full(args=args, prog_name="stashplan")

@@ -59,12 +59,23 @@ class StreamFilter(Protocol):
 
 
 @dataclass(frozen=True)
+class ParallelClients:
+    """A restore over `jobs` connections, each a `worker` client reading its stdin (PostgreSQL: a plain dump cut
+    by `providers.databases.pg_parallel`); used instead of `RestoreSpec.spec` and its filter when set."""
+
+    worker: ProcessSpec
+    jobs: int
+    check_meta: Callable[[bytes], None] | None = None  # raises TransferError for a meta-command line it refuses
+
+
+@dataclass(frozen=True)
 class RestoreSpec:
     """The restore client process, an optional stream filter, and a hook run when the client ends."""
 
     spec: ProcessSpec
     make_filter: Callable[[], StreamFilter] | None = None
     finish: Callable[[bool], None] | None = None
+    parallel: ParallelClients | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class TaskParams:
     backup_cmd: str = ""
     args: tuple[str, ...] = ()
     multi_dump_args: tuple[tuple[str, ...], ...] = ()
+    jobs: int = 1  # restore connections (PostgreSQL, one database); 1 = one client, one transaction
 
     @classmethod
     def parse(cls, backup_cmd: str = "", args: str = "", multi_dump_args: str = "") -> TaskParams:

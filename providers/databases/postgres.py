@@ -5,7 +5,8 @@ The restore stream drops the superuser's `CREATE ROLE`/`ALTER ROLE ... PASSWORD`
 does, so restoring into a server with other credentials never resets the password we connect with; other
 `CREATE ROLE` lines tolerate roles that already exist. An existing database is not overwritten: its
 `CREATE DATABASE` fails the restore (dump with `--clean` to replace databases).
-psql runs with ON_ERROR_STOP; a single-database restore runs in one transaction. The stream runs restricted
+psql runs with ON_ERROR_STOP; a single-database restore runs in one transaction, or with `jobs` > 1 over that
+many connections (stashplan.transfer.pg_parallel_restore; not atomic, like `pg_restore -j`). The stream runs restricted
 (`providers.databases.confine.PsqlConfine`): no meta-command runs (`\!`, `\o`, `\copy`...), and `\connect`
 only in a restore into the whole server (an AppBinding naming a database refuses it). Server-side
 `COPY ... PROGRAM` is SQL, not filtered: it needs a superuser (or pg_execute_server_program).
@@ -22,6 +23,7 @@ from pathlib import Path
 from providers.databases.base import (
     ClientTLS,
     Connection,
+    ParallelClients,
     Probe,
     ProcessSpec,
     RestoreSpec,
@@ -186,5 +188,20 @@ class PostgresProvider:
         else:
             argv.append("--dbname=postgres")
         roles = (*SUPERUSERS, conn.username)
+        # pg_dumpall's many databases stay on one client
+        parallel = self.parallel_clients(conn, params) if params.jobs > 1 and conn.database else None
         return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)),
-                           lambda: Chain(SuperuserLineFilter(roles), PsqlConfine(conn.database)))
+                           lambda: Chain(SuperuserLineFilter(roles), PsqlConfine(conn.database)),
+                           parallel=parallel)
+
+    def parallel_clients(self, conn: Connection, params: TaskParams) -> ParallelClients:
+        """`params.jobs` psql clients of `conn.database`; their output carries the runner's progress markers."""
+        OPTIONS["psql"].check(params.args)
+        worker = ["psql", *self._target(conn), "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1",
+                  "--no-align", "--tuples-only", *params.args, f"--dbname={conn.database}"]
+        target = conn.database
+
+        def check_meta(line: bytes) -> None:  # the serial restore's rules: PsqlConfine refuses what it refuses
+            PsqlConfine(target).feed(line)
+
+        return ParallelClients(ProcessSpec(tuple(worker), self._env(conn)), max(1, params.jobs), check_meta)

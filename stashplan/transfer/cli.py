@@ -17,6 +17,7 @@ from stashplan.cluster.factory import connect
 from stashplan.errors import StashplanError
 from stashplan.exits import BAD_INPUT, fail
 from stashplan.transfer.context import pod_inputs
+from stashplan.transfer.pg_restore_cli import pg_restore_command
 from stashplan.transfer.priority import Priority
 from stashplan.transfer.run import TransferOptions, TransferResult, backup, restore
 
@@ -143,6 +144,9 @@ def restore_command(
     ] = "",
     pushgateway_url: Pushgateway = "",
     progress_interval: ProgressInterval = 30.0,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help=(
+        "PostgreSQL (one database): restore over this many connections, like pg_restore -j; "
+        "1 restores in one transaction."))] = 1,
 ) -> None:
     """Stream the chosen snapshot from the repository into the session's target database."""
     opts = TransferOptions(
@@ -156,8 +160,12 @@ def restore_command(
         progress_every=progress_interval,
         priority=_priority(),
         given=pod_inputs(os.environ),
+        jobs=jobs,
     )
     _transfer("RestoreSession", "--restoresession", restoresession, namespace, restore, opts)
+
+
+app.command("pg-restore")(pg_restore_command)
 
 
 if __name__ == "__main__":

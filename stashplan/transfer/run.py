@@ -39,6 +39,7 @@ from stashplan.transfer.context import (
 )
 from stashplan.transfer.hooks import DEFAULT_TIMEOUT, HookError, Summary, default_host, execute
 from stashplan.transfer.masking import MaskingCluster, masked_logs, session_masker
+from stashplan.transfer.pg_parallel_restore import ParallelWriter
 from stashplan.transfer.pipe import ProcessReader, ProcessWriter
 from stashplan.transfer.post import (
     MAINTENANCE_LOCK_WAIT,
@@ -81,6 +82,7 @@ class TransferOptions:
     hook_timeout: float = DEFAULT_TIMEOUT  # seconds each hook may take (never beyond the session deadline)
     priority: Priority = field(default_factory=Priority)  # nice/ionice for the dump or restore and the upload (from the Job's env)
     given: PodInputs | None = None  # the Secrets (and a shared Repository) the Job's pod spec gave it
+    jobs: int = 1  # restore connections (PostgreSQL, one database): > 1 loads data and builds indexes in parallel
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def _prepared(
     provider = get_provider(opts.database)
     with tempfile.TemporaryDirectory(prefix="stashplan-transfer-") as tmp:
         conn = provider.connection(ctx.appbinding, ctx.db_secret, Path(tmp), tls=ctx.client_tls)
-        params = TaskParams.parse(opts.backup_cmd, opts.args, opts.multi_dump_args)
+        params = replace(TaskParams.parse(opts.backup_cmd, opts.args, opts.multi_dump_args), jobs=opts.jobs)
         if params.multi_dump_args and provider.name not in MULTI_DUMP_DATABASES:
             raise TransferError(f"multiDumpArgs is supported for {' and '.join(MULTI_DUMP_DATABASES)} only")
         wait = opts.wait_timeout if deadline is None else min(opts.wait_timeout, deadline - time.monotonic())
@@ -365,9 +367,9 @@ def _restore_one(
     spec = provider.restore(conn, params)
     ok = False
     try:
-        with ProcessWriter(
-            spec.spec, deadline=deadline, stream_filter=spec.make_filter() if spec.make_filter else None
-        ) as writer:
+        with (ParallelWriter(spec.parallel, deadline=deadline) if spec.parallel  # see its docstring: no filter
+              else ProcessWriter(spec.spec, deadline=deadline,
+                                 stream_filter=spec.make_filter() if spec.make_filter else None)) as writer:
             with progress_reporter(f"restore of snapshot {snapshot[:8]}", every=progress_every) as progress:
                 snap = repo.restore(
                     snapshot,

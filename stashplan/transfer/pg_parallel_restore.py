@@ -1,0 +1,334 @@
+"""A plain pg_dump restored over N psql connections, as `pg_restore -j` does: pre-data on one connection, table
+data over all (COPY pieces to the least busy), then indexes and constraints over all, FKs after them, anything
+else alone and in order. Streams with bounded queues; no copy of the dump on disk. Transfer layer: processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import queue
+import re
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from functools import cache
+from typing import BinaryIO
+
+from providers.databases.base import Connection, ParallelClients, ProcessSpec, TaskParams
+from providers.databases.pg_parallel import (
+    PIECE_BYTES,
+    DataBegin,
+    DataBytes,
+    DataEnd,
+    Event,
+    PlainDumpSplitter,
+    Post,
+    Serial,
+)
+from providers.databases.postgres import PostgresProvider
+from stashplan.errors import TransferError
+from stashplan.transfer.pipe import OutputTail
+
+CHUNK = 256 << 10  # bytes gathered before a queue put
+QUEUE_CHUNKS = 32  # per connection: 8 MiB in flight at most
+POST_HELD = 32 << 20  # post-data entries held before they are run (they are small; this bounds a strange dump)
+
+
+@cache
+def psql_has_restrict(program: str = "psql") -> bool:
+    """psql 13.22, 14.19, 15.14, 16.10, 17.6, 18 and later know `\\restrict` (no meta-commands from the dump)."""
+    try:
+        out = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    m = re.search(r"(\d+)\.(\d+)", out)
+    if not m:
+        return False
+    major, minor = int(m.group(1)), int(m.group(2))
+    return major >= 18 or minor >= {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}.get(major, 10**6)
+
+
+class _Connection:
+    """One psql reading its stdin through a bounded queue; a marker query after each unit reports its end."""
+
+    def __init__(self, spec: ProcessSpec, index: int, marker: bytes, cond: threading.Condition) -> None:
+        self.name = f"{spec.name} (connection {index + 1})"
+        self._marker, self._cond = marker, cond
+        try:
+            self.proc = subprocess.Popen(list(spec.argv), env=spec.full_env(), start_new_session=True, bufsize=0,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise TransferError(f"cannot run {spec.name}: {exc.strerror or exc}") from None
+        assert self.proc.stdin is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        with contextlib.suppress(OSError):  # fewer, larger writes into psql (Linux: F_SETPIPE_SZ)
+            fcntl.fcntl(self.proc.stdin.fileno(), 1031, 1 << 20)
+        self.tail = OutputTail(self.proc.stderr)
+        self.queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_CHUNKS)
+        self.sent = self.done = self.outstanding = 0
+        self.sizes: deque[int] = deque()
+        self.exited = False
+        self._buf: list[bytes] = []
+        self._buffered = 0
+        self._unit = 0
+        threading.Thread(target=self._write, daemon=True).start()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _write(self) -> None:
+        stdin = self.proc.stdin
+        assert stdin is not None
+        broken = False
+        while (chunk := self.queue.get()) is not None:
+            if not broken:
+                try:
+                    stdin.write(chunk)
+                except (BrokenPipeError, ConnectionResetError, OSError, ValueError):
+                    broken = True  # keep taking chunks so the reader never blocks; the exit is reported
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.rstrip(b"\r\n") == self._marker:
+                with self._cond:
+                    self.done += 1
+                    self.outstanding -= self.sizes.popleft()
+                    self._cond.notify_all()
+        with self._cond:
+            self.exited = True
+            self._cond.notify_all()
+
+    @property
+    def idle(self) -> bool:
+        return self.done == self.sent and not self._unit
+
+    def send(self, data: bytes, put: Callable[[_Connection, bytes | None], None]) -> None:
+        self._buf.append(data)
+        self._buffered += len(data)
+        self._unit += len(data)
+        if self._buffered >= CHUNK:
+            self._flush(put)
+
+    def end_unit(self, put: Callable[[_Connection, bytes | None], None]) -> None:
+        """Close the open unit with its marker query (its completion is counted when psql prints it)."""
+        if not self._unit:
+            return
+        self._buf.append(b"\nSELECT '" + self._marker + b"';\n")
+        with self._cond:
+            self.sent += 1
+            self.sizes.append(self._unit)
+            self.outstanding += self._unit
+        self._unit = 0
+        self._flush(put)
+
+    def _flush(self, put: Callable[[_Connection, bytes | None], None]) -> None:
+        if self._buf:
+            put(self, b"".join(self._buf))
+            self._buf, self._buffered = [], 0
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class ParallelWriter(io.RawIOBase):
+    """Writable like the ProcessWriter it stands in for: `write` the dump, `finish()` to end and check.
+
+    No stream filter: a single-database pg_dump holds no role lines; meta-command lines outside COPY data go to
+    `clients.check_meta` (PostgreSQL: PsqlConfine's rules, as in a serial restore), and every connection starts
+    with its own `\\restrict` (psql versions that know it)."""
+
+    def __init__(self, clients: ParallelClients, *, deadline: float | None = None,
+                 piece_bytes: int = PIECE_BYTES) -> None:
+        super().__init__()
+        self._split = PlainDumpSplitter(piece_bytes, clients.check_meta)
+        self._deadline = deadline
+        self._cond = threading.Condition()
+        marker = b"stashplan-unit-done-" + secrets.token_hex(12).encode()
+        self._conns: list[_Connection] = []
+        try:
+            for i in range(max(1, clients.jobs)):
+                conn = _Connection(clients.worker, i, marker, self._cond)
+                self._conns.append(conn)
+                if psql_has_restrict(clients.worker.argv[0]):
+                    conn.send(b"\\restrict " + secrets.token_hex(16).encode() + b"\n", self._put)
+        except BaseException:
+            self.close()
+            raise
+        self._mode = "serial"
+        self._current: _Connection | None = self._conns[0]
+        self._posts: list[Post] = []
+        self._post_bytes = 0
+        self._finished = False
+        self.bytes_written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        size = len(data)
+        self._run(self._split.feed(bytes(data)))
+        self.bytes_written += size
+        return size
+
+    def finish(self) -> None:
+        """End of the dump: run what is left, wait for every connection, raise TransferError unless all exit 0."""
+        if self._finished:
+            return
+        self._run(self._split.flush())
+        self._run_posts()
+        self._barrier()
+        self._finished = True
+        for conn in self._conns:
+            self._put(conn, None)
+        for conn in self._conns:
+            try:
+                rc = conn.proc.wait(None if self._deadline is None else max(0.0, self._deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._kill_all()
+                raise TransferError("deadline exceeded: psql was killed") from None
+            if rc != 0:
+                raise self._failure(conn)
+
+    def close(self) -> None:
+        if not self.closed:
+            for conn in self._conns:
+                conn.kill()
+                with contextlib.suppress(queue.Full):
+                    conn.queue.put_nowait(None)
+        super().close()
+
+    # --- events -----------------------------------------------------------------------------------------
+
+    def _run(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, DataBytes):
+                assert self._current is not None
+                self._current.send(ev.data, self._put)
+            elif isinstance(ev, Post):
+                self._posts.append(ev)
+                self._post_bytes += len(ev.text)
+                if self._post_bytes > POST_HELD:
+                    self._run_posts()
+            elif isinstance(ev, Serial):
+                self._run_posts()
+                if self._mode != "serial":
+                    self._barrier()
+                    self._mode, self._current = "serial", self._conns[0]
+                self._conns[0].send(ev.data, self._put)
+            elif isinstance(ev, DataBegin):
+                self._run_posts()
+                if self._mode == "serial":
+                    self._barrier()  # the tables exist before any data goes to another connection
+                self._mode = "data"
+                self._current = self._least_busy()
+                self._current.send(ev.prefix, self._put)
+            elif isinstance(ev, DataEnd) and self._current is not None:
+                self._current.end_unit(self._put)
+
+    def _least_busy(self) -> _Connection:
+        with self._cond:
+            return min(self._conns, key=lambda c: c.outstanding)
+
+    def _barrier(self) -> None:
+        for conn in self._conns:
+            conn.end_unit(self._put)
+        self._wait(lambda: all(c.done == c.sent for c in self._conns))
+
+    def _wait(self, ready: Callable[[], bool]) -> None:
+        with self._cond:
+            while not ready():
+                self._check_locked()
+                self._cond.wait(0.2)
+
+    def _check_locked(self) -> None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            self._kill_all()
+            raise TransferError("deadline exceeded: psql was killed")
+        for conn in self._conns:
+            if conn.exited or conn.proc.poll() is not None:
+                self._kill_all()
+                raise self._failure(conn)
+
+    def _put(self, conn: _Connection, chunk: bytes | None) -> None:
+        while True:
+            try:
+                conn.queue.put(chunk, timeout=0.2)
+                return
+            except queue.Full:
+                with self._cond:
+                    self._check_locked()
+
+    def _failure(self, conn: _Connection) -> TransferError:
+        rc = conn.proc.wait()
+        tail = conn.tail.text()
+        how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
+        return TransferError(f"{conn.name} {how}" + (f": {tail}" if tail else ""))
+
+    def _kill_all(self) -> None:
+        for conn in self._conns:
+            conn.kill()
+
+    # --- post-data ----------------------------------------------------------------------------------------
+
+    def _run_posts(self) -> None:
+        """Run the held post-data entries: consecutive "index" (or "fk") entries side by side, never two on one
+        table at once, the largest table first; a "serial" entry alone, after all before it."""
+        if not self._posts:
+            return
+        posts, self._posts, self._post_bytes = self._posts, [], 0
+        self._barrier()
+        self._mode = "post"
+        i = 0
+        while i < len(posts):
+            j = i + 1
+            while j < len(posts) and posts[i].cls != "serial" and posts[j].cls == posts[i].cls:
+                j += 1
+            if posts[i].cls == "serial":
+                self._conns[0].send(posts[i].text, self._put)
+                self._barrier()
+            else:
+                self._side_by_side(posts[i:j])
+            i = j
+
+    def _side_by_side(self, group: list[Post]) -> None:
+        size = self._split.table_bytes
+        todo = sorted(group, key=lambda p: -max((size.get(t, 0) for t in p.locks), default=0))
+        running: dict[int, frozenset[str]] = {}
+        while todo or running:
+            for k, conn in enumerate(self._conns):
+                if k in running or not conn.idle:
+                    continue
+                busy = frozenset().union(*running.values())
+                pick = next((p for p in todo if not p.locks & busy), None)
+                if pick is None:
+                    break
+                todo.remove(pick)
+                running[k] = pick.locks
+                conn.send(pick.text, self._put)
+                conn.end_unit(self._put)
+            if running:
+                self._wait(lambda: any(self._conns[k].done == self._conns[k].sent for k in running))
+                for k in [k for k in running if self._conns[k].done == self._conns[k].sent]:
+                    del running[k]
+
+
+def restore_plain_dump(source: BinaryIO, *, host: str, port: int, username: str, dbname: str, jobs: int,
+                       deadline: float | None = None, piece_bytes: int = PIECE_BYTES) -> int:
+    """Read a plain pg_dump from `source` into `dbname` over `jobs` connections; returns the bytes read."""
+    conn = Connection(scheme="postgres", host=host, port=port, database=dbname, query={}, username=username,
+                      password=os.environ.get("PGPASSWORD", ""))
+    clients = PostgresProvider().parallel_clients(conn, TaskParams(jobs=jobs))
+    with ParallelWriter(clients, deadline=deadline, piece_bytes=piece_bytes) as writer:
+        while chunk := source.read(1 << 20):
+            writer.write(chunk)
+        writer.finish()
+        return writer.bytes_written
