@@ -18,6 +18,7 @@ command -v pg_dump >/dev/null || need+=(postgresql postgresql-client)
 command -v mariadb-dump >/dev/null || need+=(mariadb-server mariadb-client)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v faketime >/dev/null || need+=(faketime)  # skews one process's clock: lock staleness tests
+command -v pgbackrest >/dev/null || need+=(pgbackrest)  # the physical backup/restore peer of bench_time_to_usable
 if [ ${#need[@]} -gt 0 ]; then
   install "${need[@]}"
 fi
