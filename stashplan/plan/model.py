@@ -22,6 +22,11 @@ class Action(StrEnum):
         return {"create": "+", "update": "~", "delete": "-", "status": "~"}[self.value]
 
 
+def address(kind: str, namespace: str, name: str) -> str:
+    """How a plan names an object: Kind/namespace/name (Kind/name when cluster-scoped)."""
+    return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
+
+
 @dataclass(frozen=True, slots=True)
 class FieldDiff:
     path: str  # dotted path, list indexes in brackets: spec.schedule, spec.steps[0].name
@@ -44,8 +49,7 @@ class Change:
 
     @property
     def address(self) -> str:
-        ns = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind}/{ns}{self.name}"
+        return address(self.kind, self.namespace, self.name)
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,7 @@ class Orphan:
 
     @property
     def address(self) -> str:
-        ns = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind}/{ns}{self.name}"
+        return address(self.kind, self.namespace, self.name)
 
 
 @dataclass(frozen=True)
