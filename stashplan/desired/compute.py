@@ -16,6 +16,7 @@ from stashplan.desired.bindings import custom_identity_bindings
 from stashplan.desired.boundaries import foreign_target
 from stashplan.desired.hook_notes import local_exec_hook_notes
 from stashplan.desired.pods import JOB_IDENTITY, apply_runtime, cronjob_name, job_identity, managed_labels
+from stashplan.desired.refused import refused_field
 from stashplan.desired.session_phases import backup_sessions, check_backup_params, restore_session
 from stashplan.desired.world import (
     Deletion,
@@ -95,6 +96,8 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
     out.notes += local_exec_hook_notes("BackupConfiguration", config, settings)
     valid, message = True, "all checks passed"
     try:
+        if refused := refused_field("BackupConfiguration", config):
+            raise _Refused(refused.split(": ", 1)[1], refused)
         if crossing := foreign_target("BackupConfiguration", config):
             raise _Refused(crossing.split(": ", 1)[1], crossing)
         if denied := repository_denied_for(world, repo, ns):

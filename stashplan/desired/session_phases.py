@@ -18,6 +18,7 @@ from stashplan.desired.pods import (
     session_job,
     session_pod,
 )
+from stashplan.desired.refused import refused_field
 from stashplan.desired.sessions import new_backup_session
 from stashplan.desired.task_params import check_pod
 from stashplan.desired.world import (
@@ -263,7 +264,7 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
     if phase == "Running":
         _follow_running(world, "RestoreSession", restore, now, out)
         return
-    refusal = foreign_target("RestoreSession", restore)
+    refusal = refused_field("RestoreSession", restore) or foreign_target("RestoreSession", restore)
     repo, repo_id = repository_of(world, restore)
     if refusal is None and (denied := repository_denied_for(world, repo, meta["namespace"])):
         refusal = f"RestoreSession {meta['namespace']}/{meta['name']}: spec.repository: {denied}"

@@ -117,6 +117,7 @@ def run_loop(ctx: LoopContext) -> int:
     wait = min(ctx.interval, leader.lease_seconds / 3) if leader else ctx.interval
     incremental: Incremental | None = None
     phases = PhaseLog()
+    refused: set[str] = set()  # each refused or Invalid object's error line is logged once (the rest still runs)
     if leader:
         leader.start_renewing()
     may_write = leader.still_leading if leader else None
@@ -143,6 +144,10 @@ def run_loop(ctx: LoopContext) -> int:
                         it = run_once(ctx.cluster, manifests=ctx.load_manifests(), addons=ctx.addons,
                                       settings=ctx.settings, controllers=ctx.controllers, namespace=ctx.namespace,
                                       may_write=may_write)
+                    for line in it.plan.refusals:
+                        if line not in refused:
+                            refused.add(line)
+                            log.error("%s", line)
                     source = incremental.informer if incremental is not None else ctx.cluster
                     sessions = [*source.list("BackupSession", ctx.namespace), *source.list("RestoreSession", ctx.namespace)]
                     for line in phases.observe(sessions):
