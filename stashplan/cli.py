@@ -78,6 +78,12 @@ FullOpt = Annotated[bool, typer.Option("--full", help="Show every change of a la
 ImageOpt = Annotated[str, typer.Option("--image", envvar="STASHPLAN_IMAGE", help="Image for trigger and Job pods.")]
 PushgatewayOpt = Annotated[str, typer.Option("--pushgateway-url", envvar="PROMETHEUS_PUSHGATEWAY_URL",
                                              help="Pushgateway the Jobs push metrics to.")]
+ScopeOpt = Annotated[str | None, typer.Option(
+    "--scope", envvar="STASHPLAN_SCOPE",
+    help="all, or opted-in: only objects labelled stashplan.dev/scope=stashplan or in a Namespace so labelled "
+         "(default: opted-in while another installation, such as Stash's, owns the Stash CRDs; else all).")]
+AdoptOpt = Annotated[bool, typer.Option("--adopt-crds", help="With --cluster kube: take over Stash CRDs another "
+                                                             "installation owns (else refused).")]
 
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
@@ -104,7 +110,7 @@ def _cluster_settings(cluster: str | None, state: Path | None, kubeconfig: str |
     return settings(cluster, state, kubeconfig, context)
 
 
-def _settings(cs: ClusterSettings, image: str, pushgateway_url: str) -> Settings:
+def _settings(cs: ClusterSettings, image: str, pushgateway_url: str, scope: str | None = None) -> Settings:
     """Planner settings; in local mode commands are checked against this machine's PATH at plan time, and
     task params always against the database providers' allow-lists."""
     import shutil
@@ -114,15 +120,39 @@ def _settings(cs: ClusterSettings, image: str, pushgateway_url: str) -> Settings
 
     local = cs.mode == "local"
     return Settings(image=image, pushgateway_url=pushgateway_url, check_params=check_task_params,
-                    command_available=(lambda c: shutil.which(c) is not None) if local else None)
+                    command_available=(lambda c: shutil.which(c) is not None) if local else None,
+                    scope=_scope(cs, scope))
 
 
-def _plain_settings(image: str, pushgateway_url: str) -> Settings:
+def _plain_settings(image: str, pushgateway_url: str, cs: ClusterSettings | None = None,
+                    scope: str | None = None) -> Settings:
     """Settings for apply and the loop: task params checked against the providers' allow-lists."""
     from providers.databases import check_task_params
     from stashplan.desired.compute import Settings
 
-    return Settings(image=image, pushgateway_url=pushgateway_url, check_params=check_task_params)
+    return Settings(image=image, pushgateway_url=pushgateway_url, check_params=check_task_params,
+                    scope=_scope(cs, scope) if cs is not None else Settings().scope)
+
+
+def _scope(cs: ClusterSettings, given: str | None) -> Any:
+    """The scope asked for, else the detected one: `opted-in` in a cluster whose Stash CRDs another installation
+    owns (one info line says why), `all` otherwise and in local mode."""
+    from stashplan.desired.scope import Scope, parse_scope
+
+    if given:
+        return parse_scope(given)
+    if cs.mode != "kube":
+        return Scope.ALL
+    from stashplan.operator.crd_owners import detect_scope
+
+    c = open_cluster(cs)
+    try:
+        scope, why = detect_scope(c)
+    finally:
+        c.close()
+    if why:
+        logging.getLogger("stashplan.operator.scope").info("%s", why)
+    return scope
 
 
 def _existing_state(cs: ClusterSettings) -> None:
@@ -200,6 +230,7 @@ def plan(
                                                     help="Exit 0 with no changes, 1 on error, 2 with changes.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Also destroy stashplan-applied objects missing from -f.")] = False,
     full: FullOpt = False,
+    scope: ScopeOpt = None,
     cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
@@ -217,7 +248,7 @@ def plan(
         c = open_cluster(cs)
         try:
             p = make_plan(c, manifests=manifests, addons=_addons(), sources=sources, namespace=namespace,
-                          settings=_settings(cs, image, pushgateway_url), prune=prune)
+                          settings=_settings(cs, image, pushgateway_url, scope), prune=prune)
         finally:
             c.close()
         p = _with_refusals(p, refusals)
@@ -262,6 +293,7 @@ def apply(
     full: FullOpt = False,
     wait_for_lock: Annotated[bool, typer.Option(
         "--wait-for-lock", help="--watch in local mode: wait for the loop that holds the state to end.")] = False,
+    scope: ScopeOpt = None,
     cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
     image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
@@ -271,15 +303,14 @@ def apply(
     from stashplan.plan.render import render_plan, summary_line
 
     cs = _cluster_settings(cluster, state, kubeconfig, context)
-    opts = _plain_settings(image, pushgateway_url)
     if watch:
         from stashplan.operator.watch import WatchOptions
         from stashplan.operator.watch import watch as run_watch
 
         loop_opts = WatchOptions(interval, iterations, cs.mode == "kube" if leader_elect is None else leader_elect,
                                 lease_namespace, health_port, resync, wait_for_lock)
-        raise typer.Exit(_run(debug, lambda: run_watch(cs, _loop_manifests(filename, cs.mode), _addons(),
-                                                       namespace, loop_opts, opts)))
+        raise typer.Exit(_run(debug, lambda: run_watch(cs, _loop_manifests(filename, cs.mode), _addons(), namespace,
+                                                       loop_opts, _plain_settings(image, pushgateway_url, cs, scope))))
 
     def body() -> int:
         c = open_cluster(cs)
@@ -291,7 +322,7 @@ def apply(
             refusals: list[str] = []
             manifests, sources = _load(filename, refusals, cs.mode)
             p = make_plan(c, manifests=manifests, addons=_addons(), sources=sources, namespace=namespace,
-                          settings=_settings(cs, image, pushgateway_url), prune=prune)
+                          settings=_settings(cs, image, pushgateway_url, scope), prune=prune)
             p = _with_refusals(p, refusals)
             console = _console()
             render_plan(p, console, full=full)
@@ -490,29 +521,80 @@ def status(
     raise typer.Exit(_run(debug, body))
 
 
+def _existing_crds(cluster: str | None, kubeconfig: str | None, context: str | None, command: str) -> Any:
+    """The Stash CRDs in the cluster named by --cluster kube (None without --cluster: nothing is checked)."""
+    if cluster is None:
+        return None
+    if cluster != "kube":
+        raise StashplanError(f"{command}: --cluster {cluster}: only a Kubernetes cluster (--cluster kube) has CRDs "
+                             "to check")
+    from stashplan.operator.crd_owners import read_crds
+
+    c = open_cluster(_cluster_settings("kube", None, kubeconfig, context))
+    try:
+        return read_crds(c)
+    finally:
+        c.close()
+
+
+def _unchecked_note(cluster: str | None, command: str) -> None:
+    if cluster is None:
+        err.print(f"note: not checked against a cluster; `stashplan {command} --cluster kube` refuses to overwrite "
+                  "Stash CRDs another installation owns", markup=False)
+
+
 @app.command()
 def crds(
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write one file per CRD here.")] = None,
+    adopt_crds: AdoptOpt = False,
+    cluster: Annotated[str | None, typer.Option("--cluster", help="kube: first check who owns the CRDs there.")]
+    = None,
+    kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
 ) -> None:
     """Print the CustomResourceDefinitions of the Stash kinds (or write them to --out-dir)."""
     from stashplan.api import crds as crd_mod
+    from stashplan.operator.crd_owners import install_documents
 
-    if out_dir is not None:
-        crd_mod.write_crds(out_dir)
-        typer.echo(f"wrote CRDs to {out_dir}")
-    else:
-        typer.echo(crd_mod.render_crds_yaml(), nl=False)
+    def body() -> int:
+        docs = install_documents(crd_mod.crd_manifests(), _existing_crds(cluster, kubeconfig, context, "crds"),
+                                 adopt=adopt_crds, command="crds")
+        if out_dir is not None:
+            crd_mod.write_crds(out_dir, docs)
+            typer.echo(f"wrote CRDs to {out_dir}")
+        else:
+            typer.echo(crd_mod.render_crds_yaml(docs), nl=False)
+            _unchecked_note(cluster, "crds")
+        return 0
+
+    raise typer.Exit(_run(False, body))
 
 
 @app.command()
 def install(
     namespace: Annotated[str, typer.Option("--namespace", help="Namespace for the operator.")] = "stashplan-system",
     image: Annotated[str, typer.Option("--image", help="Operator image.")] = "stashplan:latest",
+    adopt_crds: AdoptOpt = False,
+    skip_crds: Annotated[bool, typer.Option("--skip-crds", help="Leave the CRDs out: run beside another "
+                                                                "installation (Stash's) on its CRDs.")] = False,
+    cluster: Annotated[str | None, typer.Option("--cluster", help="kube: first check who owns the CRDs there "
+                                                                  "(refused if another installation does).")] = None,
+    kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
 ) -> None:
-    """Print the manifests that run stashplan in a cluster: `stashplan install | kubectl apply -f -`."""
-    from stashplan.operator.install import render_install
+    """Print the manifests that run stashplan in a cluster: `stashplan install --cluster kube | kubectl apply -f -`."""
+    import yaml
 
-    typer.echo(_run(False, lambda: render_install(namespace, image)), nl=False)  # a missing part: one line, exit 1
+    from stashplan.operator.crd_owners import install_documents
+    from stashplan.operator.install import install_objects
+
+    def body() -> int:
+        existing = None if skip_crds else _existing_crds(cluster, kubeconfig, context, "install")
+        docs = install_documents(install_objects(namespace, image), existing, adopt=adopt_crds, skip_crds=skip_crds)
+        typer.echo("---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs), nl=False)
+        if not skip_crds:
+            _unchecked_note(cluster, "install")
+        return 0
+
+    raise typer.Exit(_run(False, body))  # a missing part or a refusal: one line, exit 1
 
 
 def version_callback(value: bool) -> None:

@@ -40,6 +40,8 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("CronJob", "batch", "v1", "cronjobs"),
         KindInfo("Job", "batch", "v1", "jobs"),
         KindInfo("Lease", "coordination.k8s.io", "v1", "leases"),
+        KindInfo("CustomResourceDefinition", "apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                 namespaced=False),
     ]
 }
 

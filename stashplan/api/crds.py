@@ -198,22 +198,22 @@ def _dump(obj: dict[str, Any]) -> str:
     )
 
 
-def crd_files() -> dict[str, str]:
-    """File name -> YAML text of every CRD, as `write_crds` writes them (one file per CRD)."""
-    return {f"{crd['metadata']['name']}.yaml": _dump(crd) for crd in crd_manifests()}
+def crd_files(crds: list[dict[str, Any]] | None = None) -> dict[str, str]:
+    """File name -> YAML text of every CRD (`crds`, else crd_manifests()), as `write_crds` writes them."""
+    return {f"{crd['metadata']['name']}.yaml": _dump(crd) for crd in (crd_manifests() if crds is None else crds)}
 
 
-def render_crds_yaml() -> str:
-    """All CRDs as one multi-document YAML stream (what `stashplan crds` prints)."""
-    return "---\n".join(_dump(crd) for crd in crd_manifests())
+def render_crds_yaml(crds: list[dict[str, Any]] | None = None) -> str:
+    """All CRDs (`crds`, else crd_manifests()) as one multi-document YAML stream (what `stashplan crds` prints)."""
+    return "---\n".join(_dump(crd) for crd in (crd_manifests() if crds is None else crds))
 
 
-def write_crds(out_dir: str | Path) -> list[Path]:
+def write_crds(out_dir: str | Path, crds: list[dict[str, Any]] | None = None) -> list[Path]:
     """Write one YAML file per CRD into `out_dir` (created if missing); returns the paths written."""
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in crd_files().items():
+    for name, text in crd_files(crds).items():
         path = target / name
         path.write_text(text, encoding="utf-8")
         written.append(path)

@@ -11,6 +11,7 @@ import orjson
 
 from stashplan.cluster.base import Cluster
 from stashplan.desired.compute import Settings
+from stashplan.desired.scope import Scope
 from stashplan.desired.stored import StoredObjects
 from stashplan.errors import NotFound
 from stashplan.kinds import identity
@@ -82,6 +83,8 @@ def make_plan(
     prune: bool = False,
 ) -> Plan:
     actual = read_actual(cluster, namespace, manifests, from_files=bool(sources))
+    if settings.scope is not Scope.ALL and "Namespace" not in actual:  # their labels opt whole namespaces in
+        actual["Namespace"] = cluster.list("Namespace")
     inputs = Inputs(actual=actual, manifests=manifests, addons=addons, sources=sources, prune=prune,
                     secrets_read=reads_secrets(cluster))
     return build(inputs, now or datetime.now(UTC), settings)

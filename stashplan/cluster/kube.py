@@ -63,6 +63,7 @@ API_USAGE: dict[str, frozenset[str]] = {
     "ServiceAccount": _READ | {"create", "update"},
     "Role": _READ | {"create", "update"},  # a custom ServiceAccount's Role of its invoker's objects only
     "RoleBinding": _READ | {"create", "update"},
+    "CustomResourceDefinition": frozenset({"get"}),  # whose installation owns the Stash kinds (--scope auto)
 }
 # What the Job and trigger pods call (ClusterRole stashplan-job, bound per namespace by the planner).
 JOB_API_USAGE: dict[str, frozenset[str]] = {

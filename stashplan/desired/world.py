@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stashplan.desired.reads import namespace_key, repository_key, storage_secret_key, target_key
+from stashplan.desired.scope import Scope
 from stashplan.desired.stored import StoredObjects
 from stashplan.desired.task_params import ParamCheck
 from stashplan.desired.usage import repository_denied
@@ -21,6 +22,8 @@ class Settings:
     check_params: ParamCheck | None = None  # the providers' allow-lists for task params (set by the CLI)
     # Local mode runs each container's command on this machine: whether a command exists here (None: a cluster).
     command_available: Callable[[str], bool] | None = field(default=None, compare=False)
+    # Beside another Stash operator: act only on opted-in objects (stashplan.desired.scope).
+    scope: Scope = Scope.ALL
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from stashplan.desired.reads import (
     unit_of,
     unit_reads,
 )
+from stashplan.desired.scope import Scope
 from stashplan.objects import rfc3339
 from stashplan.operator.informer import Informer
 from stashplan.phases import FINAL, SETTLED
@@ -84,7 +85,7 @@ class Incremental:
         self.last_scope = len(units)
         if not units:
             return Plan((), created=rfc3339(now)), ApplyResult()
-        actual = self._subset(units)
+        actual = subset(units, self.informer, self._members, with_namespaces=settings.scope is not Scope.ALL)
         p = build(Inputs(actual=actual, addons=addons, secrets_read=reads_secrets(self.informer)), now, settings)
         result = apply_plan(self.informer, p, pushgateway_url=settings.pushgateway_url, may_write=may_write)
         self._refresh_active(units)
@@ -104,7 +105,7 @@ class Incremental:
         actual = {kind: self.informer.list(kind, namespace) for kind in read_kinds(self.informer)}
         if "Secret" not in actual and (named := manifest_secrets(self.informer, manifests)):
             actual["Secret"] = named
-        if lists_namespaces(actual["Repository"], manifests):
+        if lists_namespaces(actual["Repository"], manifests) or settings.scope is not Scope.ALL:
             actual["Namespace"] = self.informer.list("Namespace")
         p = build(Inputs(actual=actual, manifests=manifests, addons=addons,
                          secrets_read=reads_secrets(self.informer)), now, settings)
@@ -149,9 +150,6 @@ class Incremental:
                 self._members[unit].discard(key)
                 self._owner.pop(key, None)
 
-    def _subset(self, units: set[Unit]) -> dict[str, list[dict]]:
-        return subset(units, self.informer, self._members)
-
 
 class Source(Protocol):
     """Where a subset is read from (the informer; a plain index in tests)."""
@@ -163,10 +161,12 @@ class Source(Protocol):
     def list(self, kind: str, namespace: str | None = None) -> Sequence[dict]: ...
 
 
-def subset(units: set[Unit], source: Source, members: Mapping[Unit, set[Key]]) -> dict[str, list[dict]]:
+def subset(units: set[Unit], source: Source, members: Mapping[Unit, set[Key]],
+           with_namespaces: bool = False) -> dict[str, list[dict]]:
     """The objects a plan of `units` reads (stashplan.desired.reads): each unit and its members (CronJob,
     sessions, Jobs), what it reads by name, every Task and Function, and the identity objects of the namespaces
-    it involves."""
+    it involves; with `with_namespaces` (opted-in scope) also the units' own Namespace objects, whose labels opt
+    them in."""
     found: dict[Key, dict] = {}
     namespaces: set[str] = set()
 
@@ -193,6 +193,9 @@ def subset(units: set[Unit], source: Source, members: Mapping[Unit, set[Key]]) -
             add(*key)
     for key in [k for k in found if k[0] == "BackupSession"]:
         add(*job_key("BackupSession", key[1], key[2]))
+    if with_namespaces:
+        for ns in {unit[1] for unit in units}:
+            add("Namespace", "", ns)
     actual: dict[str, list[dict]] = {kind: [] for kind in READ_KINDS}
     for (kind, _, _), obj in found.items():
         actual.setdefault(kind, []).append(obj)

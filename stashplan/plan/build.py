@@ -11,6 +11,7 @@ from datetime import datetime
 from stashplan.api.kubedb import is_kubedb
 from stashplan.desired import compute as desired_mod
 from stashplan.desired import generated as generated_mod
+from stashplan.desired import scope as scope_mod
 from stashplan.desired.reads import reads_namespaces
 from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
@@ -181,13 +182,19 @@ def _source_orphans(inputs: Inputs, held: set[tuple[str, str, str]]) -> list[dic
     return [o for kind in SOURCE_KINDS for o in inputs.actual.get(kind, []) if is_managed(o) and identity(o) not in held]
 
 
-def _with_generated(inputs: Inputs) -> tuple[Inputs, generated_mod.Generated, list[dict], list[dict]]:
+def _with_generated(inputs: Inputs, scope: scope_mod.Scope = scope_mod.Scope.ALL) -> tuple[
+        Inputs, generated_mod.Generated, list[dict], list[dict]]:
     """Inputs whose manifests hold what KubeDB and auto-backup would create (KubeDB objects themselves are
-    never applied), the generation, the orphans, and the auto-backup configurations to retire."""
+    never applied), the generation, the orphans, and the auto-backup configurations to retire. Out of `scope`,
+    auto-backup generates nothing and retires nothing (a Stash operator's auto-backup is at work there)."""
     made = generated_mod.generate(inputs.manifests, inputs.actual)
     given = [m for m in inputs.manifests if not is_kubedb(m)]
     held = {identity(m) for m in (*given, *made.objects)}
     retire = generated_mod.retired(inputs.actual, held)
+    if scope is not scope_mod.Scope.ALL:
+        opted = scope_mod.opted_in_namespaces(inputs.actual.get("Namespace", ()))
+        made.objects = [o for o in made.objects if o.get("kind") == "AppBinding" or scope_mod.in_scope(o, opted)]
+        retire = [o for o in retire if scope_mod.in_scope(o, opted)]
     orphans = [o for o in _source_orphans(inputs, held) if o not in retire]
     return replace(inputs, manifests=[*given, *made.objects]), made, orphans, retire
 
@@ -214,8 +221,9 @@ def _orphan_changes(inputs: Inputs, source: list[dict], wanted: set, deleted: se
 
 
 def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desired_mod.Settings()) -> Plan:
-    inputs, made, source_orphans, retire = _with_generated(inputs)
+    inputs, made, source_orphans, retire = _with_generated(inputs, settings.scope)
     world_objects, actual_index = _merge_world(inputs)
+    world_objects, left = scope_mod.narrow(world_objects, settings.scope)  # out of scope: no status, no Jobs
     gone = {identity(o) for o in [*retire, *(source_orphans if inputs.prune else [])] if o["kind"] not in NEVER_PRUNED}
     if gone:  # plan as if they were gone already: their CronJobs go with them
         world_objects = {k: v if isinstance(v, StoredObjects) and all(g[0] != k for g in gone)
@@ -277,7 +285,8 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
                                   obj["metadata"].get("resourceVersion")))
     pruned, orphans = _orphan_changes(inputs, source_orphans, wanted_keys, deleted)
     changes += pruned
-    return Plan(tuple(changes), tuple(dict.fromkeys([*made.notes, *want.notes])), tuple(warnings), rfc3339(now),
+    notes = [*made.notes, *want.notes, *filter(None, [scope_mod.left_note(left)])]
+    return Plan(tuple(changes), tuple(dict.fromkeys(notes)), tuple(warnings), rfc3339(now),
                 tuple(inputs.sources), tuple(orphans), tuple(dict.fromkeys([*made.refusals, *want.refusals])))
 
 
