@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from stashplan.cluster.base import Cluster
 from stashplan.desired.compute import Settings
+from stashplan.desired.scope import Scope, narrow
 from stashplan.errors import LeadershipLost
 from stashplan.operator.incremental import INFORMED_KINDS, Incremental
 from stashplan.operator.informer import Informer
@@ -149,13 +150,13 @@ def run_loop(ctx: LoopContext) -> int:
                             refused.add(line)
                             log.error("%s", line)
                     source = incremental.informer if incremental is not None else ctx.cluster
-                    sessions = [*source.list("BackupSession", ctx.namespace), *source.list("RestoreSession", ctx.namespace)]
+                    configs, sessions = _in_scope(source, ctx)
                     for line in phases.observe(sessions):
                         log.info("%s", line)
                     failures = 0
                     if health:
                         health.heartbeat(leader=True)
-                        health.observe(observe(source.list("BackupConfiguration", ctx.namespace), sessions))
+                        health.observe(observe(configs, sessions))
                         health.mark_iteration(True, Counter(c.action.value for c in it.result.applied),
                                               time.monotonic() - started)
                     if it.changed:
@@ -191,6 +192,16 @@ def run_loop(ctx: LoopContext) -> int:
         if leader:
             leader.release()
     return 0
+
+
+def _in_scope(source: Cluster, ctx: LoopContext) -> tuple[list[dict], list[dict]]:
+    """The BackupConfigurations and the sessions the loop logs phases and metrics of: those in its scope (another
+    Stash operator reports on the rest)."""
+    found: dict[str, Sequence[dict]] = {kind: source.list(kind, ctx.namespace)
+                                        for kind in ("BackupConfiguration", "BackupSession", "RestoreSession")}
+    if ctx.settings.scope is not Scope.ALL:
+        found, _ = narrow({**found, "Namespace": source.list("Namespace")}, ctx.settings.scope)
+    return list(found["BackupConfiguration"]), [*found["BackupSession"], *found["RestoreSession"]]
 
 
 def _sleep(delay: float, stop: StopFlag, controllers: LocalControllers | None) -> None:

@@ -1,9 +1,10 @@
-"""The loop's incremental iterations keep to `--scope opted-in` as its full plans do: a session Stash's CronJob made
-in an unlabelled namespace gets no Job and no status, while one in a labelled namespace gets its Job and the
-namespace's CronJob stays."""
+"""The loop keeps to `--scope opted-in`: in its incremental iterations as in its full plans, a session Stash's
+CronJob made in an unlabelled namespace gets no Job and no status, while one in a labelled namespace gets its Job
+and the namespace's CronJob stays; and it logs no phase of a session left to Stash."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from stashplan.desired.scope import Scope
 from stashplan.desired.sessions import new_backup_session
 from stashplan.operator.incremental import INFORMED_KINDS, Incremental
 from stashplan.operator.informer import Informer
+from stashplan.operator.loop import LoopContext, run_loop
 
 ADDONS = builtin_addons()
 OPTED = Settings(scope=Scope.OPTED_IN)
@@ -73,3 +75,25 @@ def test_incremental_iterations_act_only_on_opted_in_units(cluster: LocalCluster
         assert cluster.list("CronJob", "opted")  # its namespace's label was read: not planned away
     finally:
         inc.informer.close()
+
+
+@pytest.mark.parametrize("scope", [Scope.ALL, Scope.OPTED_IN])
+def test_the_loop_logs_phases_only_of_sessions_in_its_scope(cluster: LocalCluster, scope: Scope,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    stash = new_backup_session(cluster.get("BackupConfiguration", "left", "db"), time.time())
+    stash["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
+    name = cluster.create(stash)["metadata"]["name"]
+    calls: list[int] = []
+
+    def manifests() -> list[dict]:  # read at the start of each iteration: Stash finishes its session before the 2nd
+        calls.append(1)
+        if len(calls) == 2:
+            cluster.patch_status("BackupSession", "left", name, {"phase": "Succeeded"})
+        return []
+
+    ctx = LoopContext(cluster, 0.05, load_manifests=manifests, addons=ADDONS, settings=Settings(scope=scope),
+                      max_iterations=2)
+    with caplog.at_level(logging.INFO, logger="stashplan.operator.loop"):
+        run_loop(ctx)
+    logged = [r.getMessage() for r in caplog.records if name in r.getMessage()]
+    assert logged == ([f"BackupSession left/{name} Succeeded"] if scope is Scope.ALL else [])

@@ -63,7 +63,7 @@ def test_scope_all_keeps_everything_and_says_nothing() -> None:
 def test_a_stash_made_session_is_decided_by_its_invoker_label_when_it_names_no_invoker_in_spec() -> None:
     session = obj("BackupSession", "team-b", "db-2", {"stash.appscode.com/invoker-type": "BackupConfiguration",
                                                      "stash.appscode.com/invoker-name": "mine"})
-    kept, left = narrow({**WORLD, "BackupSession": [session]}, Scope.OPTED_IN)
+    kept, _ = narrow({**WORLD, "BackupSession": [session]}, Scope.OPTED_IN)
     assert names(kept, "BackupSession") == ["team-b/db-2"]
 
 
