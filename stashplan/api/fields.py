@@ -191,7 +191,8 @@ HONOURED: tuple[Rule, ...] = (
     *(Rule("Function", f"spec.runtimeSettings.{k}", "the container", _TASKS) for k in FUNCTION_RUNTIME_KEYS),
     # AppBinding
     Rule("AppBinding", "spec.type", "which built-in addon (database) when no Task is named", _TASKS),
-    Rule("AppBinding", "spec.version", "TARGET_APP_VERSION", _INPUTS),
+    Rule("AppBinding", "spec.version", "TARGET_APP_VERSION; the built-in addon's version, and a backup of a "
+         "PostgreSQL newer than the newest pg_dump is refused", _INPUTS),
     Rule("AppBinding", "spec.parameters", "stash.addon backupTask/restoreTask and their params", _TASKS),
     Rule("AppBinding", "spec.clientConfig.url", "where the database is", _DB),
     *(Rule("AppBinding", f"spec.clientConfig.service.{k}", "where the database is (<name>.<namespace>.svc)", _DB)

@@ -14,7 +14,9 @@ from stashplan.desired.pods import priority_env
 from stashplan.errors import StashplanError
 
 __all__ = [
+    "ADDON_VERSIONS",
     "BUILTIN_ADDONS",
+    "ClientTooOldError",
     "NoAddonError",
     "ResolvedTask",
     "TaskError",
@@ -28,14 +30,20 @@ __all__ = [
 
 Direction = Literal["backup", "restore"]
 
-# database -> version of its built-in addon: Tasks/Functions `<db>-backup-<v>` and `<db>-restore-<v>`.
-BUILTIN_ADDONS: dict[str, str] = {
-    "postgres": "15",
-    "mysql": "8.0",
-    "mariadb": "10.11",
-    "redis": "7",
-    "sqlite": "3",
+# database -> versions of its built-in addon, oldest first: Tasks/Functions `<db>-backup-<v>`, `<db>-restore-<v>`.
+# Every version's Function runs the same image; PostgreSQL's versions name the servers their client dumps
+# (pg_dump N dumps servers up to N), so the newest is the image's pg_dump (.ci/image.sh: trixie, 17).
+ADDON_VERSIONS: dict[str, tuple[str, ...]] = {
+    "postgres": ("15", "16", "17"),
+    "mysql": ("8.0",),
+    "mariadb": ("10.11",),
+    "redis": ("7",),
+    "sqlite": ("3",),
 }
+# database -> the version chosen when nothing names one: the newest.
+BUILTIN_ADDONS: dict[str, str] = {db: versions[-1] for db, versions in ADDON_VERSIONS.items()}
+# Databases whose dump client refuses a server newer than itself -> (what the server is, the client's name).
+CLIENT_BOUND: dict[str, tuple[str, str]] = {"postgres": ("PostgreSQL", "pg_dump")}
 # Other spellings of a database (in Task names and AppBinding types) -> the built-in addon's database.
 DATABASE_ALIASES: dict[str, str] = {
     "postgres": "postgres",
@@ -57,6 +65,11 @@ class NoAddonError(TaskError):
     """The Task names a database stashplan has no addon for (MongoDB, Elasticsearch...): refused at plan time."""
 
 
+class ClientTooOldError(TaskError):
+    """A backup of a server newer than the newest client of the built-in addons (pg_dump 17 refuses PostgreSQL
+    18): refused at plan time, naming the server's version and the client's."""
+
+
 # --- which Task ---------------------------------------------------------------------------------------
 
 _VERSIONED = re.compile(r"^(?P<db>[a-z0-9]+)-(?P<direction>backup|restore)(?:-(?P<version>.+))?$")
@@ -73,8 +86,43 @@ class ResolvedTask:
     database: str = ""  # the built-in addon's database when one was chosen
 
 
-def builtin_task_name(database: str, direction: Direction) -> str:
-    return f"{database}-{direction}-{BUILTIN_ADDONS[database]}"
+def builtin_task_name(database: str, direction: Direction, version: str = "") -> str:
+    return f"{database}-{direction}-{version or BUILTIN_ADDONS[database]}"
+
+
+def _builtin_names(direction: Direction) -> dict[str, str]:
+    """Every built-in addon Task name of `direction` -> its database."""
+    return {builtin_task_name(db, direction, v): db for db, versions in ADDON_VERSIONS.items() for v in versions}
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    """`16.1` -> (16, 1), `10.14.0-v4` -> (10, 14, 0), `v17` -> (17,); () when it starts with no number."""
+    found = re.match(r"^v?(\d+(?:\.\d+)*)", version.strip())
+    return tuple(int(n) for n in found[1].split(".")) if found else ()
+
+
+def addon_version(database: str, wanted: str) -> str | None:
+    """The built-in addon version for a server (or Stash Task) version: the first addon version not older than
+    it, compared to the addon's precision (MariaDB 10.5.8 -> 10.11, PostgreSQL 16.1 -> 16, 11.9 -> 15); the
+    newest when `wanted` names no version; None when it is newer than every addon version."""
+    numbers = _numbers(wanted)
+    if not numbers:
+        return BUILTIN_ADDONS[database]
+    for version in ADDON_VERSIONS[database]:
+        mine = _numbers(version)
+        if numbers[: len(mine)] <= mine:
+            return version
+    return None
+
+
+def _too_new(database: str, version: str, who: str) -> ClientTooOldError:
+    server, client = CLIENT_BOUND[database]
+    newest = BUILTIN_ADDONS[database]
+    return ClientTooOldError(
+        f"{who} {server} {version}, newer than the newest {server} client of the built-in addons "
+        f"({client} {newest}, {builtin_task_name(database, 'backup')}): {client} dumps servers up to its own "
+        "major version"
+    )
 
 
 def _params(items: Any) -> dict[str, str]:
@@ -85,20 +133,29 @@ def _supported() -> str:
     return ", ".join(BUILTIN_ADDONS)
 
 
-def _builtin(database: str, direction: Direction, tasks: Mapping[str, dict], why: str) -> ResolvedTask:
-    name = builtin_task_name(database, direction)
+def _builtin(database: str, direction: Direction, tasks: Mapping[str, dict], why: str,
+             wanted: str = "", who: str = "") -> ResolvedTask:
+    """The built-in addon of `database` for version `wanted`. Newer than every addon version: a backup of a
+    client-bound database (PostgreSQL) is refused; anything else takes the newest (psql 17 restores into 18)."""
+    version = addon_version(database, wanted)
+    if version is None:
+        if direction == "backup" and database in CLIENT_BOUND:
+            raise _too_new(database, wanted, who)
+        version = BUILTIN_ADDONS[database]
+    name = builtin_task_name(database, direction, version)
     if name not in tasks:
         raise TaskError(f"{why}, but the built-in Task {name} is not loaded (were the built-in addons passed?)")
     return ResolvedTask(name=name, note=f"{why}: using built-in addon {name}", database=database)
 
 
 def _by_name(name: str, direction: Direction, tasks: Mapping[str, dict], origin: str) -> ResolvedTask:
-    """Resolve a Task name: an exact Task wins; a Stash versioned name maps to its database's built-in."""
+    """Resolve a Task name: an exact Task wins; a Stash versioned name maps to its database's built-in of the
+    nearest version (`postgres-backup-16.1` -> postgres-backup-16)."""
     other: Direction = "restore" if direction == "backup" else "backup"
-    if any(builtin_task_name(db, other) == name for db in BUILTIN_ADDONS):
+    if name in _builtin_names(other):
         raise TaskError(f"Task {name!r} ({origin}) is the built-in {other} addon, but it is used for {direction}")
     if name in tasks:
-        database = next((db for db in BUILTIN_ADDONS if builtin_task_name(db, direction) == name), "")
+        database = _builtin_names(direction).get(name, "")
         what = "built-in addon" if database else "Task"
         return ResolvedTask(name=name, note=f"{origin} names {what} {name}", database=database)
     match = _VERSIONED.match(name)
@@ -111,7 +168,8 @@ def _by_name(name: str, direction: Direction, tasks: Mapping[str, dict], origin:
         raise NoAddonError(
             f"Task {name!r} ({origin}): database {match['db']!r} has no built-in addon; supported: {_supported()}"
         )
-    return _builtin(found, direction, tasks, f"{origin} names {name} (no Task of that exact name)")
+    return _builtin(found, direction, tasks, f"{origin} names {name} (no Task of that exact name)",
+                    match["version"] or "", f"Task {name!r} ({origin}) is for")
 
 
 def _appbinding_label(appbinding: dict) -> str:
@@ -137,7 +195,10 @@ def resolve_task(
        otherwise a Stash versioned name (`postgres-backup-11.9`, `postgres-backup-10.14.0-v4`) resolves to
        the built-in addon of its database.
     2. No name: the AppBinding's `spec.parameters.stash.addon.<backupTask|restoreTask>.name` (same rules),
-       else the database named by its `spec.type` (`kubedb.com/postgres`, `sqlite`...).
+       else the database named by its `spec.type` (`kubedb.com/postgres`, `sqlite`...), in the addon version
+       for its `spec.version` (see addon_version).
+    A backup by a built-in addon of an AppBinding whose `spec.version` is newer than the newest client of a
+    client-bound database (PostgreSQL 18 > pg_dump 17) raises ClientTooOldError.
     Params: AppBinding addon params < `task_ref.params`. `tasks` must include the built-in addon Tasks."""
     ref = task_ref or {}
     spec = (appbinding or {}).get("spec") or {}
@@ -160,12 +221,21 @@ def resolve_task(
                 f"{spec['type']!r}, which has no built-in addon; supported: {_supported()}"
             )
         why = f"spec.task.name is empty; {_appbinding_label(appbinding)} has type {spec['type']}"
-        resolved = _builtin(database, direction, tasks, why)
+        version = str(spec.get("version") or "")
+        if version:
+            why += f", version {version}"
+        resolved = _builtin(database, direction, tasks, why, version,
+                            f"{_appbinding_label(appbinding)} spec.version is")
     else:
         raise TaskError(
             f"no {direction} Task: spec.task.name is empty and {_appbinding_label(appbinding)} has neither "
             f"spec.parameters.stash.addon.{direction}Task nor spec.type"
         )
+    version = str(spec.get("version") or "")
+    if (appbinding is not None and direction == "backup" and resolved.database in CLIENT_BOUND and version
+            and addon_version(resolved.database, version) is None):
+        # A built-in addon runs the image's client, whatever version its name says: the newest bounds them all.
+        raise _too_new(resolved.database, version, f"{_appbinding_label(appbinding)} spec.version is")
     return ResolvedTask(name=resolved.name, params=params, note=resolved.note, database=resolved.database)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from stashplan.api import builtin_addons
 from stashplan.desired.tasks import (
+    ADDON_VERSIONS,
     BUILTIN_ADDONS,
     backup_inputs,
     build_pod_spec,
@@ -32,17 +33,20 @@ def _binding(database: str) -> dict:
 
 
 def test_every_database_has_backup_and_restore_function_and_task() -> None:
-    expected = {f"{db}-{d}-{v}" for db, v in BUILTIN_ADDONS.items() for d in ("backup", "restore")}
+    expected = {f"{db}-{d}-{v}" for db, vs in ADDON_VERSIONS.items() for v in vs for d in ("backup", "restore")}
     assert set(TASKS) == expected and set(FUNCTIONS) == expected
-    assert {"postgres-backup-15", "mysql-backup-8.0", "mariadb-backup-10.11", "redis-backup-7",
-            "sqlite-restore-3"} <= expected
+    assert {"postgres-backup-15", "postgres-backup-16", "postgres-restore-17", "mysql-backup-8.0",
+            "mariadb-backup-10.11", "redis-backup-7", "sqlite-restore-3"} <= expected
     for task in TASKS.values():
         assert [s["name"] for s in task["spec"]["steps"]] == [task["metadata"]["name"]]
 
 
-@pytest.mark.parametrize("database", list(BUILTIN_ADDONS))
-def test_backup_function_runs_the_agreed_transfer_command(database: str) -> None:
-    fn = FUNCTIONS[f"{database}-backup-{BUILTIN_ADDONS[database]}"]["spec"]
+EVERY_VERSION = [(db, v) for db, vs in ADDON_VERSIONS.items() for v in vs]
+
+
+@pytest.mark.parametrize(("database", "version"), EVERY_VERSION)
+def test_backup_function_runs_the_agreed_transfer_command(database: str, version: str) -> None:
+    fn = FUNCTIONS[f"{database}-backup-{version}"]["spec"]
     assert fn["image"] == "${STASHPLAN_IMAGE:=stashplan:latest}" and fn["command"] == ["stashplan"]
     assert fn["args"] == [
         "transfer", "backup",
@@ -58,9 +62,9 @@ def test_backup_function_runs_the_agreed_transfer_command(database: str) -> None
     ]
 
 
-@pytest.mark.parametrize("database", list(BUILTIN_ADDONS))
-def test_restore_function_runs_the_agreed_transfer_command(database: str) -> None:
-    fn = FUNCTIONS[f"{database}-restore-{BUILTIN_ADDONS[database]}"]["spec"]
+@pytest.mark.parametrize(("database", "version"), EVERY_VERSION)
+def test_restore_function_runs_the_agreed_transfer_command(database: str, version: str) -> None:
+    fn = FUNCTIONS[f"{database}-restore-{version}"]["spec"]
     assert fn["args"] == [
         "transfer", "restore",
         "--namespace=${NAMESPACE:=default}",
