@@ -29,6 +29,8 @@ class ProcessSpec:
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     label: str = ""
+    # Its stderr tail -> the one-line error to report instead of it, when the process failed for a known reason.
+    explain: Callable[[str], str | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -66,6 +68,7 @@ class ParallelClients:
     worker: ProcessSpec
     jobs: int
     check_meta: Callable[[bytes], None] | None = None  # raises TransferError for a meta-command line it refuses
+    make_filter: Callable[[], StreamFilter] | None = None  # rewrites the dump before it is cut into units
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ The restore stream drops the superuser's `CREATE ROLE`/`ALTER ROLE ... PASSWORD`
 does, so restoring into a server with other credentials never resets the password we connect with; other
 `CREATE ROLE` lines tolerate roles that already exist. An existing database is not overwritten: its
 `CREATE DATABASE` fails the restore (dump with `--clean` to replace databases).
+A newer pg_dump's settings an older server lacks (pg_dump 17's `transaction_timeout` on 15) run only where
+known (providers.databases.pg_versions), and a pg_dump older than the server fails naming both versions.
 psql runs with ON_ERROR_STOP; a single-database restore runs in one transaction, or with `jobs` > 1 over that
 many connections (stashplan.transfer.pg_parallel_restore; not atomic, like `pg_restore -j`). The stream runs restricted
 (`providers.databases.confine.PsqlConfine`): no meta-command runs (`\!`, `\o`, `\copy`...), and `\connect`
@@ -45,6 +47,7 @@ from providers.databases.options import (
     refuse,
     tool_options,
 )
+from providers.databases.pg_versions import NewerSettingsFilter, version_mismatch
 
 SUPERUSERS = ("postgres",)
 
@@ -177,7 +180,7 @@ class PostgresProvider:
         argv = [cmd, *self._target(conn), *params.args]
         if cmd == "pg_dump":
             argv.append(f"--dbname={conn.database or 'postgres'}")
-        return ProcessSpec(tuple(argv), self._env(conn))
+        return ProcessSpec(tuple(argv), self._env(conn), explain=version_mismatch)
 
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
         OPTIONS["psql"].check(params.args)
@@ -191,7 +194,7 @@ class PostgresProvider:
         # pg_dumpall's many databases stay on one client
         parallel = self.parallel_clients(conn, params) if params.jobs > 1 and conn.database else None
         return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)),
-                           lambda: Chain(SuperuserLineFilter(roles), PsqlConfine(conn.database)),
+                           lambda: Chain(SuperuserLineFilter(roles), NewerSettingsFilter(), PsqlConfine(conn.database)),
                            parallel=parallel)
 
     def parallel_clients(self, conn: Connection, params: TaskParams) -> ParallelClients:
@@ -204,4 +207,5 @@ class PostgresProvider:
         def check_meta(line: bytes) -> None:  # the serial restore's rules: PsqlConfine refuses what it refuses
             PsqlConfine(target).feed(line)
 
-        return ParallelClients(ProcessSpec(tuple(worker), self._env(conn)), max(1, params.jobs), check_meta)
+        return ParallelClients(ProcessSpec(tuple(worker), self._env(conn)), max(1, params.jobs), check_meta,
+                               NewerSettingsFilter)

@@ -142,7 +142,8 @@ class _Connection:
 class ParallelWriter(io.RawIOBase):
     """Writable like the ProcessWriter it stands in for: `write` the dump, `finish()` to end and check.
 
-    No stream filter: a single-database pg_dump holds no role lines; meta-command lines outside COPY data go to
+    The dump passes `clients.make_filter`'s filter, if any, before it is cut (a single-database pg_dump holds no
+    role lines: no SuperuserLineFilter); meta-command lines outside COPY data go to
     `clients.check_meta` (PostgreSQL: PsqlConfine's rules, as in a serial restore), and every connection starts
     with its own `\\restrict` (psql versions that know it)."""
 
@@ -150,6 +151,7 @@ class ParallelWriter(io.RawIOBase):
                  piece_bytes: int = PIECE_BYTES) -> None:
         super().__init__()
         self._split = PlainDumpSplitter(piece_bytes, clients.check_meta)
+        self._filter = clients.make_filter() if clients.make_filter else None
         self._deadline = deadline
         self._cond = threading.Condition()
         marker = b"stashplan-unit-done-" + secrets.token_hex(12).encode()
@@ -175,7 +177,8 @@ class ParallelWriter(io.RawIOBase):
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         size = len(data)
-        self._run(self._split.feed(bytes(data)))
+        chunk = bytes(data) if self._filter is None else self._filter.feed(bytes(data))
+        self._run(self._split.feed(chunk))
         self.bytes_written += size
         return size
 
@@ -183,6 +186,8 @@ class ParallelWriter(io.RawIOBase):
         """End of the dump: run what is left, wait for every connection, raise TransferError unless all exit 0."""
         if self._finished:
             return
+        if self._filter is not None:
+            self._run(self._split.feed(self._filter.flush()))
         self._run(self._split.flush())
         self._run_posts()
         self._barrier()

@@ -98,6 +98,8 @@ class _Supervised:
             return TransferError(f"deadline exceeded: {self.spec.name} was killed")
         if rc == 0:
             return None
+        if self.spec.explain is not None and (explained := self.spec.explain(tail)):
+            return TransferError(explained)
         how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
         return TransferError(f"{self.spec.name} {how}" + (f": {tail}" if tail else ""))
 
