@@ -19,6 +19,7 @@ command -v mariadb-dump >/dev/null || need+=(mariadb-server mariadb-client)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v faketime >/dev/null || need+=(faketime)  # skews one process's clock: lock staleness tests
 command -v pgbackrest >/dev/null || need+=(pgbackrest)  # the physical backup/restore peer of bench_time_to_usable
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)  # the PostgreSQL 17 root filesystem below, and make image
 if [ ${#need[@]} -gt 0 ]; then
   install "${need[@]}"
 fi
@@ -30,6 +31,10 @@ if [ ! -x "$cache_dir/restic" ] && [ -x "$go_bin" ]; then
   GOBIN="$cache_dir" GOFLAGS=-mod=mod "$go_bin" install "github.com/restic/restic/cmd/restic@v$restic_newer" \
     || echo "warning: building restic $restic_newer failed; its tests are skipped" >&2
 fi
+# PostgreSQL 17 (server and client) in a trixie root filesystem, built once into .cache/pgrootfs/ (about 80 s):
+# the version matrix tests run it beside this machine's 15 (tests/fixtures/pg_matrix.py).
+bash "$(dirname "$0")/pg-rootfs.sh" >/dev/null \
+  || echo "warning: building the PostgreSQL 17 root filesystem failed; the version matrix tests are skipped" >&2
 bash "$(dirname "$0")/emulators.sh"  # storage emulators (Swift, fake-gcs-server, rest-server, Azurite) into .cache/
 # Start services that are not answering, and let the test roles log in over loopback TCP:
 # PostgreSQL's postgres role by trust on 127.0.0.1/::1, MariaDB's root with an empty password.
