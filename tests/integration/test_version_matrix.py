@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from stashplan.cli import app
 from stashplan.transfer.run import TransferOptions, backup, restore
-from tests.fixtures.databases import PgDatabase
+from tests.fixtures.databases import PG_HOST, PgDatabase, PrivatePostgres
 from tests.fixtures.pg_matrix import Pg17Server
 from tests.fixtures.transfer import StashWorld
 
@@ -71,6 +71,31 @@ def test_postgres_15_round_trip_with_the_image_client_17(
     into the server the dump came from must still succeed (psql runs with ON_ERROR_STOP), serial or parallel."""
     _client_first(monkeypatch, pg17_clients)
     _round_trip(stash_world, pg_database(), pg_database(), "15", jobs)
+
+
+def test_postgres_15_whole_server_round_trip_with_the_image_client_17(
+    stash_world: StashWorld, private_postgres: PrivatePostgres, pg17_clients: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pg_dumpall 17 of a PostgreSQL 15 server (roles, and each database after its \\connect) restores into it."""
+    _client_first(monkeypatch, pg17_clients)
+    pg, w = private_postgres, stash_world
+    pg.sql("CREATE ROLE app LOGIN PASSWORD 'app-pw'")
+    pg.sql("CREATE DATABASE shop OWNER app")
+    pg.sql("CREATE TABLE orders(id int, item text); INSERT INTO orders VALUES (1, 'tea'), (2, 'cake')", db="shop")
+    w.appbinding("pg", f"postgresql://{PG_HOST}:{pg.port}/", app_type="kubedb.com/postgres", username="postgres",
+                 password=pg.password, version="15")
+    w.repository()
+    w.backup_config("cfg", "pg")
+    w.backup_session("cfg", "s1")
+    done = backup(w.cluster, w.namespace, "s1", TransferOptions(database="postgres"))
+    assert done.ok, done.host.error
+    pg.sql("DROP DATABASE shop")
+    pg.sql("DROP ROLE app")
+    w.restore_session("r1", "pg")
+    result = restore(w.cluster, w.namespace, "r1", TransferOptions(database="postgres"))
+    assert result.ok, result.error
+    assert pg.sql("SELECT string_agg(item, ',' ORDER BY id) FROM orders", db="shop") == "tea,cake"
+    assert pg.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'app'") == "1"
 
 
 def test_an_older_pg_dump_than_the_server_fails_in_one_line_naming_both_versions(
