@@ -1,7 +1,8 @@
 r"""Keeps a mariadb/mysql restore in its target database: a streaming lexer reads the dump as the client
 (`--binary-mode`, which splits statements at its delimiter) and the server (which runs every `;`-separated
 statement of what the client sends) read it, rewrites `USE` and `CREATE`/`DROP`/`ALTER DATABASE` of the dump's
-database to the target, follows sql_mode and the client character set (`mysql_session`), and refuses what it
+database to the target and DEFINERs to the restore's account, refuses tables named in another database
+(`mysql_names`), follows sql_mode and the client character set (`mysql_session`), and refuses what it
 cannot read exactly. Compiled regexes do the scanning; Python looks at statement starts and quote ends.
 """
 
@@ -16,25 +17,31 @@ from providers.databases.mysql_lexemes import (
     GAP,
     HEAD,
     LOOKAHEAD,
-    NAME,
-    NOT_A_NAME,
+    NUL,
     REFUSED_WORDS,
     SET_MAX,
-    SKIP,
     SPACE,
     SPECIAL,
     WORD,
     assigns,
-    delimiter_argument,
+    delimiter_line,
     match_end,
     runner,
     scanner,
+)
+from providers.databases.mysql_names import (
+    DEFINER_AFTER,
+    DELETE_WORDS,
+    INSERT_TABLE,
+    QUALIFIED_AFTER,
+    database_name,
+    definer_end,
+    other_database,
 )
 from providers.databases.mysql_session import Session
 from stashplan.errors import TransferError
 
 _FAST, _WORDS, _SET = 0, 1, 2  # how a statement's top level is scanned (by its first word)
-_NUL = "has a NUL byte outside a string (the client skips a line that starts with one)"
 _TOP, _QUOTE, _COMMENT, _LINE = range(4)  # lexer states
 
 
@@ -105,14 +112,17 @@ class MySQLConfine:
                     raise self._refuse("ends a line with a backslash inside a string (the client mangles it)")
                 self._state, i, self._line_start = _TOP, k + 1, False
                 if self._mode == _WORDS:
-                    self._prev = b"'"
+                    prev, self._prev = self._prev, b"'"
                     if q == 0x60 and self._qstart >= 0 and k - self._qstart <= 64:
-                        self._word(buf, k + 1, buf[self._qstart + 1:k].upper())
+                        name = buf[self._qstart + 1:k].replace(b"``", b"`")
+                        self._qualifier(buf, k + 1, name, prev)
+                        self._word(buf, k + 1, name.upper())
+                        buf, n = self._buf, len(self._buf)
                 continue
             if state == _COMMENT:
                 k = buf.find(b"*/", i)
                 if buf.find(b"\x00", i, n if k < 0 else k) >= 0:
-                    raise self._refuse(_NUL)
+                    raise self._refuse(NUL)
                 if k < 0:
                     i = max(i, n - 1)
                     break
@@ -171,9 +181,11 @@ class MySQLConfine:
                     if cut > 0:
                         tok = tok[:cut]
                     end = j + len(tok)
-                    if not final and (end >= n or (n - end < HEAD and tok.upper() in LOOKAHEAD)):
+                    if not final and (end >= n or (n - end < HEAD and (tok.upper() in LOOKAHEAD
+                                                                      or self._prev in QUALIFIED_AFTER))):
                         i = j
                         break
+                    self._qualifier(buf, end, tok, self._prev)
                     self._word(buf, end, tok.upper())
                     buf, n = self._buf, len(self._buf)
                     i, self._line_start = end, False
@@ -185,7 +197,7 @@ class MySQLConfine:
                 continue
             self._line_start = False
             if c == 0:
-                raise self._refuse(_NUL)
+                raise self._refuse(NUL)
             if c == 0x3B:  # `;` ends a statement for the server (the client may send several at once)
                 i = self._boundary(buf, j, client=False)
                 buf, n = self._buf, len(self._buf)
@@ -292,27 +304,14 @@ class MySQLConfine:
             self._buf = buf[:start] + new + buf[end:]
 
     def _delimiter_line(self, buf: bytes, i: int, final: bool) -> int | None:
-        """A line the client reads as its DELIMITER command (first word starting `delimiter`, the client holding
-        nothing): the new delimiter is set and the line skipped. None: more bytes needed."""
-        p = i
-        while p < len(buf) and buf[p] in SPACE and buf[p] != 0x0A:
-            p += 1
-        if len(buf) - p < 9 and not final and b"\n" not in buf[p:]:
+        """A DELIMITER command line (the client holding nothing) sets the delimiter. None: more bytes needed."""
+        try:
+            found = delimiter_line(buf, i, final)
+        except ValueError as exc:
+            raise self._refuse(str(exc)) from None
+        if found is None:
             return None
-        if buf[p:p + 9].lower() != b"delimiter":
-            return i
-        end = buf.find(b"\n", p)
-        if end < 0:
-            if not final:
-                if len(buf) - p > 4096:
-                    raise self._refuse("has a DELIMITER line longer than 4096 bytes")
-                return None
-            end = len(buf)
-        if b"\x00" in buf[p:end]:
-            raise self._refuse(_NUL)
-        arg = delimiter_argument(buf[p:end])
-        if arg is None:
-            raise self._refuse("sets a quoted DELIMITER, which the restore does not read")
+        end, arg = found
         if arg and b"\\" not in arg:  # the client refuses a backslash and keeps its delimiter
             self._set_delimiter(arg)
         return end
@@ -348,7 +347,7 @@ class MySQLConfine:
             word = word[:cut]
         end = i + len(word)
         word = word.upper()
-        if not final and (end >= n or (word == b"USE" and n - end < HEAD)):
+        if not final and (end >= n or (word in (b"USE", b"INSERT", b"REPLACE") and n - end < HEAD)):
             return None
         self._stmt_start, self._client_empty, self._line_start = False, False, False
         self._stmt_in_exec = self._in_exec
@@ -356,6 +355,8 @@ class MySQLConfine:
             raise self._refuse("changes DELIMITER other than on a line of its own")
         if word in (b"INSERT", b"REPLACE"):
             self._mode = _FAST
+            if q := INSERT_TABLE.match(buf, end, min(n, end + HEAD)):
+                self._qualifier(buf, q.end() - 1, q.group(1).strip(b"`").replace(b"``", b"`"), b"INTO")
         elif word == b"SET":
             self._mode, self._hold = _SET, i
         else:
@@ -375,20 +376,28 @@ class MySQLConfine:
             raise self._refuse("sets the client character set outside a SET statement")
         if word in (b"DATABASE", b"SCHEMA") and prev in DB_VERBS:
             self._name_after(buf, end)
+        elif word == b"FROM" and prev in DELETE_WORDS:
+            self._prev = b"DELETE FROM"
+        elif word == b"DEFINER" and prev in DEFINER_AFTER and assigns(buf, end):
+            if (e := definer_end(buf, end)) < 0:
+                raise self._refuse("names a DEFINER in a form the restore does not read")
+            self._buf = buf[:end] + b"=CURRENT_USER" + buf[e:]  # the restore's account, the only one it may name
+
+    def _qualifier(self, buf: bytes, end: int, name: bytes, prev: bytes) -> None:
+        """Refuses `name` ending at `end` when, after `prev`, it qualifies a table (routine, trigger, event) by
+        another database than the target (the first line of defence: the restore's account is the guarantee)."""
+        if prev in QUALIFIED_AFTER and (what := other_database(buf, end, name, self.target)):
+            raise self._refuse(f"names another database than the target ({what})")
 
     def _name_after(self, buf: bytes, p: int) -> None:
-        """The database name after USE/DATABASE at `p` (spaces, comments, IF [NOT] EXISTS skipped) rewritten to
-        the target; the dump's one database is remembered, a second one refused."""
-        s = match_end(SKIP, buf, p, min(len(buf), p + HEAD))
-        m = NAME.match(buf, s)
-        raw = m.group() if m else b""
-        cut = raw.find(self._delimiter)
-        if cut >= 0:
-            raw = raw[:cut]
-        if not raw or (not raw.startswith(b"`") and raw.upper() in NOT_A_NAME):
-            if buf[s:s + 1] in (b"'", b'"', b"#", b"-") or buf.startswith(b"/*", s):
-                raise self._refuse("names a database in a form the restore does not read")
+        """The database after USE/DATABASE at `p` becomes the target; the dump's one is kept, a second refused."""
+        try:
+            found = database_name(buf, p, self._delimiter)
+        except ValueError as exc:
+            raise self._refuse(str(exc)) from None
+        if found is None:
             return
+        s, raw = found
         name = (raw[1:-1].replace(b"``", b"`") if raw.startswith(b"`") else raw).decode(errors="replace")
         if name != self.target:
             if self._source and name != self._source:

@@ -52,14 +52,42 @@ DB_VERBS = {b"CREATE", b"DROP", b"ALTER", b"REPLACE"}
 REFUSED_WORDS = {b"PREPARE": "builds statements at run time (PREPARE)", b"EXECUTE": "runs statements built at "
                   "run time (EXECUTE)", b"SQL_MODE": "sets sql_mode outside a SET statement",
                   b"CHARACTER_SET_CLIENT": "sets the client character set outside a SET statement"}
+NUL = "has a NUL byte outside a string (the client skips a line that starts with one)"
 SPECIAL = frozenset(b";'\"`\\#-/*\n\x00")
-LOOKAHEAD = {b"DATABASE", b"SCHEMA", b"SQL_MODE", b"CHARACTER_SET_CLIENT", b"CHARACTER"}
+LOOKAHEAD = {b"DATABASE", b"SCHEMA", b"SQL_MODE", b"CHARACTER_SET_CLIENT", b"CHARACTER", b"DEFINER"}
+
 
 
 def assigns(buf: bytes, end: int) -> bool:
     """Whether what follows `end` (past spaces and comments) assigns, or cannot be told (refused alike)."""
     rest = buf[match_end(GAP, buf, end, min(len(buf), end + HEAD)):][:2]
     return not rest or rest.startswith((b"=", b":=", b"#", b"-"))
+
+
+def delimiter_line(buf: bytes, i: int, final: bool) -> tuple[int, bytes] | None:
+    """A line at `i` the client reads as its DELIMITER command (first word starting `delimiter`): where it ends
+    and its argument (b"": none); (i, b"") for any other line; None when more bytes are needed. ValueError for
+    a line not read here."""
+    p = i
+    while p < len(buf) and buf[p] in SPACE and buf[p] != 0x0A:
+        p += 1
+    if len(buf) - p < 9 and not final and b"\n" not in buf[p:]:
+        return None
+    if buf[p:p + 9].lower() != b"delimiter":
+        return i, b""
+    end = buf.find(b"\n", p)
+    if end < 0:
+        if not final:
+            if len(buf) - p > 4096:
+                raise ValueError("has a DELIMITER line longer than 4096 bytes")
+            return None
+        end = len(buf)
+    if b"\x00" in buf[p:end]:
+        raise ValueError(NUL)
+    arg = delimiter_argument(buf[p:end])
+    if arg is None:
+        raise ValueError("sets a quoted DELIMITER, which the restore does not read")
+    return end, arg
 
 
 def delimiter_argument(line: bytes) -> bytes | None:
