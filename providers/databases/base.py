@@ -73,11 +73,13 @@ class ParallelClients:
 
 @dataclass(frozen=True)
 class RestoreSpec:
-    """The restore client process, an optional stream filter, and a hook run when the client ends."""
+    """The restore client process, an optional stream filter, a hook run before the client starts (e.g. to
+    create the account it connects as) and one run when it ends, whatever happened (`finish(ok)`)."""
 
     spec: ProcessSpec
     make_filter: Callable[[], StreamFilter] | None = None
     finish: Callable[[bool], None] | None = None
+    start: Callable[[], None] | None = None
     parallel: ParallelClients | None = None
 
 

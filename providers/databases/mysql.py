@@ -5,9 +5,9 @@ database); otherwise `--all-databases`. The restore client runs with `--binary-m
 DELIMITER, `\C` and `\-`: no `\!`, `source`, `connect`); a restore into a named database runs with
 `--skip-comments` and a single-byte-safe `--default-character-set` (utf8mb4 unless args name another), rewrites
 the dump's `USE`/`CREATE`/`DROP`/`ALTER DATABASE` to it, refuses a dump of several databases and anything that
-changes how statements are lexed (`providers.databases.mysql_confine`). The password travels in MYSQL_PWD only.
-TLS: caBundle (else the
-tlsSecret's ca.crt) is `--ssl-ca`, the tlsSecret's certificate and key `--ssl-cert`/`--ssl-key` (paths).
+changes how statements are lexed (`providers.databases.mysql_confine`), and runs as an account of its own that
+can use that database only (`providers.databases.mysql_account`: the guarantee, whatever the filter misses).
+The password travels in MYSQL_PWD only. TLS: caBundle (else the tlsSecret's ca.crt) is `--ssl-ca`, the tlsSecret's certificate and key `--ssl-cert`/`--ssl-key` (paths).
 
 `multiDumpArgs` (Stash v2024.12.18): one dump per `$args=` part, each with the connection args and the
 `args` param, run one after another by `providers.databases.sequence` into one stream, so one snapshot;
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from providers.databases.base import (
@@ -32,6 +33,7 @@ from providers.databases.base import (
     resolve_connection,
 )
 from providers.databases.grammars import MARIADB_CLIENT, MARIADB_DUMP, MYSQL_CLIENT, MYSQLDUMP
+from providers.databases.mysql_account import RestoreAccount
 from providers.databases.mysql_confine import MySQLConfine
 from providers.databases.mysql_session import SAFE_CHARSETS
 from providers.databases.options import (
@@ -152,12 +154,17 @@ class MySQLProvider:
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
         OPTIONS[self._client].check(params.args)
         argv = [self._client, *self._target(conn), "--batch", "--binary-mode", *params.args]
-        if conn.database:
-            argv += [f"--database={conn.database}", "--skip-comments",
-                     f"--default-character-set={self._client_charset(params.args)}"]
-            target = conn.database
-            return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)), lambda: MySQLConfine(target))
-        return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)))
+        if not conn.database:
+            return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)))
+        target = conn.database
+        account = RestoreAccount(self._client, self._target(conn), self._env(conn), conn.username, target,
+                                 tls=bool(conn.ca_file or conn.cert_file))
+        confined = replace(conn, username=account.name, password=account.password)
+        argv = [self._client, *self._target(confined), "--batch", "--binary-mode", *params.args,
+                f"--database={target}", "--skip-comments",
+                f"--default-character-set={self._client_charset(params.args)}"]
+        return RestoreSpec(ProcessSpec(tuple(argv), self._env(confined)), lambda: MySQLConfine(target),
+                           finish=account.finish, start=account.start)
 
     def _client_charset(self, args: Sequence[str]) -> str:
         """The client character set of a confined restore: the one `args` name (it must keep quotes and

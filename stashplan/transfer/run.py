@@ -26,6 +26,7 @@ from stashplan.cluster.base import Cluster
 from stashplan.errors import TransferError
 from stashplan.repository import Repository, TargetRef
 from stashplan.repository.formats import refusal
+from stashplan.repository.locks import released_on_sigterm
 from stashplan.repository.opening import AnyRepository, open_repository
 from stashplan.repository.progress import progress_reporter
 from stashplan.transfer import failure
@@ -366,23 +367,26 @@ def _restore_one(
         snapshot = repo.latest(hostname=source_host, target=target).id
     spec = provider.restore(conn, params)
     ok = False
-    try:
-        with (ParallelWriter(spec.parallel, deadline=deadline) if spec.parallel  # see its docstring: no filter
-              else ProcessWriter(spec.spec, deadline=deadline,
-                                 stream_filter=spec.make_filter() if spec.make_filter else None)) as writer:
-            with progress_reporter(f"restore of snapshot {snapshot[:8]}", every=progress_every) as progress:
-                snap = repo.restore(
-                    snapshot,
-                    cast(BinaryIO, writer),
-                    hostname=source_host if snapshot == "latest" else None,
-                    progress=progress,
-                )
-            writer.finish()
-        ok = True
-        return snap.short_id
-    finally:
-        if spec.finish is not None:
-            spec.finish(ok)
+    with released_on_sigterm():  # SIGTERM unwinds: `finish` runs (e.g. removes the account `start` created)
+        try:
+            if spec.start is not None:
+                spec.start()
+            with (ParallelWriter(spec.parallel, deadline=deadline) if spec.parallel  # see its docstring: no filter
+                  else ProcessWriter(spec.spec, deadline=deadline,
+                                     stream_filter=spec.make_filter() if spec.make_filter else None)) as writer:
+                with progress_reporter(f"restore of snapshot {snapshot[:8]}", every=progress_every) as progress:
+                    snap = repo.restore(
+                        snapshot,
+                        cast(BinaryIO, writer),
+                        hostname=source_host if snapshot == "latest" else None,
+                        progress=progress,
+                    )
+                writer.finish()
+            ok = True
+            return snap.short_id
+        finally:
+            if spec.finish is not None:
+                spec.finish(ok)
 
 
 def restore(

@@ -39,15 +39,17 @@ def restore(database: str, ab: dict, secret: dict[str, str], tmp: Path, data: by
     conn = provider.connection(ab, secret, tmp)
     spec = provider.restore(conn, TaskParams())
     ok = False
-    with ProcessWriter(spec.spec, stream_filter=spec.make_filter() if spec.make_filter else None) as writer:
-        try:
+    try:
+        if spec.start is not None:
+            spec.start()
+        with ProcessWriter(spec.spec, stream_filter=spec.make_filter() if spec.make_filter else None) as writer:
             for i in range(0, len(data), 4096):
                 writer.write(data[i : i + 4096])
             writer.finish()
             ok = True
-        finally:
-            if spec.finish:
-                spec.finish(ok)
+    finally:
+        if spec.finish:
+            spec.finish(ok)
 
 
 def test_postgres_dump_restores_into_a_fresh_database(

@@ -20,10 +20,18 @@ def _restore(database: str, name: str, stream: bytes) -> None:
     user = "root" if database == "mariadb" else "postgres"
     conn = Connection(scheme="", host="127.0.0.1", port=port, database=name, query={}, username=user, password="")
     spec = provider.restore(conn, TaskParams())
-    with ProcessWriter(spec.spec, stream_filter=spec.make_filter() if spec.make_filter else None) as writer:
-        for i in range(0, len(stream), 4096):
-            writer.write(stream[i:i + 4096])
-        writer.finish()
+    ok = False
+    try:
+        if spec.start is not None:
+            spec.start()  # MariaDB: the account the client connects as, limited to the target
+        with ProcessWriter(spec.spec, stream_filter=spec.make_filter() if spec.make_filter else None) as writer:
+            for i in range(0, len(stream), 4096):
+                writer.write(stream[i:i + 4096])
+            writer.finish()
+        ok = True
+    finally:
+        if spec.finish is not None:
+            spec.finish(ok)
 
 
 def _mariadb(sql: str) -> str:

@@ -23,10 +23,18 @@ def _mariadb(sql: str) -> str:
 def _restore(dst: str, stream: bytes) -> None:
     conn = Connection(scheme="", host="127.0.0.1", port=3306, database=dst, query={}, username="root", password="")
     spec = get_provider("mariadb").restore(conn, TaskParams())
-    with ProcessWriter(spec.spec, stream_filter=spec.make_filter() if spec.make_filter else None) as writer:
-        for i in range(0, len(stream), 4096):
-            writer.write(stream[i:i + 4096])
-        writer.finish()
+    ok = False
+    try:
+        if spec.start is not None:
+            spec.start()  # MariaDB: the account the client connects as, limited to the target
+        with ProcessWriter(spec.spec, stream_filter=spec.make_filter() if spec.make_filter else None) as writer:
+            for i in range(0, len(stream), 4096):
+                writer.write(stream[i:i + 4096])
+            writer.finish()
+        ok = True
+    finally:
+        if spec.finish is not None:
+            spec.finish(ok)
 
 
 @pytest.fixture()
@@ -74,3 +82,8 @@ def test_a_mariadb_dump_with_routines_and_triggers_restores_into_the_target(pair
                     "ORDER BY 1") == f"{dst}\n{src}\n"
     assert _mariadb("SELECT routine_schema FROM information_schema.routines WHERE routine_name = 'p' "
                     "ORDER BY 1") == f"{dst}\n{src}\n"
+    # the restore's account is kept (locked) as the definer of what it restored: dropped with the test's database
+    definer = _mariadb(f"SELECT definer FROM information_schema.triggers WHERE trigger_schema = '{dst}'").strip()
+    assert definer.startswith("stashplan_r_")
+    user, host = definer.split("@")
+    _mariadb(f"DROP USER '{user}'@'{host}'")

@@ -37,18 +37,26 @@ def pair() -> Iterator[tuple[str, str]]:
     _mariadb(f"DROP DATABASE IF EXISTS {src}; DROP DATABASE IF EXISTS {dst}")
 
 
-def _client_argv(dst: str) -> list[str]:
-    conn = Connection(scheme="", host="127.0.0.1", port=3306, database=dst, query={}, username="root", password="")
-    return [*get_provider("mariadb").restore(conn, TaskParams()).spec.argv, "--force", "--skip-column-names"]
+@pytest.fixture()
+def client(pair: tuple[str, str]) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """The restore client's argv and env, its account (limited to the target) created for the test's length."""
+    conn = Connection(scheme="", host="127.0.0.1", port=3306, database=pair[1], query={}, username="root",
+                      password="")
+    spec = get_provider("mariadb").restore(conn, TaskParams())
+    assert spec.start is not None and spec.finish is not None
+    spec.start()
+    yield [*spec.spec.argv, "--force", "--skip-column-names"], spec.spec.full_env()
+    spec.finish(False)
 
 
-def test_no_stream_makes_the_server_run_in_another_database_than_the_target(pair: tuple[str, str]) -> None:
+def test_no_stream_makes_the_server_run_in_another_database_than_the_target(
+        pair: tuple[str, str], client: tuple[list[str], dict[str, str]]) -> None:
     src, dst = pair
     seed = int(os.environ.get("FILTER_FUZZ_SEED", "11"))
     cases = int(os.environ.get("FILTER_FUZZ_CASES", "150"))
     rng = random.Random(seed)
-    argv = _client_argv(dst)
-    ran = refused = 0
+    argv, env = client
+    ran = refused = reached = 0
     for case in range(cases):
         stream = b"".join(rng.choice(_PIECES) for _ in range(rng.randint(5, 40))).replace(b"src", src.encode())
         stream += b"\n;\nSELECT DATABASE();\n"
@@ -59,8 +67,10 @@ def test_no_stream_makes_the_server_run_in_another_database_than_the_target(pair
         except TransferError:
             refused += 1
             continue
-        done = subprocess.run(argv, input=filtered, capture_output=True, timeout=60)
+        done = subprocess.run(argv, input=filtered, capture_output=True, timeout=60, env=env)
         answers = set(done.stdout.decode(errors="replace").split())
         assert answers <= {dst, "NULL"}, f"case {case} (seed {seed}) ran in {answers}: {stream!r}"
         ran += 1
+        reached += dst in answers  # the client connected (as the restore's account) and ran statements
     assert ran > cases // 3  # most streams reach the server
+    assert reached > cases // 10
