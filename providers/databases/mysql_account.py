@@ -135,11 +135,15 @@ class RestoreAccount:
         return bool(error) or not rows or rows[0][0] != "0"
 
     def _remove_stale(self) -> None:
-        """Accounts of restores that ended without removing theirs (killed): older than STALE_AFTER and with no
-        connection. Best effort: an AppBinding user that cannot list accounts leaves them."""
+        """Accounts of restores that ended without removing theirs (killed): older than STALE_AFTER, with no
+        connection, and granted this database or none (the definers of another database's objects are left to
+        restores into it, which can see them). Best effort: a user that cannot read mysql.user leaves them."""
+        pattern = grant_pattern(self.database)[1:-1].replace("``", "`").encode().hex()
+        mine = "SELECT 1 FROM mysql.db d WHERE d.User = u.User AND d.Host = u.Host"
         rows, error = self._run(
             f"SELECT u.User, u.Host, (SELECT COUNT(*) FROM information_schema.PROCESSLIST p WHERE p.USER = u.User) "
-            f"FROM mysql.user u WHERE u.User LIKE {_LIKE};")
+            f"FROM mysql.user u WHERE u.User LIKE {_LIKE} AND (EXISTS ({mine} AND d.Db = X'{pattern}') "
+            f"OR NOT EXISTS ({mine}));")
         if error:
             log.debug("restore account: cannot list stale accounts: %s", error)
             return

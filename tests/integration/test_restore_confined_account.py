@@ -150,15 +150,20 @@ def test_a_dump_with_triggers_and_routines_restores_and_they_work_after_the_rest
 
 def test_a_stale_account_left_by_a_killed_restore_is_removed_by_the_next_restore(pair: tuple[str, str]) -> None:
     _, dst = pair
-    stale = f"stashplan_r_{int(time.time()) - 7200:x}_{uuid.uuid4().hex[:8]}"
-    fresh = f"stashplan_r_{int(time.time()):x}_{uuid.uuid4().hex[:8]}"
-    _mariadb(f"CREATE USER '{stale}'@'localhost' IDENTIFIED BY 'x-Y-1234'; CREATE USER '{fresh}'@'localhost' "
-             "IDENTIFIED BY 'x-Y-1234'")
+    now = int(time.time())
+    stale, granted, elsewhere = (f"stashplan_r_{now - 7200:x}_{uuid.uuid4().hex[:8]}" for _ in range(3))
+    fresh = f"stashplan_r_{now:x}_{uuid.uuid4().hex[:8]}"
+    everyone = [stale, granted, elsewhere, fresh]
+    _mariadb("; ".join(f"CREATE USER '{a}'@'localhost' IDENTIFIED BY 'x-Y-1234'" for a in everyone))
+    _mariadb(f"GRANT ALL ON `{dst.replace('_', chr(92) + '_')}`.* TO '{granted}'@'localhost';"
+             f"GRANT ALL ON `{dst}x`.* TO '{elsewhere}'@'localhost'")
     try:
         _restore(dst, b"SELECT 1;\n")
-        assert stale not in _accounts() and fresh in _accounts()  # a young one may belong to a running restore
+        assert stale not in _accounts() and granted not in _accounts()
+        assert fresh in _accounts()  # a young one may belong to a running restore
+        assert elsewhere in _accounts()  # another database's: left to a restore into it (it sees its objects)
     finally:
-        _mariadb(f"DROP USER IF EXISTS '{stale}'@'localhost', '{fresh}'@'localhost'")
+        _mariadb("DROP USER IF EXISTS " + ", ".join(f"'{a}'@'localhost'" for a in everyone))
 
 
 def test_an_appbinding_user_without_create_user_fails_with_one_line_naming_it(pair: tuple[str, str]) -> None:
