@@ -18,7 +18,7 @@ from stashplan.api import kubedb
 from stashplan.api.models import MODELS
 from stashplan.api.models.common import check_dns_label, check_dns_subdomain
 from stashplan.api.problems import validation_problems
-from stashplan.api.refusals import field_refusals, kind_refusal
+from stashplan.api.refusals import api_refusal, field_refusals, kind_refusal
 from stashplan.errors import ManifestError
 from stashplan.kinds import KINDS
 
@@ -300,6 +300,9 @@ class _Validation:
             self.problems.append(f"{label}: expected an object with apiVersion and kind, found {type(raw).__name__}")
             return
         kind, name = _ident(raw)
+        if (why := api_refusal(raw.get("apiVersion"))) is not None:
+            self.refused.append(f"{label}: {kind}/{name}: apiVersion: {why}")
+            return
         if (why := _refused_kind(raw)) is not None:
             self.refused.append(f"{label}: {kind}/{name}: kind: {why}")
             return

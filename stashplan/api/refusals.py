@@ -62,6 +62,16 @@ def kind_refusal(kind: str) -> str | None:
     return REFUSED_KINDS.get(kind)
 
 
+def api_refusal(api_version: object) -> str | None:
+    """Why stashplan does not read objects of this apiVersion, or None: KubeStash's groups (`*.kubestash.com`,
+    e.g. core.kubestash.com/v1alpha1) share kind names with Stash's (BackupConfiguration, RestoreSession) but
+    not their schema, so they get one line instead of a field error per difference."""
+    group = str(api_version or "").partition("/")[0] if "/" in str(api_version or "") else ""
+    if group == "kubestash.com" or group.endswith(".kubestash.com"):
+        return f"KubeStash's API ({api_version}) is not supported; stashplan reads Stash's stash.appscode.com API"
+    return None
+
+
 _KIND_ORDER = {k: i for i, k in enumerate(("Repository", "BackupConfiguration", "BackupSession", "RestoreSession",
                                            "AppBinding", "Task", "Function", "BackupBlueprint"))}
 
