@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
+from providers.databases.endpoint import appbinding_name, endpoint
 from providers.databases.options import ToolOptions
 from stashplan.errors import TransferError
 
@@ -170,23 +171,6 @@ class DatabaseProvider(Protocol):
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec: ...
 
 
-def appbinding_name(appbinding: dict) -> str:
-    meta = appbinding.get("metadata") or {}
-    return f"AppBinding {meta.get('namespace', 'default')}/{meta.get('name', '?')}"
-
-
-def service_host(appbinding: dict) -> str:
-    """Where `spec.clientConfig.service` is reached, as Stash does: `<name>.<namespace>.svc`, the namespace
-    being the service's or else the AppBinding's. A name that is no Service name (an IP address, `localhost`,
-    a dotted host name) is used as it is, so that local mode can point at this machine."""
-    svc = ((appbinding.get("spec") or {}).get("clientConfig") or {}).get("service") or {}
-    name = str(svc.get("name") or "")
-    if name == "localhost" or "." in name or ":" in name:
-        return name
-    namespace = svc.get("namespace") or (appbinding.get("metadata") or {}).get("namespace") or "default"
-    return f"{name}.{namespace}.svc"
-
-
 def write_private(path: Path, data: bytes) -> Path:
     """Write `data` to `path` readable by its owner only (0600 from the first byte); returns `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,28 +192,14 @@ def resolve_connection(
     default_user: str = "",
     tls: ClientTLS | None = None,
 ) -> Connection:
-    """Connection from `spec.clientConfig.url` or `.service`, credentials from the Secret; caBundle and the
-    client certificate, key and CA of `tls` become files in `workdir` (caBundle wins over `tls.ca`)."""
-    spec = appbinding.get("spec") or {}
-    cc = spec.get("clientConfig") or {}
+    """Connection from `spec.clientConfig.url` and/or `.service` (`providers.databases.endpoint` says which wins
+    when both are set), credentials from the Secret; caBundle and the client certificate, key and CA of `tls`
+    become files in `workdir` (caBundle wins over `tls.ca`)."""
+    cc = (appbinding.get("spec") or {}).get("clientConfig") or {}
     where = appbinding_name(appbinding)
-    if cc.get("url"):
-        parts = urlsplit(str(cc["url"]))
-        try:
-            port = parts.port or default_port
-        except ValueError:
-            raise TransferError(f"{where}: spec.clientConfig.url has an invalid port") from None
-        scheme, host, path, query = parts.scheme, parts.hostname or "", parts.path, parts.query
-        url_user = unquote(parts.username or "")
-    elif cc.get("service"):
-        svc = cc["service"]
-        if not svc.get("name"):
-            raise TransferError(f"{where}: spec.clientConfig.service.name is required")
-        scheme, host = str(svc.get("scheme") or ""), service_host(appbinding)
-        port = int(svc["port"]) if svc.get("port") else default_port
-        path, query, url_user = str(svc.get("path") or ""), str(svc.get("query") or ""), ""
-    else:
-        raise TransferError(f"{where}: spec.clientConfig needs url or service")
+    at = endpoint(appbinding)
+    scheme, host, path, query, url_user = at.scheme, at.host, at.path, at.query, at.user
+    port = at.port or default_port
     username = next((secret[k] for k in user_keys if secret.get(k)), "") or url_user or default_user
     password = next((secret[k] for k in password_keys if secret.get(k)), "")
     ca_file: Path | None = None

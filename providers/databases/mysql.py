@@ -1,7 +1,7 @@
 r"""MySQL and MariaDB: `mysqldump`/`mariadb-dump --single-transaction`, restore with `mysql`/`mariadb`.
 
 A database named in the AppBinding URL/service path is dumped alone (and restored into the target's
-database); otherwise `--all-databases`. The restore client runs with `--binary-mode` (no client command but
+database), the Task's default `--all-databases` then left out of `args`; otherwise `--all-databases`. The restore client runs with `--binary-mode` (no client command but
 DELIMITER, `\C` and `\-`: no `\!`, `source`, `connect`); a restore into a named database runs with
 `--skip-comments` and a single-byte-safe `--default-character-set` (utf8mb4 unless args name another), rewrites
 the dump's `USE`/`CREATE`/`DROP`/`ALTER DATABASE` to it, refuses a dump of several databases and anything that
@@ -126,11 +126,13 @@ class MySQLProvider:
         return Probe(ProcessSpec(argv, self._env(conn)), fatal=("Access denied", "Unknown database"))
 
     def _dump_argv(self, cmd: str, conn: Connection, args: Sequence[str]) -> list[str]:
+        names = OPTIONS[cmd].names(args)
+        if conn.database:  # the database the AppBinding names, alone: the Task's default --all-databases yields
+            if "--all-databases" in names:
+                args = rebuild([p for p in OPTIONS[cmd].parse(args) if p.opt is None or p.opt.name != "--all-databases"])
+            return [cmd, *self._target(conn), "--single-transaction", *args, "--", conn.database]
         argv = [cmd, *self._target(conn), "--single-transaction", *args]
-        selects = bool(OPTIONS[cmd].names(args) & _SELECTS)
-        if conn.database:
-            argv += ["--", conn.database]
-        elif not selects:
+        if not names & _SELECTS:
             argv.append("--all-databases")
         return argv
 

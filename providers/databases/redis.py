@@ -24,9 +24,9 @@ from providers.databases.base import (
     ProcessSpec,
     RestoreSpec,
     TaskParams,
-    appbinding_name,
     resolve_connection,
 )
+from providers.databases.endpoint import appbinding_name
 from providers.databases.grammars import REDIS_CLI
 from providers.databases.options import (
     COMMANDS,

@@ -18,9 +18,9 @@ from providers.databases.base import (
     ProcessSpec,
     RestoreSpec,
     TaskParams,
-    appbinding_name,
     resolve_connection,
 )
+from providers.databases.endpoint import appbinding_name
 from providers.databases.grammars import SQLITE3
 from providers.databases.options import (
     COMMANDS,

@@ -38,6 +38,7 @@ _WORLD = "stashplan/desired/world.py"
 _BOUNDARIES = "stashplan/desired/boundaries.py"
 _STORAGE = "providers/storage/__init__.py"
 _DB = "providers/databases/base.py"
+_ENDPOINT = "providers/databases/endpoint.py"
 _GENERATED = "stashplan/desired/generated.py"
 
 # Pod and container keys of Stash's runtimeSettings (kmodules offshoot-api) that stashplan copies onto its pods.
@@ -194,9 +195,13 @@ HONOURED: tuple[Rule, ...] = (
     Rule("AppBinding", "spec.version", "TARGET_APP_VERSION; the built-in addon's version, and a backup of a "
          "PostgreSQL newer than the newest pg_dump is refused", _INPUTS),
     Rule("AppBinding", "spec.parameters", "stash.addon backupTask/restoreTask and their params", _TASKS),
-    Rule("AppBinding", "spec.clientConfig.url", "where the database is", _DB),
-    *(Rule("AppBinding", f"spec.clientConfig.service.{k}", "where the database is (<name>.<namespace>.svc)", _DB)
-      for k in ("scheme", "namespace", "name", "port", "path", "query")),
+    Rule("AppBinding", "spec.clientConfig.url", "where the database is: scheme://host:port/db?query or KubeDB's "
+         "tcp(host:port)/db; with service set too (as KubeDB writes), the URL gives the database and query", _ENDPOINT),
+    *(Rule("AppBinding", f"spec.clientConfig.service.{k}", "where the database is (<name>.<namespace>.svc); with "
+           "url set too, the service gives host and port, as Stash's addons read it", _ENDPOINT)
+      for k in ("scheme", "namespace", "name", "port")),
+    *(Rule("AppBinding", f"spec.clientConfig.service.{k}", "the database and query when url does not give them",
+           _ENDPOINT) for k in ("path", "query")),
     Rule("AppBinding", "spec.clientConfig.caBundle", "the CA the client verifies the server with", _DB),
     Rule("AppBinding", "spec.secret.name", "the credentials Secret", _CONTEXT),
     Rule("AppBinding", "spec.secretTransforms", "renameKey, addKey, addKeysFrom, removeKey on the credentials",

@@ -134,16 +134,17 @@ def test_status_keeps_fields_stashplan_does_not_model() -> None:
     assert repository_provider(out["spec"]) == "local"
 
 
-def test_appbinding_url_and_service_are_exclusive() -> None:
+def test_appbinding_with_url_and_service_as_kubedb_writes_it_is_accepted() -> None:
+    client = {"url": "tcp(sample-mysql.demo.svc:3306)/", "service": {"name": "sample-mysql", "path": "/",
+                                                                     "port": 3306, "scheme": "mysql"}}
     binding = {
         "apiVersion": "appcatalog.appscode.com/v1alpha1",
         "kind": "AppBinding",
-        "metadata": {"name": "db"},
-        "spec": {"clientConfig": {"url": "postgres://h", "service": {"name": "h"}}},
+        "metadata": {"name": "db", "namespace": "demo"},
+        "spec": {"clientConfig": client, "type": "kubedb.com/mysql", "version": "8.0.14"},
     }
-    with pytest.raises(ManifestError) as info:
-        validate_objects([("f.yaml", binding)])
-    assert info.value.problems == ["f.yaml: AppBinding/db: spec.clientConfig: set either url or service, not both"]
+    (out,) = validate_objects([("f.yaml", binding)])
+    assert out["spec"]["clientConfig"] == client
 
 
 def test_only_appbinding_targets_and_the_restic_driver_are_supported() -> None:

@@ -133,3 +133,27 @@ def test_appbinding_without_client_config_is_a_clear_error(tmp_path: Path) -> No
 def test_unknown_database_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown database 'oracle'; known: postgres, mysql"):
         get_provider("oracle")
+
+
+def test_url_and_service_together_take_host_and_port_from_the_service_and_the_database_from_the_url(
+    tmp_path: Path,
+) -> None:
+    mysql = get_provider("mariadb")
+    both = {"service": {"name": "sample-mariadb", "port": 3307, "path": "/", "scheme": "mysql"},
+            "url": "tcp(sample-mariadb:3306)/shop?tls=false"}
+    conn = mysql.connection(ab(both), {}, tmp_path)
+    assert (conn.host, conn.port, conn.database, conn.query) == ("sample-mariadb.ns.svc", 3307, "shop",
+                                                                {"tls": "false"})
+    conn = mysql.connection(ab({**both, "url": "tcp(sample-mariadb:3306)/", "service": {
+        "name": "db", "path": "/kept", "query": "sslmode=require"}}), {}, tmp_path)
+    assert (conn.host, conn.port, conn.database, conn.query) == ("db.ns.svc", 3306, "kept", {"sslmode": "require"})
+
+
+def test_kubedb_dsn_urls_are_read_as_the_go_mysql_driver_reads_them(tmp_path: Path) -> None:
+    mysql = get_provider("mysql")
+    conn = mysql.connection(ab({"url": "app@tcp([::1]:3310)/orders"}), {}, tmp_path)
+    assert (conn.host, conn.port, conn.database, conn.username) == ("::1", 3310, "orders", "app")
+    conn = mysql.connection(ab({"url": "tcp(10.0.0.7)/"}), {}, tmp_path)
+    assert (conn.host, conn.port, conn.database) == ("10.0.0.7", 3306, "")
+    with pytest.raises(TransferError, match=r"AppBinding ns/db: spec\.clientConfig\.url: only tcp\(host:port\)"):
+        mysql.connection(ab({"url": "unix(/run/mysqld/mysqld.sock)/orders"}), {}, tmp_path)

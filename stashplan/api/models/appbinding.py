@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from stashplan.api.models.common import DnsName, FreeForm, ObjectMeta, StashModel
 
@@ -19,19 +19,14 @@ class ServiceReference(StashModel):
 
 
 class ClientConfig(StashModel):
-    """Either `url` or `service`; TLS options alongside."""
+    """`url` and/or `service` (KubeDB writes both; `providers.databases.endpoint` gives the precedence, Stash's:
+    host and port from the service, database and query from the URL); TLS options alongside."""
 
     url: str | None = None
     service: ServiceReference | None = None
     insecure_skip_tls_verify: bool | None = Field(default=None, alias="insecureSkipTLSVerify")
     ca_bundle: str | None = None
     server_name: str | None = None
-
-    @model_validator(mode="after")
-    def _url_or_service(self) -> ClientConfig:
-        if self.url is not None and self.service is not None:
-            raise ValueError("set either url or service, not both")
-        return self
 
 
 class SecretReference(StashModel):
