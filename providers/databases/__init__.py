@@ -52,12 +52,17 @@ def get_provider(name: str) -> DatabaseProvider:
     raise ValueError(f"unknown database {name!r}; known: {', '.join(NAMES)}")
 
 
-def check_task_params(direction: str, database: str, params: Mapping[str, str]) -> None:
+def check_task_params(direction: str, database: str, params: Mapping[str, str]) -> list[str]:
     """Refuse (TransferError naming the param and the option) task params the provider does not allow:
-    `backupCMD` other than its tool names, and `args`/`multiDumpArgs` options not on the tool's allow-list.
-    `direction` is "backup" or "restore"; `params` maps Stash's param names to their values."""
+    `backupCMD` other than its tool names, and `args`/`multiDumpArgs` options not on the tool's allow-list, or
+    (MySQL/MariaDB) only Oracle MySQL's client knows when MariaDB's will run. Returns notes for the plan: the
+    options translated for the client that will run. `direction` is "backup" or "restore"; `params` maps
+    Stash's param names to their values."""
     provider = get_provider(database)
     parsed = TaskParams.parse(params.get("backupCMD", ""), params.get("args", ""), params.get("multiDumpArgs", ""))
+    notes: list[str] = []
+    if isinstance(provider, MySQLProvider):
+        parsed, notes = provider.for_client(direction, parsed)
     if direction == "backup":
         tool = provider.dump_tool("", parsed)
         provider.options[tool].check(parsed.args)
@@ -65,3 +70,4 @@ def check_task_params(direction: str, database: str, params: Mapping[str, str]) 
             provider.options[tool].check(part, f"multiDumpArgs (part {i + 1})")
     else:
         provider.options[provider.restore_tool].check(parsed.args)
+    return notes

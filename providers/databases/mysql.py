@@ -35,6 +35,7 @@ from providers.databases.base import (
 from providers.databases.grammars import MARIADB_CLIENT, MARIADB_DUMP, MYSQL_CLIENT, MYSQLDUMP
 from providers.databases.mysql_account import RestoreAccount
 from providers.databases.mysql_confine import MySQLConfine
+from providers.databases.mysql_flavour import adapt
 from providers.databases.mysql_session import SAFE_CHARSETS
 from providers.databases.options import (
     COMMANDS,
@@ -142,8 +143,22 @@ class MySQLProvider:
         kept = [p for p in OPTIONS[cmd].parse(common) if p.opt is None or p.opt.name != "--all-databases"]
         return [cmd, *self._target(conn), "--single-transaction", *rebuild(kept), *part]
 
+    def for_client(self, direction: str, params: TaskParams) -> tuple[TaskParams, list[str]]:
+        """`params` with the options only Oracle MySQL's client knows adapted to the client that will run
+        (`providers.databases.mysql_flavour`), and a note per option translated away; TransferError for one
+        that has no equivalent. `direction` is "backup" or "restore"."""
+        tool = self.dump_tool("", params) if direction == "backup" else self._client
+        args, notes = adapt(OPTIONS[tool], params.args)
+        parts = []
+        for i, part in enumerate(params.multi_dump_args if direction == "backup" else ()):
+            words, more = adapt(OPTIONS[tool], part, f"multiDumpArgs (part {i + 1})")
+            parts.append(tuple(words))
+            notes += more
+        return replace(params, args=tuple(args), multi_dump_args=tuple(parts)), notes
+
     def dump(self, conn: Connection, params: TaskParams) -> ProcessSpec:
         cmd = self.dump_tool("", params)
+        params, _ = self.for_client("backup", params)
         OPTIONS[cmd].check(params.args)
         for i, part in enumerate(params.multi_dump_args):
             OPTIONS[cmd].check(part, f"multiDumpArgs (part {i + 1})")
@@ -154,6 +169,7 @@ class MySQLProvider:
         return ProcessSpec(argv, self._env(conn), label=Path(cmd).name)
 
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
+        params, _ = self.for_client("restore", params)
         OPTIONS[self._client].check(params.args)
         argv = [self._client, *self._target(conn), "--batch", "--binary-mode", *params.args]
         if not conn.database:

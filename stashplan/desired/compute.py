@@ -108,7 +108,8 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
         _check_functions(world, resolved.name)
         if missing_commands := _missing_commands(world, resolved.name, settings, f"BackupConfiguration {ns}/{name}"):
             raise _Refused(missing_commands[0].split(": ", 1)[-1], *missing_commands)
-        check_backup_params(world, config, settings, resolved)
+        out.notes += [f"BackupConfiguration {ns}/{name}: {note}"
+                      for note in check_backup_params(world, config, settings, resolved)]
         if resolved.note:
             out.notes.append(f"BackupConfiguration {ns}/{name}: {resolved.note}")
     except (StashplanError, ValueError, KeyError) as exc:

@@ -216,22 +216,23 @@ def _start_backup(world: World, config: dict, session: dict, now: datetime, sett
 
 
 def check_backup_params(world: World, config: dict, settings: Settings,
-                        resolved: tasks.ResolvedTask | None = None) -> None:
+                        resolved: tasks.ResolvedTask | None = None) -> list[str]:
     """Refuse, when validating a BackupConfiguration, task params its database tool would refuse (the pod
-    its sessions would get, built for a placeholder session). Needs its Repository and target; `resolved` is its
-    Task when the caller has resolved it already."""
+    its sessions would get, built for a placeholder session); the check's notes (options translated for the
+    client that will run). Needs its Repository and target; `resolved` is its Task when the caller has resolved
+    it already."""
     if settings.check_params is None:
-        return
+        return []
     repo, _ = repository_of(world, config)
     target, _ = target_of(world, config)
     if repo is None or target is None:
-        return
+        return []
     resolved = resolved or tasks.resolve_task("backup", config["spec"].get("task"), target, world.tasks)
     placeholder = new_backup_session(config, 0)
     placeholder["metadata"]["namespace"] = config["metadata"]["namespace"]
     inputs = tasks.backup_inputs(config, repo, target, placeholder, pushgateway_url=settings.pushgateway_url)
     pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
-    check_pod(pod, settings.check_params)
+    return check_pod(pod, settings.check_params)
 
 
 def _timeout(obj: dict) -> timedelta | None:

@@ -3,12 +3,13 @@ handed to the check the CLI provides (the database providers' allow-lists). Pure
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 
-# (direction "backup"|"restore", database, {"backupCMD"|"args"|"multiDumpArgs": value}) -> None, or raises
-# a StashplanError / ValueError naming the param and the option.
-ParamCheck = Callable[[str, str, Mapping[str, str]], None]
+# (direction "backup"|"restore", database, {"backupCMD"|"args"|"multiDumpArgs": value}) -> notes for the plan
+# (options translated for the client that will run; None or empty when none), or raises a StashplanError /
+# ValueError naming the param and the option.
+ParamCheck = Callable[[str, str, Mapping[str, str]], Sequence[str] | None]
 
 _FLAGS = {"--backup-cmd=": "backupCMD", "--args=": "args", "--multi-dump-args=": "multiDumpArgs"}
 
@@ -32,19 +33,21 @@ def transfer_params(container: dict) -> tuple[str, str, dict[str, str]] | None:
     return (direction, database, params) if database else None
 
 
-def check_pod(pod: Mapping, check: ParamCheck | None) -> None:
-    """Run `check` on every transfer container of `pod` (nothing without a check)."""
+def check_pod(pod: Mapping, check: ParamCheck | None) -> list[str]:
+    """Run `check` on every transfer container of `pod` (nothing without a check); the notes it returned."""
     if check is None:
-        return
+        return []
+    notes: list[str] = []
     for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
         found = transfer_params(container)
         if found is not None:
             direction, database, params = found
-            _passes(check, direction, database, tuple(sorted(params.items())))
+            notes += _passes(check, direction, database, tuple(sorted(params.items())))
+    return notes
 
 
 @lru_cache(maxsize=1024)
-def _passes(check: ParamCheck, direction: str, database: str, params: tuple[tuple[str, str], ...]) -> None:
+def _passes(check: ParamCheck, direction: str, database: str, params: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
     """`check` of one set of params; the allow-lists are fixed, so a set that passed once is not checked again
     (a refusal raises and is not cached). 50,000 configurations share a few sets."""
-    check(direction, database, dict(params))
+    return tuple(check(direction, database, dict(params)) or ())

@@ -80,3 +80,18 @@ def test_postgres_appbinding_with_url_and_service_and_default_task_params(
         }, "postgres")
     _round_trip(w, "src", "dst", POSTGRES_TASK_DEFAULTS)
     assert dst.sql("SELECT string_agg(name, ',' ORDER BY id) FROM items") == "x,y"
+
+
+def test_kubedb_mysql_default_args_run_on_mariadbs_client(
+    stash_world: StashWorld, mariadb_database: Callable[[], MariaDatabase]
+) -> None:
+    """KubeDB's MySQL args `--set-gtid-purged=OFF`: Oracle's only, left out for MariaDB's mysqldump, which
+    writes no GTID_PURGED anyway; the backup runs instead of failing on an unknown variable."""
+    w = stash_world
+    src, dst = mariadb_database(), mariadb_database()
+    src.sql("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (7)")
+    w.appbinding("src", src.url, username="root")
+    w.appbinding("dst", dst.url, username="root")
+    _round_trip(w, "src", "dst", TransferOptions(database="mysql", backup_cmd="mysqldump",
+                                                 args="--all-databases --set-gtid-purged=OFF"))
+    assert dst.sql("SELECT id FROM t") == "7"
