@@ -17,7 +17,14 @@ from collections.abc import Callable, Mapping
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from providers.storage.base import IncompleteListing, ObjectInfo, ObjectNotFound, Storage, StorageError
+from providers.storage.base import (
+    IncompleteListing,
+    MakesBucket,
+    ObjectInfo,
+    ObjectNotFound,
+    Storage,
+    StorageError,
+)
 from providers.storage.local import LocalStorage
 from providers.storage.memory import MemoryStorage
 from providers.storage.retry import RetryingStorage
@@ -25,6 +32,7 @@ from providers.storage.retry import RetryingStorage
 __all__ = [
     "IncompleteListing",
     "LocalStorage",
+    "MakesBucket",
     "MemoryStorage",
     "ObjectInfo",
     "ObjectNotFound",

@@ -90,6 +90,34 @@ class AzureStorage:
             return TransientError(f"{self.location}: {what}: {type(exc).__name__}: {exc}")
         return exc
 
+    def make_bucket(self) -> bool:
+        """Create the container when it does not exist (MakesBucket). A denied look is taken as "it exists", as
+        restic does; a denied creation names the permission (Microsoft.Storage/.../containers/write)."""
+        a = self._aexc
+        try:
+            if self._client.exists():
+                return False
+        except a.HttpResponseError as exc:
+            if exc.status_code == 403:
+                return False
+            raise self._map(exc, f"check container {self.container}") from exc
+        except Exception as exc:
+            raise self._map(exc, f"check container {self.container}") from exc
+        try:
+            self._client.create_container()
+            return True
+        except a.ResourceExistsError:
+            return False  # another init made it a moment ago
+        except a.HttpResponseError as exc:
+            if exc.status_code == 403:
+                raise StorageError(f"{self.location}: container {self.container} does not exist and these "
+                                   "credentials may not create it (HTTP 403 "
+                                   f"{exc.error_code}; needs Microsoft.Storage/storageAccounts/blobServices/"
+                                   "containers/write): grant it, or create the container") from None
+            raise self._map(exc, f"create container {self.container}") from exc
+        except Exception as exc:
+            raise self._map(exc, f"create container {self.container}") from exc
+
     def put(self, name: str, source: Source) -> None:
         try:
             self._client.upload_blob(self._key(name), _body(source), overwrite=True,

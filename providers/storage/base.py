@@ -18,6 +18,8 @@ Rules (the contract suite in tests/contract/test_storage_contract.py checks them
   (If-None-Match: * / an existing file) but not atomically with it; sequential callers still see False.
 - `remove_leftovers(older_than)` deletes the partial writes an interrupted `put` left behind (temp
   files, unfinished multipart uploads) older than `older_than` seconds; never a finished object.
+- A backend whose objects live in a bucket or container also implements `MakesBucket`: a repository's init
+  creates a missing bucket, as restic's does.
 - Failures that may pass on retry (throttling, 5xx, lost connections) raise `TransientError`;
   the retry wrapper (`retry.py`) decides, not the backend. Everything else is permanent.
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from stashplan.errors import StashplanError, TransientError
 
@@ -115,6 +117,18 @@ class Storage(Protocol):
         Leftovers are never visible as objects (`list` does not yield them): local temp files,
         S3 multipart uploads never completed. Younger ones are kept, as a running writer may own them.
         """
+        ...
+
+
+@runtime_checkable
+class MakesBucket(Protocol):
+    """A storage in a bucket (container) that may not exist yet: s3, gcs, azure, and the retry wrapper."""
+
+    def make_bucket(self) -> bool:
+        """Create the bucket when it does not exist, as restic's `init` does: True when this call created it;
+        False when it exists, or when the credentials may not even look (restic carries on then: the first
+        read or write says what is wrong). A refused creation is a StorageError in one line naming the
+        permission the credentials lack."""
         ...
 
 

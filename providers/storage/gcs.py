@@ -67,6 +67,7 @@ class GCSStorage:
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(1, connections), max_retries=0)
         client._http.mount("https://", adapter)
         client._http.mount("http://", adapter)
+        self._client = client
         self._bucket = client.bucket(bucket)
         self.list_page = LIST_PAGE
         self._gexc = gexc
@@ -99,6 +100,29 @@ class GCSStorage:
         if isinstance(exc, requests.exceptions.RequestException | ConnectionError | TimeoutError):
             return TransientError(f"{self.location}: {what}: {type(exc).__name__}: {exc}")
         return exc
+
+    def make_bucket(self) -> bool:
+        """Create the bucket (in GOOGLE_PROJECT_ID) when it does not exist (MakesBucket). A denied look is taken as
+        "it exists", as restic does; a denied creation names storage.buckets.create."""
+        g = self._gexc
+        try:
+            if self._bucket.exists(retry=None):
+                return False
+        except g.Forbidden:
+            return False
+        except Exception as exc:
+            raise self._map(exc, f"check bucket {self.bucket_name}") from exc
+        try:
+            self._client.create_bucket(self.bucket_name, retry=None)
+            return True
+        except g.Conflict:
+            return False  # another init made it a moment ago
+        except g.Forbidden:
+            raise StorageError(f"{self.location}: bucket {self.bucket_name} does not exist and the service account "
+                               "may not create it (storage.buckets.create denied): grant it, or create the "
+                               "bucket") from None
+        except Exception as exc:
+            raise self._map(exc, f"create bucket {self.bucket_name}") from exc
 
     def put(self, name: str, source: Source) -> None:
         self._upload(name, source, None)

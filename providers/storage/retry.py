@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, TypeVar
 
-from providers.storage.base import ObjectInfo, Source, Storage, as_bytes
+from providers.storage.base import MakesBucket, ObjectInfo, Source, Storage, as_bytes
 from stashplan.backoff import RetryPolicy, retrying
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,13 @@ class RetryingStorage:
                 return True
 
         self._call(f"put {name}", lambda: self.inner.put(name, source), rewind)
+
+    def make_bucket(self) -> bool:
+        """The inner backend's `make_bucket`, retried; False for a backend without buckets."""
+        inner = self.inner
+        if not isinstance(inner, MakesBucket):
+            return False
+        return self._call("make bucket", inner.make_bucket)
 
     def put_if_absent(self, name: str, source: Source) -> bool:
         data = as_bytes(source)  # in memory, so a retry sends the same bytes

@@ -267,6 +267,42 @@ class S3Storage:
         except Exception as exc:
             raise self._map(exc, f"delete {name}", name) from exc
 
+    def make_bucket(self) -> bool:
+        """Create the bucket when HeadBucket says 404 (MakesBucket). A denied HeadBucket is taken as "it exists",
+        as restic does; a denied CreateBucket names s3:CreateBucket."""
+        bucket = self.settings.bucket
+        try:
+            self._client.head_bucket(Bucket=bucket)
+            return False
+        except self._client_error as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if status == 403:
+                return False
+            if status != 404:
+                raise self._map(exc, f"check bucket {bucket}") from exc
+        except Exception as exc:
+            raise self._map(exc, f"check bucket {bucket}") from exc
+        region = self.settings.region
+        extra = {"CreateBucketConfiguration": {"LocationConstraint": region}} if region not in ("", "us-east-1") else {}
+        try:
+            self._client.create_bucket(Bucket=bucket, **extra)
+            return True
+        except self._client_error as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code == "BucketAlreadyOwnedByYou":
+                return False  # another init made it a moment ago
+            if code == "AccessDenied" or status == 403:
+                raise StorageError(f"{self.location}: bucket {bucket} does not exist and these credentials may not "
+                                   "create it (CreateBucket: AccessDenied): grant s3:CreateBucket, or create "
+                                   "the bucket") from None
+            if code == "BucketAlreadyExists":
+                raise StorageError(f"{self.location}: bucket {bucket} does not exist for these credentials, and "
+                                   "its name is taken by another account") from None
+            raise self._map(exc, f"create bucket {bucket}") from exc
+        except Exception as exc:
+            raise self._map(exc, f"create bucket {bucket}") from exc
+
     def exists(self, name: str) -> bool:
         try:
             self._client.head_object(Bucket=self.settings.bucket, Key=self._key(name))

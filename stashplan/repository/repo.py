@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
-from providers.storage import ObjectNotFound, Storage, StorageError
+from providers.storage import MakesBucket, ObjectNotFound, Storage, StorageError
 from stashplan.errors import RepositoryError
 from stashplan.repository import formats, keys, locks, repair
 from stashplan.repository.backup import BackupRequest, normalise_tags, run_backup
@@ -143,6 +143,8 @@ class Repository:
         """
         if not password:
             raise RepositoryError("an empty password is not allowed")
+        if isinstance(storage, MakesBucket):
+            storage.make_bucket()  # a bucket (container) that does not exist yet is created, as restic's init does
         if storage.exists(CONFIG):
             return None
         params = params or Params()
