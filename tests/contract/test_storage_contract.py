@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.storage import ObjectNotFound, RetryingStorage, Storage, open_storage
+from providers.storage import MakesBucket, ObjectNotFound, RetryingStorage, Storage, open_storage
 from providers.storage.local import LocalStorage
 from providers.storage.memory import MemoryStorage
 from tests.fixtures.s3 import S3Bucket
@@ -58,6 +58,14 @@ def test_put_from_a_stream_reads_it_to_eof(storage: Storage) -> None:
     assert storage.get(data("stream")) == payload
     with storage.open(data("stream")) as fh:
         assert fh.read() == payload
+
+
+def test_make_bucket_where_the_bucket_exists_creates_nothing_and_keeps_objects(storage: Storage) -> None:
+    """What every repository init runs first (restic creates a missing bucket): a no-op on an existing one."""
+    storage.put("config", b"kept")
+    if isinstance(storage, MakesBucket):
+        assert storage.make_bucket() is False
+    assert storage.get("config") == b"kept"
 
 
 def test_get_with_offset_and_length_returns_that_range(storage: Storage) -> None:
