@@ -41,6 +41,16 @@ class Conflict(ObjectError):
     reason = "Conflict"
 
 
+class FieldConflict(Conflict):
+    """An apply would change fields another field manager owns: reported, nothing overwritten. `fields` holds
+    (field path, the other manager) pairs."""
+
+    def __init__(self, kind: str, namespace: str | None, name: str, fields: list[tuple[str, str]]) -> None:
+        self.fields = list(fields)
+        owned = "; ".join(f'field {path} is managed by "{manager}"' for path, manager in self.fields)
+        super().__init__(kind, namespace, name, f"{owned} (server-side apply conflict; not overwritten)")
+
+
 class Invalid(ObjectError):
     reason = "Invalid"
 

@@ -7,6 +7,13 @@ Rules (the contract suite in tests/contract/ checks them on every adapter):
 - `replace` requires the object to exist (NotFound) and, when the body carries a resourceVersion,
   that it is current (Conflict otherwise). Status in the body is ignored for kinds with a status
   subresource; generation increases when spec changes.
+- `apply` is server-side apply (`kubectl apply --server-side`, force off) by `field_manager`: it creates the
+  object or sets the fields `obj` carries, and removes those the manager applied before and `obj` no longer has
+  (unless another manager owns them too); metadata.managedFields records who owns what. A field another manager
+  owns that `obj` would change raises FieldConflict naming field and manager, and nothing is written. A
+  resourceVersion in `obj` must be current (Conflict). Status is not applied. Local mode treats every list as
+  atomic (an API server merges keyed lists such as containers item by item; the same for objects only one
+  manager writes).
 - `patch_status` merges into .status only (top-level keys replaced) and bumps resourceVersion. It is conditional:
   with `resource_version`, Conflict unless that is still the object's; always, Conflict when it would move a
   session (BackupSession, RestoreSession) out of a final phase (stashplan.phases) — atomically, on every adapter.
@@ -21,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from stashplan.managed_fields import FIELD_MANAGER
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class Cluster(Protocol):
     def create(self, obj: dict) -> dict: ...
 
     def replace(self, obj: dict) -> dict: ...
+
+    def apply(self, obj: dict, *, field_manager: str = FIELD_MANAGER) -> dict: ...
 
     def delete(self, kind: str, namespace: str, name: str) -> None: ...
 

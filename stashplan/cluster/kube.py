@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from stashplan.cluster.base import WatchEvent
 from stashplan.errors import (
     AlreadyExists,
     Conflict,
+    FieldConflict,
     Forbidden,
     Invalid,
     NotFound,
@@ -36,6 +38,7 @@ from stashplan.errors import (
     TransientError,
 )
 from stashplan.kinds import KINDS, KindInfo, kind_info
+from stashplan.managed_fields import FIELD_MANAGER
 from stashplan.phases import refuse_final_phase_change
 
 T = TypeVar("T")
@@ -45,10 +48,11 @@ log = logging.getLogger("stashplan.cluster.kube")
 # specs/deploy's ClusterRole grants exactly these (tests/unit/test_deploy_rbac.py checks both ways).
 # Status writes are the `patch` verb on the `<plural>/status` subresource.
 _READ = frozenset({"get", "list", "watch"})
+_WRITE = frozenset({"create", "update", "patch", "delete"})  # patch: server-side apply of what plans write
 API_USAGE: dict[str, frozenset[str]] = {
-    "Repository": _READ | {"create", "update", "delete"},  # create/update/delete: auto-backup (BackupBlueprint)
-    "BackupConfiguration": _READ | {"create", "update", "delete"},
-    "BackupSession": _READ | {"create", "update", "delete"},
+    "Repository": _READ | _WRITE,  # create/update/delete: auto-backup (BackupBlueprint)
+    "BackupConfiguration": _READ | _WRITE,
+    "BackupSession": _READ | _WRITE,
     "RestoreSession": _READ,
     "Task": _READ,
     "Function": _READ,
@@ -57,12 +61,12 @@ API_USAGE: dict[str, frozenset[str]] = {
     "Namespace": frozenset({"get", "list"}),
     "Event": frozenset({"create"}),
     "Pod": _READ,
-    "CronJob": _READ | {"create", "update", "delete"},
-    "Job": _READ | {"create", "update", "delete"},
+    "CronJob": _READ | _WRITE,
+    "Job": _READ | _WRITE,
     "Lease": frozenset({"get", "create", "update"}),
-    "ServiceAccount": _READ | {"create", "update"},
-    "Role": _READ | {"create", "update"},  # a custom ServiceAccount's Role of its invoker's objects only
-    "RoleBinding": _READ | {"create", "update"},
+    "ServiceAccount": _READ | {"create", "update", "patch"},
+    "Role": _READ | {"create", "update", "patch"},  # a custom ServiceAccount's Role of its invoker's objects only
+    "RoleBinding": _READ | {"create", "update", "patch"},
     "CustomResourceDefinition": frozenset({"get"}),  # whose installation owns the Stash kinds (--scope auto)
 }
 # What the Job and trigger pods call (ClusterRole stashplan-job, bound per namespace by the planner).
@@ -195,6 +199,19 @@ class KubeCluster:
                 if attempt == _UNCONDITIONAL_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+    def apply(self, obj: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
+        """Server-side apply: PATCH application/apply-patch+yaml as `field_manager`, force off. The API server
+        removes what this manager applied before and no longer sends; a field another manager owns that this
+        would change is its 409 conflict, raised as FieldConflict naming field and manager."""
+        info, body, meta, ns = _request_body(obj)
+        body.pop("status", None)
+        for key in ("managedFields", "uid", "creationTimestamp", "generation"):
+            meta.pop(key, None)
+        target = _Target("patch", info, ns, meta.get("name", ""))
+        query = {"fieldManager": field_manager, "force": "false"}
+        return _typed(info, self._call(target, "PATCH", query=query, body=json.dumps(body),
+                                       content_type="application/apply-patch+yaml"))
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         info = kind_info(kind)
@@ -429,6 +446,9 @@ def _error(target: _Target, status: int, payload: Mapping[str, Any]) -> ObjectEr
         return NotFound(kind, ns, name, message)
     if status == 409:
         reason = str(payload.get("reason") or "")
+        owned = _field_conflicts(payload)
+        if owned:
+            return FieldConflict(kind, ns, name, owned)
         if reason == "AlreadyExists" or (target.verb == "create" and reason != "Conflict"):
             return AlreadyExists(kind, ns, name, message)
         return Conflict(kind, ns, name, message)
@@ -436,6 +456,20 @@ def _error(target: _Target, status: int, payload: Mapping[str, Any]) -> ObjectEr
         where = f" in namespace {ns}" if ns else ""
         return Forbidden(kind, ns, name, f"cannot {target.verb} {target.resource}{where}: {message}")
     return Invalid(kind, ns, name, f"HTTP {status}: {message}")
+
+
+_CONFLICT_WITH = re.compile(r'conflict with "([^"]*)"')
+
+
+def _field_conflicts(payload: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, manager) of each server-side apply conflict a 409 names (details.causes, FieldManagerConflict)."""
+    causes = (payload.get("details") or {}).get("causes") or []
+    out = []
+    for cause in causes:
+        if isinstance(cause, dict) and cause.get("reason") == "FieldManagerConflict":
+            found = _CONFLICT_WITH.search(str(cause.get("message") or ""))
+            out.append((str(cause.get("field") or "").lstrip("."), found.group(1) if found else "another manager"))
+    return out
 
 
 def _lines(resp: Any) -> Iterator[bytes]:

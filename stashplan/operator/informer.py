@@ -18,6 +18,7 @@ from typing import Protocol
 from stashplan.cluster.base import Cluster, WatchEvent, matches_labels
 from stashplan.errors import NotFound
 from stashplan.kinds import identity, kind_info
+from stashplan.managed_fields import FIELD_MANAGER
 
 log = logging.getLogger("stashplan.operator.informer")
 Key = tuple[str, str, str]
@@ -125,6 +126,9 @@ class Informer:
 
     def replace(self, obj: dict) -> dict:
         return self._store(self.cluster.replace(obj))
+
+    def apply(self, obj: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
+        return self._store(self.cluster.apply(obj, field_manager=field_manager))
 
     def patch_status(self, kind: str, namespace: str, name: str, status: dict, *,
                      resource_version: str | None = None) -> dict:

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from stashplan.cluster.base import Cluster, WatchEvent
+from stashplan.managed_fields import FIELD_MANAGER
 from stashplan.secrets import Masker, secret_values
 from stashplan.transfer.context import PodInputs, SessionContext
 
@@ -40,6 +41,9 @@ class MaskingCluster:
 
     def replace(self, obj: dict) -> dict:
         return self.cluster.replace(self.masker.deep(obj))
+
+    def apply(self, obj: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
+        return self.cluster.apply(self.masker.deep(obj), field_manager=field_manager)
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         self.cluster.delete(kind, namespace, name)

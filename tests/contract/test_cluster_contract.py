@@ -12,7 +12,7 @@ import pytest
 from stashplan.cluster.base import Cluster, WatchEvent
 from stashplan.cluster.kube import KubeCluster
 from stashplan.cluster.local.store import LocalCluster
-from stashplan.errors import AlreadyExists, Conflict, NotFound
+from stashplan.errors import AlreadyExists, Conflict, FieldConflict, NotFound
 from tests.fixtures.kube import KubeAPI
 from tests.fixtures.kube_real import RealKube
 
@@ -347,3 +347,51 @@ def test_watch_from_now_sees_only_later_changes_and_ends_after_the_timeout(clust
     writer.join()
     assert [(e.type, e.object["metadata"]["name"]) for e in events] == [("ADDED", "after")]
     assert 1.0 <= elapsed < 6.0
+
+
+def applied_config(schedule: str = "*/5 * * * *", labels: dict | None = None, **spec: object) -> dict:
+    meta: dict = {"name": "db", "namespace": "ns", "labels": labels or {"app": "pg"}}
+    return {"apiVersion": "stash.appscode.com/v1beta1", "kind": "BackupConfiguration", "metadata": meta,
+            "spec": {**config_spec(schedule), **spec}}  # fmt: skip
+
+
+def test_apply_removes_the_fields_it_applied_and_no_longer_asks_for(cluster: Cluster) -> None:
+    first = cluster.apply(applied_config(labels={"app": "pg", "tier": "db"}, paused=True))
+    assert first["spec"]["paused"] is True and first["metadata"]["generation"] == 1
+    again = cluster.apply(applied_config())
+    stored = cluster.get("BackupConfiguration", "ns", "db")
+    assert "paused" not in stored["spec"], "a field stashplan applied and the manifest dropped must go"
+    assert stored["metadata"]["labels"] == {"app": "pg"}
+    assert stored["spec"]["schedule"] == "*/5 * * * *" and stored["metadata"]["uid"] == first["metadata"]["uid"]
+    assert stored["metadata"]["generation"] == 2 == again["metadata"]["generation"]
+    managers = {(e["manager"], e["operation"]) for e in stored["metadata"]["managedFields"]}
+    assert ("stashplan", "Apply") in managers
+
+
+def test_an_apply_that_changes_nothing_writes_nothing(cluster: Cluster) -> None:
+    first = cluster.apply(applied_config())
+    again = cluster.apply(applied_config())
+    assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    assert again["metadata"]["generation"] == 1
+
+
+def test_apply_never_overwrites_a_field_another_manager_owns(cluster: Cluster) -> None:
+    cluster.apply(applied_config("0 1 * * *"), field_manager="ops-team")
+    with pytest.raises(FieldConflict) as err:
+        cluster.apply(applied_config("*/5 * * * *"))
+    assert ("spec.schedule", "ops-team") in err.value.fields
+    assert (err.value.kind, err.value.namespace, err.value.name) == ("BackupConfiguration", "ns", "db")
+    assert cluster.get("BackupConfiguration", "ns", "db")["spec"]["schedule"] == "0 1 * * *"
+    # Fields both set to the same value are shared, not in conflict: the same schedule applies cleanly.
+    shared = cluster.apply(applied_config("0 1 * * *"))
+    assert shared["spec"]["schedule"] == "0 1 * * *"
+
+
+def test_apply_with_a_stale_resource_version_raises_conflict(cluster: Cluster) -> None:
+    first = cluster.apply(applied_config())
+    cluster.apply(applied_config("0 2 * * *"))
+    stale = applied_config("0 3 * * *")
+    stale["metadata"]["resourceVersion"] = first["metadata"]["resourceVersion"]
+    with pytest.raises(Conflict):
+        cluster.apply(stale)
+    assert cluster.get("BackupConfiguration", "ns", "db")["spec"]["schedule"] == "0 2 * * *"

@@ -18,6 +18,7 @@ from stashplan.apply.actual import make_plan
 from stashplan.apply.writer import apply_plan
 from stashplan.cluster.kube import KubeCluster
 from stashplan.errors import LeadershipLost
+from stashplan.managed_fields import FIELD_MANAGER
 from stashplan.operator.leader import LeaderElector
 from stashplan.operator.loop import LoopContext, StopFlag, run_loop
 from tests.fixtures.examples import copy_examples
@@ -49,6 +50,11 @@ class RecordingCluster(KubeCluster):
     def replace(self, obj: dict) -> dict:
         out = super().replace(obj)
         self._note("replace", out["kind"], out["metadata"].get("namespace", ""), out["metadata"]["name"])
+        return out
+
+    def apply(self, obj: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
+        out = super().apply(obj, field_manager=field_manager)
+        self._note("apply", out["kind"], out["metadata"].get("namespace", ""), out["metadata"]["name"])
         return out
 
     def patch_status(self, kind: str, namespace: str, name: str, status: dict, *,

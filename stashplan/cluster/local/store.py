@@ -19,9 +19,11 @@ from pathlib import Path
 
 import orjson
 
+from stashplan import managed_fields
 from stashplan.cluster.base import WatchEvent, matches_labels
-from stashplan.errors import AlreadyExists, Conflict, Invalid, NotFound
+from stashplan.errors import AlreadyExists, Conflict, FieldConflict, Invalid, NotFound
 from stashplan.kinds import KINDS, identity, kind_info
+from stashplan.managed_fields import FIELD_MANAGER
 from stashplan.objects import json_copy, rfc3339
 from stashplan.phases import refuse_final_phase_change
 from stashplan.secrets import fold_string_data
@@ -76,6 +78,13 @@ def _logged(obj: dict) -> dict:
     values = {k: obj[k] for k in ("data", "stringData") if k in obj}
     digest = hashlib.sha256(orjson.dumps(values, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return {**{k: v for k, v in obj.items() if k not in values}, "dataDigest": f"sha256:{digest}"}
+
+
+def _without_apply_time(obj: dict) -> dict:
+    """`obj` without its resourceVersion and the times in its managedFields (an apply that changes nothing)."""
+    meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+    meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} for e in meta.get("managedFields") or []]
+    return {**obj, "metadata": meta}
 
 
 def _spec_part(obj: dict) -> dict:
@@ -187,7 +196,14 @@ class LocalCluster:
         self._log(rv, type_, obj)
 
     def create(self, obj: dict) -> dict:
-        obj = json_copy(obj)
+        obj = self._new_object(json_copy(obj))
+        with self._transaction():
+            self._insert(obj)
+        return obj
+
+    @staticmethod
+    def _new_object(obj: dict) -> dict:
+        """`obj` (a copy) as created: apiVersion, namespace, name (generateName) and server metadata filled in."""
         info = kind_info(obj.get("kind", ""))
         meta = obj.setdefault("metadata", {})
         obj["apiVersion"] = obj.get("apiVersion") or info.api_version
@@ -201,15 +217,58 @@ class LocalCluster:
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         if obj.get("kind") == "Secret":
             obj = fold_string_data(obj)
+        meta = obj["metadata"]
         meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=rfc3339(datetime.now(UTC)))
         meta.pop("deletionTimestamp", None)
-        with self._transaction():
-            rv = self._next_rv()
-            try:
-                self._write(obj, rv, "ADDED", insert=True)
-            except sqlite3.IntegrityError:
-                raise AlreadyExists(*identity(obj)) from None
         return obj
+
+    def _insert(self, obj: dict) -> None:
+        rv = self._next_rv()
+        try:
+            self._write(obj, rv, "ADDED", insert=True)
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(*identity(obj)) from None
+
+    def apply(self, obj: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
+        """Server-side apply by `field_manager` (base.py): create, or set its fields and remove the ones it
+        applied before and no longer asks for; fields other managers own are never changed (FieldConflict)."""
+        obj = json_copy(obj)
+        if obj.get("kind") == "Secret":
+            obj = fold_string_data(obj)
+        meta = obj.setdefault("metadata", {})
+        if kind_info(obj.get("kind", "")).namespaced:
+            meta["namespace"] = meta.get("namespace") or "default"
+        kind, ns, name = identity(obj)
+        if not name:
+            raise Invalid(kind, ns, "", "metadata.name: required (apply needs a name)")
+        now = rfc3339(datetime.now(UTC))
+        with self._transaction():
+            try:
+                current = self._get_in_tx(kind, ns, name)
+            except NotFound:
+                created = self._new_object(managed_fields.applied(None, obj, field_manager, now))
+                created.pop("status", None)
+                self._insert(created)
+                return created
+            sent_rv = (obj.get("metadata") or {}).get("resourceVersion")
+            if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+                raise Conflict(kind, ns, name, "the object has been modified; reload and try again")
+            if found := managed_fields.conflicts(current, obj, field_manager):
+                raise FieldConflict(kind, ns, name, [(c.path, c.manager) for c in found])
+            out = managed_fields.applied(current, obj, field_manager, now)
+            meta = out["metadata"]
+            for key in ("uid", "creationTimestamp", "generation", "name"):
+                meta[key] = current["metadata"][key]
+            out["apiVersion"] = current["apiVersion"]
+            out.pop("status", None)  # status is never applied
+            if "status" in current:
+                out["status"] = current["status"]
+            if _spec_part(out) != _spec_part(current):
+                meta["generation"] = int(current["metadata"]["generation"]) + 1
+            if _without_apply_time(out) == _without_apply_time(current):
+                return current  # nothing changed: no new resourceVersion, no event (as an API server)
+            self._write(out, self._next_rv(), "MODIFIED", insert=False)
+        return out
 
     def replace(self, obj: dict) -> dict:
         obj = json_copy(obj)
@@ -222,6 +281,8 @@ class LocalCluster:
                 raise Conflict(kind, ns, name, "the object has been modified; reload and try again")
             for key in ("uid", "creationTimestamp", "generation"):
                 meta[key] = current["metadata"][key]
+            if "managedFields" not in meta and "managedFields" in current["metadata"]:
+                meta["managedFields"] = current["metadata"]["managedFields"]  # as an API server: kept when omitted
             if kind_info(kind).namespaced:
                 meta["namespace"] = ns
             obj["apiVersion"] = current["apiVersion"]

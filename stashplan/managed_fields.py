@@ -1,0 +1,193 @@
+"""Server-side apply's field ownership on plain objects (metadata.managedFields, FieldsV1): the fields a manager
+applied, those a new apply of it removes, the conflicts it meets with other managers, and the object it leaves.
+Pure leaf: local mode's store applies with it, the planner predicts with it (an API server applies for itself)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+FIELD_MANAGER = "stashplan"
+# Metadata that names the object or is the server's: never part of what a manager applies.
+_SERVER_META = frozenset({"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
+                          "managedFields", "generateName", "deletionTimestamp", "selfLink"})
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class OwnedConflict:
+    """A field an apply would change that another manager owns."""
+
+    path: str  # dotted: spec.schedule
+    manager: str
+
+
+def dotted(path: Path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+def fieldset(obj: dict) -> dict:
+    """FieldsV1 of an applied configuration: every field it sets; lists and empty maps are leaves (atomic)."""
+    out: dict = {}
+    for key, value in obj.items():
+        if key in ("apiVersion", "kind", "status"):
+            continue
+        if key == "metadata":
+            meta = {k: v for k, v in (value or {}).items() if k not in _SERVER_META}
+            if meta:
+                out["f:metadata"] = _fields(meta)
+            continue
+        out[f"f:{key}"] = _fields(value)
+    return out
+
+
+def _fields(value: Any) -> dict:
+    if isinstance(value, dict) and value:
+        return {f"f:{k}": _fields(v) for k, v in value.items()}
+    return {}
+
+
+def _entries(obj: dict | None) -> list[dict]:
+    """Managed-field entries of the object itself (a `status` subresource's entries own no spec field)."""
+    found = ((obj or {}).get("metadata") or {}).get("managedFields") or []
+    return [e for e in found if isinstance(e, dict) and e.get("subresource", "") in ("", None)]
+
+
+def _is_own_apply(entry: dict, manager: str) -> bool:
+    return entry.get("manager") == manager and entry.get("operation") == "Apply"
+
+
+def applied_by(obj: dict | None, manager: str = FIELD_MANAGER) -> dict:
+    """The FieldsV1 `manager` last applied to `obj` ({} when it never applied)."""
+    for entry in _entries(obj):
+        if _is_own_apply(entry, manager):
+            return entry.get("fieldsV1") or {}
+    return {}
+
+
+def _others(obj: dict | None, manager: str) -> list[tuple[str, dict]]:
+    return [(str(e.get("manager", "")), e.get("fieldsV1") or {}) for e in _entries(obj) if not _is_own_apply(e, manager)]
+
+
+def removals(current: dict, wanted: dict, manager: str = FIELD_MANAGER) -> list[tuple[Path, Any]]:
+    """(path, value now) of each field `manager` applied to `current` that `wanted` no longer has and no other
+    manager owns: what applying `wanted` removes. Understands an API server's keyed list items (`k:{...}`)."""
+    owned = applied_by(current, manager)
+    out: list[tuple[Path, Any]] = []
+    if owned:
+        _removed(current, owned, wanted, [fs for _, fs in _others(current, manager)], (), out)
+    return out
+
+
+def _item_index(items: Any, keys: dict) -> int | None:
+    if not isinstance(items, list):
+        return None
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and all(item.get(k) == v for k, v in keys.items()):
+            return i
+    return None
+
+
+def _removed(cur: Any, owned: dict, want: Any, others: list[dict], path: Path, out: list[tuple[Path, Any]]) -> None:
+    for key, sub in owned.items():
+        below = [o[key] for o in others if isinstance(o, dict) and isinstance(o.get(key), dict)]
+        if key.startswith("f:"):
+            name = key[2:]
+            if not isinstance(cur, dict) or name not in cur:
+                continue
+            if isinstance(want, dict) and name in want:
+                if sub:
+                    _removed(cur[name], sub, want[name], below, (*path, name), out)
+            elif not below:
+                out.append(((*path, name), cur[name]))
+        elif key.startswith("k:"):
+            try:
+                keys = json.loads(key[2:])
+            except ValueError:
+                continue
+            idx = _item_index(cur, keys) if isinstance(keys, dict) else None
+            if idx is None:
+                continue
+            widx = _item_index(want, keys)
+            if widx is not None:
+                _removed(cur[idx], sub, want[widx], below, (*path, idx), out)
+            elif not below:
+                out.append(((*path, idx), cur[idx]))
+
+
+def conflicts(current: dict | None, wanted: dict, manager: str = FIELD_MANAGER) -> list[OwnedConflict]:
+    """The fields `wanted` sets to another value than `current` has, where another manager owns them."""
+    out: list[OwnedConflict] = []
+    others = _others(current, manager)
+    if current is not None and others:
+        _conflicts(current, wanted, fieldset(wanted), others, (), out)
+    return out
+
+
+def _conflicts(cur: Any, want: dict, fs: dict, others: list[tuple[str, dict]], path: Path,
+               out: list[OwnedConflict]) -> None:
+    for key, sub in fs.items():
+        name = key[2:]
+        owners = [(m, o[key]) for m, o in others if isinstance(o, dict) and isinstance(o.get(key), dict)]
+        if not owners:
+            continue
+        have = cur.get(name) if isinstance(cur, dict) else None
+        value = want[name]
+        if sub and isinstance(have, dict):
+            _conflicts(have, value, sub, owners, (*path, name), out)
+        elif have != value:
+            out += [OwnedConflict(dotted((*path, name)), m) for m in dict.fromkeys(m for m, _ in owners)]
+
+
+def _drop(obj: Any, path: Path) -> None:
+    for p in path[:-1]:
+        obj = obj[p]
+    del obj[path[-1]]
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base.get(k), v)
+        return out
+    return over
+
+
+def merged(current: dict, wanted: dict, gone: list[Path]) -> dict:
+    """A new object: `current` without the fields at `gone` (paths from `removals`), `wanted` merged in (maps by
+    key, lists and other values whole)."""
+    base = json.loads(json.dumps(current))
+    for path in sorted(gone, key=lambda p: [(0, k) if isinstance(k, str) else (1, -k) for k in p]):
+        _drop(base, path)
+    out: dict = _merge(base, json.loads(json.dumps(wanted)))
+    return out
+
+
+def applied(current: dict | None, wanted: dict, manager: str, now: str) -> dict:
+    """The object after `manager` applies `wanted` to `current` (conflicts checked by the caller): the fields it
+    applied before and no longer asks for removed, `wanted` merged in (maps by key, lists whole), and its entry in
+    metadata.managedFields recording what it now owns. Status and server metadata are the caller's."""
+    body = {k: v for k, v in wanted.items() if k != "status"}
+    gone = [path for path, _ in removals(current, body, manager)] if current is not None else []
+    out = merged(current or {}, body, gone)
+    entry = {"manager": manager, "operation": "Apply", "apiVersion": str(out.get("apiVersion", "")), "time": now,
+             "fieldsType": "FieldsV1", "fieldsV1": fieldset(body)}
+    entries = [e for e in ((current or {}).get("metadata") or {}).get("managedFields") or []
+               if not (_is_own_apply(e, manager) and e.get("subresource", "") in ("", None))]
+    out.setdefault("metadata", {})["managedFields"] = [*entries, entry]
+    return out
+
+
+def leaves(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """(path, value) of each non-map leaf under `value` (a removed map shows as its fields)."""
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            yield from leaves(v, (*path, k))
+    else:
+        yield path, value
