@@ -338,9 +338,10 @@ def apply(
                     typer.echo("Apply cancelled.")
                     return 1
             result = apply_plan(c, p, pushgateway_url=pushgateway_url)
-            for change, why in result.skipped:
-                err.print(f"deferred {change.address}: {why}")
+            _print_skipped(result)
             typer.echo(f"\nApply complete! {summary_line(p).removeprefix('Plan: ')}")
+            if result.conflicts:
+                return 1
             if p.refusals:
                 err.print(f"{len(p.refusals)} error(s) above: those objects were not applied (exit 1)", markup=False)
                 return 1
@@ -382,10 +383,19 @@ def _apply_saved(c: Any, plan_file: Path, filename: Sequence[Path] | None, cs: C
                 kind, ns, name = identity(obj)
                 secrets[f"{kind}/{ns}/{name}"] = obj
     result = apply_plan(c, saved, saved=True, secrets=secrets, digests=digests, digest_key=key)
-    for change, why in result.skipped:
-        err.print(f"deferred {change.address}: {why}")
+    _print_skipped(result)
     typer.echo(f"Apply complete! {summary_line(saved).removeprefix('Plan: ')}")
-    return 0
+    return 1 if result.conflicts else 0
+
+
+def _print_skipped(result: Any) -> None:
+    """Deferred changes (re-planned next time), then each field-manager conflict as an error line (exit 1)."""
+    conflicted = {line.split(": ", 1)[0] for line in result.conflicts}
+    for change, why in result.skipped:
+        if change.address not in conflicted:
+            err.print(f"deferred {change.address}: {why}", markup=False)
+    for line in result.conflicts:
+        _error(line)
 
 
 @app.command()

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 from stashplan.apply.events import emit_event
 from stashplan.cluster.base import Cluster
-from stashplan.errors import Conflict, LeadershipLost, NotFound, StalePlanError
+from stashplan.errors import Conflict, FieldConflict, LeadershipLost, NotFound, StalePlanError
+from stashplan.managed_fields import FIELD_MANAGER
 from stashplan.plan.model import Action, Change, Plan
 from stashplan.plan.saved import secret_digest
 
@@ -18,6 +19,11 @@ from stashplan.plan.saved import secret_digest
 class ApplyResult:
     applied: list[Change] = field(default_factory=list)
     skipped: list[tuple[Change, str]] = field(default_factory=list)  # (change, why) — re-planned next time
+    # One line per object whose apply met fields another field manager owns (also in `skipped`): not overwritten.
+    conflicts: list[str] = field(default_factory=list)
+
+
+_CONFLICT = "field conflict: "
 
 
 def _current(cluster: Cluster, change: Change) -> dict | None:
@@ -54,6 +60,28 @@ def _with_owner_uids(cluster: Cluster, obj: dict) -> dict:
     return obj
 
 
+def _apply_object(cluster: Cluster, change: Change, obj: dict) -> str:
+    """Create or update `obj` by server-side apply as field manager stashplan (what it applied before and no longer
+    asks for goes); an object without a name (generateName) is created. Returns why it was not written, or ""."""
+    body = _with_owner_uids(cluster, obj)
+    if change.action is Action.CREATE and not body["metadata"].get("name"):
+        cluster.create(body)
+        return ""
+    if change.action is Action.UPDATE:
+        if _current(cluster, change) is None:
+            return "it no longer exists"
+        if change.resource_version:  # conditional on what the plan read
+            body = {**body, "metadata": {**body["metadata"], "resourceVersion": change.resource_version}}
+    try:
+        cluster.apply(body, field_manager=FIELD_MANAGER)
+    except FieldConflict as exc:
+        return _CONFLICT + "; ".join(f'field {path} is managed by "{manager}"' for path, manager in exc.fields) + \
+            "; not overwritten"
+    except Conflict as exc:
+        return str(exc)
+    return ""
+
+
 def apply_plan(
     cluster: Cluster,
     plan: Plan,
@@ -83,23 +111,13 @@ def apply_plan(
             obj = (secrets or {}).get(change.address)
             if obj is None or digest_key is None or secret_digest(obj, digest_key) != (digests or {}).get(change.address):
                 raise StalePlanError(f"{change.address}: the Secret in the manifests differs from the saved plan; run plan again")
-        if change.action is Action.CREATE:
+        if change.action in (Action.CREATE, Action.UPDATE):
             assert obj is not None
-            cluster.create(_with_owner_uids(cluster, obj))
-        elif change.action is Action.UPDATE:
-            assert obj is not None
-            body = copy.deepcopy(obj)
-            current = _current(cluster, change)
-            if current is None:
-                result.skipped.append((change, "it no longer exists"))
-                continue
-            body["metadata"] = {**current["metadata"], **body["metadata"]}
-            if change.resource_version:
-                body["metadata"]["resourceVersion"] = change.resource_version
-            try:
-                cluster.replace(_with_owner_uids(cluster, body))
-            except Conflict as exc:
-                result.skipped.append((change, str(exc)))
+            outcome = _apply_object(cluster, change, obj)
+            if outcome:
+                result.skipped.append((change, outcome))
+                if outcome.startswith(_CONFLICT):
+                    result.conflicts.append(f"{change.address}: {outcome.removeprefix(_CONFLICT)}")
                 continue
         elif change.action is Action.STATUS:
             assert obj is not None

@@ -15,6 +15,8 @@ from stashplan.desired import scope as scope_mod
 from stashplan.desired.reads import reads_namespaces
 from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
+from stashplan.managed_fields import dotted, leaves, removals
+from stashplan.managed_fields import merged as merged_fields
 from stashplan.objects import is_managed, rfc3339
 from stashplan.plan.diff import covers, field_diff, keyed_conditions, mask_secret_diffs, project, shared_diffs
 from stashplan.plan.model import Action, Change, FieldDiff, Orphan, Plan
@@ -123,9 +125,14 @@ def _merge_world(inputs: Inputs) -> tuple[dict[str, Sequence[dict]], ActualIndex
             have, given = current["metadata"], merged.get("metadata", {})
             # The stored metadata itself when the manifest's adds nothing to it (a copy would be equal).
             meta = have if all(k in have and have[k] == v for k, v in given.items()) else {**have, **given}
-            if merged.get("spec") != current.get("spec") and "generation" in have:
-                # apply will change the spec: the server bumps generation, so observedGeneration follows.
-                meta = {**meta, "generation": int(have["generation"]) + 1}
+            if "spec" in m:
+                spec = _applied_spec(current, m)
+                if spec is None:  # what exists holds the manifest's spec (and fields other managers own)
+                    merged["spec"] = current.get("spec")
+                else:
+                    merged["spec"] = spec
+                    if "generation" in have:  # apply changes the spec: the server bumps generation
+                        meta = {**meta, "generation": int(have["generation"]) + 1}
             merged["metadata"] = meta
             if "status" in current:
                 merged["status"] = current["status"]
@@ -136,6 +143,21 @@ def _merge_world(inputs: Inputs) -> tuple[dict[str, Sequence[dict]], ActualIndex
         assert isinstance(objs, list)
         objs.append(obj)
     return world, actual_index
+
+
+def _applied_spec(current: dict, manifest: dict) -> dict | None:
+    """The spec server-side apply of `manifest` leaves on `current`, or None when it leaves the spec as it is: the
+    fields stashplan applied before and the manifest no longer has are gone, the manifest's set, others' kept."""
+    gone = [path for path, _ in removals(current, normalise_manifest(manifest)) if path[0] == "spec"]
+    if not gone and covers(current.get("spec"), manifest["spec"]):
+        return None
+    return merged_fields({"spec": current.get("spec")}, {"spec": manifest["spec"]}, gone)["spec"]
+
+
+def _removal_diffs(current: dict, obj: dict) -> tuple[FieldDiff, ...]:
+    """One `remove` diff per leaf of each field stashplan applied to `current` that `obj` no longer has."""
+    return tuple(FieldDiff(dotted((*path, *below)), value, None, "remove")
+                 for path, removed in removals(current, obj) for below, value in leaves(removed))
 
 
 def _manifest_unchanged(manifest: dict, current: dict) -> bool:
@@ -161,10 +183,11 @@ def _write_change(obj: dict, current: dict | None, reason: str, warnings: list[s
     kind, ns, name = identity(obj)
     if current is None:
         return Change(Action.CREATE, kind, ns, name, obj, reason=reason)
-    if covers(current, obj):
+    removed = _removal_diffs(current, obj)
+    if not removed and covers(current, obj):
         return None
     before = project(current, obj)
-    diff = field_diff(before, obj)
+    diff = (*field_diff(before, obj), *removed)
     if not diff:
         return None
     if not is_managed(current):
@@ -240,9 +263,10 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
     for m in [*namespaces, *(m for m in inputs.manifests if m.get("kind") != "Namespace")] if namespaces else inputs.manifests:
         key = identity(m)
         current = actual_index.get(key)
-        if current is not None and key[0] != "Secret" and _manifest_unchanged(m, current):
-            continue
         obj = normalise_manifest(m)
+        if current is not None and key[0] != "Secret" and _manifest_unchanged(m, current) \
+                and not removals(current, obj):
+            continue
         change = _write_change(obj, current, made.reasons.get(key, "in the manifests"), warnings)
         if change:
             changes.append(change)
@@ -265,13 +289,15 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
     for st in want.statuses:
         key = (st.kind, st.namespace, st.name)
         current = world.get(*key)
-        if _status_settled(st, world):
+        have = (current or {}).get("status") or {}
+        status = forward_only(st.status, have)
+        if covers(have, status):
             continue
-        before = project((current or {}).get("status") or {}, st.status)
-        diff = shared_diffs(field_diff(keyed_conditions(before), keyed_conditions(st.status)), shared)
+        before = project(have, status)
+        diff = shared_diffs(field_diff(keyed_conditions(before), keyed_conditions(status)), shared)
         if diff:
             rv = (actual_index.get(key) or {}).get("metadata", {}).get("resourceVersion")
-            changes.append(Change(Action.STATUS, *key, st.status, before, diff, st.reason, rv))
+            changes.append(Change(Action.STATUS, *key, status, before, diff, st.reason, rv))
 
     for d in want.deletions:
         current = actual_index.get((d.kind, d.namespace, d.name))
@@ -303,12 +329,22 @@ def _settled(obj: dict, actual_index: ActualIndex) -> bool:
     current = actual_index.get(identity(obj))
     if current is None:
         return False
-    return obj["kind"] == "Job" or covers(current, obj)
+    return obj["kind"] == "Job" or (covers(current, obj) and not removals(current, obj))
 
 
 def _status_settled(st: desired_mod.StatusChange, world: desired_mod.World) -> bool:
-    """The object already has every status key as wanted."""
-    return covers((world.get(st.kind, st.namespace, st.name) or {}).get("status") or {}, st.status)
+    """The object already has every status key as wanted (observedGeneration never goes backwards)."""
+    have = (world.get(st.kind, st.namespace, st.name) or {}).get("status") or {}
+    return covers(have, forward_only(st.status, have))
+
+
+def forward_only(status: dict, have: dict) -> dict:
+    """`status` whose observedGeneration is never below the one `have` records (a status seen for a newer spec
+    is never planned backwards)."""
+    want, seen = status.get("observedGeneration"), have.get("observedGeneration")
+    if isinstance(want, int) and isinstance(seen, int) and want < seen:
+        return {**status, "observedGeneration": seen}
+    return status
 
 
 def _reason_for(obj: dict) -> str:
