@@ -14,6 +14,7 @@ from stashplan.api import builtin_addons, load_paths
 from stashplan.cluster.kube import KubeCluster, RetryPolicy
 from stashplan.desired.sessions import new_backup_session
 from stashplan.errors import Forbidden
+from stashplan.managed_fields import FIELD_MANAGER
 from stashplan.operator.iteration import run_once
 from stashplan.operator.leader import LeaderElector
 from stashplan.operator.loop import LoopContext, StopFlag, run_loop
@@ -24,7 +25,8 @@ LEASE_SECONDS = 2
 
 
 class RecordingCluster(KubeCluster):
-    """The operator's KubeCluster, remembering what it created."""
+    """The operator's KubeCluster, remembering what it created (plans create by server-side apply; a Job is never
+    applied twice, so its apply is its creation)."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -32,6 +34,11 @@ class RecordingCluster(KubeCluster):
 
     def create(self, obj: dict) -> dict:
         out = super().create(obj)
+        self.created.append(f"{out['kind']}/{out['metadata']['name']}")
+        return out
+
+    def apply(self, obj: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
+        out = super().apply(obj, field_manager=field_manager)
         self.created.append(f"{out['kind']}/{out['metadata']['name']}")
         return out
 
