@@ -9,7 +9,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from stashplan.objects import is_managed
+
 FIELD_MANAGER = "stashplan"
+# Who wrote stashplan's objects before it applied server-side: the kubernetes client's default field manager
+# (an API server names an Update after the User-Agent). On an object labelled managed-by stashplan, what they own
+# counts as stashplan's, so an upgrade neither conflicts with itself nor keeps fields the manifests dropped.
+LEGACY_MANAGERS = frozenset({"OpenAPI-Generator"})
 # Metadata that names the object or is the server's: never part of what a manager applies.
 _SERVER_META = frozenset({"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
                           "managedFields", "generateName", "deletionTimestamp", "selfLink"})
@@ -62,16 +68,50 @@ def _is_own_apply(entry: dict, manager: str) -> bool:
     return entry.get("manager") == manager and entry.get("operation") == "Apply"
 
 
+def _counts_as_own(obj: dict | None, entry: dict, manager: str) -> bool:
+    if _is_own_apply(entry, manager):
+        return True
+    return (manager == FIELD_MANAGER and entry.get("operation") == "Update"
+            and entry.get("manager") in LEGACY_MANAGERS and is_managed(obj or {}))
+
+
+def _union(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _union(out[k], v) if k in out and isinstance(out[k], dict) and isinstance(v, dict) else v
+    return out
+
+
 def applied_by(obj: dict | None, manager: str = FIELD_MANAGER) -> dict:
-    """The FieldsV1 `manager` last applied to `obj` ({} when it never applied)."""
+    """The FieldsV1 `manager` owns on `obj` by applying ({} when it never applied); for stashplan on its own
+    objects, also what its earlier versions wrote (LEGACY_MANAGERS, or every field when no managedFields exist)."""
+    meta = (obj or {}).get("metadata") or {}
+    if manager == FIELD_MANAGER and "managedFields" not in meta and obj is not None and is_managed(obj):
+        return fieldset(obj)  # local mode, written before stashplan kept managed fields: all of it was stashplan's
+    out: dict = {}
     for entry in _entries(obj):
-        if _is_own_apply(entry, manager):
-            return entry.get("fieldsV1") or {}
-    return {}
+        if _counts_as_own(obj, entry, manager):
+            out = _union(out, entry.get("fieldsV1") or {})
+    return out
 
 
 def _others(obj: dict | None, manager: str) -> list[tuple[str, dict]]:
-    return [(str(e.get("manager", "")), e.get("fieldsV1") or {}) for e in _entries(obj) if not _is_own_apply(e, manager)]
+    return [(str(e.get("manager", "")), e.get("fieldsV1") or {}) for e in _entries(obj)
+            if not _counts_as_own(obj, e, manager)]
+
+
+def adopted(obj: dict, manager: str, now: str) -> list[dict] | None:
+    """metadata.managedFields with what earlier stashplan versions wrote (LEGACY_MANAGERS) folded into `manager`'s
+    Apply entry, or None when there is nothing to fold (as `kubectl apply --server-side` upgrades its own)."""
+    entries = (obj.get("metadata") or {}).get("managedFields") or []
+    legacy = [e for e in _entries(obj) if not _is_own_apply(e, manager) and _counts_as_own(obj, e, manager)]
+    if not legacy:
+        return None
+    kept = [e for e in entries if not any(e is old for old in legacy) and not (
+        _is_own_apply(e, manager) and e.get("subresource", "") in ("", None))]
+    entry = {"manager": manager, "operation": "Apply", "apiVersion": str(obj.get("apiVersion", "")), "time": now,
+             "fieldsType": "FieldsV1", "fieldsV1": applied_by(obj, manager)}
+    return [*kept, entry]
 
 
 def removals(current: dict, wanted: dict, manager: str = FIELD_MANAGER) -> list[tuple[Path, Any]]:
@@ -178,8 +218,8 @@ def applied(current: dict | None, wanted: dict, manager: str, now: str) -> dict:
     out = merged(current or {}, body, gone)
     entry = {"manager": manager, "operation": "Apply", "apiVersion": str(out.get("apiVersion", "")), "time": now,
              "fieldsType": "FieldsV1", "fieldsV1": fieldset(body)}
-    entries = [e for e in ((current or {}).get("metadata") or {}).get("managedFields") or []
-               if not (_is_own_apply(e, manager) and e.get("subresource", "") in ("", None))]
+    own = [id(e) for e in _entries(current) if _counts_as_own(current, e, manager)]
+    entries = [e for e in ((current or {}).get("metadata") or {}).get("managedFields") or [] if id(e) not in own]
     out.setdefault("metadata", {})["managedFields"] = [*entries, entry]
     return out
 

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from stashplan import managed_fields
 from stashplan.backoff import RetryPolicy, retrying
 from stashplan.cluster.base import WatchEvent
 from stashplan.errors import (
@@ -203,15 +205,42 @@ class KubeCluster:
     def apply(self, obj: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
         """Server-side apply: PATCH application/apply-patch+yaml as `field_manager`, force off. The API server
         removes what this manager applied before and no longer sends; a field another manager owns that this
-        would change is its 409 conflict, raised as FieldConflict naming field and manager."""
+        would change is its 409 conflict, raised as FieldConflict naming field and manager. On its own objects
+        written by an earlier stashplan (managed_fields.LEGACY_MANAGERS), stashplan first takes over what those
+        writes own, once, and applies again."""
         info, body, meta, ns = _request_body(obj)
         body.pop("status", None)
         for key in ("managedFields", "uid", "creationTimestamp", "generation"):
             meta.pop(key, None)
         target = _Target("patch", info, ns, meta.get("name", ""))
         query = {"fieldManager": field_manager, "force": "false"}
-        return _typed(info, self._call(target, "PATCH", query=query, body=json.dumps(body),
-                                       content_type="application/apply-patch+yaml"))
+
+        def send() -> dict:
+            return _typed(info, self._call(target, "PATCH", query=query, body=json.dumps(body),
+                                           content_type="application/apply-patch+yaml"))
+
+        try:
+            out: dict | None = send()
+        except FieldConflict as exc:
+            if not all(manager in managed_fields.LEGACY_MANAGERS for _, manager in exc.fields):
+                raise
+            out, refused = None, exc
+        current = out or self.get(info.kind, ns, target.name)
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entries = managed_fields.adopted(current, field_manager, stamp)
+        if entries is None:
+            if out is None:
+                raise refused
+            return out
+        have = current["metadata"].get("resourceVersion")
+        if out is None and meta.get("resourceVersion") not in (None, have):
+            raise Conflict(info.kind, ns, target.name, "the object has been modified; reload and try again")
+        ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": have},
+               {"op": "replace", "path": "/metadata/managedFields", "value": entries}]
+        taken = self._call(target, "PATCH", body=ops, content_type="application/json-patch+json")
+        if meta.get("resourceVersion"):
+            meta["resourceVersion"] = (taken.get("metadata") or {}).get("resourceVersion")
+        return send()
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         info = kind_info(kind)

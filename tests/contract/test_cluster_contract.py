@@ -395,3 +395,14 @@ def test_apply_with_a_stale_resource_version_raises_conflict(cluster: Cluster) -
     with pytest.raises(Conflict):
         cluster.apply(stale)
     assert cluster.get("BackupConfiguration", "ns", "db")["spec"]["schedule"] == "0 2 * * *"
+
+
+def test_apply_takes_over_what_an_earlier_stashplan_wrote_without_applying(cluster: Cluster) -> None:
+    """Objects written by create/replace before stashplan applied server-side (its managed-by label on them): the
+    first apply neither conflicts with those writes nor keeps a field the manifest dropped."""
+    legacy = applied_config("0 1 * * *", labels={"app.kubernetes.io/managed-by": "stashplan"}, paused=True)
+    cluster.create(legacy)
+    out = cluster.apply(applied_config("0 2 * * *", labels={"app.kubernetes.io/managed-by": "stashplan"}))
+    stored = cluster.get("BackupConfiguration", "ns", "db")
+    assert stored["spec"]["schedule"] == "0 2 * * *" == out["spec"]["schedule"]
+    assert "paused" not in stored["spec"]
