@@ -120,7 +120,7 @@ def removals(current: dict, wanted: dict, manager: str = FIELD_MANAGER) -> list[
     owned = applied_by(current, manager)
     out: list[tuple[Path, Any]] = []
     if owned:
-        _removed(current, owned, wanted, [fs for _, fs in _others(current, manager)], (), out)
+        _removed(current, owned, wanted, [fs for _, fs in _others(current, manager) if isinstance(fs, dict)], (), out)
     return out
 
 
@@ -134,8 +134,10 @@ def _item_index(items: Any, keys: dict) -> int | None:
 
 
 def _removed(cur: Any, owned: dict, want: Any, others: list[dict], path: Path, out: list[tuple[Path, Any]]) -> None:
+    if cur is want or cur == want:  # (compared in C) nothing is missing from an equal value: the loop's common case
+        return
     for key, sub in owned.items():
-        below = [o[key] for o in others if isinstance(o, dict) and isinstance(o.get(key), dict)]
+        below = [o[key] for o in others if isinstance(o.get(key), dict)] if others else others
         if key.startswith("f:"):
             name = key[2:]
             if not isinstance(cur, dict) or name not in cur:

@@ -107,15 +107,19 @@ class ActualIndex:
         return found
 
 
-def _merge_world(inputs: Inputs) -> tuple[dict[str, Sequence[dict]], ActualIndex]:
+Removed = dict[tuple[str, str, str], list]  # identity -> (path, value) of what applying its manifest removes
+
+
+def _merge_world(inputs: Inputs) -> tuple[dict[str, Sequence[dict]], ActualIndex, Removed]:
     """Actual objects overlaid by the manifests (a manifest wins over the stored copy of itself). Kinds held as
-    StoredObjects that no manifest names stay so in the world."""
+    StoredObjects that no manifest names stay so in the world. Also what applying each manifest removes."""
     manifest_kinds = {m.get("kind") for m in inputs.manifests}
     actual = {kind: list(objs) if isinstance(objs, StoredObjects) and kind in manifest_kinds else objs
               for kind, objs in inputs.actual.items()}
     actual_index = ActualIndex(actual)
     merged_index: dict[tuple[str, str, str], dict] = {
         identity(o): o for objs in actual.values() if not isinstance(objs, StoredObjects) for o in objs}
+    removed: Removed = {}
     for m in inputs.manifests:
         key = identity(m)
         current = actual_index.get(key)
@@ -125,8 +129,9 @@ def _merge_world(inputs: Inputs) -> tuple[dict[str, Sequence[dict]], ActualIndex
             have, given = current["metadata"], merged.get("metadata", {})
             # The stored metadata itself when the manifest's adds nothing to it (a copy would be equal).
             meta = have if all(k in have and have[k] == v for k, v in given.items()) else {**have, **given}
+            removed[key] = gone = removals(current, normalise_manifest(m))
             if "spec" in m:
-                spec = _applied_spec(current, m)
+                spec = _applied_spec(current, m, gone)
                 if spec is None:  # what exists holds the manifest's spec (and fields other managers own)
                     merged["spec"] = current.get("spec")
                 else:
@@ -142,22 +147,23 @@ def _merge_world(inputs: Inputs) -> tuple[dict[str, Sequence[dict]], ActualIndex
         objs = world.setdefault(key[0], [])
         assert isinstance(objs, list)
         objs.append(obj)
-    return world, actual_index
+    return world, actual_index, removed
 
 
-def _applied_spec(current: dict, manifest: dict) -> dict | None:
-    """The spec server-side apply of `manifest` leaves on `current`, or None when it leaves the spec as it is: the
-    fields stashplan applied before and the manifest no longer has are gone, the manifest's set, others' kept."""
-    gone = [path for path, _ in removals(current, normalise_manifest(manifest)) if path[0] == "spec"]
+def _applied_spec(current: dict, manifest: dict, removed: list) -> dict | None:
+    """The spec server-side apply of `manifest` leaves on `current` (`removed`: what it removes), or None when it
+    leaves the spec as it is: what stashplan applied and the manifest dropped is gone, the manifest's set, others'
+    kept."""
+    gone = [path for path, _ in removed if path[0] == "spec"]
     if not gone and covers(current.get("spec"), manifest["spec"]):
         return None
     return merged_fields({"spec": current.get("spec")}, {"spec": manifest["spec"]}, gone)["spec"]
 
 
-def _removal_diffs(current: dict, obj: dict) -> tuple[FieldDiff, ...]:
-    """One `remove` diff per leaf of each field stashplan applied to `current` that `obj` no longer has."""
+def _removal_diffs(removed: list) -> tuple[FieldDiff, ...]:
+    """One `remove` diff per leaf of each field (path, value) in `removed`."""
     return tuple(FieldDiff(dotted((*path, *below)), value, None, "remove")
-                 for path, removed in removals(current, obj) for below, value in leaves(removed))
+                 for path, gone in removed for below, value in leaves(gone))
 
 
 def _manifest_unchanged(manifest: dict, current: dict) -> bool:
@@ -179,15 +185,17 @@ def _manifest_unchanged(manifest: dict, current: dict) -> bool:
     return True
 
 
-def _write_change(obj: dict, current: dict | None, reason: str, warnings: list[str]) -> Change | None:
+def _write_change(obj: dict, current: dict | None, reason: str, warnings: list[str],
+                  removed: list | None = None) -> Change | None:
+    """The change that makes `current` what `obj` asks for (`removed`: what applying it removes, when known)."""
     kind, ns, name = identity(obj)
     if current is None:
         return Change(Action.CREATE, kind, ns, name, obj, reason=reason)
-    removed = _removal_diffs(current, obj)
-    if not removed and covers(current, obj):
+    removed_diffs = _removal_diffs(removals(current, obj) if removed is None else removed)
+    if not removed_diffs and covers(current, obj):
         return None
     before = project(current, obj)
-    diff = (*field_diff(before, obj), *removed)
+    diff = (*field_diff(before, obj), *removed_diffs)
     if not diff:
         return None
     if not is_managed(current):
@@ -245,7 +253,7 @@ def _orphan_changes(inputs: Inputs, source: list[dict], wanted: set, deleted: se
 
 def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desired_mod.Settings()) -> Plan:
     inputs, made, source_orphans, retire = _with_generated(inputs, settings.scope)
-    world_objects, actual_index = _merge_world(inputs)
+    world_objects, actual_index, removed = _merge_world(inputs)
     world_objects, left = scope_mod.narrow(world_objects, settings.scope)  # out of scope: no status, no Jobs
     gone = {identity(o) for o in [*retire, *(source_orphans if inputs.prune else [])] if o["kind"] not in NEVER_PRUNED}
     if gone:  # plan as if they were gone already: their CronJobs go with them
@@ -263,11 +271,11 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
     for m in [*namespaces, *(m for m in inputs.manifests if m.get("kind") != "Namespace")] if namespaces else inputs.manifests:
         key = identity(m)
         current = actual_index.get(key)
-        obj = normalise_manifest(m)
-        if current is not None and key[0] != "Secret" and _manifest_unchanged(m, current) \
-                and not removals(current, obj):
+        dropped = removed.get(key)
+        if current is not None and key[0] != "Secret" and not dropped and _manifest_unchanged(m, current):
             continue
-        change = _write_change(obj, current, made.reasons.get(key, "in the manifests"), warnings)
+        change = _write_change(normalise_manifest(m), current, made.reasons.get(key, "in the manifests"), warnings,
+                               dropped)
         if change:
             changes.append(change)
     for obj in retire:
