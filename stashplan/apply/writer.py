@@ -11,7 +11,7 @@ from stashplan.apply.events import emit_event
 from stashplan.cluster.base import Cluster
 from stashplan.errors import Conflict, FieldConflict, LeadershipLost, NotFound, StalePlanError
 from stashplan.managed_fields import FIELD_MANAGER
-from stashplan.plan.model import Action, Change, Plan
+from stashplan.plan.model import Action, Change, Plan, address
 from stashplan.plan.saved import secret_digest
 
 
@@ -60,6 +60,19 @@ def _with_owner_uids(cluster: Cluster, obj: dict) -> dict:
     return obj
 
 
+def _refused_owner(change: Change, conflicted: set[str]) -> str | None:
+    """The address of `change`'s object or of its owner when that one's apply was refused, else None."""
+    if not conflicted:
+        return None
+    if change.address in conflicted:
+        return change.address
+    for ref in ((change.after or {}).get("metadata") or {}).get("ownerReferences") or []:
+        owner = address(str(ref.get("kind", "")), change.namespace, str(ref.get("name", "")))
+        if owner in conflicted:
+            return owner
+    return None
+
+
 def _apply_object(cluster: Cluster, change: Change, obj: dict) -> str:
     """Create or update `obj` by server-side apply as field manager stashplan (what it applied before and no longer
     asks for goes); an object without a name (generateName) is created. Returns why it was not written, or ""."""
@@ -102,6 +115,7 @@ def apply_plan(
         check_stale(cluster, plan)
     result = ApplyResult()
     written: set[str] = set()  # objects this apply changed: their newer resourceVersion is ours
+    conflicted: set[str] = set()  # objects whose apply met another field manager's fields
     for change in plan.changes:
         if may_write is not None and not may_write():
             raise LeadershipLost(f"leadership lost: stopped applying after {len(result.applied)} of "
@@ -111,6 +125,10 @@ def apply_plan(
             obj = (secrets or {}).get(change.address)
             if obj is None or digest_key is None or secret_digest(obj, digest_key) != (digests or {}).get(change.address):
                 raise StalePlanError(f"{change.address}: the Secret in the manifests differs from the saved plan; run plan again")
+        if (refused := _refused_owner(change, conflicted)) is not None:
+            # Planned from what the refused apply would have made (a paused config's CronJob, its status): wait.
+            result.skipped.append((change, f"{refused} was not applied (field conflict)"))
+            continue
         if change.action in (Action.CREATE, Action.UPDATE):
             assert obj is not None
             outcome = _apply_object(cluster, change, obj)
@@ -118,6 +136,7 @@ def apply_plan(
                 result.skipped.append((change, outcome))
                 if outcome.startswith(_CONFLICT):
                     result.conflicts.append(f"{change.address}: {outcome.removeprefix(_CONFLICT)}")
+                    conflicted.add(change.address)
                 continue
         elif change.action is Action.STATUS:
             assert obj is not None

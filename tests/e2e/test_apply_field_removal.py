@@ -92,3 +92,26 @@ def test_observed_generation_is_never_planned_backwards(tmp_path: Path) -> None:
         assert code == 0 and "No changes." in out, f"{args}: {out}"
     apply(manifests, state)
     assert LocalCluster(state).get("BackupConfiguration", "demo", "app-db-backup")["status"]["observedGeneration"] == 2
+
+
+def test_a_field_another_manager_owns_is_reported_and_not_overwritten(tmp_path: Path) -> None:
+    manifests = copy_examples(tmp_path / "m", tmp_path / "demo")
+    state = str(tmp_path / "state.db")
+    apply(manifests, state)
+    cluster = LocalCluster(state)
+    mine = cluster.get("BackupConfiguration", "demo", "app-db-backup")
+    theirs = {"apiVersion": mine["apiVersion"], "kind": "BackupConfiguration",
+              "metadata": {"name": "app-db-backup", "namespace": "demo"}, "spec": {"paused": True}}
+    cluster.apply(theirs, field_manager="ops-team")  # someone else pauses it (a field the manifests leave alone)
+    apply(None, state)  # the loop suspends its trigger
+    assert LocalCluster(state).get("CronJob", "demo", "stash-trigger-app-db-backup")["spec"]["suspend"] is True
+
+    edit_config(manifests, paused=False)
+    result = runner.invoke(app, ["apply", "-f", str(manifests), "--state", state, "--auto-approve"])
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.output.splitlines() if "ops-team" in ln]
+    assert lines == ['error: BackupConfiguration/demo/app-db-backup: field spec.paused is managed by "ops-team"; '
+                     "not overwritten"], result.output
+    assert LocalCluster(state).get("BackupConfiguration", "demo", "app-db-backup")["spec"]["paused"] is True
+    # What was planned from the refused change waits with it: the trigger stays suspended as the config says.
+    assert LocalCluster(state).get("CronJob", "demo", "stash-trigger-app-db-backup")["spec"]["suspend"] is True
