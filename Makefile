@@ -1,10 +1,10 @@
-# stashplan: make install | demo | test | lint | bench | kube-env | kube-e2e | image
+# stashplan: make install | demo | test | lint | bench | kube-env | kube-e2e | chart | image
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install services demo test lint bench fuzz soak docs crds clean kube-env kube-e2e image
+.PHONY: install services demo test lint bench fuzz soak docs crds clean kube-env kube-e2e chart image
 
 install: $(STAMP)
 
@@ -46,14 +46,23 @@ fuzz: install
 	STASHPLAN_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest -q tests/unit/test_plan_fuzz.py
 
 # A real control plane (etcd, kube-apiserver, kube-controller-manager) built from tests/kube/go.mod
-# into .cache/kube/ once per machine (long the first time), started on loopback and stopped again.
+# into .cache/kube/ once per machine (long the first time), started on loopback and stopped again;
+# and helm (tests/kube/build-helm.sh), which the chart's end-to-end test installs with.
 kube-env: install
 	bash tests/kube/build.sh
+	bash tests/kube/build-helm.sh
 	$(BIN)/python -m tests.kube.controlplane --check
 
 # The cluster contract, install, RBAC and end-to-end tests against that control plane.
 kube-e2e: kube-env services
 	$(BIN)/python -m pytest -q --real-kube -m real_kube
+
+# The Helm chart (specs/chart): helm built from its Go module (helm.sh/helm/v4, pinned in tests/kube/build-helm.sh)
+# into .cache/helm-<version>/ once per machine, `helm lint --strict`, and the tests marked helm: the default
+# `helm template` renders what `stashplan install` prints, and each value's switch.
+chart: install
+	$$(bash tests/kube/build-helm.sh) lint --strict specs/chart
+	$(BIN)/python -m pytest -q -p no:randomly --helm -m helm tests/integration/test_chart_render.py
 
 # The README's screenshot of `stashplan status` (docs/status.png), rendered from a terminal by its test.
 docs: install services
@@ -67,6 +76,7 @@ image: install
 
 crds: install
 	$(BIN)/stashplan crds --out-dir specs/crds
+	$(BIN)/stashplan crds --out-dir specs/chart/crds
 
 clean:
 	rm -rf $(VENV) .stashplan demo-out bench-out

@@ -24,6 +24,7 @@ from typer.core import TyperGroup
 from stashplan import __version__, exits
 from stashplan.cluster.factory import ClusterSettings, open_cluster, settings
 from stashplan.errors import ManifestError, StashplanError
+from stashplan.operator.install import DEFAULT_IMAGE
 
 if TYPE_CHECKING:  # the reconcile core (and the API models it loads) only for commands that plan
     from typer import _click as click  # the click that typer's groups are built on
@@ -582,7 +583,7 @@ def crds(
 @app.command()
 def install(
     namespace: Annotated[str, typer.Option("--namespace", help="Namespace for the operator.")] = "stashplan-system",
-    image: Annotated[str, typer.Option("--image", help="Operator image.")] = "stashplan:latest",
+    image: Annotated[str, typer.Option("--image", help="Operator image.")] = DEFAULT_IMAGE,
     adopt_crds: AdoptOpt = False,
     skip_crds: Annotated[bool, typer.Option("--skip-crds", help="Leave the CRDs out: run beside another "
                                                                 "installation (Stash's) on its CRDs.")] = False,

@@ -1,0 +1,35 @@
+"""The Helm chart's copies (helm reads no file outside a chart) are those of specs/, and its version and default
+image are stashplan's (what `make image` tags). The rendering itself is compared by test_chart_render (make chart)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stashplan import __version__
+from stashplan.operator.install import DEFAULT_IMAGE
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+CHART = SPECS / "chart"
+
+
+def test_the_charts_crds_are_specs_crds() -> None:
+    ours = {p.name: p.read_bytes() for p in (CHART / "crds").iterdir()}
+    theirs = {p.name: p.read_bytes() for p in (SPECS / "crds").iterdir()}
+    assert ours == theirs, "specs/chart/crds/ differs from specs/crds/: run `make crds`"
+
+
+@pytest.mark.parametrize("name", ["stashplan-rules.yaml", "stashplan-dashboard.json"])
+def test_the_charts_monitoring_files_are_specs_monitoring(name: str) -> None:
+    assert (CHART / "files" / name).read_bytes() == (SPECS / "monitoring" / name).read_bytes(), (
+        f"specs/chart/files/{name} differs: cp specs/monitoring/{name} specs/chart/files/")
+
+
+def test_the_chart_is_stashplans_version_and_its_default_image_is_installs() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["version"] == chart["appVersion"] == __version__
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert f"{values['image']['repository']}:{values['image']['tag'] or chart['appVersion']}" == DEFAULT_IMAGE
+    assert f"stashplan:{__version__}" == DEFAULT_IMAGE  # .ci/image.sh tags the image with the version
