@@ -5,13 +5,15 @@ switch of values.yaml changes what it says. Run by `make chart` (pytest --helm).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from stashplan import __version__
-from stashplan.operator.install import DEFAULT_IMAGE, install_objects
+from stashplan.operator.install import DEFAULT_IMAGE
 from tests.fixtures.helm import CHART, Helm
 
 pytestmark = pytest.mark.helm
@@ -40,9 +42,16 @@ def operator(objs: dict[tuple[str, str, str], dict], namespace: str = "stashplan
     return dict(objs[("Deployment", namespace, "stashplan")]["spec"]["template"]["spec"]["containers"][0])
 
 
+def operator_image(objs: dict[tuple[str, str, str], dict], namespace: str) -> str:
+    return str(operator(objs, namespace)["image"])
+
+
 @pytest.mark.parametrize("namespace", ["stashplan-system", "backups"])
 def test_the_default_chart_renders_exactly_what_stashplan_install_prints(helm: Helm, namespace: str) -> None:
-    installed = {key(o): o for o in install_objects(namespace, DEFAULT_IMAGE) if o["kind"] != "Namespace"}
+    printed = subprocess.run([sys.executable, "-m", "stashplan", "install", "--namespace", namespace],
+                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+    installed = {key(o): o for o in yaml.safe_load_all(printed) if o and o["kind"] != "Namespace"}
+    assert operator_image(installed, namespace) == DEFAULT_IMAGE
     rendered = render(helm, namespace=namespace)
     assert sorted(rendered) == sorted(installed)
     for k, obj in installed.items():
@@ -71,7 +80,8 @@ def test_image_replicas_leader_election_scope_and_resources_reach_the_operator(h
     assert container["args"] == ["apply", "--watch", "--cluster=kube", "--no-leader-elect", "--health-port=8080",
                                  "--scope=opted-in", "--interval=30"]  # fmt: skip
     assert container["resources"]["limits"]["memory"] == "1Gi"
-    assert "--scope=all" not in operator(render(helm, "--set", "scope=all"))["args"]
+    assert "--scope=all" in operator(render(helm, "--set", "scope=all"))["args"]
+    assert not [a for a in operator(render(helm))["args"] if a.startswith("--scope")]  # the operator detects it
 
 
 def test_bad_values_are_refused_with_one_message_naming_the_value(helm: Helm) -> None:
