@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from stashplan import __version__
-from stashplan.operator.install import DEFAULT_IMAGE
+from stashplan.operator.install import DEFAULT_IMAGE, deploy_manifests
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 CHART = SPECS / "chart"
@@ -33,3 +33,13 @@ def test_the_chart_is_stashplans_version_and_its_default_image_is_installs() -> 
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert f"{values['image']['repository']}:{values['image']['tag'] or chart['appVersion']}" == DEFAULT_IMAGE
     assert f"stashplan:{__version__}" == DEFAULT_IMAGE  # .ci/image.sh tags the image with the version
+
+
+def test_the_charts_cluster_roles_are_specs_deploys() -> None:
+    """The RBAC template read as helm renders its defaults (its only template actions: the rbac.create switch and
+    the release namespace), without helm: the ClusterRoles change most often, and `make test` has no helm."""
+    text = (CHART / "templates" / "rbac.yaml").read_text().replace("{{ .Release.Namespace }}", "stashplan-system")
+    assert "{{" not in "".join(line for line in text.splitlines() if not line.startswith("{{-"))
+    ours = [d for d in yaml.safe_load_all("\n".join(ln for ln in text.splitlines() if not ln.startswith("{{-"))) if d]
+    theirs = [d for d in deploy_manifests() if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    assert ours == theirs, "specs/chart/templates/rbac.yaml differs from specs/deploy/rbac.yaml: copy its rules"
