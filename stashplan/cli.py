@@ -21,10 +21,9 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from stashplan import __version__, exits
+from stashplan import DEFAULT_IMAGE, __version__, exits
 from stashplan.cluster.factory import ClusterSettings, open_cluster, settings
 from stashplan.errors import ManifestError, StashplanError
-from stashplan.operator.install import DEFAULT_IMAGE
 
 if TYPE_CHECKING:  # the reconcile core (and the API models it loads) only for commands that plan
     from typer import _click as click  # the click that typer's groups are built on
@@ -233,7 +232,7 @@ def plan(
     full: FullOpt = False,
     scope: ScopeOpt = None,
     cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
-    image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
+    image: ImageOpt = DEFAULT_IMAGE, pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
     """Show what apply would change: CronJobs, Jobs, status updates, deletions."""
     from stashplan.apply.actual import make_plan
@@ -296,7 +295,7 @@ def apply(
         "--wait-for-lock", help="--watch in local mode: wait for the loop that holds the state to end.")] = False,
     scope: ScopeOpt = None,
     cluster: ClusterOpt = None, state: StateOpt = None, kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
-    image: ImageOpt = "stashplan:latest", pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
+    image: ImageOpt = DEFAULT_IMAGE, pushgateway_url: PushgatewayOpt = "", debug: DebugOpt = False,
 ) -> None:
     """Carry out a plan: a saved FILE exactly, or a fresh plan of -f manifests (with --watch: forever)."""
     from stashplan.apply.actual import make_plan

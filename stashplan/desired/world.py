@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from stashplan import DEFAULT_IMAGE
 from stashplan.desired.reads import namespace_key, repository_key, storage_secret_key, target_key
 from stashplan.desired.scope import Scope
 from stashplan.desired.stored import StoredObjects
@@ -17,7 +18,7 @@ from stashplan.kinds import identity
 class Settings:
     """Operator-wide settings that shape what is desired."""
 
-    image: str = "stashplan:latest"
+    image: str = DEFAULT_IMAGE
     pushgateway_url: str = ""
     check_params: ParamCheck | None = None  # the providers' allow-lists for task params (set by the CLI)
     # Local mode runs each container's command on this machine: whether a command exists here (None: a cluster).

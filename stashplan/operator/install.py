@@ -11,12 +11,11 @@ from pathlib import Path
 
 import yaml
 
-from stashplan import __version__
+from stashplan import DEFAULT_IMAGE
 from stashplan.errors import StashplanError
 from stashplan.packaged import specs_dir
 
 DEFAULT_NAMESPACE = "stashplan-system"
-DEFAULT_IMAGE = f"stashplan:{__version__}"  # what `make image` tags (.ci/image.sh), the chart's default too
 DEPLOY_FILES = ("namespace.yaml", "operator.yaml", "pushgateway.yaml", "rbac.yaml")  # each must be there
 _ORDER = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 _CLUSTER_SCOPED = frozenset({"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"})

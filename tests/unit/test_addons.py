@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from stashplan import DEFAULT_IMAGE
 from stashplan.api import builtin_addons
 from stashplan.desired.tasks import (
     ADDON_VERSIONS,
@@ -47,7 +48,7 @@ EVERY_VERSION = [(db, v) for db, vs in ADDON_VERSIONS.items() for v in vs]
 @pytest.mark.parametrize(("database", "version"), EVERY_VERSION)
 def test_backup_function_runs_the_agreed_transfer_command(database: str, version: str) -> None:
     fn = FUNCTIONS[f"{database}-backup-{version}"]["spec"]
-    assert fn["image"] == "${STASHPLAN_IMAGE:=stashplan:latest}" and fn["command"] == ["stashplan"]
+    assert fn["image"] == f"${{STASHPLAN_IMAGE:={DEFAULT_IMAGE}}}" and fn["command"] == ["stashplan"]
     assert fn["args"] == [
         "transfer", "backup",
         "--namespace=${NAMESPACE:=default}",
