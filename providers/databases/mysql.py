@@ -7,6 +7,8 @@ DELIMITER, `\C` and `\-`: no `\!`, `source`, `connect`); a restore into a named 
 the dump's `USE`/`CREATE`/`DROP`/`ALTER DATABASE` to it, refuses a dump of several databases and anything that
 changes how statements are lexed (`providers.databases.mysql_confine`), and runs as an account of its own that
 can use that database only (`providers.databases.mysql_account`: the guarantee, whatever the filter misses).
+`--one-database DB` in a restore's `args` (DB its one operand, else the AppBinding's database, which it must
+equal) is done by `providers.databases.mysql_one_database` (the client in binary mode does not follow USE).
 The password travels in MYSQL_PWD only. TLS: caBundle (else the tlsSecret's ca.crt) is `--ssl-ca`, the tlsSecret's certificate and key `--ssl-cert`/`--ssl-key` (paths).
 
 `multiDumpArgs` (Stash v2024.12.18): one dump per `$args=` part, each with the connection args and the
@@ -32,10 +34,12 @@ from providers.databases.base import (
     TaskParams,
     resolve_connection,
 )
+from providers.databases.getopt import Parsed
 from providers.databases.grammars import MARIADB_CLIENT, MARIADB_DUMP, MYSQL_CLIENT, MYSQLDUMP
 from providers.databases.mysql_account import RestoreAccount
 from providers.databases.mysql_confine import MySQLConfine
 from providers.databases.mysql_flavour import adapt
+from providers.databases.mysql_one_database import Chained, OneDatabase
 from providers.databases.mysql_session import SAFE_CHARSETS
 from providers.databases.options import (
     COMMANDS,
@@ -79,7 +83,8 @@ _CLIENT_ALLOWED = ("--verbose", "--one-database", "--binary-mode", "--comments",
                    "--net-buffer-length")
 OPTIONS = {
     **{g.tool: tool_options(g, _DUMP_ALLOWED, _DUMP_REFUSED, positional=True) for g in (MYSQLDUMP, MARIADB_DUMP)},
-    **{g.tool: tool_options(g, _CLIENT_ALLOWED, _CLIENT_REFUSED) for g in (MYSQL_CLIENT, MARIADB_CLIENT)},
+    **{g.tool: tool_options(g, _CLIENT_ALLOWED, _CLIENT_REFUSED, operand_with=("--one-database",))
+       for g in (MYSQL_CLIENT, MARIADB_CLIENT)},
 }
 BACKUP_TOOLS: tuple[str, ...] = ("mysqldump", "mariadb-dump")
 
@@ -170,10 +175,18 @@ class MySQLProvider:
 
     def restore(self, conn: Connection, params: TaskParams) -> RestoreSpec:
         params, _ = self.for_client("restore", params)
-        OPTIONS[self._client].check(params.args)
+        parsed = OPTIONS[self._client].check(params.args)
+        one = self._one_database(conn, parsed)
+        if one is not None:  # done by the stream filter: the client in binary mode does not follow USE
+            params = replace(params, args=tuple(rebuild(
+                [p for p in parsed if p.opt is not None and p.opt.name != "--one-database"])))
         argv = [self._client, *self._target(conn), "--batch", "--binary-mode", *params.args]
         if not conn.database:
-            return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)))
+            if one is None:
+                return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)))
+            argv += [f"--database={one}", "--skip-comments",
+                     f"--default-character-set={self._client_charset(params.args)}"]
+            return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)), lambda: OneDatabase(one))
         target = conn.database
         account = RestoreAccount(self._client, self._target(conn), self._env(conn), conn.username, target,
                                  tls=bool(conn.ca_file or conn.cert_file))
@@ -181,8 +194,25 @@ class MySQLProvider:
         argv = [self._client, *self._target(confined), "--batch", "--binary-mode", *params.args,
                 f"--database={target}", "--skip-comments",
                 f"--default-character-set={self._client_charset(params.args)}"]
-        return RestoreSpec(ProcessSpec(tuple(argv), self._env(confined)), lambda: MySQLConfine(target),
+        make = (lambda: MySQLConfine(target)) if one is None else (lambda: Chained(OneDatabase(one), MySQLConfine(target)))
+        return RestoreSpec(ProcessSpec(tuple(argv), self._env(confined)), make,
                            finish=account.finish, start=account.start)
+
+    def _one_database(self, conn: Connection, parsed: Sequence[Parsed]) -> str | None:
+        """The database `--one-database` keeps (its operand, else the AppBinding's), None without it; TransferError
+        when it names none, or another than the AppBinding's."""
+        if not any(p.opt is not None and p.opt.name == "--one-database" for p in parsed):
+            return None
+        name = next((p.spelled for p in parsed if p.opt is None), None)
+        if name is None:
+            if not conn.database:
+                raise TransferError("task param args: --one-database needs the database to keep (e.g. "
+                                    "--one-database testdb): the AppBinding names none")
+            return conn.database
+        if conn.database and name != conn.database:
+            raise TransferError(f"task param args: --one-database {name}: the restore writes only the AppBinding's "
+                                f"database, {conn.database}")
+        return name
 
     def _client_charset(self, args: Sequence[str]) -> str:
         """The client character set of a confined restore: the one `args` name (it must keep quotes and

@@ -26,12 +26,14 @@ OTHER = "it does not do the transfer's work (help, version, interactive or listi
 @dataclass(frozen=True)
 class ToolOptions:
     """The options `args` may pass to a tool, read with the tool's own `grammar`: `allowed` names pass,
-    `refused` maps names to why not (anything else is refused too); `positional`: operands may pass."""
+    `refused` maps names to why not (anything else is refused too); `positional`: operands may pass;
+    `operand_with`: options with which exactly one operand may pass (where the tool reads it, anywhere)."""
 
     grammar: Grammar
     allowed: frozenset[str]
     refused: Mapping[str, str] = field(default_factory=dict)
     positional: bool = False
+    operand_with: frozenset[str] = frozenset()
 
     @property
     def tool(self) -> str:
@@ -52,11 +54,12 @@ class ToolOptions:
     def check(self, words: Sequence[str], param: str = "args") -> list[Parsed]:
         """TransferError naming `param` and the first option (as the tool reads it) that is not allowed."""
         parsed = self.parse(words, param)
+        operands = 0
         for item in parsed:
             if item.opt is None:
+                operands += 1
                 if not self.positional:
-                    raise TransferError(f"task param {param}: {item.spelled!r} is not allowed for {self.tool}: "
-                                        "only options are, and no plain arguments")
+                    self._check_operand(parsed, item, operands, param)
                 continue
             name = item.opt.name
             shown = name if item.spelled == name or item.spelled.startswith("--") else f"{item.spelled} ({name})"
@@ -68,19 +71,34 @@ class ToolOptions:
                                     "(not on its allow-list)")
         return parsed
 
+    def _check_operand(self, parsed: Sequence[Parsed], item: Parsed, nth: int, param: str) -> None:
+        with_ = next((p.spelled for p in parsed if p.opt is not None and p.opt.name in self.operand_with), "")
+        if not with_:
+            but = f" (but one with {', '.join(sorted(self.operand_with))})" if self.operand_with else ""
+            raise TransferError(f"task param {param}: {item.spelled!r} is not allowed for {self.tool}: only options "
+                                f"are, and no plain arguments{but}")
+        if nth > 1:
+            raise TransferError(f"task param {param}: {item.spelled!r} is not allowed for {self.tool}: {with_} takes "
+                                "one plain argument (the database), and there is already one")
+
+    def operand(self, words: Sequence[str]) -> str | None:
+        """The one operand `words` carry (after `check` passed), else None."""
+        return next((p.spelled for p in self.parse(words) if p.opt is None), None)
+
     def names(self, words: Sequence[str]) -> set[str]:
         """The option names the tool reads from `words` (after `check` passed)."""
         return {p.opt.name for p in self.parse(words) if p.opt is not None}
 
 
 def tool_options(grammar: Grammar, allowed: Iterable[str], refused: Mapping[str, str] | None = None,
-                 *, positional: bool = False) -> ToolOptions:
-    """Options for a grammar; every allowed or refused name must be one of the grammar's options."""
+                 *, positional: bool = False, operand_with: Iterable[str] = ()) -> ToolOptions:
+    """Options for a grammar; every allowed or refused name must be one of the grammar's options, and every
+    `operand_with` name an allowed one."""
     known = {o.name for o in grammar.options()}
-    unknown = sorted({*allowed, *(refused or {})} - known)
+    unknown = sorted({*allowed, *(refused or {})} - known) + sorted(set(operand_with) - set(allowed))
     if unknown:
         raise ValueError(f"{grammar.tool}: no such options in its grammar: {', '.join(unknown)}")
-    return ToolOptions(grammar, frozenset(allowed), dict(refused or {}), positional)
+    return ToolOptions(grammar, frozenset(allowed), dict(refused or {}), positional, frozenset(operand_with))
 
 
 def rebuild(parsed: Sequence[Parsed]) -> list[str]:
