@@ -177,7 +177,8 @@ def _load(files: Sequence[Path] | None, refusals: list[str] | None = None,
     from stashplan.api.modes import split_by_mode
 
     manifests = load_paths(list(files), refusals)
-    manifests, problems = split_by_mode(manifests, mode) if mode else (manifests, [])
+    identity = (os.getuid(), os.getgid())  # who starts local Jobs (a securityContext may need root to switch)
+    manifests, problems = split_by_mode(manifests, mode, identity) if mode else (manifests, [])
     if problems and refusals is None:
         raise ManifestError(problems)
     if refusals is not None:

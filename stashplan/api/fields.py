@@ -51,6 +51,8 @@ RUNTIME_CONTAINER_KEYS = ("resources", "env", "envFrom", "securityContext", "liv
 FUNCTION_RUNTIME_KEYS = ("env", "envFrom", "resources", "livenessProbe", "readinessProbe", "lifecycle",
                          "securityContext", "nice", "ionice")
 _LOCAL = " (refused in local mode, where no kubelet or scheduler acts on it)"
+_LOCAL_SECURITY = (" (locally the Job's process starts as runAsUser/runAsGroup with supplementalGroups, root needed to "
+                   "switch; runAsNonRoot checked; other keys refused)")
 
 
 def _invoker_rules(kind: str) -> list[Rule]:
@@ -75,13 +77,13 @@ def _invoker_rules(kind: str) -> list[Rule]:
              _INPUTS),
     ]
     for key in RUNTIME_POD_KEYS:
-        local = "" if key == "serviceAccountName" else _LOCAL
+        local = "" if key == "serviceAccountName" else _LOCAL_SECURITY if key == "securityContext" else _LOCAL
         rules.append(Rule(kind, f"{spec}.runtimeSettings.pod.{key}", "copied onto the trigger and Job pods" + local,
                           _PODS))
     for key in ("podLabels", "podAnnotations"):
         rules.append(Rule(kind, f"{spec}.runtimeSettings.pod.{key}", "the Job pod's labels/annotations", _PODS))
     for key in RUNTIME_CONTAINER_KEYS:
-        local = _LOCAL if key != "env" else " (locally: value and secretKeyRef)"
+        local = {"env": " (locally: value and secretKeyRef)", "securityContext": _LOCAL_SECURITY}.get(key, _LOCAL)
         rules.append(Rule(kind, f"{spec}.runtimeSettings.container.{key}", "copied onto the Job's container" + local,
                           _PODS))
     for key in ("nice", "ionice"):

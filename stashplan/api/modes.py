@@ -9,7 +9,12 @@ from typing import Any
 
 LOCAL_REASON = "local mode runs the Job as a process on this machine"
 LOCAL_POD_FIELDS = ("serviceAccountName", "podLabels", "podAnnotations")  # kept on the stored Job as given
-LOCAL_CONTAINER_REFUSED = ("resources", "securityContext", "livenessProbe", "readinessProbe", "lifecycle", "envFrom")
+LOCAL_CONTAINER_REFUSED = ("livenessProbe", "readinessProbe", "lifecycle", "envFrom")
+# securityContext keys local mode honours (stashplan.cluster.local.run_as starts the process as that user);
+# supplementalGroups is a pod key.
+LOCAL_SECURITY_KEYS = ("runAsUser", "runAsGroup", "runAsNonRoot", "supplementalGroups")
+RESOURCES_REASON = (f"{LOCAL_REASON}, where no cgroup enforces requests or limits (a process rlimit is not a "
+                    "memory limit); use a cluster, or leave resources out to run here")
 HOOK_KINDS = {"BackupConfiguration": ("preBackup", "postBackup"), "RestoreSession": ("preRestore", "postRestore")}
 
 
@@ -28,7 +33,31 @@ def _kube(obj: dict) -> Iterator[tuple[str, str]]:
                    "the database's pod; remove containerName (the command then runs in the Job)")
 
 
-def _container_settings(settings: dict, prefix: str) -> Iterator[tuple[str, str]]:
+Identity = tuple[int, int]  # (uid, gid) of the process that runs local Jobs
+
+
+def _security(context: dict, prefix: str, identity: Identity | None) -> Iterator[tuple[str, str]]:
+    """A securityContext in local mode: the keys a process can honour pass (a change of user only where local
+    Jobs are started by root, or it is no change); the others are refused, one line each."""
+    for key, value in context.items():
+        if value is None:
+            continue
+        if key not in LOCAL_SECURITY_KEYS:
+            yield (f"{prefix}.{key}", f"{LOCAL_REASON}, where no container runtime enforces it (only runAsUser, "
+                   "runAsGroup, runAsNonRoot and supplementalGroups are honoured here); use a cluster")
+            continue
+        uid, gid = identity if identity is not None else (-1, -1)
+        own = {"runAsUser": uid, "runAsGroup": gid}.get(key)
+        if key != "runAsNonRoot" and uid != 0 and value not in (own, []):
+            yield (f"{prefix}.{key}", f"{LOCAL_REASON} as the user stashplan runs as (uid {uid}, gid {gid}); "
+                   f"starting it with {key} {value} needs stashplan to run as root; use a cluster")
+
+
+def _container_settings(settings: dict, prefix: str, identity: Identity | None) -> Iterator[tuple[str, str]]:
+    if settings.get("resources"):
+        yield f"{prefix}.resources", RESOURCES_REASON
+    if settings.get("securityContext"):
+        yield from _security(settings["securityContext"], f"{prefix}.securityContext", identity)
     for key in LOCAL_CONTAINER_REFUSED:
         if settings.get(key):
             yield f"{prefix}.{key}", f"{LOCAL_REASON}, where no container runtime enforces it; use a cluster"
@@ -39,11 +68,11 @@ def _container_settings(settings: dict, prefix: str) -> Iterator[tuple[str, str]
                    f"{LOCAL_REASON}: only value and valueFrom.secretKeyRef are resolved here")
 
 
-def _local(obj: dict) -> Iterator[tuple[str, str]]:
+def _local(obj: dict, identity: Identity | None = None) -> Iterator[tuple[str, str]]:
     spec = obj.get("spec") or {}
     kind = obj.get("kind")
     if kind == "Function":
-        yield from _container_settings(spec.get("runtimeSettings") or {}, "spec.runtimeSettings")
+        yield from _container_settings(spec.get("runtimeSettings") or {}, "spec.runtimeSettings", identity)
         return
     if kind not in HOOK_KINDS:
         return
@@ -56,27 +85,33 @@ def _local(obj: dict) -> Iterator[tuple[str, str]]:
         yield ("spec.interimVolumeTemplate", f"{LOCAL_REASON}: there is no PersistentVolumeClaim to stage data in "
                "(the built-in addons stream without one)")
     runtime = spec.get("runtimeSettings") or {}
-    yield from _container_settings(runtime.get("container") or {}, "spec.runtimeSettings.container")
+    yield from _container_settings(runtime.get("container") or {}, "spec.runtimeSettings.container", identity)
     for key, value in (runtime.get("pod") or {}).items():
-        if value is not None and key not in LOCAL_POD_FIELDS:
+        if key == "securityContext" and value:
+            yield from _security(value, "spec.runtimeSettings.pod.securityContext", identity)
+        elif value is not None and key not in LOCAL_POD_FIELDS:
             yield (f"spec.runtimeSettings.pod.{key}",
                    f"{LOCAL_REASON}, with no scheduler or kubelet to act on it; use a cluster")
 
 
-def mode_problems(objs: Sequence[dict[str, Any]], mode: str) -> list[str]:
-    """One line per field the `mode` ("local" or "kube") cannot honour: "<Kind>/<ns>/<name>: <field>: <why>"."""
-    check = _local if mode == "local" else _kube
-    return [f"{_label(obj)}: {path}: {why}" for obj in objs for path, why in check(obj)]
+def _check(obj: dict, mode: str, identity: Identity | None) -> Iterator[tuple[str, str]]:
+    return _local(obj, identity) if mode == "local" else _kube(obj)
 
 
-def split_by_mode(objs: Sequence[dict[str, Any]], mode: str) -> tuple[list[dict[str, Any]], list[str]]:
+def mode_problems(objs: Sequence[dict[str, Any]], mode: str, identity: Identity | None = None) -> list[str]:
+    """One line per field the `mode` ("local" or "kube") cannot honour: "<Kind>/<ns>/<name>: <field>: <why>".
+    `identity`: the (uid, gid) local Jobs are started by (None: unknown, so no change of user is possible)."""
+    return [f"{_label(obj)}: {path}: {why}" for obj in objs for path, why in _check(obj, mode, identity)]
+
+
+def split_by_mode(objs: Sequence[dict[str, Any]], mode: str,
+                  identity: Identity | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """(the objects the `mode` can honour, one line per field of the others): an object with such a field is left
-    out whole, never applied with the field ignored."""
-    check = _local if mode == "local" else _kube
+    out whole, never applied with the field ignored. `identity` as for `mode_problems`."""
     kept: list[dict[str, Any]] = []
     lines: list[str] = []
     for obj in objs:
-        found = [f"{_label(obj)}: {path}: {why}" for path, why in check(obj)]
+        found = [f"{_label(obj)}: {path}: {why}" for path, why in _check(obj, mode, identity)]
         if found:
             lines += found
         else:

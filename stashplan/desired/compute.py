@@ -177,7 +177,8 @@ def _check_functions(world: World, task_name: str) -> None:
         raise StashplanError(f"Task {task_name!r} not found")
     for step in (task.get("spec") or {}).get("steps") or []:
         if step.get("name") not in world.functions:
-            raise StashplanError(f"Task {task_name!r} step names Function {step.get('name')!r}, which does not exist")
+            raise StashplanError(f"Task {task_name!r} step names Function {step.get('name')!r}, which does not exist or "
+                                 "was refused")
 
 
 def _missing_commands(world: World, task_name: str, settings: Settings, who: str) -> list[str]:

@@ -89,7 +89,7 @@ def test_nice_ionice_and_env_reach_the_dump_process_of_a_local_backup_job(tmp_pa
 def test_local_mode_refuses_what_only_a_kubelet_enforces_one_line_each(tmp_path: Path, sqlite_file: Path) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
-    runtime = {"container": {"resources": {"limits": {"memory": "1Gi"}}, "securityContext": {"runAsUser": 2000},
+    runtime = {"container": {"resources": {"limits": {"memory": "1Gi"}}, "securityContext": {"readOnlyRootFilesystem": True},
                              "env": [{"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]},
                "pod": {"nodeSelector": {"disk": "ssd"}, "serviceAccountName": "backup-sa"}}
     docs = documents(sqlite_file, tmp_path / "repo", runtime, tempDir={"medium": "Memory", "disableCaching": True},
@@ -101,7 +101,8 @@ def test_local_mode_refuses_what_only_a_kubelet_enforces_one_line_each(tmp_path:
     lines = [" ".join(line.split()) for line in result.output.split("error: ")[1:]]
     fields = sorted(line.split(": ")[1] for line in lines)
     assert fields == ["spec.interimVolumeTemplate", "spec.runtimeSettings.container.env[0].valueFrom",
-                      "spec.runtimeSettings.container.resources", "spec.runtimeSettings.container.securityContext",
+                      "spec.runtimeSettings.container.resources",
+                      "spec.runtimeSettings.container.securityContext.readOnlyRootFilesystem",
                       "spec.runtimeSettings.pod.nodeSelector", "spec.tempDir.medium"], lines
     assert all(line.startswith("BackupConfiguration/demo/app-db-backup: ") for line in lines)
     assert all("local mode runs the Job as a process on this machine" in line for line in lines)

@@ -2,8 +2,8 @@
 
 `CronScheduler` fires CronJobs on schedule (croniter) by creating Jobs from their templates;
 `JobRunner` runs each Job's containers as local processes (init containers in order, then the main
-one) with the container's env (of the loop's own only PATH, HOME, locale: no credential), and turns exit codes
-and deadlines into Job status.
+one) with the container's env (of the loop's own only PATH, HOME, locale: no credential), as the user its
+securityContext names (`stashplan.cluster.local.run_as`), and turns exit codes and deadlines into Job status.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from croniter import croniter
 
 from stashplan.cluster.base import Cluster
 from stashplan.cluster.local.orphans import end_orphan, record_process
+from stashplan.cluster.local.run_as import run_as
 from stashplan.errors import AlreadyExists, NotFound, StashplanError
 from stashplan.objects import owner_ref, parse_time, rfc3339
 from stashplan.secrets import Masker, secret_data, secret_values
@@ -229,11 +230,11 @@ class JobRunner:
         self.cluster.patch_status("Job", run.namespace, run.name, {"startTime": rfc3339(now), "active": 1})
         pod = ((spec.get("template") or {}).get("spec")) or {}
         containers = list(pod.get("initContainers") or []) + list(pod.get("containers") or [])
-        run.thread = threading.Thread(target=self._run, args=(run, containers), daemon=True)
+        run.thread = threading.Thread(target=self._run, args=(run, containers, pod), daemon=True)
         self.runs[(run.namespace, run.name)] = run
         run.thread.start()
 
-    def _run(self, run: _Run, containers: list[dict]) -> None:
+    def _run(self, run: _Run, containers: list[dict], pod: Mapping | None = None) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{run.namespace}_{run.name}.log"
         try:
@@ -242,6 +243,8 @@ class JobRunner:
                     try:
                         argv, env, cwd, secrets = self._process_args(run.namespace, container)
                         run.masker = Masker([*run.masker.values, *secrets])
+                        identity = run_as(pod or {}, container)  # securityContext: runAsUser, runAsGroup, ...
+                        env.update(identity.env)
                     except StashplanError as exc:
                         run.tail.append(str(exc))
                         run.exit_code = 1
@@ -250,7 +253,7 @@ class JobRunner:
                     log.flush()
                     run.proc = subprocess.Popen(
                         argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT, start_new_session=True,
+                        stderr=subprocess.STDOUT, start_new_session=True, **identity.popen_kwargs(),
                     )
                     record_process(self._pid_file(run.namespace, run.name), run.proc.pid)
                     assert run.proc.stdout is not None
