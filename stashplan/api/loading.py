@@ -285,6 +285,14 @@ def _default_namespace(obj: dict) -> dict:
     return {**obj, "metadata": meta}
 
 
+def _raw_refusals(raw: dict) -> list[tuple[str, str]]:
+    """`field_refusals` of an object that did not validate (its values may have any shape)."""
+    try:
+        return field_refusals(raw)
+    except (TypeError, ValueError, AttributeError):
+        return []
+
+
 class _Validation:
     """Objects validated one at a time (each raw dict can be dropped as soon as it is checked); problems,
     refusals and duplicates accumulate across calls in the order the objects came."""
@@ -309,7 +317,10 @@ class _Validation:
         valid, found = _validate_one(raw)
         # An invalid object is left out with its lines (into `refusals` when given: the others still plan).
         self.refused.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in found)
-        if valid is None:
+        if valid is None:  # its refused fields too (e.g. a workload target), not only what made it invalid
+            reported = {path for path, _ in found}
+            self.refused.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in _raw_refusals(raw)
+                                if path not in reported)
             return
         if fields := field_refusals(valid):
             self.refused.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in fields)

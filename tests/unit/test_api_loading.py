@@ -253,3 +253,20 @@ def test_unquoted_yaml_floats_and_base60_numbers_keep_their_text(tmp_path: Path)
     (binding,) = load_paths([path])
     assert binding["spec"]["version"] == "10.10"
     assert binding["spec"]["parameters"] == {"window": "1:30", "retries": 3}
+
+
+def test_an_invalid_object_also_names_its_refused_fields() -> None:
+    config = {"apiVersion": "stash.appscode.com/v1beta1", "kind": "BackupConfiguration",
+              "metadata": {"name": "deployment-backup", "namespace": "demo"},
+              "spec": {"repository": {"name": "repo"}, "schedule": "*/5 * * * *",
+                       "retentionPolicy": {"name": "k", "keepLast": 5, "prune": True},
+                       "target": {"ref": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                                  "paths": ["/data"]},
+                       "hooks": {"postBackup": {"httpPost": {"host": "h", "port": 443,
+                                                             "body": "{{ toJson .Status }}"}}}}}
+    refusals: list[str] = []
+
+    assert validate_objects([("f.yaml", config)], refusals) == []
+
+    fields = [line.split(": ")[2] for line in refusals]
+    assert fields == ["spec.hooks.postBackup.httpPost.body", "spec.target.paths", "spec.target.ref.kind"], refusals
