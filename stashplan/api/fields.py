@@ -66,7 +66,8 @@ def _invoker_rules(kind: str) -> list[Rule]:
         Rule(kind, f"{spec}.target.ref.kind", "AppBinding: the database to back up or restore", _WORLD),
         Rule(kind, f"{spec}.target.ref.name", "the AppBinding", _WORLD),
         Rule(kind, f"{spec}.target.ref.namespace", "the invoker's own namespace only: another one is refused at plan "
-             "time and by the Job (a target is in its invoker's namespace, as in Stash)", _BOUNDARIES),
+             "time and by the Job (a namespace reaches only its own objects; Stash's cross-namespace targets are not "
+             "supported)", _BOUNDARIES),
         Rule(kind, f"{spec}.target.alias", "the snapshot host (HOSTNAME, default host-0)", _INPUTS),
         Rule(kind, f"{spec}.target.replicas", "TARGET_APP_REPLICAS", _INPUTS),
         Rule(kind, f"{spec}.repository.name", "the Repository", _WORLD),

@@ -73,9 +73,13 @@ def test_plan_refuses_targets_of_another_namespace_and_apply_writes_nothing(
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
         assert errors == [
             "error: BackupConfiguration team-a/steal: spec.target.ref.namespace: AppBinding team-b/db is in another "
-            "namespace; a target must be in the BackupConfiguration's own namespace (team-a), as in Stash",
+            "namespace; a target must be in the BackupConfiguration's own namespace (team-a), so that a namespace "
+            "reaches only its own objects (Stash's cross-namespace targets are not supported: create the "
+            "BackupConfiguration in team-b)",
             "error: RestoreSession team-a/overwrite: spec.target.ref.namespace: AppBinding team-b/db is in another "
-            "namespace; a target must be in the RestoreSession's own namespace (team-a), as in Stash"], result.output
+            "namespace; a target must be in the RestoreSession's own namespace (team-a), so that a namespace reaches "
+            "only its own objects (Stash's cross-namespace targets are not supported: create the RestoreSession in "
+            "team-b)"], result.output
     cluster = LocalCluster(state)
     try:
         assert not cluster.list("CronJob") and not cluster.list("Job")  # nothing of them ever runs

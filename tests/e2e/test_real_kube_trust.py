@@ -83,7 +83,8 @@ def test_the_operator_plans_without_any_secret_permission(real_kube: RealKube,
         "stash-trigger-nightly", "stash-trigger-other"]
     assert done.plan.refusals == (
         "BackupConfiguration team-a/steal: spec.target.ref.namespace: AppBinding team-b/db is in another namespace; "
-        "a target must be in the BackupConfiguration's own namespace (team-a), as in Stash",)
+        "a target must be in the BackupConfiguration's own namespace (team-a), so that a namespace reaches only its "
+        "own objects (Stash's cross-namespace targets are not supported: create the BackupConfiguration in team-b)",)
     assert admin.get("BackupConfiguration", "team-a", "steal")["status"]["phase"] == "Invalid"
     assert not [b for b in admin.list("RoleBinding", "team-b") if b["metadata"]["name"].startswith("stashplan")]
     assert not admin.list("CronJob", "team-b")

@@ -3,6 +3,7 @@ with one line per kind or field (naming the object, the field and why) while the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -133,7 +134,8 @@ def test_a_dedicated_backup_namespace_is_refused_whether_or_not_its_target_exist
         assert code == 1, out
         assert ("error: BackupConfiguration backup/sample-mysql-backup: spec.target.ref.namespace: AppBinding "
                 "prod/sample-mysql is in another namespace; a target must be in the BackupConfiguration's own "
-                "namespace (backup), as in Stash") in errors
+                "namespace (backup), so that a namespace reaches only its own objects (Stash's cross-namespace targets "
+                "are not supported: create the BackupConfiguration in prod)") in errors
         assert "CronJob/backup/stash-trigger-prod-sample-mysql-backup" not in out
         assert "RoleBinding/prod/" not in out
 
@@ -147,3 +149,39 @@ def test_in_local_mode_a_foreign_function_is_refused_and_its_configuration_is_in
     assert any(e.startswith("error: BackupConfiguration demo/sample-postgres-backup:") for e in errors), errors
     assert "CronJob/demo/stash-trigger-sample-postgres-backup" not in out
     assert 'phase Invalid' in out and '(phase Ready)' not in out
+
+
+def test_a_restore_keeping_one_database_with_stashs_documented_args_plans(tmp_path: Path) -> None:
+    code, out, errors = plan("06-mariadb-custom-restore-passing-args", tmp_path)
+    assert code == 0 and not errors, out
+    assert "+ Job/demo/stash-restore-sample-mariadb-restore will be created" in out
+    assert "--args=--one-database testdb" in out
+
+
+def test_a_specific_user_is_honoured_locally_when_stashplan_can_start_the_job_as_that_user(tmp_path: Path) -> None:
+    code, out, errors = plan("06-mariadb-custom-specific-user", tmp_path)  # runAsUser 0, runAsGroup 0
+    if os.geteuid() == 0:
+        assert code == 0 and not errors, out
+        assert "runAsUser: 0" in out
+    else:
+        assert code == 1 and errors == [
+            f"error: BackupConfiguration/demo/sample-mariadb-backup: spec.runtimeSettings.pod.securityContext.{key}: local mode runs the Job as a "
+            f"process on this machine as the user stashplan runs as (uid {os.getuid()}, gid {os.getgid()}); starting "
+            f"it with {key} 0 needs stashplan to run as root; use a cluster" for key in ("runAsUser", "runAsGroup")]
+
+
+def test_resource_limits_are_refused_locally_with_the_true_reason(tmp_path: Path) -> None:
+    code, out, errors = plan("06-mariadb-custom-resource-limit", tmp_path)
+    assert code == 1, out
+    assert errors == [
+        "error: BackupConfiguration/demo/sample-mariadb-backup: spec.runtimeSettings.container.resources: local mode runs the Job as a process on "
+        "this machine, where no cgroup enforces requests or limits (a process rlimit is not a memory limit); use a "
+        "cluster, or leave resources out to run here"]
+
+
+def test_a_deployment_target_is_named_even_when_its_hook_body_is_also_refused(tmp_path: Path) -> None:
+    code, out, errors = plan("09-slack-hook-deployment", tmp_path)
+    assert code == 1, out
+    fields = [e.split(": ")[3] for e in errors]
+    assert fields == ["spec.hooks.postBackup.httpPost.body", "spec.target.paths", "spec.target.ref.kind",
+                      "spec.target.volumeMounts"], errors

@@ -154,7 +154,9 @@ def test_a_configuration_with_a_target_in_another_namespace_is_refused_as_a_full
     obj["spec"]["target"]["ref"]["namespace"] = "apps"
     cluster.create(obj)
     refusal = ("BackupConfiguration demo/cross: spec.target.ref.namespace: AppBinding apps/db is in another "
-               "namespace; a target must be in the BackupConfiguration's own namespace (demo), as in Stash")
+               "namespace; a target must be in the BackupConfiguration's own namespace (demo), so that a namespace reaches "
+               "only its own objects (Stash's cross-namespace targets are not supported: create the "
+               "BackupConfiguration in apps)")
     for edit in (False, True):
         if edit:
             edited = cluster.get("BackupConfiguration", NS, "cross")

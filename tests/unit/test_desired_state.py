@@ -354,7 +354,8 @@ def test_a_backup_configuration_whose_target_is_in_another_namespace_is_refused_
     out = compute(world)
     assert out.refusals == [
         "BackupConfiguration demo/nightly: spec.target.ref.namespace: AppBinding team-b/pg is in another namespace; "
-        "a target must be in the BackupConfiguration's own namespace (demo), as in Stash"]
+        "a target must be in the BackupConfiguration's own namespace (demo), so that a namespace reaches only its "
+        "own objects (Stash's cross-namespace targets are not supported: create the BackupConfiguration in team-b)"]
     assert status_of(out, "BackupConfiguration", "nightly")["phase"] == "Invalid"
     assert not [o for o in out.objects if o["kind"] == "CronJob"]
     assert not [o for o in out.objects if o["metadata"].get("namespace") != "demo"]
@@ -372,7 +373,8 @@ def test_a_restore_session_whose_target_is_in_another_namespace_is_refused_and_g
     out = compute(world)
     assert out.refusals == [
         "RestoreSession demo/overwrite: spec.target.ref.namespace: AppBinding team-b/pg is in another namespace; "
-        "a target must be in the RestoreSession's own namespace (demo), as in Stash"]
+        "a target must be in the RestoreSession's own namespace (demo), so that a namespace reaches only its "
+        "own objects (Stash's cross-namespace targets are not supported: create the RestoreSession in team-b)"]
     assert status_of(out, "RestoreSession", "overwrite")["phase"] == "Invalid"
     assert not [o for o in out.objects if o["kind"] in ("Job", "RoleBinding") and o["metadata"]["name"] != "stashplan-job"]
     assert not [o for o in out.objects if o["metadata"].get("namespace") != "demo"]
