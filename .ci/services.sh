@@ -20,6 +20,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v faketime >/dev/null || need+=(faketime)  # skews one process's clock: lock staleness tests
 command -v pgbackrest >/dev/null || need+=(pgbackrest)  # the physical backup/restore peer of bench_time_to_usable
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)  # the PostgreSQL 17 root filesystem below, and make image
+command -v runc >/dev/null || need+=(runc)  # runs the stashplan image in tests (crun refuses hybrid cgroup layouts)
+command -v umoci >/dev/null || need+=(umoci)  # make image builds the image with it; tests unpack it for runc
 if [ ${#need[@]} -gt 0 ]; then
   install "${need[@]}"
 fi
