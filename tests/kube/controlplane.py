@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 CONTROLLERS = (
     "cronjob-controller", "job-controller", "garbage-collector-controller", "namespace-controller",
     "serviceaccount-token-controller", "serviceaccount-controller",
+    "root-ca-certificate-publisher-controller",  # kube-root-ca.crt in every namespace: the token volume's CA
 )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""A test kubelet: there is no container runtime here, so Pods become local processes.
+"""A test kubelet: Pods become local processes, or, in image mode, containers of the stashplan image run by runc.
 
 It registers a Node, binds Pending Pods to it, and runs each Pod's containers (init containers in order,
 then the main ones together) as processes with the Pod's env: values, Secret/ConfigMap/field refs, envFrom,
@@ -8,6 +8,9 @@ It writes Pod status (Running, then Succeeded/Failed with exit codes) through th
 of Pods being deleted and then removes them, as a kubelet does. Not enforced: images (an image's entry
 point comes from `entrypoints`), restarts (restartPolicy Always ends like Never), volumes other than the
 token, resources, probes, securityContext and network isolation (every process shares the host's loopback).
+Image mode (`runtime`, tests/kube/runc.py): containers whose image is the runtime's run from the image with its
+entry point, environment and user, the Pod's volumes and the token at Kubernetes' path (tests/kube/podimage.py);
+other containers stay processes. Every container shares the host's network in both modes.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.kube import podimage
 from tests.kube.rest import ApiError, Rest
+from tests.kube.runc import Runc
 
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 
@@ -49,6 +54,7 @@ class _Container:
     env: dict[str, str]
     cwd: str
     log: Path
+    cid: str = ""  # a runc container's id (image mode)
     proc: subprocess.Popen[bytes] | None = None
     started: str = ""
     finished: str = ""
@@ -74,8 +80,10 @@ class TestKubelet:
 
     def __init__(self, api: Rest, workdir: Path, *, node: str = "test-node", api_port: int,
                  ca_file: Path, entrypoints: dict[str, list[str]] | None = None,
-                 path_prefix: str = "", poll: float = 0.3, image_env: dict[str, str] | None = None) -> None:  # fmt: skip
+                 path_prefix: str = "", poll: float = 0.3, image_env: dict[str, str] | None = None,
+                 runtime: Runc | None = None) -> None:  # fmt: skip
         self.api = api
+        self.runtime = runtime
         self.image_env = dict(image_env or {})  # what the image itself sets (e.g. where its code is)
         self.workdir = workdir
         self.node = node
@@ -189,9 +197,13 @@ class TestKubelet:
         self.runs[run.uid] = run
         try:
             base = self._pod_env(pod, folder)
-            init = [self._container(pod, c, base, folder) for c in spec.get("initContainers") or []]
-            main = [self._container(pod, c, base, folder) for c in spec.get("containers") or []]
-        except (PodError, ApiError) as exc:
+            volumes = self._volumes(pod, folder)
+            init = [self._container(pod, c, base, folder, volumes) for c in spec.get("initContainers") or []]
+            main = [self._container(pod, c, base, folder, volumes) for c in spec.get("containers") or []]
+        except podimage.NotReady:
+            del self.runs[run.uid]  # Pending: tried again at the next sync
+            return
+        except (PodError, ApiError, podimage.VolumeError) as exc:
             self._status(pod, run, [], failed_to_start=str(exc))
             run.done.set()
             return
@@ -230,9 +242,26 @@ class TestKubelet:
         out = self.api.post(f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{sa}/token", request)
         return str(out["status"]["token"])
 
-    def _container(self, pod: dict, c: dict, base: dict[str, str], folder: Path) -> _Container:
+    def _in_image(self, c: dict) -> bool:
+        return self.runtime is not None and self.runtime.image.serves(str(c.get("image") or ""))
+
+    def _volumes(self, pod: dict, folder: Path) -> dict[str, Path]:
+        spec = pod["spec"]
+        if not any(self._in_image(c) for c in [*spec.get("initContainers", []), *spec.get("containers", [])]):
+            return {}
+        token = folder / "serviceaccount" / "token"
+        sources = podimage.Sources(self._secret, self._configmap, lambda: token.read_text() if token.is_file()
+                                   else self._token(pod), self._fields(pod))  # fmt: skip
+        try:
+            return podimage.volumes(pod, folder, sources)
+        except PodError as exc:  # a missing Secret or ConfigMap: a kubelet waits for it (ContainerCreating)
+            raise podimage.NotReady(str(exc)) from None
+
+    def _container(self, pod: dict, c: dict, base: dict[str, str], folder: Path,
+                   volumes: dict[str, Path]) -> _Container:  # fmt: skip
         ns = pod["metadata"]["namespace"]
-        env = dict(base)
+        runtime = self.runtime if self._in_image(c) else None
+        env = podimage.base_env(runtime.image, pod, self.api_port) if runtime else dict(base)
         for source in c.get("envFrom") or []:
             prefix = source.get("prefix") or ""
             if ref := source.get("secretRef"):
@@ -243,6 +272,16 @@ class TestKubelet:
             value = self._env_value(pod, item, env)
             if value is not None:
                 env[item["name"]] = value
+        if runtime is not None:
+            argv = [expand(str(a), env) for a in podimage.command(runtime.image, c)]
+            cid = f"{pod['metadata']['uid']}-{c['name']}"
+            process = podimage.process(runtime.image, pod, c, argv, env)
+            mounts = podimage.mounts(pod, c, volumes, folder)
+            readonly = bool((c.get("securityContext") or {}).get("readOnlyRootFilesystem"))
+            launch = runtime.argv(folder / "bundles" / c["name"], cid, process, mounts,
+                                  hostname=pod["metadata"]["name"], readonly_root=readonly)  # fmt: skip
+            return _Container(c["name"], launch, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, str(folder),
+                              folder / f"{c['name']}.log", cid=cid)  # fmt: skip
         command = list(c.get("command") or [])
         if not command:
             image = str(c.get("image") or "")
@@ -263,14 +302,18 @@ class TestKubelet:
         if ref := source.get("configMapKeyRef"):
             return self._key(self._configmap(ns, ref["name"], ref.get("optional")), ref, "ConfigMap", ns)
         if ref := source.get("fieldRef"):
-            fields = {"metadata.name": pod["metadata"]["name"], "metadata.namespace": ns,
-                      "metadata.uid": pod["metadata"]["uid"], "spec.nodeName": self.node,
-                      "spec.serviceAccountName": pod["spec"].get("serviceAccountName") or "default",
-                      "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}  # fmt: skip
+            fields = self._fields(pod)
             if ref["fieldPath"] not in fields:
                 raise PodError(f"env {item['name']}: fieldRef {ref['fieldPath']} is not supported here")
             return fields[ref["fieldPath"]]
         return ""
+
+    def _fields(self, pod: dict) -> dict[str, str]:
+        """The fieldRef paths a kubelet resolves (env valueFrom, downwardAPI volumes)."""
+        return {"metadata.name": pod["metadata"]["name"], "metadata.namespace": pod["metadata"]["namespace"],
+                "metadata.uid": pod["metadata"]["uid"], "spec.nodeName": self.node,
+                "spec.serviceAccountName": pod["spec"].get("serviceAccountName") or "default",
+                "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}  # fmt: skip
 
     @staticmethod
     def _key(data: dict[str, str] | None, ref: dict, kind: str, ns: str) -> str | None:
@@ -341,16 +384,27 @@ class TestKubelet:
 
     def _kill(self, run: _PodRun, grace: float) -> None:
         run.killed = True
-        procs = [c.proc for c in run.containers if c.proc is not None and c.proc.poll() is None]
-        for proc in procs:
-            with_group(proc, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        live = [c for c in run.containers if c.proc is not None and c.proc.poll() is None]
+        for c in live:
+            self._signal(c, signal.SIGTERM if grace > 0 else signal.SIGKILL)
         end = time.monotonic() + grace
-        for proc in procs:
+        for c in live:
+            assert c.proc is not None
             try:
-                proc.wait(max(0.0, end - time.monotonic()))
+                c.proc.wait(max(0.0, end - time.monotonic()))
             except subprocess.TimeoutExpired:
-                with_group(proc, signal.SIGKILL)
-                proc.wait(5)
+                self._signal(c, signal.SIGKILL)
+                c.proc.wait(5)
+        for c in run.containers:
+            if c.cid and self.runtime is not None:
+                self.runtime.delete(c.cid)
+
+    def _signal(self, c: _Container, sig: int) -> None:
+        """A process group is signalled; a container through runc (killing runc itself would orphan it)."""
+        if c.cid and self.runtime is not None and self.runtime.kill(c.cid, signal.Signals(sig).name[3:]):
+            return
+        if c.proc is not None:  # a process, or runc before its container exists
+            with_group(c.proc, sig)
 
     # -- status --------------------------------------------------------------------------------------
 

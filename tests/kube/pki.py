@@ -1,5 +1,7 @@
 """Certificates and keys for a test control plane: a CA, the API server's serving pair, client pairs
-(CN = user, O = groups) and the ServiceAccount token signing key, written as PEM files."""
+(CN = user, O = groups) and the ServiceAccount token signing key, written as PEM files. Key identifiers are
+set as Kubernetes' own PKI sets them: Python 3.13's default TLS context (VERIFY_X509_STRICT) refuses a chain
+whose certificates lack the Authority Key Identifier."""
 
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ class ClusterPKI:
             self._builder(name, name, self._key)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(_usage(cert_sign=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
             .sign(self._key, hashes.SHA256())
         )
         self.ca = folder / "ca.crt"
@@ -76,6 +79,8 @@ class ClusterPKI:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_usage(cert_sign=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
         )
         if server:
             names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
