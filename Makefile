@@ -53,9 +53,11 @@ kube-env: install
 	bash tests/kube/build-helm.sh
 	$(BIN)/python -m tests.kube.controlplane --check
 
-# The cluster contract, install, RBAC and end-to-end tests against that control plane.
+# The cluster contract, install, RBAC and end-to-end tests against that control plane; the stashplan image's
+# pods (operator, trigger and backup/restore Jobs) run from the image under runc, built first when it does not
+# hold this checkout's code (STASHPLAN_TEST_KUBELET_RUNTIME=process: as local processes instead).
 kube-e2e: kube-env services
-	$(BIN)/python -m pytest -q --real-kube -m real_kube
+	STASHPLAN_TEST_KUBELET_RUNTIME=$${STASHPLAN_TEST_KUBELET_RUNTIME:-runc} $(BIN)/python -m pytest -q --real-kube -m real_kube
 
 # The Helm chart (specs/chart): helm built from its Go module (helm.sh/helm/v4, pinned in tests/kube/build-helm.sh)
 # into .cache/helm-<version>/ once per machine, `helm lint --strict`, and the tests marked helm: the default

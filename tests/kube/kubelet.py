@@ -1,18 +1,15 @@
 """A test kubelet: Pods become local processes, or, in image mode, containers of the stashplan image run by runc.
 
 It registers a Node, binds Pending Pods to it, and runs each Pod's containers (init containers in order,
-then the main ones together) as processes with the Pod's env: values, Secret/ConfigMap/field refs, envFrom,
-$(VAR) expansion, and the ServiceAccount token from the TokenRequest API written to a file whose folder
-is passed as STASHPLAN_SERVICE_ACCOUNT_DIR with KUBERNETES_SERVICE_HOST/PORT (the in-cluster config).
-It writes Pod status (Running, then Succeeded/Failed with exit codes) through the API, kills the processes
-of Pods being deleted and then removes them, as a kubelet does. Not enforced: images (an image's entry
-point comes from `entrypoints`), restarts (restartPolicy Always ends like Never), volumes other than the
-token, resources, probes, securityContext and network isolation (every process shares the host's loopback).
-Image mode (`runtime`, tests/kube/runc.py): containers whose image is the runtime's run from the image with its
-entry point, environment and user, the Pod's volumes and the token at Kubernetes' path (tests/kube/podimage.py);
-other containers stay processes. Every container shares the host's network in both modes.
+then the main ones together) with the Pod's env: values, Secret/ConfigMap/field refs, envFrom, $(VAR)
+expansion, KUBERNETES_SERVICE_HOST/PORT and a TokenRequest token of the Pod's ServiceAccount. It writes Pod
+status (tests/kube/podstatus.py) through the API, kills the containers of Pods being deleted and removes them.
+Process mode: the token's folder is STASHPLAN_SERVICE_ACCOUNT_DIR; an image's entry point comes from
+`entrypoints`; volumes other than the token and securityContext are not enforced. Image mode (`runtime`):
+containers of the runtime's image run from it with its entry point, env and user and the Pod's volumes, the
+token at Kubernetes' path (tests/kube/podimage.py, tests/kube/runc.py). Not enforced in either: restarts
+(restartPolicy Always ends like Never), resources, probes, network isolation (all share the host's network).
 """
-
 from __future__ import annotations
 
 import os
@@ -24,18 +21,14 @@ import threading
 import time
 from base64 import b64decode
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.kube import podimage
+from tests.kube.podstatus import Container, now, pod_status
 from tests.kube.rest import ApiError, Rest
 from tests.kube.runc import Runc
 
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -48,27 +41,13 @@ class PodError(Exception):
 
 
 @dataclass
-class _Container:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    cwd: str
-    log: Path
-    cid: str = ""  # a runc container's id (image mode)
-    proc: subprocess.Popen[bytes] | None = None
-    started: str = ""
-    finished: str = ""
-    exit_code: int | None = None
-
-
-@dataclass
 class _PodRun:
     namespace: str
     name: str
     uid: str
     folder: Path
     thread: threading.Thread | None = None
-    containers: list[_Container] = field(default_factory=list)
+    containers: list[Container] = field(default_factory=list)
     killed: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -124,7 +103,7 @@ class TestKubelet:
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": self.node}],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "message": "test kubelet runs pods as local processes",
-                            "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}],
+                            "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
             "nodeInfo": {"kubeletVersion": "test-kubelet", "operatingSystem": "linux", "architecture": "amd64",
                          "containerRuntimeVersion": "local-process://0", "kernelVersion": os.uname().release,
                          "osImage": "local", "kubeProxyVersion": "", "machineID": "", "systemUUID": "",
@@ -258,7 +237,7 @@ class TestKubelet:
             raise podimage.NotReady(str(exc)) from None
 
     def _container(self, pod: dict, c: dict, base: dict[str, str], folder: Path,
-                   volumes: dict[str, Path]) -> _Container:  # fmt: skip
+                   volumes: dict[str, Path]) -> Container:  # fmt: skip
         ns = pod["metadata"]["namespace"]
         runtime = self.runtime if self._in_image(c) else None
         env = podimage.base_env(runtime.image, pod, self.api_port) if runtime else dict(base)
@@ -280,8 +259,8 @@ class TestKubelet:
             readonly = bool((c.get("securityContext") or {}).get("readOnlyRootFilesystem"))
             launch = runtime.argv(folder / "bundles" / c["name"], cid, process, mounts,
                                   hostname=pod["metadata"]["name"], readonly_root=readonly)  # fmt: skip
-            return _Container(c["name"], launch, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, str(folder),
-                              folder / f"{c['name']}.log", cid=cid)  # fmt: skip
+            return Container(c["name"], launch, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, str(folder),
+                             folder / f"{c['name']}.log", cid=cid)  # fmt: skip
         command = list(c.get("command") or [])
         if not command:
             image = str(c.get("image") or "")
@@ -290,7 +269,7 @@ class TestKubelet:
                 raise PodError(f"container {c['name']}: no command, and image {image!r} has no known entry point")
         argv = [expand(str(a), env) for a in command + list(c.get("args") or [])]
         cwd = c.get("workingDir") if c.get("workingDir") and Path(c["workingDir"]).is_dir() else str(folder)
-        return _Container(c["name"], argv, env, cwd, folder / f"{c['name']}.log")
+        return Container(c["name"], argv, env, cwd, folder / f"{c['name']}.log")
 
     def _env_value(self, pod: dict, item: dict, env: dict[str, str]) -> str | None:
         if "value" in item:
@@ -346,7 +325,7 @@ class TestKubelet:
                 raise PodError(f"ConfigMap {ns}/{name} not found") from None
             raise
 
-    def _run(self, pod: dict, run: _PodRun, init: list[_Container], main: list[_Container]) -> None:
+    def _run(self, pod: dict, run: _PodRun, init: list[Container], main: list[Container]) -> None:
         try:
             for c in init:
                 self._spawn(c)
@@ -362,7 +341,7 @@ class TestKubelet:
         except OSError as exc:
             for c in run.containers:
                 if c.exit_code is None:
-                    c.exit_code, c.finished = 128, _now()
+                    c.exit_code, c.finished = 128, now()
             self.errors.append(f"pod {run.namespace}/{run.name}: {exc}")
         finally:
             run.done.set()
@@ -370,17 +349,17 @@ class TestKubelet:
                 self._status(pod, run, init + main)
 
     @staticmethod
-    def _spawn(c: _Container) -> None:
+    def _spawn(c: Container) -> None:
         with open(c.log, "ab") as log:
             c.proc = subprocess.Popen(c.argv, env=c.env, cwd=c.cwd, stdin=subprocess.DEVNULL, stdout=log,
                                       stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        c.started = _now()
+        c.started = now()
 
     @staticmethod
-    def _finish(c: _Container) -> None:
+    def _finish(c: Container) -> None:
         assert c.proc is not None
         c.exit_code = c.proc.wait()
-        c.finished = _now()
+        c.finished = now()
 
     def _kill(self, run: _PodRun, grace: float) -> None:
         run.killed = True
@@ -399,45 +378,17 @@ class TestKubelet:
             if c.cid and self.runtime is not None:
                 self.runtime.delete(c.cid)
 
-    def _signal(self, c: _Container, sig: int) -> None:
+    def _signal(self, c: Container, sig: int) -> None:
         """A process group is signalled; a container through runc (killing runc itself would orphan it)."""
         if c.cid and self.runtime is not None and self.runtime.kill(c.cid, signal.Signals(sig).name[3:]):
             return
         if c.proc is not None:  # a process, or runc before its container exists
             with_group(c.proc, sig)
 
-    # -- status --------------------------------------------------------------------------------------
-
-    def _status(self, pod: dict, run: _PodRun, containers: list[_Container], failed_to_start: str = "") -> None:
-        spec = pod["spec"]
-        names = [c["name"] for c in spec.get("containers") or []]
-        mains = [c for c in containers if c.name in names]
-        statuses = [_container_status(c, next(x for x in spec["containers"] if x["name"] == c.name))
-                    for c in mains]  # fmt: skip
-        init_statuses = [_container_status(c, {}) for c in containers if c.name not in names]
-        exits = [c.exit_code for c in containers if c.exit_code is not None]
-        if failed_to_start:
-            phase, reason, message = "Failed", "CreateContainerConfigError", failed_to_start
-        elif any(code != 0 for code in exits):
-            phase, reason, message = "Failed", "", ""
-        elif mains and all(c.exit_code == 0 for c in mains):
-            phase, reason, message = "Succeeded", "", ""
-        else:
-            phase, reason, message = "Running", "", ""
-        running = phase == "Running" and bool(mains) and all(c.proc is not None for c in mains)
-        ready = "True" if running else "False"
-        status = {"status": {
-            "phase": phase if phase != "Running" or running else "Pending",
-            "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
-            "startTime": (pod.get("status") or {}).get("startTime") or _now(),
-            "conditions": [{"type": t, "status": s, "lastTransitionTime": _now()} for t, s in
-                           (("PodScheduled", "True"), ("Initialized", "True"), ("ContainersReady", ready),
-                            ("Ready", ready))],
-            "containerStatuses": statuses, "initContainerStatuses": init_statuses,
-            **({"reason": reason, "message": message} if reason else {}),
-        }}  # fmt: skip
+    def _status(self, pod: dict, run: _PodRun, containers: list[Container], failed_to_start: str = "") -> None:
         try:
-            self.api.merge_patch(f"/api/v1/namespaces/{run.namespace}/pods/{run.name}/status", status)
+            self.api.merge_patch(f"/api/v1/namespaces/{run.namespace}/pods/{run.name}/status",
+                                 pod_status(pod, containers, failed_to_start))  # fmt: skip
         except ApiError as exc:
             if exc.status != 404:
                 self.errors.append(f"pod {run.namespace}/{run.name} status: {exc}")
@@ -448,20 +399,3 @@ def with_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
         pass
-
-
-def _container_status(c: _Container, spec: dict) -> dict:
-    state: dict
-    if c.exit_code is not None:
-        message = ""
-        if c.exit_code != 0 and spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
-            message = "\n".join(c.log.read_text(errors="replace").splitlines()[-80:])[-4096:]
-        state = {"terminated": {"exitCode": c.exit_code, "reason": "Completed" if c.exit_code == 0 else "Error",
-                                "startedAt": c.started or _now(), "finishedAt": c.finished or _now(),
-                                **({"message": message} if message else {})}}  # fmt: skip
-    elif c.proc is not None:
-        state = {"running": {"startedAt": c.started}}
-    else:
-        state = {"waiting": {"reason": "PodInitializing"}}
-    return {"name": c.name, "image": str(spec.get("image") or "local"), "imageID": "", "restartCount": 0,
-            "ready": "running" in state, "started": "running" in state, "state": state}
