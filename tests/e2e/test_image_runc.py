@@ -13,7 +13,6 @@ from pathlib import Path
 from stashplan import __version__
 from stashplan.cluster.local.store import LocalCluster
 from tests.fixtures.databases import PG_HOST, PG_PORT, PgDatabase
-from tests.fixtures.image import xfail_on_pg17_dump_bug
 from tests.fixtures.transfer import StashWorld
 from tests.kube.image import Image
 from tests.kube.runc import Mount, Process, Runc
@@ -67,7 +66,6 @@ def test_a_postgres_backup_and_restore_from_the_image_gives_an_identical_databas
     assert backup.returncode == 0, backup.stdout + backup.stderr
     assert "BackupSession s1: Succeeded" in backup.stdout
     restore = run(runc, stashplan_image, tmp_path, ["transfer", "restore", "--restoresession=r1", *common], env, mounts)
-    xfail_on_pg17_dump_bug(restore.stdout + restore.stderr)
     assert restore.returncode == 0, restore.stdout + restore.stderr
 
     assert dump(dst) == dump(src)

@@ -19,7 +19,6 @@ from stashplan.errors import Forbidden
 from stashplan.kinds import KINDS
 from stashplan.operator.iteration import run_once
 from tests.fixtures.databases import PgDatabase
-from tests.fixtures.image import xfail_on_pg17_dump_bug
 from tests.fixtures.kube_real import RealKube
 from tests.fixtures.pushgateway import read_metrics
 from tests.fixtures.s3 import S3Bucket
@@ -265,8 +264,6 @@ def test_a_scheduled_backup_runs_through_the_real_controllers_and_restores_into_
         real_kube.wait_for("the RestoreSession finishes",
                            lambda: finished(admin, "RestoreSession", ns, "restore-1"), timeout=180)  # fmt: skip
         restore = status_of(admin, "RestoreSession", ns, "restore-1")
-        if real_kube.kubelet.runtime is not None:  # the Job ran the image's pg_dump 17
-            xfail_on_pg17_dump_bug(pod_logs(real_kube, ns))
         assert restore["phase"] == "Succeeded", (restore, pod_logs(real_kube, ns))
         assert restored.sql(ITEMS) == expected
     finally:

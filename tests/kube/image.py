@@ -93,6 +93,9 @@ def unpack(archive: Path, cache: Path = CACHE) -> Image:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (folder / "config.json").is_file():
             _unpack_into(archive, folder)
+            older = sorted((f for f in cache.glob("sha256-*") if f != folder), key=lambda f: f.stat().st_mtime)
+            for stale in older[:-1]:  # each is ~340 MiB: this one and the one before stay
+                shutil.rmtree(stale, ignore_errors=True)
     return _image(digest, folder)
 
 

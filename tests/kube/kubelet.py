@@ -182,7 +182,7 @@ class TestKubelet:
         except podimage.NotReady:
             del self.runs[run.uid]  # Pending: tried again at the next sync
             return
-        except (PodError, ApiError, podimage.VolumeError) as exc:
+        except (PodError, ApiError, podimage.ContainerError) as exc:
             self._status(pod, run, [], failed_to_start=str(exc))
             run.done.set()
             return

@@ -15,8 +15,8 @@ SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 Lookup = Callable[[str, str, "bool | None"], dict[str, str]]  # (namespace, name, optional) -> data
 
 
-class VolumeError(Exception):
-    """A volume or mount the test kubelet cannot give: the Pod fails to start, naming it."""
+class ContainerError(Exception):
+    """A volume, mount or user the test kubelet cannot give: the Pod fails to start, naming it."""
 
 
 class NotReady(Exception):
@@ -53,7 +53,7 @@ def process(image: Image, pod: dict, c: dict, argv: list[str], env: dict[str, st
     merged = {**pod_sc, **sc}
     uid, gid = int(merged.get("runAsUser", image.user[0])), int(merged.get("runAsGroup", image.user[1]))
     if merged.get("runAsNonRoot") and uid == 0:
-        raise VolumeError(f"container {c['name']}: runAsNonRoot and the image will run as root")
+        raise ContainerError(f"container {c['name']}: runAsNonRoot and the image will run as root")
     groups = tuple(int(g) for g in [*([pod_sc["fsGroup"]] if "fsGroup" in pod_sc else []),
                                     *(pod_sc.get("supplementalGroups") or [])])  # fmt: skip
     return Process(argv, env, str(c.get("workingDir") or image.workdir), uid, gid, groups)
@@ -80,7 +80,7 @@ def volumes(pod: dict, folder: Path, sources: Sources) -> dict[str, Path]:
             for source in projected.get("sources") or []:
                 _project(path, ns, source, sources, projected.get("defaultMode"))
         else:
-            raise VolumeError(f"volume {name}: {sorted(set(volume) - {'name'})} is not supported by the test kubelet")
+            raise ContainerError(f"volume {name}: {sorted(set(volume) - {'name'})} is not supported by the test kubelet")
         out[name] = path
     return out
 
@@ -96,10 +96,10 @@ def _project(path: Path, ns: str, source: dict, sources: Sources, mode: int | No
         for item in ref.get("items") or []:
             field = (item.get("fieldRef") or {}).get("fieldPath", "")
             if field not in sources.fields:
-                raise VolumeError(f"downwardAPI {item['path']}: {field or 'resourceFieldRef'} is not supported here")
+                raise ContainerError(f"downwardAPI {item['path']}: {field or 'resourceFieldRef'} is not supported here")
             _files(path, {"v": sources.fields[field]}, {"items": [{"key": "v", "path": item["path"]}]}, mode)
     else:
-        raise VolumeError(f"projected source {sorted(source)} is not supported by the test kubelet")
+        raise ContainerError(f"projected source {sorted(source)} is not supported by the test kubelet")
 
 
 def _files(path: Path, data: dict[str, str], ref: dict, mode: int | None) -> None:
@@ -107,7 +107,7 @@ def _files(path: Path, data: dict[str, str], ref: dict, mode: int | None) -> Non
     items = ref.get("items") or [{"key": k, "path": k} for k in data]
     for item in items:
         if item["key"] not in data:
-            raise VolumeError(f"volume key {item['key']!r} not found")
+            raise ContainerError(f"volume key {item['key']!r} not found")
         target = path / item["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(data[item["key"]])
@@ -120,7 +120,7 @@ def mounts(pod: dict, c: dict, volumes: dict[str, Path], folder: Path) -> list[M
     out = []
     for m in c.get("volumeMounts") or []:
         if m["name"] not in volumes:
-            raise VolumeError(f"container {c['name']}: volumeMount {m['name']!r} names no volume")
+            raise ContainerError(f"container {c['name']}: volumeMount {m['name']!r} names no volume")
         source = volumes[m["name"]] / m.get("subPath", "")
         out.append(Mount(source, m["mountPath"], bool(m.get("readOnly"))))
     hosts = folder / "etc-hosts"
