@@ -36,8 +36,10 @@ def names(real: RealKube, path: str) -> list[str]:
 
 
 def stashplans_in(real: RealKube, ns: str) -> dict[str, list[str]]:
-    """Every object of the chart's kinds in `ns`, and the service accounts other than `default`."""
-    found = {path.format(ns=ns): names(real, path.format(ns=ns)) for path in NAMESPACED}
+    """Every object of the chart's kinds in `ns`, and the service accounts, other than what Kubernetes puts in
+    every namespace (the `default` ServiceAccount, the `kube-root-ca.crt` ConfigMap)."""
+    found = {path.format(ns=ns): [n for n in names(real, path.format(ns=ns)) if n != "kube-root-ca.crt"]
+             for path in NAMESPACED}  # fmt: skip
     found["serviceaccounts"] = [n for n in names(real, f"/api/v1/namespaces/{ns}/serviceaccounts") if n != "default"]
     return {path: items for path, items in found.items() if items}
 
