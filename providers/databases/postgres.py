@@ -147,6 +147,11 @@ class PostgresProvider:
             tls=tls,
         )
 
+    def client_env(self, conn: Connection) -> dict[str, str]:
+        """The environment every PostgreSQL client gets (the password, TLS), for tools the provider does not
+        run itself (pg_basebackup in a base backup)."""
+        return self._env(conn)
+
     def _env(self, conn: Connection) -> dict[str, str]:
         env = {"PGCONNECT_TIMEOUT": "10"}
         if conn.password:

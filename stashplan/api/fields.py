@@ -40,6 +40,7 @@ _STORAGE = "providers/storage/__init__.py"
 _DB = "providers/databases/base.py"
 _ENDPOINT = "providers/databases/endpoint.py"
 _GENERATED = "stashplan/desired/generated.py"
+_PHYSICAL = "stashplan/transfer/physical.py"
 
 # Pod and container keys of Stash's runtimeSettings (kmodules offshoot-api) that stashplan copies onto its pods.
 RUNTIME_POD_KEYS = ("serviceAccountName", "nodeSelector", "affinity", "tolerations", "securityContext",
@@ -185,6 +186,12 @@ HONOURED: tuple[Rule, ...] = (
     Rule(_RS, "spec.driver", "Restic (the only driver stashplan runs)", "stashplan/api/fields.py"),
     *(Rule(_RS, f"{base}[].{k}", "which snapshot of which host to restore", _CONTEXT)
       for base in ("spec.target.rules", "spec.rules") for k in ("targetHosts", "sourceHost", "snapshots")),
+    Rule(_RS, "spec.pitr.targetTime", "PostgreSQL point-in-time recovery (Task postgres-pitr-restore-<v>): the "
+         "recovery_target_time of the data directory written; KubeStash's spec.dataSource.pitr.targetTime "
+         "(Stash v1beta1 has no such field)", _PHYSICAL),
+    Rule(_RS, "spec.pitr.targetLSN", "stashplan extension: recovery_target_lsn instead of a time", _PHYSICAL),
+    Rule(_RS, "spec.pitr.targetName", "stashplan extension: recovery_target_name (a pg_create_restore_point)",
+         _PHYSICAL),
     # Task and Function
     Rule("Task", "spec.steps[].name", "the Function of each step", _TASKS),
     Rule("Task", "spec.steps[].params[].name", "step params", _TASKS),
@@ -261,6 +268,8 @@ REFUSED: tuple[Rule, ...] = (
     Rule(_BS, "spec.invoker.kind", "BackupBatch is not run by stashplan", when=lambda v: v == "BackupBatch"),
     *_invoker_refusals(_RS),
     Rule(_RS, "spec.target.volumeClaimTemplates", _WORKLOAD),
+    Rule(_RS, "spec.pitr.exclusive", "KubeStash's: PostgreSQL recovery here includes the transaction at the "
+         "target (recovery_target_inclusive); give a target just before it instead"),
     *(Rule(_RS, f"{base}[].{k}", "a database restore replays the whole dump; file selection is for workloads")
       for base in ("spec.target.rules", "spec.rules") for k in ("paths", "include", "exclude")),
     Rule("Function", "spec.podSecurityPolicyName", "PodSecurityPolicy was removed in Kubernetes 1.25"),

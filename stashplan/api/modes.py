@@ -24,7 +24,39 @@ def _label(obj: dict) -> str:
     return f"{obj.get('kind')}/{where}{meta.get('name', '?')}"
 
 
+PITR_TASK = "postgres-pitr-restore-"
+
+
+def _pitr_restore(obj: dict) -> bool:
+    spec = obj.get("spec") or {}
+    return obj.get("kind") == "RestoreSession" and (
+        bool(spec.get("pitr")) or str((spec.get("task") or {}).get("name") or "").startswith(PITR_TASK))
+
+
+def _pitr(obj: dict, mode: str) -> Iterator[tuple[str, str]]:
+    """A PostgreSQL point-in-time restore writes a data directory, named by Task param `pgdata`, on the machine
+    that runs the Job: local mode only, with the postgres-pitr-restore Task and an absolute `pgdata`."""
+    if not _pitr_restore(obj):
+        return
+    spec = obj.get("spec") or {}
+    task = spec.get("task") or {}
+    if mode == "kube":
+        yield ("spec.pitr", "a point-in-time restore writes a PostgreSQL data directory; in a cluster that would be "
+               "a PersistentVolumeClaim for a new server, which stashplan does not make yet: restore in local mode "
+               "or with `stashplan pg restore --pgdata DIR`")
+        return
+    if not str(task.get("name") or "").startswith(PITR_TASK):
+        yield ("spec.task.name", f"spec.pitr needs Task {PITR_TASK}<version> (a base backup and its WAL are "
+               "restored into a data directory, not replayed through a connection)")
+        return
+    params = {str(p.get("name")): str(p.get("value") or "") for p in task.get("params") or [] if isinstance(p, dict)}
+    if not params.get("pgdata", "").startswith("/"):
+        yield ("spec.task.params", "Task param pgdata must name the data directory to write, as an absolute path "
+               "(new or empty); the target AppBinding is not connected to")
+
+
 def _kube(obj: dict) -> Iterator[tuple[str, str]]:
+    yield from _pitr(obj, "kube")
     hooks = (obj.get("spec") or {}).get("hooks") or {}
     for hook_type in HOOK_KINDS.get(str(obj.get("kind")), ()):
         if (hooks.get(hook_type) or {}).get("containerName"):
@@ -69,6 +101,7 @@ def _container_settings(settings: dict, prefix: str, identity: Identity | None) 
 
 
 def _local(obj: dict, identity: Identity | None = None) -> Iterator[tuple[str, str]]:
+    yield from _pitr(obj, "local")
     spec = obj.get("spec") or {}
     kind = obj.get("kind")
     if kind == "Function":

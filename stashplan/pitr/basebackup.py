@@ -11,6 +11,7 @@ two writes) is not a usable base backup. The password is PGPASSWORD in the envir
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import BinaryIO, cast
 
@@ -30,7 +31,14 @@ from stashplan.pitr.tarscan import TarScanner
 from stashplan.repository import locks
 from stashplan.repository.layout import SNAPSHOTS
 from stashplan.repository.repo import Repository
-from stashplan.repository.snapshots import Snapshot, encode, load_manifest, write_manifest
+from stashplan.repository.snapshots import (
+    InvokerRef,
+    Snapshot,
+    TargetRef,
+    encode,
+    load_manifest,
+    write_manifest,
+)
 from stashplan.transfer.pipe import ProcessReader
 
 LABEL, MANIFEST = "backup_label", "backup_manifest"
@@ -58,11 +66,22 @@ def _retag(repo: Repository, snapshot: Snapshot, tags: list[str]) -> str:
 
 
 def run_basebackup(
-    repo: Repository, argv: tuple[str, ...], *, hostname: str, source: str, deadline: float | None = None
+    repo: Repository,
+    argv: tuple[str, ...] | ProcessSpec,
+    *,
+    hostname: str,
+    source: str,
+    deadline: float | None = None,
+    extra_tags: Sequence[str] = (),
+    invoker: InvokerRef | None = None,
+    target: TargetRef | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[BaseBackup, Snapshot]:
     """Stream one base backup into `repo`; StashplanError (and no snapshot) if pg_basebackup fails or its
-    tar lacks a backup_label or backup_manifest."""
-    reader = ProcessReader(ProcessSpec(argv, label="pg_basebackup"), deadline=deadline, empty_ok=False)
+    tar lacks a backup_label or backup_manifest. `argv` may be a ProcessSpec carrying the environment (the
+    password); `extra_tags`, `invoker` and `target` are recorded as a BackupSession records them."""
+    spec = argv if isinstance(argv, ProcessSpec) else ProcessSpec(argv, label="pg_basebackup")
+    reader = ProcessReader(spec, deadline=deadline, empty_ok=False)
     scanner = TarScanner(reader, (LABEL, MANIFEST))
     lock = locks.Lock(repo.storage, exclusive=False, operation="pg basebackup")
     with locks.released_on_sigterm():
@@ -72,9 +91,12 @@ def run_basebackup(
                 snapshot = repo.backup(
                     cast(BinaryIO, _Checked(scanner)),
                     hostname=hostname,
-                    tags=[BASEBACKUP_TAG],
+                    tags=[BASEBACKUP_TAG, *extra_tags],
                     source=source,
                     filename=BASE_FILENAME,
+                    progress=progress,
+                    invoker=invoker,
+                    target=target,
                 )
             start = parse_backup_label(scanner.members[LABEL].decode())
             timeline, _start_lsn, stop_lsn = parse_wal_range(scanner.members[MANIFEST])
@@ -82,10 +104,10 @@ def run_basebackup(
                 raise StashplanError(
                     f"base backup: backup_label says timeline {start.timeline}, manifest {timeline}"
                 )
-            new_id = _retag(repo, snapshot, backup_tags(start, stop_lsn))
+            tags = [*backup_tags(start, stop_lsn), *extra_tags]
+            new_id = _retag(repo, snapshot, tags)
         finally:
             lock.release()
-    tags = backup_tags(start, stop_lsn)
     found = from_tags(new_id, tags, snapshot.end_time)
     assert found is not None
     return found, replace(snapshot, id=new_id, short_id=new_id[:8], tags=tuple(tags))

@@ -1,4 +1,4 @@
-"""`stashplan transfer backup|restore`: the commands a backup or restore Job's container runs.
+"""`stashplan transfer backup|restore|basebackup|pitr-restore`: the commands a backup or restore Job's container runs.
 
 Exit codes: 0 the session Succeeded, 1 it Failed (status recorded), 2 its inputs could not be read.
 Registered by the root CLI as `app.add_typer(transfer_cli.app, name="transfer")`.
@@ -18,6 +18,7 @@ from stashplan.errors import StashplanError
 from stashplan.exits import BAD_INPUT, fail
 from stashplan.transfer.context import pod_inputs
 from stashplan.transfer.pg_restore_cli import pg_restore_command
+from stashplan.transfer.physical import PitrOptions
 from stashplan.transfer.priority import Priority
 from stashplan.transfer.run import TransferOptions, TransferResult, backup, restore
 
@@ -161,6 +162,57 @@ def restore_command(
         priority=_priority(),
         given=pod_inputs(os.environ),
         jobs=jobs,
+    )
+    _transfer("RestoreSession", "--restoresession", restoresession, namespace, restore, opts)
+
+
+@app.command("basebackup")
+def basebackup_command(
+    backupsession: Annotated[str, typer.Option("--backupsession", help="BackupSession name.")],
+    namespace: Namespace = "default",
+    wait_timeout: WaitTimeout = "300",
+    hostname: Hostname = "host-0",
+    pushgateway_url: Pushgateway = "",
+    progress_interval: ProgressInterval = 30.0,
+) -> None:
+    """PostgreSQL: stream a base backup (pg_basebackup) of the session's server into its repository, then
+    record status, retention and metrics as for a dump (postgres-basebackup-<version>)."""
+    opts = TransferOptions(
+        database="postgres",
+        wait_timeout=_seconds(wait_timeout),
+        hostname=hostname or "host-0",
+        pushgateway_url=_pushgateway(pushgateway_url),
+        progress_every=progress_interval,
+        priority=_priority(),
+        given=pod_inputs(os.environ),
+        basebackup=True,
+    )
+    _transfer("BackupSession", "--backupsession", backupsession, namespace, backup, opts)
+
+
+@app.command("pitr-restore")
+def pitr_restore_command(
+    restoresession: Annotated[str, typer.Option("--restoresession", help="RestoreSession name.")],
+    pgdata: Annotated[str, typer.Option("--pgdata", help="The data directory to write (new or empty).")],
+    namespace: Namespace = "default",
+    hostname: Hostname = "host-0",
+    stashplan_command: Annotated[
+        str, typer.Option("--stashplan-command", help="How the server runs stashplan in restore_command.")
+    ] = "",
+    password_file: Annotated[
+        str, typer.Option("--password-file", help="restore_command reads the repository password from it.")
+    ] = "",
+    pushgateway_url: Pushgateway = "",
+) -> None:
+    """PostgreSQL: write a data directory that recovers to the RestoreSession's spec.pitr target (the newest
+    base backup before it, restore_command fetching WAL from the repository) when PostgreSQL starts on it."""
+    opts = TransferOptions(
+        database="postgres",
+        hostname=hostname or "host-0",
+        pushgateway_url=_pushgateway(pushgateway_url),
+        priority=_priority(),
+        given=pod_inputs(os.environ),
+        pitr=PitrOptions(pgdata=pgdata, stashplan_command=stashplan_command, password_file=password_file),
     )
     _transfer("RestoreSession", "--restoresession", restoresession, namespace, restore, opts)
 

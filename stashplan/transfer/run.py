@@ -41,6 +41,8 @@ from stashplan.transfer.context import (
 from stashplan.transfer.hooks import DEFAULT_TIMEOUT, HookError, Summary, default_host, execute
 from stashplan.transfer.masking import MaskingCluster, masked_logs, session_masker
 from stashplan.transfer.pg_parallel_restore import ParallelWriter
+from stashplan.transfer.physical import PitrOptions, restore_pitr, take_basebackup
+from stashplan.transfer.physical import summary as pitr_summary
 from stashplan.transfer.pipe import ProcessReader, ProcessWriter
 from stashplan.transfer.post import (
     MAINTENANCE_LOCK_WAIT,
@@ -84,6 +86,8 @@ class TransferOptions:
     priority: Priority = field(default_factory=Priority)  # nice/ionice for the dump or restore and the upload (from the Job's env)
     given: PodInputs | None = None  # the Secrets (and a shared Repository) the Job's pod spec gave it
     jobs: int = 1  # restore connections (PostgreSQL, one database): > 1 loads data and builds indexes in parallel
+    basebackup: bool = False  # PostgreSQL: a base backup (pg_basebackup) instead of a dump (postgres-basebackup-<v>)
+    pitr: PitrOptions | None = None  # PostgreSQL: write a data directory recovering to spec.pitr (no connection)
 
 
 @dataclass(frozen=True)
@@ -275,20 +279,16 @@ def _backup(cluster: Cluster, ctx: SessionContext, namespace: str, session_name:
                 raise refusal(repo.location, "backup")
             source = f"{provider.name}:{ctx.appbinding['metadata']['name']}"
             pre = read_before_backup(repo, clock)  # packs found damaged now are stored again by this backup
-            with ProcessReader(provider.dump(conn, params), deadline=deadline,
-                               empty_ok=provider.empty_dump_ok) as reader, progress_reporter(
-                f"backup {namespace}/{session_name}", every=opts.progress_every
-            ) as progress:
-                snap = repo.backup(
-                    cast(BinaryIO, reader),
-                    hostname=opts.hostname,
-                    source=source,
-                    filename=provider.filename,
-                    tags=(f"session={session_name}",),
-                    progress=progress,
-                    invoker=invoker_ref(ctx),
-                    target=target_ref(ctx),
-                )
+            with progress_reporter(f"backup {namespace}/{session_name}", every=opts.progress_every) as progress:
+                if opts.basebackup:
+                    snap = take_basebackup(provider, conn, repo, hostname=opts.hostname, source=source,
+                                           session_name=session_name, ctx=ctx, deadline=deadline, progress=progress)
+                else:
+                    with ProcessReader(provider.dump(conn, params), deadline=deadline,
+                                       empty_ok=provider.empty_dump_ok) as reader:
+                        snap = repo.backup(cast(BinaryIO, reader), hostname=opts.hostname, source=source,
+                                           filename=provider.filename, tags=(f"session={session_name}",),
+                                           progress=progress, invoker=invoker_ref(ctx), target=target_ref(ctx))
             host = HostOutcome(opts.hostname, True, time.monotonic() - t0, snapshot=snap)
             conds, repo_state = after_backup(cluster, ctx, repo, conds, clock, pre)
     except Exception as exc:  # every failure becomes a Failed session with one clear line
@@ -416,21 +416,17 @@ def _restore(cluster: Cluster, ctx: SessionContext, namespace: str, restore_name
     try:
         hooks.before("preRestore")
         opts.priority.apply()
-        with _prepared(ctx, opts, started, restoring=True) as (provider, conn, params, deadline, repo):
-            for snapshot in wanted:
-                restored.append(
-                    _restore_one(
-                        provider,
-                        conn,
-                        params,
-                        repo,
-                        snapshot.strip(),
-                        source_host,
-                        deadline,
-                        opts.progress_every,
-                        target_ref(ctx),
-                    )
-                )
+        if opts.pitr is not None:  # a data directory is written; nothing connects to the target
+            _mono_deadline(ctx, started)
+            done = restore_pitr(ctx, opts.pitr)
+            restored.append(done.backup.snapshot_id[:8])
+            log.info("RestoreSession %s/%s: wrote %s from %s", namespace, restore_name, opts.pitr.pgdata,
+                     pitr_summary(done))
+        else:
+            with _prepared(ctx, opts, started, restoring=True) as (provider, conn, params, deadline, repo):
+                for snapshot in wanted:
+                    restored.append(_restore_one(provider, conn, params, repo, snapshot.strip(), source_host,
+                                                 deadline, opts.progress_every, target_ref(ctx)))
         host = HostOutcome(opts.hostname, True, time.monotonic() - t0)
     except Exception as exc:
         host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=describe(exc))

@@ -22,6 +22,7 @@ DEFAULT_ARGS = {"postgres": "", "mysql": "--all-databases", "mariadb": "--all-da
 DEFAULT_CMD = {"postgres": "pg_dumpall", "mysql": "mysqldump", "mariadb": "mariadb-dump", "redis": "redis-cli",
                "sqlite": "sqlite3"}
 
+PITR = {f"postgres-{d}-{v}" for d in ("basebackup", "pitr-restore") for v in ("15", "16", "17")}
 MULTI_DUMP = ("mysql", "mariadb")  # their backup Functions pass Stash's multiDumpArgs param
 
 REPO = {"kind": "Repository", "metadata": {"name": "repo", "namespace": "demo"},
@@ -35,6 +36,7 @@ def _binding(database: str) -> dict:
 
 def test_every_database_has_backup_and_restore_function_and_task() -> None:
     expected = {f"{db}-{d}-{v}" for db, vs in ADDON_VERSIONS.items() for v in vs for d in ("backup", "restore")}
+    expected |= PITR  # specs/addons/postgres-pitr.yaml
     assert set(TASKS) == expected and set(FUNCTIONS) == expected
     assert {"postgres-backup-15", "postgres-backup-16", "postgres-restore-17", "mysql-backup-8.0",
             "mariadb-backup-10.11", "redis-backup-7", "sqlite-restore-3"} <= expected
@@ -123,4 +125,30 @@ def test_user_params_reach_the_restore_command() -> None:
         "transfer", "restore", "--namespace=demo", "--restoresession=rs", "--database=mysql",
         "--args=--one-database app", "--wait-timeout=300", "--hostname=h1", "--source-hostname=h1",
         "--snapshot=4f2a", "--pushgateway-url=",
+    ]
+
+
+def test_postgres_basebackup_task_runs_the_transfer_basebackup_command() -> None:
+    config = {"kind": "BackupConfiguration", "metadata": {"name": "bc", "namespace": "demo"},
+              "spec": {"target": {"ref": {"name": "db"}}, "task": {"name": "postgres-basebackup-15"}}}
+    session = {"kind": "BackupSession", "metadata": {"name": "bc-1", "namespace": "demo"}}
+    resolved = resolve_task("backup", config["spec"]["task"], _binding("postgres"), TASKS)
+    assert resolved.name == "postgres-basebackup-15"
+    pod = build_pod_spec(TASKS[resolved.name], FUNCTIONS, backup_inputs(config, REPO, _binding("postgres"), session),
+                         resolved.params)
+    assert pod["containers"][0]["args"] == [
+        "transfer", "basebackup", "--namespace=demo", "--backupsession=bc-1", "--wait-timeout=300",
+        "--hostname=host-0", "--pushgateway-url=",
+    ]
+
+
+def test_postgres_pitr_restore_task_passes_the_data_directory_param() -> None:
+    task = {"name": "postgres-pitr-restore-16", "params": [{"name": "pgdata", "value": "/srv/pg/restored"}]}
+    restore = {"kind": "RestoreSession", "metadata": {"name": "rs", "namespace": "demo"},
+               "spec": {"target": {"ref": {"name": "db"}}, "task": task, "pitr": {"targetTime": "2026-01-01T00:00:00Z"}}}
+    resolved = resolve_task("restore", task, _binding("postgres"), TASKS)
+    pod = build_pod_spec(TASKS[resolved.name], FUNCTIONS, restore_inputs(restore, REPO, None), resolved.params)
+    assert pod["containers"][0]["args"] == [
+        "transfer", "pitr-restore", "--namespace=demo", "--restoresession=rs", "--pgdata=/srv/pg/restored",
+        "--stashplan-command=", "--password-file=", "--hostname=host-0", "--pushgateway-url=",
     ]

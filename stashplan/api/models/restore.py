@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from stashplan.api.models.backup import DEFAULT_HOST
 from stashplan.api.models.common import (
@@ -48,6 +49,29 @@ class RestoreTarget(StashModel):
     rules: list[RestoreRule] | None = None
 
 
+class Pitr(StashModel):
+    """Point-in-time recovery of a PostgreSQL base backup + WAL (Task postgres-pitr-restore-<v>): KubeStash's
+    `spec.dataSource.pitr.targetTime`, here under `spec.pitr`; targetLSN and targetName are stashplan's own.
+    At most one target; none replays all the archived WAL."""
+
+    target_time: datetime | None = Field(default=None, description="recover up to this time (RFC 3339)")
+    target_lsn: str | None = Field(
+        default=None, alias="targetLSN", description="recover up to this WAL location, e.g. 0/3000060 (stashplan)"
+    )
+    target_name: str | None = Field(
+        default=None, description="recover up to this pg_create_restore_point name (stashplan)"
+    )
+    exclusive: bool | None = Field(default=None, description="KubeStash's; refused (recovery is inclusive)")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Pitr:
+        given = [n for n, v in (("targetTime", self.target_time), ("targetLSN", self.target_lsn),
+                                ("targetName", self.target_name)) if v]
+        if len(given) > 1:
+            raise ValueError(f"give one of targetTime, targetLSN, targetName, not {' and '.join(given)}")
+        return self
+
+
 class RestoreSessionSpec(StashModel):
     task: TaskRef = Field(default_factory=TaskRef)
     target: RestoreTarget
@@ -59,6 +83,7 @@ class RestoreSessionSpec(StashModel):
     interim_volume_template: InterimVolumeTemplate | None = None
     hooks: RestoreHooks | None = None
     time_out: Duration | None = None
+    pitr: Pitr | None = Field(default=None, description="PostgreSQL point-in-time target (postgres-pitr-restore)")
 
 
 class RestorePhase(StrEnum):
