@@ -50,9 +50,11 @@ def _pitr(obj: dict, mode: str) -> Iterator[tuple[str, str]]:
                "restored into a data directory, not replayed through a connection)")
         return
     params = {str(p.get("name")): str(p.get("value") or "") for p in task.get("params") or [] if isinstance(p, dict)}
-    if not params.get("pgdata", "").startswith("/"):
-        yield ("spec.task.params", "Task param pgdata must name the data directory to write, as an absolute path "
-               "(new or empty); the target AppBinding is not connected to")
+    pgdata = params.get("pgdata", "")
+    if not pgdata.startswith("/"):
+        given = f" (given {pgdata!r})" if pgdata else ""
+        yield ("spec.task.params", f"Task param pgdata must name the data directory to write, as an absolute path "
+               f"(new or empty){given}; the target AppBinding is not connected to")
 
 
 def _kube(obj: dict) -> Iterator[tuple[str, str]]:
