@@ -132,6 +132,10 @@ class _Checked:
                 )
         return n
 
+    def forced_cuts(self, start: int, end: int) -> list[int]:
+        """Where the chunker ends a chunk: at each file of the tar, so that an unchanged file is stored once."""
+        return self._scanner.forced_cuts(start, end)
+
     def read(self, size: int = -1) -> bytes:
         buffer = bytearray(size if size > 0 else 1024 * 1024)
         return bytes(buffer[: self.readinto(buffer)])

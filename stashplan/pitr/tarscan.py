@@ -1,10 +1,12 @@
 """A tar stream passed through unchanged while a few small members are picked out of it (pure: bytes in,
 bytes out). A base backup reads `backup_label` and `backup_manifest` from pg_basebackup's tar this way, so
-the stream goes to the repository without touching a disk.
+the stream goes to the repository without touching a disk. The offset where each member begins is
+kept, so that the chunker can end a chunk there (each file then deduplicates on its own).
 """
 
 from __future__ import annotations
 
+import bisect
 import io
 from collections.abc import Iterable
 from typing import Protocol
@@ -47,6 +49,13 @@ class TarScanner(io.RawIOBase):
         self._name = ""
         self._body: bytearray | None = None
         self.finished = False
+        self._offset = 0  # bytes fed so far
+        self.starts: list[int] = []  # stream offsets where a member (its header) begins
+
+    def forced_cuts(self, start: int, end: int) -> list[int]:
+        """Member starts in (start, end), among the bytes fed so far (the chunker's CutsAt)."""
+        starts = self.starts
+        return starts[bisect.bisect_right(starts, start) : bisect.bisect_left(starts, end)]
 
     def readable(self) -> bool:
         return True
@@ -77,8 +86,12 @@ class TarScanner(io.RawIOBase):
                 self._header += data[pos : pos + take]
                 pos += take
                 if len(self._header) == BLOCK:
+                    header_at = self._offset + pos - BLOCK
                     self._start_member(bytes(self._header))
                     self._header.clear()
+                    if not self.finished:
+                        self.starts.append(header_at)
+        self._offset += len(data)
 
     def _start_member(self, header: bytes) -> None:
         if not any(header):

@@ -4,7 +4,8 @@ A reader thread fills a small ring of reused buffers (so the producer of the str
 a pipe, never waits while blocks are being chunked) and feeds `on_block` (the stream hash) in order.
 Each block is cut with FastCDC and its last, possibly truncated, chunk is carried into the front of
 the next buffer, so the cuts equal those of chunking the whole stream at once. Memory is fixed:
-SLOTS x (max chunk size + `read_size`), allocated once.
+SLOTS x (max chunk size + `read_size`), allocated once. A stream may also name places where a chunk must end
+(`forced_cuts`: a tar's member starts), so that each member is chunked, and deduplicated, on its own.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+class CutsAt(Protocol):
+    """A stream that knows where chunks must end: `forced_cuts(start, end)` lists the stream offsets in
+    (start, end) at which a chunk must end, for bytes the stream has already returned (ascending)."""
+
+    def forced_cuts(self, start: int, end: int) -> list[int]: ...
+
+
 def cut_points(data: memoryview, params: Params) -> list[int]:
     """The end offsets of the FastCDC chunks of `data` (the last one is len(data))."""
     if not len(data):
@@ -38,6 +46,17 @@ def cut_points(data: memoryview, params: Params) -> list[int]:
     return [
         c.offset + c.length for c in fastcdc_cy(data, params.chunk_min, params.chunk_avg, params.chunk_max)
     ]
+
+
+def segmented_cut_points(data: memoryview, params: Params, forced: list[int]) -> list[int]:
+    """cut_points of each piece of `data` between the `forced` offsets (relative, ascending, inside data)."""
+    ends: list[int] = []
+    prev = 0
+    for cut in [*forced, len(data)]:
+        if cut > prev:
+            ends += [prev + end for end in cut_points(data[prev:cut], params)]
+            prev = cut
+    return ends
 
 
 def read_size(params: Params) -> int:
@@ -138,6 +157,8 @@ def chunk_stream(
     reader = _Reader(stream, buffers, reserve, block, on_block)
     carry: memoryview | None = None
     previous: int | None = None
+    cuts_at = getattr(stream, "forced_cuts", None)
+    offset = 0  # stream offset of the first byte of `data` below
     try:
         while True:
             slot, got, error = reader.filled.get()
@@ -151,7 +172,11 @@ def chunk_stream(
                 carry = None
             eof = got < block
             data = view[start : reserve + got]
-            ends = cut_points(data, params)
+            if cuts_at is None:
+                ends = cut_points(data, params)
+            else:
+                forced = [c - offset for c in cuts_at(offset, offset + len(data))]
+                ends = segmented_cut_points(data, params, forced)
             if not eof:
                 # The last chunk may have been cut by the end of the block, not by content: carry it over.
                 ends.pop()
@@ -166,6 +191,7 @@ def chunk_stream(
             if eof:
                 return
             carry = data[pos:]
+            offset += pos
             previous = slot
     finally:
         reader.stop()
