@@ -57,6 +57,10 @@ DATABASE_ALIASES: dict[str, str] = {
 }
 
 
+# Built-in Tasks of one direction only that `_VERSIONED` does not describe (PostgreSQL point-in-time recovery).
+ONE_WAY: dict[str, tuple[str, ...]] = {"backup": ("postgres-basebackup-",), "restore": ("postgres-pitr-restore-",)}
+
+
 class TaskError(StashplanError):
     """The Task or one of its Functions cannot be resolved; the message names the Task (and step)."""
 
@@ -152,7 +156,7 @@ def _by_name(name: str, direction: Direction, tasks: Mapping[str, dict], origin:
     """Resolve a Task name: an exact Task wins; a Stash versioned name maps to its database's built-in of the
     nearest version (`postgres-backup-16.1` -> postgres-backup-16)."""
     other: Direction = "restore" if direction == "backup" else "backup"
-    if name in _builtin_names(other):
+    if name in _builtin_names(other) or name.startswith(ONE_WAY[other]):
         raise TaskError(f"Task {name!r} ({origin}) is the built-in {other} addon, but it is used for {direction}")
     if name in tasks:
         database = _builtin_names(direction).get(name, "")

@@ -49,9 +49,9 @@ def _objects(pg: ArchivingPostgres) -> list[dict]:
     ]
 
 
-def _restore_session(pg: ArchivingPostgres, pgdata: Path, target_time: str) -> dict:
+def _restore_session(pg: ArchivingPostgres, pgdata: Path, target_time: str, name: str = "to-time") -> dict:
     return {
-        "apiVersion": "stash.appscode.com/v1beta1", "kind": "RestoreSession", "metadata": {"name": "to-time", "namespace": NS},
+        "apiVersion": "stash.appscode.com/v1beta1", "kind": "RestoreSession", "metadata": {"name": name, "namespace": NS},
         "spec": {"repository": {"name": "repo"},
                  "target": {"ref": {"apiVersion": "appcatalog.appscode.com/v1alpha1", "kind": "AppBinding", "name": "pg"}},
                  "task": {"name": "postgres-pitr-restore-15", "params": [
@@ -67,11 +67,12 @@ def _load(folder: Path, docs: list[dict]) -> list[dict]:
     return load_paths([folder])
 
 
-def _until_final(cluster: LocalCluster, controllers: LocalControllers, objs: list[dict], kind: str) -> dict:
+def _until_final(cluster: LocalCluster, controllers: LocalControllers, objs: list[dict], kind: str,
+                 name: str = "") -> dict:
     end = time.monotonic() + 120
     while time.monotonic() < end:
         run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers)
-        found = cluster.list(kind, NS)
+        found = [o for o in cluster.list(kind, NS) if o["metadata"]["name"] == name or not name]
         if found and (found[0].get("status") or {}).get("phase") in ("Succeeded", "Failed", "Invalid"):
             return found[0]
         controllers.jobs.wait_all(0.3)
@@ -116,9 +117,15 @@ def test_basebackup_task_and_pitr_restore_session_recover_to_the_target_time(
     _commit(pg, "after-1")
     pg.switch_wal()
 
-    pgdata = pg.new_dir("restored")
-    objs = _load(tmp_path / "manifests", [*_objects(pg), _restore_session(pg, pgdata, target)])
-    restored = _until_final(cluster, controllers, objs, "RestoreSession")
+    pgdata, early = pg.new_dir("restored"), pg.new_dir("early")
+    before_backup = pg.sql("SELECT to_char(now() AT TIME ZONE 'UTC' - interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SSZ')")
+    objs = _load(tmp_path / "manifests", [*_objects(pg), _restore_session(pg, pgdata, target),
+                                          _restore_session(pg, early, before_backup, "too-early")])
+    refused = _until_final(cluster, controllers, objs, "RestoreSession", "too-early")
+    assert refused["status"]["phase"] == "Failed"
+    assert "outside the recoverable window: timeline 1: " in refused["status"]["stats"][0]["error"]
+    assert not early.exists()  # nothing written
+    restored = _until_final(cluster, controllers, objs, "RestoreSession", "to-time")
     logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
     assert restored["status"]["phase"] == "Succeeded", logs[-3000:]
     assert (pgdata / "recovery.signal").exists()

@@ -9,6 +9,7 @@ from stashplan.api import builtin_addons
 from stashplan.desired.tasks import (
     ADDON_VERSIONS,
     BUILTIN_ADDONS,
+    TaskError,
     backup_inputs,
     build_pod_spec,
     resolve_task,
@@ -152,3 +153,10 @@ def test_postgres_pitr_restore_task_passes_the_data_directory_param() -> None:
         "transfer", "pitr-restore", "--namespace=demo", "--restoresession=rs", "--pgdata=/srv/pg/restored",
         "--stashplan-command=", "--password-file=", "--hostname=host-0", "--pushgateway-url=",
     ]
+
+
+def test_the_pitr_tasks_are_refused_in_the_other_direction() -> None:
+    with pytest.raises(TaskError, match=r"'postgres-basebackup-15' .* is the built-in backup addon, but it is used for restore"):
+        resolve_task("restore", {"name": "postgres-basebackup-15"}, _binding("postgres"), TASKS)
+    with pytest.raises(TaskError, match=r"'postgres-pitr-restore-17' .* is the built-in restore addon, but it is used for backup"):
+        resolve_task("backup", {"name": "postgres-pitr-restore-17"}, _binding("postgres"), TASKS)
