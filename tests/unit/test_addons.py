@@ -135,6 +135,7 @@ def test_postgres_basebackup_task_runs_the_transfer_basebackup_command() -> None
     session = {"kind": "BackupSession", "metadata": {"name": "bc-1", "namespace": "demo"}}
     resolved = resolve_task("backup", config["spec"]["task"], _binding("postgres"), TASKS)
     assert resolved.name == "postgres-basebackup-15"
+    assert {FUNCTIONS[name]["spec"]["image"] for name in PITR} == {f"${{STASHPLAN_IMAGE:={DEFAULT_IMAGE}}}"}
     pod = build_pod_spec(TASKS[resolved.name], FUNCTIONS, backup_inputs(config, REPO, _binding("postgres"), session),
                          resolved.params)
     assert pod["containers"][0]["args"] == [
