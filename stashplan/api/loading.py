@@ -265,6 +265,11 @@ def _validate_one(obj: dict) -> tuple[dict | None, list[tuple[str, str]]]:
     return typed.model_dump(mode="json", by_alias=True, exclude_none=True), []
 
 
+def _same_field(a: str, b: str) -> bool:
+    """Whether two field paths name the same field or one lies under the other (one line for it is enough)."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
 def _refused_kind(obj: dict) -> str | None:
     """Why an object of this kind is not run by stashplan (one refusal line), or None."""
     kind = obj.get("kind")
@@ -320,7 +325,7 @@ class _Validation:
         if valid is None:  # its refused fields too (e.g. a workload target), not only what made it invalid
             reported = {path for path, _ in found}
             self.refused.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in _raw_refusals(raw)
-                                if path not in reported)
+                                if not any(_same_field(path, r) for r in reported))
             return
         if fields := field_refusals(valid):
             self.refused.extend(f"{label}: {kind}/{name}: {path}: {msg}" for path, msg in fields)
