@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +25,7 @@ from stashplan.pitr import walstore
 from stashplan.pitr.inventory import take_inventory
 from stashplan.pitr.labels import BaseBackup
 from stashplan.pitr.recovery_conf import restore_command
+from stashplan.pitr.timelines import chain, describe_chain
 from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn, parse_lsn
 from stashplan.pitr.window import Target, TargetKind, Window, describe
 from stashplan.repository.cli_options import JsonOpt, RepositoryArgs, repository_command, run
@@ -137,6 +139,13 @@ def restore_cmd(
         str | None, typer.Option("--target-name", help="A pg_create_restore_point name")
     ] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Replay every archived segment")] = False,
+    timeline: Annotated[
+        str,
+        typer.Option(
+            "--target-timeline",
+            help="Recover along this timeline (a number), or the newest that reaches the target",
+        ),
+    ] = "latest",
     backup: Annotated[
         str | None, typer.Option("--backup", help="Use this base backup (snapshot id prefix)")
     ] = None,
@@ -149,6 +158,10 @@ def restore_cmd(
     """Write a data directory that recovers to the target and promotes when PostgreSQL starts on it; refuses a
     target outside the recoverable window, printing the window."""
     target = _target(target_time, target_lsn, target_name, latest)
+    if timeline != "latest":
+        if not timeline.isdigit() or int(timeline) < 1:
+            raise fail(f"--target-timeline {timeline!r}: expected 'latest' or a timeline number", BAD_INPUT)
+        target = replace(target, timeline=int(timeline))
     if not repository.repo:
         raise fail("pg restore needs --repo: the restore_command it writes names the repository", BAD_INPUT)
     stashplan = shlex.split(command) if command else [sys.executable, "-m", "stashplan"]
@@ -170,8 +183,9 @@ def restore_cmd(
 def wal_verify(
     repository: RepositoryArgs, segsize: SegSizeOpt = DEFAULT_SEGMENT_SIZE >> 20, json_out: JsonOpt = False
 ) -> None:
-    """The recoverable window per timeline, every gap in the archive, and base backups whose WAL is
-    incomplete. Exit 1 when a gap is found or nothing is recoverable."""
+    """The recoverable window per timeline, each timeline's history, every gap in the archive (per timeline),
+    missing or contradicting history files, and base backups whose WAL is incomplete. Exit 1 when a gap or a
+    history problem is found or nothing is recoverable."""
     with repository.open_native() as repo:
         inv = run(lambda: take_inventory(repo, segsize << 20))
     gap_lines = [g.describe(segsize << 20) for g in inv.gaps]
@@ -185,6 +199,8 @@ def wal_verify(
             "unusable_base_backups": unusable,
             "incomplete_base_backups": list(inv.incomplete),
             "segments": {f"{tl:08X}": len(s) for tl, s in sorted(inv.archive.segments.items())},
+            "timelines": {str(tl): describe_chain(chain(tl, inv.histories)) for tl in sorted(inv.histories)},
+            "history_problems": list(inv.chain_problems),
             "other_files": list(inv.archive.others),
         }
         typer.echo(json.dumps(doc))
@@ -199,13 +215,17 @@ def wal_verify(
             typer.echo(f"recoverable: {describe(w)}")
         if not inv.windows:
             typer.echo("recoverable: nothing (no base backup with all the WAL it needs)")
+        for tl in sorted(inv.histories):
+            typer.echo(f"timeline {tl}: history {describe_chain(chain(tl, inv.histories))}")
+        for line in inv.chain_problems:
+            typer.echo(f"history: {line}")
         for line in gap_lines:
             typer.echo(f"gap: {line}")
         for sid in unusable:
             typer.echo(f"base backup {sid[:8]}: WAL it needs to become consistent is missing")
         for sid in inv.incomplete:
             typer.echo(f"base backup {sid[:8]}: its stop was never recorded; not usable")
-    if gap_lines or not inv.windows:
+    if gap_lines or inv.chain_problems or not inv.windows:
         raise typer.Exit(1)
 
 
@@ -221,6 +241,7 @@ def _window_json(w: Window) -> dict[str, object]:
         "start_time": _lsn_time(w.start_time),
         "end_time": _lsn_time(w.end_time),
         "base_backups": [b.snapshot_id for b in w.backups],
+        "history": w.history,
     }
 
 

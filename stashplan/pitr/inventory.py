@@ -1,15 +1,18 @@
 """What a repository holds for point-in-time recovery: its base backups (snapshots tagged `pg-basebackup` with
 a recorded stop), the archived WAL, and from both the recoverable windows (with the time each one ends,
-read from its last segment's header) and the gaps. One listing of `snapshots/` and one of `wal/`.
+read from its last segment's header), the gaps and what breaks the timeline history chain. One listing of
+`snapshots/` and one of `wal/`, then the few timeline history files read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from stashplan.errors import StashplanError
 from stashplan.pitr.labels import BASEBACKUP_TAG, BaseBackup, from_tags
-from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, segment_name
-from stashplan.pitr.walstore import Archived, archived, last_written
+from stashplan.pitr.timelines import Switch, parse_history, problems
+from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, WalKind, parse_wal_name, segment_name
+from stashplan.pitr.walstore import Archived, archived, last_written, read
 from stashplan.pitr.window import Gap, Window, gaps, windows
 from stashplan.repository.repo import Repository
 
@@ -21,6 +24,23 @@ class Inventory:
     archive: Archived
     windows: tuple[Window, ...]
     gaps: tuple[Gap, ...]
+    histories: dict[int, tuple[Switch, ...]]  # per timeline, from its archived history file
+    chain_problems: tuple[str, ...]  # missing or contradicting history files
+
+
+def read_histories(repo: Repository, archive: Archived) -> tuple[dict[int, tuple[Switch, ...]], list[str]]:
+    """Every archived timeline history file, parsed; a damaged or malformed one is a problem, not an error."""
+    found: dict[int, tuple[Switch, ...]] = {}
+    bad: list[str] = []
+    for name in archive.others:
+        wal = parse_wal_name(name)
+        if wal.kind is not WalKind.HISTORY:
+            continue
+        try:
+            found[wal.timeline] = parse_history(read(repo, name).decode("utf-8", "replace"))
+        except (StashplanError, ValueError) as exc:
+            bad.append(f"timeline {wal.timeline}: {name} cannot be read: {exc}")
+    return found, bad
 
 
 def take_inventory(repo: Repository, segment_size: int = DEFAULT_SEGMENT_SIZE) -> Inventory:
@@ -33,14 +53,18 @@ def take_inventory(repo: Repository, segment_size: int = DEFAULT_SEGMENT_SIZE) -
         else:
             backups.append(found)
     archive = archived(repo, segment_size)
+    histories, unreadable = read_histories(repo, archive)
     found_windows = [
         replace(w, end_time=last_written(repo, segment_name(w.timeline, w.last_segment, segment_size)))
-        for w in windows(backups, archive.segments, segment_size)
+        for w in windows(backups, archive.segments, segment_size, histories)
     ]
+    used = set(archive.segments) | {b.timeline for b in backups}
     return Inventory(
         tuple(backups),
         tuple(incomplete),
         archive,
         tuple(found_windows),
-        tuple(gaps(backups, archive.segments, segment_size)),
+        tuple(gaps(backups, archive.segments, segment_size, histories)),
+        histories,
+        tuple(unreadable + problems(histories, used)),
     )

@@ -30,10 +30,10 @@ def restore_command(stashplan: Sequence[str], repository: str, password_file: st
     return " ".join(shlex.quote(a) for a in argv) + " %f %p"
 
 
-def recovery_settings(command: str, target: Target) -> list[str]:
-    """The lines for postgresql.auto.conf. The base backup's own timeline is followed (`current`): WAL of
-    later timelines is not yet looked for. `--latest` sets no target: recovery replays every archived
-    segment, and promotes when the next one is not found (the setting below is then ignored)."""
+def recovery_settings(command: str, target: Target, timeline: int | None = None) -> list[str]:
+    """The lines for postgresql.auto.conf. Recovery follows `timeline` (its history file is fetched through
+    restore_command), or the base backup's own (`current`) when None. `--latest` sets no target: recovery
+    replays every archived segment, and promotes when the next one is not found (the action is then moot)."""
     lines = [HEADER, f"restore_command = {quote(command)}"]
     if target.kind is TargetKind.TIME and target.time is not None:
         stamp = target.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
@@ -43,5 +43,5 @@ def recovery_settings(command: str, target: Target) -> list[str]:
     elif target.kind is TargetKind.NAME:
         lines.append(f"recovery_target_name = {quote(target.name)}")
     lines.append("recovery_target_action = 'promote'")
-    lines.append("recovery_target_timeline = 'current'")
+    lines.append(f"recovery_target_timeline = {quote('current' if timeline is None else str(timeline))}")
     return lines

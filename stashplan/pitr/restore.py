@@ -10,7 +10,7 @@ import os
 import tarfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -109,7 +109,8 @@ def restore(
     chosen, window = choose(_limited(inventory, backup), target)
     prepare_pgdata(pgdata)
     extract_snapshot(repo, chosen.snapshot_id, pgdata)
-    settings = recovery_settings(restore_command, target)
+    timeline = None if window.timeline == chosen.timeline else window.timeline
+    settings = recovery_settings(restore_command, target, timeline)
     (pgdata / SIGNAL_FILE).touch(mode=0o600)
     with (pgdata / AUTO_CONF).open("a") as conf:
         conf.write("\n" + "\n".join(settings) + "\n")
@@ -120,7 +121,7 @@ def _limited(inventory: Inventory, backup: str | None) -> list[Window]:
     if backup is None:
         return list(inventory.windows)
     limited = [
-        Window(w.timeline, w.start_lsn, w.end_lsn, w.start_time, w.end_time, kept, w.last_segment)
+        replace(w, backups=kept)
         for w in inventory.windows
         if (kept := tuple(b for b in w.backups if b.snapshot_id.startswith(backup.lower())))
     ]

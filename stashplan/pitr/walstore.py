@@ -80,6 +80,12 @@ def push(repo: Repository, path: Path) -> Pushed:
     )  # pragma: no cover
 
 
+def read(repo: Repository, file_name: str) -> bytes:
+    """The archived `file_name`'s bytes; ObjectNotFound or CorruptData."""
+    wal = parse_wal_name(file_name)
+    return open_named(repo.key, wal.object_name, repo.storage.get(wal.object_name))[1]
+
+
 def fetch(repo: Repository, file_name: str, destination: Path) -> bool:
     """Write the archived `file_name` to `destination` (via a temporary file renamed into place); False
     when the archive does not hold it. CorruptData when the stored object is damaged."""

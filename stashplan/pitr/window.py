@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from stashplan.pitr.labels import BaseBackup
+from stashplan.pitr.timelines import Switch, chain, describe_chain
 from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn, segment_name, segment_of
 
 
@@ -28,10 +29,11 @@ class Window:
     start_time: datetime
     end_time: datetime | None
     backups: tuple[BaseBackup, ...]  # usable in this window, oldest first
-    last_segment: int  # number of the segment that ends the window
+    last_segment: int  # number of the segment that ends the window (on `timeline`)
+    history: str = ""  # the timelines it follows, `1 -> 2 at 0/3000060`, when it starts on an ancestor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Gap:
     """Segments missing from the archive: `first` to `last` (segment numbers) on `timeline`."""
 
@@ -60,6 +62,7 @@ class Target:
     time: datetime | None = None
     lsn: int | None = None
     name: str = ""
+    timeline: int | None = None  # recover along this timeline; None: the newest one that reaches the target
 
 
 class OutsideWindow(ValueError):
@@ -74,58 +77,74 @@ def _run_end(segments: set[int], first: int) -> int:
     return last
 
 
+def _timelines(
+    backups: Iterable[BaseBackup],
+    segments: Mapping[int, set[int]],
+    histories: Mapping[int, tuple[Switch, ...]],
+) -> list[int]:
+    return sorted({b.timeline for b in backups} | set(segments) | set(histories))
+
+
 def windows(
     backups: Iterable[BaseBackup],
     segments: Mapping[int, set[int]],
     segment_size: int = DEFAULT_SEGMENT_SIZE,
+    histories: Mapping[int, tuple[Switch, ...]] | None = None,
 ) -> list[Window]:
-    """The recoverable windows, by timeline then LSN; a base backup whose WAL is incomplete is in none."""
-    runs: dict[tuple[int, int], list[BaseBackup]] = {}
-    for backup in sorted(backups, key=lambda b: (b.timeline, b.stop_lsn)):
-        segs = segments.get(backup.timeline, set())
-        last = _run_end(segs, segment_of(backup.start_lsn, segment_size))
-        if last < segment_of(max(backup.stop_lsn - 1, backup.start_lsn), segment_size):
-            continue  # a segment the backup needs to become consistent is missing
-        runs.setdefault((backup.timeline, last), []).append(backup)
+    """The recoverable windows, by timeline then LSN; a base backup whose WAL is incomplete is in none. A
+    timeline's window may start from a base backup of an ancestor (its history file says where it branched
+    off); it is listed only when its contiguous run reaches the timeline's own segments."""
+    backups = list(backups)
+    histories = histories or {}
     out = []
-    for (timeline, last), usable in sorted(runs.items()):
-        first = usable[0]
-        out.append(
-            Window(
-                timeline,
-                first.stop_lsn,
-                (last + 1) * segment_size,
-                first.stop_time,
-                None,
-                tuple(usable),
-                last,
-            )
-        )
+    for timeline in _timelines(backups, segments, histories):
+        line = chain(timeline, histories)
+        view = line.view(segments, segment_size)
+        own_from = segment_of(line.first_own_segment_lsn, segment_size) if len(line.begins) > 1 else 0
+        runs: dict[int, list[BaseBackup]] = {}
+        for backup in sorted(filter(line.holds, backups), key=lambda b: (b.stop_lsn, b.stop_time)):
+            last = _run_end(view, segment_of(backup.start_lsn, segment_size))
+            if last < segment_of(max(backup.stop_lsn - 1, backup.start_lsn), segment_size) or last < own_from:
+                continue  # a segment the backup needs is missing, or the run never reaches this timeline
+            runs.setdefault(last, []).append(backup)
+        for last, usable in sorted(runs.items()):
+            first = usable[0]
+            out.append(
+                Window(
+                    timeline, first.stop_lsn, (last + 1) * segment_size, first.stop_time, None, tuple(usable),
+                    last, describe_chain(line) if len(line.begins) > 1 else "",
+                )
+            )  # fmt: skip
     return out
 
 
 def gaps(
-    backups: Iterable[BaseBackup], segments: Mapping[int, set[int]], segment_size: int = DEFAULT_SEGMENT_SIZE
+    backups: Iterable[BaseBackup],
+    segments: Mapping[int, set[int]],
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+    histories: Mapping[int, tuple[Switch, ...]] | None = None,
 ) -> list[Gap]:
-    """Every run of missing segments per timeline, between the oldest segment a base backup or the archive
-    starts at and the newest segment archived."""
-    starts: dict[int, int] = {}
-    for backup in backups:
-        seg = segment_of(backup.start_lsn, segment_size)
-        starts[backup.timeline] = min(starts.get(backup.timeline, seg), seg)
-    found = []
-    for timeline in sorted(set(segments) | set(starts)):
-        segs = segments.get(timeline, set())
-        low = min([*segs, *([starts[timeline]] if timeline in starts else [])])
-        high = max(segs, default=low - 1)
-        missing_from = None
+    """Every run of missing segments, named by the timeline they are read from: along each timeline's history,
+    between the oldest segment a base backup on it or the archive starts at and the newest segment archived."""
+    backups = list(backups)
+    histories = histories or {}
+    found: set[Gap] = set()
+    for timeline in _timelines(backups, segments, histories):
+        line = chain(timeline, histories)
+        view = line.view(segments, segment_size)
+        starts = [segment_of(b.start_lsn, segment_size) for b in backups if line.holds(b)]
+        if not view and not starts:
+            continue
+        low, high = min([*view, *starts]), max(view, default=-1)
+        run: list[int] = []
         for segno in range(low, high + 2):
-            if segno not in segs and segno <= high:
-                missing_from = segno if missing_from is None else missing_from
-            elif missing_from is not None:
-                found.append(Gap(timeline, missing_from, segno - 1))
-                missing_from = None
-    return found
+            missing = segno not in view and segno <= high
+            if run and (not missing or line.owner(segno, segment_size) != line.owner(run[0], segment_size)):
+                found.add(Gap(line.owner(run[0], segment_size), run[0], run[-1]))
+                run = []
+            if missing:
+                run.append(segno)
+    return sorted(found, key=lambda g: (g.timeline, g.first))
 
 
 def _ts(value: datetime | None) -> str:
@@ -136,13 +155,17 @@ def describe(window: Window) -> str:
     return (
         f"timeline {window.timeline}: {format_lsn(window.start_lsn)} ({_ts(window.start_time)}) .. "
         f"{format_lsn(window.end_lsn)} ({_ts(window.end_time)}), {len(window.backups)} base backups"
+        + (f", following timelines {window.history}" if window.history else "")
     )
 
 
 def choose(found: list[Window], target: Target) -> tuple[BaseBackup, Window]:
-    """The newest base backup from which `target` is reachable, and its window; OutsideWindow otherwise."""
+    """On the newest timeline that reaches `target` (or the one it names), the newest base backup from which
+    it is reachable, and its window; OutsideWindow otherwise."""
     candidates: list[tuple[BaseBackup, Window]] = []
     for window in found:
+        if target.timeline is not None and window.timeline != target.timeline:
+            continue
         for backup in window.backups:
             if target.kind is TargetKind.LSN and target.lsn is not None:
                 ok = backup.stop_lsn <= target.lsn < window.end_lsn
@@ -156,8 +179,11 @@ def choose(found: list[Window], target: Target) -> tuple[BaseBackup, Window]:
                 candidates.append((backup, window))
     if not candidates:
         shown = "; ".join(describe(w) for w in found) or "none (no base backup with all its WAL archived)"
-        raise OutsideWindow(f"target {_target_text(target)} is outside the recoverable window: {shown}")
-    return max(candidates, key=lambda c: (c[0].stop_lsn, c[0].stop_time))
+        where = "" if target.timeline is None else f" on timeline {target.timeline}"
+        raise OutsideWindow(
+            f"target {_target_text(target)}{where} is outside the recoverable window: {shown}"
+        )
+    return max(candidates, key=lambda c: (c[1].timeline, c[0].stop_lsn, c[0].stop_time))
 
 
 def _target_text(target: Target) -> str:

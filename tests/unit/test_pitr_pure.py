@@ -12,6 +12,7 @@ import pytest
 from stashplan.pitr.labels import BackupStart, backup_tags, from_tags, parse_backup_label
 from stashplan.pitr.recovery_conf import recovery_settings, restore_command
 from stashplan.pitr.tarscan import TarScanner
+from stashplan.pitr.timelines import parse_history, problems
 from stashplan.pitr.walnames import WalKind, parse_lsn, parse_wal_name, segment_name, segment_number
 from stashplan.pitr.window import BaseBackup, OutsideWindow, Target, TargetKind, choose, gaps, windows
 
@@ -105,3 +106,55 @@ def test_members_are_picked_out_of_a_passing_tar_stream() -> None:
         out += buffer[:n]
     assert bytes(out) == raw.getvalue()
     assert scanner.members == {"backup_label": b"label", "backup_manifest": b"{}"} and scanner.finished
+
+
+HISTORY_2 = "1\t0/5000100\tbefore 2026-12-01 10:30:00+00\n"
+
+
+def test_a_timeline_reaches_back_through_its_history_to_a_base_backup_of_its_parent() -> None:
+    histories = {2: parse_history(HISTORY_2)}
+    backup = _backup("aaaa", 2, 1)
+    segments = {1: {2, 3, 4, 5, 6, 7}, 2: {5, 6, 7}}
+    found = windows([backup], segments, MB16, histories)
+    assert [(w.timeline, w.end_lsn, w.history) for w in found] == [
+        (1, 8 * MB16, ""),
+        (2, 8 * MB16, "1 -> 2 at 0/5000100"),
+    ]
+    assert choose(found, Target(TargetKind.LATEST))[1].timeline == 2  # the newest timeline by default
+    assert choose(found, Target(TargetKind.LATEST, timeline=1))[1].timeline == 1
+    assert gaps([backup], segments, MB16, histories) == []
+    assert problems(histories, {1, 2}) == []
+
+
+def test_gaps_are_named_by_the_timeline_they_are_read_from_and_a_missing_history_is_a_problem() -> None:
+    histories = {2: parse_history(HISTORY_2)}
+    backup = _backup("aaaa", 2, 1)
+    # timeline 1 lost segment 3 (needed by both histories); timeline 2 lost 6; timeline 1's own 6 is no help
+    segments = {1: {2, 4, 5, 6}, 2: {5, 7}}
+    assert [(g.timeline, g.first, g.last) for g in gaps([backup], segments, MB16, histories)] == [
+        (1, 3, 3),
+        (2, 6, 6),
+    ]
+    # the gap at 3 ends timeline 1's window before timeline 2 begins: timeline 2 has none
+    assert [(w.timeline, w.end_lsn) for w in windows([backup], segments, MB16, histories)] == [(1, 3 * MB16)]
+    assert problems({}, {1, 2}) == [
+        "timeline 2: 00000002.history is not archived; recovery cannot follow it from its parent"
+    ]
+    three = parse_history("1\t0/5000100\tx\n2\t0/9000000\ty\n")
+    assert problems({3: three}, {1, 3}) == ["timeline 3: its ancestor 2's 00000002.history is missing"]
+    assert problems({2: parse_history("1\t0/6000000\tz\n"), 3: three}, {1, 3}) == [
+        "timeline 3: 00000003.history disagrees with 00000002.history about timeline 2's ancestors"
+    ]
+
+
+def test_a_base_backup_taken_on_the_parent_after_the_branch_is_not_on_the_child_timeline() -> None:
+    histories = {2: parse_history(HISTORY_2)}
+    late = _backup("late", 6, 30)  # timeline 1, stopped after timeline 2 branched off at 0/5000100
+    found = windows([late], {1: {6, 7}, 2: {5, 6, 7}}, MB16, histories)
+    assert [(w.timeline, [b.snapshot_id for b in w.backups]) for w in found] == [(1, ["late"])]
+
+
+def test_recovery_follows_the_chosen_timeline() -> None:
+    lines = recovery_settings("cmd %f %p", Target(TargetKind.LATEST), 2)
+    assert "recovery_target_timeline = '2'" in lines
+    assert "recovery_target_timeline = 'current'" in recovery_settings("cmd %f %p", Target(TargetKind.LATEST))
