@@ -1,6 +1,6 @@
 """Every metric stashplan exports, from the code's own registries: what a backup, its repository and a restore
-push (stashplan/metrics.py) and the operator's /metrics (stashplan/operator/health.py). Prints the README's
-Markdown table: `python -m stashplan.metric_list`."""
+push (stashplan/metrics.py), the operator's /metrics (stashplan/operator/health.py) and what `stashplan pg
+wal-receive` pushes (stashplan/pitr/slotlag.py). Prints the README's Markdown table: `python -m stashplan.metric_list`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from stashplan import metrics
 from stashplan.operator.health import HealthServer
 from stashplan.operator.loop_metrics import observe
+from stashplan.pitr.slotlag import SlotLag, lag_registry
 
 BEGIN, END = "<!-- metric-list:begin (python -m stashplan.metric_list) -->", "<!-- metric-list:end -->"
 
@@ -40,6 +41,7 @@ def _registries() -> Iterator[tuple[str, CollectorRegistry]]:
                "status": {"phase": "Running", "sessionDeadline": "2024-01-01T03:00:00Z"}}
     health.observe(observe([config], [session]))
     yield "operator /metrics", health.metrics.registry
+    yield "pg wal-receive (push)", lag_registry("db-0", 5432, "stashplan", SlotLag(2048, 1024), 1.0)
 
 
 def rows() -> list[tuple[str, str, str, str, str, str]]:

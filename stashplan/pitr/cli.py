@@ -1,5 +1,6 @@
 """`stashplan pg ...`: PostgreSQL point-in-time recovery — `basebackup`, `wal-push` (archive_command),
-`wal-fetch` (restore_command), `restore` to a time, LSN, restore point or the latest WAL, and `wal-verify`.
+`wal-receive` (a replication slot), `wal-fetch` (restore_command), `restore` to a time, LSN, restore point or
+the latest WAL, and `wal-verify`.
 
 Each command parses its options, calls one function of stashplan.pitr and prints a summary; errors are one
 line on stderr. Exit codes follow what PostgreSQL expects of archive and restore commands (see wal-fetch).
@@ -8,6 +9,7 @@ line on stderr. Exit codes follow what PostgreSQL expects of archive and restore
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import sys
 from dataclasses import replace
@@ -19,7 +21,9 @@ import typer
 
 from stashplan.errors import StashplanError
 from stashplan.exits import BAD_INPUT, fail
+from stashplan.operator.logs import configure_logging
 from stashplan.pitr import basebackup as base
+from stashplan.pitr import receive as receiving
 from stashplan.pitr import restore as restoring
 from stashplan.pitr import walstore
 from stashplan.pitr.inventory import take_inventory
@@ -85,6 +89,54 @@ def wal_push(
     with repository.open_native() as repo:
         result = run(lambda: walstore.push(repo, path))
     typer.echo(f"{path.name}: {result.value}", err=True)
+
+
+@app.command("wal-receive")
+@repository_command()
+def wal_receive(
+    repository: RepositoryArgs,
+    host: Annotated[str, typer.Option("--host", "-h", help="Database server host or socket directory")],
+    directory: Annotated[
+        Path, typer.Option("--directory", "-D", help="Where pg_receivewal writes (kept between runs)")
+    ],
+    port: Annotated[int, typer.Option("--port", "-p", help="Database server port")] = 5432,
+    user: Annotated[
+        str, typer.Option("--user", "-U", help="Role with the REPLICATION attribute")
+    ] = "postgres",
+    slot: Annotated[
+        str, typer.Option("--slot", help="Physical replication slot (created on first use)")
+    ] = "stashplan",
+    interval: Annotated[
+        float, typer.Option("--partial-interval", help="Seconds between pushes of the partial segment")
+    ] = 5.0,
+    pushgateway: Annotated[
+        str,
+        typer.Option(
+            "--pushgateway-url", envvar="PROMETHEUS_PUSHGATEWAY_URL", help="Where to push the slot's lag"
+        ),
+    ] = "",
+    pg_receivewal: Annotated[
+        str, typer.Option("--pg-receivewal", help="The pg_receivewal binary (15 or newer)")
+    ] = "pg_receivewal",
+    psql: Annotated[str, typer.Option("--psql", help="The psql binary (to measure the slot's lag)")] = "psql",
+    dbname: Annotated[str, typer.Option("--dbname", help="Database psql connects to")] = "postgres",
+    segsize: SegSizeOpt = DEFAULT_SEGMENT_SIZE >> 20,
+) -> None:
+    """Stream WAL over a replication slot (pg_receivewal) into the repository: each completed segment and
+    history file as wal-push stores it, the partial segment every --partial-interval seconds; the slot's lag
+    is logged and pushed to the Pushgateway. Stops on SIGTERM after pushing the partial segment. A slot keeps
+    WAL on the server while this is not running: set max_slot_wal_keep_size (see the README)."""
+    try:
+        options = receiving.Options(
+            receiving.check_slot(slot), directory, interval, pg_receivewal, psql, pushgateway, segsize << 20
+        )
+    except ValueError as exc:
+        raise fail(exc, BAD_INPUT) from None
+    if interval <= 0:
+        raise fail(f"--partial-interval {interval}: must be more than 0 seconds", BAD_INPUT)
+    configure_logging(logging.INFO, structured=not sys.stderr.isatty())
+    with repository.open_native() as repo:
+        run(lambda: receiving.Receiver(repo, receiving.Source(host, port, user, dbname), options).run())
 
 
 @app.command("wal-fetch")

@@ -6,13 +6,15 @@ read from its last segment's header), the gaps and what breaks the timeline hist
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from stashplan.errors import StashplanError
 from stashplan.pitr.labels import BASEBACKUP_TAG, BaseBackup, from_tags
 from stashplan.pitr.timelines import Switch, parse_history, problems
-from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, WalKind, parse_wal_name, segment_name
-from stashplan.pitr.walstore import Archived, archived, last_written, read
+from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, WalKind, parse_lsn, parse_wal_name, segment_name
+from stashplan.pitr.walstore import Archived, archived, header_of, last_written, read
 from stashplan.pitr.window import Gap, Window, gaps, windows
 from stashplan.repository.repo import Repository
 
@@ -43,6 +45,21 @@ def read_histories(repo: Repository, archive: Archived) -> tuple[dict[int, tuple
     return found, bad
 
 
+def _ended(repo: Repository, archive: Archived, window: Window, segment_size: int) -> Window:
+    """`window` with the time its last segment was last written; when that segment is held only as a
+    `.partial`, its end is the LSN the partial is known to reach (wal-receive records it), if recorded."""
+    segment = segment_name(window.timeline, window.last_segment, segment_size)
+    if archive.partial_tails.get(window.timeline) != window.last_segment:
+        return replace(window, end_time=last_written(repo, segment))
+    header = header_of(repo, segment + ".partial") or {}
+    end = window.end_lsn
+    with contextlib.suppress(KeyError, ValueError):
+        end = max(window.start_lsn, min(end, parse_lsn(str(header["received_to"]))))
+    with contextlib.suppress(KeyError, ValueError):
+        return replace(window, end_lsn=end, end_time=datetime.fromisoformat(str(header["last_written"])))
+    return replace(window, end_lsn=end, end_time=None)
+
+
 def take_inventory(repo: Repository, segment_size: int = DEFAULT_SEGMENT_SIZE) -> Inventory:
     backups: list[BaseBackup] = []
     incomplete: list[str] = []
@@ -55,7 +72,7 @@ def take_inventory(repo: Repository, segment_size: int = DEFAULT_SEGMENT_SIZE) -
     archive = archived(repo, segment_size)
     histories, unreadable = read_histories(repo, archive)
     found_windows = [
-        replace(w, end_time=last_written(repo, segment_name(w.timeline, w.last_segment, segment_size)))
+        _ended(repo, archive, w, segment_size)
         for w in windows(backups, archive.segments, segment_size, histories)
     ]
     used = set(archive.segments) | {b.timeline for b in backups}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +25,7 @@ from stashplan.pitr.walnames import (
     WAL_PREFIX,
     WalFile,
     WalKind,
+    format_lsn,
     parse_wal_name,
     segment_number,
 )
@@ -45,10 +46,12 @@ class Pushed(StrEnum):
 @dataclass(frozen=True)
 class Archived:
     """What the archive holds: per timeline, the segment numbers, and every other file (history, backup,
-    partial) by name."""
+    partial) by name. A timeline's newest segment may be held only as a `.partial` (wal-receive's, or the one
+    a promotion leaves): it is then among `segments` and in `partial_tails`."""
 
     segments: dict[int, set[int]]
     others: tuple[str, ...]
+    partial_tails: dict[int, int] = field(default_factory=dict)
 
 
 def _same(repo: Repository, wal: WalFile, digest: str, size: int) -> bool:
@@ -87,14 +90,20 @@ def read(repo: Repository, file_name: str) -> bytes:
 
 
 def fetch(repo: Repository, file_name: str, destination: Path) -> bool:
-    """Write the archived `file_name` to `destination` (via a temporary file renamed into place); False
-    when the archive does not hold it. CorruptData when the stored object is damaged."""
+    """Write the archived `file_name` to `destination` (via a temporary file renamed into place); for a
+    segment held only as `<segment>.partial`, the partial one (recovery replays what it holds, then ends).
+    False when the archive holds neither. CorruptData when the stored object is damaged."""
     wal = parse_wal_name(file_name)
-    try:
-        data = repo.storage.get(wal.object_name)
-    except ObjectNotFound:
+    names = [wal.object_name] + ([wal.object_name + ".partial"] if wal.kind is WalKind.SEGMENT else [])
+    for name in names:
+        try:
+            data = repo.storage.get(name)
+            break
+        except ObjectNotFound:
+            continue
+    else:
         return False
-    _header, body = open_named(repo.key, wal.object_name, data)
+    _header, body = open_named(repo.key, name, data)
     temporary = destination.with_name(destination.name + ".stashplan-tmp")
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -113,6 +122,7 @@ def archived(repo: Repository, segment_size: int = DEFAULT_SEGMENT_SIZE) -> Arch
     """One listing of `wal/`: what the archive holds. Objects under names that are not WAL names are
     left out (they were not written by `wal-push`)."""
     segments: dict[int, set[int]] = {}
+    partials: dict[int, set[int]] = {}
     others: list[str] = []
     for info in repo.storage.list(WAL_PREFIX):
         try:
@@ -125,14 +135,58 @@ def archived(repo: Repository, segment_size: int = DEFAULT_SEGMENT_SIZE) -> Arch
             segments.setdefault(wal.timeline, set()).add(segment_number(wal.name, segment_size))
         else:
             others.append(wal.name)
-    return Archived(segments, tuple(sorted(others)))
+        if wal.kind is WalKind.PARTIAL:
+            partials.setdefault(wal.timeline, set()).add(segment_number(wal.segment, segment_size))
+    tails = {}
+    for timeline, numbers in partials.items():
+        newest = max(numbers)
+        if newest > max(segments.get(timeline, set()), default=-1):
+            segments.setdefault(timeline, set()).add(newest)
+            tails[timeline] = newest
+    return Archived(segments, tuple(sorted(others)), tails)
+
+
+def header_of(repo: Repository, file_name: str) -> dict | None:
+    """The header of the archived `file_name`; None if it cannot be read."""
+    wal = parse_wal_name(file_name)
+    try:
+        return open_named(repo.key, wal.object_name, repo.storage.get(wal.object_name))[0]
+    except (ObjectNotFound, CorruptData):
+        return None
 
 
 def last_written(repo: Repository, segment: str) -> datetime | None:
     """When PostgreSQL last wrote the archived `segment` (from its header); None if it cannot be read."""
-    wal = parse_wal_name(segment)
+    header = header_of(repo, segment)
     try:
-        header, _body = open_named(repo.key, wal.object_name, repo.storage.get(wal.object_name))
-        return datetime.fromisoformat(str(header["last_written"]))
-    except (ObjectNotFound, CorruptData, KeyError, ValueError):
+        return None if header is None else datetime.fromisoformat(str(header["last_written"]))
+    except (KeyError, ValueError):
         return None
+
+
+def store_partial(
+    repo: Repository, name: str, data: bytes, written: datetime, received_to: int | None
+) -> None:
+    """Store (or replace) the partial segment `name` (`<segment>.partial`, as pg_receivewal names it) with
+    `data`, last written at `written`; `received_to` is an LSN up to which it is known to hold WAL. Only
+    wal-receive replaces objects."""
+    wal = parse_wal_name(name)
+    if wal.kind is not WalKind.PARTIAL:
+        raise ValueError(f"{name}: not a partial segment")
+    header: dict[str, object] = {
+        "version": 1,
+        "name": wal.name,
+        "kind": wal.kind.value,
+        "last_written": written.isoformat(),
+    }
+    if received_to is not None:
+        header["received_to"] = format_lsn(received_to)
+    repo.storage.put(
+        wal.object_name, seal_named(repo.key, wal.object_name, header, data, repo.params.zstd_level)
+    )
+
+
+def drop_partial(repo: Repository, segment: str) -> None:
+    """Delete `<segment>.partial` from the archive, once the whole segment is there."""
+    with contextlib.suppress(ObjectNotFound):
+        repo.storage.delete(parse_wal_name(segment + ".partial").object_name)

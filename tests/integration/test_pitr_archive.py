@@ -1,18 +1,21 @@
 """`stashplan pg wal-push` / `wal-fetch` against a real local repository, as PostgreSQL runs them: the same
 file twice is a no-op, a different file under an archived name is refused, history and backup files are kept,
 a missing file is exit 1 (recovery ends there) and a damaged one exit 126 (recovery stops); `repo check
---read-data` opens every archived file and `repo prune` keeps them."""
+--read-data` opens every archived file and `repo prune` keeps them; wal-receive's partial segment is replaced,
+served for its segment and counted only at the end of its timeline."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from providers.storage import open_storage
+from stashplan.pitr.walstore import archived, drop_partial, store_partial
 from stashplan.repository import Repository
 
 CHEAP_KDF = (2**14, 8, 1)  # scrypt N, r, p: the key derivation is not what is tested here
@@ -109,3 +112,34 @@ def test_prune_keeps_archived_wal_and_check_reads_it(repo: str, tmp_path: Path) 
 def test_a_file_postgresql_would_not_archive_is_refused(repo: str, tmp_path: Path) -> None:
     refused = stashplan("pg", "wal-push", "-r", repo, str(_wal(tmp_path, "postgresql.conf", b"x")))
     assert refused.returncode == 1 and "WAL file name 'postgresql.conf'" in refused.stderr
+
+
+def test_a_partial_segment_stands_for_its_segment_only_at_the_end_of_its_timeline(
+    repo: str, tmp_path: Path
+) -> None:
+    opened = Repository.open(open_storage(repo), PASSWORD)
+    try:
+        written = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+        store_partial(opened, SEGMENT + ".partial", b"first", written, None)
+        store_partial(opened, SEGMENT + ".partial", b"second", written, 0x3000100)  # replaced, not refused
+        assert archived(opened).segments == {1: {3}} and archived(opened).partial_tails == {1: 3}
+        fetched = stashplan("pg", "wal-fetch", "-r", repo, SEGMENT, "p", cwd=tmp_path)
+        assert fetched.returncode == 0 and (tmp_path / "p").read_bytes() == b"second"
+        # a whole later segment: the partial one no longer counts (its tail may be missing)
+        stashplan("pg", "wal-push", "-r", repo, str(_wal(tmp_path, "000000010000000000000004", b"x" * 64)))
+        assert archived(opened).segments == {1: {4}} and archived(opened).partial_tails == {}
+        # the whole segment arrives: the partial one goes
+        stashplan("pg", "wal-push", "-r", repo, str(_wal(tmp_path, SEGMENT, b"whole")))
+        drop_partial(opened, SEGMENT)
+        assert archived(opened).others == ()
+    finally:
+        opened.close()
+
+
+def test_wal_receive_refuses_a_bad_slot_name_before_touching_anything(repo: str, tmp_path: Path) -> None:
+    refused = stashplan(
+        "pg", "wal-receive", "-r", repo, "--host", "127.0.0.1", "--slot", "Bad-Slot", "--directory", "recv",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--slot 'Bad-Slot': a replication slot name" in refused.stderr
+    assert not (tmp_path / "recv").exists()

@@ -1,0 +1,178 @@
+"""`stashplan pg wal-receive`: pg_receivewal streams WAL over a replication slot into a local directory; every
+completed segment and history file is pushed as `wal-push` does (idempotent), the partial segment every few
+seconds (replaced), the slot's lag is logged and pushed to a Pushgateway; SIGTERM stops it after a last push.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import blake3
+
+from stashplan import metrics
+from stashplan.errors import StashplanError
+from stashplan.pitr import walstore
+from stashplan.pitr.slotlag import SlotLag, lag_registry, query_lag
+from stashplan.pitr.walnames import WalKind, format_lsn, parse_wal_name, segment_number, segment_of
+from stashplan.repository.repo import Repository
+
+log = logging.getLogger(__name__)
+SLOT_NAME = re.compile(r"[a-z0-9_]{1,63}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """The server to stream from; the password is PGPASSWORD (or ~/.pgpass), never an option."""
+
+    host: str
+    port: int
+    user: str
+    dbname: str = "postgres"
+
+
+@dataclass(frozen=True)
+class Options:
+    slot: str
+    directory: Path
+    interval: float = 5.0  # seconds between sweeps (partial pushed, lag measured)
+    pg_receivewal: str = "pg_receivewal"
+    psql: str = "psql"
+    pushgateway: str = ""
+    segment_size: int = 16 * 1024 * 1024
+
+
+def check_slot(slot: str) -> str:
+    if not SLOT_NAME.fullmatch(slot):
+        raise ValueError(f"--slot {slot!r}: a replication slot name is 1-63 of a-z, 0-9 and _")
+    return slot
+
+
+def receivewal_argv(source: Source, options: Options, *, create: bool) -> tuple[str, ...]:
+    """pg_receivewal creating the slot if it is missing (then exiting), or streaming through it into the
+    directory, flushing and confirming each write at once (--synchronous: the slot's position is what is on
+    disk here), never prompting for a password."""
+    conn = ("-h", source.host, "-p", str(source.port), "-U", source.user, "-w", "-S", options.slot)
+    if create:
+        return (options.pg_receivewal, *conn, "--create-slot", "--if-not-exists")
+    return (options.pg_receivewal, *conn, "-D", str(options.directory), "--synchronous")
+
+
+class Receiver:
+    """One sweep pushes what pg_receivewal has written since the last one; `run` supervises it."""
+
+    def __init__(self, repo: Repository, source: Source, options: Options) -> None:
+        self.repo, self.source, self.options = repo, source, options
+        self._partial_digest: dict[str, str] = {}
+        self._pushed: set[str] = set()  # completed files pushed by this run
+        self.stop = threading.Event()
+
+    def sweep(self) -> SlotLag | None:
+        """Push every completed file not yet pushed, then the partial segment if it changed; returns the lag
+        measured before reading the partial (its confirmed LSN is then known to be in the file)."""
+        lag = self._measure()
+        done = sorted(self._completed())
+        for path in done:
+            if path.name in self._pushed:
+                continue
+            walstore.push(self.repo, path)  # the same content again is a no-op; a conflict stops us
+            self._pushed.add(path.name)
+            wal = parse_wal_name(path.name)
+            if wal.kind is WalKind.SEGMENT:
+                walstore.drop_partial(self.repo, wal.name)
+            log.info("pushed %s", wal.name)
+        segments = [p for p in done if parse_wal_name(p.name).kind is WalKind.SEGMENT]
+        for path in segments[:-1]:  # the newest stays: pg_receivewal resumes after it
+            path.unlink()
+            self._pushed.discard(path.name)
+        for path in self.options.directory.glob("*.partial"):
+            self._push_partial(path, lag)
+        return lag
+
+    def _completed(self) -> list[Path]:
+        out = []
+        for path in self.options.directory.iterdir():
+            with contextlib.suppress(ValueError):
+                if parse_wal_name(path.name).kind in (WalKind.SEGMENT, WalKind.HISTORY) and path.is_file():
+                    out.append(path)
+        return out
+
+    def _push_partial(self, path: Path, lag: SlotLag | None) -> None:
+        try:
+            written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return  # completed meanwhile: the next sweep pushes the whole segment
+        digest = blake3.blake3(data).hexdigest()
+        if self._partial_digest.get(path.name) == digest:
+            return
+        wal = parse_wal_name(path.name)
+        reached = None
+        if lag is not None and lag.confirmed is not None:
+            first = segment_number(wal.segment, self.options.segment_size) * self.options.segment_size
+            if segment_of(lag.confirmed, self.options.segment_size) * self.options.segment_size == first:
+                reached = lag.confirmed
+        walstore.store_partial(self.repo, path.name, data, written, reached)
+        self._partial_digest = {path.name: digest}
+        log.debug("pushed %s (WAL up to at least %s)", path.name, format_lsn(reached) if reached else "?")
+
+    def _measure(self) -> SlotLag | None:
+        try:
+            lag = query_lag(self.options.psql, self.source, self.options.slot)
+        except StashplanError as exc:
+            log.warning("slot %s: lag not measured: %s", self.options.slot, exc)
+            return None
+        if self.options.pushgateway:
+            try:
+                registry = lag_registry(
+                    self.source.host, self.source.port, self.options.slot, lag, time.time()
+                )
+                metrics.push(self.options.pushgateway, f"pg-wal-receive-{self.options.slot}", registry)
+            except StashplanError as exc:
+                log.warning("%s", exc)
+        return lag
+
+    def run(self) -> None:
+        """Create the slot if missing, stream until SIGTERM (or SIGINT), sweeping every interval; a last
+        sweep after pg_receivewal stops. StashplanError when pg_receivewal ends on its own."""
+        self.options.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        created = subprocess.run(
+            receivewal_argv(self.source, self.options, create=True), capture_output=True, text=True
+        )
+        if created.returncode:
+            raise StashplanError(f"pg_receivewal --create-slot {self.options.slot}: {created.stderr.strip()}")
+        proc = subprocess.Popen(receivewal_argv(self.source, self.options, create=False))
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            last_log = 0.0
+            while not self.stop.wait(self.options.interval) and proc.poll() is None:
+                lag = self.sweep()
+                if lag is not None and time.monotonic() - last_log >= 60:
+                    log.info("slot %s: %d bytes behind the server", self.options.slot, lag.bytes)
+                    last_log = time.monotonic()
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # pg_receivewal flushes and exits
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.sweep()
+        if not self.stop.is_set():
+            raise StashplanError(f"pg_receivewal exited with code {proc.returncode} (see its messages above)")
+        log.info("stopped; the partial segment is pushed")
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stop.set()
