@@ -1,6 +1,6 @@
 """`stashplan pg ...`: PostgreSQL point-in-time recovery — `basebackup`, `wal-push` (archive_command),
 `wal-receive` (a replication slot), `wal-fetch` (restore_command), `restore` to a time, LSN, restore point or
-the latest WAL, and `wal-verify`.
+the latest WAL, `wal-verify`, and `forget` (base backups by policy, then the WAL none of the kept ones needs).
 
 Each command parses its options, calls one function of stashplan.pitr and prints a summary; errors are one
 line on stderr. Exit codes follow what PostgreSQL expects of archive and restore commands (see wal-fetch).
@@ -23,6 +23,7 @@ from stashplan.errors import StashplanError
 from stashplan.exits import BAD_INPUT, fail
 from stashplan.operator.logs import configure_logging
 from stashplan.pitr import basebackup as base
+from stashplan.pitr import forget as forgetting
 from stashplan.pitr import receive as receiving
 from stashplan.pitr import restore as restoring
 from stashplan.pitr import walstore
@@ -33,6 +34,7 @@ from stashplan.pitr.timelines import chain, describe_chain
 from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn, parse_lsn
 from stashplan.pitr.window import Target, TargetKind, Window, describe
 from stashplan.repository.cli_options import JsonOpt, RepositoryArgs, repository_command, run
+from stashplan.repository.retention import RetentionPolicy
 from stashplan.units import human_size
 
 app = typer.Typer(
@@ -279,6 +281,41 @@ def wal_verify(
             typer.echo(f"base backup {sid[:8]}: its stop was never recorded; not usable")
     if gap_lines or inv.chain_problems or not inv.windows:
         raise typer.Exit(1)
+
+
+@app.command("forget")
+@repository_command(lock=True)
+def forget_cmd(
+    repository: RepositoryArgs,
+    keep_last: Annotated[int, typer.Option("--keep-last")] = 0,
+    keep_hourly: Annotated[int, typer.Option("--keep-hourly")] = 0,
+    keep_daily: Annotated[int, typer.Option("--keep-daily")] = 0,
+    keep_weekly: Annotated[int, typer.Option("--keep-weekly")] = 0,
+    keep_monthly: Annotated[int, typer.Option("--keep-monthly")] = 0,
+    keep_yearly: Annotated[int, typer.Option("--keep-yearly")] = 0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be removed")] = False,
+    segsize: SegSizeOpt = DEFAULT_SEGMENT_SIZE >> 20,
+    json_out: JsonOpt = False,
+) -> None:
+    """Forget base backups by the policy (per host; none without a --keep option), then delete the archived
+    WAL no kept base backup needs (history files stay). `repo prune` afterwards frees the base backups' data."""
+    policy = RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
+    with repository.open_native() as repo:
+        done = run(lambda: forgetting.forget(repo, policy, dry_run=dry_run, segment_size=segsize << 20))
+    if json_out:
+        doc = {
+            "kept": [_backup_json(b) for b in done.kept],
+            "removed": [_backup_json(b) for b in done.removed],
+            "wal_deleted": list(done.wal),
+        }
+        typer.echo(json.dumps(doc))
+        return
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(f"base backups: keep {len(done.kept)}, {verb} {len(done.removed)}")
+    for line in restoring.describe_backups(done.removed):
+        typer.echo(f"  {line}")
+    span = f" ({done.wal[0]} .. {done.wal[-1]})" if done.wal else ""
+    typer.echo(f"WAL files: {verb} {len(done.wal)}{span}")
 
 
 def _lsn_time(value: datetime | None) -> str | None:

@@ -118,6 +118,25 @@ def fetch(repo: Repository, file_name: str, destination: Path) -> bool:
     return True
 
 
+def listed(repo: Repository) -> list[str]:
+    """The names of the WAL files in the archive (objects under names `wal-push` would not write left out)."""
+    out = []
+    for info in repo.storage.list(WAL_PREFIX):
+        try:
+            wal = parse_wal_name(info.name.rsplit("/", 1)[-1])
+        except ValueError:
+            continue
+        if wal.object_name == info.name:
+            out.append(wal.name)
+    return out
+
+
+def delete(repo: Repository, name: str) -> None:
+    """Delete the archived WAL file `name` (retention); gone already is fine."""
+    with contextlib.suppress(ObjectNotFound):
+        repo.storage.delete(parse_wal_name(name).object_name)
+
+
 def archived(repo: Repository, segment_size: int = DEFAULT_SEGMENT_SIZE) -> Archived:
     """One listing of `wal/`: what the archive holds. Objects under names that are not WAL names are
     left out (they were not written by `wal-push`)."""

@@ -13,6 +13,7 @@ from stashplan.pitr.labels import BackupStart, backup_tags, from_tags, parse_bac
 from stashplan.pitr.recovery_conf import recovery_settings, restore_command
 from stashplan.pitr.tarscan import TarScanner
 from stashplan.pitr.timelines import parse_history, problems
+from stashplan.pitr.walkeep import droppable, horizons
 from stashplan.pitr.walnames import WalKind, parse_lsn, parse_wal_name, segment_name, segment_number
 from stashplan.pitr.window import BaseBackup, OutsideWindow, Target, TargetKind, choose, gaps, windows
 
@@ -158,3 +159,25 @@ def test_recovery_follows_the_chosen_timeline() -> None:
     lines = recovery_settings("cmd %f %p", Target(TargetKind.LATEST), 2)
     assert "recovery_target_timeline = '2'" in lines
     assert "recovery_target_timeline = 'current'" in recovery_settings("cmd %f %p", Target(TargetKind.LATEST))
+
+
+def test_wal_below_the_oldest_kept_base_backup_on_its_history_can_go_and_history_files_stay() -> None:
+    histories = {2: parse_history(HISTORY_2)}  # timeline 2 branched off timeline 1 in segment 5
+    kept = [_backup("b1", 3, 1)]  # on timeline 1, before the branch: timeline 2's history holds it
+    first = horizons(kept, {1, 2}, histories, MB16)
+    assert first == {1: 3, 2: 3}
+    names = [
+        "000000010000000000000001", "000000010000000000000002", "000000010000000000000002.00000028.backup",
+        "000000010000000000000003", "000000010000000000000006", "000000020000000000000005",
+        "00000002.history", "000000010000000000000002.partial",
+    ]  # fmt: skip
+    assert droppable(names, first, MB16) == [
+        "000000010000000000000001",
+        "000000010000000000000002",
+        "000000010000000000000002.00000028.backup",
+        "000000010000000000000002.partial",
+    ]
+    # the only kept base backup is on timeline 2: timeline 1 keeps from where that backup starts
+    on_two = BaseBackup("b2", 2, 7 * MB16, 7 * MB16 + 0x100, T0, T0)
+    assert horizons([on_two], {1, 2}, histories, MB16) == {1: 7, 2: 7}
+    assert horizons([], {1, 2}, histories, MB16) == {} and droppable(names, {}, MB16) == []

@@ -1,0 +1,68 @@
+"""`stashplan pg forget`: retention for point-in-time recovery. Base backups are forgotten by a restic-style
+policy (per host), then every archived WAL file no kept base backup can replay is deleted (walkeep.py), under
+the repository's exclusive lock, so no base backup is being taken meanwhile. History files always stay;
+with no complete base backup left, no WAL is deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from providers.storage import ObjectNotFound
+from stashplan.pitr import walstore
+from stashplan.pitr.inventory import read_histories
+from stashplan.pitr.labels import BASEBACKUP_TAG, BaseBackup, from_tags
+from stashplan.pitr.walkeep import droppable, horizons
+from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, parse_wal_name
+from stashplan.repository import locks
+from stashplan.repository.layout import SNAPSHOTS
+from stashplan.repository.repo import Repository
+from stashplan.repository.retention import RetentionPolicy, apply_policy
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    kept: tuple[BaseBackup, ...]
+    removed: tuple[BaseBackup, ...]  # base backups forgotten
+    wal: tuple[str, ...]  # WAL files deleted (or that would be, with dry_run)
+
+
+def forget(
+    repo: Repository,
+    policy: RetentionPolicy,
+    *,
+    dry_run: bool = False,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+) -> Forgotten:
+    """Apply `policy` to the complete base backups (an empty policy keeps them all), then delete the WAL none
+    of the kept ones needs; with `dry_run`, only say what would go."""
+    lock = locks.Lock(repo.storage, exclusive=True, operation="pg forget")
+    with locks.released_on_sigterm():
+        lock.acquire(repo.lock_wait)
+        try:
+            snaps = {}
+            for snap in repo.snapshots(tags=[BASEBACKUP_TAG]):
+                if (found := from_tags(snap.id, snap.tags, snap.end_time)) is not None:
+                    snaps[snap.id] = (snap, found)
+            result = apply_policy([s for s, _ in snaps.values()], policy)
+            removed = tuple(snaps[s.id][1] for s in result.remove)
+            kept = tuple(snaps[s.id][1] for s in result.keep)
+            archive = walstore.archived(repo, segment_size)
+            histories, _unreadable = read_histories(repo, archive)
+            names = walstore.listed(repo)
+            timelines = {parse_wal_name(n).timeline for n in names}
+            wal = tuple(droppable(names, horizons(kept, timelines, histories, segment_size), segment_size))
+            if dry_run:
+                return Forgotten(kept, removed, wal)
+            lock.verify("nothing forgotten")
+            for backup in removed:
+                try:
+                    repo.storage.delete(SNAPSHOTS + backup.snapshot_id)
+                except ObjectNotFound:
+                    continue
+            lock.verify("base backups forgotten, their WAL not yet deleted")
+            for name in wal:
+                walstore.delete(repo, name)
+            return Forgotten(kept, removed, wal)
+        finally:
+            lock.release()
