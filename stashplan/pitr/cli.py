@@ -203,6 +203,14 @@ def restore_cmd(
     backup: Annotated[
         str | None, typer.Option("--backup", help="Use this base backup (snapshot id prefix)")
     ] = None,
+    archive_mode: Annotated[
+        str,
+        typer.Option(
+            "--archive-mode",
+            help="'preserve' the base backup's archiving, or 'off': a restored copy (a drill) then archives "
+            "no new timeline into the repository",
+        ),
+    ] = "preserve",
     command: Annotated[
         str | None,
         typer.Option("--stashplan-command", help="How the server runs stashplan (default: this one)"),
@@ -216,6 +224,8 @@ def restore_cmd(
         if not timeline.isdigit() or int(timeline) < 1:
             raise fail(f"--target-timeline {timeline!r}: expected 'latest' or a timeline number", BAD_INPUT)
         target = replace(target, timeline=int(timeline))
+    if archive_mode not in ("preserve", "off"):
+        raise fail(f"--archive-mode {archive_mode!r}: expected 'preserve' or 'off'", BAD_INPUT)
     if not repository.repo:
         raise fail("pg restore needs --repo: the restore_command it writes names the repository", BAD_INPUT)
     stashplan = shlex.split(command) if command else [sys.executable, "-m", "stashplan"]
@@ -223,7 +233,15 @@ def restore_cmd(
     fetch = restore_command(stashplan, repository.repo, password_file)
     with repository.open_native() as repo:
         done = run(
-            lambda: restoring.restore(repo, target, pgdata, fetch, segment_size=segsize << 20, backup=backup)
+            lambda: restoring.restore(
+                repo,
+                target,
+                pgdata,
+                fetch,
+                segment_size=segsize << 20,
+                backup=backup,
+                archive_off=archive_mode == "off",
+            )
         )
     typer.echo(
         f"restored base backup {done.backup.snapshot_id[:8]} into {pgdata}; window {describe(done.window)}\n"

@@ -30,7 +30,9 @@ def restore_command(stashplan: Sequence[str], repository: str, password_file: st
     return " ".join(shlex.quote(a) for a in argv) + " %f %p"
 
 
-def recovery_settings(command: str, target: Target, timeline: int | None = None) -> list[str]:
+def recovery_settings(
+    command: str, target: Target, timeline: int | None = None, *, archive_off: bool = False
+) -> list[str]:
     """The lines for postgresql.auto.conf. Recovery follows `timeline` (its history file is fetched through
     restore_command), or the base backup's own (`current`) when None. `--latest` sets no target: recovery
     replays every archived segment, and promotes when the next one is not found (the action is then moot)."""
@@ -44,4 +46,6 @@ def recovery_settings(command: str, target: Target, timeline: int | None = None)
         lines.append(f"recovery_target_name = {quote(target.name)}")
     lines.append("recovery_target_action = 'promote'")
     lines.append(f"recovery_target_timeline = {quote('current' if timeline is None else str(timeline))}")
+    if archive_off:  # a restored copy (a drill) must not archive its new timeline into the repository
+        lines.append("archive_mode = 'off'")
     return lines

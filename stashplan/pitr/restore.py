@@ -102,6 +102,7 @@ def restore(
     *,
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     backup: str | None = None,
+    archive_off: bool = False,
 ) -> Restored:
     """Check the target against the recoverable window (OutsideWindow, printing it, when it cannot be
     reached), then write the data directory. `backup` limits the choice to one snapshot (id prefix)."""
@@ -110,7 +111,7 @@ def restore(
     prepare_pgdata(pgdata)
     extract_snapshot(repo, chosen.snapshot_id, pgdata)
     timeline = None if window.timeline == chosen.timeline else window.timeline
-    settings = recovery_settings(restore_command, target, timeline)
+    settings = recovery_settings(restore_command, target, timeline, archive_off=archive_off)
     (pgdata / SIGNAL_FILE).touch(mode=0o600)
     with (pgdata / AUTO_CONF).open("a") as conf:
         conf.write("\n" + "\n".join(settings) + "\n")

@@ -1,7 +1,7 @@
 """Timelines on a real PostgreSQL 15: a restore to a point promotes onto timeline 2 and keeps archiving
 (00000002.history included) while the old primary goes on along timeline 1; from the one base backup, taken
 on timeline 1, a restore to a time on timeline 2 holds timeline 2's rows, and `--target-timeline 1` the
-old primary's. `wal-verify` shows timeline 2's history and window; the history file pushed again is a no-op,
+old primary's (with `--archive-mode off`, it archives nothing, though its configuration files archive). `wal-verify` shows timeline 2's history and window; the history file pushed again is a no-op,
 another under its name is refused, and without it `wal-verify` reports the broken chain."""
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ def test_a_restore_to_a_time_on_timeline_2_starts_from_a_base_backup_of_timeline
     pg = archiving_postgres
     pg.sql("CREATE TABLE items(id int PRIMARY KEY, name text NOT NULL)")
     pg.sql("INSERT INTO items VALUES (1, 'base')")
+    # As most servers are set up: archiving in the configuration files, which base backups carry along.
+    pg.sql("ALTER SYSTEM SET archive_mode = 'on'")
+    pg.sql(f"ALTER SYSTEM SET archive_command = '{pg.archive_command.replace(chr(39), chr(39) * 2)}'")
     pg.run(
         "pg", "basebackup", "-r", pg.repo, "--host", "127.0.0.1", "--port", str(pg.port),
         "--pg-basebackup", BASEBACKUP,
@@ -73,9 +76,16 @@ def test_a_restore_to_a_time_on_timeline_2_starts_from_a_base_backup_of_timeline
     assert "recovery_target_timeline = '2'" in done.stdout
     assert _rows(pg, pg.start_restored(at_tl2)) == ["base", "tl1-a", "tl2-a"]
 
+    # A copy restored with --archive-mode off archives nothing, whatever its configuration files say.
     old_line = pg.new_dir("old-line")
-    pg.run("pg", "restore", "-r", pg.repo, "--latest", "--target-timeline", "1", "--pgdata", str(old_line))
-    assert _rows(pg, pg.start_restored(old_line)) == ["base", "tl1-a", "tl1-b", "tl1-c"]
+    pg.run(
+        "pg", "restore", "-r", pg.repo, "--latest", "--target-timeline", "1", "--archive-mode", "off",
+        "--pgdata", str(old_line),
+    )  # fmt: skip
+    port3 = pg.start_restored(old_line, archiving=None)
+    assert _rows(pg, port3) == ["base", "tl1-a", "tl1-b", "tl1-c"]
+    assert pg.sql("SHOW archive_mode", port=port3) == "off"
+    assert pg.sql("SELECT timeline_id FROM pg_control_checkpoint()", port=port3) == "3"
 
     # The history file again is a no-op; another one under its name is refused; without it the chain breaks.
     history = branch / "pg_wal" / "00000002.history"

@@ -159,6 +159,7 @@ def test_recovery_follows_the_chosen_timeline() -> None:
     lines = recovery_settings("cmd %f %p", Target(TargetKind.LATEST), 2)
     assert "recovery_target_timeline = '2'" in lines
     assert "recovery_target_timeline = 'current'" in recovery_settings("cmd %f %p", Target(TargetKind.LATEST))
+    assert "archive_mode = 'off'" in recovery_settings("c", Target(TargetKind.LATEST), archive_off=True)
 
 
 def test_wal_below_the_oldest_kept_base_backup_on_its_history_can_go_and_history_files_stay() -> None:
