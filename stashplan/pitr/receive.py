@@ -6,6 +6,7 @@ seconds (replaced), the slot's lag is logged and pushed to a Pushgateway; SIGTER
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import re
 import signal
@@ -65,6 +66,16 @@ def receivewal_argv(source: Source, options: Options, *, create: bool) -> tuple[
     if create:
         return (options.pg_receivewal, *conn, "--create-slot", "--if-not-exists")
     return (options.pg_receivewal, *conn, "-D", str(options.directory), "--synchronous")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent() -> None:
+    """In the child before exec: SIGINT when wal-receive dies (even by SIGKILL), so no orphaned pg_receivewal
+    keeps the slot active and blocks the next run."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
 
 
 class Receiver:
@@ -150,7 +161,9 @@ class Receiver:
         )
         if created.returncode:
             raise StashplanError(f"pg_receivewal --create-slot {self.options.slot}: {created.stderr.strip()}")
-        proc = subprocess.Popen(receivewal_argv(self.source, self.options, create=False))
+        proc = subprocess.Popen(
+            receivewal_argv(self.source, self.options, create=False), preexec_fn=_end_with_parent
+        )
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             last_log = 0.0
