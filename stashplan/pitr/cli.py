@@ -24,9 +24,9 @@ from stashplan.exits import BAD_INPUT, fail
 from stashplan.operator.logs import configure_logging
 from stashplan.pitr import basebackup as base
 from stashplan.pitr import forget as forgetting
+from stashplan.pitr import lookahead, walstore
 from stashplan.pitr import receive as receiving
 from stashplan.pitr import restore as restoring
-from stashplan.pitr import walstore
 from stashplan.pitr.inventory import take_inventory
 from stashplan.pitr.labels import BaseBackup
 from stashplan.pitr.recovery_conf import restore_command
@@ -85,12 +85,31 @@ def basebackup(
 def wal_push(
     repository: RepositoryArgs,
     path: Annotated[Path, typer.Argument(help="The WAL file (%p in archive_command)")],
+    spool: Annotated[
+        Path | None,
+        typer.Option("--spool", help="Look ahead: push the next ready files too, recorded in this directory"),
+    ] = None,
+    look_ahead: Annotated[
+        int, typer.Option("--look-ahead", min=0, help="With --spool: how many ready files to push ahead")
+    ] = 16,
 ) -> None:
     """Archive one WAL file (segment, .history, .backup or .partial). The same file again is a no-op (exit 0);
-    a different file under an archived name is refused (exit 1)."""
+    a different file under an archived name is refused (exit 1). With --spool, the files PostgreSQL has ready
+    next are pushed too, several at once, and its calls for them answered from the spool."""
+    try:
+        if spool is not None and lookahead.pushed_ahead(spool, path):
+            typer.echo(f"{path.name}: pushed ahead", err=True)
+            return
+    except OSError as exc:
+        raise fail(f"wal-push {path.name}: {exc}") from None
     with repository.open_native() as repo:
         result = run(lambda: walstore.push(repo, path))
-    typer.echo(f"{path.name}: {result.value}", err=True)
+        typer.echo(f"{path.name}: {result.value}", err=True)
+        if spool is not None and look_ahead:
+            ahead = lookahead.ready_after(path, look_ahead)
+            failed = lookahead.push_ahead(spool, ahead, lambda p: walstore.push(repo, p))
+            if ahead:
+                typer.echo(f"pushed {len(ahead) - len(failed)} ready files ahead", err=True)
 
 
 @app.command("wal-receive")

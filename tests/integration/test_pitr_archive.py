@@ -143,3 +143,29 @@ def test_wal_receive_refuses_a_bad_slot_name_before_touching_anything(repo: str,
     )  # fmt: skip
     assert refused.returncode == 2 and "--slot 'Bad-Slot': a replication slot name" in refused.stderr
     assert not (tmp_path / "recv").exists()
+
+
+def test_look_ahead_pushes_the_ready_files_and_answers_for_them_from_the_spool(
+    repo: str, tmp_path: Path
+) -> None:
+    wal = tmp_path / "data" / "pg_wal"
+    (wal / "archive_status").mkdir(parents=True)
+    names = [f"0000000100000000000000{n:02X}" for n in range(3, 7)]
+    for name in names:
+        _wal(wal, name, os.urandom(8192))
+        (wal / "archive_status" / f"{name}.ready").touch()
+    spool = tmp_path / "spool"
+    first = stashplan("pg", "wal-push", "-r", repo, "--spool", str(spool), str(wal / names[0]))
+    assert first.returncode == 0 and "pushed 3 ready files ahead" in first.stderr, first.stderr
+    assert {p.name for p in (Path(repo[6:]) / "wal" / "00000001").iterdir()} == set(names)
+    # answered from the spool: the repository is not even opened (a wrong password goes unnoticed)
+    env = {**os.environ, "STASHPLAN_PASSWORD": "not-the-password"}
+    ahead = subprocess.run(
+        [sys.executable, "-m", "stashplan", "pg", "wal-push", "-r", repo, "--spool", str(spool), str(wal / names[1])],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert ahead.returncode == 0 and f"{names[1]}: pushed ahead" in ahead.stderr
+    # a file changed since it was pushed ahead is pushed again, and the conflict refused
+    (wal / names[2]).write_bytes(os.urandom(8192))
+    changed = stashplan("pg", "wal-push", "-r", repo, "--spool", str(spool), str(wal / names[2]))
+    assert changed.returncode == 1 and "already holds a different file" in changed.stderr
