@@ -155,7 +155,8 @@ def wal_receive(
         raise fail(exc, BAD_INPUT) from None
     if interval <= 0:
         raise fail(f"--partial-interval {interval}: must be more than 0 seconds", BAD_INPUT)
-    configure_logging(logging.INFO, structured=not sys.stderr.isatty())
+    level = min(logging.INFO, logging.getLogger("stashplan").getEffectiveLevel())  # -v: DEBUG
+    configure_logging(level, structured=not sys.stderr.isatty())
     with repository.open_native() as repo:
         run(lambda: receiving.Receiver(repo, receiving.Source(host, port, user, dbname), options).run())
 

@@ -66,3 +66,24 @@ def test_plan_and_apply_start_without_the_repository_transfer_and_loop_modules(t
     assert run("repo", "--help").returncode == 0 and run("transfer", "--help").returncode == 0
     typo = run("tranfer")
     assert typo.returncode == 2 and b"Did you mean 'transfer'?" in typo.stderr
+
+
+def test_pg_commands_start_on_their_own_cli_and_a_file_pushed_ahead_is_answered_before_any(tmp_path: Path) -> None:
+    from stashplan.pitr.lookahead import _fingerprint
+
+    usage = run("pg", "--help")
+    assert usage.returncode == 0 and b"Usage: stashplan pg [OPTIONS] COMMAND" in usage.stdout
+    wal = tmp_path / "000000010000000000000003"
+    wal.write_bytes(b"x" * 8192)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / f"{wal.name}.ok").write_text(_fingerprint(wal))
+    argv = ["pg", "wal-push", "-r", f"local:{tmp_path / 'no-repo'}", "--spool", str(spool), str(wal)]
+    probe = ("import sys\nfrom stashplan.entry import main\nmain(" + repr(argv) + ")\n"
+             "print([m for m in sys.modules if m.startswith(('typer', 'stashplan.repository', 'stashplan.cli'))],"
+             " file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0 and f"{wal.name}: pushed ahead" in done.stderr
+    assert done.stderr.strip().endswith("[]"), done.stderr
+    again = run(*argv)  # the record is used once: now the CLI runs (and wants the repository's password)
+    assert again.returncode == 1 and b"no password" in again.stderr
