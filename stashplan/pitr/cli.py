@@ -12,10 +12,11 @@ import json
 import logging
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -33,7 +34,8 @@ from stashplan.pitr.recovery_conf import restore_command
 from stashplan.pitr.timelines import chain, describe_chain
 from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn, parse_lsn
 from stashplan.pitr.window import Target, TargetKind, Window, describe
-from stashplan.repository.cli_options import JsonOpt, RepositoryArgs, repository_command, run
+from stashplan.repository import cli_options
+from stashplan.repository.cli_options import JsonOpt, RepositoryArgs, repository_command
 from stashplan.repository.retention import RetentionPolicy
 from stashplan.units import human_size
 
@@ -41,8 +43,21 @@ app = typer.Typer(
     help="PostgreSQL point-in-time recovery: base backups and WAL in the repository, restore to a point.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,  # as the full CLI: `stashplan pg` starts on this app alone (stashplan.entry)
 )
 FETCH_ERROR = 126  # restore_command: above 125 PostgreSQL stops recovery instead of taking "not found"
+T = TypeVar("T")
+
+
+def run(fn: Callable[[], T]) -> T:
+    """A command's body: stashplan's, OS and value errors (a target outside the window, a name PostgreSQL would
+    not archive) become one `error:` line and exit 1."""
+    try:
+        return cli_options.run(fn)
+    except ValueError as exc:
+        raise fail(exc) from None
+
+
 SegSizeOpt = Annotated[
     int, typer.Option("--wal-segsize", help="WAL segment size in MiB (initdb --wal-segsize; default 16)")
 ]

@@ -112,6 +112,7 @@ def test_prune_keeps_archived_wal_and_check_reads_it(repo: str, tmp_path: Path) 
 def test_a_file_postgresql_would_not_archive_is_refused(repo: str, tmp_path: Path) -> None:
     refused = stashplan("pg", "wal-push", "-r", repo, str(_wal(tmp_path, "postgresql.conf", b"x")))
     assert refused.returncode == 1 and "WAL file name 'postgresql.conf'" in refused.stderr
+    assert refused.stderr.startswith("error: ") and len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_a_partial_segment_stands_for_its_segment_only_at_the_end_of_its_timeline(

@@ -62,5 +62,6 @@ def test_a_deleted_segment_is_reported_by_wal_verify_and_makes_restore_refuse_wi
     )
     assert refused.returncode == 1
     assert "outside the recoverable window: timeline 1: " in refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1  # one line
     assert window["end_lsn"] in refused.stderr
     assert not target.exists()

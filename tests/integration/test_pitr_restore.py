@@ -91,6 +91,7 @@ def test_restore_refuses_a_target_before_the_first_base_backup_and_a_non_empty_d
     )
     assert refused.returncode == 1
     assert "outside the recoverable window: timeline 1: " in refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1  # one line
     assert not target.exists()  # nothing written
 
     busy = pg.new_dir("busy")
