@@ -1,16 +1,19 @@
 """Every metric stashplan exports, from the code's own registries: what a backup, its repository and a restore
-push (stashplan/metrics.py), the operator's /metrics (stashplan/operator/health.py) and what `stashplan pg
-wal-receive` pushes (stashplan/pitr/slotlag.py). Prints the README's Markdown table: `python -m stashplan.metric_list`."""
+push (stashplan/metrics.py) with a base backup's WAL continuity (stashplan/pitr/continuity.py), the operator's
+/metrics (stashplan/operator/health.py) and what `stashplan pg wal-receive` pushes (stashplan/pitr/slotlag.py).
+Prints the README's Markdown table: `python -m stashplan.metric_list`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
 from stashplan import metrics
 from stashplan.operator.health import HealthServer
 from stashplan.operator.loop_metrics import observe
+from stashplan.pitr import continuity
 from stashplan.pitr.slotlag import SlotLag, lag_registry
 
 BEGIN, END = "<!-- metric-list:begin (python -m stashplan.metric_list) -->", "<!-- metric-list:end -->"
@@ -24,8 +27,11 @@ def _registries() -> Iterator[tuple[str, CollectorRegistry]]:
         inv, tgt, metrics.HostResult("host-0", True, 1.0, 10, 5, 1.0), session_duration=1.0, now=1.0)
     yield "failed backup (push)", metrics.backup_session_registry(
         inv, tgt, metrics.HostResult("host-0", False), session_duration=1.0, now=1.0)
-    yield "backup (push)", metrics.repository_registry(
-        inv, metrics.RepositoryState("repo", "demo", "s3", True, 1, 1, 0, bucket="b", prefix="p"))
+    repo = metrics.RepositoryState("repo", "demo", "s3", True, 1, 1, 0, bucket="b", prefix="p")
+    yield "backup (push)", metrics.repository_registry(inv, repo)
+    now = datetime.now(UTC)
+    yield "base backup (push)", continuity.registry(
+        metrics.repository_labels(inv, repo), continuity.Continuity(now, now, now, 1, 0, (), ()))
     yield "restore (push)", metrics.restore_session_registry(
         metrics.Invoker("RestoreSession", "r", "demo", "repo"), tgt, metrics.HostResult("host-0", True, 1.0),
         session_duration=1.0)

@@ -229,14 +229,20 @@ def backup_session_registry(
     return m.registry
 
 
-def repository_registry(invoker: Invoker, repo: RepositoryState) -> CollectorRegistry:
-    """Repository metrics, labelled with the Repository's own name, namespace and backend."""
-    m = _Metrics()
+def repository_labels(invoker: Invoker, repo: RepositoryState) -> dict[str, str]:
+    """The labels of every repository metric: the invoker's, then the Repository's name, namespace, backend."""
     labels = {**invoker.labels(), "namespace": repo.namespace, "name": repo.name, "backend": repo.backend}
     if repo.bucket:
         labels["bucket"] = repo.bucket
     if repo.prefix:
         labels["prefix"] = repo.prefix
+    return labels
+
+
+def repository_registry(invoker: Invoker, repo: RepositoryState) -> CollectorRegistry:
+    """Repository metrics, labelled with the Repository's own name, namespace and backend."""
+    m = _Metrics()
+    labels = repository_labels(invoker, repo)
     m.set(
         "repository_integrity",
         "stash_repository_integrity",

@@ -21,6 +21,9 @@ from prometheus_client import CollectorRegistry
 from stashplan import metrics
 from stashplan.cluster.base import Cluster
 from stashplan.errors import StashplanError
+from stashplan.pitr import continuity
+from stashplan.pitr.continuity import Continuity
+from stashplan.pitr.inventory import take_inventory
 from stashplan.repository import CheckResult, InvokerRef, LockedError, Repository, TargetRef
 from stashplan.repository.rolling import DEFAULT_WINDOW, RollingResult
 from stashplan.transfer.context import SessionContext
@@ -158,6 +161,15 @@ def push_metrics(
     return with_condition(conds, type_, True, ok_reason, f"pushed to {metrics.redact(url)}", now)
 
 
+def wal_continuity(repo: Repository, now: datetime) -> Continuity | None:
+    """The PITR archive's continuity after a base backup; None (logged) when it cannot be read."""
+    try:
+        return continuity.of_inventory(take_inventory(repo), now)
+    except Exception as exc:
+        log.warning("could not check the WAL archive's continuity: %s", describe(exc))
+        return None
+
+
 def after_backup(
     cluster: Cluster,
     ctx: SessionContext,
@@ -165,9 +177,12 @@ def after_backup(
     conds: list[dict],
     clock: Callable[[], datetime],
     pre: PreRead | None = None,
-) -> tuple[list[dict], metrics.RepositoryState]:
+    *,
+    pitr: bool = False,
+) -> tuple[list[dict], metrics.RepositoryState, Continuity | None]:
     """Retention, integrity check (the structure, with what the rolling read `pre` read), stats, Repository
-    status; each sets its condition and never raises."""
+    status; after a base backup (`pitr`) the WAL archive's continuity too (condition WALContinuous); each sets
+    its condition and never raises."""
     removed = 0
     repo.lock_wait = MAINTENANCE_LOCK_WAIT
     if ctx.retention is not None:
@@ -220,6 +235,10 @@ def after_backup(
             describe(exc),
             clock(),
         )
+    found = wal_continuity(repo, clock()) if pitr else None
+    if found is not None:
+        ok, reason, message = continuity.condition(found)
+        conds = with_condition(conds, continuity.CONDITION, ok, reason, message, clock())
     meta = ctx.repository["metadata"]
     backend = (ctx.repository.get("spec") or {}).get("backend") or {}
     kind = next((k for k in ("s3", "local", "gcs", "azure", "swift", "b2", "rest") if k in backend), "")
@@ -234,6 +253,7 @@ def after_backup(
             integrity=integrity,
             removed=removed,
             backup_time=clock(),
+            pitr=found,
         )
         cluster.patch_status("Repository", ctx.repo_namespace, meta["name"], status)
     except Exception as exc:
@@ -249,4 +269,4 @@ def after_backup(
         str((backend.get(kind) or {}).get("bucket") or ""),
         str((backend.get(kind) or {}).get("prefix") or ""),
     )
-    return conds, state
+    return conds, state, found

@@ -24,6 +24,8 @@ from stashplan import metrics
 from stashplan.apply.events import emit_event
 from stashplan.cluster.base import Cluster
 from stashplan.errors import TransferError
+from stashplan.pitr import continuity
+from stashplan.pitr.continuity import Continuity
 from stashplan.repository import Repository, TargetRef
 from stashplan.repository.formats import refusal
 from stashplan.repository.locks import released_on_sigterm
@@ -212,6 +214,16 @@ class _Hooks:
         return self.errors
 
 
+def _repository_registry(
+    invoker: metrics.Invoker, state: metrics.RepositoryState, pitr: Continuity | None
+) -> CollectorRegistry:
+    """The repository metrics; after a base backup with the WAL archive's continuity, under the same labels."""
+    registry = metrics.repository_registry(invoker, state)
+    if pitr is not None:
+        continuity.registry(metrics.repository_labels(invoker, state), pitr, registry)
+    return registry
+
+
 def _push_session_metrics(
     url: str, job: str, registry: CollectorRegistry, conds: list[dict], now: datetime
 ) -> list[dict]:
@@ -270,6 +282,7 @@ def _backup(cluster: Cluster, ctx: SessionContext, namespace: str, session_name:
     hooks = _Hooks(ctx, opts, clock, list(first_target.get("conditions") or []), _summary(ctx, retry_left), [])
     host = HostOutcome(opts.hostname, False, 0.0)
     repo_state: metrics.RepositoryState | None = None
+    pitr: Continuity | None = None
     failed_with: BaseException | None = None
     try:
         hooks.before("preBackup")
@@ -290,7 +303,7 @@ def _backup(cluster: Cluster, ctx: SessionContext, namespace: str, session_name:
                                            filename=provider.filename, tags=(f"session={session_name}",),
                                            progress=progress, invoker=invoker_ref(ctx), target=target_ref(ctx))
             host = HostOutcome(opts.hostname, True, time.monotonic() - t0, snapshot=snap)
-            conds, repo_state = after_backup(cluster, ctx, repo, conds, clock, pre)
+            conds, repo_state, pitr = after_backup(cluster, ctx, repo, conds, clock, pre, pitr=opts.basebackup)
     except Exception as exc:  # every failure becomes a Failed session with one clear line
         failed_with = exc
         host = HostOutcome(opts.hostname, False, time.monotonic() - t0, error=describe(exc))
@@ -327,7 +340,7 @@ def _backup(cluster: Cluster, ctx: SessionContext, namespace: str, session_name:
         conds = push_metrics(
             opts.pushgateway_url,
             job,
-            metrics.repository_registry(invoker, repo_state),
+            _repository_registry(invoker, repo_state, pitr),
             conds,
             "RepositoryMetricsPushed",
             "SuccessfullyPushedRepositoryMetrics",

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stashplan.objects import parse_time, rfc3339, set_condition
+from stashplan.pitr import continuity
+from stashplan.pitr.continuity import Continuity
 from stashplan.repository import Snapshot
 from stashplan.units import go_duration, human_size, whole_seconds
 
@@ -106,7 +108,10 @@ def repository_status(
     integrity: bool | None,
     removed: int,
     backup_time: datetime,
+    pitr: Continuity | None = None,
 ) -> dict:
+    """Stash's Repository status keys; after a base backup also `pitr` (the recoverable window, gaps) and the
+    `WALContinuous` condition."""
     old = repository.get("status") or {}
     out: dict = {
         "totalSize": human_size(total_size, 3),
@@ -117,6 +122,10 @@ def repository_status(
     }
     if integrity is not None:
         out["integrity"] = integrity
+    if pitr is not None:
+        ok, reason, message = continuity.condition(pitr)
+        out["pitr"] = continuity.status(pitr)
+        out["conditions"] = set_condition(old.get("conditions"), continuity.CONDITION, ok, reason, message, backup_time)
     return out
 
 

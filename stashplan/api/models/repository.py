@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from stashplan.api.models.common import (
+    Condition,
     DnsName,
     FreeForm,
     ObjectMeta,
@@ -150,6 +151,18 @@ class RepositorySpec(StashModel):
     usage_policy: UsagePolicy = Field(default_factory=UsagePolicy)
 
 
+class PitrStatus(OpenModel):
+    """stashplan's, after a PostgreSQL base backup: what a point-in-time restore can reach (see the README)."""
+
+    first_recoverable_time: str | None = None
+    last_recoverable_time: str | None = None
+    timeline: int | None = None
+    window_seconds: int | None = None
+    gaps: int | None = None
+    first_gap: str | None = None
+    verified_time: str | None = None
+
+
 class RepositoryStatus(OpenModel):
     observed_generation: int | None = None
     first_backup_time: str | None = None
@@ -159,6 +172,8 @@ class RepositoryStatus(OpenModel):
     snapshot_count: int | None = None
     snapshots_removed_on_last_cleanup: int | None = None
     references: list[FreeForm] | None = None
+    pitr: PitrStatus | None = None
+    conditions: list[Condition] | None = None  # stashplan's: WALContinuous after a base backup
 
 
 class Repository(StashModel):
