@@ -61,14 +61,17 @@ def _base_backup(cluster: LocalCluster, controllers: LocalControllers, objs: lis
         if phase in ("Succeeded", "Failed"):
             text = "".join(p.read_text() for p in logs.glob("*.log"))
             assert phase == "Succeeded", text[-3000:]
+            session = cluster.get("BackupSession", NS, name)
+            assert _condition(session) == _condition(cluster.get("Repository", NS, "repo")), session["status"]
             return cluster.get("Repository", NS, "repo")
         controllers.jobs.wait_all(0.3)
     raise AssertionError(f"the base backup {name} did not finish")
 
 
-def _condition(repository: dict) -> dict:
-    [found] = [c for c in repository["status"].get("conditions") or [] if c["type"] == "WALContinuous"]
-    return found
+def _condition(obj: dict) -> dict:
+    """The WALContinuous condition of a Repository or a BackupSession, without its transition time."""
+    [found] = [c for c in obj["status"].get("conditions") or [] if c["type"] == "WALContinuous"]
+    return {k: v for k, v in found.items() if k != "lastTransitionTime"}
 
 
 def _gauge(text: str, name: str) -> float:
