@@ -50,7 +50,7 @@ class DataBegin:
 
 @dataclass(frozen=True)
 class DataBytes:
-    data: bytes
+    data: bytes | memoryview  # COPY rows: a view of the buffer fed (the writer sends it without a copy)
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,27 @@ class PlainDumpSplitter:
     _entry_head: bool = True  # settings are read only where pg_dump writes them: before an entry's statements
 
     def feed(self, data: bytes) -> list[Event]:
+        """Rows pass as views of `data` (no copy); only a partial line is held for the next feed."""
         out: list[Event] = []
-        buf = self._held + data if self._held else data
-        pos = 0
+        start = 0
+        if self._held:  # the held partial line is completed by the first line of `data`, copied apart
+            nl = data.find(b"\n")
+            if nl < 0:
+                self._held += data
+                return out
+            head, self._held, start = self._held + data[:nl + 1], b"", nl + 1
+            if (pos := self._scan(head, 0, out)) < len(head):
+                data, start = head[pos:] + data[start:], 0  # cannot happen with whole lines; kept correct
+        pos = self._scan(data, start, out)
+        self._held = data[pos:]
+        return out
+
+    def _scan(self, buf: bytes, pos: int, out: list[Event]) -> int:
+        """Consume whole lines (and COPY rows) of `buf` from `pos`; the position of what is left."""
+        view = memoryview(buf)
         while pos < len(buf):
             if self._copy_line:
-                moved = self._copy_rows(buf, pos, out)
+                moved = self._copy_rows(buf, view, pos, out)
                 if moved == pos:
                     break  # no whole row yet
                 pos = moved
@@ -108,8 +123,7 @@ class PlainDumpSplitter:
                 break
             self._line(buf[pos:end + 1], out)
             pos = end + 1
-        self._held = buf[pos:]
-        return out
+        return pos
 
     def flush(self) -> list[Event]:
         out: list[Event] = []
@@ -125,7 +139,7 @@ class PlainDumpSplitter:
 
     # --- COPY blocks ------------------------------------------------------------------------------------
 
-    def _copy_rows(self, buf: bytes, pos: int, out: list[Event]) -> int:
+    def _copy_rows(self, buf: bytes, view: memoryview, pos: int, out: list[Event]) -> int:
         """Pass rows through up to the `\\.` line; cut a new piece at a row end past `piece_bytes`."""
         if buf.startswith(b"\\.\n", pos):  # pg_dump ends every line with \n alone
             out.append(DataBytes(b"\\.\n"))
@@ -140,7 +154,7 @@ class PlainDumpSplitter:
         if last - pos > budget:  # this piece ends within the buffer: at the last row end in budget (or one row)
             cut = buf.rfind(b"\n", pos, pos + budget) + 1
             last = cut if cut > pos else buf.index(b"\n", pos) + 1
-        rows = buf[pos:last]
+        rows = view[pos:last]
         out.append(DataBytes(rows))
         self._piece += len(rows)
         self.table_bytes[self._copy_table] = self.table_bytes.get(self._copy_table, 0) + len(rows)

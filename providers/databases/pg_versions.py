@@ -29,12 +29,29 @@ class NewerSettingsFilter:
     def __init__(self) -> None:
         self._held = b""
         self._in_copy = False
+        self._line_start = True  # the next byte starts a line (a chunk passed whole may end inside a row)
 
     def feed(self, data: bytes) -> bytes:
+        if self._in_copy and not self._held and self._passes_whole(data):
+            self._line_start = data.endswith(b"\n")
+            return data  # rows pass as they are: no copy of the bulk of a dump
         data = self._held + data
         cut = data.rfind(b"\n") + 1
         self._held = data[cut:]
-        return self._lines(data[:cut])
+        out = self._lines(data[:cut])
+        self._line_start = self._line_start or cut > 0
+        if self._in_copy and self._held and not (self._line_start and self._held.startswith(b"\\")):
+            out, self._held, self._line_start = out + self._held, b"", False  # a row's start: no end of the block
+        return out
+
+    def _passes_whole(self, data: bytes) -> bool:
+        """Inside COPY data: the chunk holds no end of the block (`\\.` starting a line), whole or begun."""
+        slash = data.find(b"\\")  # memchr-fast: most rows hold no backslash
+        if slash < 0:
+            return True
+        if data.find(b"\n\\.", slash - 1 if slash else 0) >= 0 or data.endswith(b"\n\\"):
+            return False
+        return not (self._line_start and data.startswith(b"\\"))
 
     def flush(self) -> bytes:
         rest, self._held = self._held, b""
@@ -47,6 +64,8 @@ class NewerSettingsFilter:
         while pos < size:
             if self._in_copy:
                 end = _line_at(body, b"\\.\n", pos)
+                if end == 0 and not self._line_start:  # the body goes on a row a whole chunk began
+                    end = _line_at(body, b"\\.\n", 1)
                 stop = size if end < 0 else end + 3
                 out.append(body[pos:stop])
                 self._in_copy = end < 0

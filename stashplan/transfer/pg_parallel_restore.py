@@ -36,9 +36,25 @@ from providers.databases.postgres import PostgresProvider
 from stashplan.errors import TransferError
 from stashplan.transfer.pipe import OutputTail
 
-CHUNK = 256 << 10  # bytes gathered before a queue put
-QUEUE_CHUNKS = 32  # per connection: 8 MiB in flight at most
+CHUNK = 1 << 20  # bytes gathered before a queue put (one writev into psql's 1 MiB pipe)
+QUEUE_CHUNKS = 8  # per connection: 8 MiB in flight at most (+ the read buffers their views keep)
 POST_HELD = 32 << 20  # post-data entries held before they are run (they are small; this bounds a strange dump)
+
+
+Buffer = bytes | memoryview
+Put = Callable[["_Connection", "list[Buffer] | None"], None]
+
+
+def _write_all(fd: int, bufs: list[Buffer]) -> None:
+    """Write every buffer to `fd` with as few writev calls as the pipe takes."""
+    views = [memoryview(b) for b in bufs if len(b)]
+    while views:
+        n = os.writev(fd, views[:1024])  # IOV_MAX
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
 
 
 @cache
@@ -70,11 +86,11 @@ class _Connection:
         with contextlib.suppress(OSError):  # fewer, larger writes into psql (Linux: F_SETPIPE_SZ)
             fcntl.fcntl(self.proc.stdin.fileno(), 1031, 1 << 20)
         self.tail = OutputTail(self.proc.stderr)
-        self.queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_CHUNKS)
+        self.queue: queue.Queue[list[Buffer] | None] = queue.Queue(QUEUE_CHUNKS)
         self.sent = self.done = self.outstanding = 0
         self.sizes: deque[int] = deque()
         self.exited = False
-        self._buf: list[bytes] = []
+        self._buf: list[Buffer] = []
         self._buffered = 0
         self._unit = 0
         threading.Thread(target=self._write, daemon=True).start()
@@ -83,11 +99,12 @@ class _Connection:
     def _write(self) -> None:
         stdin = self.proc.stdin
         assert stdin is not None
+        fd = stdin.fileno()
         broken = False
         while (chunk := self.queue.get()) is not None:
             if not broken:
                 try:
-                    stdin.write(chunk)
+                    _write_all(fd, chunk)
                 except (BrokenPipeError, ConnectionResetError, OSError, ValueError):
                     broken = True  # keep taking chunks so the reader never blocks; the exit is reported
         with contextlib.suppress(OSError):
@@ -109,14 +126,14 @@ class _Connection:
     def idle(self) -> bool:
         return self.done == self.sent and not self._unit
 
-    def send(self, data: bytes, put: Callable[[_Connection, bytes | None], None]) -> None:
+    def send(self, data: Buffer, put: Put) -> None:
         self._buf.append(data)
         self._buffered += len(data)
         self._unit += len(data)
         if self._buffered >= CHUNK:
             self._flush(put)
 
-    def end_unit(self, put: Callable[[_Connection, bytes | None], None]) -> None:
+    def end_unit(self, put: Put) -> None:
         """Close the open unit with its marker query (its completion is counted when psql prints it)."""
         if not self._unit:
             return
@@ -128,9 +145,9 @@ class _Connection:
         self._unit = 0
         self._flush(put)
 
-    def _flush(self, put: Callable[[_Connection, bytes | None], None]) -> None:
+    def _flush(self, put: Put) -> None:
         if self._buf:
-            put(self, b"".join(self._buf))
+            put(self, self._buf)  # written with one writev: the rows' views are never copied
             self._buf, self._buffered = [], 0
 
     def kill(self) -> None:
@@ -170,7 +187,9 @@ class ParallelWriter(io.RawIOBase):
         self._posts: list[Post] = []
         self._post_bytes = 0
         self._finished = False
+        self._turn = 0
         self.bytes_written = 0
+        self.loaded_by: dict[str, set[int]] = {}  # table -> connections (0-based) of its pieces after the first
 
     def writable(self) -> bool:
         return True
@@ -234,14 +253,20 @@ class ParallelWriter(io.RawIOBase):
                 if self._mode == "serial":
                     self._barrier()  # the tables exist before any data goes to another connection
                 self._mode = "data"
-                self._current = self._least_busy()
+                self._current = self._least_busy(ev.table)
                 self._current.send(ev.prefix, self._put)
             elif isinstance(ev, DataEnd) and self._current is not None:
                 self._current.end_unit(self._put)
 
-    def _least_busy(self) -> _Connection:
+    def _least_busy(self, table: str) -> _Connection:
+        """The connection with the fewest bytes outstanding; on a tie the next in turn, so that the pieces of
+        one table go to every connection even when each finishes before the next is cut."""
+        n = len(self._conns)
         with self._cond:
-            return min(self._conns, key=lambda c: c.outstanding)
+            k = min(range(n), key=lambda i: (self._conns[i].outstanding, (i - self._turn) % n))
+        self._turn = k + 1
+        self.loaded_by.setdefault(table, set()).add(k)
+        return self._conns[k]
 
     def _barrier(self) -> None:
         for conn in self._conns:
@@ -263,7 +288,7 @@ class ParallelWriter(io.RawIOBase):
                 self._kill_all()
                 raise self._failure(conn)
 
-    def _put(self, conn: _Connection, chunk: bytes | None) -> None:
+    def _put(self, conn: _Connection, chunk: list[Buffer] | None) -> None:
         while True:
             try:
                 conn.queue.put(chunk, timeout=0.2)

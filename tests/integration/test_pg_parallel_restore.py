@@ -11,8 +11,10 @@ from collections.abc import Callable
 
 import pytest
 
+from providers.databases.base import Connection, TaskParams
+from providers.databases.postgres import PostgresProvider
 from stashplan.errors import TransferError
-from stashplan.transfer.pg_parallel_restore import restore_plain_dump
+from stashplan.transfer.pg_parallel_restore import ParallelWriter, restore_plain_dump
 from stashplan.transfer.run import TransferOptions, backup, restore
 from tests.fixtures.databases import PG_HOST, PG_PORT, PgDatabase
 from tests.fixtures.transfer import StashWorld
@@ -66,6 +68,11 @@ def _rows(db: PgDatabase) -> dict[str, str]:
     return rows | {s: db.sql(f"SELECT last_value || ' ' || is_called FROM {s}") for s in names("'S'")}
 
 
+def _connection(db: PgDatabase) -> Connection:
+    return Connection(scheme="postgres", host=PG_HOST, port=PG_PORT, database=db.name, query={}, username="postgres",
+                      password="")
+
+
 def _serial(db: PgDatabase, dump: bytes) -> None:
     subprocess.run(["psql", "-h", PG_HOST, "-p", str(PG_PORT), "-U", "postgres", "-X", "-q", "-o", "/dev/null",
                     "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", db.name], input=dump, check=True)
@@ -79,8 +86,12 @@ def test_parallel_restore_matches_a_serial_psql_restore(pg_database: Callable[[]
     _serial(serial, dump)
 
     # pieces of 16 KiB: every table's COPY is cut into several, spread over the connections
-    restore_plain_dump(io.BytesIO(dump), host=PG_HOST, port=PG_PORT, username="postgres", dbname=parallel.name,
-                       jobs=jobs, piece_bytes=16 << 10)
+    clients = PostgresProvider().parallel_clients(_connection(parallel), TaskParams(jobs=jobs))
+    with ParallelWriter(clients, piece_bytes=16 << 10) as writer:
+        writer.write(dump)
+        writer.finish()
+
+    assert writer.loaded_by["public.lines"] == set(range(jobs))  # one table's rows over every connection
 
     assert _schema(parallel) == _schema(serial)
     rows = _rows(parallel)

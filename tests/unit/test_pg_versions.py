@@ -3,6 +3,8 @@ cut) and pg_dump's refusal of a newer server said in one line."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from providers.databases.pg_versions import NewerSettingsFilter, version_mismatch
@@ -41,3 +43,16 @@ def test_pg_dumps_refusal_of_a_newer_server_is_one_line_naming_both_versions() -
         "run a pg_dump of 17 or newer (the stashplan image carries 17)")
     assert version_mismatch(tail.replace("pg_dump", "pg_dumpall")).startswith("pg_dumpall 15.18 cannot dump")
     assert version_mismatch("pg_dump: error: connection to server failed: FATAL: password authentication") is None
+
+
+def test_copy_rows_passed_whole_keep_the_end_of_the_block_wherever_the_cuts_fall() -> None:
+    rows = b"".join(b"\\N\t%d\\\\.\\n\n" % i if i % 3 else b"%d\tSET transaction_timeout = 0;\n" % i
+                    for i in range(300))
+    dump = DUMP.replace(b"ends with a backslash-dot \\\\.\n", rows)
+    expected = EXPECTED.replace(b"ends with a backslash-dot \\\\.\n", rows)
+    rng = random.Random(26)
+    for _ in range(200):
+        cuts = sorted(rng.sample(range(1, len(dump)), rng.randint(1, 40)))
+        f = NewerSettingsFilter()
+        out = b"".join(f.feed(dump[a:b]) for a, b in zip([0, *cuts], [*cuts, len(dump)], strict=True)) + f.flush()
+        assert out == expected
