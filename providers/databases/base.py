@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
 from providers.databases.endpoint import appbinding_name, endpoint
@@ -61,6 +61,24 @@ class StreamFilter(Protocol):
     def flush(self) -> bytes: ...
 
 
+class Splitter(Protocol):
+    """Cuts a dump into the events of `providers.databases.pg_parallel` (`feed`, then `flush` at its end)."""
+
+    note: str  # why the restore went (partly) serial, if it did
+    table_bytes: dict[str, int]
+
+    def feed(self, data: bytes) -> list[Any]: ...
+
+    def flush(self) -> list[Any]: ...
+
+
+class ConfineFilter(StreamFilter, Protocol):
+    """A worker's stream filter that says whether it holds an unfinished statement back."""
+
+    @property
+    def holding(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class ParallelClients:
     """A restore over `jobs` connections, each a `worker` client reading its stdin (PostgreSQL: a plain dump cut
@@ -70,6 +88,9 @@ class ParallelClients:
     jobs: int
     check_meta: Callable[[bytes], None] | None = None  # raises TransferError for a meta-command line it refuses
     make_filter: Callable[[], StreamFilter] | None = None  # rewrites the dump before it is cut into units
+    make_splitter: Callable[[], Splitter] | None = None  # cuts the dump into units; None: a plain pg_dump's cutter
+    worker_filter: Callable[[], ConfineFilter] | None = None  # one per connection: what it runs passes it
+    unit_padding: int = 0  # newlines after each unit's end marker (a worker filter's lookahead; MySQL: 4096)
 
 
 @dataclass(frozen=True)
@@ -122,7 +143,7 @@ class TaskParams:
     backup_cmd: str = ""
     args: tuple[str, ...] = ()
     multi_dump_args: tuple[tuple[str, ...], ...] = ()
-    jobs: int = 1  # restore connections (PostgreSQL, one database); 1 = one client, one transaction
+    jobs: int = 1  # restore connections (PostgreSQL or MySQL, one database); 1 = one client
 
     @classmethod
     def parse(cls, backup_cmd: str = "", args: str = "", multi_dump_args: str = "") -> TaskParams:

@@ -9,6 +9,8 @@ changes how statements are lexed (`providers.databases.mysql_confine`), and runs
 can use that database only (`providers.databases.mysql_account`: the guarantee, whatever the filter misses).
 `--one-database DB` in a restore's `args` (DB its one operand, else the AppBinding's database, which it must
 equal) is done by `providers.databases.mysql_one_database` (the client in binary mode does not follow USE).
+With `jobs` > 1 (and no `--one-database`) that restore runs a table per connection, each with its own filter,
+as the same account (`providers.databases.mysql_parallel`).
 The password travels in MYSQL_PWD only. TLS: caBundle (else the tlsSecret's ca.crt) is `--ssl-ca`, the tlsSecret's certificate and key `--ssl-cert`/`--ssl-key` (paths).
 
 `multiDumpArgs` (Stash v2024.12.18): one dump per `$args=` part, each with the connection args and the
@@ -28,6 +30,7 @@ from pathlib import Path
 from providers.databases.base import (
     ClientTLS,
     Connection,
+    ParallelClients,
     Probe,
     ProcessSpec,
     RestoreSpec,
@@ -39,7 +42,9 @@ from providers.databases.grammars import MARIADB_CLIENT, MARIADB_DUMP, MYSQL_CLI
 from providers.databases.mysql_account import RestoreAccount
 from providers.databases.mysql_confine import MySQLConfine
 from providers.databases.mysql_flavour import adapt
+from providers.databases.mysql_lexemes import HEAD
 from providers.databases.mysql_one_database import Chained, OneDatabase
+from providers.databases.mysql_parallel import MySQLDumpSplitter
 from providers.databases.mysql_session import SAFE_CHARSETS
 from providers.databases.options import (
     COMMANDS,
@@ -195,8 +200,13 @@ class MySQLProvider:
                 f"--database={target}", "--skip-comments",
                 f"--default-character-set={self._client_charset(params.args)}"]
         make = (lambda: MySQLConfine(target)) if one is None else (lambda: Chained(OneDatabase(one), MySQLConfine(target)))
-        return RestoreSpec(ProcessSpec(tuple(argv), self._env(confined)), make,
-                           finish=account.finish, start=account.start)
+        spec = ProcessSpec(tuple(argv), self._env(confined))
+        parallel = None
+        if params.jobs > 1 and one is None:  # the same client, account and filter on each connection, a table each
+            worker = replace(spec, argv=(*spec.argv, "--skip-column-names", "--unbuffered"))  # end markers at once
+            parallel = ParallelClients(worker, params.jobs, make_splitter=MySQLDumpSplitter,
+                                       worker_filter=lambda: MySQLConfine(target), unit_padding=HEAD)
+        return RestoreSpec(spec, make, finish=account.finish, start=account.start, parallel=parallel)
 
     def _one_database(self, conn: Connection, parsed: Sequence[Parsed]) -> str | None:
         """The database `--one-database` keeps (its operand, else the AppBinding's), None without it; TransferError

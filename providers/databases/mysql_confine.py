@@ -82,6 +82,12 @@ class MySQLConfine:
     def flush(self) -> bytes:
         return self._lex(final=True)
 
+    @property
+    def holding(self) -> bool:
+        """Code is held back, or the stream stands inside a statement, string or comment (where a parallel
+        restore's unit must not end)."""
+        return bool(self._buf.strip()) or self._state != _TOP or not self._client_empty or self._in_exec
+
     def _refuse(self, what: str) -> TransferError:
         return TransferError(f"restore into database {self.target}: the dump {what}; restore it into an "
                              "AppBinding that names no database")

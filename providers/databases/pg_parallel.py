@@ -37,6 +37,13 @@ DATA_TYPES = (b"TABLE DATA", b"SEQUENCE SET")
 class Serial:
     """Bytes to run on the first connection after everything before them has finished."""
 
+    data: bytes | memoryview
+
+
+@dataclass(frozen=True)
+class Every:
+    """Bytes every connection runs first (a MySQL dump's header: its session settings)."""
+
     data: bytes
 
 
@@ -68,7 +75,7 @@ class Post:
     locks: frozenset[str] = frozenset()
 
 
-Event = Serial | DataBegin | DataBytes | DataEnd | Post
+Event = Serial | Every | DataBegin | DataBytes | DataEnd | Post
 
 
 @dataclass
@@ -78,6 +85,7 @@ class PlainDumpSplitter:
     piece_bytes: int = PIECE_BYTES
     check_meta: Callable[[bytes], None] | None = None  # told of each meta-command line; raises to refuse it
     table_bytes: dict[str, int] = field(default_factory=dict)  # COPY bytes per table (largest indexes first)
+    note: str = ""  # (the writer's interface: a plain dump's serial parts are in order, not a fallback)
     _held: bytes = b""
     _settings: dict[bytes, bytes] = field(default_factory=dict)
     _kind: str = "serial"  # the current entry: serial | data | post

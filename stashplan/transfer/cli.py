@@ -147,7 +147,8 @@ def restore_command(
     progress_interval: ProgressInterval = 30.0,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help=(
         "PostgreSQL (one database): restore over this many connections, like pg_restore -j; "
-        "1 restores in one transaction."))] = 1,
+        "1 restores in one transaction. MySQL/MariaDB (one database): a table per connection where the dump "
+        "marks its tables."))] = 1,
 ) -> None:
     """Stream the chosen snapshot from the repository into the session's target database."""
     opts = TransferOptions(

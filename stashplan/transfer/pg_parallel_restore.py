@@ -1,6 +1,7 @@
 """A plain pg_dump restored over N psql connections, as `pg_restore -j` does: pre-data on one connection, table
 data over all (COPY pieces to the least busy), then indexes and constraints over all, FKs after them, anything
 else alone and in order. Streams with bounded queues; no copy of the dump on disk. Transfer layer: processes.
+The clients may bring another splitter and a filter per connection (MySQL: `providers.databases.mysql_parallel`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import logging
 import os
 import queue
 import re
@@ -21,13 +23,21 @@ from collections.abc import Callable
 from functools import cache
 from typing import BinaryIO
 
-from providers.databases.base import Connection, ParallelClients, ProcessSpec, TaskParams
+from providers.databases.base import (
+    ConfineFilter,
+    Connection,
+    ParallelClients,
+    ProcessSpec,
+    Splitter,
+    TaskParams,
+)
 from providers.databases.pg_parallel import (
     PIECE_BYTES,
     DataBegin,
     DataBytes,
     DataEnd,
     Event,
+    Every,
     PlainDumpSplitter,
     Post,
     Serial,
@@ -35,6 +45,8 @@ from providers.databases.pg_parallel import (
 from providers.databases.postgres import PostgresProvider
 from stashplan.errors import TransferError
 from stashplan.transfer.pipe import OutputTail
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # bytes gathered before a queue put (one writev into psql's 1 MiB pipe)
 QUEUE_CHUNKS = 8  # per connection: 8 MiB in flight at most (+ the read buffers their views keep)
@@ -74,9 +86,11 @@ def psql_has_restrict(program: str = "psql") -> bool:
 class _Connection:
     """One psql reading its stdin through a bounded queue; a marker query after each unit reports its end."""
 
-    def __init__(self, spec: ProcessSpec, index: int, marker: bytes, cond: threading.Condition) -> None:
+    def __init__(self, spec: ProcessSpec, index: int, marker: bytes, cond: threading.Condition,
+                 stream_filter: ConfineFilter | None = None, padding: int = 0) -> None:
         self.name = f"{spec.name} (connection {index + 1})"
         self._marker, self._cond = marker, cond
+        self._filter, self._padding = stream_filter, padding
         try:
             self.proc = subprocess.Popen(list(spec.argv), env=spec.full_env(), start_new_session=True, bufsize=0,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -127,9 +141,11 @@ class _Connection:
         return self.done == self.sent and not self._unit
 
     def send(self, data: Buffer, put: Put) -> None:
+        self._unit += len(data)
+        if self._filter is not None:
+            data = self._filter.feed(bytes(data))
         self._buf.append(data)
         self._buffered += len(data)
-        self._unit += len(data)
         if self._buffered >= CHUNK:
             self._flush(put)
 
@@ -137,13 +153,26 @@ class _Connection:
         """Close the open unit with its marker query (its completion is counted when psql prints it)."""
         if not self._unit:
             return
-        self._buf.append(b"\nSELECT '" + self._marker + b"';\n")
+        end = b"\nSELECT '" + self._marker + b"';\n" + b"\n" * self._padding
+        if self._filter is not None:
+            end = self._filter.feed(end)
+            if self._filter.holding:
+                raise TransferError("the dump does not end a table's section where a statement ends (a parallel "
+                                    "restore cuts it there); restore it with --jobs 1")
+        self._buf.append(end)
         with self._cond:
             self.sent += 1
             self.sizes.append(self._unit)
             self.outstanding += self._unit
         self._unit = 0
         self._flush(put)
+
+    def close_filter(self, put: Put) -> None:
+        """The worker filter's last bytes (after the last unit: whitespace), then the end of its input."""
+        if self._filter is not None:
+            self._buf.append(self._filter.flush())
+        self._flush(put)
+        put(self, None)
 
     def _flush(self, put: Put) -> None:
         if self._buf:
@@ -167,7 +196,8 @@ class ParallelWriter(io.RawIOBase):
     def __init__(self, clients: ParallelClients, *, deadline: float | None = None,
                  piece_bytes: int = PIECE_BYTES) -> None:
         super().__init__()
-        self._split = PlainDumpSplitter(piece_bytes, clients.check_meta)
+        self._split: Splitter = (clients.make_splitter() if clients.make_splitter
+                                 else PlainDumpSplitter(piece_bytes, clients.check_meta))
         self._filter = clients.make_filter() if clients.make_filter else None
         self._deadline = deadline
         self._cond = threading.Condition()
@@ -175,9 +205,10 @@ class ParallelWriter(io.RawIOBase):
         self._conns: list[_Connection] = []
         try:
             for i in range(max(1, clients.jobs)):
-                conn = _Connection(clients.worker, i, marker, self._cond)
+                conn = _Connection(clients.worker, i, marker, self._cond,
+                                   clients.worker_filter() if clients.worker_filter else None, clients.unit_padding)
                 self._conns.append(conn)
-                if psql_has_restrict(clients.worker.argv[0]):
+                if os.path.basename(clients.worker.argv[0]) == "psql" and psql_has_restrict(clients.worker.argv[0]):
                     conn.send(b"\\restrict " + secrets.token_hex(16).encode() + b"\n", self._put)
         except BaseException:
             self.close()
@@ -211,8 +242,10 @@ class ParallelWriter(io.RawIOBase):
         self._run_posts()
         self._barrier()
         self._finished = True
+        if self._split.note:
+            log.warning("parallel restore: %s", self._split.note)
         for conn in self._conns:
-            self._put(conn, None)
+            conn.close_filter(self._put)
         for conn in self._conns:
             try:
                 rc = conn.proc.wait(None if self._deadline is None else max(0.0, self._deadline - time.monotonic()))
@@ -242,6 +275,9 @@ class ParallelWriter(io.RawIOBase):
                 self._post_bytes += len(ev.text)
                 if self._post_bytes > POST_HELD:
                     self._run_posts()
+            elif isinstance(ev, Every):
+                for conn in self._conns:
+                    conn.send(ev.data, self._put)
             elif isinstance(ev, Serial):
                 self._run_posts()
                 if self._mode != "serial":

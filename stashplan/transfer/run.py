@@ -87,7 +87,7 @@ class TransferOptions:
     hook_timeout: float = DEFAULT_TIMEOUT  # seconds each hook may take (never beyond the session deadline)
     priority: Priority = field(default_factory=Priority)  # nice/ionice for the dump or restore and the upload (from the Job's env)
     given: PodInputs | None = None  # the Secrets (and a shared Repository) the Job's pod spec gave it
-    jobs: int = 1  # restore connections (PostgreSQL, one database): > 1 loads data and builds indexes in parallel
+    jobs: int = 1  # restore connections (one database): > 1 loads data (and PostgreSQL builds indexes) in parallel
     basebackup: bool = False  # PostgreSQL: a base backup (pg_basebackup) instead of a dump (postgres-basebackup-<v>)
     pitr: PitrOptions | None = None  # PostgreSQL: write a data directory recovering to spec.pitr (no connection)
 
