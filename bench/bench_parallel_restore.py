@@ -7,11 +7,16 @@ Databases as bench_transfer.py makes them (created once, reused): `stashplan_ben
 50). Plain `pg_dump`, backed up once into a stashplan repository (default settings). The time is until
 the database is usable: data loaded, indexes and constraints built. Goal: --jobs 2 >= 1.4x serial psql. The
 ceiling printed beside it is what the CPUs allow: serial wall / (CPU-s of the serial restore / cores).
+
+MariaDB: `stashplan_bench_my`, 4 sysbench-like tables of BENCH_MY_MB (default 128) MB of `mariadb-dump` in all;
+`restore | mariadb` against the confined restore a RestoreSession runs (its account and filter) at --jobs 1 and 2
+(bench/mysql_restore_driver.py). BENCH_RESTORE_DBS picks the databases.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -86,6 +91,80 @@ class Restores:
         psql(f"DROP DATABASE IF EXISTS {self.target} WITH (FORCE)")
 
 
+MY = "-h127.0.0.1 -uroot"
+MY_TABLES = 4
+
+
+def mariadb(sql: str, db: str = "") -> str:
+    return subprocess.run(f"mariadb {MY} -N --batch {db} -e {shlex.quote(sql)}", shell=True, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def ensure_mysql_database(db: str, target_mb: int) -> None:
+    """MY_TABLES sysbench-like tables (id, k with a secondary index, c, pad) of target_mb MB of dump in all."""
+    rows = target_mb * 2**20 // MY_TABLES // 200
+    mariadb(f"CREATE DATABASE IF NOT EXISTS {db}")
+    tables = mariadb(f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{db}'")
+    if tables == str(MY_TABLES) and mariadb(f"SELECT max(id) FROM t{MY_TABLES}", db) == str(rows):
+        return
+    print(f"creating a {target_mb} MB MariaDB database {db} (once)...", flush=True)
+    for i in range(1, MY_TABLES + 1):
+        mariadb(f"DROP TABLE IF EXISTS t{i}; CREATE TABLE t{i} (id INT PRIMARY KEY, k INT NOT NULL, c CHAR(120), "
+                f"pad CHAR(60), KEY k (k)); INSERT INTO t{i} SELECT seq, FLOOR(RAND() * {rows}), "
+                f"CONCAT(MD5(seq), MD5(seq + 1), MD5(seq + 2), LEFT(MD5(seq + 3), 24)), CONCAT(MD5(-seq), "
+                f"LEFT(MD5(seq * 7), 28)) FROM seq_1_to_{rows}", db)
+
+
+class MyRestores:
+    """The MariaDB cases: `restore | mariadb` (unconfined, serial), and the confined restore that
+    `transfer restore` runs into a named database (its account and filter) at --jobs 1 and 2."""
+
+    def __init__(self, db: str, work: Path) -> None:
+        self.db, self.repo = db, work / "repo"
+        self.env = {**os.environ, "STASHPLAN_PASSWORD": PASSWORD}
+        Repository.init(LocalStorage(self.repo), PASSWORD, Params())
+        run_shell(f"mariadb-dump {MY} {db} | {STASHPLAN} repo backup --stdin --stdin-filename dump.sql "
+                  f"--repo local:{self.repo} > /dev/null", env=self.env)
+        self.source = f"{STASHPLAN} repo restore latest --repo local:{self.repo}"
+        self.target = f"{db}_prestored"
+
+    def _fresh(self) -> None:
+        mariadb(f"DROP DATABASE IF EXISTS {self.target}; CREATE DATABASE {self.target}")
+
+    def serial(self) -> Sample:
+        self._fresh()
+        return run_shell(f"{self.source} | mariadb {MY} --binary-mode {self.target}", env=self.env)
+
+    def parallel(self, jobs: int) -> Callable[[], Sample]:
+        def case() -> Sample:
+            self._fresh()
+            return run_shell(f"{self.source} | {sys.executable} {ROOT}/bench/mysql_restore_driver.py "
+                             f"{self.target} {jobs}", env=self.env)
+        return case
+
+    def rows(self) -> str:
+        return mariadb(f"SELECT sum(table_rows) FROM information_schema.tables WHERE table_schema = "
+                       f"'{self.target}'") + " rows (estimate)"
+
+    def drop(self) -> None:
+        mariadb(f"DROP DATABASE IF EXISTS {self.target}")
+
+
+def report_mysql(r: MyRestores, goals: Goals) -> None:
+    cases: dict[str, Callable[[], Sample]] = {"restore | mariadb": r.serial}
+    cases |= {f"--jobs {j}": r.parallel(j) for j in JOBS}
+    runs = interleave(cases)
+    print(f"\n{r.db} ({MY_TABLES} tables): restore until usable (wall s, median (min-max)); restored: {r.rows()}")
+    for name, samples in runs.items():
+        cpu = sorted(s.cpu for s in samples)[len(samples) // 2]
+        print(f"  {name:<18} {walls(samples).fmt('s')}  client CPU {cpu:.1f}s")
+    for j in JOBS:
+        goals.note(f"{r.db}: --jobs {j} vs restore | mariadb", ratio(runs["restore | mariadb"],
+                                                                    runs[f"--jobs {j}"]).fmt("x"))
+    goals.note(f"{r.db}: --jobs 2 vs --jobs 1", ratio(runs["--jobs 1"], runs["--jobs 2"]).fmt("x"))
+    r.drop()
+
+
 def report(r: Restores, goals: Goals) -> None:
     cases: dict[str, Callable[[], Sample]] = {"restore | psql": r.serial}
     cases |= {f"--jobs {j}": r.parallel(j) for j in JOBS}
@@ -112,12 +191,20 @@ def report(r: Restores, goals: Goals) -> None:
 def main() -> None:
     print(f"parallel restore benchmark; {os.cpu_count()} CPUs; load average at the start {os.getloadavg()[0]:.2f}; "
           f"{subprocess.run(['psql', '--version'], capture_output=True, text=True).stdout.strip()}")
-    ensure_rows_database("stashplan_bench", int(os.environ.get("BENCH_PG_MB", "1024")))
-    ensure_pgbench_database("stashplan_pgbench", int(os.environ.get("BENCH_PGBENCH_SCALE", "50")))
+    dbs = os.environ.get("BENCH_RESTORE_DBS", "stashplan_bench stashplan_pgbench stashplan_bench_my").split()
+    if "stashplan_bench" in dbs:  # only the databases asked for are made (or remade at another size)
+        ensure_rows_database("stashplan_bench", int(os.environ.get("BENCH_PG_MB", "1024")))
+    if "stashplan_pgbench" in dbs:
+        ensure_pgbench_database("stashplan_pgbench", int(os.environ.get("BENCH_PGBENCH_SCALE", "50")))
+    if "stashplan_bench_my" in dbs:
+        ensure_mysql_database("stashplan_bench_my", int(os.environ.get("BENCH_MY_MB", "128")))
     goals = Goals()
-    for db in os.environ.get("BENCH_RESTORE_DBS", "stashplan_bench stashplan_pgbench").split():
+    for db in dbs:
         with tempfile.TemporaryDirectory(prefix="bench-prestore-") as tmp:
-            report(Restores(db, Path(tmp)), goals)
+            if db == "stashplan_bench_my":
+                report_mysql(MyRestores(db, Path(tmp)), goals)
+            else:
+                report(Restores(db, Path(tmp)), goals)
     goals.show()
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
