@@ -10,7 +10,8 @@ ceiling printed beside it is what the CPUs allow: serial wall / (CPU-s of the se
 
 MariaDB: `stashplan_bench_my`, 4 sysbench-like tables of BENCH_MY_MB (default 128) MB of `mariadb-dump` in all;
 `restore | mariadb` against the confined restore a RestoreSession runs (its account and filter) at --jobs 1 and 2
-(bench/mysql_restore_driver.py). BENCH_RESTORE_DBS picks the databases.
+(bench/mysql_restore_driver.py). BENCH_RESTORE_DBS picks the databases; BENCH_BASELINE=<checkout> adds its
+PostgreSQL --jobs 2 to the interleaved rounds (before/after under the same load).
 """
 
 from __future__ import annotations
@@ -75,11 +76,14 @@ class Restores:
         time.sleep(0.5)  # the postmaster collects an ended backend's times
         return replace(sample, extra={"backend": backends_cpu() - before})
 
-    def parallel(self, jobs: int) -> Callable[[], Sample]:
+    def parallel(self, jobs: int, checkout: str = "") -> Callable[[], Sample]:
+        """`--jobs N` of this checkout, or of another (BENCH_BASELINE: its path, put first on PYTHONPATH)."""
+        env = {**self.env, "PYTHONPATH": checkout} if checkout else self.env
+
         def case() -> Sample:
             self._fresh()
             return run_shell(f"{self.source} | {STASHPLAN} transfer pg-restore {PG} -d {self.target} --jobs {jobs}",
-                             env=self.env)
+                             env=env)
         return case
 
     def rows(self) -> str:
@@ -168,6 +172,8 @@ def report_mysql(r: MyRestores, goals: Goals) -> None:
 def report(r: Restores, goals: Goals) -> None:
     cases: dict[str, Callable[[], Sample]] = {"restore | psql": r.serial}
     cases |= {f"--jobs {j}": r.parallel(j) for j in JOBS}
+    if baseline := os.environ.get("BENCH_BASELINE", ""):
+        cases[f"--jobs {max(JOBS)} baseline"] = r.parallel(max(JOBS), baseline)
     runs = interleave(cases)
     print(f"\n{r.db}: restore until usable (wall s, median (min-max)); restored: {r.rows()}")
     for name, samples in runs.items():
@@ -185,6 +191,9 @@ def report(r: Restores, goals: Goals) -> None:
             goals.check(f"{r.db}: --jobs {j} vs restore | psql", speedup, 1.4, at_most=False)
         else:
             goals.note(f"{r.db}: --jobs {j} vs restore | psql", speedup.fmt("x"))
+    if baseline:
+        goals.note(f"{r.db}: baseline --jobs {max(JOBS)} vs restore | psql",
+                   ratio(runs["restore | psql"], runs[f"--jobs {max(JOBS)} baseline"]).fmt("x"))
     r.drop()
 
 
