@@ -115,12 +115,14 @@ def test_sqlite_restore_of_a_named_snapshot_into_a_new_file(
     assert rows == "alpha,beta,gamma"
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
 def test_mariadb_backup_then_restore_into_fresh_database(
-    stash_world: StashWorld, mariadb_database: Callable[[], MariaDatabase]
+    stash_world: StashWorld, mariadb_database: Callable[[], MariaDatabase], jobs: int
 ) -> None:
     w = stash_world
     src, dst = mariadb_database(), mariadb_database()
-    src.sql("CREATE TABLE t(id int primary key, v varchar(20)); INSERT INTO t VALUES (1,'a'),(2,'b'),(3,'c')")
+    src.sql("CREATE TABLE t(id int primary key, v varchar(20)); INSERT INTO t VALUES (1,'a'),(2,'b'),(3,'c');"
+            "CREATE TABLE u(id int primary key); INSERT INTO u VALUES (7)")
     w.appbinding("src-maria", src.url, username="root")
     w.appbinding("dst-maria", dst.url, username="root")
     w.repository()
@@ -129,9 +131,10 @@ def test_mariadb_backup_then_restore_into_fresh_database(
     assert backup(w.cluster, w.namespace, "maria-1", TransferOptions(database="mariadb")).ok
     src.sql("DELETE FROM t WHERE id = 2")
     w.restore_session("maria-restore", "dst-maria")
-    result = restore(w.cluster, w.namespace, "maria-restore", TransferOptions(database="mariadb"))
+    result = restore(w.cluster, w.namespace, "maria-restore", TransferOptions(database="mariadb", jobs=jobs))
     assert result.ok, result.host.error
     assert dst.sql("SELECT group_concat(v ORDER BY id) FROM t") == "a,b,c"
+    assert dst.sql("SELECT id FROM u") == "7"
 
 
 def test_redis_backup_then_restore_into_fresh_db_number(
