@@ -3,8 +3,8 @@
 The header (up to the first `-- Table structure for table`) is `Every` (replayed on each connection); each table
 or placeholder view section, structure and data, is a `Data` unit; from the first of events, routines, final view
 structures or a second `-- Current Database:` on, everything is `Serial`. A section's `LOCK TABLES`/`UNLOCK
-TABLES` lines are dropped (see `MySQLDumpSplitter._line`). No table marker (--compact) or a header
-over HEADER_LIMIT: all serial, with a `note`.
+TABLES` lines are dropped (see `MySQLDumpSplitter._line`). No table marker (--compact), a header
+over HEADER_LIMIT or one that drops the database (--add-drop-database): all serial, with a `note`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ TRAILERS = (b"-- Dumping events for database ", b"-- Dumping routines for databa
 DATABASE = b"-- Current Database: "
 _LINE_FIRST = (b"-", b"L", b"U")  # the first byte of a marker or lock line
 _CANDIDATE = re.compile(rb"\n[-LU]")
+_DROPS_DATABASE = re.compile(rb"(?i)\bDROP\s+(?:DATABASE|SCHEMA)\b")  # a header that runs once only
 _LOCK = re.compile(rb"LOCK TABLES `(?:[^`]|``)+` WRITE;\n")
 
 
@@ -115,6 +116,9 @@ class MySQLDumpSplitter:
             self._end(out)
             self._serial(out, "")
         else:
+            if self._mode == "header" and _DROPS_DATABASE.search(b"".join(self._header)):
+                self._serial(out, "the dump drops its database (--add-drop-database), which runs once")
+                return True
             if self._mode == "header":
                 out.append(Every(b"".join(self._header)))
                 self._header, self._header_size = [], 0

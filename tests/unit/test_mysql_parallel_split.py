@@ -89,3 +89,12 @@ def test_a_second_database_makes_the_rest_serial() -> None:
     assert [k for k, _ in units] == ["every", "data a", "serial"]
     assert units[0][1].endswith(b"USE `d`;\n--\n") and b"LOCK TABLES `b` WRITE;" in units[2][1]
     assert note == "the dump holds several databases: the rest went over one connection"
+
+
+def test_a_header_that_drops_the_database_is_not_replayed() -> None:
+    dump = HEADER + b"/*!40000 DROP DATABASE IF EXISTS `d`*/;\nCREATE DATABASE `d`;\nUSE `d`;\n" + _section("a")
+    for feed in (1, 64, len(dump)):
+        events, note = _split(dump, feed)
+        assert {type(ev) for ev in events} == {Serial}
+        assert b"".join(bytes(ev.data) for ev in events if isinstance(ev, Serial)) == dump
+        assert "drops its database" in note
