@@ -8,10 +8,11 @@
 # snapshot.debian.org is not reachable, so a Debian update changes the digest; build/image/packages.txt lists
 # the versions that went in). Needs mmdebstrap, umoci and binutils' strip (Debian packages) and user namespaces
 # (mode unshare).
-# Slimmed to a 196 MiB root filesystem (was 337 MiB; the aim is at most 200): of the Python packages only what
+# Slimmed to a 195 MiB root filesystem (was 337 MiB; the aim is at most 200): of the Python packages only what
 # stashplan runs (no kubernetes generated API classes and models, no aiohttp family, no tests, stubs, C sources),
 # extension modules stripped, bytecode only for the dependencies (their tracebacks show file and line but no
-# source text; stashplan's own packages keep sources and bytecode); no MariaDB or Redis tools but the clients.
+# source text; stashplan's own packages keep sources and bytecode); of MariaDB's and Redis' tools only the
+# clients, and Redis' server, which a Redis backup runs.
 # Every module of stashplan and providers is imported in the finished root filesystem, or the build fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -142,9 +143,11 @@ EOF
 
 # 4. The root filesystem: Debian packages, the overlay, compiled bytecode, user 65532; a reproducible tarball.
 #    Slimmed: no documentation but copyright files; of MariaDB's client tools only the client, the dump tool and
-#    the admin tool (each of the other 19 is a 4.5 MB static binary, or a Perl script); of Redis' only redis-cli
-#    (redis-check-aof/-rdb are 3 MB each); Perl and the Perl modules of MariaDB's scripts purged (PostgreSQL's
-#    pg_wrapper runs on perl-base).
+#    the admin tool (each of the other 19 is a 4.5 MB static binary, or a Perl script); of Redis' redis-cli and
+#    redis-check-rdb, which is the server binary: linked as redis-server, as Debian's redis-server package does
+#    (without its service, user and configuration), for the private server a Redis backup loads its RDB into
+#    (providers/databases/redis_stream.py; the image had none, so a Redis backup failed); Perl and the Perl
+#    modules of MariaDB's scripts purged (PostgreSQL's pg_wrapper runs on perl-base).
 mmdebstrap --quiet --mode=unshare --variant=essential \
   --include=python3,postgresql-client,mariadb-client,redis-tools,sqlite3,ca-certificates,tzdata \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -157,9 +160,10 @@ mmdebstrap --quiet --mode=unshare --variant=essential \
       echo "stashplan:x:65532:" >>"$1/etc/group"
       mkdir -p "$1/home/stashplan" && chown 65532:65532 "$1/home/stashplan" && chmod 0750 "$1/home/stashplan"' \
   --customize-hook='cd "$1/usr/bin" && for f in mariadb-* mysql*; do case $f in mariadb-dump|mariadb-admin|mysql|mysqldump|mysqladmin) ;; *) rm -f "$f" ;; esac; done
-      rm -f innotop mytop msql2mysql my_print_defaults perror replace resolve_stack_dump redis-benchmark redis-check-aof redis-check-rdb' \
+      rm -f innotop mytop msql2mysql my_print_defaults perror replace resolve_stack_dump redis-benchmark redis-check-aof
+      ln -s redis-check-rdb redis-server' \
   --customize-hook='chroot "$1" dpkg --purge --force-depends perl perl-modules-5.40 libperl5.40 libdbi-perl libdbd-mariadb-perl libconfig-inifiles-perl libterm-readkey-perl >/dev/null' \
-  --customize-hook='for t in stashplan pg_dump pg_dumpall psql pg_isready mariadb mariadb-dump mysql mysqldump mysqladmin redis-cli sqlite3; do chroot "$1" $t --version >/dev/null || { echo "image: $t does not run" >&2; exit 1; }; done; chroot "$1" pg_dump --version' \
+  --customize-hook='for t in stashplan pg_dump pg_dumpall psql pg_isready mariadb mariadb-dump mysql mysqldump mysqladmin redis-cli redis-server sqlite3; do chroot "$1" $t --version >/dev/null || { echo "image: $t does not run" >&2; exit 1; }; done; chroot "$1" pg_dump --version' \
   --customize-hook='chroot "$1" python3 /tmp/imports.py' \
   --customize-hook="chroot \"\$1\" dpkg-query -W >$OUT/packages.txt" \
   --customize-hook='rm -rf "$1"/var/cache/* "$1"/var/log/*.log "$1"/var/lib/apt/lists/* "$1"/tmp/*' \
