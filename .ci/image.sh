@@ -8,11 +8,11 @@
 # snapshot.debian.org is not reachable, so a Debian update changes the digest; build/image/packages.txt lists
 # the versions that went in). Needs mmdebstrap, umoci and binutils' strip (Debian packages) and user namespaces
 # (mode unshare).
-# Slimmed to a 195 MiB root filesystem (was 337 MiB; the aim is at most 200): of the Python packages only what
+# Slimmed to a 185 MiB root filesystem (was 337 MiB; the aim is at most 200): of the Python packages only what
 # stashplan runs (no kubernetes generated API classes and models, no aiohttp family, no tests, stubs, C sources),
 # extension modules stripped, bytecode only for the dependencies (their tracebacks show file and line but no
 # source text; stashplan's own packages keep sources and bytecode); of MariaDB's and Redis' tools only the
-# clients, and Redis' server, which a Redis backup runs.
+# clients, and Redis' server, which a Redis backup runs; no iconv modules, Python test package or help topics.
 # Every module of stashplan and providers is imported in the finished root filesystem, or the build fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,8 @@ export TZ=UTC LC_ALL=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1
 CREATED=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 
 for tool in mmdebstrap umoci strip; do
-  command -v "$tool" >/dev/null || { echo "image: $tool is missing (apt-get install mmdebstrap umoci binutils)" >&2; exit 1; }
+  command -v "$tool" >/dev/null ||
+    { echo "image: $tool is missing (apt-get install mmdebstrap umoci binutils)" >&2; exit 1; }
 done
 started=$(date +%s)
 work=$(mktemp -d "${TMPDIR:-/tmp}/stashplan-image.XXXXXX")
@@ -80,8 +81,8 @@ platforms+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --pl
 "$PY" -m pip install -q --no-compile --target "$site" --python-version "$PYVER" --implementation cp \
   --abi "cp${PYVER/./}" --abi abi3 --abi none "${platforms[@]}" --only-binary=:all: \
   --find-links "$wheels313" -c .ci/image-constraints.txt "$wheel"
-rm -rf "$site/bin" "$site/share" "$site"/*.dist-info/direct_url.json "$site/kubernetes/aio" "$site"/zstandard/*cffi* \
-  "$site/Crypto/SelfTest" "$site/kubernetes/client/apis"
+rm -rf "$site/bin" "$site/share" "$site"/*.dist-info/direct_url.json "$site/kubernetes/aio" \
+  "$site"/zstandard/*cffi* "$site/Crypto/SelfTest" "$site/kubernetes/client/apis"
 for dist in aiohttp aiohttp_retry aiosignal aiohappyeyeballs frozenlist multidict yarl propcache; do
   rm -rf "${site:?}/$dist" "$site/$dist"-*.dist-info
 done
@@ -147,7 +148,10 @@ EOF
 #    redis-check-rdb, which is the server binary: linked as redis-server, as Debian's redis-server package does
 #    (without its service, user and configuration), for the private server a Redis backup loads its RDB into
 #    (providers/databases/redis_stream.py; the image had none, so a Redis backup failed); Perl and the Perl
-#    modules of MariaDB's scripts purged (PostgreSQL's pg_wrapper runs on perl-base).
+#    modules of MariaDB's scripts purged (PostgreSQL's pg_wrapper runs on perl-base); glibc's iconv modules
+#    (9 MB: of what the image holds only bash, tar, diff and iconv itself call iconv, and UTF-8 and Latin-1 are
+#    built into glibc; Python, the database clients and libpq do not use it), Python's test package and help
+#    topics (pydoc_data).
 mmdebstrap --quiet --mode=unshare --variant=essential \
   --include=python3,postgresql-client,mariadb-client,redis-tools,sqlite3,ca-certificates,tzdata \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -161,7 +165,9 @@ mmdebstrap --quiet --mode=unshare --variant=essential \
       mkdir -p "$1/home/stashplan" && chown 65532:65532 "$1/home/stashplan" && chmod 0750 "$1/home/stashplan"' \
   --customize-hook='cd "$1/usr/bin" && for f in mariadb-* mysql*; do case $f in mariadb-dump|mariadb-admin|mysql|mysqldump|mysqladmin) ;; *) rm -f "$f" ;; esac; done
       rm -f innotop mytop msql2mysql my_print_defaults perror replace resolve_stack_dump redis-benchmark redis-check-aof
-      ln -s redis-check-rdb redis-server' \
+      ln -s redis-check-rdb redis-server
+      rm -rf "$1/usr/lib/x86_64-linux-gnu/gconv"
+      rm -rf "$1/usr/lib/python'$PYVER'/test" "$1/usr/lib/python'$PYVER'/pydoc_data"' \
   --customize-hook='chroot "$1" dpkg --purge --force-depends perl perl-modules-5.40 libperl5.40 libdbi-perl libdbd-mariadb-perl libconfig-inifiles-perl libterm-readkey-perl >/dev/null' \
   --customize-hook='for t in stashplan pg_dump pg_dumpall psql pg_isready mariadb mariadb-dump mysql mysqldump mysqladmin redis-cli redis-server sqlite3; do chroot "$1" $t --version >/dev/null || { echo "image: $t does not run" >&2; exit 1; }; done; chroot "$1" pg_dump --version' \
   --customize-hook='chroot "$1" python3 /tmp/imports.py' \
