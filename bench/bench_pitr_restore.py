@@ -1,0 +1,135 @@
+"""Time until a restored PostgreSQL is usable: `stashplan pg restore --latest` against pgBackRest's restore, from
+physical backups of the same database and the same archived WAL, in interleaved rounds (BENCH_REPS=3), medians
+with min-max. Goal (issue 25): stashplan within 1.25x of pgBackRest.
+
+One private PostgreSQL 15 source (bench-out/pitr-restore/, free loopback port, the postgres OS user, default
+settings, fsync on, trust on loopback, wal_level=replica, archive_mode=on) whose archive_command pushes every
+WAL file to both tools: `pgbackrest archive-push %p && stashplan pg wal-push -r REPO %p`. It holds
+`pgbench -i -s BENCH_PGBENCH_SCALE` (default 20); then one base backup per tool, then BENCH_PITR_WAL_SECONDS
+(default 10) of `pgbench -c 2` so that a restore replays WAL written after its backup, then a WAL switch
+waited for until archived.
+Settings of every tool:
+- stashplan: `stashplan pg basebackup` (pg_basebackup -Ft -X none --checkpoint=fast into a `repo init`
+  repository with its defaults: FastCDC 128 KiB / 512 KiB / 2 MiB, zstd level 1, AES-256-GCM, default scrypt);
+  restore = `stashplan pg restore -r REPO --latest --pgdata DIR` (restore_command = stashplan pg wal-fetch);
+- pgBackRest (Debian's): `backup --type=full --start-fast=y compress-type=zst compress-level=1
+  --process-max=2`, one posix repository; restore = `restore --process-max=2 --archive-mode=off` (recovery
+  type default: replay to the end of the archive, then promote).
+Each round restores into a fresh data directory, runs `pg_ctl start -w` on another port (archive_mode=off) and
+polls every 50 ms until `pg_is_in_recovery()` is false; the server is then stopped and removed (not timed).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import REPS, Goals, Sample, interleave, ratio, run_shell, walls
+from pitr_instances import AS_PG, PG_BIN, Instance, Work, free_port, sh, versions
+
+STANZA = "bench"
+
+
+class Restores:
+    """The source, its two archives, and one restore case per tool."""
+
+    def __init__(self, work: Work, source: Instance, repo: str) -> None:
+        self.work, self.source, self.repo = work, source, repo
+        self.conf = work.path / "pgbackrest.conf"
+        self.rounds = 0
+        w = work.path
+        self.conf.write_text("\n".join([
+            "[global]", f"repo1-path={w / 'pgbackrest-repo'}", "repo1-retention-full=9999",
+            "compress-type=zst", "compress-level=1", "start-fast=y", "expire-auto=n", f"lock-path={w / 'lock'}",
+            f"log-path={w / 'log'}", f"spool-path={w / 'spool'}", "log-level-console=warn",
+            "log-level-file=off", "", f"[{STANZA}]", f"pg1-path={self.source.data}",
+            f"pg1-port={self.source.port}", f"pg1-socket-path={w}", ""]))
+
+    @property
+    def pgbackrest(self) -> str:
+        return f"{AS_PG}pgbackrest --config={self.conf} --stanza={STANZA}"
+
+    def archive_command(self) -> str:
+        push = self.work.pg("wal-push", "-r", self.repo, "--password-file", str(self.work.password_file))
+        return f"{self.pgbackrest.removeprefix(AS_PG)} archive-push %p && {push.removeprefix(AS_PG)} %p"
+
+    def _target(self) -> Instance:
+        self.rounds += 1
+        return Instance(self.work.path / f"restored-{self.rounds}", free_port(), self.work.path)
+
+    def _until_usable(self, target: Instance, restore: str) -> Sample:
+        opts = shlex.quote(f"-p {target.port} -k {self.work.path} -c listen_addresses=127.0.0.1 -c archive_mode=off")
+        ask = f"psql {target.conn} -d postgres -XAtq -c 'SELECT pg_is_in_recovery()' 2>/dev/null"
+        try:
+            return run_shell(
+                f"{restore} >/dev/null && {AS_PG}{PG_BIN}/pg_ctl -D {target.data} -l {target.data}.log -w -t 600"
+                f" -o {opts} start >/dev/null && until [ \"$({ask})\" = f ]; do sleep 0.05; done")
+        except SystemExit:
+            print(f"{target.data}.log:\n{target.log()[-3000:]}", file=sys.stderr)
+            raise
+        finally:
+            target.stop()
+            sh(f"rm -rf {target.data}")
+
+    def stashplan(self) -> Sample:
+        target = self._target()
+        return self._until_usable(target, self.work.pg(
+            "restore", "-r", self.repo, "--password-file", str(self.work.password_file), "--latest",
+            "--pgdata", str(target.data), "--stashplan-command", self.work.stashplan))
+
+    def pgbackrest_restore(self, process_max: int) -> Callable[[], Sample]:
+        def case() -> Sample:
+            target = self._target()
+            return self._until_usable(target, f"{self.pgbackrest} --pg1-path={target.data} "
+                                              f"--process-max={process_max} --archive-mode=off restore")
+        return case
+
+
+def main() -> None:
+    scale = int(os.environ.get("BENCH_PGBENCH_SCALE", "20"))
+    churn = int(os.environ.get("BENCH_PITR_WAL_SECONDS", "10"))
+    print(f"pitr time-to-usable benchmark; {versions()}")
+    doc = __doc__ or ""
+    print("  " + doc[doc.index("Settings of every tool:"):].strip().replace("\n", "\n  "))
+    print(f"load average at the start: {os.getloadavg()[0]:.2f} (other work on the machine slows every case)")
+    work = Work("pitr-restore")
+    goals = Goals()
+    try:
+        source = Instance(work.path / "source", free_port(), work.path)
+        case = Restores(work, source, work.repository())
+        source.initdb(wal_level="replica", archive_mode="on", archive_command=case.archive_command())
+        source.start()
+        print(f"loading pgbench -s {scale}...", flush=True)
+        sh(f"pgbench {source.conn} -i -q -s {scale} postgres")
+        source.sql("CHECKPOINT")
+        sh(f"{case.pgbackrest} stanza-create && {case.pgbackrest} check")
+        base = run_shell(work.pg("basebackup", "-r", case.repo, "--password-file", str(work.password_file),
+                                 "--host", str(work.path), "--port", str(source.port), "--user", "postgres",
+                                 "--pg-basebackup", str(PG_BIN / "pg_basebackup")) + " >/dev/null")
+        full = run_shell(f"{case.pgbackrest} --type=full --process-max=2 backup")
+        sh(f"pgbench {source.conn} -c 2 -T {churn} postgres")
+        source.switch_wal()
+        db_mib = int(source.sql("SELECT pg_database_size('postgres')")) / 2**20
+        wal = len(list((source.data / "pg_wal" / "archive_status").glob("*.done")))
+        print(f"database {db_mib:.0f} MiB; base backup: stashplan {base.wall:.1f} s, pgBackRest {full.wall:.1f} s; "
+              f"{churn} s of pgbench -c 2 after them; {wal} WAL files archived in all; {REPS} interleaved rounds",
+              flush=True)
+        rounds = interleave({"stashplan": case.stashplan, "pgBackRest pm2": case.pgbackrest_restore(2)})
+    finally:
+        work.close()
+    print(f"  {'tool':<16}{'restore until usable s':>26}")
+    for name, samples in rounds.items():
+        print(f"  {name:<16}{walls(samples).fmt():>26}")
+    goals.check("stashplan pg restore --latest / pgBackRest restore (pm2), until usable",
+                ratio(rounds["stashplan"], rounds["pgBackRest pm2"]), 1.25, at_most=True)
+    goals.show()
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
