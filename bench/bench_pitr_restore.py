@@ -15,8 +15,10 @@ Settings of every tool:
 - pgBackRest (Debian's): `backup --type=full --start-fast=y compress-type=zst compress-level=1
   --process-max=2`, one posix repository; restore = `restore --process-max=2 --archive-mode=off` (recovery
   type default: replay to the end of the archive, then promote).
-Each round restores into a fresh data directory, runs `pg_ctl start -w` on another port (archive_mode=off) and
-polls every 50 ms until `pg_is_in_recovery()` is false; the server is then stopped and removed (not timed).
+Each round restores into a fresh data directory (timed: "restore command"), runs `pg_ctl start -w` on another
+port (archive_mode=off) and polls every 50 ms until `pg_is_in_recovery()` is false (timed: "start+replay");
+the server is then stopped and removed (not timed). "WAL files fetched" counts the server log's "restored log
+file" lines (segments and history files the restore_command delivered).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import REPS, Goals, Sample, interleave, ratio, run_shell, walls
+from harness import REPS, Goals, Sample, Spread, interleave, ratio, run_shell, walls
 from pitr_instances import AS_PG, PG_BIN, Instance, Work, free_port, sh, versions
 
 STANZA = "bench"
@@ -63,18 +65,24 @@ class Restores:
         return Instance(self.work.path / f"restored-{self.rounds}", free_port(), self.work.path)
 
     def _until_usable(self, target: Instance, restore: str) -> Sample:
+        """The restore command, then start and replay until promoted: both timed, the sum is the sample's wall;
+        `extra` keeps each phase and the WAL files the server restored from the archive."""
         opts = shlex.quote(f"-p {target.port} -k {self.work.path} -c listen_addresses=127.0.0.1 -c archive_mode=off")
         ask = f"psql {target.conn} -d postgres -XAtq -c 'SELECT pg_is_in_recovery()' 2>/dev/null"
         try:
-            return run_shell(
-                f"{restore} >/dev/null && {AS_PG}{PG_BIN}/pg_ctl -D {target.data} -l {target.data}.log -w -t 600"
-                f" -o {opts} start >/dev/null && until [ \"$({ask})\" = f ]; do sleep 0.05; done")
+            written = run_shell(f"{restore} >/dev/null")
+            usable = run_shell(
+                f"{AS_PG}{PG_BIN}/pg_ctl -D {target.data} -l {target.data}.log -w -t 600 -o {opts} start >/dev/null"
+                f" && until [ \"$({ask})\" = f ]; do sleep 0.05; done")
+            fetched = target.log().count("restored log file")
+            return Sample(written.wall + usable.wall, written.cpu + usable.cpu, max(written.rss, usable.rss),
+                          {"restore": written.wall, "recover": usable.wall, "fetched": fetched})
         except SystemExit:
             print(f"{target.data}.log:\n{target.log()[-3000:]}", file=sys.stderr)
             raise
         finally:
             target.stop()
-            sh(f"rm -rf {target.data}")
+            sh(f"rm -rf {target.data} {target.data}.log")
 
     def stashplan(self) -> Sample:
         target = self._target()
@@ -122,9 +130,12 @@ def main() -> None:
         rounds = interleave({"stashplan": case.stashplan, "pgBackRest pm2": case.pgbackrest_restore(2)})
     finally:
         work.close()
-    print(f"  {'tool':<16}{'restore until usable s':>26}")
+    print(f"  {'tool':<16}{'restore until usable s':>26}{'restore command s':>22}{'start+replay s':>22}"
+          f"{'WAL files fetched':>19}")
     for name, samples in rounds.items():
-        print(f"  {name:<16}{walls(samples).fmt():>26}")
+        phase = {k: Spread.of([s.extra[k] for s in samples]) for k in ("restore", "recover", "fetched")}
+        print(f"  {name:<16}{walls(samples).fmt():>26}{phase['restore'].fmt():>22}{phase['recover'].fmt():>22}"
+              f"{phase['fetched'].fmt(digits=0):>19}")
     goals.check("stashplan pg restore --latest / pgBackRest restore (pm2), until usable",
                 ratio(rounds["stashplan"], rounds["pgBackRest pm2"]), 1.25, at_most=True)
     goals.show()
