@@ -18,7 +18,9 @@ Settings of every tool:
 Each round restores into a fresh data directory (timed: "restore command"), runs `pg_ctl start -w` on another
 port (archive_mode=off) and polls every 50 ms until `pg_is_in_recovery()` is false (timed: "start+replay");
 the server is then stopped and removed (not timed). "WAL files fetched" counts the server log's "restored log
-file" lines (segments and history files the restore_command delivered).
+file" lines (segments and history files the restore_command delivered); for stashplan, restore_command is a
+`/bin/sh` script that appends its arguments to a file and execs stashplan, which counts its calls (those that
+found nothing included: PostgreSQL asks for the next segment and for history files before it promotes).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class Restores:
                 f" && until [ \"$({ask})\" = f ]; do sleep 0.05; done")
             fetched = target.log().count("restored log file")
             return Sample(written.wall + usable.wall, written.cpu + usable.cpu, max(written.rss, usable.rss),
-                          {"restore": written.wall, "recover": usable.wall, "fetched": fetched})
+                          {"restore": written.wall, "recover": usable.wall, "fetched": fetched, "calls": 0})
         except SystemExit:
             print(f"{target.data}.log:\n{target.log()[-3000:]}", file=sys.stderr)
             raise
@@ -84,11 +86,25 @@ class Restores:
             target.stop()
             sh(f"rm -rf {target.data} {target.data}.log")
 
+    def counting_command(self) -> Path:
+        """What restore_command runs: a shell script that records each call in `calls`, then execs stashplan."""
+        script = self.work.path / "stashplan-counted"
+        script.write_text(f'#!/bin/sh\necho "$*" >> {self.calls}\nexec {self.work.stashplan} "$@"\n')
+        script.chmod(0o755)
+        return script
+
+    @property
+    def calls(self) -> Path:
+        return self.work.path / "restore-command-calls"
+
     def stashplan(self) -> Sample:
         target = self._target()
-        return self._until_usable(target, self.work.pg(
+        self.calls.unlink(missing_ok=True)
+        sample = self._until_usable(target, self.work.pg(
             "restore", "-r", self.repo, "--password-file", str(self.work.password_file), "--latest",
-            "--pgdata", str(target.data), "--stashplan-command", self.work.stashplan))
+            "--pgdata", str(target.data), "--stashplan-command", str(self.counting_command())))
+        calls = len(self.calls.read_text().splitlines()) if self.calls.exists() else 0
+        return Sample(sample.wall, sample.cpu, sample.rss, {**sample.extra, "calls": calls})
 
     def pgbackrest_restore(self, process_max: int) -> Callable[[], Sample]:
         def case() -> Sample:
@@ -131,11 +147,15 @@ def main() -> None:
     finally:
         work.close()
     print(f"  {'tool':<16}{'restore until usable s':>26}{'restore command s':>22}{'start+replay s':>22}"
-          f"{'WAL files fetched':>19}")
+          f"{'WAL files fetched':>19}{'restore_command calls':>23}")
     for name, samples in rounds.items():
-        phase = {k: Spread.of([s.extra[k] for s in samples]) for k in ("restore", "recover", "fetched")}
+        phase = {k: Spread.of([s.extra[k] for s in samples]) for k in ("restore", "recover", "fetched", "calls")}
+        calls = phase["calls"].fmt(digits=0) if phase["calls"].high else "-"
         print(f"  {name:<16}{walls(samples).fmt():>26}{phase['restore'].fmt():>22}{phase['recover'].fmt():>22}"
-              f"{phase['fetched'].fmt(digits=0):>19}")
+              f"{phase['fetched'].fmt(digits=0):>19}{calls:>23}")
+    per_call = Spread.of([s.extra["recover"] / max(1, s.extra["calls"]) for s in rounds["stashplan"]])
+    goals.note("stashplan start+replay / restore_command calls", f"{per_call.fmt(' s')} per call (each a new "
+               f"process that opens the repository: interpreter start and key derivation)")
     goals.check("stashplan pg restore --latest / pgBackRest restore (pm2), until usable",
                 ratio(rounds["stashplan"], rounds["pgBackRest pm2"]), 1.25, at_most=True)
     goals.show()
