@@ -11,7 +11,8 @@ waited for until archived.
 Settings of every tool:
 - stashplan: `stashplan pg basebackup` (pg_basebackup -Ft -X none --checkpoint=fast into a `repo init`
   repository with its defaults: FastCDC 128 KiB / 512 KiB / 2 MiB, zstd level 1, AES-256-GCM, default scrypt);
-  restore = `stashplan pg restore -r REPO --latest --pgdata DIR` (restore_command = stashplan pg wal-fetch);
+  restore = `stashplan pg restore -r REPO --latest --archive-mode off --pgdata DIR` (restore_command =
+  stashplan pg wal-fetch);
 - pgBackRest (Debian's): `backup --type=full --start-fast=y compress-type=zst compress-level=1
   --process-max=2`, one posix repository; restore = `restore --process-max=2 --archive-mode=off` (recovery
   type default: replay to the end of the archive, then promote).
@@ -102,7 +103,8 @@ class Restores:
         self.calls.unlink(missing_ok=True)
         sample = self._until_usable(target, self.work.pg(
             "restore", "-r", self.repo, "--password-file", str(self.work.password_file), "--latest",
-            "--pgdata", str(target.data), "--stashplan-command", str(self.counting_command())))
+            "--pgdata", str(target.data), "--archive-mode", "off", "--stashplan-command",
+            str(self.counting_command())))
         calls = len(self.calls.read_text().splitlines()) if self.calls.exists() else 0
         return Sample(sample.wall, sample.cpu, sample.rss, {**sample.extra, "calls": calls})
 
