@@ -7,7 +7,8 @@ settings, fsync on, trust on loopback, wal_level=replica, archive_mode=on) whose
 WAL file to both tools: `pgbackrest archive-push %p && stashplan pg wal-push -r REPO %p`. It holds
 `pgbench -i -s BENCH_PGBENCH_SCALE` (default 20); then one base backup per tool, then BENCH_PITR_WAL_SECONDS
 (default 10) of `pgbench -c 2` so that a restore replays WAL written after its backup, then a WAL switch
-waited for until archived.
+waited for until archived. stashplan's base backup is taken first, so its restores also replay the segments
+pgBackRest's backup wrote (about 2 more; "WAL files fetched" shows it).
 Settings of every tool:
 - stashplan: `stashplan pg basebackup` (pg_basebackup -Ft -X none --checkpoint=fast into a `repo init`
   repository with its defaults: FastCDC 128 KiB / 512 KiB / 2 MiB, zstd level 1, AES-256-GCM, default scrypt);
