@@ -10,8 +10,9 @@ known (providers.databases.pg_versions), and a pg_dump older than the server fai
 psql runs with ON_ERROR_STOP; a single-database restore runs in one transaction, or with `jobs` > 1 over that
 many connections (stashplan.transfer.pg_parallel_restore; not atomic, like `pg_restore -j`). The stream runs restricted
 (`providers.databases.confine.PsqlConfine`): no meta-command runs (`\!`, `\o`, `\copy`...), and `\connect`
-only in a restore into the whole server (an AppBinding naming a database refuses it). Server-side
-`COPY ... PROGRAM` is SQL, not filtered: it needs a superuser (or pg_execute_server_program).
+only in a restore into the whole server (an AppBinding naming a database refuses it). A restore into a named
+database refuses statements reaching beyond it (`pg_confine`: COPY PROGRAM, ALTER DATABASE other, roles, dblink...)
+and, when the AppBinding's user is a superuser, runs as a role of its own limited to that database (`pg_role`).
 TLS: caBundle (else the tlsSecret's ca.crt) is PGSSLROOTCERT, the tlsSecret's client certificate and key
 are PGSSLCERT/PGSSLKEY; with a client certificate and no sslmode in the URL, PGSSLMODE is verify-full.
 """
@@ -47,6 +48,8 @@ from providers.databases.options import (
     refuse,
     tool_options,
 )
+from providers.databases.pg_confine import PgTargetConfine
+from providers.databases.pg_role import RestoreRole
 from providers.databases.pg_versions import NewerSettingsFilter, version_mismatch
 
 SUPERUSERS = ("postgres",)
@@ -196,21 +199,45 @@ class PostgresProvider:
         else:
             argv.append("--dbname=postgres")
         roles = (*SUPERUSERS, conn.username)
-        # pg_dumpall's many databases stay on one client
-        parallel = self.parallel_clients(conn, params) if params.jobs > 1 and conn.database else None
-        return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)),
-                           lambda: Chain(SuperuserLineFilter(roles), NewerSettingsFilter(), PsqlConfine(conn.database)),
-                           parallel=parallel)
+        if not conn.database:  # the whole server: pg_dumpall's many databases stay on one client
+            return RestoreSpec(ProcessSpec(tuple(argv), self._env(conn)),
+                               lambda: Chain(SuperuserLineFilter(roles), NewerSettingsFilter(), PsqlConfine("")))
+        role = self._role(conn)
+        if role is not None:  # the client logs in as the role when `start` creates it (PGUSER, PGPASSWORD)
+            argv = [a for a in argv if not a.startswith("--username=")]
+        target = conn.database
+        parallel = self.parallel_clients(conn, params, role) if params.jobs > 1 else None
+        return RestoreSpec(ProcessSpec(tuple(argv), role.env if role else self._env(conn)),
+                           lambda: Chain(SuperuserLineFilter(roles), NewerSettingsFilter(), _confine(target, role),
+                                         PsqlConfine(target)),
+                           parallel=parallel, start=role.start if role else None,
+                           finish=role.finish if role else None)
 
-    def parallel_clients(self, conn: Connection, params: TaskParams) -> ParallelClients:
-        """`params.jobs` psql clients of `conn.database`; their output carries the runner's progress markers."""
+    def _role(self, conn: Connection) -> RestoreRole | None:
+        """The restore's own role (created only if the AppBinding's user is a superuser); none with a client
+        certificate, which authenticates the AppBinding's user alone."""
+        if conn.cert_file:
+            return None
+        admin = [a for a in self._target(conn) if not a.startswith("--username=")]
+        return RestoreRole(admin, self._env(conn), conn.username, conn.database)
+
+    def parallel_clients(self, conn: Connection, params: TaskParams,
+                         role: RestoreRole | None = None) -> ParallelClients:
+        """`params.jobs` psql clients of `conn.database` (as `role` once it has started); their output carries the
+        runner's progress markers."""
         OPTIONS["psql"].check(params.args)
-        worker = ["psql", *self._target(conn), "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1",
+        target_args = [a for a in self._target(conn) if role is None or not a.startswith("--username=")]
+        worker = ["psql", *target_args, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1",
                   "--no-align", "--tuples-only", *params.args, f"--dbname={conn.database}"]
         target = conn.database
 
         def check_meta(line: bytes) -> None:  # the serial restore's rules: PsqlConfine refuses what it refuses
             PsqlConfine(target).feed(line)
 
-        return ParallelClients(ProcessSpec(tuple(worker), self._env(conn)), max(1, params.jobs), check_meta,
-                               NewerSettingsFilter)
+        return ParallelClients(ProcessSpec(tuple(worker), role.env if role else self._env(conn)), max(1, params.jobs),
+                               check_meta, lambda: Chain(NewerSettingsFilter(), _confine(target, role)))
+
+
+def _confine(target: str, role: RestoreRole | None) -> PgTargetConfine:
+    """The statement filter; ownership and privilege statements go to the role's list once it is in use."""
+    return PgTargetConfine(target, role.defer if role is not None and role.active else None)

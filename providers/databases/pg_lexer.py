@@ -1,0 +1,315 @@
+r"""A psql script read as psql and the server read it: statements end at a `;` outside quotes, comments,
+parentheses and `CREATE FUNCTION ... BEGIN ... END` (psql's own rule); `COPY ... FROM stdin` data runs to its `\.`
+line. Each statement is handed, with its tokens, to a callback that keeps, rewrites or drops it.
+Whatever psql or the server could read differently from this lexer is refused: meta-commands, psql variables,
+strings whose end depends on standard_conforming_strings (or a multibyte client encoding), `\;`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from stashplan.errors import TransferError
+
+MAX_STATEMENT = 64 << 20  # bytes of one SQL statement held at most (pg_dump's big data is COPY data)
+
+IDENT, QIDENT, STR, NUM, OP = range(5)
+Token = tuple[int, bytes]  # (kind, value): identifiers lowercased, quoted identifiers and strings unquoted
+
+_SPACE = re.compile(rb"[ \t\n\r\f\v]*")
+_IDENT = re.compile(rb"[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*")
+_NUMBER = re.compile(rb"[0-9.][0-9A-Za-z_.]*")
+_TAG = re.compile(rb"\$[A-Za-z0-9_\x80-\xff]*")
+_PARAM = re.compile(rb"\$[0-9]+[A-Za-z_\x80-\xff]?")
+_DOLLAR = re.compile(rb"\$(?:[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*)?\$")
+_STD_END = re.compile(rb"[^']*(?:''[^']*)*'")  # a standard-conforming string's rest, through its closing quote
+_ESC_END = re.compile(rb"(?:[^'\\]|\\.|'')*'", re.S)  # an E'' string's rest (backslash escapes)
+_QIDENT_END = re.compile(rb'[^"]*(?:""[^"]*)*"')
+_VARIABLE = re.compile(rb"""(?::'([^'\n]*)'|:"([^"\n]*)"|:\{\?([^}\n]*)\}|:([A-Za-z0-9_\x80-\xff]+))""")
+_PSQL_VARIABLE = re.compile(rb"[A-Z][A-Z0-9_]*")  # psql's own variables (DBNAME, VERSION, ...) are upper case
+_RESTRICT = re.compile(rb"\\(?:un)?restrict [A-Za-z0-9]+\r?\n")
+_COPY_END = re.compile(rb"[ \t\r]*\n")
+_HIGH = frozenset(range(0x80, 0x100))
+
+
+def _refuse(what: str) -> TransferError:
+    return TransferError(f"psql restore: {what}; the stream is refused")
+
+
+class StatementLexer:
+    """Feed it the stream; `on_statement(text, tokens)` returns the bytes to send for each whole statement
+    (the text itself, a rewrite, or b"" to drop it). COPY data passes untouched. Raises TransferError."""
+
+    def __init__(self, on_statement: Callable[[bytes, list[Token]], bytes]) -> None:
+        self._on = on_statement
+        self._buf = bytearray()  # the current statement from its first byte (with comments before it)
+        self._pos = 0  # scanned up to here
+        self._tokens: list[Token] = []
+        self._parens = self._begins = 0
+        self._words: list[bytes] = []  # psql's CREATE FUNCTION/PROCEDURE ... BEGIN heuristic
+        self._copy = False  # in COPY data
+        self._copy_eol = False  # after a COPY ... FROM stdin; its line's end
+        self._line_start = True  # COPY data: the held bytes start a line
+
+    def feed(self, data: bytes) -> bytes:
+        self._buf += data
+        out = bytearray()
+        while True:
+            if self._copy:
+                if not self._copy_data(out):
+                    break
+            elif not self._scan(out):
+                break
+        if len(self._buf) > MAX_STATEMENT:
+            raise _refuse(f"a statement longer than {MAX_STATEMENT >> 20} MiB")
+        return bytes(out)
+
+    def flush(self) -> bytes:
+        """End of stream: psql runs an unterminated last statement too, so it is judged like the others."""
+        out = bytearray()
+        if self._copy:
+            out += self._buf
+        else:
+            while not self._copy and self._scan(out, final=True):
+                pass
+            if self._copy:
+                out += self._buf
+            else:
+                out += self._on(bytes(self._buf), self._tokens) if self._tokens else self._buf
+        self._buf.clear()
+        self._pos = 0
+        self._tokens = []
+        return bytes(out)
+
+    # --- COPY data -----------------------------------------------------------------------------------------
+
+    def _copy_data(self, out: bytearray) -> bool:
+        """Pass COPY rows through up to and including the `\\.` line; False when more input is needed."""
+        buf = self._buf
+        if self._copy_eol:  # the rest of the COPY statement's line: blanks only (psql reads data from the next)
+            m = _COPY_END.match(buf)
+            if m is None:
+                if buf.strip(b" \t\r"):
+                    raise _refuse("a statement follows COPY ... FROM stdin on its line")
+                return False
+            out += buf[:m.end()]
+            del buf[:m.end()]
+            self._copy_eol, self._line_start = False, True
+            return True
+        cand = 0 if self._line_start else buf.find(b"\n\\.") + 1 or -1
+        while cand >= 0:
+            if buf.startswith(b"\\.\n", cand) or buf.startswith(b"\\.\r\n", cand):
+                stop = buf.index(b"\n", cand) + 1
+                out += buf[:stop]
+                del buf[:stop]
+                self._copy, self._pos = False, 0
+                return True
+            cand = buf.find(b"\n\\.", cand) + 1 or -1
+        keep = buf.rfind(b"\n") + 1
+        tail = bytes(buf[keep:])
+        if (keep == 0 and not self._line_start) or not (b"\\.\r\n".startswith(tail) or b"\\.\n".startswith(tail)):
+            keep = len(buf)  # the last line cannot be the marker
+        self._line_start = keep < len(buf) or (buf.endswith(b"\n") if buf else self._line_start)
+        out += buf[:keep]
+        del buf[:keep]
+        return False
+
+    # --- SQL ------------------------------------------------------------------------------------------------
+
+    def _scan(self, out: bytearray, *, final: bool = False) -> bool:
+        """Scan on from `_pos`; at a statement's end hand it over and return True; False when input runs out."""
+        buf = self._buf
+        n = len(buf)
+        pos = self._pos
+        tokens = self._tokens
+        while True:
+            pos = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
+            if pos >= n:
+                break
+            c = buf[pos]
+            start = pos
+            if c == 0x3B:  # ;
+                pos += 1
+                if self._parens == 0 and self._begins == 0:
+                    self._end_statement(out, pos)
+                    return True
+                tokens.append((OP, b";"))
+            elif c == 0x27:  # '
+                end = self._string(buf, pos + 1, escapes=False)
+                if end < 0:
+                    break
+                tokens.append((STR, _unquote(buf[pos + 1:end - 1])))
+                pos = end
+            elif c == 0x22:  # "
+                m = _QIDENT_END.match(buf, pos + 1)
+                if m is None:
+                    break
+                pos = m.end()
+                tokens.append((QIDENT, bytes(buf[start + 1:pos - 1]).replace(b'""', b'"')))
+            elif c == 0x2D and buf.startswith(b"--", pos):  # -- comment
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    pos = n if final else start
+                    break
+                pos = nl + 1
+            elif c == 0x2F and buf.startswith(b"/*", pos):
+                end = _block_comment_end(buf, pos)
+                if end < 0:
+                    pos = n if final else start
+                    break
+                pos = end
+            elif c == 0x24:  # $
+                m = _DOLLAR.match(buf, pos)
+                if m is not None:
+                    close = buf.find(m.group(), m.end())
+                    if close < 0:
+                        break
+                    pos = close + len(m.group())
+                    tokens.append((STR, bytes(buf[m.end():close])))
+                else:
+                    if not final and _TAG.match(buf, pos).end() >= n:  # type: ignore[union-attr]
+                        break  # perhaps a dollar quote's tag, cut by the chunk
+                    p = _PARAM.match(buf, pos)
+                    pos = p.end() if p else pos + 1
+                    tokens.append((OP, bytes(buf[start:pos])))
+            elif c == 0x5C:  # backslash: a psql meta-command (pg_dump's \restrict pair alone passes, between statements)
+                m = _RESTRICT.match(buf, pos)
+                if m is not None and not tokens and (pos == 0 or buf[pos - 1] == 10):
+                    pos = m.end()
+                    continue
+                if m is None and not tokens and buf.find(b"\n", pos) < 0 and not final:
+                    break
+                line = bytes(buf[pos:buf.find(b"\n", pos) if buf.find(b"\n", pos) >= 0 else n])
+                raise _refuse(f"the dump runs a psql meta-command ({line.decode(errors='replace')[:60]})")
+            elif c == 0x3A:  # :  (:: is a cast; :name, :'name', :"name" are psql variables)
+                if buf.startswith(b"::", pos):
+                    pos += 2
+                    tokens.append((OP, b"::"))
+                    continue
+                m = _VARIABLE.match(buf, pos)
+                if not final and (m is None or m.end() >= n) and buf.find(b"\n", pos) < 0:
+                    break  # a variable's name may be cut by the chunk (it never spans lines)
+                if m is not None:
+                    name = next(g for g in m.groups() if g is not None)
+                    if _PSQL_VARIABLE.fullmatch(name):
+                        raise _refuse(f"the dump names the psql variable :{name.decode(errors='replace')}")
+                pos += 1
+                tokens.append((OP, b":"))
+            elif c in _HIGH or c == 0x5F or 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A:
+                m = _IDENT.match(buf, pos)
+                assert m is not None
+                if m.end() >= n and not final:
+                    break  # the word may go on
+                word = m.group().lower()
+                if word == b"e" and buf.startswith(b"'", m.end()):
+                    end = self._string(buf, m.end() + 1, escapes=True)
+                    if end < 0:
+                        break
+                    tokens.append((STR, bytes(buf[m.end() + 1:end - 1])))
+                    pos = end
+                    continue
+                pos = m.end()
+                self._word(word)
+                tokens.append((IDENT, word))
+            elif 0x30 <= c <= 0x39 or (c == 0x2E and pos + 1 < n and 0x30 <= buf[pos + 1] <= 0x39):
+                m = _NUMBER.match(buf, pos)
+                assert m is not None
+                if m.end() >= n and not final:
+                    break
+                pos = m.end()
+                if buf.startswith(b"'", pos):
+                    raise _refuse("a number runs into a string literal (psql versions read it differently)")
+                tokens.append((NUM, bytes(m.group())))
+            else:
+                if c in (0x2D, 0x2F) and pos + 1 >= n and not final:
+                    break  # perhaps a comment, cut by the chunk
+                pos += 1
+                if c == 0x28:
+                    self._parens += 1
+                elif c == 0x29 and self._parens:
+                    self._parens -= 1
+                tokens.append((OP, bytes(buf[start:pos])))
+        self._pos = pos
+        return False
+
+    def _string(self, buf: bytearray, pos: int, *, escapes: bool) -> int:
+        """The end (past the closing quote) of a string whose body starts at `pos`, or -1 if it is not all here.
+        A standard string whose end would differ with backslash escapes (standard_conforming_strings off) is
+        refused, and so is a backslash after a byte >= 0x80 (a multibyte client encoding may own it)."""
+        m = (_ESC_END if escapes else _STD_END).match(buf, pos)
+        if m is None:
+            return -1
+        end = m.end()
+        if end < len(buf) and buf[end] == 0x27:
+            return -1 if end + 1 >= len(buf) else self._string(buf, end + 1, escapes=escapes)
+        if end >= len(buf):
+            return -1  # '' may follow
+        body = buf[pos:end - 1]
+        if b"\\" in body:
+            if not escapes:
+                other = _ESC_END.match(buf, pos)
+                if other is None or other.end() != end:
+                    raise _refuse("a string literal whose end depends on standard_conforming_strings "
+                                  f"({bytes(body[:40]).decode(errors='replace')!r}...)")
+            if re.search(rb"[\x80-\xff]\\", body):
+                raise _refuse("a backslash after a non-ASCII byte in a string literal (the client encoding "
+                              "decides whether it escapes)")
+        return end
+
+    def _word(self, word: bytes) -> None:
+        """psql: in CREATE [OR REPLACE] FUNCTION|PROCEDURE, BEGIN ... END (and CASE ... END inside) hold `;`."""
+        w = self._words
+        if len(w) < 4:
+            w.append(word[:1] if word in (b"create", b"function", b"procedure", b"or", b"replace") else b"")
+        first = w + [b""] * (4 - len(w))
+        if first[0] == b"c" and (first[1] in (b"f", b"p") or (first[1:3] == [b"o", b"r"] and first[3] in (b"f", b"p"))) \
+                and self._parens == 0:
+            if word == b"begin" or (word == b"case" and self._begins):
+                self._begins += 1
+            elif word == b"end" and self._begins:
+                self._begins -= 1
+
+    def _end_statement(self, out: bytearray, pos: int) -> None:
+        text, tokens = bytes(self._buf[:pos]), self._tokens
+        del self._buf[:pos]
+        self._pos, self._tokens, self._words = 0, [], []
+        self._parens = self._begins = 0
+        out += self._on(text, tokens)
+        if is_copy_in(tokens):
+            self._copy = self._copy_eol = True
+
+
+def is_copy_in(tokens: list[Token]) -> bool:
+    """`COPY ... FROM stdin`: psql sends the rows that follow the statement's line."""
+    if not tokens or tokens[0] != (IDENT, b"copy"):
+        return False
+    depth = 0
+    for i, (kind, value) in enumerate(tokens):
+        if kind == OP and value == b"(":
+            depth += 1
+        elif kind == OP and value == b")":
+            depth = max(0, depth - 1)
+        elif depth == 0 and (kind, value) == (IDENT, b"from") and i + 1 < len(tokens):
+            return tokens[i + 1] == (IDENT, b"stdin")
+    return False
+
+
+def _unquote(body: bytes | bytearray) -> bytes:
+    return bytes(body).replace(b"''", b"'")
+
+
+def _block_comment_end(buf: bytearray, pos: int) -> int:
+    """The end of the (nested) /* */ comment at `pos`, or -1 if it is not all here."""
+    depth, i = 0, pos
+    while True:
+        a, b = buf.find(b"/*", i), buf.find(b"*/", i)
+        if b < 0:
+            return -1
+        if 0 <= a < b:
+            depth += 1
+            i = a + 2
+        else:
+            depth -= 1
+            i = b + 2
+            if depth == 0:
+                return i
