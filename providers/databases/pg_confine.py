@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from providers.databases.confine import PsqlConfine
 from providers.databases.pg_lexer import IDENT, OP, QIDENT, STR, StatementLexer, Token
 from stashplan.errors import TransferError
 
@@ -62,7 +63,7 @@ class PgTargetConfine:
     def __init__(self, target: str, defer: Callable[[bytes], None] | None = None) -> None:
         self.target = target.encode()
         self._defer = defer
-        self._lexer = StatementLexer(self._statement)
+        self._lexer = StatementLexer(self._statement, PsqlConfine(target).feed)
 
     def feed(self, data: bytes) -> bytes:
         return self._lexer.feed(data)
@@ -70,20 +71,21 @@ class PgTargetConfine:
     def flush(self) -> bytes:
         return self._lexer.flush()
 
-    def _refuse(self, what: str) -> TransferError:
+    def _refuse(self, what: str, hint: str = "") -> TransferError:
         return TransferError(f"restore into database {self.target.decode(errors='replace')}: the dump runs {what}, "
-                             "which reaches beyond the target database; the restore is refused")
+                             f"which reaches beyond the target database; the restore is refused{hint}")
 
     def _statement(self, text: bytes, tokens: list[Token]) -> bytes:
         if not tokens:
             return text
         self.check(tokens)
         if self._defer is not None:
+            lead = self._lexer.lead  # comments and pg_dump's \restrict line before the statement stay in the stream
             if _deferred(tokens):
-                self._defer(text.strip() + b"\n")
-                return b""
+                self._defer(text[lead:].strip() + b"\n")
+                return text[:lead]
             if _is(tokens[0], b"set", b"reset") or _sets_config(tokens):  # what the deferred ones run under
-                self._defer(text.strip() + b"\n")
+                self._defer(text[lead:].strip() + b"\n")
         return text
 
     def check(self, t: list[Token]) -> None:
@@ -160,7 +162,9 @@ class PgTargetConfine:
         if head == b"alter" and name is not None and self._names_target(name):
             return
         shown = _name(name) if name is not None else ""
-        raise self._refuse(f"{head.decode().upper()} DATABASE {shown}".strip())
+        hint = "; restore it into an AppBinding that names no database, or back up with pg_dump without --create"
+        raise self._refuse(f"{head.decode().upper()} DATABASE {shown}".strip(),
+                           hint if head in (b"create", b"drop") else "")
 
     def _names_target(self, token: Token) -> bool:
         """Whether `token` names the target database (an unquoted name is folded to lower case)."""
@@ -194,10 +198,10 @@ class PgTargetConfine:
         if t[0][1] == b"reset" or len(t) < 2:
             return
         rest = t[1:]
+        if _is(rest[0], b"session", b"local") and len(rest) > 1 and not _is(rest[1], b"authorization"):
+            rest = rest[1:]
         if _is(rest[0], b"session") and len(rest) > 1 and _is(rest[1], b"authorization"):
             rest = [(IDENT, b"session_authorization"), *rest[2:]]
-        elif _is(rest[0], b"session", b"local") and len(rest) > 1:
-            rest = rest[1:]
         setting = rest[0][1].lower()
         value = rest[1:]
         if value and value[0] in ((OP, b"="), (IDENT, b"to")):

@@ -27,7 +27,7 @@ _ESC_END = re.compile(rb"(?:[^'\\]|\\.|'')*'", re.S)  # an E'' string's rest (ba
 _QIDENT_END = re.compile(rb'[^"]*(?:""[^"]*)*"')
 _VARIABLE = re.compile(rb"""(?::'([^'\n]*)'|:"([^"\n]*)"|:\{\?([^}\n]*)\}|:([A-Za-z0-9_\x80-\xff]+))""")
 _PSQL_VARIABLE = re.compile(rb"[A-Z][A-Z0-9_]*")  # psql's own variables (DBNAME, VERSION, ...) are upper case
-_RESTRICT = re.compile(rb"\\(?:un)?restrict [A-Za-z0-9]+\r?\n")
+_RESTRICT = re.compile(rb"\\(?:un)?restrict [A-Za-z0-9]+\r?\n?")
 _COPY_END = re.compile(rb"[ \t\r]*\n")
 _HIGH = frozenset(range(0x80, 0x100))
 
@@ -40,8 +40,10 @@ class StatementLexer:
     """Feed it the stream; `on_statement(text, tokens)` returns the bytes to send for each whole statement
     (the text itself, a rewrite, or b"" to drop it). COPY data passes untouched. Raises TransferError."""
 
-    def __init__(self, on_statement: Callable[[bytes, list[Token]], bytes]) -> None:
+    def __init__(self, on_statement: Callable[[bytes, list[Token]], bytes],
+                 on_meta: Callable[[bytes], object] | None = None) -> None:
         self._on = on_statement
+        self._on_meta = on_meta  # told of a meta-command line that starts a line between statements; may raise
         self._buf = bytearray()  # the current statement from its first byte (with comments before it)
         self._pos = 0  # scanned up to here
         self._tokens: list[Token] = []
@@ -50,6 +52,8 @@ class StatementLexer:
         self._copy = False  # in COPY data
         self._copy_eol = False  # after a COPY ... FROM stdin; its line's end
         self._line_start = True  # COPY data: the held bytes start a line
+        self.lead = 0  # while `on_statement` runs: the bytes of its text before the statement's first token
+        self._lead = -1
 
     def feed(self, data: bytes) -> bytes:
         self._buf += data
@@ -75,6 +79,7 @@ class StatementLexer:
             if self._copy:
                 out += self._buf
             else:
+                self.lead = max(0, self._lead)
                 out += self._on(bytes(self._buf), self._tokens) if self._tokens else self._buf
         self._buf.clear()
         self._pos = 0
@@ -128,6 +133,8 @@ class StatementLexer:
                 break
             c = buf[pos]
             start = pos
+            if not tokens:
+                self._lead = pos
             if c == 0x3B:  # ;
                 pos += 1
                 if self._parens == 0 and self._begins == 0:
@@ -173,14 +180,17 @@ class StatementLexer:
                     pos = p.end() if p else pos + 1
                     tokens.append((OP, bytes(buf[start:pos])))
             elif c == 0x5C:  # backslash: a psql meta-command (pg_dump's \restrict pair alone passes, between statements)
-                m = _RESTRICT.match(buf, pos)
-                if m is not None and not tokens and (pos == 0 or buf[pos - 1] == 10):
-                    pos = m.end()
+                eol = buf.find(b"\n", pos)
+                if eol < 0 and not final:
+                    break  # the whole line first
+                line = bytes(buf[pos:n if eol < 0 else eol + 1])
+                at_start = not tokens and (pos == 0 or buf[pos - 1] == 10)
+                if at_start and self._on_meta is not None:
+                    self._on_meta(line)  # may refuse it in its own words
+                if at_start and _RESTRICT.fullmatch(line):
+                    pos += len(line)
                     continue
-                if m is None and not tokens and buf.find(b"\n", pos) < 0 and not final:
-                    break
-                line = bytes(buf[pos:buf.find(b"\n", pos) if buf.find(b"\n", pos) >= 0 else n])
-                raise _refuse(f"the dump runs a psql meta-command ({line.decode(errors='replace')[:60]})")
+                raise _refuse(f"the dump runs a psql meta-command ({line.strip().decode(errors='replace')[:60]})")
             elif c == 0x3A:  # :  (:: is a cast; :name, :'name', :"name" are psql variables)
                 if buf.startswith(b"::", pos):
                     pos += 2
@@ -271,6 +281,7 @@ class StatementLexer:
 
     def _end_statement(self, out: bytearray, pos: int) -> None:
         text, tokens = bytes(self._buf[:pos]), self._tokens
+        self.lead = max(0, self._lead)
         del self._buf[:pos]
         self._pos, self._tokens, self._words = 0, [], []
         self._parens = self._begins = 0

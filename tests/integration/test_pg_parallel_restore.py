@@ -137,7 +137,7 @@ def test_the_deadline_kills_every_connection(pg_database: Callable[[], PgDatabas
     dst = pg_database()
 
     with pytest.raises(TransferError, match="deadline exceeded"):
-        restore_plain_dump(io.BytesIO(b"SELECT pg_sleep(60);\n"), host=PG_HOST, port=PG_PORT, username="postgres",
+        restore_plain_dump(io.BytesIO(b"SELECT pg_catalog.pg_sleep(60);\n"), host=PG_HOST, port=PG_PORT, username="postgres",
                            dbname=dst.name, jobs=2, deadline=time.monotonic() + 2)
 
 

@@ -93,8 +93,8 @@ def test_a_psql_restore_stream_cannot_run_a_shell_command(pg_pair: tuple[str, st
     with pytest.raises(TransferError, match=r"runs the meta-command \\!"):
         _restore("postgres", dst, f"CREATE TABLE u (id int);\n\\! touch {touched}\n".encode())
     assert not touched.exists()
-    # the same command mid-line, where the filter does not look: psql's restricted mode refuses it
-    with pytest.raises(TransferError, match="restricted"):
+    # the same command mid-line: the statement filter refuses it (and psql's restricted mode would)
+    with pytest.raises(TransferError, match="meta-command"):
         _restore("postgres", dst, f"SELECT 1; \\! touch {touched}\n".encode())
     assert not touched.exists()
 
@@ -107,7 +107,7 @@ def test_a_pg_dump_with_create_and_connect_into_a_named_target_is_refused_and_th
                           capture_output=True).stdout
     assert f"\\connect {src}".encode() in dump
     before = _pg_sum(src)
-    with pytest.raises(TransferError, match=rf"switches database \(\\connect {src}\)"):
+    with pytest.raises(TransferError, match=rf"runs DROP DATABASE {src}, .* back up with pg_dump without --create"):
         _restore("postgres", dst, dump)
     assert _pg_sum(src) == before
     plain = subprocess.run(["pg_dump", "-h127.0.0.1", "-Upostgres", "-d", src], check=True, capture_output=True).stdout
