@@ -29,7 +29,7 @@ DENIED_FUNCTIONS = frozenset({
 DENIED_EXTENSIONS = frozenset({b"dblink", b"postgres_fdw", b"adminpack", b"file_fdw"})
 SERVER_WIDE = frozenset({b"role", b"user", b"group", b"tablespace", b"system", b"server", b"subscription"})
 # set_config/SET of these would change who runs the rest, or how psql reads it
-DENIED_SETTINGS = frozenset({b"role", b"session_authorization", b"client_encoding"})
+DENIED_SETTINGS = frozenset({b"role", b"session_authorization", b"client_encoding", b"standard_conforming_strings"})
 # Client encodings whose multibyte characters may hold a byte that reads as a quote or backslash (psql's "unsafe")
 UNSAFE_ENCODINGS = frozenset({b"sjis", b"shiftjis", b"mskanji", b"win932", b"windows932", b"shiftjis2004", b"big5",
                               b"win950", b"windows950", b"gbk", b"cp936", b"win936", b"windows936", b"uhc",
@@ -160,6 +160,10 @@ class PgTargetConfine:
         i = next(i for i, tok in enumerate(t) if _is(tok, b"database"))
         name = t[i + 1] if i + 1 < len(t) else None
         if head == b"alter" and name is not None and self._names_target(name):
+            lexing = [tok for tok in t if tok[0] in (IDENT, QIDENT) and tok[1].lower() in DENIED_SETTINGS]
+            if lexing:
+                raise self._refuse(f"ALTER DATABASE {_name(name)} SET {_name(lexing[0])} (it would change how the "
+                                   "restore's later sessions read and who runs them)")
             return
         shown = _name(name) if name is not None else ""
         hint = "; restore it into an AppBinding that names no database, or back up with pg_dump without --create"

@@ -53,6 +53,8 @@ class StatementLexer:
         self._copy_eol = False  # after a COPY ... FROM stdin; its line's end
         self._line_start = True  # COPY data: the held bytes start a line
         self.lead = 0  # while `on_statement` runs: the bytes of its text before the statement's first token
+        self._std = True  # standard_conforming_strings as the stream declares it (pg_dump: on)
+        self._pin = False  # the current statement holds a string whose end depends on it
         self._lead = -1
 
     def feed(self, data: bytes) -> bytes:
@@ -80,7 +82,7 @@ class StatementLexer:
                 out += self._buf
             else:
                 self.lead = max(0, self._lead)
-                out += self._on(bytes(self._buf), self._tokens) if self._tokens else self._buf
+                out += self._pinned(self._on(bytes(self._buf), self._tokens)) if self._tokens else self._buf
         self._buf.clear()
         self._pos = 0
         self._tokens = []
@@ -244,24 +246,24 @@ class StatementLexer:
 
     def _string(self, buf: bytearray, pos: int, *, escapes: bool) -> int:
         """The end (past the closing quote) of a string whose body starts at `pos`, or -1 if it is not all here.
-        A standard string whose end would differ with backslash escapes (standard_conforming_strings off) is
-        refused, and so is a backslash after a byte >= 0x80 (a multibyte client encoding may own it)."""
-        m = (_ESC_END if escapes else _STD_END).match(buf, pos)
+        A standard string ('', not E'') is read with the standard_conforming_strings the stream declared; when its
+        end would differ with the other value, its statement is pinned (`_pin`): that value is SET on a line of its
+        own before it, so psql and the server read it as this lexer did whatever a function may have changed. A
+        backslash after a byte >= 0x80 where backslashes escape is refused (a multibyte client encoding may own it)."""
+        escaping = escapes or not self._std
+        m = (_ESC_END if escaping else _STD_END).match(buf, pos)
         if m is None:
             return -1
         end = m.end()
-        if end < len(buf) and buf[end] == 0x27:
-            return -1 if end + 1 >= len(buf) else self._string(buf, end + 1, escapes=escapes)
-        if end >= len(buf):
+        if end >= len(buf) or (buf[end] == 0x27 and end + 1 >= len(buf)):
             return -1  # '' may follow
         body = buf[pos:end - 1]
         if b"\\" in body:
             if not escapes:
-                other = _ESC_END.match(buf, pos)
+                other = (_STD_END if escaping else _ESC_END).match(buf, pos)
                 if other is None or other.end() != end:
-                    raise _refuse("a string literal whose end depends on standard_conforming_strings "
-                                  f"({bytes(body[:40]).decode(errors='replace')!r}...)")
-            if re.search(rb"[\x80-\xff]\\", body):
+                    self._pin = True
+            if escaping and re.search(rb"[\x80-\xff]\\", body):
                 raise _refuse("a backslash after a non-ASCII byte in a string literal (the client encoding "
                               "decides whether it escapes)")
         return end
@@ -285,9 +287,28 @@ class StatementLexer:
         del self._buf[:pos]
         self._pos, self._tokens, self._words = 0, [], []
         self._parens = self._begins = 0
-        out += self._on(text, tokens)
+        out += self._pinned(self._on(text, tokens))
+        self._declared(tokens)
         if is_copy_in(tokens):
             self._copy = self._copy_eol = True
+
+
+    def _pinned(self, text: bytes) -> bytes:
+        if not self._pin or not text:
+            return text
+        self._pin = False
+        return b"\nSET standard_conforming_strings = " + (b"on" if self._std else b"off") + b";\n" + text
+
+    def _declared(self, t: list[Token]) -> None:
+        """Follow `SET [SESSION|LOCAL] standard_conforming_strings {=|TO} value` and its RESET."""
+        words = [v for k, v in t if k in (IDENT, STR, QIDENT)]
+        if words[:1] in ([b"set"], [b"reset"]) and len(words) > 1 and words[1] in (b"session", b"local"):
+            words = words[:1] + words[2:]
+        if len(words) < 2 or words[1].lower() != b"standard_conforming_strings":
+            return
+        rest = [w for w in words[2:] if w.lower() != b"to"] if words[0] == b"set" else []
+        value = rest[0].lower() if rest else b"default"
+        self._std = value not in (b"off", b"false", b"no", b"0", b"of", b"fa", b"f", b"n")
 
 
 def is_copy_in(tokens: list[Token]) -> bool:

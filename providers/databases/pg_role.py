@@ -93,7 +93,9 @@ class RestoreRole:
         error = ""
         try:
             if ok and self.deferred:
-                _, error = self._run(b"".join(self.deferred), database=self.database, one_transaction=True)
+                # read as the filter read them: its settings first, then the dump's own (deferred in order)
+                _, error = self._run(b"SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n"
+                                     + b"".join(self.deferred), database=self.database, one_transaction=True)
         finally:
             self._drop(self.name)
         if error:

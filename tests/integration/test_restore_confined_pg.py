@@ -222,3 +222,19 @@ def test_an_owner_the_server_lacks_fails_the_restore_in_one_line_and_the_role_is
         _restore(spec, b"CREATE TABLE public.t (id int);\nALTER TABLE public.t OWNER TO stp_nobody_h20;\n")
     assert _roles(_role_of(spec)) == ""
     assert dst.sql("SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_class WHERE relname = 't'") == "postgres"
+
+
+def test_an_inserts_dump_with_a_backslash_before_a_quote_restores_as_psql_restores_it(
+    pg_database: Callable[[], PgDatabase]
+) -> None:
+    src, plain, confined = pg_database(), pg_database(), pg_database()
+    src.sql("CREATE TABLE public.t (id int, v text); INSERT INTO public.t VALUES "
+            "(1, E'it\\\\''s'), (2, E'\\\\'';COPY (SELECT 1) TO PROGRAM ''true'';--'), (3, E'\\\\\\\\')")
+    dump = _pg_dump(src.name, "--inserts")
+    assert b"'it\\''s'" in dump  # the value's backslash before a doubled quote, read either way by settings
+    subprocess.run(["psql", f"-h{PG_HOST}", f"-p{PG_PORT}", "-Upostgres", "-Xq", "--set=ON_ERROR_STOP=1",
+                    "--single-transaction", "-d", plain.name], input=dump, check=True, capture_output=True)
+    _restore(_spec(confined), dump, chunk=7)
+    assert _schema_and_rows(confined.name) == _schema_and_rows(plain.name)
+    assert confined.sql("SELECT string_agg(v, '|' ORDER BY id) FROM public.t") == \
+        "it\\'s|\\';COPY (SELECT 1) TO PROGRAM 'true';--|\\\\"

@@ -151,7 +151,6 @@ def test_a_statement_reaching_beyond_the_target_is_refused_in_one_line_naming_it
 AMBIGUOUS = {
     b"SELECT 1 \\! id\n;": "meta-command",
     b"\\! id": "meta-command",
-    b"SELECT 'a\\'; COPY (SELECT 1) TO PROGRAM 'id'; --';": "standard_conforming_strings",
     b"SELECT :'DBNAME';": "psql variable :DBNAME",
     b"SELECT E'\xc3\xa9\\'';": "non-ASCII",
     b"SELECT 1e'x';": "number runs into a string",
@@ -175,3 +174,20 @@ def test_sql_hidden_in_copy_data_strings_comments_and_parentheses_is_read_as_psq
     # a ";" inside parentheses does not end the statement for psql: COPY ... FROM stdin there starts no data
     with pytest.raises(TransferError, match="TO PROGRAM"):
         _run(b"SELECT (1;\nCOPY t FROM stdin;\n) ; COPY (SELECT 1) TO PROGRAM 'id';\n\\.\n", 2)
+
+
+@pytest.mark.parametrize("chunk", (1, 4096))
+def test_a_string_whose_end_depends_on_standard_conforming_strings_is_read_as_declared_and_pinned(chunk: int) -> None:
+    # read with standard_conforming_strings on (as pg_dump declares it): 'a\' ends, and a COPY PROGRAM follows
+    with pytest.raises(TransferError, match="TO PROGRAM"):
+        _run(b"SET standard_conforming_strings = on;\nSELECT 'a\\'; COPY (SELECT 1) TO PROGRAM 'id'; --';\n", chunk)
+    # an INSERT of a value with a backslash before a quote passes, after a SET of the value it was read with
+    insert = b"INSERT INTO public.t VALUES (1, 'it\\''s');\n"
+    assert _run(insert, chunk) == b"\nSET standard_conforming_strings = on;\n" + insert
+    declared_off = b"SET standard_conforming_strings TO off;\n" + b"INSERT INTO public.t VALUES (1, 'it\\'s');\n"
+    out = _run(declared_off, chunk)
+    assert out.endswith(b"\nSET standard_conforming_strings = off;\n\nINSERT INTO public.t VALUES (1, 'it\\'s');\n")
+    with pytest.raises(TransferError, match="set_config"):
+        _run(b"SELECT pg_catalog.set_config('standard_conforming_strings', 'off', false);\n", chunk)
+    with pytest.raises(TransferError, match="ALTER DATABASE dst SET client_encoding"):
+        _run(b"ALTER DATABASE dst SET client_encoding = 'SJIS';\n", chunk)
