@@ -159,6 +159,9 @@ def main() -> None:
     per_call = Spread.of([s.extra["recover"] / max(1, s.extra["calls"]) for s in rounds["stashplan"]])
     goals.note("stashplan start+replay / restore_command calls", f"{per_call.fmt(' s')} per call (each a new "
                f"process that opens the repository: interpreter start and key derivation)")
+    goals.note("stashplan pg restore / pgBackRest restore, the restore command alone (data directory written)",
+               f"{ratio(rounds['stashplan'], rounds['pgBackRest pm2'], lambda s: s.extra['restore']).fmt('x')}"
+               f"  (load {os.getloadavg()[0]:.1f})")
     goals.check("stashplan pg restore --latest / pgBackRest restore (pm2), until usable",
                 ratio(rounds["stashplan"], rounds["pgBackRest pm2"]), 1.25, at_most=True)
     goals.show()
