@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install services demo test lint bench fuzz soak docs crds clean kube-env kube-e2e chart image
+.PHONY: install services demo test test-heavy lint bench fuzz soak docs crds clean kube-env kube-e2e chart image
 
 install: $(STAMP)
 
@@ -23,7 +23,12 @@ demo: install
 	$(BIN)/python -m stashplan.demo $(DEMO_ARGS)
 
 test: install services
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not heavy"
+
+# The tests marked heavy: minutes of real servers end to end (PostgreSQL PITR on private instances, the wheel in
+# a clean venv, the image under runc, restic's deepest trees). CI runs them after make test.
+test-heavy: install services
+	$(BIN)/python -m pytest -q -m heavy
 
 # Minutes of the local loop over 20 configurations, killed with -9 twice; signals at random moments.
 soak: install services

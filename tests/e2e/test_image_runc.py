@@ -10,12 +10,16 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from stashplan import __version__
 from stashplan.cluster.local.store import LocalCluster
 from tests.fixtures.databases import PG_HOST, PG_PORT, PgDatabase
 from tests.fixtures.transfer import StashWorld
 from tests.kube.image import Image
 from tests.kube.runc import Mount, Process, Runc
+
+pytestmark = pytest.mark.heavy
 
 
 def run(runc: Runc, image: Image, tmp: Path, args: list[str], env: dict[str, str] | None = None,

@@ -22,7 +22,7 @@ from stashplan.operator.iteration import LocalControllers, run_once
 from tests.fixtures.pitr import ArchivingPostgres
 from tests.fixtures.pushgateway import read_metrics
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.heavy, pytest.mark.slow]
 runner = CliRunner()
 NS = "demo"
 

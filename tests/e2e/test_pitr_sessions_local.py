@@ -23,7 +23,7 @@ from stashplan.pitr.labels import BASEBACKUP_TAG
 from stashplan.repository import Repository
 from tests.fixtures.pitr import ArchivingPostgres
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.heavy, pytest.mark.slow]
 runner = CliRunner()
 NS = "demo"
 

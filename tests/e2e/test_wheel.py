@@ -17,7 +17,7 @@ import stashplan
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "README.md", "stashplan", "providers", "specs")
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.heavy, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from providers.storage import open_storage
 from stashplan.pitr.walstore import archived, drop_partial, store_partial
 from stashplan.repository import Repository
 
+pytestmark = pytest.mark.heavy
+
 CHEAP_KDF = (2**14, 8, 1)  # scrypt N, r, p: the key derivation is not what is tested here
 PASSWORD = "wal-archive-pass"
 SEGMENT = "000000010000000000000003"

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fixtures.pitr import ArchivingPostgres
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.heavy, pytest.mark.slow]
 
 
 def test_a_burst_of_segments_is_pushed_ahead_and_answered_from_the_spool(

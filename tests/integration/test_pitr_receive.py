@@ -19,7 +19,7 @@ from tests.fixtures.databases import PG_BIN
 from tests.fixtures.pitr import ArchivingPostgres
 from tests.fixtures.pushgateway import read_metrics
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.heavy, pytest.mark.slow]
 SLOT = "stashplan_test"
 
 

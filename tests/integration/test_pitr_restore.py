@@ -11,7 +11,7 @@ import pytest
 
 from tests.fixtures.pitr import ArchivingPostgres
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.heavy, pytest.mark.slow]
 BASEBACKUP = "/usr/lib/postgresql/15/bin/pg_basebackup"
 
 

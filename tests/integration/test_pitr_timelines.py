@@ -14,7 +14,7 @@ import pytest
 
 from tests.fixtures.pitr import ArchivingPostgres
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.heavy, pytest.mark.slow]
 BASEBACKUP = "/usr/lib/postgresql/15/bin/pg_basebackup"
 NOW = "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.USZ')"
 

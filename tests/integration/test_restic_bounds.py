@@ -19,6 +19,8 @@ from stashplan.repository.cli import app
 from tests.fixtures.restic import PASSWORD, Restic
 from tests.fixtures.restic_craft import Blob, Crafter, deep_chain, file_node, remove_deep, tree_blob
 
+pytestmark = pytest.mark.heavy
+
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
 
