@@ -17,6 +17,21 @@ IDENT, QIDENT, STR, NUM, OP = range(5)
 Token = tuple[int, bytes]  # (kind, value): identifiers lowercased, quoted identifiers and strings unquoted
 
 _SPACE = re.compile(rb"[ \t\n\r\f\v]*")
+_FAST = re.compile(rb"(?P<ws>[ \t\n\r\f\v]+)(?=[^ \t\n\r\f\v])"
+                   rb"|(?P<id>[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)(?=[^A-Za-z0-9_$\x80-\xff'])"
+                   rb"|(?P<str>'[^'\\]*')(?=[^'])|(?P<num>[0-9][0-9A-Za-z_.]*)(?=[^0-9A-Za-z_.'])"
+                   rb"|(?P<op>[,=+*<>\[\]])")
+# pg_dump --inserts' statement, literals only (no comment, dollar or call): read alike by psql and
+# the server whatever their settings, and harmless; it skips the token loop
+_NAME_RE = rb'(?:"[^"\\\n]*"|[a-z_][a-z0-9_$]*)'
+# a string that ends at the same quote whether backslashes escape or not, and whatever multibyte encoding
+_STRING = rb"'(?:[^'\\\x80-\xff]|\\[^'\x80-\xff]|[\x80-\xff]+(?!\\)|'')*'"
+_LITERAL = rb"(?:" + _STRING + rb"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|NULL|true|false)"
+_ROW = rb"\(" + _LITERAL + rb"(?:, " + _LITERAL + rb")*\)"
+_ONE_INSERT = (rb"INSERT INTO " + _NAME_RE + rb"(?:\." + _NAME_RE + rb")? (?:\(" + _NAME_RE + rb"(?:, " + _NAME_RE
+               + rb")*\) )?(?:OVERRIDING (?:SYSTEM|USER) VALUE )?VALUES(?: |\n\t)" + _ROW + rb"(?:,\n\t" + _ROW
+               + rb")*(?: ON CONFLICT DO NOTHING)?;")
+_INSERT = re.compile(rb"(?:" + _ONE_INSERT + rb"\n)*" + _ONE_INSERT)  # a run of them, handed over as one
 _IDENT = re.compile(rb"[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*")
 _NUMBER = re.compile(rb"[0-9.][0-9A-Za-z_.]*")
 _TAG = re.compile(rb"\$[A-Za-z0-9_\x80-\xff]*")
@@ -46,6 +61,7 @@ class StatementLexer:
         self._on_meta = on_meta  # told of a meta-command line that starts a line between statements; may raise
         self._buf = bytearray()  # the current statement from its first byte (with comments before it)
         self._pos = 0  # scanned up to here
+        self._start = 0  # where the current statement starts in `_buf` (ended ones are cut off once per feed)
         self._tokens: list[Token] = []
         self._parens = self._begins = 0
         self._words: list[bytes] = []  # psql's CREATE FUNCTION/PROCEDURE ... BEGIN heuristic
@@ -66,9 +82,17 @@ class StatementLexer:
                     break
             elif not self._scan(out):
                 break
+        self._compact()
         if len(self._buf) > MAX_STATEMENT:
             raise _refuse(f"a statement longer than {MAX_STATEMENT >> 20} MiB")
         return bytes(out)
+
+    def _compact(self) -> None:
+        if self._start:
+            del self._buf[:self._start]
+            self._pos -= self._start
+            self._lead -= self._start
+            self._start = 0
 
     def flush(self) -> bytes:
         """End of stream: psql runs an unterminated last statement too, so it is judged like the others."""
@@ -78,6 +102,7 @@ class StatementLexer:
         else:
             while not self._copy and self._scan(out, final=True):
                 pass
+            self._compact()
             if self._copy:
                 out += self._buf
             else:
@@ -130,6 +155,26 @@ class StatementLexer:
         pos = self._pos
         tokens = self._tokens
         while True:
+            if not tokens and buf.startswith(b"INSERT", pos) and (insert := _INSERT.match(buf, pos)) is not None:
+                self._lead = pos
+                tokens += [(IDENT, b"insert"), (IDENT, b"into")]
+                self._end_statement(out, insert.end())
+                return True
+            fast = _FAST.match(buf, pos)  # the common tokens, whole (a byte that cannot continue them follows)
+            if fast is not None:
+                group = fast.lastgroup
+                if group != "ws":
+                    if not tokens:
+                        self._lead = pos
+                    if group == "id":
+                        word = fast.group().lower()
+                        self._word(word)
+                        tokens.append((IDENT, word))
+                    else:
+                        tokens.append((STR, fast.group()[1:-1]) if group == "str" else
+                                      (NUM if group == "num" else OP, fast.group()))
+                pos = fast.end()
+                continue
             pos = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
             if pos >= n:
                 break
@@ -271,6 +316,8 @@ class StatementLexer:
     def _word(self, word: bytes) -> None:
         """psql: in CREATE [OR REPLACE] FUNCTION|PROCEDURE, BEGIN ... END (and CASE ... END inside) hold `;`."""
         w = self._words
+        if len(w) >= 4 and w[0] != b"c":
+            return
         if len(w) < 4:
             w.append(word[:1] if word in (b"create", b"function", b"procedure", b"or", b"replace") else b"")
         first = w + [b""] * (4 - len(w))
@@ -282,15 +329,16 @@ class StatementLexer:
                 self._begins -= 1
 
     def _end_statement(self, out: bytearray, pos: int) -> None:
-        text, tokens = bytes(self._buf[:pos]), self._tokens
-        self.lead = max(0, self._lead)
-        del self._buf[:pos]
-        self._pos, self._tokens, self._words = 0, [], []
+        text, tokens = bytes(self._buf[self._start:pos]), self._tokens
+        self.lead = max(0, self._lead - self._start)
+        self._start = self._pos = pos
+        self._tokens, self._words = [], []
         self._parens = self._begins = 0
         out += self._pinned(self._on(text, tokens))
         self._declared(tokens)
         if is_copy_in(tokens):
             self._copy = self._copy_eol = True
+            self._compact()
 
 
     def _pinned(self, text: bytes) -> bytes:
@@ -301,6 +349,8 @@ class StatementLexer:
 
     def _declared(self, t: list[Token]) -> None:
         """Follow `SET [SESSION|LOCAL] standard_conforming_strings {=|TO} value` and its RESET."""
+        if t[0] not in ((IDENT, b"set"), (IDENT, b"reset")):
+            return
         words = [v for k, v in t if k in (IDENT, STR, QIDENT)]
         if words[:1] in ([b"set"], [b"reset"]) and len(words) > 1 and words[1] in (b"session", b"local"):
             words = words[:1] + words[2:]
