@@ -21,7 +21,7 @@ from stashplan.cluster.local.store import LocalCluster
 from stashplan.operator.iteration import LocalControllers, run_once
 from stashplan.pitr.labels import BASEBACKUP_TAG
 from stashplan.repository import Repository
-from tests.fixtures.pitr import ArchivingPostgres
+from tests.fixtures.pitr import ArchivingPostgres, basebackup_objects
 
 pytestmark = [pytest.mark.heavy, pytest.mark.slow]
 runner = CliRunner()
@@ -29,24 +29,7 @@ NS = "demo"
 
 
 def _objects(pg: ArchivingPostgres) -> list[dict]:
-    return [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "repo-secret", "namespace": NS},
-         "stringData": {"RESTIC_PASSWORD": pg.repo_password}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pg-auth", "namespace": NS},
-         "stringData": {"username": "postgres", "password": pg.password}},
-        {"apiVersion": "stash.appscode.com/v1alpha1", "kind": "Repository", "metadata": {"name": "repo", "namespace": NS},
-         "spec": {"backend": {"local": {"mountPath": str(pg.root / "repo"), "hostPath": {"path": str(pg.root / "repo")}},
-                              "storageSecretName": "repo-secret"}}},
-        {"apiVersion": "appcatalog.appscode.com/v1alpha1", "kind": "AppBinding", "metadata": {"name": "pg", "namespace": NS},
-         "spec": {"type": "kubedb.com/postgres", "clientConfig": {"url": f"postgresql://127.0.0.1:{pg.port}/"},
-                  "secret": {"name": "pg-auth"}}},
-        {"apiVersion": "stash.appscode.com/v1beta1", "kind": "BackupConfiguration",
-         "metadata": {"name": "pg-base", "namespace": NS},
-         "spec": {"schedule": "0 3 * * *", "repository": {"name": "repo"}, "task": {"name": "postgres-basebackup-15"},
-                  "target": {"ref": {"apiVersion": "appcatalog.appscode.com/v1alpha1", "kind": "AppBinding",
-                                     "name": "pg"}},
-                  "retentionPolicy": {"name": "keep", "keepLast": 5, "prune": True}}},
-    ]
+    return basebackup_objects(pg, NS, prune=True)
 
 
 def _restore_session(pg: ArchivingPostgres, pgdata: Path, target_time: str, name: str = "to-time") -> dict:
