@@ -11,7 +11,7 @@ import pytest
 
 from providers.databases import Connection, TaskParams, get_provider
 from stashplan.errors import TransferError
-from stashplan.transfer.pipe import ProcessWriter
+from tests.fixtures.restore_stream import stream_into
 
 
 def _restore(database: str, name: str, stream: bytes) -> None:
@@ -20,18 +20,7 @@ def _restore(database: str, name: str, stream: bytes) -> None:
     user = "root" if database == "mariadb" else "postgres"
     conn = Connection(scheme="", host="127.0.0.1", port=port, database=name, query={}, username=user, password="")
     spec = provider.restore(conn, TaskParams())
-    ok = False
-    try:
-        if spec.start is not None:
-            spec.start()  # MariaDB: the account the client connects as, limited to the target
-        with ProcessWriter(spec.spec, stream_filter=spec.make_filter() if spec.make_filter else None) as writer:
-            for i in range(0, len(stream), 4096):
-                writer.write(stream[i:i + 4096])
-            writer.finish()
-        ok = True
-    finally:
-        if spec.finish is not None:
-            spec.finish(ok)
+    stream_into(spec, stream)
 
 
 def _mariadb(sql: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from providers.databases import Connection, TaskParams, get_provider
 from stashplan.errors import TransferError
-from stashplan.transfer.pipe import ProcessWriter
+from tests.fixtures.restore_stream import stream_into
 
 
 def _mariadb(sql: str) -> str:
@@ -23,18 +23,7 @@ def _mariadb(sql: str) -> str:
 def _restore(dst: str, stream: bytes) -> None:
     conn = Connection(scheme="", host="127.0.0.1", port=3306, database=dst, query={}, username="root", password="")
     spec = get_provider("mariadb").restore(conn, TaskParams())
-    ok = False
-    try:
-        if spec.start is not None:
-            spec.start()  # MariaDB: the account the client connects as, limited to the target
-        with ProcessWriter(spec.spec, stream_filter=spec.make_filter() if spec.make_filter else None) as writer:
-            for i in range(0, len(stream), 4096):
-                writer.write(stream[i:i + 4096])
-            writer.finish()
-        ok = True
-    finally:
-        if spec.finish is not None:
-            spec.finish(ok)
+    stream_into(spec, stream)
 
 
 @pytest.fixture()
