@@ -12,17 +12,21 @@ pgBackRest's backup wrote (about 2 more; "WAL files fetched" shows it).
 Settings of every tool:
 - stashplan: `stashplan pg basebackup` (pg_basebackup -Ft -X none --checkpoint=fast into a `repo init`
   repository with its defaults: FastCDC 128 KiB / 512 KiB / 2 MiB, zstd level 1, AES-256-GCM, default scrypt);
-  restore = `stashplan pg restore -r REPO --latest --archive-mode off --pgdata DIR` (restore_command =
-  stashplan pg wal-fetch);
+  restore = `stashplan pg restore -r REPO --latest --archive-mode off --pgdata DIR` (its default --prefetch 16:
+  the first 4 WAL files fetched while the data directory is written, then a background process keeps 16 ahead
+  of recovery in the data directory's spool; restore_command links a spooled file into place in the shell,
+  else runs `stashplan pg wal-fetch`);
 - pgBackRest (Debian's): `backup --type=full --start-fast=y compress-type=zst compress-level=1
   --process-max=2`, one posix repository; restore = `restore --process-max=2 --archive-mode=off` (recovery
   type default: replay to the end of the archive, then promote).
 Each round restores into a fresh data directory (timed: "restore command"), runs `pg_ctl start -w` on another
 port (archive_mode=off) and polls every 50 ms until `pg_is_in_recovery()` is false (timed: "start+replay");
 the server is then stopped and removed (not timed). "WAL files fetched" counts the server log's "restored log
-file" lines (segments and history files the restore_command delivered); for stashplan, restore_command is a
-`/bin/sh` script that appends its arguments to a file and execs stashplan, which counts its calls (those that
-found nothing included: PostgreSQL asks for the next segment and for history files before it promotes).
+file" lines (segments and history files the restore_command delivered); for stashplan, `--stashplan-command`
+is a `/bin/sh` script that runs stashplan and appends its start, end, exit status and arguments to a file,
+which counts the calls that reached stashplan (not those the spool answered in the shell; those that found
+nothing included: PostgreSQL asks for the next segment and for a history file before it promotes);
+BENCH_SHOW_CALLS=1 prints them, BENCH_KEEP=1 keeps the source's repositories under bench-out/ for profiling.
 """
 
 from __future__ import annotations
@@ -91,7 +95,10 @@ class Restores:
     def counting_command(self) -> Path:
         """What restore_command runs: a shell script that records each call in `calls`, then execs stashplan."""
         script = self.work.path / "stashplan-counted"
-        script.write_text(f'#!/bin/sh\necho "$*" >> {self.calls}\nexec {self.work.stashplan} "$@"\n')
+        script.write_text(
+            f'#!/bin/sh\nstart=$(date +%s.%N)\n{self.work.stashplan} "$@"\nrc=$?\n'
+            f'echo "$start $(date +%s.%N) $rc $*" >> {self.calls}\nexit $rc\n'
+        )
         script.chmod(0o755)
         return script
 
@@ -107,6 +114,8 @@ class Restores:
             "--pgdata", str(target.data), "--archive-mode", "off", "--stashplan-command",
             str(self.counting_command())))
         calls = len(self.calls.read_text().splitlines()) if self.calls.exists() else 0
+        if os.environ.get("BENCH_SHOW_CALLS"):
+            print(self.calls.read_text() if self.calls.exists() else "", file=sys.stderr)
         return Sample(sample.wall, sample.cpu, sample.rss, {**sample.extra, "calls": calls})
 
     def pgbackrest_restore(self, process_max: int) -> Callable[[], Sample]:
@@ -148,17 +157,19 @@ def main() -> None:
               flush=True)
         rounds = interleave({"stashplan": case.stashplan, "pgBackRest pm2": case.pgbackrest_restore(2)})
     finally:
-        work.close()
+        if os.environ.get("BENCH_KEEP"):  # keep the source stopped, its repositories, for profiling by hand
+            source.stop()
+        else:
+            work.close()
     print(f"  {'tool':<16}{'restore until usable s':>26}{'restore command s':>22}{'start+replay s':>22}"
-          f"{'WAL files fetched':>19}{'restore_command calls':>23}")
+          f"{'WAL files fetched':>19}{'calls to stashplan':>23}")
     for name, samples in rounds.items():
         phase = {k: Spread.of([s.extra[k] for s in samples]) for k in ("restore", "recover", "fetched", "calls")}
         calls = phase["calls"].fmt(digits=0) if phase["calls"].high else "-"
         print(f"  {name:<16}{walls(samples).fmt():>26}{phase['restore'].fmt():>22}{phase['recover'].fmt():>22}"
               f"{phase['fetched'].fmt(digits=0):>19}{calls:>23}")
     per_call = Spread.of([s.extra["recover"] / max(1, s.extra["calls"]) for s in rounds["stashplan"]])
-    goals.note("stashplan start+replay / restore_command calls", f"{per_call.fmt(' s')} per call (each a new "
-               f"process that opens the repository: interpreter start and key derivation)")
+    goals.note("stashplan start+replay / calls that reached stashplan", f"{per_call.fmt(' s')} per call")
     goals.note("stashplan pg restore / pgBackRest restore, the restore command alone (data directory written)",
                f"{ratio(rounds['stashplan'], rounds['pgBackRest pm2'], lambda s: s.extra['restore']).fmt('x')}"
                f"  (load {os.getloadavg()[0]:.1f})")

@@ -30,6 +30,14 @@ def main(argv: list[str] | None = None) -> None:
     if flags < len(args) and args[flags] == "pg":  # archive_command and restore_command: the lean start as well
         if args[flags + 1 : flags + 2] == ["wal-push"] and _pushed_ahead(args[flags + 2 :]):
             return
+        if args[flags + 1 : flags + 2] == ["wal-fetch"]:
+            from stashplan.pitr.spool_serve import answer_from_args
+
+            answered = answer_from_args(args[flags + 2 :])  # fetched ahead, or known not to exist
+            if answered == 1:
+                print(f"{args[-2]}: not in the archive", file=sys.stderr)
+            if answered is not None:
+                sys.exit(answered)
         from stashplan.operator.logs import configure_logging
         from stashplan.pitr.cli import app as pg
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -25,7 +27,8 @@ from stashplan.exits import BAD_INPUT, fail
 from stashplan.operator.logs import configure_logging
 from stashplan.pitr import basebackup as base
 from stashplan.pitr import forget as forgetting
-from stashplan.pitr import lookahead, walstore
+from stashplan.pitr import lookahead, spool_serve, walstore
+from stashplan.pitr import prefetch as prefetching
 from stashplan.pitr import receive as receiving
 from stashplan.pitr import restore as restoring
 from stashplan.pitr.inventory import take_inventory
@@ -36,6 +39,7 @@ from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn, parse_lsn
 from stashplan.pitr.window import Target, TargetKind, Window, describe
 from stashplan.repository import cli_options
 from stashplan.repository.cli_options import JsonOpt, RepositoryArgs, repository_command
+from stashplan.repository.repo import Repository
 from stashplan.repository.retention import RetentionPolicy
 from stashplan.units import human_size
 
@@ -182,13 +186,39 @@ def wal_fetch(
     repository: RepositoryArgs,
     name: Annotated[str, typer.Argument(help="The WAL file name (%f in restore_command)")],
     destination: Annotated[Path, typer.Argument(help="Where to write it (%p in restore_command)")],
+    spool: Annotated[
+        Path | None,
+        typer.Option("--spool", help="Prefetch: answer from this directory, fetch the next segments into it"),
+    ] = None,
+    look_ahead: Annotated[
+        int, typer.Option("--look-ahead", min=0, help="With --spool: how many segments to fetch ahead")
+    ] = prefetching.DEFAULT_AHEAD,
+    segsize: SegSizeOpt = DEFAULT_SEGMENT_SIZE >> 20,
+    refill: Annotated[
+        bool,
+        typer.Option("--refill", hidden=True, help="Only fetch the segments after NAME into the spool"),
+    ] = False,
 ) -> None:
     """Restore one archived WAL file. Exit 1 when the archive does not hold it (PostgreSQL then ends recovery
     there); exit 126 on any other failure (wrong password, storage down, a damaged object), which makes
-    PostgreSQL stop instead of promoting early."""
+    PostgreSQL stop instead of promoting early. With --spool, a file fetched ahead is moved into place without
+    opening the repository, and a fetch from the repository goes on with the next segments in the background."""
+    if refill:
+        if spool is not None:
+            _refill(repository, spool, prefetching.segments_after(name, look_ahead, segsize << 20))
+        return
     try:
-        with repository.open_native() as repo:
-            found = walstore.fetch(repo, name, destination)
+        if spool is not None and spool_serve.serve(spool, name, destination):
+            return
+        storage, _password = repository.locate()
+        found = not walstore.absent(storage, name)
+        if found:
+            with repository.open_native() as repo:
+                found = walstore.fetch(repo, name, destination)
+                if found and spool is not None:
+                    spool_serve.consumed(spool, name)
+                if found and spool is not None and look_ahead:
+                    _fetch_ahead(repo, spool, prefetching.segments_after(name, look_ahead, segsize << 20))
     except typer.Exit as exc:
         raise typer.Exit(FETCH_ERROR if exc.exit_code else 0) from None
     except ValueError as exc:
@@ -198,6 +228,41 @@ def wal_fetch(
     if not found:
         typer.echo(f"{name}: not in the archive", err=True)
         raise typer.Exit(1)
+
+
+def _refill(repository: RepositoryArgs, spool: Path, names: list[str]) -> None:
+    """The refill a call answered from the spool started: mark the next segments pending (before the key is
+    derived, so that PostgreSQL's calls wait for them), then fetch them. Exit 0 whatever happens: the calls
+    for these files report any error."""
+    me = os.getpid()
+    for _ in range(100):  # the call that started this records it right after the start
+        if spool_serve.refill_is(spool, me) or (spool / spool_serve.REFILL).exists():
+            break
+        time.sleep(0.01)
+    if not spool_serve.refill_is(spool, me):
+        return  # another refill was recorded meanwhile
+    marked = spool_serve.mark_pending(spool, names)
+    try:
+        if marked:
+            with repository.open_native() as repo:
+                prefetching.fill(repo, spool, marked)
+    except (typer.Exit, StashplanError, OSError, ValueError):
+        pass
+    finally:
+        for name in marked:
+            spool_serve.done(spool, name)
+        spool_serve.refill_done(spool, me)
+
+
+def _fetch_ahead(repo: Repository, spool: Path, names: list[str]) -> None:
+    """Fetch `names` into the spool in a background process (PostgreSQL replays meanwhile; its calls for them
+    wait while they are pending); in this process where a fork is not safe."""
+    marked: list[str] = []
+    if not prefetching.in_background(
+        lambda: prefetching.fill(repo, spool, marked),
+        lambda: marked.extend(spool_serve.mark_pending(spool, names)),
+    ):
+        prefetching.prefetch(repo, spool, names)
 
 
 def _target(time: str | None, lsn: str | None, name: str | None, latest: bool) -> Target:
@@ -250,10 +315,19 @@ def restore_cmd(
         str | None,
         typer.Option("--stashplan-command", help="How the server runs stashplan (default: this one)"),
     ] = None,
+    prefetch: Annotated[
+        int,
+        typer.Option(
+            "--prefetch",
+            min=0,
+            help="WAL files fetched ahead of recovery into the data directory's spool (0: none)",
+        ),
+    ] = prefetching.DEFAULT_AHEAD,
     segsize: SegSizeOpt = DEFAULT_SEGMENT_SIZE >> 20,
 ) -> None:
     """Write a data directory that recovers to the target and promotes when PostgreSQL starts on it; refuses a
-    target outside the recoverable window, printing the window."""
+    target outside the recoverable window, printing the window. The first --prefetch WAL files are fetched
+    while the base backup is extracted, and restore_command keeps that many ahead of recovery."""
     target = _target(target_time, target_lsn, target_name, latest)
     if timeline != "latest":
         if not timeline.isdigit() or int(timeline) < 1:
@@ -265,7 +339,9 @@ def restore_cmd(
         raise fail("pg restore needs --repo: the restore_command it writes names the repository", BAD_INPUT)
     stashplan = shlex.split(command) if command else [sys.executable, "-m", "stashplan"]
     password_file = str(repository.password_file.resolve()) if repository.password_file else None
-    fetch = restore_command(stashplan, repository.repo, password_file)
+    fetch = restore_command(
+        stashplan, repository.repo, password_file, look_ahead=prefetch, segment_size=segsize << 20
+    )
     with repository.open_native() as repo:
         done = run(
             lambda: restoring.restore(
@@ -276,11 +352,14 @@ def restore_cmd(
                 segment_size=segsize << 20,
                 backup=backup,
                 archive_off=archive_mode == "off",
+                prefetch=prefetch,
+                follow=True,
             )
         )
+    shown = [line for line in done.settings[1:] if not line.startswith(("restore_command", "recovery_end"))]
     typer.echo(
         f"restored base backup {done.backup.snapshot_id[:8]} into {pgdata}; window {describe(done.window)}\n"
-        f"start PostgreSQL on it to recover ({'; '.join(done.settings[2:])})"
+        f"start PostgreSQL on it to recover ({'; '.join(shown)})"
         + ("" if password_file else "; its environment needs STASHPLAN_PASSWORD for restore_command")
     )
 

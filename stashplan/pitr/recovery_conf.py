@@ -8,7 +8,8 @@ import shlex
 from collections.abc import Sequence
 from datetime import UTC
 
-from stashplan.pitr.walnames import format_lsn
+from stashplan.pitr.spool_serve import NO_HISTORY, PENDING, SPOOL_DIR
+from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn
 from stashplan.pitr.window import Target, TargetKind
 
 SIGNAL_FILE = "recovery.signal"
@@ -21,22 +22,57 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def restore_command(stashplan: Sequence[str], repository: str, password_file: str | None) -> str:
-    """`<stashplan> pg wal-fetch -r REPO [--password-file F] %f %p` as one shell command line; the password
-    itself never appears (the server's environment holds STASHPLAN_PASSWORD, or the file names it)."""
+def restore_command(
+    stashplan: Sequence[str],
+    repository: str,
+    password_file: str | None,
+    *,
+    look_ahead: int = 0,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+) -> str:
+    """`<stashplan> pg wal-fetch -r REPO [--password-file F] [--spool SPOOL --look-ahead N] %f %p` as one shell
+    command line, `%` in it doubled (restore_command's escape); the password itself never appears (the
+    server's environment holds STASHPLAN_PASSWORD, or the file names it). With `look_ahead`, files come from
+    the prefetch spool in the data directory (`spool_serve.SPOOL_DIR`, relative: the command runs there): the
+    shell links a spooled file that is not pending into place itself, and answers timeline 1's history file
+    (there never is one), so that those calls start no interpreter."""
     argv = [*stashplan, "pg", "wal-fetch", "-r", repository]
     if password_file:
         argv += ["--password-file", password_file]
-    return " ".join(shlex.quote(a) for a in argv) + " %f %p"
+    if look_ahead:
+        argv += ["--spool", SPOOL_DIR, "--look-ahead", str(look_ahead)]
+    if segment_size != DEFAULT_SEGMENT_SIZE:
+        argv += ["--wal-segsize", str(segment_size >> 20)]
+    command = " ".join(shlex.quote(a).replace("%", "%%") for a in argv) + " %f %p"
+    if not look_ahead:
+        return command
+    spooled = f"{SPOOL_DIR}/%f"
+    return (
+        f"case %f in {NO_HISTORY}) exit 1;; esac; "
+        f"if [ -f {spooled} ] && [ ! -e {spooled}{PENDING} ] && ln -f {spooled} %p 2>/dev/null; then exit 0; fi; "
+        f"exec {command}"
+    )
+
+
+def spool_cleanup() -> str:
+    """recovery_end_command: remove the prefetch spool once recovery has ended."""
+    return f"rm -rf -- {shlex.quote(SPOOL_DIR)}"
 
 
 def recovery_settings(
-    command: str, target: Target, timeline: int | None = None, *, archive_off: bool = False
+    command: str,
+    target: Target,
+    timeline: int | None = None,
+    *,
+    archive_off: bool = False,
+    spooled: bool = False,
 ) -> list[str]:
     """The lines for postgresql.auto.conf. Recovery follows `timeline` (its history file is fetched through
     restore_command), or the base backup's own (`current`) when None. `--latest` sets no target: recovery
     replays every archived segment, and promotes when the next one is not found (the action is then moot)."""
     lines = [HEADER, f"restore_command = {quote(command)}"]
+    if spooled:
+        lines.append(f"recovery_end_command = {quote(spool_cleanup())}")
     if target.kind is TargetKind.TIME and target.time is not None:
         stamp = target.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
         lines.append(f"recovery_target_time = {quote(stamp)}")

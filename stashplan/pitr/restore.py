@@ -6,20 +6,21 @@ Starting PostgreSQL on the directory then recovers to the target and promotes.
 
 from __future__ import annotations
 
-import os
-import tarfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
 from stashplan.errors import StashplanError
+from stashplan.pitr import prefetch as prefetching
 from stashplan.pitr.inventory import Inventory, take_inventory
 from stashplan.pitr.labels import BaseBackup
+from stashplan.pitr.prefetch import recovery_files
 from stashplan.pitr.recovery_conf import AUTO_CONF, SIGNAL_FILE, recovery_settings
+from stashplan.pitr.spool_serve import SPOOL_DIR
+from stashplan.pitr.untar import TarIntoDirectory
 from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn
-from stashplan.pitr.window import OutsideWindow, Target, Window, choose
+from stashplan.pitr.window import OutsideWindow, Target, TargetKind, Window, choose
 from stashplan.repository.repo import Repository
 
 
@@ -44,54 +45,16 @@ def prepare_pgdata(pgdata: Path) -> None:
         pgdata.mkdir(mode=0o700, parents=True)
 
 
-# Members are checked by `_checked`; on Pythons with extraction filters, say so (no DeprecationWarning).
-_TRUSTED: dict[str, Any] = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
-
-
-def _checked(member: tarfile.TarInfo) -> tarfile.TarInfo:
-    """`member` if it is a plain file or directory inside the data directory; owners are not restored (the
-    files belong to whoever restores, as with tarfile's `data` filter, which Python 3.11.0-3.11.3 lack)."""
-    parts = PurePosixPath(member.name).parts
-    if member.name.startswith("/") or ".." in parts:
-        raise StashplanError(f"tar member {member.name!r} points outside the data directory")
-    if not (member.isreg() or member.isdir()):
-        raise StashplanError(
-            f"tar member {member.name!r}: only files and directories are restored (a tablespace link?)"
-        )
-    member.uid = member.gid = -1  # os.chown(path, -1, -1) changes nothing
-    member.uname = member.gname = ""
-    member.mode &= 0o700
-    return member
-
-
 def extract_snapshot(repo: Repository, snapshot_id: str, pgdata: Path) -> None:
-    """Stream the snapshot's tar into `pgdata` (files and directories only, each checked to stay inside it);
-    the stream checksum is verified at its end."""
-    read_fd, write_fd = os.pipe()
-    failure: list[BaseException] = []
-
-    def extract() -> None:
-        with os.fdopen(read_fd, "rb") as pipe:
-            try:
-                with tarfile.open(fileobj=pipe, mode="r|") as archive:
-                    for member in archive:
-                        archive.extract(_checked(member), pgdata, set_attrs=True, **_TRUSTED)
-                while pipe.read(1024 * 1024):  # the tar's end padding, so the writer finishes its checks
-                    pass
-            except BaseException as exc:
-                failure.append(exc)
-
-    worker = threading.Thread(target=extract, name="stashplan-untar", daemon=True)
-    worker.start()
+    """Write the snapshot's tar into `pgdata` as it streams out (files and directories only, each checked to
+    stay inside it); the stream checksum is verified at its end."""
+    sink = TarIntoDirectory(pgdata)
     try:
-        with os.fdopen(write_fd, "wb") as out:
-            repo.restore(snapshot_id, out)
-    except BrokenPipeError:
-        pass  # the extractor stopped: its error is the one to report
-    finally:
-        worker.join()
-    if failure:
-        raise StashplanError(f"extracting base backup {snapshot_id[:8]} into {pgdata}: {failure[0]}")
+        repo.restore(snapshot_id, sink)  # type: ignore[arg-type]  # a write-only sink, all restore uses
+        sink.close()
+    except (StashplanError, OSError) as exc:
+        sink.abort()
+        raise StashplanError(f"extracting base backup {snapshot_id[:8]} into {pgdata}: {exc}") from None
 
 
 def restore(
@@ -103,19 +66,57 @@ def restore(
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     backup: str | None = None,
     archive_off: bool = False,
+    prefetch: int = 0,
+    follow: bool = False,
 ) -> Restored:
     """Check the target against the recoverable window (OutsideWindow, printing it, when it cannot be
-    reached), then write the data directory. `backup` limits the choice to one snapshot (id prefix)."""
+    reached), then write the data directory. `backup` limits the choice to one snapshot (id prefix). With
+    `prefetch`, the first WAL files recovery reads are fetched into the spool meanwhile (that many; with
+    `follow`, `prefetch.PREFILL`, and a background process keeps `prefetch` ahead of recovery once this
+    returns); the restore_command must then read the spool (`recovery_conf.restore_command(look_ahead=...)`)."""
     inventory = take_inventory(repo, segment_size)
     chosen, window = choose(_limited(inventory, backup), target)
     prepare_pgdata(pgdata)
-    extract_snapshot(repo, chosen.snapshot_id, pgdata)
+    path = recovery_files(
+        chosen,
+        window,
+        inventory.histories,
+        _whole(inventory),
+        (1 << 62) if follow else prefetch,
+        segment_size=segment_size,
+        stop_lsn=target.lsn if target.kind is TargetKind.LSN else None,
+    )
+    prefill = min(prefetch, prefetching.PREFILL) if follow else prefetch
+    names = path[:prefill]
+    fetcher = threading.Thread(
+        target=prefetching.prefetch, args=(repo, pgdata / SPOOL_DIR, names), name="stashplan-prefetch"
+    )
+    if names:
+        fetcher.start()
+    try:
+        extract_snapshot(repo, chosen.snapshot_id, pgdata)
+    finally:
+        if names:
+            fetcher.join()
     timeline = None if window.timeline == chosen.timeline else window.timeline
-    settings = recovery_settings(restore_command, target, timeline, archive_off=archive_off)
+    settings = recovery_settings(
+        restore_command, target, timeline, archive_off=archive_off, spooled=bool(prefetch)
+    )
     (pgdata / SIGNAL_FILE).touch(mode=0o600)
     with (pgdata / AUTO_CONF).open("a") as conf:
         conf.write("\n" + "\n".join(settings) + "\n")
+    if follow and prefetch:
+        prefetching.start_follower(repo, pgdata / SPOOL_DIR, path[prefill:], prefetch)
     return Restored(chosen, window, tuple(settings))
+
+
+def _whole(inventory: Inventory) -> dict[int, set[int]]:
+    """The segments archived whole, per timeline (a timeline's newest held only as `.partial` left out)."""
+    tails = inventory.archive.partial_tails
+    return {
+        tli: {n for n in numbers if tails.get(tli) != n}
+        for tli, numbers in inventory.archive.segments.items()
+    }
 
 
 def _limited(inventory: Inventory, backup: str | None) -> list[Window]:

@@ -22,7 +22,7 @@ class TarFormatError(ValueError):
     """The stream is not a tar archive this scanner reads, or a wanted member is too large."""
 
 
-def _size(field: bytes) -> int:
+def size_field(field: bytes) -> int:
     if field[0] & 0x80:  # GNU base-256 for sizes of 8 GiB and more
         return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
     text = field.rstrip(b"\0 ").lstrip(b" ")
@@ -103,7 +103,7 @@ class TarScanner(io.RawIOBase):
         name = header[:100].split(b"\0", 1)[0].decode(errors="replace")
         prefix = header[345:500].split(b"\0", 1)[0].decode(errors="replace")
         self._name = f"{prefix}/{name}" if prefix else name
-        size = _size(header[124:136])
+        size = size_field(header[124:136])
         regular = header[156:157] in (b"0", b"\0")
         self._body = None
         if regular and self._name in self._wanted:

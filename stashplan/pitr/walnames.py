@@ -44,6 +44,15 @@ class WalFile:
         return f"{WAL_PREFIX}{self.timeline:08X}/{self.name}"
 
 
+def archived_names(file_name: str, partial: bool = True) -> list[str]:
+    """The objects that may hold `file_name` in the archive: its own, then for a segment its `.partial` one
+    (a timeline's newest segment may be held only so)."""
+    wal = parse_wal_name(file_name)
+    return [wal.object_name] + (
+        [wal.object_name + ".partial"] if partial and wal.kind is WalKind.SEGMENT else []
+    )
+
+
 def parse_wal_name(name: str) -> WalFile:
     """The WAL file `name` names; ValueError for anything PostgreSQL would not archive."""
     if _SEGMENT.fullmatch(name):

@@ -18,18 +18,20 @@ from pathlib import Path
 
 import blake3
 
-from providers.storage import ObjectNotFound
+from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import StashplanError
 from stashplan.pitr.walnames import (
     DEFAULT_SEGMENT_SIZE,
     WAL_PREFIX,
     WalFile,
     WalKind,
+    archived_names,
     format_lsn,
     parse_wal_name,
     segment_number,
 )
 from stashplan.repository.crypto import CorruptData
+from stashplan.repository.layout import CONFIG
 from stashplan.repository.named_objects import open_named, seal_named
 from stashplan.repository.repo import Repository
 
@@ -89,12 +91,19 @@ def read(repo: Repository, file_name: str) -> bytes:
     return open_named(repo.key, wal.object_name, repo.storage.get(wal.object_name))[1]
 
 
-def fetch(repo: Repository, file_name: str, destination: Path) -> bool:
+def absent(storage: Storage, file_name: str) -> bool:
+    """True when `storage` holds a repository (its config) and neither object `fetch` would read: a miss is
+    answered without the repository's key (recovery asks for the segment after the last one, and for the
+    next timeline's history, before it promotes)."""
+    return storage.exists(CONFIG) and not any(storage.exists(n) for n in archived_names(file_name))
+
+
+def fetch(repo: Repository, file_name: str, destination: Path, *, partial: bool = True) -> bool:
     """Write the archived `file_name` to `destination` (via a temporary file renamed into place); for a
-    segment held only as `<segment>.partial`, the partial one (recovery replays what it holds, then ends).
-    False when the archive holds neither. CorruptData when the stored object is damaged."""
-    wal = parse_wal_name(file_name)
-    names = [wal.object_name] + ([wal.object_name + ".partial"] if wal.kind is WalKind.SEGMENT else [])
+    segment held only as `<segment>.partial`, the partial one (recovery replays what it holds, then ends),
+    unless `partial` is False. False when the archive holds neither. CorruptData when the stored object is
+    damaged."""
+    names = archived_names(file_name, partial)
     for name in names:
         try:
             data = repo.storage.get(name)

@@ -18,6 +18,7 @@ from providers.databases.postgres import PostgresProvider
 from providers.storage import storage_from_repository
 from stashplan.errors import TransferError
 from stashplan.pitr.basebackup import basebackup_argv, run_basebackup
+from stashplan.pitr.prefetch import DEFAULT_AHEAD
 from stashplan.pitr.recovery_conf import restore_command
 from stashplan.pitr.restore import Restored, restore
 from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, parse_lsn
@@ -121,13 +122,19 @@ def restore_pitr(ctx: SessionContext, opts: PitrOptions) -> Restored:
     pgdata = Path(opts.pgdata)
     target = pitr_target(ctx.session)
     stashplan = shlex.split(opts.stashplan_command) if opts.stashplan_command else [sys.executable, "-m", "stashplan"]
-    fetch = restore_command(stashplan, repository_url(ctx.repository), opts.password_file or None)
+    fetch = restore_command(
+        stashplan,
+        repository_url(ctx.repository),
+        opts.password_file or None,
+        look_ahead=DEFAULT_AHEAD,
+        segment_size=opts.segment_size,
+    )
     storage = storage_from_repository(ctx.repository, ctx.storage_secret)
     repo = open_repository(storage, ctx.password)
     try:
         if not isinstance(repo, Repository):
             raise TransferError("a PITR restore needs a stashplan repository (base backups and WAL), not restic's")
-        done = restore(repo, target, pgdata, fetch, segment_size=opts.segment_size)
+        done = restore(repo, target, pgdata, fetch, segment_size=opts.segment_size, prefetch=DEFAULT_AHEAD)
     finally:
         repo.close()
     _own_like_parent(pgdata)
