@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
             from stashplan.pitr.spool_serve import answer_from_args
 
             answered = answer_from_args(args[flags + 2 :])  # fetched ahead, or known not to exist
-            if answered == 1:
+            if answered:
                 print(f"{args[-2]}: not in the archive", file=sys.stderr)
             if answered is not None:
                 sys.exit(answered)

@@ -194,6 +194,15 @@ def wal_fetch(
         int, typer.Option("--look-ahead", min=0, help="With --spool: how many segments to fetch ahead")
     ] = prefetching.DEFAULT_AHEAD,
     segsize: SegSizeOpt = DEFAULT_SEGMENT_SIZE >> 20,
+    not_found_exit: Annotated[
+        int,
+        typer.Option(
+            "--not-found-exit",
+            min=1,
+            max=125,
+            help="Exit status when the archive does not hold the file (restore_command's wrapper maps it to 1)",
+        ),
+    ] = 1,
     refill: Annotated[
         bool,
         typer.Option("--refill", hidden=True, help="Only fetch the segments after NAME into the spool"),
@@ -227,7 +236,7 @@ def wal_fetch(
         raise fail(f"wal-fetch {name}: {exc}", FETCH_ERROR) from None
     if not found:
         typer.echo(f"{name}: not in the archive", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(not_found_exit)
 
 
 def _refill(repository: RepositoryArgs, spool: Path, names: list[str]) -> None:

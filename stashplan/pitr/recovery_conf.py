@@ -14,6 +14,7 @@ from stashplan.pitr.window import Target, TargetKind
 
 SIGNAL_FILE = "recovery.signal"
 AUTO_CONF = "postgresql.auto.conf"
+NOT_FOUND_EXIT = 81  # wal-fetch's "not in the archive" inside restore_command (mapped to 1 there)
 HEADER = "# Added by `stashplan pg restore`: recover from the repository's WAL archive, then promote."
 
 
@@ -30,13 +31,13 @@ def restore_command(
     look_ahead: int = 0,
     segment_size: int = DEFAULT_SEGMENT_SIZE,
 ) -> str:
-    """`<stashplan> pg wal-fetch -r REPO [--password-file F] [--spool SPOOL --look-ahead N] %f %p` as one shell
-    command line, `%` in it doubled (restore_command's escape); the password itself never appears (the
+    """`<stashplan> pg wal-fetch -r REPO --not-found-exit 81 [--password-file F] [--spool SPOOL --look-ahead N]
+    %f %p` as one shell command line (its exit status checked: see below), `%` in it doubled (restore_command's escape); the password itself never appears (the
     server's environment holds STASHPLAN_PASSWORD, or the file names it). With `look_ahead`, files come from
     the prefetch spool in the data directory (`spool_serve.SPOOL_DIR`, relative: the command runs there): the
     shell links a spooled file that is not pending into place itself, and answers timeline 1's history file
     (there never is one), so that those calls start no interpreter."""
-    argv = [*stashplan, "pg", "wal-fetch", "-r", repository]
+    argv = [*stashplan, "pg", "wal-fetch", "-r", repository, "--not-found-exit", str(NOT_FOUND_EXIT)]
     if password_file:
         argv += ["--password-file", password_file]
     if look_ahead:
@@ -44,13 +45,16 @@ def restore_command(
     if segment_size != DEFAULT_SEGMENT_SIZE:
         argv += ["--wal-segsize", str(segment_size >> 20)]
     command = " ".join(shlex.quote(a).replace("%", "%%") for a in argv) + " %f %p"
+    # Only wal-fetch's own "not in the archive" may end recovery (exit 1 to PostgreSQL): an interpreter that
+    # fails to start also exits 1, and would otherwise promote the server early. Anything else stops it (126).
+    checked = f"{command}; case $? in 0) exit 0;; {NOT_FOUND_EXIT}) exit 1;; esac; exit 126"
     if not look_ahead:
-        return command
+        return checked
     spooled = f"{SPOOL_DIR}/%f"
     return (
         f"case %f in {NO_HISTORY}) exit 1;; esac; "
         f"if [ -f {spooled} ] && [ ! -e {spooled}{PENDING} ] && ln -f {spooled} %p 2>/dev/null; then exit 0; fi; "
-        f"exec {command}"
+        f"{checked}"
     )
 
 

@@ -23,6 +23,7 @@ SPOOL_DIR = "stashplan_wal_prefetch"  # relative: restore_command runs in the da
 PENDING = ".pending"
 REFILL = "refill.pid"  # the process fetching the next segments while recovery replays
 SEGMENT_NAME_LENGTH = 24
+NOT_FOUND = -1
 REPOSITORY_CONFIG = "config"  # stashplan.repository.layout.CONFIG (that package is not lean to import)
 NO_HISTORY = "00000001.history"  # PostgreSQL asks for the parent's history when it promotes from timeline 1
 WAIT_SECONDS = 300.0  # longest wait for a pending file whose fetcher is alive (a stuck storage)
@@ -108,22 +109,31 @@ def done(spool: Path, name: str) -> None:
 
 def answer_from_args(args: list[str]) -> int | None:
     """`wal-fetch [options] --spool DIR NAME DEST` answered before the CLI is imported: 0 when served from the
-    spool, 1 for timeline 1's history file (there never is one); None for anything else (the CLI then parses,
-    fetches and reports)."""
+    spool; the not-found status (`--not-found-exit`, else 1) for timeline 1's history file (there never is
+    one) or a file a local repository does not hold; None for anything else (the CLI then parses, fetches
+    and reports)."""
+    answer = _answer(args)
+    if answer != NOT_FOUND:
+        return answer
+    code = _option(args[:-2], "--not-found-exit")
+    return int(code) if code and code.isdigit() and 0 < int(code) < 126 else 1
+
+
+def _answer(args: list[str]) -> int | None:
     spool = next((a.split("=", 1)[1] for a in args if a.startswith("--spool=")), None)
     if spool is None and "--spool" in args[:-2]:
         spool = args[args.index("--spool") + 1]
     if spool is None or len(args) < 2 or any(a.startswith("-") for a in args[-2:]):
         return None
     if args[-2] == NO_HISTORY:
-        return 1
+        return NOT_FOUND
     try:
         if serve(Path(spool), args[-2], Path(args[-1])):
             look_ahead = _option(args[:-2], "--look-ahead")
             if look_ahead and look_ahead.isdigit() and refill_wanted(Path(spool), args[-2], int(look_ahead)):
                 start_refill(Path(spool), args[:-2], args[-2])
             return 0
-        return 1 if _absent_locally(_option(args[:-2], "--repo", "-r"), args[-2]) else None
+        return NOT_FOUND if _absent_locally(_option(args[:-2], "--repo", "-r"), args[-2]) else None
     except (OSError, ValueError):
         return None  # the CLI fetches it from the repository and reports any error
 

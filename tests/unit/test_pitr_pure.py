@@ -4,6 +4,7 @@ backup a target needs, the recovery settings, and members picked out of a passin
 from __future__ import annotations
 
 import io
+import shlex
 import tarfile
 from datetime import UTC, datetime, timedelta
 
@@ -83,8 +84,12 @@ def test_recovery_settings_quote_the_command_and_promote() -> None:
     command = restore_command(["/usr/bin/python3", "-m", "stashplan"], "local:/srv/it's here", None)
     lines = recovery_settings(command, Target(TargetKind.TIME, time=T0))
     # the shell quoting of the path, then every single quote doubled for postgresql.conf
-    expected = "restore_command = '/usr/bin/python3 -m stashplan pg wal-fetch -r ''local:/srv/it''\"''\"''s here'' %f %p'"
-    assert lines[1] == expected
+    expected = "restore_command = '/usr/bin/python3 -m stashplan pg wal-fetch -r ''local:/srv/it''\"''\"''s here''"
+    assert lines[1].startswith(expected + " --not-found-exit 81 %f %p; ")
+    shell = lines[1].removeprefix("restore_command = '").removesuffix("'").replace("''", "'")
+    assert shlex.split(shell.split(";")[0])[6] == "local:/srv/it's here"
+    # only wal-fetch's own "not found" (81) reaches PostgreSQL as 1; an interpreter failing to start is 126
+    assert shell.endswith("; case $? in 0) exit 0;; 81) exit 1;; esac; exit 126")
     assert "recovery_target_time = '2026-12-01 10:00:00.000000+00'" in lines
     assert "recovery_target_action = 'promote'" in lines
 
