@@ -34,6 +34,7 @@ from stashplan.pitr import restore as restoring
 from stashplan.pitr.inventory import take_inventory
 from stashplan.pitr.labels import BaseBackup
 from stashplan.pitr.recovery_conf import restore_command
+from stashplan.pitr.spool_names import REFILL
 from stashplan.pitr.timelines import chain, describe_chain
 from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn, parse_lsn
 from stashplan.pitr.window import Target, TargetKind, Window, describe
@@ -245,7 +246,7 @@ def _refill(repository: RepositoryArgs, spool: Path, names: list[str]) -> None:
     for these files report any error."""
     me = os.getpid()
     for _ in range(100):  # the call that started this records it right after the start
-        if spool_serve.refill_is(spool, me) or (spool / spool_serve.REFILL).exists():
+        if spool_serve.refill_is(spool, me) or (spool / REFILL).exists():
             break
         time.sleep(0.01)
     if not spool_serve.refill_is(spool, me):

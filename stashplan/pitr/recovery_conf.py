@@ -8,7 +8,7 @@ import shlex
 from collections.abc import Sequence
 from datetime import UTC
 
-from stashplan.pitr.spool_serve import NO_HISTORY, PENDING, SPOOL_DIR
+from stashplan.pitr.spool_names import NO_HISTORY, PENDING, SPOOL_DIR
 from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn
 from stashplan.pitr.window import Target, TargetKind
 

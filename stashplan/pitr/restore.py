@@ -17,7 +17,7 @@ from stashplan.pitr.inventory import Inventory, take_inventory
 from stashplan.pitr.labels import BaseBackup
 from stashplan.pitr.prefetch import recovery_files
 from stashplan.pitr.recovery_conf import AUTO_CONF, SIGNAL_FILE, recovery_settings
-from stashplan.pitr.spool_serve import SPOOL_DIR
+from stashplan.pitr.spool_names import SPOOL_DIR
 from stashplan.pitr.untar import TarIntoDirectory
 from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn
 from stashplan.pitr.window import OutsideWindow, Target, TargetKind, Window, choose

@@ -19,13 +19,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-SPOOL_DIR = "stashplan_wal_prefetch"  # relative: restore_command runs in the data directory
-PENDING = ".pending"
-REFILL = "refill.pid"  # the process fetching the next segments while recovery replays
+from stashplan.pitr.spool_names import NO_HISTORY, PENDING, REFILL
+
 SEGMENT_NAME_LENGTH = 24
 NOT_FOUND = -1
 REPOSITORY_CONFIG = "config"  # stashplan.repository.layout.CONFIG (that package is not lean to import)
-NO_HISTORY = "00000001.history"  # PostgreSQL asks for the parent's history when it promotes from timeline 1
 WAIT_SECONDS = 300.0  # longest wait for a pending file whose fetcher is alive (a stuck storage)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stashplan.pitr.spool_serve import PENDING, REFILL, SPOOL_DIR
+from stashplan.pitr.spool_names import PENDING, REFILL, SPOOL_DIR
 from tests.fixtures.pitr import ArchivingPostgres
 
 pytestmark = [pytest.mark.heavy, pytest.mark.slow]

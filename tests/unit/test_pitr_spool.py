@@ -19,6 +19,7 @@ from stashplan.errors import StashplanError
 from stashplan.pitr import spool_serve
 from stashplan.pitr.labels import BaseBackup
 from stashplan.pitr.prefetch import recovery_files, segments_after
+from stashplan.pitr.spool_names import PENDING
 from stashplan.pitr.timelines import Switch
 from stashplan.pitr.untar import TarIntoDirectory
 from stashplan.pitr.walnames import segment_name
@@ -163,7 +164,7 @@ def test_a_pending_file_is_waited_for_while_its_fetcher_lives_and_not_after_it_d
     assert (tmp_path / "RECOVERYXLOG").read_bytes() == b"wal"
 
     dead = _segment(8)
-    (spool / (dead + spool_serve.PENDING)).write_text("999999999")  # a fetcher that died
+    (spool / (dead + PENDING)).write_text("999999999")  # a fetcher that died
     started = time.monotonic()
     assert not spool_serve.serve(spool, dead, tmp_path / "RECOVERYXLOG")
     assert time.monotonic() - started < 0.2
