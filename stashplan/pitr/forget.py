@@ -13,7 +13,7 @@ from stashplan.pitr import walstore
 from stashplan.pitr.inventory import read_histories
 from stashplan.pitr.labels import BASEBACKUP_TAG, BaseBackup, from_tags
 from stashplan.pitr.walkeep import droppable, horizons
-from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, parse_wal_name
+from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, WalKind, parse_wal_name
 from stashplan.repository import locks
 from stashplan.repository.layout import SNAPSHOTS
 from stashplan.repository.repo import Repository
@@ -47,11 +47,7 @@ def forget(
             result = apply_policy([s for s, _ in snaps.values()], policy)
             removed = tuple(snaps[s.id][1] for s in result.remove)
             kept = tuple(snaps[s.id][1] for s in result.keep)
-            archive = walstore.archived(repo, segment_size)
-            histories, _unreadable = read_histories(repo, archive)
-            names = walstore.listed(repo)
-            timelines = {parse_wal_name(n).timeline for n in names}
-            wal = tuple(droppable(names, horizons(kept, timelines, histories, segment_size), segment_size))
+            wal = _unneeded_wal(repo, kept, segment_size)
             if dry_run:
                 return Forgotten(kept, removed, wal)
             lock.verify("nothing forgotten")
@@ -64,5 +60,48 @@ def forget(
             for name in wal:
                 walstore.delete(repo, name)
             return Forgotten(kept, removed, wal)
+        finally:
+            lock.release()
+
+
+def _unneeded_wal(repo: Repository, kept: tuple[BaseBackup, ...], segment_size: int) -> tuple[str, ...]:
+    archive = walstore.archived(repo, segment_size)
+    histories, _unreadable = read_histories(repo, archive)
+    names = walstore.listed(repo)
+    timelines = {parse_wal_name(n).timeline for n in names}
+    return tuple(droppable(names, horizons(kept, timelines, histories, segment_size), segment_size))
+
+
+def segment_size_of(repo: Repository, names: list[str]) -> int | None:
+    """The segment size of the archive's segments, from the newest whole segment's header (wal-push records
+    each file's size); None when there is none or it cannot be read."""
+    segments = sorted((n for n in names if parse_wal_name(n).kind is WalKind.SEGMENT), key=lambda n: n[8:])
+    header = walstore.header_of(repo, segments[-1]) if segments else None
+    size = (header or {}).get("size")
+    return size if isinstance(size, int) and size > 0 and size & (size - 1) == 0 else None
+
+
+def forget_wal(repo: Repository) -> tuple[str, ...]:
+    """After retention forgot base backups (a BackupConfiguration's `retentionPolicy`): delete the archived WAL
+    no complete base backup left in the repository needs, under the exclusive lock; the names deleted. Nothing
+    is deleted when no base backup is left or the segment size cannot be read from the archive."""
+    lock = locks.Lock(repo.storage, exclusive=True, operation="pg forget (WAL)")
+    with locks.released_on_sigterm():
+        lock.acquire(repo.lock_wait)
+        try:
+            names = walstore.listed(repo)
+            segment_size = segment_size_of(repo, names)
+            if segment_size is None:
+                return ()
+            kept = tuple(
+                found
+                for snap in repo.snapshots(tags=[BASEBACKUP_TAG])
+                if (found := from_tags(snap.id, snap.tags, snap.end_time)) is not None
+            )
+            wal = _unneeded_wal(repo, kept, segment_size)
+            lock.verify("no WAL deleted")
+            for name in wal:
+                walstore.delete(repo, name)
+            return wal
         finally:
             lock.release()

@@ -23,6 +23,7 @@ from stashplan.cluster.base import Cluster
 from stashplan.errors import StashplanError
 from stashplan.pitr import continuity
 from stashplan.pitr.continuity import Continuity
+from stashplan.pitr.forget import forget_wal
 from stashplan.pitr.inventory import take_inventory
 from stashplan.repository import CheckResult, InvokerRef, LockedError, Repository, TargetRef
 from stashplan.repository.rolling import DEFAULT_WINDOW, RollingResult
@@ -195,13 +196,15 @@ def after_backup(
             )
             removed = 0 if ctx.retention.dry_run else len(res.remove)
             verb = "would remove" if ctx.retention.dry_run else "removed"
+            wal = forget_wal(repo) if pitr and not ctx.retention.dry_run else ()
             conds = with_condition(
                 conds,
                 "RetentionPolicyApplied",
                 True,
                 "SuccessfullyAppliedRetentionPolicy",
                 f"kept {len(res.keep)}, {verb} {len(res.remove)} snapshot(s)"
-                + (" and pruned" if ctx.retention.prune and removed else ""),
+                + (" and pruned" if ctx.retention.prune and removed else "")
+                + (f", deleted {len(wal)} archived WAL file(s) no kept base backup needs" if wal else ""),
                 clock(),
             )
         except LockedError as exc:

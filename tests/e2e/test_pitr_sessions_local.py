@@ -5,7 +5,9 @@ data directory that PostgreSQL recovers to exactly the rows committed by then.""
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +21,9 @@ from stashplan.cli import app
 from stashplan.cluster.factory import settings as cluster_settings
 from stashplan.cluster.local.store import LocalCluster
 from stashplan.operator.iteration import LocalControllers, run_once
+from stashplan.pitr import walstore
 from stashplan.pitr.labels import BASEBACKUP_TAG
+from stashplan.pitr.walnames import parse_lsn, segment_number, segment_of
 from stashplan.repository import Repository
 from tests.fixtures.pitr import ArchivingPostgres, basebackup_objects
 
@@ -34,13 +38,23 @@ def _objects(pg: ArchivingPostgres) -> list[dict]:
 
 def _restore_session(pg: ArchivingPostgres, pgdata: Path, target_time: str, name: str = "to-time") -> dict:
     return {
-        "apiVersion": "stash.appscode.com/v1beta1", "kind": "RestoreSession", "metadata": {"name": name, "namespace": NS},
-        "spec": {"repository": {"name": "repo"},
-                 "target": {"ref": {"apiVersion": "appcatalog.appscode.com/v1alpha1", "kind": "AppBinding", "name": "pg"}},
-                 "task": {"name": "postgres-pitr-restore-15", "params": [
-                     {"name": "pgdata", "value": str(pgdata)},
-                     {"name": "stashplanCommand", "value": shlex.join(pg.stashplan)}]},
-                 "pitr": {"targetTime": target_time}},
+        "apiVersion": "stash.appscode.com/v1beta1",
+        "kind": "RestoreSession",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "repository": {"name": "repo"},
+            "target": {
+                "ref": {"apiVersion": "appcatalog.appscode.com/v1alpha1", "kind": "AppBinding", "name": "pg"}
+            },
+            "task": {
+                "name": "postgres-pitr-restore-15",
+                "params": [
+                    {"name": "pgdata", "value": str(pgdata)},
+                    {"name": "stashplanCommand", "value": shlex.join(pg.stashplan)},
+                ],
+            },
+            "pitr": {"targetTime": target_time},
+        },
     }
 
 
@@ -50,8 +64,9 @@ def _load(folder: Path, docs: list[dict]) -> list[dict]:
     return load_paths([folder])
 
 
-def _until_final(cluster: LocalCluster, controllers: LocalControllers, objs: list[dict], kind: str,
-                 name: str = "") -> dict:
+def _until_final(
+    cluster: LocalCluster, controllers: LocalControllers, objs: list[dict], kind: str, name: str = ""
+) -> dict:
     end = time.monotonic() + 120
     while time.monotonic() < end:
         run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers)
@@ -101,9 +116,17 @@ def test_basebackup_task_and_pitr_restore_session_recover_to_the_target_time(
     pg.switch_wal()
 
     pgdata, early = pg.new_dir("restored"), pg.new_dir("early")
-    before_backup = pg.sql("SELECT to_char(now() AT TIME ZONE 'UTC' - interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SSZ')")
-    objs = _load(tmp_path / "manifests", [*_objects(pg), _restore_session(pg, pgdata, target),
-                                          _restore_session(pg, early, before_backup, "too-early")])
+    before_backup = pg.sql(
+        "SELECT to_char(now() AT TIME ZONE 'UTC' - interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SSZ')"
+    )
+    objs = _load(
+        tmp_path / "manifests",
+        [
+            *_objects(pg),
+            _restore_session(pg, pgdata, target),
+            _restore_session(pg, early, before_backup, "too-early"),
+        ],
+    )
     refused = _until_final(cluster, controllers, objs, "RestoreSession", "too-early")
     assert refused["status"]["phase"] == "Failed"
     assert "outside the recoverable window: timeline 1: " in refused["status"]["stats"][0]["error"]
@@ -115,3 +138,56 @@ def test_basebackup_task_and_pitr_restore_session_recover_to_the_target_time(
     port = pg.start_restored(pgdata)
     rows = pg.sql("SELECT string_agg(name, ',' ORDER BY id) FROM items", port=port).split(",")
     assert rows == ["base", "before-1"]
+
+
+def _backed_up(cluster: LocalCluster, controllers: LocalControllers, objs: list[dict], state: Path) -> dict:
+    before = {o["metadata"]["name"] for o in cluster.list("BackupSession", NS)}
+    triggered = runner.invoke(app, ["trigger", "pg-base", "-n", NS, "--state", str(state)])
+    assert triggered.exit_code == 0, triggered.output
+    [name] = {o["metadata"]["name"] for o in cluster.list("BackupSession", NS)} - before
+    session = _until_final(cluster, controllers, objs, "BackupSession", name)
+    assert session["status"]["phase"] == "Succeeded", session["status"]
+    return session
+
+
+def test_retention_forgets_base_backups_and_the_wal_only_they_needed_and_the_kept_one_restores(
+    archiving_postgres: ArchivingPostgres, tmp_path: Path
+) -> None:
+    pg = archiving_postgres
+    pg.sql("CREATE TABLE items(id serial PRIMARY KEY, name text NOT NULL)")
+    _commit(pg, "base")
+    pg.switch_wal()
+    state = tmp_path / "state.db"
+    cluster = LocalCluster(state)
+    controllers = LocalControllers.create(cluster, cluster_settings("local", state).env(), tmp_path / "logs")
+    objs = _load(tmp_path / "manifests", basebackup_objects(pg, NS, prune=True, keep_last=1))
+    run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers)
+    _backed_up(cluster, controllers, objs, state)
+    for i in range(3):  # WAL only the first base backup needs
+        _commit(pg, f"between-{i}")
+        pg.switch_wal()
+    with Repository.open(open_storage(pg.repo), pg.repo_password) as repo:
+        before = sorted(n for n in walstore.listed(repo) if len(n) == 24)
+    second = _backed_up(cluster, controllers, objs, state)
+    _commit(pg, "after")
+    pg.switch_wal()
+
+    applied = next(c for c in second["status"]["conditions"] if c["type"] == "RetentionPolicyApplied")
+    assert applied["status"] == "True" and "removed 1 snapshot(s)" in applied["message"], applied
+    assert "archived WAL file(s) no kept base backup needs" in applied["message"], applied
+    with Repository.open(open_storage(pg.repo), pg.repo_password) as repo:
+        [kept] = repo.snapshots(tags=[BASEBACKUP_TAG])
+        start = next(t.split("=", 1)[1] for t in kept.tags if t.startswith("pg-start-lsn="))
+        after = sorted(n for n in walstore.listed(repo) if len(n) == 24)
+    first_needed = segment_of(parse_lsn(start))
+    gone = set(before) - set(after)
+    assert gone and all(
+        segment_number(n) < first_needed for n in gone
+    )  # only what the kept one does not need
+    assert all(segment_number(n) >= first_needed for n in after)
+    if os.geteuid() == 0:  # the local loop's Jobs ran as root; the restore runs as the server's OS user
+        subprocess.run(["chown", "-R", "postgres", str(pg.root / "repo")], check=True)
+    latest = pg.new_dir("kept-latest")
+    pg.run("pg", "restore", "-r", pg.repo, "--latest", "--pgdata", str(latest))
+    rows = pg.sql("SELECT string_agg(name, ',' ORDER BY id) FROM items", port=pg.start_restored(latest))
+    assert rows.split(",") == ["base", "between-0", "between-1", "between-2", "after"]
