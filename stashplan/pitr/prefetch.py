@@ -35,7 +35,6 @@ from stashplan.repository.repo import Repository
 
 DEFAULT_AHEAD = 16
 FOLLOW_IDLE = 300.0  # seconds a follower waits for recovery to take a file before it gives up
-PREFILL = 4  # fetched by `pg restore` itself: the first calls' files; a refill fetches the rest during replay
 WORKERS = 4
 
 
@@ -107,7 +106,9 @@ def prefetch(repo: Repository, spool: Path, names: Sequence[str]) -> int:
     return fill(repo, spool, spool_serve.mark_pending(spool, names))
 
 
-def follow(repo: Repository, spool: Path, names: Sequence[str], ahead: int, idle: float = FOLLOW_IDLE) -> None:
+def follow(
+    repo: Repository, spool: Path, names: Sequence[str], ahead: int, idle: float = FOLLOW_IDLE
+) -> None:
     """Fetch `names` (the files recovery reads, in order) into the spool, keeping at most `ahead` segments
     there beyond the one recovery read last (`spool_serve.consumed` removes those before it). Stops when all
     are fetched, when one is not in the archive (recovery then ends there, or asks the repository), when the
@@ -138,12 +139,12 @@ def follow(repo: Repository, spool: Path, names: Sequence[str], ahead: int, idle
         waiting_since, last_seen = time.monotonic(), -1
 
 
-def start_follower(repo: Repository, spool: Path, names: Sequence[str], ahead: int) -> bool:
+def start_follower(repo: Repository, spool: Path, names: Sequence[str], ahead: int) -> int | None:
     """`follow` in a background process that outlives this one (`pg restore`, whose key it keeps: no second
-    key derivation), recorded as the spool's refill; its first batch is marked pending before this returns.
-    False when it could not start (the calls PostgreSQL makes then fetch, and refill, themselves)."""
+    key derivation), recorded as the spool's refill; its pid. None when it could not start (the calls
+    PostgreSQL makes then fetch, and refill, themselves)."""
     if not names or ahead <= 0:
-        return False
+        return None
 
     def prepare() -> None:
         spool_serve.record_refill(spool, os.getpid())
@@ -157,14 +158,14 @@ def start_follower(repo: Repository, spool: Path, names: Sequence[str], ahead: i
     return in_background(run, prepare)
 
 
-def in_background(run: Callable[[], object], prepare: Callable[[], object]) -> bool:
+def in_background(run: Callable[[], object], prepare: Callable[[], object]) -> int | None:
     """Run `prepare` then `run` in a forked child that outlives this process (its own session, standard streams
-    on /dev/null); returns once `prepare` is done in the child. False (nothing started) where a fork is not
-    safe: another thread is running, or there is no fork."""
+    on /dev/null); returns the child's pid once `prepare` is done in it. None (nothing started) where a fork
+    is not safe: another thread is running, or there is no fork."""
     import threading
 
     if not hasattr(os, "fork") or threading.active_count() > 1:
-        return False
+        return None
     ready_r, ready_w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -174,7 +175,7 @@ def in_background(run: Callable[[], object], prepare: Callable[[], object]) -> b
         with contextlib.suppress(OSError):
             os.read(ready_r, 1)
         os.close(ready_r)
-        return True
+        return pid
     try:
         os.close(ready_r)
         os.setsid()

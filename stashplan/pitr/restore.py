@@ -6,6 +6,8 @@ Starting PostgreSQL on the directory then recovers to the target and promotes.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -71,9 +73,10 @@ def restore(
 ) -> Restored:
     """Check the target against the recoverable window (OutsideWindow, printing it, when it cannot be
     reached), then write the data directory. `backup` limits the choice to one snapshot (id prefix). With
-    `prefetch`, the first WAL files recovery reads are fetched into the spool meanwhile (that many; with
-    `follow`, `prefetch.PREFILL`, and a background process keeps `prefetch` ahead of recovery once this
-    returns); the restore_command must then read the spool (`recovery_conf.restore_command(look_ahead=...)`)."""
+    `prefetch`, the first that many WAL files recovery reads are fetched into the spool meanwhile; with
+    `follow`, by a background process (forked before the extraction: another CPU) that goes on keeping
+    `prefetch` segments ahead of recovery once this returns. The restore_command must then read the spool
+    (`recovery_conf.restore_command(look_ahead=...)`)."""
     inventory = take_inventory(repo, segment_size)
     chosen, window = choose(_limited(inventory, backup), target)
     prepare_pgdata(pgdata)
@@ -86,15 +89,22 @@ def restore(
         segment_size=segment_size,
         stop_lsn=target.lsn if target.kind is TargetKind.LSN else None,
     )
-    prefill = min(prefetch, prefetching.PREFILL) if follow else prefetch
-    names = path[:prefill]
+    spool = pgdata / SPOOL_DIR
+    if prefetch:
+        spool.mkdir(mode=0o700)
+    follower = prefetching.start_follower(repo, spool, path, prefetch) if follow else None
+    names = [] if follower is not None else path[:prefetch]  # no follower: fetched here, on a thread
     fetcher = threading.Thread(
-        target=prefetching.prefetch, args=(repo, pgdata / SPOOL_DIR, names), name="stashplan-prefetch"
+        target=prefetching.prefetch, args=(repo, spool, names), name="stashplan-prefetch"
     )
     if names:
         fetcher.start()
     try:
         extract_snapshot(repo, chosen.snapshot_id, pgdata)
+    except BaseException:
+        if follower is not None:
+            os.kill(follower, signal.SIGTERM)  # nothing to prefetch for
+        raise
     finally:
         if names:
             fetcher.join()
@@ -105,8 +115,6 @@ def restore(
     (pgdata / SIGNAL_FILE).touch(mode=0o600)
     with (pgdata / AUTO_CONF).open("a") as conf:
         conf.write("\n" + "\n".join(settings) + "\n")
-    if follow and prefetch:
-        prefetching.start_follower(repo, pgdata / SPOOL_DIR, path[prefill:], prefetch)
     return Restored(chosen, window, tuple(settings))
 
 
