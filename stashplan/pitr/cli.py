@@ -268,11 +268,14 @@ def _fetch_ahead(repo: Repository, spool: Path, names: list[str]) -> None:
     """Fetch `names` into the spool in a background process (PostgreSQL replays meanwhile; its calls for them
     wait while they are pending); in this process where a fork is not safe."""
     marked: list[str] = []
-    if not prefetching.in_background(
-        lambda: prefetching.fill(repo, spool, marked),
-        lambda: marked.extend(spool_serve.mark_pending(spool, names)),
-    ):
-        prefetching.prefetch(repo, spool, names)
+    try:
+        if not prefetching.in_background(
+            lambda: prefetching.fill(repo, spool, marked),
+            lambda: marked.extend(spool_serve.mark_pending(spool, names)),
+        ):
+            prefetching.prefetch(repo, spool, names)
+    except OSError:
+        pass  # no spool (any more): PostgreSQL's calls fetch these files themselves
 
 
 def _target(time: str | None, lsn: str | None, name: str | None, latest: bool) -> Target:

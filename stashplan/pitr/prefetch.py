@@ -117,11 +117,14 @@ def follow(
     import time
 
     position, waiting_since, last_seen = 0, time.monotonic(), -1
+    me = os.getpid()
     while position < len(names):
         try:
             held = spool_serve.held(spool)
         except FileNotFoundError:
             return
+        if not spool_serve.refill_is(spool, me):
+            return  # recovery ended (its recovery_end_command removed the spool, or is removing it)
         room = ahead + 1 - held
         if room <= 0:
             if held != last_seen:

@@ -85,8 +85,8 @@ def consumed(spool: Path, name: str) -> None:
 
 def mark_pending(spool: Path, names: Iterable[str], pid: int | None = None) -> list[str]:
     """Mark `names` as being fetched by `pid` (this process); the names the spool neither holds nor has
-    pending already, which the caller must fetch and then `done` each."""
-    spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+    pending already, which the caller must fetch and then `done` each. The spool must exist (`pg restore`
+    made it; once recovery_end_command removed it, nothing is fetched into it again): FileNotFoundError."""
     marked = []
     for name in names:
         marker = spool / (name + PENDING)
