@@ -39,6 +39,7 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("Pod", "", "v1", "pods"),
         KindInfo("CronJob", "batch", "v1", "cronjobs"),
         KindInfo("Job", "batch", "v1", "jobs"),
+        KindInfo("Deployment", "apps", "v1", "deployments"),
         KindInfo("Lease", "coordination.k8s.io", "v1", "leases"),
         KindInfo("CustomResourceDefinition", "apiextensions.k8s.io", "v1", "customresourcedefinitions",
                  namespaced=False),

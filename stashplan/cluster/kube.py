@@ -65,6 +65,7 @@ API_USAGE: dict[str, frozenset[str]] = {
     "Pod": _READ,
     "CronJob": _READ | _WRITE,
     "Job": _READ | _WRITE,
+    "Deployment": _READ | _WRITE,  # a BackupConfiguration's WAL receiver (Task param walArchive=receive)
     "Lease": frozenset({"get", "create", "update"}),
     "ServiceAccount": _READ | {"create", "update", "patch"},
     "Role": _READ | {"create", "update", "patch"},  # a custom ServiceAccount's Role of its invoker's objects only

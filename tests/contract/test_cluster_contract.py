@@ -406,3 +406,34 @@ def test_apply_takes_over_what_an_earlier_stashplan_wrote_without_applying(clust
     stored = cluster.get("BackupConfiguration", "ns", "db")
     assert stored["spec"]["schedule"] == "0 2 * * *" == out["spec"]["schedule"]
     assert "paused" not in stored["spec"]
+
+
+def deployment(name: str, ns: str, replicas: int = 1, **meta: object) -> dict:
+    """A valid apps/v1 Deployment a real API server accepts (a BackupConfiguration's WAL receiver is one)."""
+    labels = {"app": name}
+    pod = {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns, **meta},
+            "spec": {"replicas": replicas, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": pod}}}  # fmt: skip
+
+
+def test_deployments_are_applied_scaled_given_a_status_and_garbage_collected_with_their_owner(
+    cluster: Cluster,
+) -> None:
+    owner = cluster.create({"kind": "BackupConfiguration", "metadata": {"name": "db", "namespace": "team-a"},
+                            "spec": config_spec()})
+    ref = {"apiVersion": owner["apiVersion"], "kind": "BackupConfiguration", "name": "db",
+           "uid": owner["metadata"]["uid"], "controller": True}
+    made = cluster.apply(deployment("db-wal-receive", "team-a", ownerReferences=[ref]))
+    assert made["apiVersion"] == "apps/v1" and made["spec"]["replicas"] == 1
+    scaled = cluster.apply(deployment("db-wal-receive", "team-a", replicas=0, ownerReferences=[ref]))
+    assert scaled["spec"]["replicas"] == 0 and scaled["metadata"]["generation"] > made["metadata"]["generation"]
+    status = {"replicas": 0, "readyReplicas": 0,
+              "conditions": [{"type": "Available", "status": "False", "reason": "ScaledToZero"}]}
+    found = cluster.patch_status("Deployment", "team-a", "db-wal-receive", status)  # (a deployment controller
+    assert found["status"]["conditions"][0]["reason"] == "ScaledToZero"  # may write its own status after it)
+    cluster.delete("BackupConfiguration", "team-a", "db")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and cluster.list("Deployment", "team-a"):
+        time.sleep(0.2)
+    assert cluster.list("Deployment", "team-a") == []

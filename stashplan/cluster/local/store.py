@@ -30,7 +30,7 @@ from stashplan.secrets import fold_string_data
 
 # Kinds whose status is written only through patch_status (replace keeps the stored status).
 STATUS_SUBRESOURCE = frozenset(
-    {"Repository", "BackupConfiguration", "BackupSession", "RestoreSession", "CronJob", "Job", "Pod"}
+    {"Repository", "BackupConfiguration", "BackupSession", "RestoreSession", "CronJob", "Job", "Deployment", "Pod"}
 )
 _EVENT_LOG_KEEP = 20_000
 # PRAGMA user_version once the change log holds no Secret values written by versions before the digest (0: unknown).
