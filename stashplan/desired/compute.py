@@ -18,6 +18,7 @@ from stashplan.desired.hook_notes import local_exec_hook_notes
 from stashplan.desired.pods import JOB_IDENTITY, apply_runtime, cronjob_name, job_identity, managed_labels
 from stashplan.desired.refused import refused_field
 from stashplan.desired.session_phases import backup_sessions, check_backup_params, restore_session
+from stashplan.desired.wal_receive import WalReceive, wal_receive_deployment, wal_receive_of
 from stashplan.desired.world import (
     Deletion,
     Desired,
@@ -95,6 +96,8 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
                           f"{target_id} {'found' if target else 'does not exist'}", now)
     out.notes += local_exec_hook_notes("BackupConfiguration", config, settings)
     valid, message = True, "all checks passed"
+    resolved: tasks.ResolvedTask | None = None
+    wal: WalReceive | None = None
     try:
         if refused := refused_field("BackupConfiguration", config):
             raise _Refused(refused.split(": ", 1)[1], refused)
@@ -106,6 +109,7 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
             raise StashplanError("spec.schedule is required: it is the trigger CronJob's schedule")
         resolved = tasks.resolve_task("backup", spec.get("task"), target, world.tasks)
         _check_functions(world, resolved.name)
+        wal = wal_receive_of(name, resolved.name, resolved.params)
         if missing_commands := _missing_commands(world, resolved.name, settings, f"BackupConfiguration {ns}/{name}"):
             raise _Refused(missing_commands[0].split(": ", 1)[-1], *missing_commands)
         out.notes += [f"BackupConfiguration {ns}/{name}: {note}"
@@ -135,6 +139,9 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
     if valid:
         out.objects.append(trigger_cronjob(config, settings))
         out.objects += custom_identity_bindings(config)
+        if wal is not None and resolved is not None and (receiver := wal_receive_deployment(
+                world, config, settings, resolved, wal)) is not None:
+            out.objects.append(receiver)
     conds = set_condition(conds, "CronJobCreated", valid,
                           "CronJobCreationSucceeded" if valid else "CronJobCreationFailed",
                           f"CronJob {ns}/{cronjob_name(name, _target_namespace(config), ns)}" if valid

@@ -181,3 +181,11 @@ def cronjob_name(config_name: str, target_namespace: str = "", namespace: str = 
     prefix = f"stash-trigger-{target_namespace}-" if target_namespace and target_namespace != namespace else \
         "stash-trigger-"
     return k8s_name(prefix, config_name, limit=52)
+
+
+RECEIVER_ROLE = "wal-receive"  # the component label of a BackupConfiguration's WAL receiver Deployment
+
+
+def receiver_name(config_name: str) -> str:
+    """`<config>-wal-receive`: the WAL receiver Deployment of a BackupConfiguration (stashplan.desired.wal_receive)."""
+    return k8s_name(config_name, f"-{RECEIVER_ROLE}")

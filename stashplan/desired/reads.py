@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from stashplan.desired.pods import cronjob_name, job_name
+from stashplan.desired.pods import cronjob_name, job_name, receiver_name
 from stashplan.kinds import INVOKER_NAME
 
 Key = tuple[str, str, str]  # (kind, namespace, name); "" namespace for cluster-scoped kinds
@@ -20,6 +20,8 @@ READ_WHOLE = ("Task", "Function")
 # Read in the unit's own namespace: the pods' identity.
 READ_PER_NAMESPACE = ("ServiceAccount", "Role", "RoleBinding")
 RESTORE_LABEL = "stash.appscode.com/restore-session"
+# What a unit makes and tracks as its own (a BackupConfiguration's CronJob and WAL receiver, sessions' Jobs).
+MEMBER_KINDS = ("CronJob", "Job", "Deployment")
 
 
 def repository_key(obj: dict) -> Key:
@@ -78,6 +80,7 @@ def unit_reads(unit: Unit, obj: dict, lookup: Callable[[str, str, str], dict | N
             keys.add(namespace_key(ns))
     if kind == "BackupConfiguration":
         keys.add(cronjob_key(obj))
+        keys.add(("Deployment", ns, receiver_name(name)))  # its WAL receiver (walArchive receive), if any
     else:
         keys.add(job_key("RestoreSession", ns, name))
     return keys, namespaces
@@ -94,7 +97,7 @@ def unit_of(key: Key, obj: dict | None) -> Unit | None:
     labels = obj["metadata"].get("labels") or {}
     if kind == "BackupSession":
         return ("BackupConfiguration", ns, (obj.get("spec", {}).get("invoker") or {}).get("name", ""))
-    if kind in ("CronJob", "Job") and INVOKER_NAME in labels:
+    if kind in MEMBER_KINDS and INVOKER_NAME in labels:
         return ("BackupConfiguration", ns, labels[INVOKER_NAME])
     if kind == "Job" and RESTORE_LABEL in labels:
         return ("RestoreSession", ns, labels[RESTORE_LABEL])

@@ -18,6 +18,7 @@ from stashplan.apply.actual import manifest_secrets
 from stashplan.apply.writer import ApplyResult, apply_plan
 from stashplan.desired.compute import Settings
 from stashplan.desired.reads import (
+    MEMBER_KINDS,
     READ_PER_NAMESPACE,
     READ_WHOLE,
     Key,
@@ -58,8 +59,8 @@ class Incremental:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.informer, self.resync, self.clock = informer, resync, clock
         self._last_full: float | None = None
-        self._owner: dict[Key, Unit] = {}  # CronJob / BackupSession / Job -> its unit (kept for deletions)
-        self._members: dict[Unit, set[Key]] = {}  # unit -> its CronJob, sessions and Jobs
+        self._owner: dict[Key, Unit] = {}  # CronJob / Deployment / BackupSession / Job -> its unit (kept for deletions)
+        self._members: dict[Unit, set[Key]] = {}  # unit -> its CronJob, receiver, sessions and Jobs
         self._active: set[Unit] = set()
         self.last_scope: int | None = None  # units planned by the last iteration (None: a full plan)
 
@@ -99,7 +100,7 @@ class Incremental:
         self.last_scope = None
         self._owner.clear()
         self._members.clear()
-        for kind in ("CronJob", "BackupSession", "Job"):
+        for kind in (*MEMBER_KINDS, "BackupSession"):
             for obj in self.informer.list(kind):
                 self._track((kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]), obj)
         actual = {kind: self.informer.list(kind, namespace) for kind in read_kinds(self.informer)}
@@ -124,7 +125,7 @@ class Incremental:
 
     # -- bookkeeping -----------------------------------------------------------------------------
     def _track(self, key: Key, obj: dict | None) -> None:
-        if key[0] not in ("CronJob", "BackupSession", "Job"):
+        if key[0] not in (*MEMBER_KINDS, "BackupSession"):
             return
         old = self._owner.pop(key, None)
         if old is not None:

@@ -12,6 +12,7 @@ from stashplan.api.kubedb import is_kubedb
 from stashplan.desired import compute as desired_mod
 from stashplan.desired import generated as generated_mod
 from stashplan.desired import scope as scope_mod
+from stashplan.desired.pods import COMPONENT, RECEIVER_ROLE
 from stashplan.desired.reads import reads_namespaces
 from stashplan.desired.stored import StoredObjects
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE, identity
@@ -23,7 +24,7 @@ from stashplan.plan.model import Action, Change, FieldDiff, Orphan, Plan
 from stashplan.secrets import fold_string_data, mask
 
 # Read order matters: Jobs before sessions, so a finished Job's reported status is always seen.
-READ_KINDS = ("Job", "CronJob", "ServiceAccount", "Role", "RoleBinding", "Secret", "AppBinding", "Repository", "Task",
+READ_KINDS = ("Job", "CronJob", "Deployment", "ServiceAccount", "Role", "RoleBinding", "Secret", "AppBinding", "Repository", "Task",
               "Function", "BackupBlueprint", "BackupConfiguration", "RestoreSession", "BackupSession")
 # Kinds stashplan applies from manifests: one of these it applied earlier that the manifests no longer hold is an
 # orphan (listed; destroyed with --prune). BackupSessions are history (backupHistoryLimit), never orphans.
@@ -317,6 +318,10 @@ def build(inputs: Inputs, now: datetime, settings: desired_mod.Settings = desire
         if is_managed(obj):  # Jobs go with their sessions (ownerReference GC)
             changes.append(Change(Action.DELETE, *key, None, obj, (), "its BackupConfiguration is gone or invalid",
                                   obj["metadata"].get("resourceVersion")))
+    for key, obj in _except_keys(inputs.actual.get("Deployment", []), wanted_keys | deleted):
+        if is_managed(obj) and (obj["metadata"].get("labels") or {}).get(COMPONENT) == RECEIVER_ROLE:
+            changes.append(Change(Action.DELETE, *key, None, obj, (), "its BackupConfiguration is gone, invalid, or "
+                                  "no longer asks for walArchive receive", obj["metadata"].get("resourceVersion")))
     pruned, orphans = _orphan_changes(inputs, source_orphans, wanted_keys, deleted)
     changes += pruned
     notes = [*made.notes, *want.notes, *filter(None, [scope_mod.left_note(left)])]
@@ -362,6 +367,9 @@ def _reason_for(obj: dict) -> str:
         return "identity of backup and restore pods in this namespace"
     if obj["kind"] == "CronJob":
         return "triggers BackupConfiguration " + obj["metadata"]["ownerReferences"][0]["name"]
+    if obj["kind"] == "Deployment":
+        return ("streams WAL into the Repository of BackupConfiguration "
+                + obj["metadata"]["ownerReferences"][0]["name"] + " (Task param walArchive receive)")
     owner = obj["metadata"]["ownerReferences"][0]
     return f"runs {owner['kind']} {owner['name']}"
 
