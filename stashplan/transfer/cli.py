@@ -1,6 +1,8 @@
-"""`stashplan transfer backup|restore|basebackup|pitr-restore`: the commands a backup or restore Job's container runs.
+"""`stashplan transfer backup|restore|basebackup|pitr-restore`: the commands a backup or restore Job's container runs;
+`wal-receive`: what a BackupConfiguration's WAL receiver Deployment runs.
 
-Exit codes: 0 the session Succeeded, 1 it Failed (status recorded), 2 its inputs could not be read.
+Exit codes: 0 the session Succeeded (wal-receive: stopped by SIGTERM), 1 it Failed (status recorded; wal-receive:
+pg_receivewal ended), 2 its inputs could not be read.
 Registered by the root CLI as `app.add_typer(transfer_cli.app, name="transfer")`.
 """
 
@@ -16,11 +18,13 @@ from stashplan.cluster.base import Cluster
 from stashplan.cluster.factory import connect
 from stashplan.errors import StashplanError
 from stashplan.exits import BAD_INPUT, fail
-from stashplan.transfer.context import pod_inputs
+from stashplan.pitr.receive import check_slot
+from stashplan.transfer.context import ContextError, pod_inputs
 from stashplan.transfer.pg_restore_cli import pg_restore_command
 from stashplan.transfer.physical import PitrOptions
 from stashplan.transfer.priority import Priority
 from stashplan.transfer.run import TransferOptions, TransferResult, backup, restore
+from stashplan.transfer.wal_receive import ReceiveOptions, receive
 
 app = typer.Typer(
     help="Run a BackupSession's or RestoreSession's data transfer (inside its Job).", no_args_is_help=True
@@ -216,6 +220,49 @@ def pitr_restore_command(
         pitr=PitrOptions(pgdata=pgdata, stashplan_command=stashplan_command, password_file=password_file),
     )
     _transfer("RestoreSession", "--restoresession", restoresession, namespace, restore, opts)
+
+
+@app.command("wal-receive")
+def wal_receive_command(
+    backupconfiguration: Annotated[str, typer.Option("--backupconfiguration", help="BackupConfiguration name.")],
+    namespace: Namespace = "default",
+    slot: Annotated[str, typer.Option("--slot", help="Physical replication slot (created on first use).")] = "",
+    interval: Annotated[
+        float, typer.Option("--partial-interval", help="Seconds between pushes of the partial segment.")
+    ] = 5.0,
+    directory: Annotated[
+        str, typer.Option("--directory", help="Where pg_receivewal writes (default: under the temporary directory).")
+    ] = "",
+    pg_receivewal: Annotated[str, typer.Option("--pg-receivewal", help="The pg_receivewal binary.")] = "pg_receivewal",
+    psql: Annotated[str, typer.Option("--psql", help="The psql binary (the slot's lag).")] = "psql",
+    pushgateway_url: Pushgateway = "",
+) -> None:
+    """PostgreSQL: stream WAL over a replication slot into the BackupConfiguration's Repository (Task param
+    walArchive=receive), reading its AppBinding, Secrets and Repository as its backup Jobs do; until SIGTERM."""
+    if not backupconfiguration:
+        _fail_input(StashplanError("--backupconfiguration is required"))
+    if interval <= 0:
+        _fail_input(StashplanError(f"--partial-interval {interval}: must be more than 0 seconds"))
+    try:
+        slot = check_slot(slot or f"stashplan_{backupconfiguration}")
+    except ValueError as exc:
+        _fail_input(StashplanError(str(exc)))
+    opts = ReceiveOptions(slot, interval, directory, pg_receivewal, psql, _pushgateway(pushgateway_url))
+    given = pod_inputs(os.environ)
+    try:
+        cluster = connect()
+    except StashplanError as exc:
+        _fail_input(exc)
+        return
+    try:
+        receive(cluster, namespace or "default", backupconfiguration, opts, given)
+    except ContextError as exc:
+        _fail_input(exc)
+    except (StashplanError, ValueError, OSError) as exc:
+        typer.echo(f"BackupConfiguration {namespace}/{backupconfiguration}: wal-receive: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        cluster.close()
 
 
 app.command("pg-restore")(pg_restore_command)

@@ -242,6 +242,18 @@ def load_backup(cluster: Cluster, namespace: str, session_name: str, given: PodI
     )
 
 
+def load_configuration(cluster: Cluster, namespace: str, name: str, given: PodInputs | None = None) -> SessionContext:
+    """Read a BackupConfiguration and everything it names, for what runs beside its sessions (its WAL receiver):
+    the configuration stands in for the session; no deadline."""
+    config = _get(cluster, "BackupConfiguration", namespace, name, "--backupconfiguration")
+    why = f"BackupConfiguration {namespace}/{name}"
+    appbinding, db_secret, repository, storage_secret = _target_and_repo(
+        cluster, namespace, config.get("spec") or {}, why, given
+    )
+    return SessionContext(config, config, appbinding, db_secret, repository, storage_secret, None,
+                          client_tls=client_tls_of(cluster, appbinding, namespace, given))
+
+
 def load_restore(cluster: Cluster, namespace: str, restore_name: str, given: PodInputs | None = None) -> SessionContext:
     """Read a RestoreSession and everything it names."""
     session = _get(cluster, "RestoreSession", namespace, restore_name, "--restoresession")

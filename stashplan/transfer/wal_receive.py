@@ -1,0 +1,59 @@
+"""`stashplan transfer wal-receive`: what a BackupConfiguration's WAL receiver Deployment runs (Task param
+walArchive=receive). It reads the configuration, its AppBinding and Secrets and its Repository as a backup Job
+does, then streams WAL over the replication slot into the Repository (stashplan.pitr.receive) until SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from providers.databases.postgres import PostgresProvider
+from providers.storage import storage_from_repository
+from stashplan.cluster.base import Cluster
+from stashplan.errors import TransferError
+from stashplan.pitr.receive import Options, Receiver, Source, check_slot
+from stashplan.repository import Repository
+from stashplan.repository.opening import open_repository
+from stashplan.transfer.context import PodInputs, load_configuration
+
+
+@dataclass(frozen=True)
+class ReceiveOptions:
+    """The receiver's flags: its slot, how often the partial segment is pushed, where pg_receivewal writes
+    (empty: a folder of the temporary directory named for the configuration), the clients, the Pushgateway."""
+
+    slot: str
+    interval: float = 5.0
+    directory: str = ""
+    pg_receivewal: str = "pg_receivewal"
+    psql: str = "psql"
+    pushgateway_url: str = ""
+
+
+def work_directory(namespace: str, name: str, given: str = "") -> Path:
+    """Where pg_receivewal writes: `given`, else `<tmp>/stashplan-wal-receive/<namespace>_<name>` (kept between
+    runs on one machine; losing it is harmless: pg_receivewal restarts from the slot's position)."""
+    return Path(given) if given else Path(tempfile.gettempdir()) / "stashplan-wal-receive" / f"{namespace}_{name}"
+
+
+def receive(cluster: Cluster, namespace: str, name: str, opts: ReceiveOptions, given: PodInputs | None) -> None:
+    """Stream the configuration's server's WAL into its Repository until SIGTERM (returns) or until pg_receivewal
+    ends on its own (StashplanError). ContextError when its inputs cannot be read; ValueError for a bad slot."""
+    check_slot(opts.slot)
+    ctx = load_configuration(cluster, namespace, name, given)
+    provider = PostgresProvider()
+    with tempfile.TemporaryDirectory(prefix="stashplan-wal-receive-") as tmp:
+        conn = provider.connection(ctx.appbinding, ctx.db_secret, Path(tmp), tls=ctx.client_tls)
+        os.environ.update(provider.client_env(conn))  # pg_receivewal and psql read the password from it
+        repo = open_repository(storage_from_repository(ctx.repository, ctx.storage_secret), ctx.password)
+        try:
+            if not isinstance(repo, Repository):
+                raise TransferError("WAL is archived into a stashplan repository, not restic's")
+            source = Source(conn.host, conn.port or 5432, conn.username, conn.database or "postgres")
+            options = Options(opts.slot, work_directory(namespace, name, opts.directory), opts.interval,
+                              opts.pg_receivewal, opts.psql, opts.pushgateway_url)
+            Receiver(repo, source, options).run()
+        finally:
+            repo.close()
