@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
                       f" -> {'identical' if same else '[red]DIFFERENT[/red]'}")
     if original != restored:
         raise SystemExit("demo failed: the restored database differs")
-    controllers.jobs.stop()
+    controllers.stop()
     cluster.close()
     step(f"Done in {time.monotonic() - started:.1f}s")
     console.print(f"   backup: CronJob -> BackupSession {session['metadata']['name']} -> Job -> transfer: Succeeded\n"

@@ -18,6 +18,7 @@ from stashplan.plan.model import Plan
 
 if TYPE_CHECKING:  # the local controllers are imported only by a loop that runs them
     from stashplan.cluster.local.controllers import CronScheduler, JobRunner
+    from stashplan.cluster.local.deployments import DeploymentSupervisor
 
 
 @dataclass
@@ -42,19 +43,26 @@ class Iteration:
 
 @dataclass
 class LocalControllers:
-    """The CronJob and Job controllers of local mode, ticked by the loop (any Cluster works)."""
+    """The CronJob, Job and Deployment controllers of local mode, ticked by the loop (any Cluster works)."""
 
     cron: CronScheduler
     jobs: JobRunner
+    deployments: DeploymentSupervisor
 
     @classmethod
     def create(cls, cluster: Cluster, env: Mapping[str, str], log_dir: Path) -> LocalControllers:
         from stashplan.cluster.local.controllers import CronScheduler, JobRunner
+        from stashplan.cluster.local.deployments import DeploymentSupervisor
 
-        return cls(CronScheduler(cluster), JobRunner(cluster, env, log_dir))
+        return cls(CronScheduler(cluster), JobRunner(cluster, env, log_dir),
+                   DeploymentSupervisor(cluster, env, log_dir))
 
     def tick(self, now: datetime) -> list[str]:
-        return self.jobs.tick(now) + self.cron.tick(now)
+        return self.jobs.tick(now) + self.cron.tick(now) + self.deployments.tick(now)
+
+    def stop(self) -> list[str]:
+        """End every running Job (marked Failed) and supervised process (the loop is stopping)."""
+        return self.jobs.stop() + self.deployments.stop()
 
 
 def run_once(
@@ -75,7 +83,8 @@ def run_once(
                          now=now)
         result = apply_plan(cluster, plan, pushgateway_url=settings.pushgateway_url, may_write=may_write)
         if controllers:
-            events += controllers.jobs.tick(now)  # start the Jobs this iteration created at once
+            # start the Jobs (and processes of Deployments) this iteration created at once
+            events += controllers.jobs.tick(now) + controllers.deployments.tick(now)
     return Iteration(plan, result, events)
 
 

@@ -187,7 +187,7 @@ def run_loop(ctx: LoopContext) -> int:
         if stop.signum is not None:
             log.info("signal %s received; stopping", stop.signum)
         if ctx.controllers:
-            for line in ctx.controllers.jobs.stop():
+            for line in ctx.controllers.stop():
                 log.info("%s", line)
         if leader:
             leader.release()

@@ -277,36 +277,7 @@ class JobRunner:
 
     def _process_args(self, namespace: str, container: dict) -> tuple[list[str], dict[str, str], str | None,
                                                                       list[str]]:
-        """argv, environment and working directory of a container, and the Secret values in that environment."""
-        argv = [str(a) for a in (container.get("command") or [])] + [str(a) for a in container.get("args") or []]
-        if not argv:
-            raise StashplanError(f"container {container.get('name')!r} has no command")
-        if argv[0] == "stashplan":
-            argv = [sys.executable, "-m", "stashplan", *argv[1:]]
-        env = host_env(os.environ)  # never the loop's own credentials (AWS_*, STASHPLAN_PASSWORD, ...)
-        env.update(self.env)
-        secrets: list[str] = []
-        for source in container.get("envFrom") or []:  # Secrets given by the pod spec (optional: may not exist)
-            if ref := source.get("secretRef"):
-                try:
-                    data = secret_data(self.cluster.get("Secret", namespace, ref["name"]))
-                except NotFound:
-                    if not ref.get("optional"):
-                        raise StashplanError(f"Secret {namespace}/{ref['name']} not found") from None
-                    data = {}
-                env.update({str(source.get("prefix") or "") + k: v for k, v in data.items()})
-                secrets += secret_values(data)
-        for item in container.get("env") or []:
-            if "value" in item:
-                env[item["name"]] = str(item["value"])
-            elif ref := (item.get("valueFrom") or {}).get("secretKeyRef"):
-                secret = self.cluster.get("Secret", namespace, ref["name"])
-                data = secret_data(secret)
-                if ref["key"] not in data:
-                    raise StashplanError(f"Secret {namespace}/{ref['name']} has no key {ref['key']!r}")
-                env[item["name"]] = data[ref["key"]]
-                secrets += secret_values({ref["key"]: data[ref["key"]]})
-        return argv, env, container.get("workingDir") or None, secrets
+        return container_process(self.cluster, self.env, namespace, container)
 
     def _finish_status(self, job: dict, exit_code: int, reason: str, tail: str, now: datetime) -> None:
         meta = job["metadata"]
@@ -324,3 +295,38 @@ class JobRunner:
                                 "message": message[-2000:], "lastTransitionTime": rfc3339(now)}],
             }
         self.cluster.patch_status("Job", meta["namespace"], meta["name"], status)
+
+
+def container_process(cluster: Cluster, base_env: Mapping[str, str], namespace: str,
+                      container: dict) -> tuple[list[str], dict[str, str], str | None, list[str]]:
+    """argv, environment and working directory of a container run as a local process, and the Secret values in
+    that environment: of the loop's own environment only HOST_ENV, then `base_env`, then the container's envFrom
+    Secrets (optional ones may be missing) and env (values and secretKeyRef)."""
+    argv = [str(a) for a in (container.get("command") or [])] + [str(a) for a in container.get("args") or []]
+    if not argv:
+        raise StashplanError(f"container {container.get('name')!r} has no command")
+    if argv[0] == "stashplan":
+        argv = [sys.executable, "-m", "stashplan", *argv[1:]]
+    env = host_env(os.environ)  # never the loop's own credentials (AWS_*, STASHPLAN_PASSWORD, ...)
+    env.update(base_env)
+    secrets: list[str] = []
+    for source in container.get("envFrom") or []:  # Secrets given by the pod spec (optional: may not exist)
+        if ref := source.get("secretRef"):
+            try:
+                data = secret_data(cluster.get("Secret", namespace, ref["name"]))
+            except NotFound:
+                if not ref.get("optional"):
+                    raise StashplanError(f"Secret {namespace}/{ref['name']} not found") from None
+                data = {}
+            env.update({str(source.get("prefix") or "") + k: v for k, v in data.items()})
+            secrets += secret_values(data)
+    for item in container.get("env") or []:
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+        elif ref := (item.get("valueFrom") or {}).get("secretKeyRef"):
+            data = secret_data(cluster.get("Secret", namespace, ref["name"]))
+            if ref["key"] not in data:
+                raise StashplanError(f"Secret {namespace}/{ref['name']} has no key {ref['key']!r}")
+            env[item["name"]] = data[ref["key"]]
+            secrets += secret_values({ref["key"]: data[ref["key"]]})
+    return argv, env, container.get("workingDir") or None, secrets
