@@ -1,0 +1,120 @@
+"""A base-backup BackupConfiguration with Task param walArchive=receive, in local mode, on a real PostgreSQL 15 that
+does not archive: the loop's iterations start its WAL receiver (the Deployment's process), which creates the slot
+and streams commits into the Repository; killed with -9, it is restarted by a later iteration; paused, the
+configuration's receiver stops and the slot goes idle."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from providers.storage import open_storage
+from stashplan.api import builtin_addons, load_paths
+from stashplan.cluster.factory import settings as cluster_settings
+from stashplan.cluster.local.store import LocalCluster
+from stashplan.operator.iteration import LocalControllers, run_once
+from stashplan.pitr import walstore
+from stashplan.pitr.walnames import parse_lsn
+from stashplan.repository import Repository
+from tests.fixtures.databases import PG_BIN
+from tests.fixtures.pitr import ArchivingPostgres, basebackup_objects
+
+pytestmark = [pytest.mark.heavy, pytest.mark.slow]
+NS = "demo"
+SLOT = "stashplan_e2e"
+KEY = (NS, "pg-base-wal-receive")
+
+
+def _objects(pg: ArchivingPostgres, folder: Path, *, paused: bool = False) -> list[dict]:
+    docs = basebackup_objects(pg, NS, prune=False)
+    config = next(d for d in docs if d["kind"] == "BackupConfiguration")
+    config["spec"]["task"]["params"] = [{"name": "walArchive", "value": "receive"},
+                                        {"name": "walSlot", "value": SLOT},
+                                        {"name": "walPartialInterval", "value": "0.5"}]
+    config["spec"]["paused"] = paused
+    folder.mkdir(exist_ok=True)
+    (folder / "all.yaml").write_text(yaml.safe_dump_all(docs))
+    return load_paths([folder])
+
+
+def _received_to(pg: ArchivingPostgres, segment: str) -> int:
+    """How far the archived partial (or whole) `segment` is known to reach; 0 when it is not there."""
+    with Repository.open(open_storage(pg.repo), pg.repo_password) as repo:
+        if segment in walstore.listed(repo):
+            return 1 << 62
+        header = walstore.header_of(repo, segment + ".partial")
+    return parse_lsn(str(header["received_to"])) if header and header.get("received_to") else 0
+
+
+def _committed(pg: ArchivingPostgres, name: str) -> tuple[str, int]:
+    pg.sql(f"INSERT INTO items(name) VALUES ('{name}')")
+    return pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())"), parse_lsn(pg.sql("SELECT pg_current_wal_lsn()"))
+
+
+def test_the_loop_runs_the_receiver_restarts_it_after_a_kill_and_stops_it_when_paused(
+    streaming_postgres: ArchivingPostgres, tmp_path: Path
+) -> None:
+    pg = streaming_postgres
+    pg.sql("CREATE TABLE items(id serial PRIMARY KEY, name text NOT NULL)")
+    state = tmp_path / "state.db"
+    cluster = LocalCluster(state)
+    env = {**cluster_settings("local", state).env(), "PATH": f"{PG_BIN}:{os.environ['PATH']}"}
+    controllers = LocalControllers.create(cluster, env, tmp_path / "logs")
+    objs = _objects(pg, tmp_path / "manifests")
+    log = tmp_path / "logs" / f"{KEY[0]}_{KEY[1]}.log"
+
+    def iterate() -> None:
+        run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers)
+
+    def until(what: str, check: Callable[[], bool], seconds: float = 90) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            iterate()
+            if check():
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"timed out waiting for {what}; receiver log: {log.read_text()[-3000:]}")
+
+    active = f"SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{SLOT}'"
+    try:
+        iterate()
+        deploy = cluster.get("Deployment", *KEY)
+        assert deploy["spec"]["replicas"] == 1
+        first = controllers.deployments.procs[KEY].proc
+        assert first is not None, log.read_text() if log.exists() else "no log"
+        until("the receiver to create the slot and stream", lambda: pg.sql(active) == "t")
+        segment, lsn = _committed(pg, "first")
+        until("the first commit in the repository", lambda: _received_to(pg, segment) >= lsn)
+        [available] = cluster.get("Deployment", *KEY)["status"]["conditions"]
+        assert (available["status"], available["reason"]) == ("True", "ProcessRunning")
+
+        os.kill(first.pid, signal.SIGKILL)
+        until("the exit to be seen", lambda: cluster.get("Deployment", *KEY)["status"]["readyReplicas"] == 0
+              or controllers.deployments.procs[KEY].restarts > 0)
+
+        def restarted() -> bool:
+            proc = controllers.deployments.procs[KEY].proc
+            return proc is not None and proc.pid != first.pid and pg.sql(active) == "t"
+
+        until("a new receiver streaming through the slot", restarted)
+        segment, lsn = _committed(pg, "after-restart")
+        until("the commit after the restart in the repository", lambda: _received_to(pg, segment) >= lsn)
+        second = controllers.deployments.procs[KEY].proc
+        assert second is not None
+
+        objs = _objects(pg, tmp_path / "manifests", paused=True)
+        iterate()
+        assert cluster.get("Deployment", *KEY)["spec"]["replicas"] == 0
+        assert KEY not in controllers.deployments.procs and second.poll() is not None
+        until("the slot to go idle", lambda: pg.sql(active) == "f", seconds=30)
+        [available] = cluster.get("Deployment", *KEY)["status"]["conditions"]
+        assert available["reason"] == "ScaledToZero"
+    finally:
+        controllers.stop()
+        cluster.close()
