@@ -10,7 +10,7 @@ from stashplan.kinds import KINDS
 from stashplan.objects import parse_time
 
 _ALIASES = {"bc": "BackupConfiguration", "repo": "Repository", "restore": "RestoreSession", "fn": "Function",
-            "cj": "CronJob"}
+            "cj": "CronJob", "deploy": "Deployment"}
 
 
 def canonical_kind(text: str) -> str:
@@ -79,6 +79,10 @@ def _columns(kind: str, obj: dict) -> list[str]:
                 str(status.get("snapshotCount", "")), status.get("lastBackupTime", "")]
     if kind == "CronJob":
         return [spec.get("schedule", ""), str(bool(spec.get("suspend"))).lower(), status.get("lastScheduleTime", "")]
+    if kind == "Deployment":
+        available = next((c for c in status.get("conditions") or [] if c.get("type") == "Available"), {})
+        return [f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", available.get("reason", ""),
+                _cut(str(available.get("message", "")))]
     if kind == "Job":
         state = "Complete" if status.get("succeeded") else "Failed" if status.get("failed") else (
             "Running" if status.get("active") else "Pending")
@@ -93,6 +97,7 @@ _HEADERS = {
     "Repository": ["INTEGRITY", "SIZE", "SNAPSHOT-COUNT", "LAST-SUCCESSFUL-BACKUP"],
     "CronJob": ["SCHEDULE", "SUSPEND", "LAST-SCHEDULE"],
     "Job": ["STATUS"],
+    "Deployment": ["READY", "REASON", "MESSAGE"],
 }
 
 

@@ -59,10 +59,13 @@ _LOCAL_SECURITY = (" (locally the Job's process starts as runAsUser/runAsGroup w
 def _invoker_rules(kind: str) -> list[Rule]:
     """What BackupConfiguration and RestoreSession share: task, target, repository, runtime, temp dir, hooks."""
     spec = "spec"
+    _wal = ("" if kind != _BC else "; with Task postgres-basebackup-<v>, `walArchive: receive` adds a WAL receiver "
+            "Deployment `<name>-wal-receive` (params `walSlot`, default stashplan_<name>; `walPartialInterval`, "
+            "default 5 s; other values, or these params with another Task, refused)")
     rules = [
         Rule(kind, f"{spec}.task.name", "the Task (or built-in addon) the Job runs", _TASKS),
-        Rule(kind, f"{spec}.task.params[].name", "Task params, over the AppBinding's addon params", _TASKS),
-        Rule(kind, f"{spec}.task.params[].value", "Task params, over the AppBinding's addon params", _TASKS),
+        Rule(kind, f"{spec}.task.params[].name", "Task params, over the AppBinding's addon params" + _wal, _TASKS),
+        Rule(kind, f"{spec}.task.params[].value", "Task params, over the AppBinding's addon params" + _wal, _TASKS),
         Rule(kind, f"{spec}.target.ref.apiVersion", "TARGET_API_VERSION", _INPUTS),
         Rule(kind, f"{spec}.target.ref.kind", "AppBinding: the database to back up or restore", _WORLD),
         Rule(kind, f"{spec}.target.ref.name", "the AppBinding", _WORLD),
