@@ -80,7 +80,7 @@ def _columns(kind: str, obj: dict) -> list[str]:
     if kind == "CronJob":
         return [spec.get("schedule", ""), str(bool(spec.get("suspend"))).lower(), status.get("lastScheduleTime", "")]
     if kind == "Deployment":
-        available = next((c for c in status.get("conditions") or [] if c.get("type") == "Available"), {})
+        available: dict = next((c for c in status.get("conditions") or [] if c.get("type") == "Available"), {})
         return [f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", available.get("reason", ""),
                 _cut(str(available.get("message", "")))]
     if kind == "Job":
