@@ -18,7 +18,7 @@ from stashplan.desired.hook_notes import local_exec_hook_notes
 from stashplan.desired.pods import JOB_IDENTITY, apply_runtime, cronjob_name, job_identity, managed_labels
 from stashplan.desired.refused import refused_field
 from stashplan.desired.session_phases import backup_sessions, check_backup_params, restore_session
-from stashplan.desired.wal_receive import WalReceive, wal_receive_deployment, wal_receive_of
+from stashplan.desired.wal_receive import RECEIVER_COMMAND, WalReceive, wal_receive_deployment, wal_receive_of
 from stashplan.desired.world import (
     Deletion,
     Desired,
@@ -110,6 +110,11 @@ def _configuration(world: World, config: dict, now: datetime, settings: Settings
         resolved = tasks.resolve_task("backup", spec.get("task"), target, world.tasks)
         _check_functions(world, resolved.name)
         wal = wal_receive_of(name, resolved.name, resolved.params)
+        if wal is not None and settings.command_available is not None and not settings.command_available(
+                RECEIVER_COMMAND):
+            line = (f"BackupConfiguration {ns}/{name}: spec.task.params: walArchive receive runs {RECEIVER_COMMAND!r}, "
+                    "which is not a command on this machine: local mode runs the receiver here")
+            raise _Refused(line.split(": ", 1)[1], line)
         if missing_commands := _missing_commands(world, resolved.name, settings, f"BackupConfiguration {ns}/{name}"):
             raise _Refused(missing_commands[0].split(": ", 1)[-1], *missing_commands)
         out.notes += [f"BackupConfiguration {ns}/{name}: {note}"

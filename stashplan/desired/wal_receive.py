@@ -32,6 +32,7 @@ BASEBACKUP_TASK = "postgres-basebackup-"
 RECEIVE = "receive"
 ROLE = RECEIVER_ROLE
 DEFAULT_INTERVAL = 5.0
+RECEIVER_COMMAND = "pg_receivewal"  # what the receiver runs besides stashplan (local mode checks it is here)
 _SLOT = re.compile(r"[a-z0-9_]{1,63}")
 
 

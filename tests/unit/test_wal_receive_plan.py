@@ -111,6 +111,15 @@ def test_a_bad_value_or_another_task_is_refused_in_one_line_naming_the_field(
     assert receivers(out) == [] and not [o for o in out.objects if o["kind"] == "CronJob"]
 
 
+def test_local_mode_refuses_a_receiver_this_machine_cannot_run() -> None:
+    local = desired.Settings(command_available=lambda command: command != "pg_receivewal")
+    out = desired.compute(desired.World(world({"walArchive": "receive"}), builtin_addons()), NOW, local)
+    [line] = out.refusals
+    assert line == ("BackupConfiguration demo/nightly: spec.task.params: walArchive receive runs 'pg_receivewal', "
+                    "which is not a command on this machine: local mode runs the receiver here")
+    assert receivers(out) == []
+
+
 def _applied(objs: dict) -> dict[str, list[dict]]:
     """What exists after applying the plan of `objs` (server metadata filled as a cluster would)."""
     actual = copy.deepcopy(objs)
