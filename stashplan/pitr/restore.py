@@ -18,6 +18,7 @@ from stashplan.pitr import prefetch as prefetching
 from stashplan.pitr.inventory import Inventory, take_inventory
 from stashplan.pitr.labels import BaseBackup
 from stashplan.pitr.prefetch import recovery_files
+from stashplan.pitr.recover import Recovered
 from stashplan.pitr.recovery_conf import AUTO_CONF, SIGNAL_FILE, recovery_settings
 from stashplan.pitr.spool_names import SPOOL_DIR
 from stashplan.pitr.untar import TarIntoDirectory
@@ -31,6 +32,7 @@ class Restored:
     backup: BaseBackup
     window: Window
     settings: tuple[str, ...]  # the lines appended to postgresql.auto.conf
+    recovered: Recovered | None = None  # when the recovery was run (and the settings removed again)
 
 
 def prepare_pgdata(pgdata: Path) -> None:

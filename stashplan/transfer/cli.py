@@ -48,6 +48,12 @@ def _seconds(value: str) -> float:
         raise typer.BadParameter(f"--wait-timeout must be a number of seconds, not {value!r}") from None
 
 
+def _flag(param: str, value: str) -> bool:
+    if value.strip().lower() not in ("true", "false", ""):
+        raise typer.BadParameter(f"Task param {param} must be \"true\" or \"false\", not {value!r}")
+    return value.strip().lower() != "false"
+
+
 def _finish(kind: str, name: str, result: TransferResult) -> None:
     if result.ok:
         snap = f" snapshot {result.host.snapshot.short_id}" if result.host.snapshot else ""
@@ -208,16 +214,22 @@ def pitr_restore_command(
         str, typer.Option("--password-file", help="restore_command reads the repository password from it.")
     ] = "",
     pushgateway_url: Pushgateway = "",
+    recover: Annotated[
+        str, typer.Option("--recover", help="true: run the recovery here before Succeeded; false: directory only.")
+    ] = "true",
+    pg_version: Annotated[str, typer.Option("--pg-version", help="The server major version that recovers.")] = "",
 ) -> None:
-    """PostgreSQL: write a data directory that recovers to the RestoreSession's spec.pitr target (the newest
-    base backup before it, restore_command fetching WAL from the repository) when PostgreSQL starts on it."""
+    """PostgreSQL: write a data directory from the newest base backup before the RestoreSession's spec.pitr
+    target (restore_command fetching WAL from the repository) and recover it to the target with PostgreSQL
+    `--pg-version` (unless --recover=false: it then recovers when PostgreSQL starts on it)."""
     opts = TransferOptions(
         database="postgres",
         hostname=hostname or "host-0",
         pushgateway_url=_pushgateway(pushgateway_url),
         priority=_priority(),
         given=pod_inputs(os.environ),
-        pitr=PitrOptions(pgdata=pgdata, stashplan_command=stashplan_command, password_file=password_file),
+        pitr=PitrOptions(pgdata=pgdata, stashplan_command=stashplan_command, password_file=password_file,
+                         recover=_flag("recover", recover), pg_version=pg_version),
     )
     _transfer("RestoreSession", "--restoresession", restoresession, namespace, restore, opts)
 

@@ -1,15 +1,17 @@
 """What the PostgreSQL point-in-time Tasks' Jobs run: `postgres-basebackup-<v>` streams a base backup into the
 BackupConfiguration's Repository (status, retention and metrics then as for a dump), `postgres-pitr-restore-<v>`
-writes a data directory that recovers to the RestoreSession's `spec.pitr` target when PostgreSQL starts on it.
+writes a data directory and runs its recovery to the RestoreSession's `spec.pitr` target (`stashplan.pitr.recover`).
 """
 
 from __future__ import annotations
 
 import os
+import pwd
+import re
 import shlex
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from providers.storage import storage_from_repository
 from stashplan.errors import TransferError
 from stashplan.pitr.basebackup import basebackup_argv, run_basebackup
 from stashplan.pitr.prefetch import DEFAULT_AHEAD
+from stashplan.pitr.recover import Recovered, RecoveryFailed, recover, server_bin
 from stashplan.pitr.recovery_conf import restore_command
 from stashplan.pitr.restore import Restored, restore
 from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, parse_lsn
@@ -32,13 +35,17 @@ from stashplan.transfer.post import invoker_ref, target_ref
 @dataclass(frozen=True)
 class PitrOptions:
     """The params of a `postgres-pitr-restore-<v>` Task: the data directory to write (new or empty, on the
-    machine that runs the Job: this one in local mode), how the server will run stashplan in its
-    restore_command, and an optional file holding the repository password for it."""
+    machine that runs the Job: this one in local mode, a claim's mount in a cluster), how the server will run
+    stashplan in its restore_command, an optional file holding the repository password for it, and whether
+    the Job runs the recovery itself with PostgreSQL `pg_version`'s server (else the directory is left to
+    recover when a server starts on it)."""
 
     pgdata: str
     stashplan_command: str = ""
     password_file: str = ""
     segment_size: int = DEFAULT_SEGMENT_SIZE
+    recover: bool = True
+    pg_version: str = ""
 
 
 def take_basebackup(
@@ -114,13 +121,15 @@ def repository_url(repository: Mapping) -> str:
     )
 
 
-def restore_pitr(ctx: SessionContext, opts: PitrOptions) -> Restored:
+def restore_pitr(ctx: SessionContext, opts: PitrOptions, deadline: float | None = None) -> Restored:
     """Write `opts.pgdata` from the newest base backup the target is reachable from, with the recovery settings;
-    OutsideWindow (naming the window) when the repository cannot reach the target."""
+    OutsideWindow (naming the window) when the repository cannot reach the target. With `opts.recover`, then run
+    the recovery (RecoveryFailed naming the cause and the window when it does not reach the target)."""
     if not opts.pgdata or not opts.pgdata.startswith("/"):
         raise TransferError(f"Task param pgdata must be an absolute directory, not {opts.pgdata!r}")
     pgdata = Path(opts.pgdata)
     target = pitr_target(ctx.session)
+    bin_dir = server_bin(opts.pg_version) if opts.recover else None  # before anything is written
     stashplan = shlex.split(opts.stashplan_command) if opts.stashplan_command else [sys.executable, "-m", "stashplan"]
     fetch = restore_command(
         stashplan,
@@ -137,23 +146,60 @@ def restore_pitr(ctx: SessionContext, opts: PitrOptions) -> Restored:
         done = restore(repo, target, pgdata, fetch, segment_size=opts.segment_size, prefetch=DEFAULT_AHEAD)
     finally:
         repo.close()
-    _own_like_parent(pgdata)
+    owner = _own_like_parent(pgdata, server=bin_dir is not None)
+    if bin_dir is not None:
+        recovered = recover(pgdata, target, describe(done.window), bin_dir=bin_dir, env=_server_env(ctx, opts),
+                            owner=owner, settings=done.settings, deadline=deadline)
+        return replace(done, recovered=recovered)
     return done
 
 
 def summary(done: Restored) -> str:
-    return f"base backup {done.backup.snapshot_id[:8]}, window {describe(done.window)}"
+    what = f"base backup {done.backup.snapshot_id[:8]}, window {describe(done.window)}"
+    recovered: Recovered | None = done.recovered
+    if recovered is None:
+        return what + "; recovery runs when PostgreSQL starts on it"
+    return what + f"; recovered and promoted in {recovered.seconds:.1f} s" + (
+        f" ({recovered.stop})" if recovered.stop else " (every archived segment replayed)")
 
 
-def _own_like_parent(pgdata: Path) -> None:
-    """Run as root (local mode's loop), give the restored tree the owner of the directory it is in, so that the
-    server's OS user (who owns that directory) can start on it; otherwise the files are the Job's user's."""
+def _server_env(ctx: SessionContext, opts: PitrOptions) -> dict[str, str]:
+    """The recovering server's environment, inherited by its restore_command: this process's, the repository
+    password (unless a password file is given) and the storage Secret's credentials (AWS_* and the like)."""
+    env = dict(os.environ)
+    env.update({k: v for k, v in ctx.storage_secret.items() if re.fullmatch(r"[A-Z][A-Z0-9_]*", k)})
+    env.pop("RESTIC_PASSWORD", None)
+    if not opts.password_file:
+        env["STASHPLAN_PASSWORD"] = ctx.password
+    return env
+
+
+SERVER_ACCOUNT = "postgres"  # whom the files go to, run as root, when root owns the directory pgdata is in
+
+
+def _own_like_parent(pgdata: Path, *, server: bool) -> tuple[int, int] | None:
+    """Run as root (local mode's loop, a pod without runAsUser), give the restored tree the owner of the directory
+    it is in, so that the server's OS user (who owns that directory) can start on it; when root owns that
+    directory too (a fresh claim's mount) and the recovery `server` is to run, the `postgres` account's, as
+    PostgreSQL refuses to run as root. Otherwise the files are the Job's user's. The (uid, gid) the server
+    runs as (None: this process's own)."""
     if os.geteuid() != 0:
-        return
+        return None
     parent = pgdata.parent.stat()
-    if parent.st_uid == 0:
-        return
+    uid, gid = parent.st_uid, parent.st_gid
+    if uid == 0:
+        if not server:
+            return None
+        try:
+            account = pwd.getpwnam(SERVER_ACCOUNT)
+        except KeyError:
+            raise RecoveryFailed(
+                f"{pgdata.parent} belongs to root and PostgreSQL refuses to run as root; there is no "
+                f"{SERVER_ACCOUNT} account: give the directory to the server's OS user, or run the Job as it"
+            ) from None
+        uid, gid = account.pw_uid, account.pw_gid
     for root, dirs, files in os.walk(pgdata):
-        os.chown(root, parent.st_uid, parent.st_gid)
+        os.chown(root, uid, gid)
         for name in (*dirs, *files):
-            os.chown(os.path.join(root, name), parent.st_uid, parent.st_gid, follow_symlinks=False)
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+    return uid, gid

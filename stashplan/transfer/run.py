@@ -430,8 +430,7 @@ def _restore(cluster: Cluster, ctx: SessionContext, namespace: str, restore_name
         hooks.before("preRestore")
         opts.priority.apply()
         if opts.pitr is not None:  # a data directory is written; nothing connects to the target
-            _mono_deadline(ctx, started)
-            done = restore_pitr(ctx, opts.pitr)
+            done = restore_pitr(ctx, opts.pitr, _mono_deadline(ctx, started))
             restored.append(done.backup.snapshot_id[:8])
             log.info("RestoreSession %s/%s: wrote %s from %s", namespace, restore_name, opts.pitr.pgdata,
                      pitr_summary(done))
