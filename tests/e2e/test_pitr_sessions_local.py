@@ -1,7 +1,8 @@
 """PostgreSQL point-in-time recovery through Stash's kinds in local mode, on a real PostgreSQL 15 archiving its WAL
 into the Repository: a BackupConfiguration with Task postgres-basebackup-15 makes a Succeeded BackupSession whose
 snapshot is a base backup; a RestoreSession with spec.pitr.targetTime (Task postgres-pitr-restore-15) writes a
-data directory that PostgreSQL recovers to exactly the rows committed by then."""
+data directory and recovers it (PostgreSQL started by the Job) to exactly the rows committed by then, before it
+Succeeds; with recover "false" it only writes the directory; a missing segment Fails it naming the window."""
 
 from __future__ import annotations
 
@@ -36,7 +37,12 @@ def _objects(pg: ArchivingPostgres) -> list[dict]:
     return basebackup_objects(pg, NS, prune=True)
 
 
-def _restore_session(pg: ArchivingPostgres, pgdata: Path, target_time: str, name: str = "to-time") -> dict:
+def _restore_session(
+    pg: ArchivingPostgres, pgdata: Path, target_time: str, name: str = "to-time", recover: str = ""
+) -> dict:
+    # The server the Job starts runs restore_command as its OS user, with the Job's environment.
+    command = shlex.join(["env", f"PYTHONPATH={pg.pythonpath}", *pg.stashplan])
+    extra = [{"name": "recover", "value": recover}] if recover else []
     return {
         "apiVersion": "stash.appscode.com/v1beta1",
         "kind": "RestoreSession",
@@ -50,7 +56,8 @@ def _restore_session(pg: ArchivingPostgres, pgdata: Path, target_time: str, name
                 "name": "postgres-pitr-restore-15",
                 "params": [
                     {"name": "pgdata", "value": str(pgdata)},
-                    {"name": "stashplanCommand", "value": shlex.join(pg.stashplan)},
+                    {"name": "stashplanCommand", "value": command},
+                    *extra,
                 ],
             },
             "pitr": {"targetTime": target_time},
@@ -115,7 +122,7 @@ def test_basebackup_task_and_pitr_restore_session_recover_to_the_target_time(
     _commit(pg, "after-1")
     pg.switch_wal()
 
-    pgdata, early = pg.new_dir("restored"), pg.new_dir("early")
+    pgdata, early, later = pg.new_dir("restored"), pg.new_dir("early"), pg.new_dir("later")
     before_backup = pg.sql(
         "SELECT to_char(now() AT TIME ZONE 'UTC' - interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SSZ')"
     )
@@ -125,6 +132,7 @@ def test_basebackup_task_and_pitr_restore_session_recover_to_the_target_time(
             *_objects(pg),
             _restore_session(pg, pgdata, target),
             _restore_session(pg, early, before_backup, "too-early"),
+            _restore_session(pg, later, target, "directory-only", recover="false"),
         ],
     )
     refused = _until_final(cluster, controllers, objs, "RestoreSession", "too-early")
@@ -134,10 +142,41 @@ def test_basebackup_task_and_pitr_restore_session_recover_to_the_target_time(
     restored = _until_final(cluster, controllers, objs, "RestoreSession", "to-time")
     logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
     assert restored["status"]["phase"] == "Succeeded", logs[-3000:]
-    assert (pgdata / "recovery.signal").exists()
+    assert "recovery: LOG:  recovery stopping before commit" in logs  # the phases are in the Job's log
+    # Succeeded: recovered and promoted already; the directory needs neither recovery.signal nor the repository.
+    assert not (pgdata / "recovery.signal").exists()
+    assert "stashplan" not in (pgdata / "postgresql.auto.conf").read_text()
     port = pg.start_restored(pgdata)
+    assert pg.sql("SHOW restore_command", port=port) == ""
     rows = pg.sql("SELECT string_agg(name, ',' ORDER BY id) FROM items", port=port).split(",")
     assert rows == ["base", "before-1"]
+
+    # recover "false": the directory only, set up to recover when a server starts on it (as before)
+    directory_only = _until_final(cluster, controllers, objs, "RestoreSession", "directory-only")
+    assert directory_only["status"]["phase"] == "Succeeded", directory_only["status"]
+    assert (later / "recovery.signal").exists()
+    assert "restore_command" in (later / "postgresql.auto.conf").read_text()
+    rows = pg.sql("SELECT string_agg(name, ',' ORDER BY id) FROM items", port=pg.start_restored(later)).split(",")
+    assert rows == ["base", "before-1"]
+
+    # A segment the target needs goes missing from the repository: the Session Fails, naming the window.
+    _commit(pg, "after-2")
+    lost = pg.switch_wal()
+    _commit(pg, "after-3")
+    time.sleep(0.05)
+    late_target = pg.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.USZ')")
+    time.sleep(0.05)
+    _commit(pg, "after-4")
+    pg.switch_wal()
+    with Repository.open(open_storage(pg.repo), pg.repo_password) as repo:
+        walstore.delete(repo, lost)
+    gap = pg.new_dir("gap")
+    objs = _load(tmp_path / "manifests", [*_objects(pg), _restore_session(pg, gap, late_target, "past-a-gap")])
+    failed = _until_final(cluster, controllers, objs, "RestoreSession", "past-a-gap")
+    assert failed["status"]["phase"] == "Failed"
+    error = failed["status"]["stats"][0]["error"]
+    assert "outside the recoverable window: timeline 1: " in error and len(error.splitlines()) == 1, error
+    assert f"0/{(int(lost[16:], 16) << 24):X}" in error  # the window ends where the missing segment begins
 
 
 def _backed_up(cluster: LocalCluster, controllers: LocalControllers, objs: list[dict], state: Path) -> dict:
