@@ -1,9 +1,10 @@
 """Fields that one way of running cannot honour, refused at plan time with one line each: in local mode
 (Jobs run as processes on this machine) what only a kubelet or scheduler can act on; in kube mode what
-needs the database's own pod. Pure: validated manifests in, problem lines out."""
+needs the database's own pod; where each writes a point-in-time restore. Pure: manifests in, lines out."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -33,28 +34,54 @@ def _pitr_restore(obj: dict) -> bool:
         bool(spec.get("pitr")) or str((spec.get("task") or {}).get("name") or "").startswith(PITR_TASK))
 
 
+CLAIM_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")  # a PersistentVolumeClaim's name (DNS subdomain)
+
+
 def _pitr(obj: dict, mode: str) -> Iterator[tuple[str, str]]:
-    """A PostgreSQL point-in-time restore writes a data directory, named by Task param `pgdata`, on the machine
-    that runs the Job: local mode only, with the postgres-pitr-restore Task and an absolute `pgdata`."""
+    """A PostgreSQL point-in-time restore writes a data directory with Task postgres-pitr-restore-<v>: in local
+    mode an absolute `pgdata` on this machine; in a cluster into the PersistentVolumeClaim `claimName` of the
+    RestoreSession's namespace, `pgdata` a path inside it."""
     if not _pitr_restore(obj):
         return
-    spec = obj.get("spec") or {}
-    task = spec.get("task") or {}
-    if mode == "kube":
-        yield ("spec.pitr", "a point-in-time restore writes a PostgreSQL data directory; in a cluster that would be "
-               "a PersistentVolumeClaim for a new server, which stashplan does not make yet: restore in local mode "
-               "or with `stashplan pg restore --pgdata DIR`")
-        return
+    task = (obj.get("spec") or {}).get("task") or {}
     if not str(task.get("name") or "").startswith(PITR_TASK):
         yield ("spec.task.name", f"spec.pitr needs Task {PITR_TASK}<version> (a base backup and its WAL are "
                "restored into a data directory, not replayed through a connection)")
         return
     params = {str(p.get("name")): str(p.get("value") or "") for p in task.get("params") or [] if isinstance(p, dict)}
-    pgdata = params.get("pgdata", "")
+    pgdata, claim = params.get("pgdata", ""), params.get("claimName", "")
+    if params.get("recover", "").strip().lower() not in ("", "true", "false"):
+        yield ("spec.task.params", f"Task param recover must be \"true\" (recover before Succeeded) or \"false\" "
+               f"(write the directory only), not {params['recover']!r}")
+    if mode == "kube":
+        yield from _pitr_claim(claim, pgdata)
+        return
+    if claim:
+        yield ("spec.task.params", f"Task param claimName: {LOCAL_REASON}, with no PersistentVolumeClaim to "
+               "mount; leave claimName out and give pgdata as an absolute directory")
+        return
     if not pgdata.startswith("/"):
         given = f" (given {pgdata!r})" if pgdata else ""
         yield ("spec.task.params", f"Task param pgdata must name the data directory to write, as an absolute path "
                f"(new or empty){given}; the target AppBinding is not connected to")
+
+
+def _pitr_claim(claim: str, pgdata: str) -> Iterator[tuple[str, str]]:
+    if not claim:
+        yield ("spec.task.params", "Task param claimName must name the PersistentVolumeClaim to restore into (an "
+               "existing claim in the RestoreSession's namespace, mounted by the restore Job); pgdata is then a "
+               "path inside it (default pgdata)")
+    elif "/" in claim:
+        yield ("spec.task.params", f"Task param claimName {claim!r} names a claim in another namespace; a pod "
+               "mounts only claims of its own namespace (the RestoreSession's): give the claim's name alone")
+    elif not CLAIM_NAME.fullmatch(claim):
+        yield ("spec.task.params", f"Task param claimName {claim!r} is not a PersistentVolumeClaim name")
+    elif pgdata.startswith("/"):
+        yield ("spec.task.params", f"Task param pgdata {pgdata!r} is absolute; with claimName it is a path inside "
+               "the claim (default pgdata)")
+    elif ".." in pgdata.split("/") or (pgdata and not pgdata.strip("./")):
+        yield ("spec.task.params", f"Task param pgdata {pgdata!r} is not a directory inside the claim; give a "
+               "subdirectory (a volume's root may hold lost+found, and PostgreSQL needs an empty directory)")
 
 
 def _kube(obj: dict) -> Iterator[tuple[str, str]]:

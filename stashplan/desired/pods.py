@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from stashplan.desired.pitr_claim import mount_pitr_claim
 from stashplan.errors import StashplanError
 from stashplan.kinds import MANAGED_LABEL, MANAGED_VALUE
 from stashplan.objects import k8s_name, owner_ref
@@ -127,6 +128,7 @@ def session_pod(pod: dict, spec: Mapping) -> None:
     if containers:
         apply_runtime(pod, pod["containers"][-1], spec.get("runtimeSettings"))
     session_volumes(pod, spec)
+    mount_pitr_claim(pod, spec)
 
 
 def session_job(kind: str, session: dict, pod: dict, timeout_s: int | None, invoker: Mapping[str, str],

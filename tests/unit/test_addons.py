@@ -152,7 +152,8 @@ def test_postgres_pitr_restore_task_passes_the_data_directory_param() -> None:
     pod = build_pod_spec(TASKS[resolved.name], FUNCTIONS, restore_inputs(restore, REPO, None), resolved.params)
     assert pod["containers"][0]["args"] == [
         "transfer", "pitr-restore", "--namespace=demo", "--restoresession=rs", "--pgdata=/srv/pg/restored",
-        "--stashplan-command=", "--password-file=", "--hostname=host-0", "--pushgateway-url=",
+        "--stashplan-command=", "--password-file=", "--recover=true", "--pg-version=16", "--hostname=host-0",
+        "--pushgateway-url=",
     ]
 
 

@@ -37,11 +37,12 @@ def valid(obj: dict) -> dict:
     return out
 
 
-def test_a_pitr_restore_is_accepted_in_local_mode_and_refused_in_a_cluster_in_one_line() -> None:
+def test_a_pitr_restore_is_accepted_in_local_mode_and_needs_a_claim_in_a_cluster() -> None:
     obj = valid(session({"targetTime": "2026-12-06T05:00:00Z"}))
     assert mode_problems([obj], "local") == []
     [line] = mode_problems([obj], "kube")
-    assert line.startswith("RestoreSession/demo/rs: spec.pitr: a point-in-time restore writes a PostgreSQL data dir")
+    assert line.startswith("RestoreSession/demo/rs: spec.task.params: Task param claimName must name the "
+                           "PersistentVolumeClaim")
 
 
 @pytest.mark.parametrize("obj,field,why", [
