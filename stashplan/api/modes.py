@@ -34,6 +34,7 @@ def _pitr_restore(obj: dict) -> bool:
         bool(spec.get("pitr")) or str((spec.get("task") or {}).get("name") or "").startswith(PITR_TASK))
 
 
+PITR_MOUNT = "/stashplan-pitr-data"  # where a restore Job in a cluster mounts the claim named by claimName
 CLAIM_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")  # a PersistentVolumeClaim's name (DNS subdomain)
 
 
@@ -54,7 +55,7 @@ def _pitr(obj: dict, mode: str) -> Iterator[tuple[str, str]]:
         yield ("spec.task.params", f"Task param recover must be \"true\" (recover before Succeeded) or \"false\" "
                f"(write the directory only), not {params['recover']!r}")
     if mode == "kube":
-        yield from _pitr_claim(claim, pgdata)
+        yield from pitr_claim_problems(claim, pgdata)
         return
     if claim:
         yield ("spec.task.params", f"Task param claimName: {LOCAL_REASON}, with no PersistentVolumeClaim to "
@@ -66,7 +67,8 @@ def _pitr(obj: dict, mode: str) -> Iterator[tuple[str, str]]:
                f"(new or empty){given}; the target AppBinding is not connected to")
 
 
-def _pitr_claim(claim: str, pgdata: str) -> Iterator[tuple[str, str]]:
+def pitr_claim_problems(claim: str, pgdata: str) -> Iterator[tuple[str, str]]:
+    """(field, why) for Task params claimName and pgdata of a restore into a claim (claimName required)."""
     if not claim:
         yield ("spec.task.params", "Task param claimName must name the PersistentVolumeClaim to restore into (an "
                "existing claim in the RestoreSession's namespace, mounted by the restore Job); pgdata is then a "

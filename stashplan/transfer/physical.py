@@ -18,6 +18,7 @@ from pathlib import Path
 from providers.databases.base import Connection, DatabaseProvider, ProcessSpec
 from providers.databases.postgres import PostgresProvider
 from providers.storage import storage_from_repository
+from stashplan.api.modes import PITR_MOUNT
 from stashplan.errors import TransferError
 from stashplan.pitr.basebackup import basebackup_argv, run_basebackup
 from stashplan.pitr.prefetch import DEFAULT_AHEAD
@@ -127,6 +128,11 @@ def restore_pitr(ctx: SessionContext, opts: PitrOptions, deadline: float | None 
     the recovery (RecoveryFailed naming the cause and the window when it does not reach the target)."""
     if not opts.pgdata or not opts.pgdata.startswith("/"):
         raise TransferError(f"Task param pgdata must be an absolute directory, not {opts.pgdata!r}")
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not opts.pgdata.startswith(PITR_MOUNT + "/"):
+        raise TransferError(  # a RestoreSession kubectl created: the directory would go with the pod
+            f"Task param claimName: in a cluster a point-in-time restore writes into a PersistentVolumeClaim "
+            f"(mounted at {PITR_MOUNT}), not {opts.pgdata} in the Job's own container, which goes with its pod"
+        )
     pgdata = Path(opts.pgdata)
     target = pitr_target(ctx.session)
     bin_dir = server_bin(opts.pg_version) if opts.recover else None  # before anything is written

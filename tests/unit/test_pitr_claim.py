@@ -79,3 +79,13 @@ def test_a_claim_in_the_sessions_namespace_is_accepted_in_a_cluster() -> None:
 def test_what_cannot_be_mounted_or_named_is_refused_in_one_line(params: dict[str, str], mode: str, why: str) -> None:
     [line] = _problems(params, mode)
     assert line.startswith(f"RestoreSession/demo/rs: spec.task.params: {why}"), line
+
+
+def test_a_session_read_back_from_the_cluster_with_a_claim_elsewhere_is_invalid_and_gets_no_job() -> None:
+    world = base_world()
+    world["RestoreSession"] = [_pitr_session({"claimName": "other/pg-restored"})]
+    out = compute(world)
+    assert not [o for o in out.objects if o["kind"] == "Job"]
+    [line] = out.refusals
+    assert line.startswith("RestoreSession demo/rs: spec.task.params: Task param claimName 'other/pg-restored' "
+                           "names a claim in another namespace")
