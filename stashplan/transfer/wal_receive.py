@@ -1,22 +1,33 @@
 """`stashplan transfer wal-receive`: what a BackupConfiguration's WAL receiver Deployment runs (Task param
 walArchive=receive). It reads the configuration, its AppBinding and Secrets and its Repository as a backup Job
-does, then streams WAL over the replication slot into the Repository (stashplan.pitr.receive) until SIGTERM."""
+does, then streams WAL over the replication slot into the Repository (stashplan.pitr.receive) until SIGTERM, and
+refreshes the Repository's point-in-time status every STATUS_EVERY partial pushes (at least 10 s apart)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from providers.databases.postgres import PostgresProvider
 from providers.storage import storage_from_repository
 from stashplan.cluster.base import Cluster
 from stashplan.errors import TransferError
+from stashplan.objects import set_condition
+from stashplan.pitr import continuity
+from stashplan.pitr.inventory import take_inventory
 from stashplan.pitr.receive import Options, Receiver, Source, check_slot
 from stashplan.repository import Repository
 from stashplan.repository.opening import open_repository
-from stashplan.transfer.context import PodInputs, load_configuration
+from stashplan.transfer.context import PodInputs, SessionContext, load_configuration
+from stashplan.transfer.post import describe
+
+log = logging.getLogger(__name__)
+STATUS_EVERY = 12  # partial pushes between refreshes of the Repository's status.pitr (a minute by default)
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,43 @@ def receive(cluster: Cluster, namespace: str, name: str, opts: ReceiveOptions, g
             source = Source(conn.host, conn.port or 5432, conn.username, conn.database or "postgres")
             options = Options(opts.slot, work_directory(namespace, name, opts.directory), opts.interval,
                               opts.pg_receivewal, opts.psql, opts.pushgateway_url)
-            Receiver(repo, source, options).run()
+            stop = threading.Event()
+            refresher = threading.Thread(
+                target=_refresh_status,
+                args=(cluster, ctx, repo, stop, max(10.0, opts.interval * STATUS_EVERY)),
+                name="stashplan-pitr-status",
+                daemon=True,
+            )
+            refresher.start()
+            try:
+                Receiver(repo, source, options).run()
+            finally:
+                stop.set()
+                refresher.join(timeout=30)
         finally:
             repo.close()
+
+
+def refresh_status(cluster: Cluster, ctx: SessionContext, repo: Repository, now: datetime) -> None:
+    """Write what a point-in-time restore can reach now into the Repository's `status.pitr` and its
+    WALContinuous condition, as the check after a base backup does: between base backups the window grows
+    with every segment received, and a gap shows without waiting for the next one."""
+    found = continuity.of_inventory(take_inventory(repo), now)
+    name = ctx.repository["metadata"]["name"]
+    current = cluster.get("Repository", ctx.repo_namespace, name)
+    old = (current or {}).get("status") or {}
+    ok, reason, message = continuity.condition(found)
+    conditions = set_condition(old.get("conditions"), continuity.CONDITION, ok, reason, message, now)
+    cluster.patch_status(
+        "Repository", ctx.repo_namespace, name, {"pitr": continuity.status(found), "conditions": conditions}
+    )
+
+
+def _refresh_status(
+    cluster: Cluster, ctx: SessionContext, repo: Repository, stop: threading.Event, every: float
+) -> None:
+    while not stop.wait(every):
+        try:
+            refresh_status(cluster, ctx, repo, datetime.now(UTC))
+        except Exception as exc:  # the receiver goes on; the next refresh tries again
+            log.warning("could not refresh the Repository's point-in-time status: %s", describe(exc))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -115,6 +116,52 @@ def test_the_loop_runs_the_receiver_restarts_it_after_a_kill_and_stops_it_when_p
         until("the slot to go idle", lambda: pg.sql(active) == "f", seconds=30)
         [available] = cluster.get("Deployment", *KEY)["status"]["conditions"]
         assert available["reason"] == "ScaledToZero"
+    finally:
+        controllers.stop()
+        cluster.close()
+
+
+def test_between_base_backups_the_receiver_keeps_the_repository_window_current(
+    streaming_postgres: ArchivingPostgres, tmp_path: Path
+) -> None:
+    pg = streaming_postgres
+    pg.sql("CREATE TABLE items(id serial PRIMARY KEY, name text NOT NULL)")
+    state = tmp_path / "state.db"
+    cluster = LocalCluster(state)
+    env = {**cluster_settings("local", state).env(), "PATH": f"{PG_BIN}:{os.environ['PATH']}"}
+    controllers = LocalControllers.create(cluster, env, tmp_path / "logs")
+    objs = _objects(pg, tmp_path / "manifests")
+    log = tmp_path / "logs" / f"{KEY[0]}_{KEY[1]}.log"
+
+    def pitr() -> dict:
+        return dict((cluster.get("Repository", NS, "repo").get("status") or {}).get("pitr") or {})
+
+    def until(what: str, check: Callable[[], bool], seconds: float = 120) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers)
+            if check():
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}; status {pitr()}; log: {log.read_text()[-3000:]}")
+
+    try:
+        until("the receiver to stream", lambda: pg.sql(
+            f"SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{SLOT}'") == "t")
+        base = subprocess.run(
+            [*pg.stashplan, "pg", "basebackup", "-r", pg.repo, "--host", "127.0.0.1", "--port", str(pg.port),
+             "--pg-basebackup", str(PG_BIN / "pg_basebackup")],
+            env=pg.env(), capture_output=True, text=True)  # fmt: skip
+        assert base.returncode == 0, base.stderr
+        until("a window in the Repository's status", lambda: "lastRecoverableTime" in pitr())
+        conditions = {c["type"]: c for c in cluster.get("Repository", NS, "repo")["status"]["conditions"]}
+        assert conditions["WALContinuous"]["status"] == "True", conditions
+        first = pitr()["lastRecoverableTime"]
+        time.sleep(1.1)  # the next commit is in a later second
+        _committed(pg, "later")
+        until("the window to grow with what the receiver received",
+              lambda: str(pitr().get("lastRecoverableTime", "")) > str(first))  # fmt: skip
+        assert pitr()["gaps"] == 0
     finally:
         controllers.stop()
         cluster.close()
