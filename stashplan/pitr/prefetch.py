@@ -34,6 +34,7 @@ from stashplan.pitr.window import Window
 from stashplan.repository.repo import Repository
 
 DEFAULT_AHEAD = 16
+EARLY = 2  # files fetched ahead while the data directory is still being written
 FOLLOW_IDLE = 300.0  # seconds a follower waits for recovery to take a file before it gives up
 WORKERS = 4
 
@@ -107,13 +108,19 @@ def prefetch(repo: Repository, spool: Path, names: Sequence[str]) -> int:
 
 
 def follow(
-    repo: Repository, spool: Path, names: Sequence[str], ahead: int, idle: float = FOLLOW_IDLE
+    repo: Repository,
+    spool: Path,
+    names: Sequence[str],
+    ahead: int,
+    idle: float = FOLLOW_IDLE,
+    gate: Path | None = None,
 ) -> None:
     """Fetch `names` (the files recovery reads, in order) into the spool, keeping at most `ahead` segments
     there beyond the one recovery read last (`spool_serve.consumed` removes those before it). Stops when all
     are fetched, when one is not in the archive (recovery then ends there, or asks the repository), when the
     spool is gone (recovery ended: recovery_end_command removes it) or after `idle` seconds in which
-    recovery took nothing (the server was not started)."""
+    recovery took nothing (the server was not started). Until `gate` exists (the data directory is written:
+    its recovery.signal), only EARLY files are fetched, one at a time, so as not to slow the extraction."""
     import time
 
     position, waiting_since, last_seen = 0, time.monotonic(), -1
@@ -125,9 +132,10 @@ def follow(
             return
         if not spool_serve.refill_is(spool, me):
             return  # recovery ended (its recovery_end_command removed the spool, or is removing it)
-        room = ahead + 1 - held
+        opened = gate is None or gate.exists()
+        room = (ahead if opened else min(ahead, EARLY)) + 1 - held
         if room <= 0:
-            if held != last_seen:
+            if held != last_seen or not opened:  # the idle clock starts once the directory is written
                 waiting_since, last_seen = time.monotonic(), held
             if time.monotonic() - waiting_since > idle:
                 return
@@ -135,14 +143,16 @@ def follow(
             continue
         batch = list(names[position : position + room])
         marked = spool_serve.mark_pending(spool, batch)
-        fetched = fill(repo, spool, marked)
+        fetched = fill(repo, spool, marked, WORKERS if opened else 1)
         if fetched < len(marked):
             return  # not in the archive (or unreadable): the calls for it ask the repository
         position += len(batch)
         waiting_since, last_seen = time.monotonic(), -1
 
 
-def start_follower(repo: Repository, spool: Path, names: Sequence[str], ahead: int) -> int | None:
+def start_follower(
+    repo: Repository, spool: Path, names: Sequence[str], ahead: int, gate: Path | None = None
+) -> int | None:
     """`follow` in a background process that outlives this one (`pg restore`, whose key it keeps: no second
     key derivation), recorded as the spool's refill; its pid. None when it could not start (the calls
     PostgreSQL makes then fetch, and refill, themselves)."""
@@ -154,7 +164,7 @@ def start_follower(repo: Repository, spool: Path, names: Sequence[str], ahead: i
 
     def run() -> None:
         try:
-            follow(repo, spool, names, ahead)
+            follow(repo, spool, names, ahead, gate=gate)
         finally:
             spool_serve.refill_done(spool, os.getpid())
 

@@ -94,7 +94,9 @@ def restore(
     spool = pgdata / SPOOL_DIR
     if prefetch:
         spool.mkdir(mode=0o700)
-    follower = prefetching.start_follower(repo, spool, path, prefetch) if follow else None
+    follower = (
+        prefetching.start_follower(repo, spool, path, prefetch, pgdata / SIGNAL_FILE) if follow else None
+    )
     names = [] if follower is not None else path[:prefetch]  # no follower: fetched here, on a thread
     fetcher = threading.Thread(
         target=prefetching.prefetch, args=(repo, spool, names), name="stashplan-prefetch"
