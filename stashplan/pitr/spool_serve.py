@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from stashplan.pids import alive
 from stashplan.pitr.spool_names import NO_HISTORY, PENDING, REFILL
 
 SEGMENT_NAME_LENGTH = 24
@@ -32,15 +33,7 @@ def _fetcher_alive(marker: Path) -> bool:
         pid = int(marker.read_text() or "0")
     except (FileNotFoundError, ValueError):
         return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return alive(pid)
 
 
 def serve(spool: Path, name: str, destination: Path, wait: float = WAIT_SECONDS) -> bool:

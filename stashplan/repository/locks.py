@@ -30,6 +30,7 @@ from types import FrameType
 
 from providers.storage import ObjectNotFound, Storage
 from stashplan.errors import RepositoryError
+from stashplan.pids import alive
 
 REFRESH_EVERY = timedelta(seconds=60)
 STALE_AFTER = timedelta(minutes=5)
@@ -89,7 +90,7 @@ class LockInfo:
         still runs is never stale, however old (stopped or with its clock behind). Elsewhere, and for locks
         not recording their process start: not refreshed for `stale_after`."""
         if self.hostname == hostname:
-            if not pid_alive(self.pid):
+            if not alive(self.pid):
                 return True
             running = process_start(self.pid) if self.process else ""
             if running:
@@ -99,16 +100,6 @@ class LockInfo:
     def describe(self) -> str:
         kind = "exclusive" if self.exclusive else "shared"
         return f"{kind} lock {self.name} ({self.operation}, pid {self.pid} on {self.hostname}, refreshed {self.time:%Y-%m-%d %H:%M:%S}Z)"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _now() -> datetime:

@@ -35,9 +35,11 @@ KEY = (NS, "pg-base-wal-receive")
 def _objects(pg: ArchivingPostgres, folder: Path, *, paused: bool = False) -> list[dict]:
     docs = basebackup_objects(pg, NS, prune=False)
     config = next(d for d in docs if d["kind"] == "BackupConfiguration")
-    config["spec"]["task"]["params"] = [{"name": "walArchive", "value": "receive"},
-                                        {"name": "walSlot", "value": SLOT},
-                                        {"name": "walPartialInterval", "value": "0.5"}]
+    config["spec"]["task"]["params"] = [
+        {"name": "walArchive", "value": "receive"},
+        {"name": "walSlot", "value": SLOT},
+        {"name": "walPartialInterval", "value": "0.5"},
+    ]
     config["spec"]["paused"] = paused
     folder.mkdir(exist_ok=True)
     (folder / "all.yaml").write_text(yaml.safe_dump_all(docs))
@@ -55,7 +57,38 @@ def _received_to(pg: ArchivingPostgres, segment: str) -> int:
 
 def _committed(pg: ArchivingPostgres, name: str) -> tuple[str, int]:
     pg.sql(f"INSERT INTO items(name) VALUES ('{name}')")
-    return pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())"), parse_lsn(pg.sql("SELECT pg_current_wal_lsn()"))
+    return pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())"), parse_lsn(
+        pg.sql("SELECT pg_current_wal_lsn()")
+    )
+
+
+class _Loop:
+    """A local loop over the configuration's objects (its receiver supervised as a process), iterated until a
+    check holds; the receiver's log is shown when it does not."""
+
+    def __init__(self, pg: ArchivingPostgres, tmp_path: Path) -> None:
+        state = tmp_path / "state.db"
+        self.cluster = LocalCluster(state)
+        env = {**cluster_settings("local", state).env(), "PATH": f"{PG_BIN}:{os.environ['PATH']}"}
+        self.controllers = LocalControllers.create(self.cluster, env, tmp_path / "logs")
+        self.objs = _objects(pg, tmp_path / "manifests")
+        self.log = tmp_path / "logs" / f"{KEY[0]}_{KEY[1]}.log"
+
+    def iterate(self) -> None:
+        run_once(self.cluster, manifests=self.objs, addons=builtin_addons(), controllers=self.controllers)
+
+    def until(self, what: str, check: Callable[[], bool], seconds: float = 120) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.iterate()
+            if check():
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"timed out waiting for {what}; receiver log: {self.log.read_text()[-3000:]}")
+
+    def close(self) -> None:
+        self.controllers.stop()
+        self.cluster.close()
 
 
 def test_the_loop_runs_the_receiver_restarts_it_after_a_kill_and_stops_it_when_paused(
@@ -63,32 +96,15 @@ def test_the_loop_runs_the_receiver_restarts_it_after_a_kill_and_stops_it_when_p
 ) -> None:
     pg = streaming_postgres
     pg.sql("CREATE TABLE items(id serial PRIMARY KEY, name text NOT NULL)")
-    state = tmp_path / "state.db"
-    cluster = LocalCluster(state)
-    env = {**cluster_settings("local", state).env(), "PATH": f"{PG_BIN}:{os.environ['PATH']}"}
-    controllers = LocalControllers.create(cluster, env, tmp_path / "logs")
-    objs = _objects(pg, tmp_path / "manifests")
-    log = tmp_path / "logs" / f"{KEY[0]}_{KEY[1]}.log"
-
-    def iterate() -> None:
-        run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers)
-
-    def until(what: str, check: Callable[[], bool], seconds: float = 90) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            iterate()
-            if check():
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"timed out waiting for {what}; receiver log: {log.read_text()[-3000:]}")
-
+    loop = _Loop(pg, tmp_path)
+    cluster, controllers, iterate, until = loop.cluster, loop.controllers, loop.iterate, loop.until
     active = f"SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{SLOT}'"
     try:
         iterate()
         deploy = cluster.get("Deployment", *KEY)
         assert deploy["spec"]["replicas"] == 1
         first = controllers.deployments.procs[KEY].proc
-        assert first is not None, log.read_text() if log.exists() else "no log"
+        assert first is not None, loop.log.read_text() if loop.log.exists() else "no log"
         until("the receiver to create the slot and stream", lambda: pg.sql(active) == "t")
         segment, lsn = _committed(pg, "first")
         until("the first commit in the repository", lambda: _received_to(pg, segment) >= lsn)
@@ -96,8 +112,13 @@ def test_the_loop_runs_the_receiver_restarts_it_after_a_kill_and_stops_it_when_p
         assert (available["status"], available["reason"]) == ("True", "ProcessRunning")
 
         os.kill(first.pid, signal.SIGKILL)
-        until("the exit to be seen", lambda: cluster.get("Deployment", *KEY)["status"]["readyReplicas"] == 0
-              or controllers.deployments.procs[KEY].restarts > 0)
+        until(
+            "the exit to be seen",
+            lambda: (
+                cluster.get("Deployment", *KEY)["status"]["readyReplicas"] == 0
+                or controllers.deployments.procs[KEY].restarts > 0
+            ),
+        )
 
         def restarted() -> bool:
             proc = controllers.deployments.procs[KEY].proc
@@ -109,7 +130,7 @@ def test_the_loop_runs_the_receiver_restarts_it_after_a_kill_and_stops_it_when_p
         second = controllers.deployments.procs[KEY].proc
         assert second is not None
 
-        objs = _objects(pg, tmp_path / "manifests", paused=True)
+        loop.objs = _objects(pg, tmp_path / "manifests", paused=True)
         iterate()
         assert cluster.get("Deployment", *KEY)["spec"]["replicas"] == 0
         assert KEY not in controllers.deployments.procs and second.poll() is not None
@@ -117,8 +138,7 @@ def test_the_loop_runs_the_receiver_restarts_it_after_a_kill_and_stops_it_when_p
         [available] = cluster.get("Deployment", *KEY)["status"]["conditions"]
         assert available["reason"] == "ScaledToZero"
     finally:
-        controllers.stop()
-        cluster.close()
+        loop.close()
 
 
 def test_between_base_backups_the_receiver_keeps_the_repository_window_current(
@@ -126,35 +146,31 @@ def test_between_base_backups_the_receiver_keeps_the_repository_window_current(
 ) -> None:
     pg = streaming_postgres
     pg.sql("CREATE TABLE items(id serial PRIMARY KEY, name text NOT NULL)")
-    state = tmp_path / "state.db"
-    cluster = LocalCluster(state)
-    env = {**cluster_settings("local", state).env(), "PATH": f"{PG_BIN}:{os.environ['PATH']}"}
-    controllers = LocalControllers.create(cluster, env, tmp_path / "logs")
-    objs = _objects(pg, tmp_path / "manifests")
-    log = tmp_path / "logs" / f"{KEY[0]}_{KEY[1]}.log"
+    loop = _Loop(pg, tmp_path)
+    until = loop.until
 
     def pitr() -> dict:
-        return dict((cluster.get("Repository", NS, "repo").get("status") or {}).get("pitr") or {})
-
-    def until(what: str, check: Callable[[], bool], seconds: float = 120) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers)
-            if check():
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {what}; status {pitr()}; log: {log.read_text()[-3000:]}")
+        return dict((loop.cluster.get("Repository", NS, "repo").get("status") or {}).get("pitr") or {})
 
     try:
-        until("the receiver to stream", lambda: pg.sql(
-            f"SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{SLOT}'") == "t")
+        until(
+            "the receiver to stream",
+            lambda: (
+                pg.sql(
+                    f"SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{SLOT}'"
+                )
+                == "t"
+            ),
+        )
         base = subprocess.run(
             [*pg.stashplan, "pg", "basebackup", "-r", pg.repo, "--host", "127.0.0.1", "--port", str(pg.port),
              "--pg-basebackup", str(PG_BIN / "pg_basebackup")],
             env=pg.env(), capture_output=True, text=True)  # fmt: skip
         assert base.returncode == 0, base.stderr
         until("a window in the Repository's status", lambda: "lastRecoverableTime" in pitr())
-        conditions = {c["type"]: c for c in cluster.get("Repository", NS, "repo")["status"]["conditions"]}
+        conditions = {
+            c["type"]: c for c in loop.cluster.get("Repository", NS, "repo")["status"]["conditions"]
+        }
         assert conditions["WALContinuous"]["status"] == "True", conditions
         first = pitr()["lastRecoverableTime"]
         time.sleep(1.1)  # the next commit is in a later second
@@ -163,5 +179,4 @@ def test_between_base_backups_the_receiver_keeps_the_repository_window_current(
               lambda: str(pitr().get("lastRecoverableTime", "")) > str(first))  # fmt: skip
         assert pitr()["gaps"] == 0
     finally:
-        controllers.stop()
-        cluster.close()
+        loop.close()
