@@ -22,8 +22,8 @@ import blake3
 
 from stashplan import metrics
 from stashplan.errors import StashplanError
-from stashplan.pitr import walstore
-from stashplan.pitr.slotlag import SlotLag, lag_registry, query_lag
+from stashplan.pitr import receive_dir, walstore
+from stashplan.pitr.slotlag import SlotLag, lag_registry, query_lag, system_identifier
 from stashplan.pitr.walnames import WalKind, format_lsn, parse_wal_name, segment_number, segment_of
 from stashplan.repository.repo import Repository
 
@@ -50,6 +50,7 @@ class Options:
     psql: str = "psql"
     pushgateway: str = ""
     segment_size: int = 16 * 1024 * 1024
+    clear_foreign: bool = False  # a directory of its own: WAL another server left in it is removed, not refused
 
 
 def check_slot(slot: str) -> str:
@@ -156,6 +157,7 @@ class Receiver:
         """Create the slot if missing, stream until SIGTERM (or SIGINT), sweeping every interval; a last
         sweep after pg_receivewal stops. StashplanError when pg_receivewal ends on its own."""
         self.options.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._check_directory()
         created = subprocess.run(
             receivewal_argv(self.source, self.options, create=True), capture_output=True, text=True
         )
@@ -186,6 +188,24 @@ class Receiver:
         if not self.stop.is_set():
             raise StashplanError(f"pg_receivewal exited with code {proc.returncode} (see its messages above)")
         log.info("stopped; the partial segment is pushed")
+
+    def _check_directory(self) -> None:
+        """Refuse (or, for a directory of its own, empty) a directory holding another server's WAL."""
+        sysid = system_identifier(self.options.psql, self.source)
+        others = receive_dir.foreign(self.options.directory, sysid)
+        if not others:
+            return
+        found = receive_dir.system_identifier_of(others[-1])
+        if not self.options.clear_foreign:
+            raise StashplanError(
+                f"{self.options.directory} holds WAL of another server (system identifier {found}, not {sysid} "
+                f"of {self.source.host}:{self.source.port}, in {others[-1].name}): pg_receivewal would resume from "
+                "it; empty the directory or give another --directory"
+            )
+        log.warning("%s held WAL of another server (system identifier %s, this one %s): removed",
+                    self.options.directory, found, sysid)  # fmt: skip
+        for path in receive_dir.wal_files(self.options.directory):
+            path.unlink()
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         self.stop.set()

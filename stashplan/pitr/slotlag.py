@@ -64,6 +64,21 @@ def query_lag(psql: str, server: Server, slot: str) -> SlotLag:
         raise StashplanError(f"replication slot {slot!r}: {exc}") from None
 
 
+def system_identifier(psql: str, server: Server) -> int:
+    """The server's system identifier (IDENTIFY_SYSTEM over a replication connection, as the receiver's role
+    may make); StashplanError naming the cause."""
+    conninfo = f"dbname={server.dbname} replication=database"
+    argv = [psql, "-h", server.host, "-p", str(server.port), "-U", server.user, "-d", conninfo]
+    done = subprocess.run([*argv, "-w", "-X", "-At", "-c", "IDENTIFY_SYSTEM"], capture_output=True, text=True,
+                          timeout=30)  # fmt: skip
+    if done.returncode:
+        raise StashplanError(f"psql IDENTIFY_SYSTEM exited with code {done.returncode}: {done.stderr.strip()[-300:]}")
+    try:
+        return int(done.stdout.split("|", 1)[0])
+    except ValueError:
+        raise StashplanError(f"IDENTIFY_SYSTEM answered {done.stdout.strip()[:100]!r}") from None
+
+
 def lag_registry(host: str, port: int, slot: str, lag: SlotLag, now: float) -> CollectorRegistry:
     """The slot's lag in bytes and when it was measured, labelled with the server and the slot."""
     registry = CollectorRegistry()

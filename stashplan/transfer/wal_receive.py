@@ -64,7 +64,8 @@ def receive(cluster: Cluster, namespace: str, name: str, opts: ReceiveOptions, g
                 raise TransferError("WAL is archived into a stashplan repository, not restic's")
             source = Source(conn.host, conn.port or 5432, conn.username, conn.database or "postgres")
             options = Options(opts.slot, work_directory(namespace, name, opts.directory), opts.interval,
-                              opts.pg_receivewal, opts.psql, opts.pushgateway_url)
+                              opts.pg_receivewal, opts.psql, opts.pushgateway_url,
+                              clear_foreign=not opts.directory)  # its own default directory: emptied if foreign
             stop = threading.Event()
             refresher = threading.Thread(
                 target=_refresh_status,
