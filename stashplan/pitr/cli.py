@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shlex
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -34,7 +32,6 @@ from stashplan.pitr import restore as restoring
 from stashplan.pitr.inventory import take_inventory
 from stashplan.pitr.labels import BaseBackup
 from stashplan.pitr.recovery_conf import restore_command
-from stashplan.pitr.spool_names import REFILL
 from stashplan.pitr.timelines import chain, describe_chain
 from stashplan.pitr.walnames import DEFAULT_SEGMENT_SIZE, format_lsn, parse_lsn
 from stashplan.pitr.window import Target, TargetKind, Window, describe
@@ -204,19 +201,11 @@ def wal_fetch(
             help="Exit status when the archive does not hold the file (restore_command's wrapper maps it to 1)",
         ),
     ] = 1,
-    refill: Annotated[
-        bool,
-        typer.Option("--refill", hidden=True, help="Only fetch the segments after NAME into the spool"),
-    ] = False,
 ) -> None:
     """Restore one archived WAL file. Exit 1 when the archive does not hold it (PostgreSQL then ends recovery
     there); exit 126 on any other failure (wrong password, storage down, a damaged object), which makes
     PostgreSQL stop instead of promoting early. With --spool, a file fetched ahead is moved into place without
     opening the repository, and a fetch from the repository goes on with the next segments in the background."""
-    if refill:
-        if spool is not None:
-            _refill(repository, spool, prefetching.segments_after(name, look_ahead, segsize << 20))
-        return
     try:
         if spool is not None and spool_serve.serve(spool, name, destination):
             return
@@ -238,30 +227,6 @@ def wal_fetch(
     if not found:
         typer.echo(f"{name}: not in the archive", err=True)
         raise typer.Exit(not_found_exit)
-
-
-def _refill(repository: RepositoryArgs, spool: Path, names: list[str]) -> None:
-    """The refill a call answered from the spool started: mark the next segments pending (before the key is
-    derived, so that PostgreSQL's calls wait for them), then fetch them. Exit 0 whatever happens: the calls
-    for these files report any error."""
-    me = os.getpid()
-    for _ in range(100):  # the call that started this records it right after the start
-        if spool_serve.refill_is(spool, me) or (spool / REFILL).exists():
-            break
-        time.sleep(0.01)
-    if not spool_serve.refill_is(spool, me):
-        return  # another refill was recorded meanwhile
-    marked = spool_serve.mark_pending(spool, names)
-    try:
-        if marked:
-            with repository.open_native() as repo:
-                prefetching.fill(repo, spool, marked)
-    except (typer.Exit, StashplanError, OSError, ValueError):
-        pass
-    finally:
-        for name in marked:
-            spool_serve.done(spool, name)
-        spool_serve.refill_done(spool, me)
 
 
 def _fetch_ahead(repo: Repository, spool: Path, names: list[str]) -> None:

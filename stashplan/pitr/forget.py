@@ -18,6 +18,7 @@ from stashplan.repository import locks
 from stashplan.repository.layout import SNAPSHOTS
 from stashplan.repository.repo import Repository
 from stashplan.repository.retention import RetentionPolicy, apply_policy
+from stashplan.repository.snapshots import Snapshot
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,7 @@ def forget(
     with locks.released_on_sigterm():
         lock.acquire(repo.lock_wait)
         try:
-            snaps = {}
-            for snap in repo.snapshots(tags=[BASEBACKUP_TAG]):
-                if (found := from_tags(snap.id, snap.tags, snap.end_time)) is not None:
-                    snaps[snap.id] = (snap, found)
+            snaps = {snap.id: (snap, found) for snap, found in _complete(repo)}
             result = apply_policy([s for s, _ in snaps.values()], policy)
             removed = tuple(snaps[s.id][1] for s in result.remove)
             kept = tuple(snaps[s.id][1] for s in result.keep)
@@ -64,10 +62,22 @@ def forget(
             lock.release()
 
 
-def _unneeded_wal(repo: Repository, kept: tuple[BaseBackup, ...], segment_size: int) -> tuple[str, ...]:
+def _complete(repo: Repository) -> list[tuple[Snapshot, BaseBackup]]:
+    """The base backups with a recorded stop, with their snapshots."""
+    return [
+        (snap, found)
+        for snap in repo.snapshots(tags=[BASEBACKUP_TAG])
+        if (found := from_tags(snap.id, snap.tags, snap.end_time)) is not None
+    ]
+
+
+def _unneeded_wal(
+    repo: Repository, kept: tuple[BaseBackup, ...], segment_size: int, names: list[str] | None = None
+) -> tuple[str, ...]:
+    """The archived WAL none of `kept` needs; `names` is the archive's listing when the caller has it."""
     archive = walstore.archived(repo, segment_size)
     histories, _unreadable = read_histories(repo, archive)
-    names = walstore.listed(repo)
+    names = walstore.listed(repo) if names is None else names
     timelines = {parse_wal_name(n).timeline for n in names}
     return tuple(droppable(names, horizons(kept, timelines, histories, segment_size), segment_size))
 
@@ -93,12 +103,8 @@ def forget_wal(repo: Repository) -> tuple[str, ...]:
             segment_size = segment_size_of(repo, names)
             if segment_size is None:
                 return ()
-            kept = tuple(
-                found
-                for snap in repo.snapshots(tags=[BASEBACKUP_TAG])
-                if (found := from_tags(snap.id, snap.tags, snap.end_time)) is not None
-            )
-            wal = _unneeded_wal(repo, kept, segment_size)
+            kept = tuple(found for _snap, found in _complete(repo))
+            wal = _unneeded_wal(repo, kept, segment_size, names)
             lock.verify("no WAL deleted")
             for name in wal:
                 walstore.delete(repo, name)

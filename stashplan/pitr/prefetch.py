@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -121,8 +123,6 @@ def follow(
     spool is gone (recovery ended: recovery_end_command removes it) or after `idle` seconds in which
     recovery took nothing (the server was not started). Until `gate` exists (the data directory is written:
     its recovery.signal), only EARLY files are fetched, one at a time, so as not to slow the extraction."""
-    import time
-
     position, waiting_since, last_seen = 0, time.monotonic(), -1
     me = os.getpid()
     while position < len(names):
@@ -175,8 +175,6 @@ def in_background(run: Callable[[], object], prepare: Callable[[], object]) -> i
     """Run `prepare` then `run` in a forked child that outlives this process (its own session, standard streams
     on /dev/null); returns the child's pid once `prepare` is done in it. None (nothing started) where a fork
     is not safe: another thread is running, or there is no fork."""
-    import threading
-
     if not hasattr(os, "fork") or threading.active_count() > 1:
         return None
     ready_r, ready_w = os.pipe()

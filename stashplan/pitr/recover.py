@@ -150,20 +150,22 @@ def _until_promoted(server: subprocess.Popen, pgdata: Path, bin_dir: Path, serve
     ended and it promoted) and pg_control says "in production": pg_is_in_recovery() false, told without a
     connection (no role or password of the restored server is known here). pg_control alone is not enough: a
     base backup's copy says "in production" until the server starts recovering."""
-    seen, last_progress = 0, 0.0
-    while True:
-        text = server_log.read_text(errors="replace")
-        seen, last_progress = _relay(text, seen, last_progress=last_progress)
-        if server.poll() is not None:
-            raise RecoveryFailed(
-                f"recovery of {pgdata} failed: {_cause(text)}{_missing(text)}; recoverable window {window}"
-            )
-        if READY in text and _state(bin_dir, pgdata) == "in production":
-            return
-        if deadline is not None and time.monotonic() > deadline:
-            raise RecoveryFailed(f"recovery of {pgdata} did not finish before the session's deadline; "
-                                 f"last: {_last_phase(text)}; recoverable window {window}")
-        time.sleep(POLL)
+    seen, last_progress, text = 0, 0.0, ""
+    with server_log.open(errors="replace") as log_file:
+        while True:
+            text += log_file.read()  # only what the server wrote since the last look
+            seen, last_progress = _relay(text, seen, last_progress=last_progress)
+            if server.poll() is not None:
+                text += log_file.read()  # its last words
+                raise RecoveryFailed(
+                    f"recovery of {pgdata} failed: {_cause(text)}{_missing(text)}; recoverable window {window}"
+                )
+            if READY in text and _state(bin_dir, pgdata) == "in production":
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise RecoveryFailed(f"recovery of {pgdata} did not finish before the session's deadline; "
+                                     f"last: {_last_phase(text)}; recoverable window {window}")
+            time.sleep(POLL)
 
 
 def _state(bin_dir: Path, pgdata: Path) -> str:

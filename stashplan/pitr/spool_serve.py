@@ -111,47 +111,17 @@ def answer_from_args(args: list[str]) -> int | None:
 
 
 def _answer(args: list[str]) -> int | None:
-    spool = next((a.split("=", 1)[1] for a in args if a.startswith("--spool=")), None)
-    if spool is None and "--spool" in args[:-2]:
-        spool = args[args.index("--spool") + 1]
+    spool = _option(args[:-2], "--spool")
     if spool is None or len(args) < 2 or any(a.startswith("-") for a in args[-2:]):
         return None
     if args[-2] == NO_HISTORY:
         return NOT_FOUND
     try:
         if serve(Path(spool), args[-2], Path(args[-1])):
-            look_ahead = _option(args[:-2], "--look-ahead")
-            if look_ahead and look_ahead.isdigit() and refill_wanted(Path(spool), args[-2], int(look_ahead)):
-                start_refill(Path(spool), args[:-2], args[-2])
             return 0
         return NOT_FOUND if _absent_locally(_option(args[:-2], "--repo", "-r"), args[-2]) else None
     except (OSError, ValueError):
         return None  # the CLI fetches it from the repository and reports any error
-
-
-def _ahead(spool: Path, name: str) -> int:
-    """How many segments after `name` on its timeline the spool holds or has pending."""
-    with os.scandir(spool) as entries:
-        names = {e.name.removesuffix(PENDING) for e in entries}
-    return sum(1 for n in names if len(n) == SEGMENT_NAME_LENGTH and n > name and n[:8] == name[:8])
-
-
-def refill_wanted(spool: Path, name: str, look_ahead: int) -> bool:
-    """After serving segment `name`: True when at most half of `look_ahead` segments are still ahead of it and
-    no refill runs."""
-    if look_ahead <= 0 or len(name) != SEGMENT_NAME_LENGTH or _fetcher_alive(spool / REFILL):
-        return False
-    return _ahead(spool, name) <= look_ahead // 2
-
-
-def start_refill(spool: Path, options: list[str], name: str) -> None:
-    """Start `wal-fetch OPTIONS --refill NAME -` (the next segments into the spool) detached, in this
-    interpreter, and record its pid as the spool's refill (it checks that record, so only one runs)."""
-    import sys
-
-    argv = [sys.executable, "-m", "stashplan", "pg", "wal-fetch", *options, "--refill", name, "-"]
-    devnull = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
-    record_refill(spool, os.posix_spawn(sys.executable, argv, os.environ, file_actions=devnull, setsid=True))
 
 
 def record_refill(spool: Path, pid: int) -> None:
@@ -212,7 +182,6 @@ def _absent_locally(repo: str | None, name: str) -> bool:
     if repo is None or not repo.startswith(("local:/", "/")):
         return False
     from providers.storage.local import LocalStorage
-    from stashplan.pitr.walnames import archived_names
+    from stashplan.pitr.walnames import archive_lacks
 
-    storage = LocalStorage(repo.removeprefix("local:"))
-    return storage.exists(REPOSITORY_CONFIG) and not any(storage.exists(n) for n in archived_names(name))
+    return archive_lacks(LocalStorage(repo.removeprefix("local:")).exists, REPOSITORY_CONFIG, name)

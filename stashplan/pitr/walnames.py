@@ -8,6 +8,7 @@ history files `<segment>.XXXXXXXX.backup`, partial segments `<segment>.partial`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -51,6 +52,12 @@ def archived_names(file_name: str, partial: bool = True) -> list[str]:
     return [wal.object_name] + (
         [wal.object_name + ".partial"] if partial and wal.kind is WalKind.SEGMENT else []
     )
+
+
+def archive_lacks(exists: Callable[[str], bool], config: str, file_name: str) -> bool:
+    """True when the storage `exists` asks holds a repository (its `config` object) but neither object that may
+    hold `file_name`: a miss told without the repository's key."""
+    return exists(config) and not any(exists(n) for n in archived_names(file_name))
 
 
 def parse_wal_name(name: str) -> WalFile:

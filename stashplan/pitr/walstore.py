@@ -25,6 +25,7 @@ from stashplan.pitr.walnames import (
     WAL_PREFIX,
     WalFile,
     WalKind,
+    archive_lacks,
     archived_names,
     format_lsn,
     parse_wal_name,
@@ -95,7 +96,7 @@ def absent(storage: Storage, file_name: str) -> bool:
     """True when `storage` holds a repository (its config) and neither object `fetch` would read: a miss is
     answered without the repository's key (recovery asks for the segment after the last one, and for the
     next timeline's history, before it promotes)."""
-    return storage.exists(CONFIG) and not any(storage.exists(n) for n in archived_names(file_name))
+    return archive_lacks(storage.exists, CONFIG, file_name)
 
 
 def fetch(repo: Repository, file_name: str, destination: Path, *, partial: bool = True) -> bool:
