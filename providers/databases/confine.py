@@ -37,6 +37,15 @@ class Chain:
 _META = re.compile(rb"\\([A-Za-z!?]+|!)")
 _CONNECT = re.compile(rb"\\(?:c|connect)[ \t]+(?:-reuse-previous=on[ \t]+\"dbname='([^'\"\\]+)'\"|"
                       rb"([A-Za-z_][A-Za-z0-9_$]*))[ \t]*\r?\n?$")
+def _line_start_backslash(data: bytes, pos: int) -> int:
+    """The first backslash at or after `pos` (a line start) that starts a line, or -1."""
+    slash = data.find(b"\\", pos)  # memchr-fast; a 2-byte find from there only when it is mid-line
+    if slash < 0 or slash == pos or data[slash - 1] == 10:
+        return slash
+    found = data.find(b"\n\\", slash)
+    return found + 1 if found >= 0 else -1
+
+
 # Single letters COPY data may start a line with (escapes such as \N, \t); psql refuses them anyway.
 _COPY_ESCAPES = {b"N", b"b", b"f", b"n", b"r", b"t", b"v", b"x"}
 
@@ -51,37 +60,40 @@ class PsqlConfine:
         self._key = secrets.token_hex(24).encode()
         self._held = b""
         self._started = False
-        self._long = False  # passing the rest of a long ordinary line through
+        self._mid_line = False  # the next byte continues an ordinary line (it passes through)
 
     def feed(self, data: bytes) -> bytes:
-        out = bytearray()
+        """Ordinary lines pass untouched (a chunk without a meta-command line is returned as it is); only a line
+        starting with a backslash is looked at, held whole first."""
+        out: list[bytes] = []
         if not self._started:
             self._started = True
-            out += b"\\restrict " + self._key + b"\n"
-        data = self._held + data
-        self._held = b""
-        start = 0
-        while start < len(data):
-            end = data.find(b"\n", start)
-            if end < 0:
-                rest = data[start:]
-                if self._long or (len(rest) > MAX_LINE and not rest.startswith(b"\\")):
-                    self._long = True
-                    out += rest
-                elif len(rest) > MAX_LINE:
+            out.append(b"\\restrict " + self._key + b"\n")
+        data, self._held = self._held + data, b""
+        pos = 0
+        if self._mid_line:
+            pos = data.find(b"\n") + 1
+            if not pos:
+                return b"".join([*out, data])
+        emitted = 0
+        while (meta := _line_start_backslash(data, pos)) >= 0:
+            end = data.find(b"\n", meta) + 1
+            out.append(data[emitted:meta])
+            if not end:  # the last line is a meta-command line begun: judged when whole
+                if len(data) - meta > MAX_LINE:
                     raise TransferError(f"psql restore: a meta-command line longer than {MAX_LINE} bytes")
-                else:
-                    self._held = rest
-                break
-            line = data[start:end + 1]
-            out += line if self._long else self._line(line)
-            self._long = False
-            start = end + 1
-        return bytes(out)
+                self._held = data[meta:]
+                self._mid_line = False
+                return b"".join(out)
+            out.append(self._line(data[meta:end]))
+            emitted = pos = end
+        out.append(data[emitted:])
+        self._mid_line = bool(data) and not data.endswith(b"\n")
+        return b"".join(out)
 
     def flush(self) -> bytes:
         rest, self._held = self._held, b""
-        return b"" if self._long or not rest else self._line(rest)
+        return self._line(rest) if rest else b""
 
     def _line(self, line: bytes) -> bytes:
         if not line.startswith(b"\\"):

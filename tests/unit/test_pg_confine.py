@@ -5,6 +5,8 @@ could read differently (meta-commands, psql variables, strings whose end depends
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from providers.databases.pg_confine import PgTargetConfine
 from stashplan.errors import TransferError
@@ -191,3 +193,32 @@ def test_a_string_whose_end_depends_on_standard_conforming_strings_is_read_as_de
         _run(b"SELECT pg_catalog.set_config('standard_conforming_strings', 'off', false);\n", chunk)
     with pytest.raises(TransferError, match="ALTER DATABASE dst SET client_encoding"):
         _run(b"ALTER DATABASE dst SET client_encoding = 'SJIS';\n", chunk)
+
+
+_ROW_PARTS = (b"a", b"\\N", b"\\\\", b"\\.", b"\\.x", b".", b"\t", b"\r", b"\\", b"COPY x TO PROGRAM 'id';")
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.lists(st.sampled_from(_ROW_PARTS), min_size=1, max_size=6), max_size=12),
+       cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12), crlf=st.booleans())
+def test_the_end_of_copy_data_is_found_wherever_the_stream_is_cut(rows: list[list[bytes]], cuts: list[int],
+                                                                  crlf: bool) -> None:
+    """Rows that look like the end marker pass untouched, and the real `\\.` line ends the block at any cut:
+    a statement after it is judged (and refused), never passed as data."""
+    body = b"".join(b"".join(parts).replace(b"\n", b"") + b"\n" for parts in rows
+                    if b"".join(parts).rstrip(b"\r") != b"\\.")
+    block = b"COPY t (a) FROM stdin;\n" + body + (b"\\.\r\n" if crlf else b"\\.\n")
+    f = PgTargetConfine("dst")
+    out, pos = b"", 0
+    for cut in sorted({min(c, len(block)) for c in cuts} | {len(block)}):
+        out += f.feed(block[pos:cut])
+        pos = cut
+    assert out + f.flush() == block
+    f = PgTargetConfine("dst")
+    hostile = block + b"COPY (SELECT 1) TO PROGRAM 'id';\n"
+    with pytest.raises(TransferError, match="PROGRAM"):
+        pos = 0
+        for cut in sorted({min(c, len(hostile)) for c in cuts} | {len(hostile)}):
+            f.feed(hostile[pos:cut])
+            pos = cut
+        f.flush()
