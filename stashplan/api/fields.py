@@ -191,7 +191,8 @@ HONOURED: tuple[Rule, ...] = (
       for base in ("spec.target.rules", "spec.rules") for k in ("targetHosts", "sourceHost", "snapshots")),
     Rule(_RS, "spec.pitr.targetTime", "PostgreSQL point-in-time recovery (Task postgres-pitr-restore-<v>): the "
          "data directory written (local mode: param pgdata; a cluster: in the claim named by param claimName) is "
-         "recovered to this recovery_target_time by the Job before it Succeeds; KubeStash's "
+         "recovered to this recovery_target_time by the Job before it Succeeds (local mode; a cluster's Job writes "
+         "it set up to recover: param recover \"false\"); KubeStash's "
          "spec.dataSource.pitr.targetTime (Stash v1beta1 has no such field)", _PHYSICAL),
     Rule(_RS, "spec.pitr.targetLSN", "stashplan extension: recovery_target_lsn instead of a time", _PHYSICAL),
     Rule(_RS, "spec.pitr.targetName", "stashplan extension: recovery_target_name (a pg_create_restore_point)",

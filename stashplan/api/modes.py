@@ -55,7 +55,7 @@ def _pitr(obj: dict, mode: str) -> Iterator[tuple[str, str]]:
         yield ("spec.task.params", f"Task param recover must be \"true\" (recover before Succeeded) or \"false\" "
                f"(write the directory only), not {params['recover']!r}")
     if mode == "kube":
-        yield from pitr_claim_problems(claim, pgdata)
+        yield from pitr_pod_problems(params)
         return
     if claim:
         yield ("spec.task.params", f"Task param claimName: {LOCAL_REASON}, with no PersistentVolumeClaim to "
@@ -65,6 +65,16 @@ def _pitr(obj: dict, mode: str) -> Iterator[tuple[str, str]]:
         given = f" (given {pgdata!r})" if pgdata else ""
         yield ("spec.task.params", f"Task param pgdata must name the data directory to write, as an absolute path "
                f"(new or empty){given}; the target AppBinding is not connected to")
+
+
+def pitr_pod_problems(params: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """(field, why) for the Task params of a point-in-time restore run by a Job in a cluster: where it writes
+    (claimName, pgdata), and `recover`, which needs PostgreSQL's server programs that stashplan's image lacks."""
+    yield from pitr_claim_problems(params.get("claimName", ""), params.get("pgdata", ""))
+    if params.get("recover", "").strip().lower() != "false":
+        yield ("spec.task.params", "Task param recover: a restore Job in a cluster cannot recover the directory "
+               "(stashplan's image carries PostgreSQL's client programs, not its server); give recover \"false\": "
+               "the directory is written set up to recover, and recovers when PostgreSQL first starts on it")
 
 
 def pitr_claim_problems(claim: str, pgdata: str) -> Iterator[tuple[str, str]]:

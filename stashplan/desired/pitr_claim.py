@@ -6,7 +6,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping
 
-from stashplan.api.modes import PITR_MOUNT, pitr_claim_problems
+from stashplan.api.modes import PITR_MOUNT, pitr_pod_problems
 from stashplan.errors import StashplanError
 
 PITR_VOLUME = "stashplan-pitr-data"
@@ -21,12 +21,13 @@ def _params(spec: Mapping) -> dict[str, str]:
 def mount_pitr_claim(pod: dict, spec: Mapping) -> None:
     """With Task param claimName, mount that claim (of the pod's namespace) into the containers that run
     `stashplan transfer pitr-restore` and point their `--pgdata` inside it; nothing otherwise. StashplanError
-    naming the param for a claim or pgdata that cannot be mounted so (the session is then Invalid)."""
+    naming the param for a claim or pgdata that cannot be mounted so, or a recovery the Job's image cannot run
+    (the session is then Invalid)."""
     params = _params(spec)
     claim = params.get("claimName", "")
     if not claim:
         return
-    for path, why in pitr_claim_problems(claim, params.get("pgdata", "")):  # also for sessions kubectl created
+    for path, why in pitr_pod_problems(params):  # also for sessions kubectl created
         raise StashplanError(f"{path}: {why}")
     pgdata = posixpath.join(PITR_MOUNT, posixpath.normpath(params.get("pgdata") or DEFAULT_SUBDIR))
     restoring = [c for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]

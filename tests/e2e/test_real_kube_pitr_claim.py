@@ -1,8 +1,8 @@
 """A point-in-time RestoreSession on a real control plane (make kube-e2e), planned by the operator's own identity:
 the restore Job the API server accepts mounts the PersistentVolumeClaim named by Task param claimName and runs
-`stashplan transfer pitr-restore --pgdata <mount>/<pgdata>`; a session naming a claim of another namespace is
-Invalid with one line and gets no Job. The restore itself in a pod is not run here (the local-mode tests run
-the recovery)."""
+`stashplan transfer pitr-restore --pgdata <mount>/<pgdata>`; a session naming a claim of another namespace, or
+asking the Job to recover (the image has no PostgreSQL server), is Invalid with one line and gets no Job. The
+restore itself in a pod is not run here (the local-mode tests run the recovery)."""
 
 from __future__ import annotations
 
@@ -45,16 +45,22 @@ def test_the_restore_job_mounts_the_claim_and_a_session_without_one_gets_no_job(
                       "spec": {"type": "kubedb.com/postgres", "version": "16",
                                "clientConfig": {"url": "postgresql://127.0.0.1:5432"}}})  # fmt: skip
         admin.create(_session("into-claim", [{"name": "claimName", "value": "pg-restored"},
-                                             {"name": "pgdata", "value": "data"}]))
-        admin.create(_session("elsewhere", [{"name": "claimName", "value": "other/pg-restored"}]))
+                                             {"name": "pgdata", "value": "data"},
+                                             {"name": "recover", "value": "false"}]))
+        admin.create(_session("recovering", [{"name": "claimName", "value": "pg-restored"}]))  # recover: default
+        admin.create(_session("elsewhere", [{"name": "claimName", "value": "other/pg-restored"},
+                                            {"name": "recover", "value": "false"}]))
         done = run_once(operator, addons=builtin_addons(), namespace=NS)
-        [refused] = done.plan.refusals
+        refused, no_server = sorted(done.plan.refusals)
         assert refused.startswith("RestoreSession pitr-claim/elsewhere: spec.task.params: Task param claimName "
                                   "'other/pg-restored' names a claim in another namespace"), refused
+        assert no_server.startswith("RestoreSession pitr-claim/recovering: spec.task.params: Task param recover: a "
+                                    "restore Job in a cluster cannot recover the directory"), no_server
         assert admin.get("RestoreSession", NS, "elsewhere")["status"]["phase"] == "Invalid"
+        assert admin.get("RestoreSession", NS, "recovering")["status"]["phase"] == "Invalid"
 
         jobs = {j["metadata"]["name"]: j for j in admin.list("Job", NS)}
-        assert "stash-restore-elsewhere" not in jobs
+        assert "stash-restore-elsewhere" not in jobs and "stash-restore-recovering" not in jobs
         pod = jobs["stash-restore-into-claim"]["spec"]["template"]["spec"]
         assert {"name": "stashplan-pitr-data", "persistentVolumeClaim": {"claimName": "pg-restored"}} in pod["volumes"]
         [container] = pod["containers"]

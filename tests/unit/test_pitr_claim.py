@@ -33,14 +33,14 @@ def _job_pod(params: dict[str, str]) -> dict:
 
 
 def test_the_restore_job_mounts_the_claim_and_writes_pgdata_inside_it() -> None:
-    pod = _job_pod({"claimName": "pg-restored", "pgdata": "data/main"})
+    pod = _job_pod({"claimName": "pg-restored", "pgdata": "data/main", "recover": "false"})
     assert {"name": "stashplan-pitr-data", "persistentVolumeClaim": {"claimName": "pg-restored"}} in pod["volumes"]
     [container] = pod["containers"]
     assert {"name": "stashplan-pitr-data", "mountPath": "/stashplan-pitr-data"} in container["volumeMounts"]
     args = container["args"]
     assert args[:2] == ["transfer", "pitr-restore"]
     assert "--pgdata=/stashplan-pitr-data/data/main" in args
-    assert "--recover=true" in args and "--pg-version=16" in args  # the server that recovers it, in the Job
+    assert "--recover=false" in args and "--pg-version=16" in args
 
 
 def test_pgdata_defaults_to_a_subdirectory_and_recover_false_is_passed_on() -> None:
@@ -61,8 +61,25 @@ def _problems(params: dict[str, str], mode: str) -> list[str]:
 
 
 def test_a_claim_in_the_sessions_namespace_is_accepted_in_a_cluster() -> None:
-    assert _problems({"claimName": "pg-restored"}, "kube") == []
-    assert _problems({"claimName": "pg-restored", "pgdata": "a/b", "recover": "false"}, "kube") == []
+    assert _problems({"claimName": "pg-restored", "recover": "false"}, "kube") == []
+    assert _problems({"claimName": "pg-restored", "pgdata": "a/b", "recover": "False "}, "kube") == []
+
+
+@pytest.mark.parametrize("recover", ["", "true"])
+def test_recovery_in_a_restore_job_of_a_cluster_is_refused_because_the_image_has_no_server(recover: str) -> None:
+    """The shipped image carries PostgreSQL's client programs only: a Job that would recover could only Fail."""
+    params = {"claimName": "pg-restored", **({"recover": recover} if recover else {})}
+    [line] = _problems(params, "kube")
+    assert line.startswith("RestoreSession/demo/rs: spec.task.params: Task param recover: a restore Job in a "
+                           "cluster cannot recover the directory"), line
+    assert 'give recover "false"' in line
+    assert _problems({"pgdata": "/srv/pg", **({"recover": recover} if recover else {})}, "local") == []
+    world = base_world()  # the same session created with kubectl and read back: Invalid, no Job
+    world["RestoreSession"] = [_pitr_session(params)]
+    out = compute(world)
+    assert not [o for o in out.objects if o["kind"] == "Job"]
+    [line] = out.refusals
+    assert line.startswith("RestoreSession demo/rs: spec.task.params: Task param recover: a restore Job"), line
 
 
 @pytest.mark.parametrize(("params", "mode", "why"), [
@@ -77,13 +94,14 @@ def test_a_claim_in_the_sessions_namespace_is_accepted_in_a_cluster() -> None:
     ({"pgdata": "/srv/pg", "recover": "yes"}, "local", "Task param recover must be \"true\""),
 ])
 def test_what_cannot_be_mounted_or_named_is_refused_in_one_line(params: dict[str, str], mode: str, why: str) -> None:
+    params = {"recover": "false", **params} if mode == "kube" else params
     [line] = _problems(params, mode)
     assert line.startswith(f"RestoreSession/demo/rs: spec.task.params: {why}"), line
 
 
 def test_a_session_read_back_from_the_cluster_with_a_claim_elsewhere_is_invalid_and_gets_no_job() -> None:
     world = base_world()
-    world["RestoreSession"] = [_pitr_session({"claimName": "other/pg-restored"})]
+    world["RestoreSession"] = [_pitr_session({"claimName": "other/pg-restored", "recover": "false"})]
     out = compute(world)
     assert not [o for o in out.objects if o["kind"] == "Job"]
     [line] = out.refusals

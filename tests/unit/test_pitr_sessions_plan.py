@@ -40,9 +40,10 @@ def valid(obj: dict) -> dict:
 def test_a_pitr_restore_is_accepted_in_local_mode_and_needs_a_claim_in_a_cluster() -> None:
     obj = valid(session({"targetTime": "2026-12-06T05:00:00Z"}))
     assert mode_problems([obj], "local") == []
-    [line] = mode_problems([obj], "kube")
-    assert line.startswith("RestoreSession/demo/rs: spec.task.params: Task param claimName must name the "
-                           "PersistentVolumeClaim")
+    claim, recover = mode_problems([obj], "kube")
+    assert claim.startswith("RestoreSession/demo/rs: spec.task.params: Task param claimName must name the "
+                            "PersistentVolumeClaim")
+    assert "Task param recover: a restore Job in a cluster cannot recover" in recover
 
 
 @pytest.mark.parametrize("obj,field,why", [
