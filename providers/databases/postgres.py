@@ -95,6 +95,10 @@ def _idempotent_create_role(line: bytes) -> bytes:
             + b"; EXCEPTION WHEN duplicate_object THEN NULL; END $stashplan$;\n")
 
 
+_ROLE_LINES = (b"CREATE ROLE ", b"ALTER ROLE ")  # the starts of the lines SuperuserLineFilter changes
+_PAST_ROLES = (b"COPY ", b"\\connect ")  # lines that come after pg_dumpall's roles
+
+
 class SuperuserLineFilter:
     """Drops `CREATE ROLE <su>;` and `ALTER ROLE <su> WITH ...` lines from a SQL byte stream, and makes
     every other `CREATE ROLE` tolerate a role that already exists (pg_dumpall into a live server)."""
@@ -105,22 +109,51 @@ class SuperuserLineFilter:
             rb'^(CREATE ROLE "?(' + names.encode() + rb')"?;|ALTER ROLE "?(' + names.encode() + rb')"? WITH )'
         )
         self._held = b""
+        self._mid_line = False  # the next byte continues a line that is no role line
+        self._past_roles = False  # a COPY or \connect line has passed: no role line follows
 
     def feed(self, data: bytes) -> bytes:
-        data = self._held + data
-        cut = data.rfind(b"\n") + 1
-        self._held = data[cut:]
-        if not cut:
-            return b""
-        body = data[:cut]
-        if b"ROLE" not in body:
-            return body
-        return b"".join(_idempotent_create_role(line) for line in body.splitlines(keepends=True)
-                        if not self._drop.match(line))
+        """A chunk with no role line passes as it is; only a last line begun that may be one is held. From the
+        first `COPY` or `\\connect` line on, everything passes: role lines come before them (pg_dumpall's
+        globals), and a row of COPY data that reads like one is data."""
+        if self._past_roles:
+            return data
+        data, self._held = self._held + data, b""
+        start = 0
+        if self._mid_line:  # the rest of an ordinary line
+            start = data.find(b"\n") + 1
+            if not start:
+                return data
+        cut = max(start, data.rfind(b"\n") + 1)  # whole lines end here
+        if (stop := _first_line_starting(data, start, cut, _PAST_ROLES)) >= 0:
+            self._past_roles = True
+            return self._lines(data, start, stop) + data[stop:]
+        end = len(data)
+        if cut < end and any(p.startswith(data[cut:cut + len(p)]) for p in (*_ROLE_LINES, *_PAST_ROLES)):
+            self._held, end = data[cut:], cut  # may be a role line (or the end of them): judged when whole
+        self._mid_line = end > cut
+        return self._lines(data, start, cut) + data[cut:end]
+
+    def _lines(self, data: bytes, start: int, stop: int) -> bytes:
+        """data[:stop] with the whole lines from `start` filtered."""
+        if data.find(b"ROLE", start, stop) < 0:
+            return data[:stop]
+        lines = data[start:stop].splitlines(keepends=True)
+        return data[:start] + b"".join(_idempotent_create_role(line) for line in lines if not self._drop.match(line))
 
     def flush(self) -> bytes:
         rest, self._held = self._held, b""
         return b"" if self._drop.match(rest) else _idempotent_create_role(rest)
+
+
+def _first_line_starting(data: bytes, start: int, stop: int, prefixes: tuple[bytes, ...]) -> int:
+    """The first line start in data[start:stop] (`start` being one) that begins with one of `prefixes`, or -1."""
+    found = [start] if data.startswith(prefixes, start) else []
+    for p in prefixes:
+        at = data.find(b"\n" + p, start, stop + len(p))
+        if at >= 0:
+            found.append(at + 1)
+    return min((at for at in found if at < stop), default=-1)
 
 
 class PostgresProvider:

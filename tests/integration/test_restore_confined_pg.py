@@ -51,6 +51,8 @@ INSERT INTO shop."Order" (customer, qty, total, tags, payload)
   SELECT 1 + (i % 3), i, i * 1.5, ARRAY['t' || i, 'u'], jsonb_build_object('k', 'V' || i) FROM generate_series(1, 300) i;
 INSERT INTO shop.customer (name) SELECT 'name ' || i FROM generate_series(1, 500) i;
 REFRESH MATERIALIZED VIEW shop.counts;
+CREATE TABLE shop.notes (body text, n int);
+INSERT INTO shop.notes VALUES ('CREATE ROLE postgres;', 1), ('ALTER ROLE postgres WITH SUPERUSER', 2);
 SELECT lo_from_bytea(0, convert_to(repeat('large object; ALTER DATABASE x. ', 2000), 'UTF8'));
 ALTER TABLE shop.customer OWNER TO {owner};
 ALTER SCHEMA "Audit Log" OWNER TO {owner};
