@@ -151,7 +151,8 @@ EOF
 #    modules of MariaDB's scripts purged (PostgreSQL's pg_wrapper runs on perl-base); glibc's iconv modules
 #    (9 MB: of what the image holds only bash, tar, diff and iconv itself call iconv, and UTF-8 and Latin-1 are
 #    built into glibc; Python, the database clients and libpq do not use it), Python's test package and help
-#    topics (pydoc_data).
+#    topics (pydoc_data). The build host's /etc/resolv.conf and /etc/hostname, which mmdebstrap copies in, are
+#    emptied: a container runtime mounts its own over them, and the image must not depend on where it was built.
 mmdebstrap --quiet --mode=unshare --variant=essential \
   --include=python3,postgresql-client,mariadb-client,redis-tools,sqlite3,ca-certificates,tzdata \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -172,7 +173,8 @@ mmdebstrap --quiet --mode=unshare --variant=essential \
   --customize-hook='for t in stashplan pg_dump pg_dumpall psql pg_isready mariadb mariadb-dump mysql mysqldump mysqladmin redis-cli redis-server sqlite3; do chroot "$1" $t --version >/dev/null || { echo "image: $t does not run" >&2; exit 1; }; done; chroot "$1" pg_dump --version' \
   --customize-hook='chroot "$1" python3 /tmp/imports.py' \
   --customize-hook="chroot \"\$1\" dpkg-query -W >$OUT/packages.txt" \
-  --customize-hook='rm -rf "$1"/var/cache/* "$1"/var/log/*.log "$1"/var/lib/apt/lists/* "$1"/tmp/*' \
+  --customize-hook='rm -rf "$1"/var/cache/* "$1"/var/log/*.log "$1"/var/lib/apt/lists/* "$1"/tmp/*
+      rm -f "$1/etc/resolv.conf" "$1/etc/hostname" && : >"$1/etc/resolv.conf" && : >"$1/etc/hostname"' \
   "$SUITE" "$work/rootfs.tar" "deb $MIRROR $SUITE main" "deb $SECURITY $SUITE-security main"
 
 # 5. The OCI image: one layer (the tarball), the config, written as an OCI archive.

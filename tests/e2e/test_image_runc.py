@@ -44,6 +44,12 @@ def test_the_image_entry_point_answers_with_the_version(runc: Runc, stashplan_im
     assert done.stdout.strip() == f"stashplan {__version__}"
 
 
+def test_the_image_carries_no_name_service_settings_of_the_machine_that_built_it(stashplan_image: Image) -> None:
+    """mmdebstrap copies the build host's resolv.conf and hostname in; a runtime mounts its own over them."""
+    for name in ("resolv.conf", "hostname"):
+        assert (stashplan_image.rootfs / "etc" / name).read_bytes() == b"", name
+
+
 def test_a_postgres_backup_and_restore_from_the_image_gives_an_identical_database(
     runc: Runc, stashplan_image: Image, pg_database: Callable[[], PgDatabase], tmp_path: Path
 ) -> None:

@@ -1,6 +1,7 @@
 """A Pod's container as a container of the image, for the test kubelet's image mode: the image's entry point,
 environment and user under the Pod's, its volumes (emptyDir, hostPath, Secret, ConfigMap, projected: the
-ServiceAccount token, CA and namespace the API server mounts at SA_PATH) as folders, an /etc/hosts naming it."""
+ServiceAccount token, CA and namespace the API server mounts at SA_PATH) as folders, an /etc/hosts naming it
+and the node's /etc/resolv.conf."""
 
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def _files(path: Path, data: dict[str, str], ref: dict, mode: int | None) -> Non
 
 def mounts(pod: dict, c: dict, volumes: dict[str, Path], folder: Path) -> list[Mount]:
     """The container's volumeMounts (subPath included; the API server's admission adds the ServiceAccount's
-    token volume at SA_PATH) and /etc/hosts."""
+    token volume at SA_PATH), /etc/hosts and the node's /etc/resolv.conf, as a kubelet mounts them."""
     out = []
     for m in c.get("volumeMounts") or []:
         if m["name"] not in volumes:
@@ -127,4 +128,5 @@ def mounts(pod: dict, c: dict, volumes: dict[str, Path], folder: Path) -> list[M
     hosts.write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                      f"127.0.0.1\t{pod['metadata']['name']}\n")  # fmt: skip
     out.append(Mount(hosts, "/etc/hosts", readonly=True))
+    out.append(Mount(Path("/etc/resolv.conf"), "/etc/resolv.conf", readonly=True))  # a kubelet's dnsPolicy Default
     return out
