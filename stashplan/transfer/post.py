@@ -243,8 +243,6 @@ def after_backup(
         ok, reason, message = continuity.condition(found)
         conds = with_condition(conds, continuity.CONDITION, ok, reason, message, clock())
     meta = ctx.repository["metadata"]
-    backend = (ctx.repository.get("spec") or {}).get("backend") or {}
-    kind = next((k for k in ("s3", "local", "gcs", "azure", "swift", "b2", "rest") if k in backend), "")
     total, count = 0, 0
     try:
         stats = repo.stats()
@@ -261,15 +259,35 @@ def after_backup(
         cluster.patch_status("Repository", ctx.repo_namespace, meta["name"], status)
     except Exception as exc:
         log.warning("could not update Repository %s/%s status: %s", ctx.repo_namespace, meta["name"], exc)
-    state = metrics.RepositoryState(
-        meta["name"],
+    return conds, repository_state(ctx, bool(integrity), total, count, removed), found
+
+
+def metrics_invoker(ctx: SessionContext) -> metrics.Invoker:
+    """Who the metrics of `ctx` are labelled and grouped by: the BackupConfiguration (or RestoreSession) and its
+    Repository."""
+    return metrics.Invoker(
+        str(ctx.invoker["kind"]),
+        ctx.invoker["metadata"]["name"],
+        ctx.namespace,
+        ctx.repository["metadata"]["name"],
+    )
+
+
+def repository_state(
+    ctx: SessionContext, integrity: bool = False, size: int = 0, snapshots: int = 0, removed: int = 0
+) -> metrics.RepositoryState:
+    """The Repository of `ctx` as its metrics see it: its name, namespace, backend, bucket and prefix (the labels
+    of every repository metric, see metrics.repository_labels) with the values given."""
+    backend = (ctx.repository.get("spec") or {}).get("backend") or {}
+    kind = next((k for k in ("s3", "local", "gcs", "azure", "swift", "b2", "rest") if k in backend), "")
+    return metrics.RepositoryState(
+        ctx.repository["metadata"]["name"],
         ctx.repo_namespace,
         kind,
-        bool(integrity),
-        total,
-        count,
+        integrity,
+        size,
+        snapshots,
         removed,
         str((backend.get(kind) or {}).get("bucket") or ""),
         str((backend.get(kind) or {}).get("prefix") or ""),
     )
-    return conds, state, found

@@ -51,6 +51,7 @@ from stashplan.transfer.post import (
     after_backup,
     describe,
     invoker_ref,
+    metrics_invoker,
     push_metrics,
     read_before_backup,
     target_ref,
@@ -149,15 +150,6 @@ def _prepared(
             yield provider, conn, params, deadline, repo
         finally:
             repo.close()
-
-
-def _invoker(ctx: SessionContext) -> metrics.Invoker:
-    return metrics.Invoker(
-        str(ctx.invoker["kind"]),
-        ctx.invoker["metadata"]["name"],
-        ctx.namespace,
-        ctx.repository["metadata"]["name"],
-    )
 
 
 def _summary(ctx: SessionContext, retry_left: int = 0) -> Summary:
@@ -319,7 +311,7 @@ def _backup(cluster: Cluster, ctx: SessionContext, namespace: str, session_name:
     # A failed postBackup hook fails the session (as Stash); the snapshot it follows stays.
     phase = "Succeeded" if host.ok and not failed_post and not post_hook_errors else "Failed"
     now = clock()
-    invoker = _invoker(ctx)
+    invoker = metrics_invoker(ctx)
     job = metrics.job_name(invoker.kind, namespace, invoker.name)
     target = metrics.Target.from_appbinding(ctx.appbinding)
     size = host.snapshot.total_size if host.snapshot else 0
@@ -448,7 +440,7 @@ def _restore(cluster: Cluster, ctx: SessionContext, namespace: str, restore_name
     error = "; ".join([e for e in (host.error, *post_hook_errors) if e])
     now = clock()
     phase = "Succeeded" if host.ok and not post_hook_errors else "Failed"
-    invoker = _invoker(ctx)
+    invoker = metrics_invoker(ctx)
     target = metrics.Target.from_appbinding(ctx.appbinding)
     registry = metrics.restore_session_registry(
         invoker,

@@ -1,7 +1,8 @@
 """`stashplan transfer wal-receive`: what a BackupConfiguration's WAL receiver Deployment runs (Task param
 walArchive=receive). It reads the configuration, its AppBinding and Secrets and its Repository as a backup Job
 does, then streams WAL over the replication slot into the Repository (stashplan.pitr.receive) until SIGTERM, and
-refreshes the Repository's point-in-time status every STATUS_EVERY partial pushes (at least 10 s apart)."""
+refreshes the Repository's point-in-time status every STATUS_EVERY partial pushes (at least 10 s apart), and
+pushes the window's metrics as the base backup does, so that they and their alerts do not wait for the next one."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from providers.databases.postgres import PostgresProvider
 from providers.storage import storage_from_repository
+from stashplan import metrics
 from stashplan.cluster.base import Cluster
 from stashplan.errors import TransferError
 from stashplan.objects import set_condition
@@ -24,7 +26,7 @@ from stashplan.pitr.receive import Options, Receiver, Source, check_slot
 from stashplan.repository import Repository
 from stashplan.repository.opening import open_repository
 from stashplan.transfer.context import PodInputs, SessionContext, load_configuration
-from stashplan.transfer.post import describe
+from stashplan.transfer.post import describe, metrics_invoker, repository_state
 
 log = logging.getLogger(__name__)
 STATUS_EVERY = 12  # partial pushes between refreshes of the Repository's status.pitr (a minute by default)
@@ -69,7 +71,7 @@ def receive(cluster: Cluster, namespace: str, name: str, opts: ReceiveOptions, g
             stop = threading.Event()
             refresher = threading.Thread(
                 target=_refresh_status,
-                args=(cluster, ctx, repo, stop, max(10.0, opts.interval * STATUS_EVERY)),
+                args=(cluster, ctx, repo, stop, max(10.0, opts.interval * STATUS_EVERY), opts.pushgateway_url),
                 name="stashplan-pitr-status",
                 daemon=True,
             )
@@ -83,11 +85,16 @@ def receive(cluster: Cluster, namespace: str, name: str, opts: ReceiveOptions, g
             repo.close()
 
 
-def refresh_status(cluster: Cluster, ctx: SessionContext, repo: Repository, now: datetime) -> None:
+def refresh_status(
+    cluster: Cluster, ctx: SessionContext, repo: Repository, now: datetime, pushgateway_url: str = ""
+) -> None:
     """Write what a point-in-time restore can reach now into the Repository's `status.pitr` and its
-    WALContinuous condition, as the check after a base backup does: between base backups the window grows
-    with every segment received, and a gap shows without waiting for the next one."""
+    WALContinuous condition, and push its gauges to `pushgateway_url` (if any), as the check after a base backup
+    does: between base backups the window grows with every segment received, and a gap shows without waiting
+    for the next one."""
     found = continuity.of_inventory(take_inventory(repo), now)
+    if pushgateway_url:
+        push_window(pushgateway_url, ctx, found)
     name = ctx.repository["metadata"]["name"]
     current = cluster.get("Repository", ctx.repo_namespace, name)
     old = (current or {}).get("status") or {}
@@ -98,11 +105,22 @@ def refresh_status(cluster: Cluster, ctx: SessionContext, repo: Repository, now:
     )
 
 
+def push_window(url: str, ctx: SessionContext, found: continuity.Continuity) -> None:
+    """POST the continuity gauges into the job group and under the labels of the base backup's repository metrics
+    (replacing its window, keeping its other metrics); a failure is logged, never raised."""
+    invoker = metrics_invoker(ctx)
+    registry = continuity.registry(metrics.repository_labels(invoker, repository_state(ctx)), found)
+    try:
+        metrics.push(url, metrics.job_name(invoker.kind, ctx.namespace, invoker.name), registry)
+    except metrics.MetricsPushError as exc:  # its message names the URL without credentials
+        log.warning("could not push the point-in-time window metrics: %s", exc)
+
+
 def _refresh_status(
-    cluster: Cluster, ctx: SessionContext, repo: Repository, stop: threading.Event, every: float
+    cluster: Cluster, ctx: SessionContext, repo: Repository, stop: threading.Event, every: float, url: str
 ) -> None:
     while not stop.wait(every):
         try:
-            refresh_status(cluster, ctx, repo, datetime.now(UTC))
+            refresh_status(cluster, ctx, repo, datetime.now(UTC), url)
         except Exception as exc:  # the receiver goes on; the next refresh tries again
             log.warning("could not refresh the Repository's point-in-time status: %s", describe(exc))

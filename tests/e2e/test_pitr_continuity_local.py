@@ -6,24 +6,21 @@ stashplan_pg_wal_gaps 1 to a real Pushgateway."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from stashplan.api import builtin_addons, load_paths
-from stashplan.cli import app
 from stashplan.cluster.factory import settings as cluster_settings
 from stashplan.cluster.local.store import LocalCluster
 from stashplan.operator.iteration import LocalControllers, run_once
+from tests.e2e.base_backup_loop import triggered_base_backup
 from tests.fixtures.pitr import ArchivingPostgres, basebackup_objects
 from tests.fixtures.pushgateway import read_metrics
 
 pytestmark = [pytest.mark.heavy, pytest.mark.slow]
-runner = CliRunner()
 NS = "demo"
 
 
@@ -34,21 +31,10 @@ def _objects(pg: ArchivingPostgres) -> list[dict]:
 def _base_backup(cluster: LocalCluster, controllers: LocalControllers, objs: list[dict], state: Path,
                  logs: Path) -> dict:
     """Trigger a base backup and run the loop until its session is Succeeded; the Repository then."""
-    triggered = runner.invoke(app, ["trigger", "pg-base", "-n", NS, "--state", str(state)])
-    assert triggered.exit_code == 0, triggered.output
-    name = triggered.output.split()[1].split("/")[1]  # "backupsession demo/pg-base-<time> created"
-    end = time.monotonic() + 120
-    while time.monotonic() < end:
-        run_once(cluster, manifests=objs, addons=builtin_addons(), controllers=controllers)
-        phase = (cluster.get("BackupSession", NS, name).get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            text = "".join(p.read_text() for p in logs.glob("*.log"))
-            assert phase == "Succeeded", text[-3000:]
-            session = cluster.get("BackupSession", NS, name)
-            assert _condition(session) == _condition(cluster.get("Repository", NS, "repo")), session["status"]
-            return cluster.get("Repository", NS, "repo")
-        controllers.jobs.wait_all(0.3)
-    raise AssertionError(f"the base backup {name} did not finish")
+    session = triggered_base_backup(cluster, controllers, objs, state, logs, NS)
+    repository = cluster.get("Repository", NS, "repo")
+    assert _condition(session) == _condition(repository), session["status"]
+    return repository
 
 
 def _condition(obj: dict) -> dict:

@@ -1,7 +1,8 @@
 """A base-backup BackupConfiguration with Task param walArchive=receive, in local mode, on a real PostgreSQL 15 that
 does not archive: the loop's iterations start its WAL receiver (the Deployment's process), which creates the slot
 and streams commits into the Repository; killed with -9, it is restarted by a later iteration; paused, the
-configuration's receiver stops and the slot goes idle."""
+configuration's receiver stops and the slot goes idle. Between base backups the receiver keeps the Repository's
+window and its Pushgateway gauges current."""
 
 from __future__ import annotations
 
@@ -14,22 +15,26 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from providers.storage import open_storage
 from stashplan.api import builtin_addons, load_paths
 from stashplan.cluster.factory import settings as cluster_settings
 from stashplan.cluster.local.store import LocalCluster
 from stashplan.operator.iteration import LocalControllers, run_once
-from stashplan.pitr import walstore
+from stashplan.pitr import continuity, walstore
 from stashplan.pitr.walnames import parse_lsn
 from stashplan.repository import Repository
+from tests.e2e.base_backup_loop import triggered_base_backup
 from tests.fixtures.databases import PG_BIN
 from tests.fixtures.pitr import ArchivingPostgres, basebackup_objects
+from tests.fixtures.pushgateway import read_metrics
 
 pytestmark = [pytest.mark.heavy, pytest.mark.slow]
 NS = "demo"
 SLOT = "stashplan_e2e"
 KEY = (NS, "pg-base-wal-receive")
+STREAMING = f"SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{SLOT}'"
 
 
 def _objects(pg: ArchivingPostgres, folder: Path, *, paused: bool = False) -> list[dict]:
@@ -66,10 +71,12 @@ class _Loop:
     """A local loop over the configuration's objects (its receiver supervised as a process), iterated until a
     check holds; the receiver's log is shown when it does not."""
 
-    def __init__(self, pg: ArchivingPostgres, tmp_path: Path) -> None:
-        state = tmp_path / "state.db"
+    def __init__(self, pg: ArchivingPostgres, tmp_path: Path, pushgateway: str = "") -> None:
+        self.state = state = tmp_path / "state.db"
         self.cluster = LocalCluster(state)
         env = {**cluster_settings("local", state).env(), "PATH": f"{PG_BIN}:{os.environ['PATH']}"}
+        if pushgateway:  # the Jobs and the receiver push their metrics there
+            env["PROMETHEUS_PUSHGATEWAY_URL"] = pushgateway
         self.controllers = LocalControllers.create(self.cluster, env, tmp_path / "logs")
         self.objs = _objects(pg, tmp_path / "manifests")
         self.log = tmp_path / "logs" / f"{KEY[0]}_{KEY[1]}.log"
@@ -98,7 +105,7 @@ def test_the_loop_runs_the_receiver_restarts_it_after_a_kill_and_stops_it_when_p
     pg.sql("CREATE TABLE items(id serial PRIMARY KEY, name text NOT NULL)")
     loop = _Loop(pg, tmp_path)
     cluster, controllers, iterate, until = loop.cluster, loop.controllers, loop.iterate, loop.until
-    active = f"SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{SLOT}'"
+    active = STREAMING
     try:
         iterate()
         deploy = cluster.get("Deployment", *KEY)
@@ -153,15 +160,7 @@ def test_between_base_backups_the_receiver_keeps_the_repository_window_current(
         return dict((loop.cluster.get("Repository", NS, "repo").get("status") or {}).get("pitr") or {})
 
     try:
-        until(
-            "the receiver to stream",
-            lambda: (
-                pg.sql(
-                    f"SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{SLOT}'"
-                )
-                == "t"
-            ),
-        )
+        until("the receiver to stream", lambda: pg.sql(STREAMING) == "t")
         base = subprocess.run(
             [*pg.stashplan, "pg", "basebackup", "-r", pg.repo, "--host", "127.0.0.1", "--port", str(pg.port),
              "--pg-basebackup", str(PG_BIN / "pg_basebackup")],
@@ -178,5 +177,47 @@ def test_between_base_backups_the_receiver_keeps_the_repository_window_current(
         until("the window to grow with what the receiver received",
               lambda: str(pitr().get("lastRecoverableTime", "")) > str(first))  # fmt: skip
         assert pitr()["gaps"] == 0
+    finally:
+        loop.close()
+
+
+def _series(pushgateway: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """Every series of metric `name` the Pushgateway holds for Repository `repo`: its labels and value."""
+    return [
+        (dict(sample.labels), sample.value)
+        for family in text_string_to_metric_families(read_metrics(pushgateway))
+        for sample in family.samples
+        if sample.name == name and sample.labels.get("name") == "repo"
+    ]
+
+
+def test_between_base_backups_the_receiver_pushes_the_window_metrics_in_place_of_the_base_backups(
+    streaming_postgres: ArchivingPostgres, pushgateway: str, tmp_path: Path
+) -> None:
+    pg = streaming_postgres
+    pg.sql("CREATE TABLE items(id serial PRIMARY KEY, name text NOT NULL)")
+    loop = _Loop(pg, tmp_path, pushgateway)
+    try:
+        loop.until("the receiver to stream", lambda: pg.sql(STREAMING) == "t")
+        triggered_base_backup(loop.cluster, loop.controllers, loop.objs, loop.state, tmp_path / "logs", NS)
+        [(labels, after_backup)] = _series(pushgateway, continuity.LAST)
+        [(repo_labels, integrity)] = _series(pushgateway, "stash_repository_integrity")
+        assert labels == repo_labels and labels["invoker_name"] == "pg-base" and integrity == 1
+
+        def pushed_after(seen: float) -> Callable[[], bool]:
+            return lambda: any(v > seen for _, v in _series(pushgateway, continuity.LAST))
+
+        # the base backup's own end is received after its check (which may find nothing recoverable yet)
+        loop.until("the receiver to push the base backup's window", pushed_after(after_backup))
+        [(_, received)] = _series(pushgateway, continuity.LAST)
+        time.sleep(1.1)  # the next commit is in a later second
+        _committed(pg, "later")
+        loop.until("the receiver to push the later commit's time", pushed_after(received))
+        # the receiver's push replaced the base backup's series (one, same labels) and kept its other metrics
+        assert [found for found, _ in _series(pushgateway, continuity.LAST)] == [labels]
+        assert [found for found, _ in _series(pushgateway, continuity.GAPS)] == [labels]
+        assert _series(pushgateway, "stash_repository_integrity") == [(repo_labels, 1.0)]
+        [(_, size)] = _series(pushgateway, "stash_repository_size_bytes")
+        assert size > 0
     finally:
         loop.close()
