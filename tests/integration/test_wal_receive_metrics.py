@@ -1,0 +1,84 @@
+"""The WAL receiver's status refresh pushes the point-in-time window gauges to a real Pushgateway in place of
+the base backup's: same job, same labels (an S3 Repository's bucket and prefix too), the base backup's other
+repository metrics kept; an unreachable Pushgateway is one warning line without its credentials."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from providers.storage import storage_from_repository
+from stashplan.pitr import continuity
+from stashplan.repository import Repository
+from stashplan.transfer.context import load_configuration
+from stashplan.transfer.run import TransferOptions, backup
+from stashplan.transfer.wal_receive import refresh_status
+from tests.fixtures.pushgateway import read_metrics
+from tests.fixtures.s3 import S3Bucket
+from tests.fixtures.transfer import StashWorld
+
+
+def _series(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    return [(dict(s.labels), s.value) for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name == name]  # fmt: skip
+
+
+def _refresh(w: StashWorld, url: str) -> None:
+    """One status refresh of the receiver of BackupConfiguration `cfg`."""
+    ctx = load_configuration(w.cluster, w.namespace, "cfg")
+    repo = Repository.open(storage_from_repository(ctx.repository, ctx.storage_secret), ctx.password)
+    try:
+        refresh_status(w.cluster, ctx, repo, datetime.now(UTC), url)
+    finally:
+        repo.close()
+
+
+def test_the_refresh_replaces_the_base_backups_window_series_and_keeps_its_other_metrics(
+    stash_world: StashWorld, sqlite_file: Path, s3_bucket: S3Bucket, pushgateway: str
+) -> None:
+    w = stash_world
+    w.appbinding("app-db", f"sqlite://{sqlite_file}")
+    backend = {"s3": {"endpoint": s3_bucket.endpoint.url, "bucket": s3_bucket.name, "prefix": "demo/app-db"}}
+    w.repository("s3-repo", backend=backend, secret=s3_bucket.endpoint.env())
+    w.backup_config("cfg", "app-db", repo="s3-repo")
+    w.backup_session("cfg", "s1")
+    assert backup(w.cluster, w.namespace, "s1", TransferOptions(database="sqlite", pushgateway_url=pushgateway)).ok
+    [(labels, _)] = _series(read_metrics(pushgateway), "stash_repository_integrity")
+    assert (labels["job"], labels["bucket"], labels["prefix"]) == ("backupconfiguration-demo-cfg", s3_bucket.name,
+                                                                   "demo/app-db")  # fmt: skip
+
+    _refresh(w, pushgateway)
+    text = read_metrics(pushgateway)
+    verified = _series(text, continuity.VERIFIED)
+    assert [found for found, _ in verified] == [labels]  # nothing recoverable in a dump repository: still pushed
+    assert _series(text, continuity.LAST) == [(labels, 0.0)]
+    assert _series(text, "stash_repository_integrity") == [(labels, 1.0)]
+    [(_, snapshots)] = _series(text, "stash_appscode_com_repository_snapshot_count")
+    assert snapshots == 1
+
+    _refresh(w, pushgateway)  # the next refresh replaces it again
+    [(again, later)] = _series(read_metrics(pushgateway), continuity.VERIFIED)
+    assert again == labels and later >= verified[0][1]
+
+
+def test_an_unreachable_pushgateway_is_one_warning_without_credentials_and_the_status_is_written(
+    stash_world: StashWorld, sqlite_file: Path, closed_port_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = stash_world
+    w.appbinding("app-db", f"sqlite://{sqlite_file}")
+    w.repository()
+    w.backup_config("cfg", "app-db")
+    w.backup_session("cfg", "s1")
+    assert backup(w.cluster, w.namespace, "s1", TransferOptions(database="sqlite")).ok
+    url = closed_port_url.replace("http://", "http://metrics:hunter2@")
+    with caplog.at_level(logging.WARNING):
+        _refresh(w, url)
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    line = record.getMessage()
+    assert "\n" not in line and closed_port_url in line and "unreachable" in line
+    assert "hunter2" not in line and "@" not in line
+    assert w.status("Repository", "repo")["pitr"]["gaps"] == 0
