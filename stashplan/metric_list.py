@@ -1,7 +1,8 @@
 """Every metric stashplan exports, from the code's own registries: what a backup, its repository and a restore
-push (stashplan/metrics.py) with a base backup's WAL continuity (stashplan/pitr/continuity.py), the operator's
-/metrics (stashplan/operator/health.py) and what `stashplan pg wal-receive` pushes (stashplan/pitr/slotlag.py).
-Prints the README's Markdown table: `python -m stashplan.metric_list`."""
+push (stashplan/metrics.py) with the WAL continuity a base backup and a WAL receiver push
+(stashplan/pitr/continuity.py), the operator's /metrics (stashplan/operator/health.py) and what
+`stashplan pg wal-receive` pushes (stashplan/pitr/slotlag.py). Prints the README's Markdown table:
+`python -m stashplan.metric_list`."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _registries() -> Iterator[tuple[str, CollectorRegistry]]:
     repo = metrics.RepositoryState("repo", "demo", "s3", True, 1, 1, 0, bucket="b", prefix="p")
     yield "backup (push)", metrics.repository_registry(inv, repo)
     now = datetime.now(UTC)
-    yield "base backup (push)", continuity.registry(
+    yield "base backup, transfer wal-receive (push)", continuity.registry(
         metrics.repository_labels(inv, repo), continuity.Continuity(now, now, now, 1, 0, (), ()))
     yield "restore (push)", metrics.restore_session_registry(
         metrics.Invoker("RestoreSession", "r", "demo", "repo"), tgt, metrics.HostResult("host-0", True, 1.0),
