@@ -32,7 +32,8 @@ def _registries() -> Iterator[tuple[str, CollectorRegistry]]:
     yield "backup (push)", metrics.repository_registry(inv, repo)
     now = datetime.now(UTC)
     yield "base backup, transfer wal-receive (push)", continuity.registry(
-        metrics.repository_labels(inv, repo), continuity.Continuity(now, now, now, 1, 0, (), ()))
+        metrics.repository_labels(inv, repo), continuity.Continuity(now, now, now, 1, 0, (), ()),
+        caught_up=now.timestamp())
     yield "restore (push)", metrics.restore_session_registry(
         metrics.Invoker("RestoreSession", "r", "demo", "repo"), tgt, metrics.HostResult("host-0", True, 1.0),
         session_duration=1.0)

@@ -21,6 +21,7 @@ FIRST = "stashplan_pg_first_recoverable_timestamp_seconds"
 LAST = "stashplan_pg_last_recoverable_timestamp_seconds"
 GAPS = "stashplan_pg_wal_gaps"
 VERIFIED = "stashplan_pg_wal_verified_timestamp_seconds"
+CAUGHT_UP = "stashplan_pg_wal_receiver_caught_up_timestamp_seconds"
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,16 @@ def condition(c: Continuity) -> tuple[bool, str, str]:
 
 
 def registry(
-    labels: Mapping[str, str], c: Continuity, reg: CollectorRegistry | None = None
+    labels: Mapping[str, str], c: Continuity, reg: CollectorRegistry | None = None, caught_up: float | None = None
 ) -> CollectorRegistry:
     """The continuity gauges, labelled as the repository metrics (`labels`), in `reg` or a new registry. With
-    nothing recoverable the timestamps are 0, so that an alert on a stale last recoverable time fires."""
+    nothing recoverable the timestamps are 0, so that an alert on a stale last recoverable time fires. A WAL
+    receiver adds `caught_up`: when the archive last held all the server had written (an idle server's last
+    recoverable time ages, its archive does not fall behind)."""
     reg = reg if reg is not None else CollectorRegistry()
+    if caught_up is not None:
+        Gauge(CAUGHT_UP, "Unix time up to which the archive held all the WAL the server had written (its WAL "
+              "receiver had caught up)", labelnames=list(labels), registry=reg).labels(**labels).set(caught_up)
     values = (
         (WINDOW, "Seconds between the first and the last recoverable time of the PostgreSQL archive", c.window_seconds),
         (FIRST, "Unix time of the earliest point a PITR restore can reach", _ts(c.first)),

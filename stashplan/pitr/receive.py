@@ -87,10 +87,14 @@ class Receiver:
         self._partial_digest: dict[str, str] = {}
         self._pushed: set[str] = set()  # completed files pushed by this run
         self.stop = threading.Event()
+        self.caught_up: float | None = None  # Unix time up to which the repository held all the server's WAL
 
     def sweep(self) -> SlotLag | None:
         """Push every completed file not yet pushed, then the partial segment if it changed; returns the lag
-        measured before reading the partial (its confirmed LSN is then known to be in the file)."""
+        measured before reading the partial (its confirmed LSN is then known to be in the file). When the slot
+        had confirmed all the server had written and the partial holding that point is in the repository, the
+        sweep's start becomes `caught_up` (an idle server's archive is complete, not behind)."""
+        started = time.time()
         lag = self._measure()
         done = sorted(self._completed())
         for path in done:
@@ -106,8 +110,9 @@ class Receiver:
         for path in segments[:-1]:  # the newest stays: pg_receivewal resumes after it
             path.unlink()
             self._pushed.discard(path.name)
-        for path in self.options.directory.glob("*.partial"):
-            self._push_partial(path, lag)
+        holds = [self._push_partial(path, lag) for path in self.options.directory.glob("*.partial")]
+        if lag is not None and lag.confirmed is not None and lag.confirmed >= lag.current and lag.confirmed in holds:
+            self.caught_up = started
         return lag
 
     def _completed(self) -> list[Path]:
@@ -118,24 +123,27 @@ class Receiver:
                     out.append(path)
         return out
 
-    def _push_partial(self, path: Path, lag: SlotLag | None) -> None:
+    def _push_partial(self, path: Path, lag: SlotLag | None) -> int | None:
+        """Store the partial segment unless the repository has it as it is; the confirmed LSN it is known to
+        hold (it was read after the lag was measured), or None."""
         try:
             written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
             data = path.read_bytes()
         except FileNotFoundError:
-            return  # completed meanwhile: the next sweep pushes the whole segment
-        digest = blake3.blake3(data).hexdigest()
-        if self._partial_digest.get(path.name) == digest:
-            return
+            return None  # completed meanwhile: the next sweep pushes the whole segment
         wal = parse_wal_name(path.name)
         reached = None
         if lag is not None and lag.confirmed is not None:
             first = segment_number(wal.segment, self.options.segment_size) * self.options.segment_size
             if segment_of(lag.confirmed, self.options.segment_size) * self.options.segment_size == first:
                 reached = lag.confirmed
+        digest = blake3.blake3(data).hexdigest()
+        if self._partial_digest.get(path.name) == digest:
+            return reached  # stored before with this very content
         walstore.store_partial(self.repo, path.name, data, written, reached)
         self._partial_digest = {path.name: digest}
         log.debug("pushed %s (WAL up to at least %s)", path.name, format_lsn(reached) if reached else "?")
+        return reached
 
     def _measure(self) -> SlotLag | None:
         try:

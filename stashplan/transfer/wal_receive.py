@@ -69,15 +69,17 @@ def receive(cluster: Cluster, namespace: str, name: str, opts: ReceiveOptions, g
                               opts.pg_receivewal, opts.psql, opts.pushgateway_url,
                               clear_foreign=not opts.directory)  # its own default directory: emptied if foreign
             stop = threading.Event()
+            receiver = Receiver(repo, source, options)
             refresher = threading.Thread(
                 target=_refresh_status,
-                args=(cluster, ctx, repo, stop, max(10.0, opts.interval * STATUS_EVERY), opts.pushgateway_url),
+                args=(cluster, ctx, repo, stop, max(10.0, opts.interval * STATUS_EVERY), opts.pushgateway_url,
+                      receiver),
                 name="stashplan-pitr-status",
                 daemon=True,
             )
             refresher.start()
             try:
-                Receiver(repo, source, options).run()
+                receiver.run()
             finally:
                 stop.set()
                 refresher.join(timeout=30)
@@ -86,15 +88,16 @@ def receive(cluster: Cluster, namespace: str, name: str, opts: ReceiveOptions, g
 
 
 def refresh_status(
-    cluster: Cluster, ctx: SessionContext, repo: Repository, now: datetime, pushgateway_url: str = ""
+    cluster: Cluster, ctx: SessionContext, repo: Repository, now: datetime, pushgateway_url: str = "",
+    caught_up: float | None = None,
 ) -> None:
     """Write what a point-in-time restore can reach now into the Repository's `status.pitr` and its
     WALContinuous condition, and push its gauges to `pushgateway_url` (if any), as the check after a base backup
     does: between base backups the window grows with every segment received, and a gap shows without waiting
-    for the next one."""
+    for the next one. `caught_up`: when the receiver last had all the server's WAL in the repository."""
     found = continuity.of_inventory(take_inventory(repo), now)
     if pushgateway_url:
-        push_window(pushgateway_url, ctx, found)
+        push_window(pushgateway_url, ctx, found, caught_up)
     name = ctx.repository["metadata"]["name"]
     current = cluster.get("Repository", ctx.repo_namespace, name)
     old = (current or {}).get("status") or {}
@@ -105,11 +108,12 @@ def refresh_status(
     )
 
 
-def push_window(url: str, ctx: SessionContext, found: continuity.Continuity) -> None:
+def push_window(url: str, ctx: SessionContext, found: continuity.Continuity, caught_up: float | None = None) -> None:
     """POST the continuity gauges into the job group and under the labels of the base backup's repository metrics
     (replacing its window, keeping its other metrics); a failure is logged, never raised."""
     invoker = metrics_invoker(ctx)
-    registry = continuity.registry(metrics.repository_labels(invoker, repository_state(ctx)), found)
+    labels = metrics.repository_labels(invoker, repository_state(ctx))
+    registry = continuity.registry(labels, found, caught_up=caught_up)
     try:
         metrics.push(url, metrics.job_name(invoker.kind, ctx.namespace, invoker.name), registry)
     except metrics.MetricsPushError as exc:  # its message names the URL without credentials
@@ -117,10 +121,11 @@ def push_window(url: str, ctx: SessionContext, found: continuity.Continuity) -> 
 
 
 def _refresh_status(
-    cluster: Cluster, ctx: SessionContext, repo: Repository, stop: threading.Event, every: float, url: str
+    cluster: Cluster, ctx: SessionContext, repo: Repository, stop: threading.Event, every: float, url: str,
+    receiver: Receiver,
 ) -> None:
     while not stop.wait(every):
         try:
-            refresh_status(cluster, ctx, repo, datetime.now(UTC), url)
+            refresh_status(cluster, ctx, repo, datetime.now(UTC), url, receiver.caught_up)
         except Exception as exc:  # the receiver goes on; the next refresh tries again
             log.warning("could not refresh the Repository's point-in-time status: %s", describe(exc))

@@ -219,5 +219,10 @@ def test_between_base_backups_the_receiver_pushes_the_window_metrics_in_place_of
         assert _series(pushgateway, "stash_repository_integrity") == [(repo_labels, 1.0)]
         [(_, size)] = _series(pushgateway, "stash_repository_size_bytes")
         assert size > 0
+        # the server now writes nothing: the receiver finds the archive complete after the last commit, which is
+        # what StashplanWALArchiveBehind measures from (an idle server's last recoverable time only ages)
+        [(_, last)] = _series(pushgateway, continuity.LAST)
+        loop.until("the receiver to report the archive complete after the last commit",
+                   lambda: any(v >= last and found == labels for found, v in _series(pushgateway, continuity.CAUGHT_UP)))
     finally:
         loop.close()

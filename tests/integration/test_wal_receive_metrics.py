@@ -1,6 +1,6 @@
 """The WAL receiver's status refresh pushes the point-in-time window gauges to a real Pushgateway in place of
 the base backup's: same job, same labels (an S3 Repository's bucket and prefix too), the base backup's other
-repository metrics kept; an unreachable Pushgateway is one warning line without its credentials."""
+repository metrics kept, and once the receiver has caught up with its server, when it did; an unreachable Pushgateway is one warning line without its credentials."""
 
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ def _series(text: str, name: str) -> list[tuple[dict[str, str], float]]:
             if s.name == name]  # fmt: skip
 
 
-def _refresh(w: StashWorld, url: str) -> None:
+def _refresh(w: StashWorld, url: str, caught_up: float | None = None) -> None:
     """One status refresh of the receiver of BackupConfiguration `cfg`."""
     ctx = load_configuration(w.cluster, w.namespace, "cfg")
     repo = Repository.open(storage_from_repository(ctx.repository, ctx.storage_secret), ctx.password)
     try:
-        refresh_status(w.cluster, ctx, repo, datetime.now(UTC), url)
+        refresh_status(w.cluster, ctx, repo, datetime.now(UTC), url, caught_up)
     finally:
         repo.close()
 
@@ -60,9 +60,13 @@ def test_the_refresh_replaces_the_base_backups_window_series_and_keeps_its_other
     [(_, snapshots)] = _series(text, "stash_appscode_com_repository_snapshot_count")
     assert snapshots == 1
 
-    _refresh(w, pushgateway)  # the next refresh replaces it again
-    [(again, later)] = _series(read_metrics(pushgateway), continuity.VERIFIED)
+    assert _series(text, continuity.CAUGHT_UP) == []  # the receiver has not caught up with its server yet
+
+    _refresh(w, pushgateway, caught_up=1_765_000_000.0)  # the next refresh replaces it again
+    text = read_metrics(pushgateway)
+    [(again, later)] = _series(text, continuity.VERIFIED)
     assert again == labels and later >= verified[0][1]
+    assert _series(text, continuity.CAUGHT_UP) == [(labels, 1_765_000_000.0)]  # what the alert measures from
 
 
 def test_an_unreachable_pushgateway_is_one_warning_without_credentials_and_the_status_is_written(
