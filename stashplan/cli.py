@@ -76,8 +76,22 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on erro
 FullOpt = Annotated[bool, typer.Option("--full", help="Show every change of a large plan (by default over 200 "
                                                      "changes are summarised by kind and namespace).")]
 ImageOpt = Annotated[str, typer.Option("--image", envvar="STASHPLAN_IMAGE", help="Image for trigger and Job pods.")]
+def _jobs_pushgateway(url: str) -> str:
+    """The URL the planned Jobs get in their environment: refused with credentials, which would be written into
+    every Job (and its plan) for anyone who may read Jobs."""
+    from urllib.parse import urlsplit
+
+    if url and urlsplit(url if "://" in url else "http://" + url).username is not None:
+        from stashplan.metrics import redact
+
+        raise typer.BadParameter(f"{redact(url)} holds user:password, which would be written into every "
+                                 "Job's environment and plan; give the Pushgateway's URL without them (e.g. behind "
+                                 "a proxy that authenticates the cluster's Jobs)")
+    return url
+
+
 PushgatewayOpt = Annotated[str, typer.Option("--pushgateway-url", envvar="PROMETHEUS_PUSHGATEWAY_URL",
-                                             help="Pushgateway the Jobs push metrics to.")]
+                                             callback=_jobs_pushgateway, help="Pushgateway the Jobs push metrics to.")]
 ScopeOpt = Annotated[str | None, typer.Option(
     "--scope", envvar="STASHPLAN_SCOPE",
     help="all, or opted-in: only objects labelled stashplan.dev/scope=stashplan or in a Namespace so labelled "

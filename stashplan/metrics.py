@@ -8,12 +8,13 @@ replaces only same-named metrics in the job group). Labels hold object names onl
 from __future__ import annotations
 
 import urllib.error
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
+from prometheus_client.exposition import basic_auth_handler, default_handler
 
 from stashplan.errors import StashplanError
 
@@ -329,18 +330,33 @@ def restore_session_registry(
     return m.registry
 
 
+def _host_port(parts: SplitResult) -> str:
+    """The URL's network location without user:password."""
+    host = parts.hostname or ""
+    return (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+
+
 def redact(url: str) -> str:
     """The URL without user:password, for messages."""
     parts = urlsplit(url if "://" in url else "http://" + url)
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return urlunsplit((parts.scheme, _host_port(parts), parts.path, "", ""))
 
 
 def push(url: str, job: str, registry: CollectorRegistry, *, timeout: float = 10.0) -> None:
-    """POST the registry to the Pushgateway's job group; MetricsPushError on any failure."""
+    """POST the registry to the Pushgateway's job group; MetricsPushError on any failure. A `user:password@`
+    in the URL is sent as HTTP basic auth (urllib would take it for part of the host name)."""
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    handler = default_handler
+    if parts.username is not None:
+        user, password = unquote(parts.username), unquote(parts.password or "")
+
+        def handler(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]],
+                    data: bytes) -> Callable[[], None]:
+            return basic_auth_handler(url, method, timeout, headers, data, user, password)
+
+        url = urlunsplit((parts.scheme, _host_port(parts), parts.path, parts.query, ""))
     try:
-        pushadd_to_gateway(url, job=job, registry=registry, timeout=timeout)
+        pushadd_to_gateway(url, job=job, registry=registry, timeout=timeout, handler=handler)
     except urllib.error.HTTPError as exc:
         raise MetricsPushError(
             f"Pushgateway {redact(url)} refused the push: HTTP {exc.code} {exc.reason}"
