@@ -37,6 +37,10 @@ class Chain:
 _META = re.compile(rb"\\([A-Za-z!?]+|!)")
 _CONNECT = re.compile(rb"\\(?:c|connect)[ \t]+(?:-reuse-previous=on[ \t]+\"dbname='([^'\"\\]+)'\"|"
                       rb"([A-Za-z_][A-Za-z0-9_$]*))[ \t]*\r?\n?$")
+# Single letters COPY data may start a line with (escapes such as \N, \t); psql refuses them anyway.
+_COPY_ESCAPES = {b"N", b"b", b"f", b"n", b"r", b"t", b"v", b"x"}
+
+
 def _line_start_backslash(data: bytes, pos: int) -> int:
     """The first backslash at or after `pos` (a line start) that starts a line, or -1."""
     slash = data.find(b"\\", pos)  # memchr-fast; a 2-byte find from there only when it is mid-line
@@ -44,10 +48,6 @@ def _line_start_backslash(data: bytes, pos: int) -> int:
         return slash
     found = data.find(b"\n\\", slash)
     return found + 1 if found >= 0 else -1
-
-
-# Single letters COPY data may start a line with (escapes such as \N, \t); psql refuses them anyway.
-_COPY_ESCAPES = {b"N", b"b", b"f", b"n", b"r", b"t", b"v", b"x"}
 
 
 class PsqlConfine:
