@@ -25,7 +25,7 @@ _FAST = re.compile(rb"(?P<ws>[ \t\n\r\f\v]+)(?=[^ \t\n\r\f\v])"
 # the server whatever their settings, and harmless; it skips the token loop
 _NAME_RE = rb'(?:"[^"\\\n]*"|[a-z_][a-z0-9_$]*)'
 # a string that ends at the same quote whether backslashes escape or not, and whatever multibyte encoding
-_STRING = rb"'(?:[^'\\\x80-\xff]|\\[^'\x80-\xff]|[\x80-\xff]+(?!\\)|'')*'"
+_STRING = rb"'(?:[^'\\\x80-\xff]++|\\[^'\x80-\xff]|[\x80-\xff]+(?!\\)|'')*'"
 _LITERAL = rb"(?:" + _STRING + rb"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|NULL|true|false)"
 _ROW = rb"\(" + _LITERAL + rb"(?:, " + _LITERAL + rb")*\)"
 _ONE_INSERT = (rb"INSERT INTO " + _NAME_RE + rb"(?:\." + _NAME_RE + rb")? (?:\(" + _NAME_RE + rb"(?:, " + _NAME_RE
