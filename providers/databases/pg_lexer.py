@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from providers.databases.copy_data import rows_only
 from stashplan.errors import TransferError
 
 MAX_STATEMENT = 64 << 20  # bytes of one SQL statement held at most (pg_dump's big data is COPY data)
@@ -74,7 +75,7 @@ class StatementLexer:
         self._lead = -1
 
     def feed(self, data: bytes) -> bytes:
-        if self._copy and not self._copy_eol and not self._buf and self._rows_only(data):
+        if self._copy and not self._copy_eol and not self._buf and rows_only(data, self._line_start):
             self._line_start = data.endswith(b"\n") if data else self._line_start
             return data  # COPY rows pass as they are: no copy of the bulk of a dump
         self._buf += data
@@ -117,15 +118,6 @@ class StatementLexer:
         return bytes(out)
 
     # --- COPY data -----------------------------------------------------------------------------------------
-
-    def _rows_only(self, data: bytes) -> bool:
-        """The chunk holds no end of the COPY block, whole or begun (a line starting `\\.`, or ending in `\\`)."""
-        slash = data.find(b"\\")  # memchr-fast: most rows hold no backslash
-        if slash < 0:
-            return True
-        if data.find(b"\n\\.", slash - 1 if slash else 0) >= 0 or data.endswith(b"\n\\"):
-            return False  # the slow path looks at it
-        return not (self._line_start and data.startswith(b"\\"))
 
     def _copy_data(self, out: bytearray) -> bool:
         """Pass COPY rows through up to and including the `\\.` line; False when more input is needed."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from providers.databases.copy_data import rows_only
+
 # setting -> the first server version (server_version_num) that knows it; pg_dump writes `SET <setting> = <n>;`
 # in each database's preamble, from the version that knows it on, whatever the server it dumped.
 NEWER_SETTINGS: dict[bytes, int] = {b"transaction_timeout": 170000}
@@ -32,7 +34,7 @@ class NewerSettingsFilter:
         self._line_start = True  # the next byte starts a line (a chunk passed whole may end inside a row)
 
     def feed(self, data: bytes) -> bytes:
-        if self._in_copy and not self._held and self._passes_whole(data):
+        if self._in_copy and not self._held and rows_only(data, self._line_start):
             self._line_start = data.endswith(b"\n")
             return data  # rows pass as they are: no copy of the bulk of a dump
         data = self._held + data
@@ -43,15 +45,6 @@ class NewerSettingsFilter:
         if self._in_copy and self._held and not (self._line_start and self._held.startswith(b"\\")):
             out, self._held, self._line_start = out + self._held, b"", False  # a row's start: no end of the block
         return out
-
-    def _passes_whole(self, data: bytes) -> bool:
-        """Inside COPY data: the chunk holds no end of the block (`\\.` starting a line), whole or begun."""
-        slash = data.find(b"\\")  # memchr-fast: most rows hold no backslash
-        if slash < 0:
-            return True
-        if data.find(b"\n\\.", slash - 1 if slash else 0) >= 0 or data.endswith(b"\n\\"):
-            return False
-        return not (self._line_start and data.startswith(b"\\"))
 
     def flush(self) -> bytes:
         rest, self._held = self._held, b""
