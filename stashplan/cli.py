@@ -76,15 +76,17 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on erro
 FullOpt = Annotated[bool, typer.Option("--full", help="Show every change of a large plan (by default over 200 "
                                                      "changes are summarised by kind and namespace).")]
 ImageOpt = Annotated[str, typer.Option("--image", envvar="STASHPLAN_IMAGE", help="Image for trigger and Job pods.")]
+
+
 def _jobs_pushgateway(url: str) -> str:
     """The URL the planned Jobs get in their environment: refused with credentials, which would be written into
     every Job (and its plan) for anyone who may read Jobs."""
-    from urllib.parse import urlsplit
+    if not url:
+        return url
+    from stashplan import metrics
 
-    if url and urlsplit(url if "://" in url else "http://" + url).username is not None:
-        from stashplan.metrics import redact
-
-        raise typer.BadParameter(f"{redact(url)} holds user:password, which would be written into every "
+    if metrics.has_credentials(url):
+        raise typer.BadParameter(f"{metrics.redact(url)} holds user:password, which would be written into every "
                                  "Job's environment and plan; give the Pushgateway's URL without them (e.g. behind "
                                  "a proxy that authenticates the cluster's Jobs)")
     return url

@@ -336,16 +336,25 @@ def _host_port(parts: SplitResult) -> str:
     return (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
 
 
+def _split(url: str) -> SplitResult:
+    return urlsplit(url if "://" in url else "http://" + url)
+
+
+def has_credentials(url: str) -> bool:
+    """Whether the URL carries user[:password]@."""
+    return _split(url).username is not None
+
+
 def redact(url: str) -> str:
     """The URL without user:password, for messages."""
-    parts = urlsplit(url if "://" in url else "http://" + url)
+    parts = _split(url)
     return urlunsplit((parts.scheme, _host_port(parts), parts.path, "", ""))
 
 
 def push(url: str, job: str, registry: CollectorRegistry, *, timeout: float = 10.0) -> None:
     """POST the registry to the Pushgateway's job group; MetricsPushError on any failure. A `user:password@`
     in the URL is sent as HTTP basic auth (urllib would take it for part of the host name)."""
-    parts = urlsplit(url if "://" in url else "http://" + url)
+    parts = _split(url)
     handler = default_handler
     if parts.username is not None:
         user, password = unquote(parts.username), unquote(parts.password or "")
