@@ -149,14 +149,20 @@ def test_unsafe_names_are_refused(storage: Storage) -> None:
 
 
 def test_concurrent_puts_of_distinct_objects_all_land(storage: Storage) -> None:
+    failures: list[BaseException] = []
+
     def put(n: int) -> None:
-        storage.put(data(f"obj{n}"), bytes([n]) * 1000)
+        try:
+            storage.put(data(f"obj{n}"), bytes([n]) * 1000)
+        except BaseException as exc:  # reported below, with its cause, instead of as a thread warning
+            failures.append(exc)
 
     threads = [threading.Thread(target=put, args=(n,)) for n in range(16)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert failures == []
     assert len(list(storage.list("data/"))) == 16
 
 
