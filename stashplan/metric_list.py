@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from stashplan import metrics
+from stashplan.desired.pods import COMPONENT, RECEIVER_ROLE
+from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE, MANAGED_LABEL, MANAGED_VALUE
 from stashplan.operator.health import HealthServer
 from stashplan.operator.loop_metrics import observe
 from stashplan.pitr import continuity
@@ -20,20 +22,25 @@ from stashplan.pitr.slotlag import SlotLag, lag_registry
 BEGIN, END = "<!-- metric-list:begin (python -m stashplan.metric_list) -->", "<!-- metric-list:end -->"
 
 
-def _registries() -> Iterator[tuple[str, CollectorRegistry]]:
+def registries() -> Iterator[tuple[str, CollectorRegistry]]:
     """(who exports it, registry) with one sample of every series, built from placeholder values."""
     inv = metrics.Invoker("BackupConfiguration", "cfg", "demo", "repo")
     tgt = metrics.Target("postgres", "kubedb.com", "db")
     yield "backup (push)", metrics.backup_session_registry(
         inv, tgt, metrics.HostResult("host-0", True, 1.0, 10, 5, 1.0), session_duration=1.0, now=1.0)
     yield "failed backup (push)", metrics.backup_session_registry(
-        inv, tgt, metrics.HostResult("host-0", False), session_duration=1.0, now=1.0)
+        inv, tgt, metrics.HostResult("host-0", False), session_duration=1.0, now=1.0,
+        failure_reason=metrics.FailureReason.DUMP_FAILED)
     repo = metrics.RepositoryState("repo", "demo", "s3", True, 1, 1, 0, bucket="b", prefix="p")
     yield "backup (push)", metrics.repository_registry(inv, repo)
     now = datetime.now(UTC)
-    yield "base backup, transfer wal-receive (push)", continuity.registry(
-        metrics.repository_labels(inv, repo), continuity.Continuity(now, now, now, 1, 0, (), ()),
-        caught_up=now.timestamp())
+    window = continuity.registry(metrics.repository_labels(inv, repo), continuity.Continuity(now, now, now, 1, 0, (), ()),
+                                 caught_up=now.timestamp())
+    yield "base backup, transfer wal-receive (push)", window
+    receiver = CollectorRegistry()
+    continuity.receiver_heartbeat({"namespace": "demo", "invoker_kind": "BackupConfiguration", "invoker_name": "cfg"},
+                                  now.timestamp(), 60.0, receiver)
+    yield "transfer wal-receive (push)", receiver
     yield "restore (push)", metrics.restore_session_registry(
         metrics.Invoker("RestoreSession", "r", "demo", "repo"), tgt, metrics.HostResult("host-0", True, 1.0),
         session_duration=1.0)
@@ -47,7 +54,10 @@ def _registries() -> Iterator[tuple[str, CollectorRegistry]]:
     session = {"kind": "BackupSession", "metadata": {"name": "s", "namespace": "demo"},
                "spec": {"invoker": {"name": "cfg"}},
                "status": {"phase": "Running", "sessionDeadline": "2024-01-01T03:00:00Z"}}
-    health.observe(observe([config], [session]))
+    deployment = {"kind": "Deployment", "metadata": {"name": "cfg-wal-receive", "namespace": "demo", "labels": {
+        MANAGED_LABEL: MANAGED_VALUE, COMPONENT: RECEIVER_ROLE, INVOKER_TYPE: "BackupConfiguration", INVOKER_NAME: "cfg"}},
+        "spec": {"replicas": 1}}
+    health.observe(observe([config], [session], [deployment]))
     yield "operator /metrics", health.metrics.registry
     yield "pg wal-receive (push)", lag_registry("db-0", 5432, "stashplan", SlotLag(2048, 1024), 1.0)
 
@@ -56,7 +66,7 @@ def rows() -> list[tuple[str, str, str, str, str, str]]:
     """(name, Stash's legacy name, type, labels, exported by, help) of every metric, sorted by name. A pushed
     Stash metric is registered under its new name, then its legacy one (stashplan.metrics._Metrics.set)."""
     found: dict[str, tuple[str, str, str, str, str, str]] = {}
-    for source, registry in _registries():
+    for source, registry in registries():
         families = list(registry.collect())
         for i, family in enumerate(families):
             if not family.name.startswith(metrics.NEW) and family.name.startswith("stash_"):

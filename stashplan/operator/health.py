@@ -52,6 +52,12 @@ class ObservedCollector(Collector):
                                    "1 when the BackupConfiguration is paused (spec.paused).", labels=CONFIG_LABELS)
         created = GaugeMetricFamily("stashplan_backupconfiguration_created_timestamp_seconds",
                                     "Unix time the BackupConfiguration was created.", labels=CONFIG_LABELS)
+        receiver = GaugeMetricFamily(
+            "stashplan_backupconfiguration_wal_receiver",
+            "1 when the BackupConfiguration's WAL receiver should be running (walArchive receive, not paused).",
+            labels=CONFIG_LABELS)
+        for namespace, name in o.receivers:
+            receiver.add_metric([namespace, "BackupConfiguration", name], 1.0)
         for c in o.configs:
             labels = [c.namespace, "BackupConfiguration", c.name]
             paused.add_metric(labels, 1.0 if c.paused else 0.0)
@@ -68,7 +74,7 @@ class ObservedCollector(Collector):
                                     labels=["kind", "phase"])
         for (kind, phase), count in sorted(o.objects.items()):
             objects.add_metric([kind, phase], count)
-        yield from (interval, paused, created, deadline, objects)
+        yield from (interval, paused, created, receiver, deadline, objects)
 
 
 class LoopMetrics:

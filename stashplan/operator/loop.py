@@ -150,13 +150,13 @@ def run_loop(ctx: LoopContext) -> int:
                             refused.add(line)
                             log.error("%s", line)
                     source = incremental.informer if incremental is not None else ctx.cluster
-                    configs, sessions = _in_scope(source, ctx)
+                    configs, sessions, deployments = _in_scope(source, ctx)
                     for line in phases.observe(sessions):
                         log.info("%s", line)
                     failures = 0
                     if health:
                         health.heartbeat(leader=True)
-                        health.observe(observe(configs, sessions))
+                        health.observe(observe(configs, sessions, deployments))
                         health.mark_iteration(True, Counter(c.action.value for c in it.result.applied),
                                               time.monotonic() - started)
                     if it.changed:
@@ -194,14 +194,15 @@ def run_loop(ctx: LoopContext) -> int:
     return 0
 
 
-def _in_scope(source: Cluster, ctx: LoopContext) -> tuple[list[dict], list[dict]]:
+def _in_scope(source: Cluster, ctx: LoopContext) -> tuple[list[dict], list[dict], list[dict]]:
     """The BackupConfigurations and the sessions the loop logs phases and metrics of: those in its scope (another
-    Stash operator reports on the rest)."""
+    Stash operator reports on the rest); and the Deployments (loop_metrics keeps the scope's WAL receivers)."""
     found: dict[str, Sequence[dict]] = {kind: source.list(kind, ctx.namespace)
                                         for kind in ("BackupConfiguration", "BackupSession", "RestoreSession")}
     if ctx.settings.scope is not Scope.ALL:
         found, _ = narrow({**found, "Namespace": source.list("Namespace")}, ctx.settings.scope)
-    return list(found["BackupConfiguration"]), [*found["BackupSession"], *found["RestoreSession"]]
+    return (list(found["BackupConfiguration"]), [*found["BackupSession"], *found["RestoreSession"]],
+            list(source.list("Deployment", ctx.namespace)))
 
 
 def _sleep(delay: float, stop: StopFlag, controllers: LocalControllers | None) -> None:

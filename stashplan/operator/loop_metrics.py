@@ -1,6 +1,7 @@
 """What the operator's /metrics says about the objects one loop iteration read: per BackupConfiguration its
-schedule's longest gap, paused flag and creation time; the deadline of each Running session; objects counted
-by kind and phase. Pure: objects in, values out (the health server exports them)."""
+schedule's longest gap, paused flag and creation time, and whether its WAL receiver should be running; the
+deadline of each Running session; objects counted by kind and phase. Pure: objects in, values out (the health
+server exports them)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from stashplan.desired.pods import COMPONENT, RECEIVER_ROLE
+from stashplan.kinds import INVOKER_NAME, INVOKER_TYPE, MANAGED_LABEL, MANAGED_VALUE
 from stashplan.objects import parse_time
 from stashplan.schedules import longest_gap
 
@@ -44,6 +47,7 @@ class Observed:
     configs: tuple[ConfigValues, ...] = ()
     deadlines: tuple[SessionDeadline, ...] = ()
     objects: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (kind, phase) -> count
+    receivers: tuple[tuple[str, str], ...] = ()  # (namespace, BackupConfiguration) whose WAL receiver should run
 
 
 def _timestamp(value: str | None) -> float | None:
@@ -75,11 +79,30 @@ def _deadline(obj: dict) -> SessionDeadline | None:
     return SessionDeadline(meta.get("namespace", ""), invoker_kind, invoker_name, meta["name"], deadline)
 
 
-def observe(configs: Iterable[dict], sessions: Iterable[dict]) -> Observed:
-    """The gauge values of BackupConfigurations and of sessions (BackupSession and RestoreSession objects)."""
+def _receivers(configs: list[dict], deployments: Iterable[dict]) -> tuple[tuple[str, str], ...]:
+    """(namespace, configuration) of each stashplan WAL receiver Deployment that asks for a replica (a paused
+    configuration's has none) and belongs to one of `configs` (another operator's scope reports its own)."""
+    known = {(c["metadata"].get("namespace", ""), c["metadata"]["name"]) for c in configs}
+    found = set()
+    for d in deployments:
+        labels = (d.get("metadata") or {}).get("labels") or {}
+        if (labels.get(MANAGED_LABEL) != MANAGED_VALUE or labels.get(COMPONENT) != RECEIVER_ROLE
+                or labels.get(INVOKER_TYPE) != "BackupConfiguration"):
+            continue
+        replicas = (d.get("spec") or {}).get("replicas", 1)
+        key = (str(d["metadata"].get("namespace", "")), str(labels.get(INVOKER_NAME, "")))
+        if isinstance(replicas, int) and replicas > 0 and key in known:
+            found.add(key)
+    return tuple(sorted(found))
+
+
+def observe(configs: Iterable[dict], sessions: Iterable[dict], deployments: Iterable[dict] = ()) -> Observed:
+    """The gauge values of BackupConfigurations, of sessions (BackupSession and RestoreSession objects) and of
+    the configurations' WAL receiver Deployments."""
     configs, sessions = list(configs), [s for s in sessions if s.get("kind") in SESSION_KINDS]
     counts: Counter[tuple[str, str]] = Counter(
         ("BackupConfiguration", str((c.get("status") or {}).get("phase") or NO_CONFIG_PHASE)) for c in configs)
     counts.update((str(s["kind"]), str((s.get("status") or {}).get("phase") or NO_SESSION_PHASE)) for s in sessions)
     deadlines = (_deadline(s) for s in sessions)
-    return Observed(tuple(_config(c) for c in configs), tuple(d for d in deadlines if d is not None), dict(counts))
+    return Observed(tuple(_config(c) for c in configs), tuple(d for d in deadlines if d is not None), dict(counts),
+                    _receivers(configs, deployments))

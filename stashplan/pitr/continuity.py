@@ -22,6 +22,8 @@ LAST = "stashplan_pg_last_recoverable_timestamp_seconds"
 GAPS = "stashplan_pg_wal_gaps"
 VERIFIED = "stashplan_pg_wal_verified_timestamp_seconds"
 CAUGHT_UP = "stashplan_pg_wal_receiver_caught_up_timestamp_seconds"
+REFRESHED = "stashplan_pg_wal_receiver_refresh_timestamp_seconds"
+REFRESH_EVERY = "stashplan_pg_wal_receiver_refresh_interval_seconds"
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,18 @@ def registry(
     for name, doc, value in values:
         Gauge(name, doc, labelnames=list(labels), registry=reg).labels(**labels).set(value)
     return reg
+
+
+def receiver_heartbeat(labels: Mapping[str, str], refreshed: float, every: float, reg: CollectorRegistry) -> None:
+    """Add to `reg` when a WAL receiver last checked the archive and how often it does, labelled with its
+    BackupConfiguration (`labels`: namespace, invoker_kind, invoker_name, as the operator's
+    stashplan_backupconfiguration_wal_receiver): a receiver that stops, freezes or cannot reach its repository
+    stops advancing it, which no value it pushed before can show."""
+    for name, doc, value in (
+        (REFRESHED, "Unix time the WAL receiver last checked the archive's continuity", refreshed),
+        (REFRESH_EVERY, "Seconds between the WAL receiver's checks of the archive", every),
+    ):
+        Gauge(name, doc, labelnames=list(labels), registry=reg).labels(**labels).set(value)
 
 
 def _ts(value: datetime | None) -> float:

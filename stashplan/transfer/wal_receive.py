@@ -89,15 +89,16 @@ def receive(cluster: Cluster, namespace: str, name: str, opts: ReceiveOptions, g
 
 def refresh_status(
     cluster: Cluster, ctx: SessionContext, repo: Repository, now: datetime, pushgateway_url: str = "",
-    caught_up: float | None = None,
+    caught_up: float | None = None, every: float | None = None,
 ) -> None:
     """Write what a point-in-time restore can reach now into the Repository's `status.pitr` and its
     WALContinuous condition, and push its gauges to `pushgateway_url` (if any), as the check after a base backup
     does: between base backups the window grows with every segment received, and a gap shows without waiting
-    for the next one. `caught_up`: when the receiver last had all the server's WAL in the repository."""
+    for the next one. `caught_up`: when the receiver last had all the server's WAL in the repository; `every`:
+    the receiver's seconds between refreshes (pushed with `now` as its heartbeat)."""
     found = continuity.of_inventory(take_inventory(repo), now)
     if pushgateway_url:
-        push_window(pushgateway_url, ctx, found, caught_up)
+        push_window(pushgateway_url, ctx, found, caught_up, (now.timestamp(), every) if every else None)
     name = ctx.repository["metadata"]["name"]
     current = cluster.get("Repository", ctx.repo_namespace, name)
     old = (current or {}).get("status") or {}
@@ -108,12 +109,17 @@ def refresh_status(
     )
 
 
-def push_window(url: str, ctx: SessionContext, found: continuity.Continuity, caught_up: float | None = None) -> None:
+def push_window(url: str, ctx: SessionContext, found: continuity.Continuity, caught_up: float | None = None,
+                heartbeat: tuple[float, float] | None = None) -> None:
     """POST the continuity gauges into the job group and under the labels of the base backup's repository metrics
-    (replacing its window, keeping its other metrics); a failure is logged, never raised."""
+    (replacing its window, keeping its other metrics), with a receiver's `heartbeat` (when it checked, seconds
+    between checks) under its configuration's labels; a failure is logged, never raised."""
     invoker = metrics_invoker(ctx)
     labels = metrics.repository_labels(invoker, repository_state(ctx))
     registry = continuity.registry(labels, found, caught_up=caught_up)
+    if heartbeat is not None:
+        config = {"namespace": invoker.namespace, "invoker_kind": invoker.kind, "invoker_name": invoker.name}
+        continuity.receiver_heartbeat(config, *heartbeat, registry)
     try:
         metrics.push(url, metrics.job_name(invoker.kind, ctx.namespace, invoker.name), registry)
     except metrics.MetricsPushError as exc:  # its message names the URL without credentials
@@ -126,6 +132,6 @@ def _refresh_status(
 ) -> None:
     while not stop.wait(every):
         try:
-            refresh_status(cluster, ctx, repo, datetime.now(UTC), url, receiver.caught_up)
+            refresh_status(cluster, ctx, repo, datetime.now(UTC), url, receiver.caught_up, every)
         except Exception as exc:  # the receiver goes on; the next refresh tries again
             log.warning("could not refresh the Repository's point-in-time status: %s", describe(exc))

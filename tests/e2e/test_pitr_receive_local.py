@@ -2,7 +2,7 @@
 does not archive: the loop's iterations start its WAL receiver (the Deployment's process), which creates the slot
 and streams commits into the Repository; killed with -9, it is restarted by a later iteration; paused, the
 configuration's receiver stops and the slot goes idle. Between base backups the receiver keeps the Repository's
-window and its Pushgateway gauges current."""
+window and its Pushgateway gauges current, with a heartbeat that stops while it is frozen."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ from providers.storage import open_storage
 from stashplan.api import builtin_addons, load_paths
 from stashplan.cluster.factory import settings as cluster_settings
 from stashplan.cluster.local.store import LocalCluster
+from stashplan.operator.health import ObservedCollector
 from stashplan.operator.iteration import LocalControllers, run_once
+from stashplan.operator.loop_metrics import Observed, observe
 from stashplan.pitr import continuity, walstore
 from stashplan.pitr.walnames import parse_lsn
 from stashplan.repository import Repository
@@ -224,5 +226,50 @@ def test_between_base_backups_the_receiver_pushes_the_window_metrics_in_place_of
         [(_, last)] = _series(pushgateway, continuity.LAST)
         loop.until("the receiver to report the archive complete after the last commit",
                    lambda: any(v >= last and found == labels for found, v in _series(pushgateway, continuity.CAUGHT_UP)))
+
+        # its heartbeat carries the labels of the operator's word that it should run (what the stale alert joins)
+        deployments = loop.cluster.list("Deployment", NS)
+        configs = loop.cluster.list("BackupConfiguration", NS)
+        operator = _labels_of(collect_observed(observe(configs, [], deployments)),
+                              "stashplan_backupconfiguration_wal_receiver")
+        assert operator == [{"namespace": NS, "invoker_kind": "BackupConfiguration", "invoker_name": "pg-base"}]
+        [(beat, _)] = _heartbeats(pushgateway)
+        assert {k: v for k, v in beat.items() if k not in ("job", "instance")} == operator[0]
+
+        # frozen (SIGSTOP), the receiver's heartbeat stops; it goes on when the process does
+        proc = loop.controllers.deployments.procs[KEY].proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            [(_, every)] = _series_named(pushgateway, continuity.REFRESH_EVERY)
+            [(_, frozen_at)] = _heartbeats(pushgateway)
+            time.sleep(2.5 * every)
+            [(_, still)] = _heartbeats(pushgateway)
+            assert still == frozen_at
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        loop.until("the heartbeat to go on after the freeze",
+                   lambda: any(v > frozen_at for _, v in _heartbeats(pushgateway)), seconds=3 * every + 30)
     finally:
         loop.close()
+
+
+def _series_named(pushgateway: str, name: str) -> list[tuple[dict[str, str], float]]:
+    return [(dict(sample.labels), sample.value)
+            for family in text_string_to_metric_families(read_metrics(pushgateway))
+            for sample in family.samples if sample.name == name]  # fmt: skip
+
+
+def _heartbeats(pushgateway: str) -> list[tuple[dict[str, str], float]]:
+    return _series_named(pushgateway, continuity.REFRESHED)
+
+
+def collect_observed(observed: Observed) -> list:
+    """The operator's /metrics families for `observed`, as its health server collects them."""
+    collector = ObservedCollector()
+    collector.update(observed)
+    return list(collector.collect())
+
+
+def _labels_of(families: list, name: str) -> list[dict[str, str]]:
+    return [dict(s.labels) for f in families for s in f.samples if s.name == name]

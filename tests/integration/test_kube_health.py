@@ -125,3 +125,19 @@ def test_metrics_show_what_the_last_iteration_read_and_forget_what_is_gone(healt
     text = fetch(health, "/metrics")[1]
     assert "weekdays" not in text and "stashplan_session_deadline_timestamp_seconds{" not in text
     assert samples(text)[("stashplan_objects", (("kind", "BackupSession"), ("phase", "Succeeded")))] == 1
+
+
+def test_metrics_say_which_wal_receivers_should_run_and_forget_them_when_they_should_not(
+    health: HealthServer,
+) -> None:
+    config = {"kind": "BackupConfiguration", "metadata": {"name": "base", "namespace": "demo"},
+              "spec": {"schedule": "0 2 * * *"}}
+    receiver = {"kind": "Deployment", "metadata": {"name": "base-wal-receive", "namespace": "demo", "labels": {
+        "app.kubernetes.io/managed-by": "stashplan", "app.kubernetes.io/component": "wal-receive",
+        "stash.appscode.com/invoker-type": "BackupConfiguration", "stash.appscode.com/invoker-name": "base"}},
+        "spec": {"replicas": 1}}
+    health.observe(observe([config], [], [receiver]))
+    base = (("invoker_kind", "BackupConfiguration"), ("invoker_name", "base"), ("namespace", "demo"))
+    assert samples(fetch(health, "/metrics")[1])[("stashplan_backupconfiguration_wal_receiver", base)] == 1
+    health.observe(observe([config], [], [{**receiver, "spec": {"replicas": 0}}]))  # paused
+    assert "stashplan_backupconfiguration_wal_receiver{" not in fetch(health, "/metrics")[1]

@@ -1,6 +1,8 @@
 """The WAL receiver's status refresh pushes the point-in-time window gauges to a real Pushgateway in place of
 the base backup's: same job, same labels (an S3 Repository's bucket and prefix too), the base backup's other
-repository metrics kept, and once the receiver has caught up with its server, when it did; an unreachable Pushgateway is one warning line without its credentials."""
+repository metrics kept, and once the receiver has caught up with its server, when it did; with each refresh its
+heartbeat, under the labels the operator's stashplan_backupconfiguration_wal_receiver has; an unreachable
+Pushgateway is one warning line without its credentials."""
 
 from __future__ import annotations
 
@@ -27,12 +29,13 @@ def _series(text: str, name: str) -> list[tuple[dict[str, str], float]]:
             if s.name == name]  # fmt: skip
 
 
-def _refresh(w: StashWorld, url: str, caught_up: float | None = None) -> None:
+def _refresh(w: StashWorld, url: str, caught_up: float | None = None, every: float | None = None,
+             now: datetime | None = None) -> None:
     """One status refresh of the receiver of BackupConfiguration `cfg`."""
     ctx = load_configuration(w.cluster, w.namespace, "cfg")
     repo = Repository.open(storage_from_repository(ctx.repository, ctx.storage_secret), ctx.password)
     try:
-        refresh_status(w.cluster, ctx, repo, datetime.now(UTC), url, caught_up)
+        refresh_status(w.cluster, ctx, repo, now or datetime.now(UTC), url, caught_up, every)
     finally:
         repo.close()
 
@@ -86,3 +89,26 @@ def test_an_unreachable_pushgateway_is_one_warning_without_credentials_and_the_s
     assert "\n" not in line and closed_port_url in line and "unreachable" in line
     assert "hunter2" not in line and "@" not in line
     assert w.status("Repository", "repo")["pitr"]["gaps"] == 0
+
+
+def test_each_refresh_pushes_the_receivers_heartbeat_under_its_configurations_labels(
+    stash_world: StashWorld, sqlite_file: Path, pushgateway: str
+) -> None:
+    w = stash_world
+    w.appbinding("app-db", f"sqlite://{sqlite_file}")
+    w.repository("repo")
+    w.backup_config("cfg", "app-db", repo="repo")
+    w.backup_session("cfg", "s1")
+    assert backup(w.cluster, w.namespace, "s1", TransferOptions(database="sqlite", pushgateway_url=pushgateway)).ok
+    assert _series(read_metrics(pushgateway), continuity.REFRESHED) == []  # a base backup is no receiver
+
+    first = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    _refresh(w, pushgateway, every=60.0, now=first)
+    text = read_metrics(pushgateway)
+    config = {"job": "backupconfiguration-demo-cfg", "instance": "", "namespace": "demo",
+              "invoker_kind": "BackupConfiguration", "invoker_name": "cfg"}  # the operator gauge's, plus job
+    assert _series(text, continuity.REFRESHED) == [(config, first.timestamp())]
+    assert _series(text, continuity.REFRESH_EVERY) == [(config, 60.0)]
+    later = datetime(2026, 12, 6, 12, 1, tzinfo=UTC)
+    _refresh(w, pushgateway, every=60.0, now=later)
+    assert _series(read_metrics(pushgateway), continuity.REFRESHED) == [(config, later.timestamp())]

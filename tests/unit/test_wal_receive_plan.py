@@ -161,3 +161,23 @@ def test_the_plan_creates_then_scales_the_receiver() -> None:
     [scale] = [c for c in plan.changes if c.kind == "Deployment"]
     assert scale.action is Action.UPDATE
     assert [(d.path, d.before, d.after) for d in scale.diff] == [("spec.replicas", 1, 0)]
+
+
+def test_the_operator_metrics_name_the_receivers_that_should_run_from_the_planned_deployments() -> None:
+    """stashplan_backupconfiguration_wal_receiver (what StashplanWALReceiverStale joins on) is read from the
+    Deployments the plan makes: 1 while the configuration wants its receiver, gone when paused; a receiver of a
+    configuration outside the operator's scope (another operator's) and a Deployment someone else labelled
+    alike are not counted."""
+    from stashplan.operator.loop_metrics import observe
+
+    objs = world({"walArchive": "receive"})
+    [config] = objs["BackupConfiguration"]
+    [deploy] = receivers(compute(objs))
+    assert observe([config], [], [deploy]).receivers == (("demo", "nightly"),)
+    [idle] = receivers(compute(world({"walArchive": "receive"}, paused=True)))
+    assert observe([config], [], [idle]).receivers == ()
+    assert observe([], [], [deploy]).receivers == ()  # its configuration is not in this operator's scope
+    foreign = copy.deepcopy(deploy)
+    foreign["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "someone-else"
+    assert observe([config], [], [foreign]).receivers == ()
+    assert observe([config], [], []).receivers == ()
