@@ -137,7 +137,7 @@ def _settings(cs: ClusterSettings, image: str, pushgateway_url: str, scope: str 
     local = cs.mode == "local"
     return Settings(image=image, pushgateway_url=pushgateway_url, check_params=check_task_params,
                     command_available=(lambda c: shutil.which(c) is not None) if local else None,
-                    scope=_scope(cs, scope))
+                    scope=_scope(cs, scope), cluster=cs.mode == "kube")
 
 
 def _plain_settings(image: str, pushgateway_url: str, cs: ClusterSettings | None = None,
@@ -147,7 +147,8 @@ def _plain_settings(image: str, pushgateway_url: str, cs: ClusterSettings | None
     from stashplan.desired.compute import Settings
 
     return Settings(image=image, pushgateway_url=pushgateway_url, check_params=check_task_params,
-                    scope=_scope(cs, scope) if cs is not None else Settings().scope)
+                    scope=_scope(cs, scope) if cs is not None else Settings().scope,
+                    cluster=cs is not None and cs.mode == "kube")
 
 
 def _scope(cs: ClusterSettings, given: str | None) -> Any:

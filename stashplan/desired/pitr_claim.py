@@ -18,20 +18,21 @@ def _params(spec: Mapping) -> dict[str, str]:
     return {str(p.get("name")): str(p.get("value") or "") for p in task.get("params") or [] if isinstance(p, dict)}
 
 
-def mount_pitr_claim(pod: dict, spec: Mapping) -> None:
+def mount_pitr_claim(pod: dict, spec: Mapping, cluster: bool = False) -> None:
     """With Task param claimName, mount that claim (of the pod's namespace) into the containers that run
-    `stashplan transfer pitr-restore` and point their `--pgdata` inside it; nothing otherwise. StashplanError
-    naming the param for a claim or pgdata that cannot be mounted so, or a recovery the Job's image cannot run
-    (the session is then Invalid)."""
+    `stashplan transfer pitr-restore` and point their `--pgdata` inside it; nothing otherwise, unless the pod
+    runs in a `cluster`, where such containers need the claim. StashplanError naming the param for a claim or
+    pgdata that cannot be mounted so, for no claim in a cluster, or for a recovery the Job's image cannot run
+    (the session is then Invalid: also for sessions kubectl created, which no manifest check saw)."""
     params = _params(spec)
     claim = params.get("claimName", "")
-    if not claim:
-        return
-    for path, why in pitr_pod_problems(params):  # also for sessions kubectl created
-        raise StashplanError(f"{path}: {why}")
-    pgdata = posixpath.join(PITR_MOUNT, posixpath.normpath(params.get("pgdata") or DEFAULT_SUBDIR))
     restoring = [c for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
                  if "pitr-restore" in [str(a) for a in c.get("args") or []]]
+    if not claim and not (cluster and restoring):
+        return
+    for path, why in pitr_pod_problems(params):
+        raise StashplanError(f"{path}: {why}")
+    pgdata = posixpath.join(PITR_MOUNT, posixpath.normpath(params.get("pgdata") or DEFAULT_SUBDIR))
     if not restoring:
         return
     volumes = [v for v in pod.get("volumes") or [] if v.get("name") != PITR_VOLUME]

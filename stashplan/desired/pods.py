@@ -114,9 +114,10 @@ def runs_transfer(container: Mapping) -> bool:
     return len(argv) > 1 and argv[0].rsplit("/", 1)[-1] == "stashplan" and argv[1] == "transfer"
 
 
-def session_pod(pod: dict, spec: Mapping) -> None:
+def session_pod(pod: dict, spec: Mapping, cluster: bool = False) -> None:
     """Shape a session Job's pod from its BackupConfiguration or RestoreSession spec: runtimeSettings on the
-    pod and its last container, the tempDir and interim volumes. StashplanError when hooks are set but no container runs the transfer that
+    pod and its last container, the tempDir and interim volumes, a point-in-time restore's claim (required
+    when the pod runs in a `cluster`). StashplanError when hooks are set but no container runs the transfer that
     would run them (a Task of foreign Functions)."""
     containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
     hooks = {k: v for k, v in (spec.get("hooks") or {}).items() if v}
@@ -128,7 +129,7 @@ def session_pod(pod: dict, spec: Mapping) -> None:
     if containers:
         apply_runtime(pod, pod["containers"][-1], spec.get("runtimeSettings"))
     session_volumes(pod, spec)
-    mount_pitr_claim(pod, spec)
+    mount_pitr_claim(pod, spec, cluster)
 
 
 def session_job(kind: str, session: dict, pod: dict, timeout_s: int | None, invoker: Mapping[str, str],

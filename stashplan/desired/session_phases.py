@@ -299,7 +299,7 @@ def restore_session(world: World, restore: dict, now: datetime, settings: Settin
         pod = tasks.build_pod_spec(world.tasks[resolved.name], world.functions, inputs, resolved.params)
         mount_local_backend(pod, repo)
         check_pod(pod, settings.check_params)
-        session_pod(pod, restore["spec"])
+        session_pod(pod, restore["spec"], settings.cluster)
         give_secrets(pod, session_secrets(target, repo), repo, meta["namespace"])
     except (StashplanError, ValueError, KeyError) as exc:
         # Invalid: one error line naming it, and plan/apply exit 1 (everything else is still applied)

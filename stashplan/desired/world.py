@@ -25,6 +25,8 @@ class Settings:
     command_available: Callable[[str], bool] | None = field(default=None, compare=False)
     # Beside another Stash operator: act only on opted-in objects (stashplan.desired.scope).
     scope: Scope = Scope.ALL
+    # kube mode: session pods run as Jobs of a Kubernetes cluster (a point-in-time restore must then name a claim).
+    cluster: bool = False
 
 
 @dataclass(frozen=True, slots=True)

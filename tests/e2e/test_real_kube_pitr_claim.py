@@ -1,7 +1,7 @@
 """A point-in-time RestoreSession on a real control plane (make kube-e2e), planned by the operator's own identity:
 the restore Job the API server accepts mounts the PersistentVolumeClaim named by Task param claimName and runs
-`stashplan transfer pitr-restore --pgdata <mount>/<pgdata>`; a session naming a claim of another namespace, or
-asking the Job to recover (the image has no PostgreSQL server), is Invalid with one line and gets no Job. The
+`stashplan transfer pitr-restore --pgdata <mount>/<pgdata>`; a session naming a claim of another namespace or
+none, or asking the Job to recover (the image has no PostgreSQL server), is Invalid with one line and gets no Job. The
 restore itself in a pod is not run here (the local-mode tests run the recovery)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import pytest
 
 from stashplan.api import builtin_addons
 from stashplan.cluster.kube import KubeCluster
+from stashplan.desired.world import Settings
 from stashplan.operator.iteration import run_once
 from tests.e2e.test_real_kube import APPBINDING, installed, operator_kubeconfig  # noqa: F401 (fixtures)
 from tests.fixtures.kube_real import RealKube
@@ -50,8 +51,13 @@ def test_the_restore_job_mounts_the_claim_and_a_session_without_one_gets_no_job(
         admin.create(_session("recovering", [{"name": "claimName", "value": "pg-restored"}]))  # recover: default
         admin.create(_session("elsewhere", [{"name": "claimName", "value": "other/pg-restored"},
                                             {"name": "recover", "value": "false"}]))
-        done = run_once(operator, addons=builtin_addons(), namespace=NS)
-        refused, no_server = sorted(done.plan.refusals)
+        admin.create(_session("no-claim", [{"name": "pgdata", "value": "/srv/pg"},
+                                           {"name": "recover", "value": "false"}]))
+        done = run_once(operator, addons=builtin_addons(), namespace=NS, settings=Settings(cluster=True))  # kube mode's
+        refused, no_claim, no_server = sorted(done.plan.refusals)
+        assert no_claim.startswith("RestoreSession pitr-claim/no-claim: spec.task.params: Task param claimName must "
+                                   "name the PersistentVolumeClaim to restore into"), no_claim
+        assert admin.get("RestoreSession", NS, "no-claim")["status"]["phase"] == "Invalid"
         assert refused.startswith("RestoreSession pitr-claim/elsewhere: spec.task.params: Task param claimName "
                                   "'other/pg-restored' names a claim in another namespace"), refused
         assert no_server.startswith("RestoreSession pitr-claim/recovering: spec.task.params: Task param recover: a "
@@ -61,6 +67,7 @@ def test_the_restore_job_mounts_the_claim_and_a_session_without_one_gets_no_job(
 
         jobs = {j["metadata"]["name"]: j for j in admin.list("Job", NS)}
         assert "stash-restore-elsewhere" not in jobs and "stash-restore-recovering" not in jobs
+        assert "stash-restore-no-claim" not in jobs
         pod = jobs["stash-restore-into-claim"]["spec"]["template"]["spec"]
         assert {"name": "stashplan-pitr-data", "persistentVolumeClaim": {"claimName": "pg-restored"}} in pod["volumes"]
         [container] = pod["containers"]

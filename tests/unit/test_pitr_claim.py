@@ -107,3 +107,32 @@ def test_a_session_read_back_from_the_cluster_with_a_claim_elsewhere_is_invalid_
     [line] = out.refusals
     assert line.startswith("RestoreSession demo/rs: spec.task.params: Task param claimName 'other/pg-restored' "
                            "names a claim in another namespace")
+
+
+def test_a_session_read_back_from_a_cluster_without_a_claim_is_invalid_and_gets_no_job() -> None:
+    """kubectl created it, so no manifest check saw it: in a cluster its Job could only fail (pgdata outside any
+    claim); in local mode the same session writes pgdata on this machine."""
+    from stashplan.api import builtin_addons
+    from stashplan.desired import compute as desired
+    from tests.unit.test_desired_state import NOW
+
+    world = base_world()
+    world["RestoreSession"] = [_pitr_session({"pgdata": "/srv/pg", "recover": "false"})]
+    out = desired.compute(desired.World(world, builtin_addons()), NOW, desired.Settings(cluster=True))
+    assert not [o for o in out.objects if o["kind"] == "Job"]
+    [line] = out.refusals
+    assert line.startswith("RestoreSession demo/rs: spec.task.params: Task param claimName must name the "
+                           "PersistentVolumeClaim to restore into"), line
+    [status] = [s.status for s in out.statuses if s.kind == "RestoreSession"]
+    assert status["phase"] == "Invalid"
+    assert "--pgdata=/srv/pg" in str(_job_pod({"pgdata": "/srv/pg"}))  # local mode: accepted as it was
+
+
+def test_kube_mode_plans_with_the_cluster_setting_and_local_mode_without() -> None:
+    from stashplan.cli import _plain_settings, _settings
+    from stashplan.cluster.factory import settings as cluster_settings
+
+    kube = cluster_settings("kube", None, "/nonexistent/kubeconfig", None)
+    local = cluster_settings("local", None, None, None)
+    for make in (lambda cs: _settings(cs, "img", "", "all"), lambda cs: _plain_settings("img", "", cs, "all")):
+        assert make(kube).cluster and not make(local).cluster
