@@ -80,6 +80,7 @@ JOB_API_USAGE: dict[str, frozenset[str]] = {
     "BackupSession": frozenset({"get", "create"}),
     "AppBinding": frozenset({"get"}),
     "Event": frozenset({"create"}),
+    "Deployment": frozenset({"get"}),  # a WAL receiver reads its own at its stop: gone, its slot is dropped
 }
 JOB_STATUS_WRITERS = ("BackupSession", "RestoreSession", "Repository")
 STATUS_WRITERS = ("Repository", "BackupConfiguration", "BackupSession", "RestoreSession")

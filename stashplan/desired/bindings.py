@@ -1,12 +1,12 @@
 """The identity of a pod that runs as a custom `runtimeSettings.pod.serviceAccountName` (a user's ServiceAccount,
 even `default`): a Role of exactly its invoker's objects (resourceNames: the BackupConfiguration or RestoreSession,
-its Repository, its AppBinding; BackupSessions, whose names the trigger makes, only to get/create and report
-status) and a RoleBinding to it, both in the invoker's namespace (no RoleBinding is made in any other). No Secret
+its Repository, its AppBinding, a configuration's WAL receiver Deployment; BackupSessions, whose names the
+trigger makes, only to get/create and report status) and a RoleBinding to it, both in the invoker's namespace (no RoleBinding is made in any other). No Secret
 permission: the pod receives its Secrets through its spec. Pure: dicts in, dicts out."""
 
 from __future__ import annotations
 
-from stashplan.desired.pods import JOB_IDENTITY, managed_labels
+from stashplan.desired.pods import JOB_IDENTITY, managed_labels, receiver_name
 from stashplan.desired.reads import repository_key, target_key
 from stashplan.objects import k8s_name
 
@@ -29,7 +29,8 @@ def invoker_rules(kind: str, invoker: dict) -> list[dict]:
     if kind == "BackupConfiguration":
         rules += [_rule(STASH, "backupconfigurations", ["get"], [name]),
                   _rule(STASH, "backupsessions", ["get", "create"]),  # the trigger names them when it runs
-                  _rule(STASH, "backupsessions/status", ["patch"])]
+                  _rule(STASH, "backupsessions/status", ["patch"]),
+                  _rule("apps", "deployments", ["get"], [receiver_name(name)])]  # its WAL receiver, at its stop
     else:
         rules += [_rule(STASH, "restoresessions", ["get"], [name]),
                   _rule(STASH, "restoresessions/status", ["patch"], [name])]

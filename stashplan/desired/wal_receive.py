@@ -122,6 +122,7 @@ def wal_receive_deployment(world: World, config: dict, settings: Settings, task:
 
 
 def receiver_args(namespace: str, config_name: str, wal: WalReceive, pushgateway_url: str) -> list[str]:
+    """The receiver's command line; `--deployment` names its own Deployment, whose end drops the slot."""
     args = ["transfer", "wal-receive", f"--namespace={namespace}", f"--backupconfiguration={config_name}",
-            f"--slot={wal.slot}", f"--partial-interval={wal.interval:g}"]
+            f"--slot={wal.slot}", f"--partial-interval={wal.interval:g}", f"--deployment={receiver_name(config_name)}"]
     return [*args, f"--pushgateway-url={pushgateway_url}"] if pushgateway_url else args

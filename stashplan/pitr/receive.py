@@ -69,6 +69,15 @@ def receivewal_argv(source: Source, options: Options, *, create: bool) -> tuple[
     return (options.pg_receivewal, *conn, "-D", str(options.directory), "--synchronous")
 
 
+def drop_slot(source: Source, options: Options) -> None:
+    """Drop the replication slot (the server then stops keeping WAL for it); StashplanError with pg_receivewal's
+    message when it cannot (the slot is active again, the server is unreachable, the role may not)."""
+    conn = ("-h", source.host, "-p", str(source.port), "-U", source.user, "-w", "-S", options.slot)
+    done = subprocess.run((options.pg_receivewal, *conn, "--drop-slot"), capture_output=True, text=True)
+    if done.returncode:
+        raise StashplanError(f"pg_receivewal --drop-slot {options.slot}: {done.stderr.strip()}")
+
+
 PR_SET_PDEATHSIG = 1
 
 

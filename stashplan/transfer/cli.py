@@ -248,6 +248,9 @@ def wal_receive_command(
     pg_receivewal: Annotated[str, typer.Option("--pg-receivewal", help="The pg_receivewal binary.")] = "pg_receivewal",
     psql: Annotated[str, typer.Option("--psql", help="The psql binary (the slot's lag).")] = "psql",
     pushgateway_url: Pushgateway = "",
+    deployment: Annotated[str, typer.Option(
+        "--deployment", help="The Deployment running this receiver: when it is gone at SIGTERM (or runs another "
+        "slot), the slot is dropped.")] = "",
 ) -> None:
     """PostgreSQL: stream WAL over a replication slot into the BackupConfiguration's Repository (Task param
     walArchive=receive), reading its AppBinding, Secrets and Repository as its backup Jobs do; until SIGTERM."""
@@ -259,7 +262,7 @@ def wal_receive_command(
         slot = check_slot(slot or f"stashplan_{backupconfiguration}")
     except ValueError as exc:
         _fail_input(StashplanError(str(exc)))
-    opts = ReceiveOptions(slot, interval, directory, pg_receivewal, psql, _pushgateway(pushgateway_url))
+    opts = ReceiveOptions(slot, interval, directory, pg_receivewal, psql, _pushgateway(pushgateway_url), deployment)
     given = pod_inputs(os.environ)
     try:
         cluster = connect()

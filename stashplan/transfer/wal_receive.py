@@ -18,11 +18,11 @@ from providers.databases.postgres import PostgresProvider
 from providers.storage import storage_from_repository
 from stashplan import metrics
 from stashplan.cluster.base import Cluster
-from stashplan.errors import TransferError
+from stashplan.errors import NotFound, TransferError
 from stashplan.objects import set_condition
 from stashplan.pitr import continuity
 from stashplan.pitr.inventory import take_inventory
-from stashplan.pitr.receive import Options, Receiver, Source, check_slot
+from stashplan.pitr.receive import Options, Receiver, Source, check_slot, drop_slot
 from stashplan.repository import Repository
 from stashplan.repository.opening import open_repository
 from stashplan.transfer.context import PodInputs, SessionContext, load_configuration
@@ -43,6 +43,7 @@ class ReceiveOptions:
     pg_receivewal: str = "pg_receivewal"
     psql: str = "psql"
     pushgateway_url: str = ""
+    deployment: str = ""  # the Deployment running it: once that is gone (or moved to another slot), drop the slot
 
 
 def work_directory(namespace: str, name: str, given: str = "") -> Path:
@@ -83,8 +84,50 @@ def receive(cluster: Cluster, namespace: str, name: str, opts: ReceiveOptions, g
             finally:
                 stop.set()
                 refresher.join(timeout=30)
+            if opts.deployment:
+                _drop_slot_if_retired(cluster, ctx, opts.deployment, source, options)
         finally:
             repo.close()
+
+
+def retired(cluster: Cluster, namespace: str, deployment: str, slot: str) -> str | None:
+    """Why nothing will stream through `slot` again once this receiver has stopped: its Deployment is gone (its
+    BackupConfiguration deleted, or walArchive removed), being deleted, or now runs another slot (walSlot
+    changed). None while the Deployment still runs this slot (a restart, a pause, a node drained) or when it
+    cannot be read (the slot is kept: dropping it wrongly loses the WAL a restarted receiver would resume from)."""
+    try:
+        found = cluster.get("Deployment", namespace, deployment)
+    except NotFound:
+        return f"its Deployment {namespace}/{deployment} is gone"
+    except Exception as exc:
+        log.warning("could not read Deployment %s/%s to tell whether slot %s is still used (%s); it is kept",
+                    namespace, deployment, slot, describe(exc))  # fmt: skip
+        return None
+    if (found.get("metadata") or {}).get("deletionTimestamp"):
+        return f"its Deployment {namespace}/{deployment} is being deleted"
+    args = [str(a) for c in ((found.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+            for a in c.get("args") or []]  # fmt: skip
+    slots = {a.split("=", 1)[1] for a in args if a.startswith("--slot=")}
+    if slots and slot not in slots:
+        return f"its Deployment {namespace}/{deployment} now streams through slot {', '.join(sorted(slots))}"
+    return None
+
+
+def _drop_slot_if_retired(cluster: Cluster, ctx: SessionContext, deployment: str, source: Source,
+                          options: Options) -> None:
+    """After a stop: drop the replication slot nothing will use again, so that the server stops keeping WAL for
+    it (a forgotten slot fills the database's disk). A failure is one warning line saying what to run."""
+    why = retired(cluster, ctx.namespace, deployment, options.slot)
+    if why is None:
+        log.info("slot %s kept: the receiver's Deployment still runs it", options.slot)
+        return
+    try:
+        drop_slot(source, options)
+    except Exception as exc:
+        log.warning("%s, but replication slot %s could not be dropped (%s): the server keeps WAL for it until "
+                    "it is (SELECT pg_drop_replication_slot('%s'))", why, options.slot, describe(exc), options.slot)
+        return
+    log.info("%s: dropped replication slot %s (the server no longer keeps WAL for it)", why, options.slot)
 
 
 def refresh_status(

@@ -1,7 +1,8 @@
 """A base-backup BackupConfiguration with Task param walArchive=receive, in local mode, on a real PostgreSQL 15 that
 does not archive: the loop's iterations start its WAL receiver (the Deployment's process), which creates the slot
 and streams commits into the Repository; killed with -9, it is restarted by a later iteration; paused, the
-configuration's receiver stops and the slot goes idle. Between base backups the receiver keeps the Repository's
+configuration's receiver stops and the slot goes idle (kept); a receiver whose Deployment ends or moves to
+another slot drops the slot it no longer uses. Between base backups the receiver keeps the Repository's
 window and its Pushgateway gauges current, with a heartbeat that stops while it is frozen."""
 
 from __future__ import annotations
@@ -39,12 +40,12 @@ KEY = (NS, "pg-base-wal-receive")
 STREAMING = f"SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{SLOT}'"
 
 
-def _objects(pg: ArchivingPostgres, folder: Path, *, paused: bool = False) -> list[dict]:
+def _objects(pg: ArchivingPostgres, folder: Path, *, paused: bool = False, slot: str = SLOT) -> list[dict]:
     docs = basebackup_objects(pg, NS, prune=False)
     config = next(d for d in docs if d["kind"] == "BackupConfiguration")
     config["spec"]["task"]["params"] = [
         {"name": "walArchive", "value": "receive"},
-        {"name": "walSlot", "value": SLOT},
+        {"name": "walSlot", "value": slot},
         {"name": "walPartialInterval", "value": "0.5"},
     ]
     config["spec"]["paused"] = paused
@@ -146,6 +147,37 @@ def test_the_loop_runs_the_receiver_restarts_it_after_a_kill_and_stops_it_when_p
         until("the slot to go idle", lambda: pg.sql(active) == "f", seconds=30)
         [available] = cluster.get("Deployment", *KEY)["status"]["conditions"]
         assert available["reason"] == "ScaledToZero"
+        assert _slots(pg) == [SLOT]  # paused, not gone: the slot keeps the WAL for when it resumes
+    finally:
+        loop.close()
+
+
+def _slots(pg: ArchivingPostgres) -> list[str]:
+    return sorted(filter(None, pg.sql("SELECT slot_name FROM pg_replication_slots").split()))
+
+
+def test_a_receiver_whose_deployment_ends_or_changes_slot_drops_the_slot_it_no_longer_uses(
+    streaming_postgres: ArchivingPostgres, tmp_path: Path
+) -> None:
+    """A forgotten slot makes the server keep WAL until its disk fills: walSlot changed, the old slot is dropped
+    and the new one streams; the configuration deleted, its receiver drops the slot as it stops."""
+    pg = streaming_postgres
+    loop = _Loop(pg, tmp_path)
+    renamed = "stashplan_e2e_renamed"
+    try:
+        loop.until("the receiver to stream", lambda: pg.sql(STREAMING) == "t")
+        assert _slots(pg) == [SLOT]
+        loop.objs = _objects(pg, tmp_path / "manifests", slot=renamed)
+        loop.until("the old slot dropped and the new one streaming", lambda: _slots(pg) == [renamed] and pg.sql(
+            f"SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{renamed}'") == "t")
+        assert "now streams through slot stashplan_e2e_renamed: dropped replication slot stashplan_e2e" in \
+            loop.log.read_text()
+
+        loop.objs = [o for o in loop.objs if o["kind"] != "BackupConfiguration"]
+        loop.cluster.delete("BackupConfiguration", NS, KEY[1].removesuffix("-wal-receive"))  # its Deployment too
+        loop.until("the receiver to stop and drop its slot", lambda: _slots(pg) == [], seconds=60)
+        assert KEY not in loop.controllers.deployments.procs
+        assert "is gone: dropped replication slot stashplan_e2e_renamed" in loop.log.read_text()
     finally:
         loop.close()
 

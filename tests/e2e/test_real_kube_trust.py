@@ -110,8 +110,14 @@ def test_a_namespaces_job_identities_read_no_secret_and_nothing_of_another_names
     assert not allowed(real_kube, default, "get", "backupconfigurations", "team-a", "other", STASH)
     assert not allowed(real_kube, default, "get", "restoresessions", "team-a", "any", STASH)
     assert not allowed(real_kube, default, "get", "appbindings", "team-a", "elsewhere", "appcatalog.appscode.com")
+    # a WAL receiver reads its own Deployment when it stops (gone: it drops its slot), and only that one
+    assert allowed(real_kube, default, "get", "deployments", "team-a", "nightly-wal-receive", "apps")
+    assert not allowed(real_kube, default, "get", "deployments", "team-a", "other-wal-receive", "apps")
+    assert not allowed(real_kube, default, "list", "deployments", "team-a", "", "apps")
     # the namespace's own job identity still does its work
     job = "team-a:stashplan-job"
     assert allowed(real_kube, job, "get", "backupconfigurations", "team-a", "other", STASH)
+    assert allowed(real_kube, job, "get", "deployments", "team-a", "other-wal-receive", "apps")
+    assert not allowed(real_kube, job, "get", "deployments", "team-b", "db-wal-receive", "apps")
     assert allowed(real_kube, job, "create", "backupsessions", "team-a", "", STASH)
     assert allowed(real_kube, job, "patch", "backupsessions", "team-a", "s-1", STASH, subresource="status")

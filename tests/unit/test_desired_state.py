@@ -396,6 +396,7 @@ def test_a_custom_service_account_gets_a_role_of_its_own_invokers_objects_only(a
     rules = rbac[("Role", "demo", "stashplan-job-backup-nightly")]["rules"]
     assert not [r for r in rules if "secrets" in r["resources"]]
     named = {r["resources"][0]: r.get("resourceNames") for r in rules}
-    # Its own configuration and AppBinding only; the shared Repository (another namespace) comes in the pod spec.
+    # Its own configuration and AppBinding only; the shared Repository (another namespace) comes in the pod spec;
+    # its WAL receiver's Deployment, which a receiver reads when it stops.
     assert named == {"backupconfigurations": ["nightly"], "appbindings": ["pg"], "backupsessions": None,
-                     "backupsessions/status": None, "events": None}
+                     "backupsessions/status": None, "events": None, "deployments": ["nightly-wal-receive"]}

@@ -59,7 +59,8 @@ def test_walarchive_receive_adds_a_deployment_running_the_backup_jobs_pod_as_a_r
     assert pod["restartPolicy"] == "Always"
     assert container["command"] == ["stashplan"]
     assert container["args"] == ["transfer", "wal-receive", "--namespace=demo", "--backupconfiguration=nightly",
-                                 "--slot=stashplan_nightly", "--partial-interval=5"]
+                                 "--slot=stashplan_nightly", "--partial-interval=5",
+                                 "--deployment=nightly-wal-receive"]  # its end drops the slot
     # The identity, image and Secrets of a backup Job of the same configuration.
     [job] = [o for o in out.objects if o["kind"] == "Job"]
     job_pod = job["spec"]["template"]["spec"]
