@@ -54,7 +54,8 @@ class ObservedCollector(Collector):
                                     "Unix time the BackupConfiguration was created.", labels=CONFIG_LABELS)
         receiver = GaugeMetricFamily(
             "stashplan_backupconfiguration_wal_receiver",
-            "1 when the BackupConfiguration's WAL receiver should be running (walArchive receive, not paused).",
+            "1 when the BackupConfiguration's WAL receiver should be running and pushing (walArchive receive, not "
+            "paused, a Pushgateway URL given).",
             labels=CONFIG_LABELS)
         for namespace, name in o.receivers:
             receiver.add_metric([namespace, "BackupConfiguration", name], 1.0)

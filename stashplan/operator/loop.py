@@ -196,13 +196,14 @@ def run_loop(ctx: LoopContext) -> int:
 
 def _in_scope(source: Cluster, ctx: LoopContext) -> tuple[list[dict], list[dict], list[dict]]:
     """The BackupConfigurations and the sessions the loop logs phases and metrics of: those in its scope (another
-    Stash operator reports on the rest); and the Deployments (loop_metrics keeps the scope's WAL receivers)."""
+    Stash operator reports on the rest); and the Deployments (loop_metrics keeps the scope's WAL receivers), none
+    without a Pushgateway URL: receivers then push no heartbeat, and saying they should would raise alerts."""
     found: dict[str, Sequence[dict]] = {kind: source.list(kind, ctx.namespace)
                                         for kind in ("BackupConfiguration", "BackupSession", "RestoreSession")}
     if ctx.settings.scope is not Scope.ALL:
         found, _ = narrow({**found, "Namespace": source.list("Namespace")}, ctx.settings.scope)
     return (list(found["BackupConfiguration"]), [*found["BackupSession"], *found["RestoreSession"]],
-            list(source.list("Deployment", ctx.namespace)))
+            list(source.list("Deployment", ctx.namespace)) if ctx.settings.pushgateway_url else [])
 
 
 def _sleep(delay: float, stop: StopFlag, controllers: LocalControllers | None) -> None:

@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -141,3 +142,30 @@ def test_metrics_say_which_wal_receivers_should_run_and_forget_them_when_they_sh
     assert samples(fetch(health, "/metrics")[1])[("stashplan_backupconfiguration_wal_receiver", base)] == 1
     health.observe(observe([config], [], [{**receiver, "spec": {"replicas": 0}}]))  # paused
     assert "stashplan_backupconfiguration_wal_receiver{" not in fetch(health, "/metrics")[1]
+
+
+@pytest.mark.parametrize("pushgateway", ["http://127.0.0.1:9/", ""])
+def test_the_loop_exports_a_planned_receiver_only_with_a_pushgateway_its_heartbeat_can_reach(
+    health: HealthServer, tmp_path: Path, pushgateway: str
+) -> None:
+    """Without a Pushgateway URL the receivers push no heartbeat; saying they should run would raise
+    StashplanWALReceiverNeverChecked for ever."""
+    from stashplan.api import builtin_addons, validate_objects
+    from stashplan.cluster.local.store import LocalCluster
+    from stashplan.desired.world import Settings
+    from stashplan.operator.loop import LoopContext, run_loop
+    from tests.unit.test_wal_receive_plan import world
+
+    docs = [o for objs in world({"walArchive": "receive"}).values() for o in objs]
+    manifests = validate_objects([("w.yaml", d) for d in docs])
+    cluster = LocalCluster(tmp_path / "state.db")
+    try:
+        run_loop(LoopContext(cluster, 0.01, load_manifests=lambda: manifests, addons=builtin_addons(),
+                             settings=Settings(pushgateway_url=pushgateway), max_iterations=1, health=health))
+        assert [d["metadata"]["name"] for d in cluster.list("Deployment", "demo")] == ["nightly-wal-receive"]
+    finally:
+        cluster.close()
+    got = samples(fetch(health, "/metrics")[1])
+    key = ("stashplan_backupconfiguration_wal_receiver",
+           (("invoker_kind", "BackupConfiguration"), ("invoker_name", "nightly"), ("namespace", "demo")))
+    assert got.get(key) == (1 if pushgateway else None)
