@@ -21,7 +21,7 @@ from stashplan.errors import LeadershipLost
 from stashplan.operator.incremental import INFORMED_KINDS, Incremental
 from stashplan.operator.informer import Informer
 from stashplan.operator.iteration import Iteration, LocalControllers, gc_paused, run_once
-from stashplan.operator.loop_metrics import observe
+from stashplan.operator.loop_metrics import RECEIVER_LABELS, observe
 from stashplan.operator.phase_log import PhaseLog
 
 if TYPE_CHECKING:  # the loop's parts; a one-shot plan or apply starts without importing them
@@ -203,7 +203,7 @@ def _in_scope(source: Cluster, ctx: LoopContext) -> tuple[list[dict], list[dict]
     if ctx.settings.scope is not Scope.ALL:
         found, _ = narrow({**found, "Namespace": source.list("Namespace")}, ctx.settings.scope)
     return (list(found["BackupConfiguration"]), [*found["BackupSession"], *found["RestoreSession"]],
-            list(source.list("Deployment", ctx.namespace)) if ctx.settings.pushgateway_url else [])
+            list(source.list("Deployment", ctx.namespace, RECEIVER_LABELS)) if ctx.settings.pushgateway_url else [])
 
 
 def _sleep(delay: float, stop: StopFlag, controllers: LocalControllers | None) -> None:

@@ -79,6 +79,9 @@ def _deadline(obj: dict) -> SessionDeadline | None:
     return SessionDeadline(meta.get("namespace", ""), invoker_kind, invoker_name, meta["name"], deadline)
 
 
+RECEIVER_LABELS = {MANAGED_LABEL: MANAGED_VALUE, COMPONENT: RECEIVER_ROLE}  # what the loop lists Deployments by
+
+
 def _receivers(configs: list[dict], deployments: Iterable[dict]) -> tuple[tuple[str, str], ...]:
     """(namespace, configuration) of each stashplan WAL receiver Deployment that asks for a replica (a paused
     configuration's has none) and belongs to one of `configs` (another operator's scope reports its own)."""
@@ -86,8 +89,8 @@ def _receivers(configs: list[dict], deployments: Iterable[dict]) -> tuple[tuple[
     found = set()
     for d in deployments:
         labels = (d.get("metadata") or {}).get("labels") or {}
-        if (labels.get(MANAGED_LABEL) != MANAGED_VALUE or labels.get(COMPONENT) != RECEIVER_ROLE
-                or labels.get(INVOKER_TYPE) != "BackupConfiguration"):
+        if any(labels.get(k) != v for k, v in RECEIVER_LABELS.items()) or labels.get(INVOKER_TYPE) != \
+                "BackupConfiguration":
             continue
         replicas = (d.get("spec") or {}).get("replicas", 1)
         key = (str(d["metadata"].get("namespace", "")), str(labels.get(INVOKER_NAME, "")))
