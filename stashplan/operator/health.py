@@ -186,8 +186,12 @@ class HealthServer:
         self.metrics.observed.update(observed)
 
     def heartbeat(self, leader: bool = False) -> None:
-        """The loop is alive (e.g. a standby waiting for the lease); a standby counts as ready."""
+        """The loop is alive (e.g. a standby waiting for the lease); a standby counts as ready. A standby exports
+        nothing about the objects: the leader does, and a former leader's values would only go stale (a session
+        it saw Running would pass its deadline for ever)."""
         self.metrics.leader.set(1 if leader else 0)
+        if not leader:
+            self.metrics.observed.update(Observed())
         with self._lock:
             self._last_beat = time.monotonic()
             self._ready = self._ready or not leader

@@ -169,3 +169,21 @@ def test_the_loop_exports_a_planned_receiver_only_with_a_pushgateway_its_heartbe
     key = ("stashplan_backupconfiguration_wal_receiver",
            (("invoker_kind", "BackupConfiguration"), ("invoker_name", "nightly"), ("namespace", "demo")))
     assert got.get(key) == (1 if pushgateway else None)
+
+
+def test_a_former_leader_waiting_as_a_standby_exports_nothing_about_the_objects(health: HealthServer) -> None:
+    """Otherwise its last view stays on /metrics beside the new leader's: a session it saw Running passes its
+    deadline there for ever (StashplanSessionPastTimeout), a configuration deleted since stays."""
+    config = {"kind": "BackupConfiguration", "metadata": {"name": "daily", "namespace": "demo"},
+              "spec": {"schedule": "0 2 * * *"}}
+    running = {"kind": "BackupSession", "metadata": {"name": "daily-1", "namespace": "demo"},
+               "spec": {"invoker": {"name": "daily"}},
+               "status": {"phase": "Running", "sessionDeadline": "2024-05-02T02:30:00Z"}}
+    health.heartbeat(leader=True)
+    health.observe(observe([config], [running]))
+    text = fetch(health, "/metrics")[1]
+    assert "stashplan_session_deadline_timestamp_seconds{" in text and 'invoker_name="daily"' in text
+    health.heartbeat(leader=False)  # the lease went to another replica
+    text = fetch(health, "/metrics")[1]
+    assert 'invoker_name="daily"' not in text and "stashplan_session_deadline_timestamp_seconds{" not in text
+    assert samples(text)[("stashplan_leader", ())] == 0
