@@ -119,7 +119,7 @@ def _drop_slot_if_retired(cluster: Cluster, ctx: SessionContext, deployment: str
     it (a forgotten slot fills the database's disk). A failure is one warning line saying what to run."""
     why = retired(cluster, ctx.namespace, deployment, options.slot)
     if why is None:
-        log.info("slot %s kept: the receiver's Deployment still runs it", options.slot)
+        log.info("slot %s kept for the receiver's next start", options.slot)
         return
     try:
         drop_slot(source, options)
