@@ -63,17 +63,21 @@ def receivewal_argv(source: Source, options: Options, *, create: bool) -> tuple[
     """pg_receivewal creating the slot if it is missing (then exiting), or streaming through it into the
     directory, flushing and confirming each write at once (--synchronous: the slot's position is what is on
     disk here), never prompting for a password."""
-    conn = ("-h", source.host, "-p", str(source.port), "-U", source.user, "-w", "-S", options.slot)
     if create:
-        return (options.pg_receivewal, *conn, "--create-slot", "--if-not-exists")
-    return (options.pg_receivewal, *conn, "-D", str(options.directory), "--synchronous")
+        return (options.pg_receivewal, *_slot_conn(source, options), "--create-slot", "--if-not-exists")
+    return (options.pg_receivewal, *_slot_conn(source, options), "-D", str(options.directory), "--synchronous")
+
+
+def _slot_conn(source: Source, options: Options) -> tuple[str, ...]:
+    """pg_receivewal's connection to the server and its slot, never prompting for a password."""
+    return ("-h", source.host, "-p", str(source.port), "-U", source.user, "-w", "-S", options.slot)
 
 
 def drop_slot(source: Source, options: Options) -> None:
     """Drop the replication slot (the server then stops keeping WAL for it); StashplanError with pg_receivewal's
     message when it cannot (the slot is active again, the server is unreachable, the role may not)."""
-    conn = ("-h", source.host, "-p", str(source.port), "-U", source.user, "-w", "-S", options.slot)
-    done = subprocess.run((options.pg_receivewal, *conn, "--drop-slot"), capture_output=True, text=True)
+    done = subprocess.run((options.pg_receivewal, *_slot_conn(source, options), "--drop-slot"),
+                          capture_output=True, text=True)
     if done.returncode:
         raise StashplanError(f"pg_receivewal --drop-slot {options.slot}: {done.stderr.strip()}")
 

@@ -105,8 +105,8 @@ def retired(cluster: Cluster, namespace: str, deployment: str, slot: str) -> str
         return None
     if (found.get("metadata") or {}).get("deletionTimestamp"):
         return f"its Deployment {namespace}/{deployment} is being deleted"
-    args = [str(a) for c in ((found.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
-            for a in c.get("args") or []]  # fmt: skip
+    pod = ((found.get("spec") or {}).get("template") or {}).get("spec") or {}
+    args = [str(a) for c in pod.get("containers") or [] for a in c.get("args") or []]
     slots = {a.split("=", 1)[1] for a in args if a.startswith("--slot=")}
     if slots and slot not in slots:
         return f"its Deployment {namespace}/{deployment} now streams through slot {', '.join(sorted(slots))}"

@@ -29,6 +29,16 @@ def _series(text: str, name: str) -> list[tuple[dict[str, str], float]]:
             if s.name == name]  # fmt: skip
 
 
+def _backed_up(w: StashWorld, sqlite_file: Path, pushgateway: str = "", repo: str = "repo", *,
+               backend: dict | None = None, secret: dict[str, str] | None = None) -> None:
+    """BackupConfiguration `cfg` of a SQLite database into Repository `repo`, after one Succeeded backup."""
+    w.appbinding("app-db", f"sqlite://{sqlite_file}")
+    w.repository(repo, backend=backend, secret=secret)
+    w.backup_config("cfg", "app-db", repo=repo)
+    w.backup_session("cfg", "s1")
+    assert backup(w.cluster, w.namespace, "s1", TransferOptions(database="sqlite", pushgateway_url=pushgateway)).ok
+
+
 def _refresh(w: StashWorld, url: str, caught_up: float | None = None, every: float | None = None,
              now: datetime | None = None) -> None:
     """One status refresh of the receiver of BackupConfiguration `cfg`."""
@@ -44,12 +54,8 @@ def test_the_refresh_replaces_the_base_backups_window_series_and_keeps_its_other
     stash_world: StashWorld, sqlite_file: Path, s3_bucket: S3Bucket, pushgateway: str
 ) -> None:
     w = stash_world
-    w.appbinding("app-db", f"sqlite://{sqlite_file}")
     backend = {"s3": {"endpoint": s3_bucket.endpoint.url, "bucket": s3_bucket.name, "prefix": "demo/app-db"}}
-    w.repository("s3-repo", backend=backend, secret=s3_bucket.endpoint.env())
-    w.backup_config("cfg", "app-db", repo="s3-repo")
-    w.backup_session("cfg", "s1")
-    assert backup(w.cluster, w.namespace, "s1", TransferOptions(database="sqlite", pushgateway_url=pushgateway)).ok
+    _backed_up(w, sqlite_file, pushgateway, "s3-repo", backend=backend, secret=s3_bucket.endpoint.env())
     [(labels, _)] = _series(read_metrics(pushgateway), "stash_repository_integrity")
     assert (labels["job"], labels["bucket"], labels["prefix"]) == ("backupconfiguration-demo-cfg", s3_bucket.name,
                                                                    "demo/app-db")  # fmt: skip
@@ -76,11 +82,7 @@ def test_an_unreachable_pushgateway_is_one_warning_without_credentials_and_the_s
     stash_world: StashWorld, sqlite_file: Path, closed_port_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     w = stash_world
-    w.appbinding("app-db", f"sqlite://{sqlite_file}")
-    w.repository()
-    w.backup_config("cfg", "app-db")
-    w.backup_session("cfg", "s1")
-    assert backup(w.cluster, w.namespace, "s1", TransferOptions(database="sqlite")).ok
+    _backed_up(w, sqlite_file)
     url = closed_port_url.replace("http://", "http://metrics:hunter2@")
     with caplog.at_level(logging.WARNING):
         _refresh(w, url)
@@ -95,11 +97,7 @@ def test_each_refresh_pushes_the_receivers_heartbeat_under_its_configurations_la
     stash_world: StashWorld, sqlite_file: Path, pushgateway: str
 ) -> None:
     w = stash_world
-    w.appbinding("app-db", f"sqlite://{sqlite_file}")
-    w.repository("repo")
-    w.backup_config("cfg", "app-db", repo="repo")
-    w.backup_session("cfg", "s1")
-    assert backup(w.cluster, w.namespace, "s1", TransferOptions(database="sqlite", pushgateway_url=pushgateway)).ok
+    _backed_up(w, sqlite_file, pushgateway)
     assert _series(read_metrics(pushgateway), continuity.REFRESHED) == []  # a base backup is no receiver
 
     first = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
